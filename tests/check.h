@@ -1,0 +1,53 @@
+/* A minimal test harness shared by every tests/test_*.c: CHECK records a failure and goes on,
+ * CHECK_EQ_INT/CHECK_NEAR print both values, and check_report() prints "N passed, N failed"
+ * and returns the process exit code. */
+#ifndef SG_TESTS_CHECK_H
+#define SG_TESTS_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+
+static int check_passed, check_failed;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            check_passed++;                                                              \
+        } else {                                                                         \
+            check_failed++;                                                              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                             \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            check_passed++;                                                              \
+        } else {                                                                         \
+            check_failed++;                                                              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                                \
+            fputc('\n', stderr);                                                         \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                               \
+    do {                                                                                 \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                  \
+        CHECK_MSG(check_a_ == check_b_, "%lld != %lld", check_a_, check_b_);             \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                            \
+    do {                                                                                 \
+        double check_a_ = (double)(a), check_b_ = (double)(b);                           \
+        CHECK_MSG(fabs(check_a_ - check_b_) <= (tol), "%g vs %g (tol %g)", check_a_,     \
+                  check_b_, (double)(tol));                                              \
+    } while (0)
+
+static inline int check_report(const char *name)
+{
+    printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+
+#endif
