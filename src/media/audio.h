@@ -1,0 +1,46 @@
+/* Audio decoding for /audio and /query: WAV files (RIFF/WAVE, PCM 8/16/24/32-bit integer, 32/64-bit
+ * float, WAVE_FORMAT_EXTENSIBLE; any rate; mono, stereo or more channels) and headerless PCM
+ * (s16le, f32le) with a given rate. Output is always 16 kHz mono float in [-1, 1]: channels are
+ * averaged, other rates are resampled with libsamplerate's band-limited sinc converter. */
+#ifndef SG_MEDIA_AUDIO_H
+#define SG_MEDIA_AUDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+#define SG_AUDIO_RATE 16000
+
+typedef enum sg_audio_format {
+    SG_AUDIO_AUTO = 0,  /* WAV if the bytes start with RIFF/WAVE, else an error */
+    SG_AUDIO_WAV,
+    SG_AUDIO_PCM_S16LE,
+    SG_AUDIO_PCM_F32LE
+} sg_audio_format;
+
+typedef struct sg_audio {
+    float *samples;   /* n samples, 16 kHz mono, owned */
+    size_t n;
+    int src_rate;     /* rate of the input */
+    int src_channels; /* channels of the input */
+    double duration_s;
+} sg_audio;
+
+/* "wav", "pcm_s16le", "pcm_f32le" (also "pcm" = s16le, "s16le", "f32le"); NULL or "" = auto.
+ * Unknown names give SG_EINVAL. */
+sg_status sg_audio_format_parse(const char *name, sg_audio_format *out, sg_error *err);
+
+/* Decodes buf. For PCM formats sample_rate must be given (8000..192000) and channels is 1 (the
+ * contract's headerless PCM is mono); for WAV, sample_rate is ignored. max_seconds > 0 refuses
+ * input longer than that with SG_ETOOBIG before resampling. Errors: SG_EAUDIO (malformed, truncated,
+ * unsupported encoding, zero samples), SG_EINVAL (bad rate), SG_ETOOBIG, SG_ENOMEM. */
+sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,
+                          double max_seconds, sg_audio *out, sg_error *err);
+void sg_audio_free(sg_audio *a);
+
+/* Band-limited resampling of mono float audio; *out is malloc'ed. */
+sg_status sg_audio_resample(const float *in, size_t n, int in_rate, int out_rate, float **out,
+                            size_t *out_n, sg_error *err);
+
+#endif
