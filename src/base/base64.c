@@ -7,26 +7,29 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* 0..63 for alphabet characters, 64 for '=', 65 for CR/LF, 255 for anything else. */
-static uint8_t b64_class[256];
-static int b64_class_ready;
-
-static void b64_init(void)
+/* 0..63 for alphabet characters, 64 for '=', 65 for CR/LF, 255 for anything else. Computed per
+ * byte rather than from a lazily filled table: a table filled on first use is a data race when
+ * two threads decode at once (one thread's memset can wipe entries another is reading). */
+static uint8_t b64_class(uint8_t c)
 {
-    if (b64_class_ready)
-        return;
-    memset(b64_class, 255, sizeof b64_class);
-    for (int i = 0; i < 64; i++)
-        b64_class[(uint8_t)b64_alphabet[i]] = (uint8_t)i;
-    b64_class['='] = 64;
-    b64_class['\r'] = 65;
-    b64_class['\n'] = 65;
-    b64_class_ready = 1; /* idempotent: concurrent first calls write the same bytes */
+    if (c >= 'A' && c <= 'Z')
+        return (uint8_t)(c - 'A');
+    if (c >= 'a' && c <= 'z')
+        return (uint8_t)(c - 'a' + 26);
+    if (c >= '0' && c <= '9')
+        return (uint8_t)(c - '0' + 52);
+    switch (c) {
+    case '+': return 62;
+    case '/': return 63;
+    case '=': return 64;
+    case '\r':
+    case '\n': return 65;
+    default: return 255;
+    }
 }
 
 sg_status sg_base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len, sg_error *err)
 {
-    b64_init();
     *out = NULL;
     *out_len = 0;
     if (!in)
@@ -45,7 +48,7 @@ sg_status sg_base64_decode(const char *in, size_t len, uint8_t **out, size_t *ou
     int nacc = 0, npad = 0;
     size_t o = 0, nsym = 0;
     for (size_t i = start; i < len; i++) {
-        uint8_t c = b64_class[(uint8_t)in[i]];
+        uint8_t c = b64_class((uint8_t)in[i]);
         if (c == 65)
             continue;
         if (c == 255) {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages smartglass-edge needs to build, test, fuzz and benchmark.
+# Does nothing when they are all present; otherwise runs apt-get update, then apt-get install.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config            # toolchain
+  clang libclang-rt-dev                       # libFuzzer and sanitizer runtimes (fuzz targets)
+  libmicrohttpd-dev libjansson-dev            # HTTP server, JSON
+  libturbojpeg0-dev libpng-dev zlib1g-dev     # JPEG (DCT-scaled decode), PNG, gzip
+  libsamplerate0-dev                          # band-limited audio resampling
+  libcurl4-openssl-dev                        # HTTP client for the integration tests
+  wrk                                         # HTTP benchmark (bench/)
+  ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,64 @@
+/* The model interfaces a turn plugs into. Each backend is a small vtable plus an opaque self
+ * pointer, so a model issue only has to fill one in: vision (CLIP), ASR (Whisper), VAD (Silero),
+ * LLM (the SNN student). A NULL backend means "no model configured": the turn then uses the
+ * pixel-statistics describer for vision and the rule-based responder for language, reports that
+ * honestly in metadata, and refuses work that truly needs a model (speech without ASR). */
+#ifndef SG_AGENT_BACKENDS_H
+#define SG_AGENT_BACKENDS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+#include "media/image.h"
+
+typedef struct sg_vision_result {
+    char visual_context[512]; /* e.g. "Scene appears to be: street scene (confidence: 61.20%)" */
+    json_t *scene;            /* structured labels/scores for the frame response (owned) */
+} sg_vision_result;
+
+typedef struct sg_vision_backend {
+    const char *name;   /* reported in metadata.models.vision, e.g. "clip-vit-base-patch32 int8" */
+    int min_short_side; /* decode frames at least this large on the short side */
+    sg_status (*analyze)(void *self, const sg_image *img, sg_vision_result *out, sg_error *err);
+    void *self;
+} sg_vision_backend;
+
+typedef struct sg_speech_segment {
+    double start_s, end_s;
+} sg_speech_segment;
+
+typedef struct sg_vad_backend {
+    const char *name;
+    /* Speech segments of 16 kHz mono audio; *segs is malloc'ed. */
+    sg_status (*segments)(void *self, const float *pcm, size_t n, sg_speech_segment **segs,
+                          size_t *nsegs, sg_error *err);
+    void *self;
+} sg_vad_backend;
+
+typedef struct sg_asr_backend {
+    const char *name;
+    /* Transcribes 16 kHz mono audio; *text is malloc'ed. language may be NULL (auto). */
+    sg_status (*transcribe)(void *self, const float *pcm, size_t n, const char *language,
+                            char **text, sg_error *err);
+    void *self;
+} sg_asr_backend;
+
+typedef struct sg_llm_backend {
+    const char *name;
+    /* Generates a reply; *text is malloc'ed. */
+    sg_status (*generate)(void *self, const char *system, const char *prompt, int max_tokens,
+                          char **text, sg_error *err);
+    void *self;
+} sg_llm_backend;
+
+typedef struct sg_backends {
+    sg_vision_backend *vision; /* NULL: pixel statistics (agent/describe.h) */
+    sg_vad_backend *vad;       /* NULL: all audio is treated as speech */
+    sg_asr_backend *asr;       /* NULL: speech cannot be transcribed (503 MODEL_UNAVAILABLE) */
+    sg_llm_backend *llm;       /* NULL: rule-based responder (agent/responder.h) */
+    struct sg_skills *skills;  /* action registry (agent/actions.h) */
+} sg_backends;
+
+#endif

@@ -1,0 +1,314 @@
+/* The turn and the frame ingest path. Each stage is timed; a stage that has no model uses the
+ * honest fallback (pixel statistics, rule-based responder) and says so in metadata. */
+#include "agent/turn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/actions.h"
+#include "agent/responder.h"
+#include "agent/safety.h"
+#include "base/clock.h"
+
+void sg_visual_memory_init(sg_visual_memory *m)
+{
+    memset(m, 0, sizeof *m);
+    sg_keyframe_gate_init(&m->gate, SG_KEYFRAME_DIFF_TAU, SG_KEYFRAME_MIN_GAP);
+}
+
+void sg_visual_memory_free(sg_visual_memory *m)
+{
+    json_decref(m->scene);
+    m->scene = NULL;
+}
+
+static double round3(double x) { return (double)(long long)(x * 1000.0 + (x >= 0 ? 0.5 : -0.5)) / 1000.0; }
+
+sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes,
+                          size_t len, bool force, sg_frame_result *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    double t0 = sg_now_ms();
+    int need = b->vision ? b->vision->min_short_side : SG_DESCRIBE_MIN_SIDE;
+    sg_image img;
+    sg_status st = sg_image_decode(bytes, len, need, &img, err);
+    if (st != SG_OK)
+        return st;
+    float thumb[64];
+    sg_image_thumb8(&img, thumb);
+    float prev_key[64];
+    bool had_key = m->gate.keyframes > 0;
+    memcpy(prev_key, m->gate.key, sizeof prev_key);
+    sg_keyframe_result kr = sg_keyframe_gate_push(&m->gate, thumb, force);
+    m->frames++;
+    out->width = img.src_width;
+    out->height = img.src_height;
+    out->decode_ms = sg_now_ms() - t0;
+    out->keyframe = kr.keyframe;
+    if (!kr.keyframe) {
+        sg_image_free(&img);
+        return SG_OK;
+    }
+    m->keyframes++;
+    double t1 = sg_now_ms();
+    json_t *scene = NULL;
+    if (b->vision) {
+        sg_vision_result vr;
+        memset(&vr, 0, sizeof vr);
+        st = b->vision->analyze(b->vision->self, &img, &vr, err);
+        if (st != SG_OK) {
+            sg_image_free(&img);
+            return st;
+        }
+        snprintf(m->visual_context, sizeof m->visual_context, "%s", vr.visual_context);
+        scene = vr.scene ? vr.scene : json_object();
+        m->pixels_valid = false;
+    } else {
+        sg_describe_image(&img, had_key ? prev_key : NULL, &m->pixels);
+        m->pixels_valid = true;
+        snprintf(m->visual_context, sizeof m->visual_context, "%s", m->pixels.summary);
+        scene = sg_scene_to_json(&m->pixels);
+    }
+    sg_image_free(&img);
+    out->vision_ms = sg_now_ms() - t1;
+    if (!scene)
+        return sg_error_set(err, SG_ENOMEM, "out of memory building the scene");
+    json_decref(m->scene);
+    m->scene = scene;
+    m->has_scene = true;
+    out->scene = json_incref(scene);
+    return SG_OK;
+}
+
+json_t *sg_backends_models_json(const sg_backends *b)
+{
+    return json_pack("{s:o,s:o,s:o,s:o}",
+                     "vision", b->vision ? json_string(b->vision->name) : json_null(),
+                     "asr", b->asr ? json_string(b->asr->name) : json_null(),
+                     "vad", b->vad ? json_string(b->vad->name) : json_null(),
+                     "llm", b->llm ? json_string(b->llm->name) : json_null());
+}
+
+sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const char *language,
+                             char **transcript, bool *speech, double *vad_ms, double *asr_ms,
+                             sg_error *err)
+{
+    *transcript = NULL;
+    *speech = false;
+    *vad_ms = -1;
+    *asr_ms = -1;
+    size_t from = 0, to = audio->n;
+    if (b->vad) {
+        double t0 = sg_now_ms();
+        sg_speech_segment *segs = NULL;
+        size_t nsegs = 0;
+        sg_status st = b->vad->segments(b->vad->self, audio->samples, audio->n, &segs, &nsegs, err);
+        *vad_ms = sg_now_ms() - t0;
+        if (st != SG_OK)
+            return st;
+        if (nsegs == 0) {
+            free(segs);
+            *transcript = strdup("");
+            return *transcript ? SG_OK : sg_error_set(err, SG_ENOMEM, "out of memory");
+        }
+        /* ASR sees the span from the first speech start to the last speech end. */
+        from = (size_t)(segs[0].start_s * SG_AUDIO_RATE);
+        to = (size_t)(segs[nsegs - 1].end_s * SG_AUDIO_RATE);
+        if (to > audio->n)
+            to = audio->n;
+        if (from >= to)
+            from = 0;
+        free(segs);
+    }
+    if (!b->asr)
+        return sg_error_set(err, SG_EUNSUPPORTED,
+                            "speech recognition is not available: no ASR model is loaded "
+                            "(start sg-edge with --asr-model)");
+    *speech = true;
+    double t1 = sg_now_ms();
+    sg_status st = b->asr->transcribe(b->asr->self, audio->samples + from, to - from, language,
+                                      transcript, err);
+    *asr_ms = sg_now_ms() - t1;
+    return st;
+}
+
+static json_t *latency_json(const sg_turn_timing *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "vad", json_real(round3(t->vad > 0 ? t->vad : 0)));
+    json_object_set_new(o, "asr", json_real(round3(t->asr > 0 ? t->asr : 0)));
+    json_object_set_new(o, "vision", json_real(round3(t->vision > 0 ? t->vision : 0)));
+    json_object_set_new(o, "llm", json_real(round3(t->llm > 0 ? t->llm : 0)));
+    json_object_set_new(o, "total", json_real(round3(t->total)));
+    return o;
+}
+
+static bool blank(const char *s)
+{
+    if (!s)
+        return true;
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_input *in,
+                      sg_turn_output *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->t.vad = out->t.asr = out->t.vision = out->t.llm = -1;
+    double t0 = sg_now_ms();
+    json_t *warnings = json_array();
+    sg_status st;
+
+    /* 1. The user's words: audio wins over text. */
+    const char *words = in->text;
+    if (in->audio) {
+        st = sg_turn_transcribe(b, in->audio, in->language, &out->transcript, &out->speech,
+                                &out->t.vad, &out->t.asr, err);
+        if (st == SG_EUNSUPPORTED && !blank(in->text)) {
+            /* Degrade honestly: answer the typed words and say the audio was not used. */
+            json_array_append_new(warnings, json_string("audio ignored: no ASR model is loaded"));
+        } else if (st != SG_OK) {
+            json_decref(warnings);
+            return st;
+        } else if (out->speech && !blank(out->transcript)) {
+            words = out->transcript;
+        } else if (!out->speech) {
+            json_array_append_new(warnings, json_string("no speech detected in the audio"));
+        }
+    }
+
+    /* 2. Vision: an image in the request wins over the remembered scene. */
+    const char *visual = SG_NO_VISUAL_INPUT;
+    const sg_scene *pixels = NULL;
+    if (in->image) {
+        sg_frame_result fr;
+        st = sg_frame_ingest(b, m, in->image, in->image_len, true, &fr, err);
+        if (st != SG_OK) {
+            json_decref(warnings);
+            return st;
+        }
+        json_decref(fr.scene);
+        out->t.vision = fr.decode_ms + fr.vision_ms;
+    }
+    if (m->has_scene) {
+        visual = m->visual_context;
+        pixels = m->pixels_valid ? &m->pixels : NULL;
+    }
+    if (blank(words) && !m->has_scene) {
+        json_decref(warnings);
+        if (in->audio && !out->speech)
+            return sg_error_set(err, SG_EINVAL,
+                                "no speech was detected in the audio and there is no text, image "
+                                "or earlier frame to answer from");
+        return sg_error_set(err, SG_EINVAL,
+                            "a query needs text_query, audio_base64, image_base64 or an earlier "
+                            "frame in this session");
+    }
+    out->query = strdup(blank(words) ? "What am I looking at?" : words);
+    if (!out->query) {
+        json_decref(warnings);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+
+    /* 3. Safety on the way in: a blocked request never reaches the language model. */
+    sg_safety_result safety;
+    sg_safety_check(out->query, &safety);
+
+    /* 4. Prompt and language backend. */
+    char *prompt = NULL;
+    if (asprintf(&prompt, "Visual context: %s\nUser query: %s", visual, out->query) < 0) {
+        json_decref(warnings);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    char *response = NULL;
+    const char *intent = NULL;
+    if (!safety.blocked) {
+        double t1 = sg_now_ms();
+        if (b->llm) {
+            int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
+            st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens, &response, err);
+            if (st != SG_OK) {
+                free(prompt);
+                json_decref(warnings);
+                return st;
+            }
+        } else {
+            sg_responder_input ri = {out->query, visual, pixels, time(NULL)};
+            sg_intent it;
+            response = sg_responder_answer(&ri, &it);
+            intent = sg_intent_name(it);
+            if (!response) {
+                free(prompt);
+                json_decref(warnings);
+                return sg_error_set(err, SG_ENOMEM, "out of memory");
+            }
+        }
+        out->t.llm = sg_now_ms() - t1;
+        /* 5. Safety on the way out. */
+        sg_safety_check(response, &safety);
+    }
+
+    /* 6. Actions (none when blocked). */
+    json_t *actions;
+    if (safety.blocked) {
+        free(response);
+        response = strdup(sg_safety_fallback());
+        actions = json_array();
+    } else {
+        actions = sg_actions_parse(b->skills, response);
+        if (!actions)
+            actions = json_array();
+    }
+    out->blocked = safety.blocked;
+    out->response = response;
+    out->t.total = sg_now_ms() - t0;
+
+    json_t *meta = json_object();
+    json_object_set_new(meta, "cloud_offload", json_false());
+    json_object_set_new(meta, "safety_blocked", json_boolean(safety.blocked));
+    if (safety.blocked) {
+        json_object_set_new(meta, "safety_reason", json_string(safety.reason));
+        json_object_set_new(meta, "safety_category", json_string(safety.category));
+    }
+    json_object_set_new(meta, "cached", json_false());
+    json_object_set_new(meta, "latency_ms", latency_json(&out->t));
+    json_object_set_new(meta, "models", sg_backends_models_json(b));
+    json_object_set_new(meta, "fallbacks",
+                        json_pack("{s:s?,s:s?}", "vision", b->vision ? NULL : "pixel-stats",
+                                  "llm", b->llm ? NULL : "rule-based"));
+    if (intent)
+        json_object_set_new(meta, "intent", json_string(intent));
+    if (in->cloud_offload)
+        json_array_append_new(warnings,
+                              json_string("cloud_offload requested but no cloud backend is configured; answered on device"));
+    if (json_array_size(warnings))
+        json_object_set(meta, "warnings", warnings);
+    json_decref(warnings);
+
+    out->result = json_pack("{s:s,s:o,s:s,s:s,s:o,s:o,s:{s:s,s:s,s:s}}",
+                            "query", out->query,
+                            "transcript", out->transcript ? json_string(out->transcript) : json_null(),
+                            "visual_context", visual,
+                            "response", response ? response : "",
+                            "actions", actions,
+                            "metadata", meta,
+                            "raw", "query", out->query, "visual_context", visual, "prompt", prompt);
+    free(prompt);
+    if (!out->result)
+        return sg_error_set(err, SG_ENOMEM, "out of memory building the result");
+    return SG_OK;
+}
+
+void sg_turn_output_free(sg_turn_output *o)
+{
+    json_decref(o->result);
+    free(o->transcript);
+    free(o->query);
+    free(o->response);
+    memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,88 @@
+/* One turn of the assistant, independent of HTTP: inputs (text, audio, image) -> VAD/ASR ->
+ * vision (or the session's remembered scene) -> prompt -> language backend -> actions -> safety ->
+ * the result JSON of API.md. Also the frame ingest path (decode, keyframe gate, vision) that
+ * /frame and images in a query share. The caller owns the per-session sg_visual_memory and
+ * serialises access to it (the session lock). */
+#ifndef SG_AGENT_TURN_H
+#define SG_AGENT_TURN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/backends.h"
+#include "agent/describe.h"
+#include "agent/keyframe.h"
+#include "media/audio.h"
+
+#define SG_SYSTEM_PROMPT                                                                      \
+    "You are a helpful assistant for smart glasses users. Use the provided visual context when " \
+    "available to deliver concise, actionable answers."
+#define SG_NO_VISUAL_INPUT "No visual input"
+#define SG_DEFAULT_MAX_TOKENS 64
+
+/* What a session remembers of what the wearer saw: derived data only, never raw pixels. */
+typedef struct sg_visual_memory {
+    sg_keyframe_gate gate;
+    bool has_scene;
+    char visual_context[512];
+    sg_scene pixels;       /* valid when has_scene and the pixel fallback produced it */
+    bool pixels_valid;
+    json_t *scene;         /* last keyframe's scene JSON (owned), NULL before any keyframe */
+    long frames, keyframes;
+} sg_visual_memory;
+
+void sg_visual_memory_init(sg_visual_memory *m);
+void sg_visual_memory_free(sg_visual_memory *m);
+
+typedef struct sg_frame_result {
+    bool keyframe;
+    json_t *scene;        /* new reference to the keyframe's scene, NULL when skipped */
+    double decode_ms, vision_ms;
+    int width, height;    /* size in the file */
+} sg_frame_result;
+
+/* Decodes an encoded frame, runs the keyframe gate (force = always a keyframe) and, on a
+ * keyframe, vision; updates m. Errors: SG_EIMAGE, SG_ETOOBIG, SG_ENOMEM, vision errors. */
+sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes,
+                          size_t len, bool force, sg_frame_result *out, sg_error *err);
+
+typedef struct sg_turn_input {
+    const char *text;            /* may be NULL */
+    const sg_audio *audio;       /* decoded 16 kHz mono, may be NULL */
+    const uint8_t *image;        /* encoded JPEG/PNG, may be NULL */
+    size_t image_len;
+    const char *language;        /* may be NULL */
+    bool cloud_offload;
+    int max_tokens;              /* <= 0: SG_DEFAULT_MAX_TOKENS */
+} sg_turn_input;
+
+typedef struct sg_turn_timing {
+    double vad, asr, vision, llm, total; /* ms; < 0 when the stage did not run */
+} sg_turn_timing;
+
+typedef struct sg_turn_output {
+    json_t *result;        /* the turn result object (without session_id), owned */
+    char *transcript;      /* ASR transcript, malloc'ed, NULL when no audio */
+    char *query;           /* the user's words used for the turn, malloc'ed */
+    char *response;        /* final response text, malloc'ed */
+    bool speech;           /* audio contained speech */
+    bool blocked;
+    sg_turn_timing t;
+} sg_turn_output;
+
+sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_input *in,
+                      sg_turn_output *out, sg_error *err);
+void sg_turn_output_free(sg_turn_output *o);
+
+/* Speech path shared by /audio and audio in a query: VAD, then ASR when there is speech.
+ * *transcript is malloc'ed ("" when no speech). Without an ASR backend: SG_EUNSUPPORTED. */
+sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const char *language,
+                             char **transcript, bool *speech, double *vad_ms, double *asr_ms,
+                             sg_error *err);
+
+/* {"vision":name|null,"asr":…,"vad":…,"llm":…} */
+json_t *sg_backends_models_json(const sg_backends *b);
+
+#endif

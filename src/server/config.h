@@ -1,0 +1,51 @@
+/* Server configuration: defaults, then environment variables, then command-line flags. Invalid
+ * values (a privacy flag that is not a boolean, a negative limit) refuse to start with a message
+ * that names the variable. See README "Configuration" for the full table. */
+#ifndef SG_SERVER_CONFIG_H
+#define SG_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+
+typedef enum { SG_POLICY_TRIM = 0, SG_POLICY_REJECT } sg_buffer_policy;
+
+typedef struct sg_privacy {
+    bool store_raw_audio, store_raw_frames, store_transcripts;
+} sg_privacy;
+
+typedef struct sg_config {
+    char host[64];
+    int port;
+    int http_threads;        /* libmicrohttpd thread pool size */
+    int workers;             /* SG_WORKERS: model-work threads */
+    int queue_depth;         /* SG_QUEUE_DEPTH: jobs waiting beyond the running ones */
+    int retry_after_s;       /* Retry-After sent with 503 OVERLOADED */
+    size_t max_body_bytes;   /* SG_MAX_BODY_BYTES */
+    int session_ttl_s;       /* SG_SESSION_TTL_S */
+    int max_sessions;        /* SG_MAX_SESSIONS */
+    double rate_limit_rps;   /* SG_RATE_LIMIT_RPS per session, 0 = off */
+    sg_privacy privacy;      /* STORE_RAW_AUDIO, STORE_RAW_FRAMES, STORE_TRANSCRIPTS */
+    double audio_max_seconds;     /* AUDIO_BUFFER_MAX_SECONDS */
+    size_t audio_max_bytes;       /* AUDIO_BUFFER_MAX_BYTES */
+    sg_buffer_policy audio_policy;/* AUDIO_BUFFER_POLICY */
+    int frame_history;            /* FRAME_HISTORY_SIZE */
+    size_t frame_max_bytes;       /* FRAME_BUFFER_MAX_BYTES */
+    sg_buffer_policy frame_policy;/* FRAME_BUFFER_POLICY */
+    char api_key[256];       /* EDGE_RUNTIME_API_KEY / EDGE_RUNTIME_AUTH_TOKEN; "" = auth off */
+    char auth_header[64];    /* EDGE_RUNTIME_AUTH_HEADER, default X-API-Key */
+    size_t gzip_min_bytes;   /* compress responses at least this large */
+    const char *skills_path; /* SG_SKILLS_PATH or --skills */
+    int debug_work_delay_ms; /* SG_DEBUG_WORK_DELAY_MS: tests only, makes every job slow */
+} sg_config;
+
+void sg_config_defaults(sg_config *c);
+/* Reads the environment (getenv). */
+sg_status sg_config_from_env(sg_config *c, sg_error *err);
+/* Parses "1/true/yes/on" and "0/false/no/off" (any case). */
+bool sg_parse_bool(const char *s, bool *out);
+/* PORTS forms: "8000", {"http":8000}, "http:8000". */
+bool sg_parse_ports(const char *s, int *port);
+
+#endif

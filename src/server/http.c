@@ -1,0 +1,557 @@
+/* libmicrohttpd glue: the request lifecycle (headers -> body -> dispatch -> response), body size
+ * limits enforced before reading, auth, request ids, gzip, suspension around queued model work,
+ * the idle-session reaper and graceful stop. */
+#include "server/internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/uuid.h"
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+void sg_req_json(sg_req *r, int status, json_t *body)
+{
+    json_decref(r->json);
+    r->json = body;
+    r->status = status;
+    r->done = true;
+}
+
+void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_t *body = json_object();
+    /* detail may hold bytes from the request; jansson wants UTF-8, so fall back to plain text */
+    json_t *d = json_string(detail);
+    json_object_set_new(body, "detail", d ? d : json_string("invalid request"));
+    json_object_set_new(body, "error", json_string(code));
+    sg_req_json(r, status, body);
+}
+
+void sg_req_fail(sg_req *r, sg_status st, const char *domain_code, const sg_error *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : sg_status_name(st);
+    switch (st) {
+    case SG_EINVAL:
+        sg_req_error(r, 400, domain_code, "%s", msg);
+        break;
+    case SG_EIMAGE:
+        sg_req_error(r, 400, "INVALID_IMAGE", "%s", msg);
+        break;
+    case SG_EAUDIO:
+        sg_req_error(r, 400, "INVALID_AUDIO", "%s", msg);
+        break;
+    case SG_ETOOBIG:
+        sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "%s", msg);
+        break;
+    case SG_EUNSUPPORTED:
+        sg_req_error(r, 503, "MODEL_UNAVAILABLE", "%s", msg);
+        break;
+    case SG_ENOMEM:
+        sg_req_error(r, 503, "OVERLOADED", "%s", msg);
+        r->retry_after = r->srv->cfg->retry_after_s;
+        break;
+    default:
+        sg_log(SG_LOG_ERROR, "request %s: internal error: %s", r->request_id, msg);
+        sg_req_error(r, 500, "INTERNAL_ERROR", "%s", msg);
+        break;
+    }
+}
+
+/* Accept-Encoding: gzip is acceptable unless given q=0. */
+static bool accepts_gzip(const char *h)
+{
+    if (!h)
+        return false;
+    const char *p = h;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *tok = p;
+        while (*p && *p != ',' && *p != ';' && *p != ' ')
+            p++;
+        size_t tlen = (size_t)(p - tok);
+        bool match = (tlen == 4 && strncasecmp(tok, "gzip", 4) == 0) || (tlen == 1 && *tok == '*');
+        double q = 1.0;
+        while (*p && *p != ',') {
+            if (*p == 'q' && p[1] == '=')
+                q = strtod(p + 2, NULL);
+            p++;
+        }
+        if (match && q > 0)
+            return true;
+    }
+    return false;
+}
+
+static char *gzip_body(const char *in, size_t len, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 4, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    size_t cap = deflateBound(&z, (uLong)len);
+    char *out = malloc(cap);
+    if (!out) {
+        deflateEnd(&z);
+        return NULL;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    *out_len = z.total_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static enum MHD_Result send_response(sg_req *r)
+{
+    sg_server *s = r->srv;
+    char *body;
+    size_t len;
+    const char *ctype;
+    if (r->text) {
+        body = r->text;
+        r->text = NULL;
+        len = strlen(body);
+        ctype = r->text_type;
+    } else {
+        if (!r->json)
+            sg_req_error(r, 500, "INTERNAL_ERROR", "no response was produced");
+        body = json_dumps(r->json, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        if (!body) {
+            /* only on out-of-memory or invalid UTF-8 in a string we built: report, do not crash */
+            json_decref(r->json);
+            r->json = NULL;
+            r->status = 500;
+            body = strdup("{\"detail\":\"could not serialise the response\",\"error\":\"INTERNAL_ERROR\"}");
+            if (!body)
+                return MHD_NO;
+        }
+        len = strlen(body);
+        ctype = "application/json";
+    }
+    bool gz = false;
+    if (r->accept_gzip && len >= s->cfg->gzip_min_bytes) {
+        size_t zlen;
+        char *z = gzip_body(body, len, &zlen);
+        if (z && zlen < len) {
+            free(body);
+            body = z;
+            len = zlen;
+            gz = true;
+        } else {
+            free(z);
+        }
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+    if (r->session_id[0] && r->route >= SG_ROUTE_SESSION && r->route <= SG_ROUTE_MULTIMODAL)
+        MHD_add_response_header(resp, "X-Session-ID", r->session_id);
+    if (gz)
+        MHD_add_response_header(resp, "Content-Encoding", "gzip");
+    if (len >= s->cfg->gzip_min_bytes || gz)
+        MHD_add_response_header(resp, "Vary", "Accept-Encoding");
+    if (r->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    if (r->allow)
+        MHD_add_response_header(resp, "Allow", r->allow);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+
+    sg_metrics_request(s->metrics, r->route_name, r->status);
+    if (r->status == 503 || r->status == 429) {
+        if (r->json && json_is_string(json_object_get(r->json, "error")) &&
+            (strcmp(json_string_value(json_object_get(r->json, "error")), "OVERLOADED") == 0 ||
+             strcmp(json_string_value(json_object_get(r->json, "error")), "RATE_LIMITED") == 0))
+            sg_metrics_count(s->metrics, SG_COUNTER_REJECTED, 1);
+        else
+            sg_metrics_count(s->metrics, SG_COUNTER_ERRORS, 1);
+    } else if (r->status >= 400) {
+        sg_metrics_count(s->metrics, SG_COUNTER_ERRORS, 1);
+    }
+    return ret;
+}
+
+/* ---- auth --------------------------------------------------------------------------------- */
+
+/* Constant-time in the secret's length: the loop always runs over the whole key and the result
+ * does not depend on where the first difference is. */
+static bool key_equals(const char *given, const char *key)
+{
+    size_t glen = strlen(given), klen = strlen(key);
+    unsigned diff = (unsigned)(glen ^ klen);
+    for (size_t i = 0; i < klen; i++)
+        diff |= (unsigned char)key[i] ^ (unsigned char)(glen ? given[i % glen] : 0);
+    return diff == 0;
+}
+
+static bool authorized(sg_req *r)
+{
+    const char *key = r->srv->cfg->api_key;
+    if (!key[0] || r->route == SG_ROUTE_HEALTH || r->route == SG_ROUTE_READY)
+        return true;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, r->srv->cfg->auth_header);
+    if (h && key_equals(h, key))
+        return true;
+    const char *a = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (a && strncasecmp(a, "Bearer ", 7) == 0) {
+        a += 7;
+        while (*a == ' ')
+            a++;
+        if (key_equals(a, key))
+            return true;
+    }
+    return false;
+}
+
+/* ---- work queue --------------------------------------------------------------------------- */
+
+typedef struct job {
+    sg_req *r;
+    void (*fn)(sg_req *r);
+} job;
+
+static void run_job(void *arg)
+{
+    job *j = arg;
+    sg_req *r = j->r;
+    if (r->srv->cfg->debug_work_delay_ms > 0) {
+        struct timespec ts = {r->srv->cfg->debug_work_delay_ms / 1000,
+                              (long)(r->srv->cfg->debug_work_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    j->fn(r);
+    free(j);
+    if (!r->done)
+        sg_req_error(r, 500, "INTERNAL_ERROR", "handler produced no response");
+    MHD_resume_connection(r->conn);
+}
+
+void sg_req_submit(sg_req *r, void (*fn)(sg_req *r))
+{
+    job *j = malloc(sizeof *j);
+    if (!j) {
+        sg_req_error(r, 503, "OVERLOADED", "out of memory");
+        r->retry_after = r->srv->cfg->retry_after_s;
+        return;
+    }
+    j->r = r;
+    j->fn = fn;
+    MHD_suspend_connection(r->conn);
+    if (!sg_workq_submit(r->srv->workq, run_job, j)) {
+        free(j);
+        sg_req_error(r, 503, "OVERLOADED",
+                     "server is at capacity (%d workers busy, queue of %d full); retry shortly",
+                     r->srv->cfg->workers, r->srv->cfg->queue_depth);
+        r->retry_after = r->srv->cfg->retry_after_s;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+/* ---- request lifecycle -------------------------------------------------------------------- */
+
+static void request_id_of(struct MHD_Connection *c, char out[130])
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-ID");
+    if (h) {
+        size_t n = strlen(h);
+        bool ok = n > 0 && n < 129;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = h[i] > 32 && h[i] < 127 && h[i] != '"' && h[i] != '\\';
+        if (ok) {
+            memcpy(out, h, n + 1);
+            return;
+        }
+    }
+    sg_uuid4(out);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    sg_server *s = cls;
+    sg_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
+        r->srv = s;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->t_start = sg_now_ms();
+        request_id_of(conn, r->request_id);
+        r->accept_gzip = accepts_gzip(
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ct)
+            snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+        r->route = sg_route_match(url, r->session_id, &r->route_name);
+        if (atomic_load(&s->draining)) {
+            sg_req_error(r, 503, "OVERLOADED", "server is shutting down");
+            r->retry_after = s->cfg->retry_after_s;
+        } else if (!authorized(r)) {
+            sg_req_error(r, 401, "UNAUTHORIZED", "missing or invalid API key (send %s: <key> or "
+                         "Authorization: Bearer <key>)", s->cfg->auth_header);
+        } else {
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body_bytes)
+                sg_req_error(r, 413, "PAYLOAD_TOO_LARGE",
+                             "request body of %s bytes is over the limit of %zu bytes "
+                             "(SG_MAX_BODY_BYTES)", cl, s->cfg->max_body_bytes);
+        }
+        if (r->done)
+            return send_response(r);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->done || r->too_large)
+            return MHD_YES; /* discard the rest of a body we already answered or refused */
+        if (r->body_len + n > s->cfg->max_body_bytes) {
+            /* chunked upload grew past the limit: stop buffering, answer 413 at the end */
+            r->too_large = true;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+            return MHD_YES;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 4096;
+            while (cap < r->body_len + n + 1)
+                cap *= 2;
+            if (cap > s->cfg->max_body_bytes + 1)
+                cap = s->cfg->max_body_bytes + 1;
+            char *p = realloc(r->body, cap);
+            if (!p) {
+                r->too_large = true;
+                free(r->body);
+                r->body = NULL;
+                r->body_len = r->body_cap = 0;
+                return MHD_YES;
+            }
+            r->body = p;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        r->body[r->body_len] = 0;
+        return MHD_YES;
+    }
+    if (!r->done) {
+        if (r->too_large)
+            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE",
+                         "request body is over the limit of %zu bytes (SG_MAX_BODY_BYTES)",
+                         s->cfg->max_body_bytes);
+        else
+            sg_route_dispatch(r);
+    }
+    if (r->done)
+        return send_response(r);
+    return MHD_YES; /* suspended: the worker resumes us with r->done set */
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    sg_server *s = cls;
+    sg_req *r = *con_cls;
+    if (!r)
+        return;
+    if (r->session)
+        sg_session_release(r->session);
+    sg_work_input_free(&r->in);
+    json_decref(r->json);
+    free(r->text);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    sg_log(SG_LOG_DEBUG, "microhttpd: %s", msg);
+}
+
+/* ---- reaper ------------------------------------------------------------------------------- */
+
+static void *reaper_main(void *p)
+{
+    sg_server *s = p;
+    double period_s = s->cfg->session_ttl_s / 4.0;
+    if (period_s > 5)
+        period_s = 5;
+    if (period_s < 0.25)
+        period_s = 0.25;
+    pthread_mutex_lock(&s->reaper_lock);
+    while (!s->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long ns = ts.tv_nsec + (long)((period_s - (long)period_s) * 1e9);
+        ts.tv_sec += (time_t)period_s + ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&s->reaper_cond, &s->reaper_lock, &ts);
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->reaper_lock);
+        int n = sg_session_expire(s->sessions, sg_now_ms());
+        if (n)
+            sg_log(SG_LOG_INFO, "expired %d idle session(s)", n);
+        pthread_mutex_lock(&s->reaper_lock);
+    }
+    pthread_mutex_unlock(&s->reaper_lock);
+    return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_error *err)
+{
+    sg_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        sg_error_set(err, SG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->b = backends;
+    s->sessions = sg_session_table_new(cfg);
+    s->metrics = sg_metrics_new();
+    s->workq = sg_workq_new(cfg->workers, cfg->queue_depth);
+    pthread_mutex_init(&s->reaper_lock, NULL);
+    pthread_cond_init(&s->reaper_cond, NULL);
+    if (!s->sessions || !s->metrics || !s->workq) {
+        sg_error_set(err, SG_ENOMEM, "could not create the session table, metrics or workers");
+        sg_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+sg_status sg_server_start(sg_server *s, sg_error *err)
+{
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)s->cfg->port);
+    if (inet_pton(AF_INET, s->cfg->host, &addr.sin_addr) != 1)
+        return sg_error_set(err, SG_EINVAL, "--host %s is not an IPv4 address", s->cfg->host);
+    s->started_ms = sg_now_ms();
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)s->cfg->port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg->http_threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_END);
+    if (!s->daemon)
+        return sg_error_set(err, SG_EIO, "could not listen on %s:%d (port in use?)", s->cfg->host,
+                            s->cfg->port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : s->cfg->port;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+        s->reaper_running = true;
+    return SG_OK;
+}
+
+int sg_server_port(sg_server *s) { return s->port; }
+
+void sg_server_set_ready(sg_server *s, bool ready) { atomic_store(&s->ready, ready); }
+
+void sg_server_stop(sg_server *s, double grace_s)
+{
+    if (!s->daemon)
+        return;
+    /* 1. stop accepting: close the listening socket; requests on open keep-alive connections
+     * that start from now on get 503 */
+    atomic_store(&s->draining, true);
+    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    /* 2. let in-flight requests (including queued model work) finish */
+    double deadline = sg_now_ms() + grace_s * 1000.0;
+    while (atomic_load(&s->inflight) > 0 && sg_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&s->inflight) > 0)
+        sg_log(SG_LOG_WARN, "%d request(s) still in flight after %.0f s; stopping anyway",
+               atomic_load(&s->inflight), grace_s);
+    /* 3. finish queued jobs (they resume their connections) before the daemon goes away */
+    sg_workq_free(s->workq);
+    s->workq = NULL;
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    pthread_mutex_lock(&s->reaper_lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->reaper_cond);
+    pthread_mutex_unlock(&s->reaper_lock);
+    if (s->reaper_running) {
+        pthread_join(s->reaper, NULL);
+        s->reaper_running = false;
+    }
+}
+
+void sg_server_free(sg_server *s)
+{
+    if (!s)
+        return;
+    if (s->daemon)
+        sg_server_stop(s, 0);
+    sg_workq_free(s->workq);
+    sg_session_table_free(s->sessions);
+    sg_metrics_free(s->metrics);
+    pthread_mutex_destroy(&s->reaper_lock);
+    pthread_cond_destroy(&s->reaper_cond);
+    free(s);
+}

@@ -1,0 +1,270 @@
+/* Metrics store. Each stage keeps running totals plus a ring of the last SG_METRICS_WINDOW samples
+ * for percentiles, and cumulative histogram buckets for Prometheus. */
+#include "server/metrics.h"
+
+#include <float.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double bucket_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                  0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+#define NBUCKETS (sizeof bucket_s / sizeof bucket_s[0])
+
+typedef struct stage_data {
+    pthread_mutex_t lock;
+    long count;
+    double sum, min, max;
+    double ring[SG_METRICS_WINDOW];
+    size_t ring_next, ring_n;
+    long buckets[NBUCKETS]; /* non-cumulative; summed when exported */
+} stage_data;
+
+#define MAX_ROUTE_CODES 128
+
+typedef struct route_code {
+    const char *route; /* static string */
+    int status;
+    atomic_long n;
+} route_code;
+
+struct sg_metrics {
+    stage_data stages[SG_STAGE_COUNT];
+    atomic_long counters[SG_COUNTER_COUNT];
+    pthread_mutex_t routes_lock;
+    route_code routes[MAX_ROUTE_CODES];
+    atomic_int nroutes;
+};
+
+static const char *stage_names[SG_STAGE_COUNT] = {"vad", "asr", "vision", "llm", "e2e",
+                                                  "ingest_frame", "ingest_audio"};
+static const char *counter_names[SG_COUNTER_COUNT] = {"queries", "sessions", "frames",
+                                                      "keyframes", "errors", "rejected"};
+
+const char *sg_stage_name(sg_stage stage) { return stage_names[stage]; }
+
+sg_metrics *sg_metrics_new(void)
+{
+    sg_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    for (int i = 0; i < SG_STAGE_COUNT; i++)
+        pthread_mutex_init(&m->stages[i].lock, NULL);
+    pthread_mutex_init(&m->routes_lock, NULL);
+    return m;
+}
+
+void sg_metrics_free(sg_metrics *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < SG_STAGE_COUNT; i++)
+        pthread_mutex_destroy(&m->stages[i].lock);
+    pthread_mutex_destroy(&m->routes_lock);
+    free(m);
+}
+
+void sg_metrics_record(sg_metrics *m, sg_stage stage, double ms)
+{
+    if (ms < 0)
+        return;
+    stage_data *s = &m->stages[stage];
+    size_t b = 0;
+    while (b < NBUCKETS && ms / 1000.0 > bucket_s[b])
+        b++;
+    pthread_mutex_lock(&s->lock);
+    if (s->count == 0 || ms < s->min)
+        s->min = ms;
+    if (s->count == 0 || ms > s->max)
+        s->max = ms;
+    s->count++;
+    s->sum += ms;
+    s->ring[s->ring_next] = ms;
+    s->ring_next = (s->ring_next + 1) % SG_METRICS_WINDOW;
+    if (s->ring_n < SG_METRICS_WINDOW)
+        s->ring_n++;
+    if (b < NBUCKETS)
+        s->buckets[b]++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sg_metrics_count(sg_metrics *m, sg_counter c, long delta) { atomic_fetch_add(&m->counters[c], delta); }
+
+long sg_metrics_counter(sg_metrics *m, sg_counter c) { return atomic_load(&m->counters[c]); }
+
+void sg_metrics_request(sg_metrics *m, const char *route, int status)
+{
+    int n = atomic_load(&m->nroutes);
+    for (int i = 0; i < n; i++) {
+        if (m->routes[i].status == status && strcmp(m->routes[i].route, route) == 0) {
+            atomic_fetch_add(&m->routes[i].n, 1);
+            return;
+        }
+    }
+    pthread_mutex_lock(&m->routes_lock);
+    n = atomic_load(&m->nroutes);
+    for (int i = 0; i < n; i++) {
+        if (m->routes[i].status == status && strcmp(m->routes[i].route, route) == 0) {
+            atomic_fetch_add(&m->routes[i].n, 1);
+            pthread_mutex_unlock(&m->routes_lock);
+            return;
+        }
+    }
+    if (n < MAX_ROUTE_CODES) {
+        m->routes[n].route = route;
+        m->routes[n].status = status;
+        atomic_store(&m->routes[n].n, 1);
+        atomic_store(&m->nroutes, n + 1); /* publish after the entry is complete */
+    }
+    pthread_mutex_unlock(&m->routes_lock);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double sg_percentile(const double *sorted, size_t n, double p)
+{
+    if (n == 0)
+        return 0.0;
+    if (p <= 0)
+        return sorted[0];
+    if (p >= 100)
+        return sorted[n - 1];
+    double rank = p / 100.0 * (double)(n - 1);
+    size_t lo = (size_t)rank;
+    double frac = rank - (double)lo;
+    if (lo + 1 >= n)
+        return sorted[n - 1];
+    return sorted[lo] + (sorted[lo + 1] - sorted[lo]) * frac;
+}
+
+void sg_metrics_stage(sg_metrics *m, sg_stage stage, sg_stage_stats *out)
+{
+    stage_data *s = &m->stages[stage];
+    static _Thread_local double buf[SG_METRICS_WINDOW];
+    pthread_mutex_lock(&s->lock);
+    out->count = s->count;
+    out->avg = s->count ? s->sum / (double)s->count : 0.0;
+    out->min = s->min;
+    out->max = s->max;
+    size_t n = s->ring_n;
+    memcpy(buf, s->ring, n * sizeof(double));
+    pthread_mutex_unlock(&s->lock);
+    qsort(buf, n, sizeof(double), cmp_double);
+    out->p50 = sg_percentile(buf, n, 50);
+    out->p95 = sg_percentile(buf, n, 95);
+    out->p99 = sg_percentile(buf, n, 99);
+}
+
+static double r3(double x) { return (double)(long long)(x * 1000.0 + 0.5) / 1000.0; }
+
+json_t *sg_metrics_json(sg_metrics *m)
+{
+    json_t *lat = json_object();
+    for (int i = 0; i < SG_STAGE_COUNT; i++) {
+        sg_stage_stats st;
+        sg_metrics_stage(m, (sg_stage)i, &st);
+        json_object_set_new(lat, stage_names[i],
+                            json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)st.count,
+                                      "avg", r3(st.avg), "min", r3(st.min), "max", r3(st.max),
+                                      "p50", r3(st.p50), "p95", r3(st.p95), "p99", r3(st.p99)));
+    }
+    json_t *cnt = json_object();
+    for (int i = 0; i < SG_COUNTER_COUNT; i++)
+        json_object_set_new(cnt, counter_names[i], json_integer(sg_metrics_counter(m, (sg_counter)i)));
+    return json_pack("{s:o,s:o}", "latencies", lat, "counters", cnt);
+}
+
+typedef struct strbuf {
+    char *p;
+    size_t n, cap;
+    int failed;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if (w < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)w < b->cap - b->n) {
+            b->n += (size_t)w;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)w;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions, double uptime_s)
+{
+    strbuf b = {malloc(8192), 0, 8192, 0};
+    if (!b.p)
+        return NULL;
+    sb_printf(&b, "# HELP smartglass_query_duration_seconds Latency of each pipeline stage.\n"
+                  "# TYPE smartglass_query_duration_seconds histogram\n");
+    for (int i = 0; i < SG_STAGE_COUNT; i++) {
+        stage_data *s = &m->stages[i];
+        long buckets[NBUCKETS], count;
+        double sum;
+        pthread_mutex_lock(&s->lock);
+        memcpy(buckets, s->buckets, sizeof buckets);
+        count = s->count;
+        sum = s->sum;
+        pthread_mutex_unlock(&s->lock);
+        long cum = 0;
+        for (size_t k = 0; k < NBUCKETS; k++) {
+            cum += buckets[k];
+            sb_printf(&b, "smartglass_query_duration_seconds_bucket{stage=\"%s\",le=\"%g\"} %ld\n",
+                      stage_names[i], bucket_s[k], cum);
+        }
+        sb_printf(&b, "smartglass_query_duration_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %ld\n",
+                  stage_names[i], count);
+        sb_printf(&b, "smartglass_query_duration_seconds_sum{stage=\"%s\"} %.6f\n", stage_names[i],
+                  sum / 1000.0);
+        sb_printf(&b, "smartglass_query_duration_seconds_count{stage=\"%s\"} %ld\n", stage_names[i],
+                  count);
+    }
+    sb_printf(&b, "# HELP smartglass_active_sessions Sessions currently open.\n"
+                  "# TYPE smartglass_active_sessions gauge\nsmartglass_active_sessions %ld\n",
+              active_sessions);
+    sb_printf(&b, "# HELP smartglass_sessions_created_total Sessions created since start.\n"
+                  "# TYPE smartglass_sessions_created_total counter\nsmartglass_sessions_created_total %ld\n",
+              created_sessions);
+    for (int i = 0; i < SG_COUNTER_COUNT; i++) {
+        sb_printf(&b, "# TYPE smartglass_%s_total counter\nsmartglass_%s_total %ld\n",
+                  counter_names[i], counter_names[i], sg_metrics_counter(m, (sg_counter)i));
+    }
+    sb_printf(&b, "# HELP smartglass_requests_total HTTP requests by route template and status.\n"
+                  "# TYPE smartglass_requests_total counter\n");
+    int n = atomic_load(&m->nroutes);
+    for (int i = 0; i < n; i++)
+        sb_printf(&b, "smartglass_requests_total{route=\"%s\",code=\"%d\"} %ld\n", m->routes[i].route,
+                  m->routes[i].status, atomic_load(&m->routes[i].n));
+    sb_printf(&b, "# TYPE smartglass_uptime_seconds gauge\nsmartglass_uptime_seconds %.3f\n", uptime_s);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

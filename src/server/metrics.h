@@ -1,0 +1,58 @@
+/* Server metrics: per-stage latency (count/avg/min/max over the whole run, p50/p95/p99 over a
+ * window of the most recent samples, Prometheus histogram buckets), counters, and per-route
+ * request counts. Thread-safe; recording takes one short mutex per stage. */
+#ifndef SG_SERVER_METRICS_H
+#define SG_SERVER_METRICS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef enum sg_stage {
+    SG_STAGE_VAD = 0,
+    SG_STAGE_ASR,
+    SG_STAGE_VISION,
+    SG_STAGE_LLM,
+    SG_STAGE_E2E,
+    SG_STAGE_INGEST_FRAME,
+    SG_STAGE_INGEST_AUDIO,
+    SG_STAGE_COUNT
+} sg_stage;
+
+typedef enum sg_counter {
+    SG_COUNTER_QUERIES = 0,
+    SG_COUNTER_SESSIONS,
+    SG_COUNTER_FRAMES,
+    SG_COUNTER_KEYFRAMES,
+    SG_COUNTER_ERRORS,   /* responses with a 4xx/5xx status other than those below */
+    SG_COUNTER_REJECTED, /* 503 OVERLOADED and 429 RATE_LIMITED */
+    SG_COUNTER_COUNT
+} sg_counter;
+
+#define SG_METRICS_WINDOW 4096
+
+typedef struct sg_metrics sg_metrics;
+
+sg_metrics *sg_metrics_new(void);
+void sg_metrics_free(sg_metrics *m);
+void sg_metrics_record(sg_metrics *m, sg_stage stage, double ms);
+void sg_metrics_count(sg_metrics *m, sg_counter c, long delta);
+long sg_metrics_counter(sg_metrics *m, sg_counter c);
+/* route: a route template such as "/sessions/{id}/query". */
+void sg_metrics_request(sg_metrics *m, const char *route, int status);
+
+typedef struct sg_stage_stats {
+    long count;
+    double avg, min, max, p50, p95, p99;
+} sg_stage_stats;
+void sg_metrics_stage(sg_metrics *m, sg_stage stage, sg_stage_stats *out);
+const char *sg_stage_name(sg_stage stage);
+
+/* Percentile with linear interpolation between closest ranks (numpy's default) of sorted[0..n). */
+double sg_percentile(const double *sorted, size_t n, double p);
+
+/* GET /metrics body (latencies and counters; the server adds sessions and uptime). */
+json_t *sg_metrics_json(sg_metrics *m);
+/* Prometheus text exposition; active_sessions is passed in by the server. Returns malloc'ed text. */
+char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions, double uptime_s);
+
+#endif

@@ -1,0 +1,860 @@
+/* Tests for media/audio: the real jfk.wav, every WAV encoding built in memory, downmix,
+ * resampling (length, frequency and amplitude preserved), headerless PCM, and the malformed
+ * inputs the RIFF walker must turn into errors rather than crashes. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "media/audio.h"
+
+#define PI 3.14159265358979323846
+
+/* ---- a tiny WAV writer ---- */
+
+typedef struct bytes {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+
+static void put(bytes *b, const void *src, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            fprintf(stderr, "out of memory\n");
+            exit(2);
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void put16(bytes *b, unsigned v)
+{
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    put(b, x, 2);
+}
+
+static void put32(bytes *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(b, x, 4);
+}
+
+static void set16(bytes *b, size_t off, unsigned v)
+{
+    b->p[off] = (uint8_t)v;
+    b->p[off + 1] = (uint8_t)(v >> 8);
+}
+
+static void set32(bytes *b, size_t off, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b->p[off + (size_t)i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Appends one sample in the given encoding (tag 1 = PCM, 3 = float). */
+static void put_sample(bytes *b, int tag, int bits, double v)
+{
+    if (tag == 3 && bits == 32) {
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        put32(b, u);
+    } else if (tag == 3) {
+        uint64_t u;
+        memcpy(&u, &v, 8);
+        put32(b, (uint32_t)u);
+        put32(b, (uint32_t)(u >> 32));
+    } else if (bits == 8) {
+        long q = lround(v * 128.0 + 128.0);
+        uint8_t x = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+        put(b, &x, 1);
+    } else {
+        double scale = ldexp(1.0, bits - 1);
+        double q = round(v * scale);
+        if (q > scale - 1)
+            q = scale - 1;
+        if (q < -scale)
+            q = -scale;
+        int64_t s = (int64_t)q;
+        uint32_t u = (uint32_t)(s & 0xFFFFFFFF);
+        for (int i = 0; i < bits / 8; i++) {
+            uint8_t x = (uint8_t)(u >> (8 * i));
+            put(b, &x, 1);
+        }
+    }
+}
+
+/* Header with the canonical 16-byte fmt chunk: tag at 20, channels 22, rate 24, block_align 32,
+ * bits 34, data size at 40, data from 44. */
+static void wav_header(bytes *b, int tag, int channels, int rate, int bits, uint32_t data_bytes)
+{
+    put(b, "RIFF", 4);
+    put32(b, 36 + data_bytes);
+    put(b, "WAVE", 4);
+    put(b, "fmt ", 4);
+    put32(b, 16);
+    put16(b, (unsigned)tag);
+    put16(b, (unsigned)channels);
+    put32(b, (uint32_t)rate);
+    put32(b, (uint32_t)(rate * channels * bits / 8));
+    put16(b, (unsigned)(channels * bits / 8));
+    put16(b, (unsigned)bits);
+    put(b, "data", 4);
+    put32(b, data_bytes);
+}
+
+/* A WAV of `frames` frames; sample (f, c) = gen(f, c). */
+typedef double (*gen_fn)(size_t f, int c, void *ctx);
+
+static bytes make_wav(int tag, int channels, int rate, int bits, size_t frames, gen_fn gen,
+                      void *ctx)
+{
+    bytes b = {0};
+    wav_header(&b, tag, channels, rate, bits, (uint32_t)(frames * (size_t)channels * (size_t)bits / 8));
+    for (size_t f = 0; f < frames; f++)
+        for (int c = 0; c < channels; c++)
+            put_sample(&b, tag, bits, gen(f, c, ctx));
+    return b;
+}
+
+static bytes make_wav_values(int tag, int bits, const double *v, size_t n)
+{
+    bytes b = {0};
+    wav_header(&b, tag, 1, 16000, bits, (uint32_t)(n * (size_t)bits / 8));
+    for (size_t i = 0; i < n; i++)
+        put_sample(&b, tag, bits, v[i]);
+    return b;
+}
+
+typedef struct sine {
+    double freq, amp;
+    int rate;
+} sine;
+
+static double gen_sine(size_t f, int c, void *ctx)
+{
+    (void)c;
+    const sine *s = ctx;
+    return s->amp * sin(2 * PI * s->freq * (double)f / s->rate);
+}
+
+static double gen_antiphase(size_t f, int c, void *ctx)
+{
+    double x = gen_sine(f, 0, ctx);
+    return c == 0 ? x : -x;
+}
+
+static double gen_same(size_t f, int c, void *ctx)
+{
+    (void)c;
+    return gen_sine(f, 0, ctx);
+}
+
+/* ---- signal measurements ---- */
+
+/* Goertzel power of x at freq (rate 16 kHz), normalised to amplitude: a sine of amplitude A
+ * spanning whole cycles gives about A. */
+static double tone_amplitude(const float *x, size_t n, double freq)
+{
+    double w = 2 * PI * freq / SG_AUDIO_RATE, c = 2 * cos(w), s1 = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s = x[i] + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    double power = s1 * s1 + s2 * s2 - c * s1 * s2;
+    return 2 * sqrt(fmax(power, 0)) / (double)n;
+}
+
+static double rms(const float *x, size_t n)
+{
+    double acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc += (double)x[i] * x[i];
+    return sqrt(acc / (double)n);
+}
+
+static size_t zero_crossings(const float *x, size_t n)
+{
+    size_t z = 0;
+    for (size_t i = 1; i < n; i++)
+        z += (x[i - 1] < 0) != (x[i] < 0);
+    return z;
+}
+
+/* Checks that a decoded 440 Hz sine of amplitude amp over dur seconds kept its length,
+ * frequency and amplitude through the resampler. */
+static void check_sine_16k(const sg_audio *a, double dur, double amp)
+{
+    CHECK_NEAR((double)a->n, dur * SG_AUDIO_RATE, 4);
+    /* measure away from the filter's edge transients */
+    size_t lo = a->n / 10, span = a->n * 8 / 10;
+    const float *mid = a->samples + lo;
+    CHECK_NEAR(rms(mid, span) * sqrt(2.0), amp, amp * 0.02);
+    double at440 = tone_amplitude(mid, span, 440), at1k = tone_amplitude(mid, span, 1000);
+    CHECK_NEAR(at440, amp, amp * 0.05);
+    CHECK_MSG(at1k < amp * 0.01, "1 kHz leak %g", at1k);
+    CHECK_NEAR((double)zero_crossings(a->samples, a->n), 2 * 440 * dur, 4);
+}
+
+/* ---- tests ---- */
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static void test_jfk(void)
+{
+    size_t len;
+    uint8_t *wav = read_file("../shared/data/audio/jfk.wav", &len);
+    CHECK_MSG(wav != NULL, "cannot read ../shared/data/audio/jfk.wav (run from the project root)");
+    if (!wav)
+        return;
+    sg_audio a;
+    sg_error err = {0};
+    CHECK_EQ_INT(sg_audio_decode(wav, len, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.src_rate, 16000);
+    CHECK_EQ_INT(a.src_channels, 1);
+    CHECK_EQ_INT(a.n, 176000);
+    CHECK_NEAR(a.duration_s, 11.0, 1e-9);
+    /* the data chunk follows a LIST chunk; find it and compare every sample exactly */
+    const uint8_t *d = NULL;
+    for (size_t i = 12; i + 8 <= len; i++)
+        if (memcmp(wav + i, "data", 4) == 0) {
+            d = wav + i + 8;
+            break;
+        }
+    CHECK(d != NULL);
+    size_t mismatches = 0;
+    for (size_t i = 0; d && i < a.n; i++) {
+        int16_t s = (int16_t)(d[2 * i] | d[2 * i + 1] << 8);
+        mismatches += a.samples[i] != (float)s / 32768.0f;
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    CHECK(rms(a.samples, a.n) > 0.01); /* it is speech, not silence */
+    sg_audio_free(&a);
+    CHECK(a.samples == NULL);
+
+    /* also through the explicit format, and against a time limit */
+    CHECK_EQ_INT(sg_audio_decode(wav, len, SG_AUDIO_WAV, 0, 30, &a, &err), SG_OK);
+    sg_audio_free(&a);
+    CHECK_EQ_INT(sg_audio_decode(wav, len, SG_AUDIO_WAV, 0, 5, &a, &err), SG_ETOOBIG);
+    CHECK(a.samples == NULL);
+    CHECK(strstr(err.msg, "limit") != NULL);
+    free(wav);
+}
+
+static void check_values(int tag, int bits, const double *v, const float *want, size_t n)
+{
+    bytes b = make_wav_values(tag, bits, v, n);
+    sg_audio a;
+    sg_error err = {0};
+    sg_status st = sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err);
+    CHECK_MSG(st == SG_OK, "tag %d bits %d: %s", tag, bits, err.msg);
+    if (st == SG_OK) {
+        CHECK_EQ_INT(a.n, n);
+        for (size_t i = 0; i < n && i < a.n; i++)
+            CHECK_MSG(a.samples[i] == want[i], "tag %d bits %d [%zu]: %.9g != %.9g", tag, bits,
+                      i, a.samples[i], want[i]);
+        sg_audio_free(&a);
+    }
+    free(b.p);
+}
+
+static void test_encodings(void)
+{
+    /* 8-bit unsigned: 0 -> -1, 128 -> 0, 255 -> 127/128 */
+    const double u8[] = {-1.0, 0.0, 127.0 / 128, -0.5, 0.25};
+    const float u8w[] = {-1.0f, 0.0f, 127.0f / 128, -0.5f, 0.25f};
+    check_values(1, 8, u8, u8w, 5);
+
+    const double s16[] = {-1.0, 0.0, 32767.0 / 32768, 0.5, -1.0 / 32768};
+    const float s16w[] = {-1.0f, 0.0f, 32767.0f / 32768, 0.5f, -1.0f / 32768};
+    check_values(1, 16, s16, s16w, 5);
+
+    const double s24[] = {-1.0, 8388607.0 / 8388608, 1.0 / 8388608, -1.0 / 8388608, 0.5};
+    const float s24w[] = {-1.0f, (float)(8388607.0 / 8388608), (float)(1.0 / 8388608),
+                          (float)(-1.0 / 8388608), 0.5f};
+    check_values(1, 24, s24, s24w, 5);
+
+    const double s32[] = {-1.0, 0.5, -0.5, 0.25, 0.0, 1.0 / 65536};
+    const float s32w[] = {-1.0f, 0.5f, -0.5f, 0.25f, 0.0f, 1.0f / 65536};
+    check_values(1, 32, s32, s32w, 6);
+
+    /* float: finite values beyond full scale are clipped */
+    const double f32[] = {0.25, -0.5, 0.999, 1.5, -3.0, 0.0};
+    const float f32w[] = {0.25f, -0.5f, 0.999f, 1.0f, -1.0f, 0.0f};
+    check_values(3, 32, f32, f32w, 6);
+
+    const double f64[] = {0.125, -0.75, 0.1, 2.0};
+    const float f64w[] = {0.125f, -0.75f, 0.1f, 1.0f};
+    check_values(3, 64, f64, f64w, 4);
+
+    /* 12-bit PCM, 16-bit float: unsupported depths */
+    bytes b = make_wav_values(1, 16, s16, 5);
+    set16(&b, 34, 12);
+    sg_audio a;
+    sg_error err = {0};
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_EAUDIO);
+    set16(&b, 20, 3);
+    set16(&b, 34, 16);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_EAUDIO);
+    free(b.p);
+}
+
+/* WAVE_FORMAT_EXTENSIBLE with a 40-byte fmt chunk. */
+static bytes make_extensible(int sub_tag, int channels, int bits, int valid_bits,
+                             const double *v, size_t n_samples)
+{
+    static const uint8_t tail[14] = {0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80,
+                                     0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71};
+    uint32_t data_bytes = (uint32_t)(n_samples * (size_t)bits / 8);
+    bytes b = {0};
+    put(&b, "RIFF", 4);
+    put32(&b, 60 + data_bytes);
+    put(&b, "WAVE", 4);
+    put(&b, "fmt ", 4);
+    put32(&b, 40);
+    put16(&b, 0xFFFE);
+    put16(&b, (unsigned)channels);
+    put32(&b, 16000);
+    put32(&b, (uint32_t)(16000 * channels * bits / 8));
+    put16(&b, (unsigned)(channels * bits / 8));
+    put16(&b, (unsigned)bits);
+    put16(&b, 22);
+    put16(&b, (unsigned)valid_bits);
+    put32(&b, channels == 2 ? 3 : 4); /* FL|FR or FC */
+    put16(&b, (unsigned)sub_tag);
+    put(&b, tail, sizeof tail);
+    put(&b, "data", 4);
+    put32(&b, data_bytes);
+    for (size_t i = 0; i < n_samples; i++) {
+        if (sub_tag == 1 && bits == 32 && valid_bits == 24) {
+            /* 24 valid bits MSB-aligned in a 32-bit container */
+            int32_t s = (int32_t)lround(v[i] * 8388608.0);
+            put32(&b, (uint32_t)s << 8);
+        } else {
+            put_sample(&b, sub_tag, bits, v[i]);
+        }
+    }
+    return b;
+}
+
+static void test_extensible(void)
+{
+    const double v[] = {0.5, -0.25, 0.75, -1.0};
+    sg_audio a;
+    sg_error err = {0};
+
+    bytes b = make_extensible(1, 1, 16, 16, v, 4);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 4);
+    if (a.n == 4)
+        CHECK(a.samples[0] == 0.5f && a.samples[1] == -0.25f && a.samples[3] == -1.0f);
+    sg_audio_free(&a);
+    /* a GUID that is not KSDATAFORMAT_SUBTYPE_* is refused */
+    b.p[12 + 8 + 24 + 15] ^= 0xFF;
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_EAUDIO);
+    free(b.p);
+
+    b = make_extensible(3, 1, 32, 32, v, 4);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 4);
+    if (a.n == 4)
+        CHECK(a.samples[0] == 0.5f && a.samples[2] == 0.75f);
+    sg_audio_free(&a);
+    free(b.p);
+
+    b = make_extensible(1, 1, 32, 24, v, 4);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 4);
+    if (a.n == 4)
+        CHECK(a.samples[0] == 0.5f && a.samples[1] == -0.25f && a.samples[3] == -1.0f);
+    sg_audio_free(&a);
+    free(b.p);
+
+    /* stereo extensible: (0.5 + -0.25) / 2, (0.75 + -1) / 2 */
+    b = make_extensible(1, 2, 16, 16, v, 4);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 2);
+    CHECK_EQ_INT(a.src_channels, 2);
+    if (a.n == 2)
+        CHECK(a.samples[0] == 0.125f && a.samples[1] == -0.125f);
+    sg_audio_free(&a);
+
+    /* extensible with a truncated extension, and with sub-format ADPCM */
+    set32(&b, 16, 18);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_EAUDIO);
+    set32(&b, 16, 40);
+    set16(&b, 44, 2);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_EAUDIO);
+    free(b.p);
+}
+
+static void test_channels(void)
+{
+    sine s = {440, 0.5, 16000};
+    sg_audio a;
+    sg_error err = {0};
+
+    bytes b = make_wav(1, 2, 16000, 16, 1600, gen_antiphase, &s);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 1600);
+    CHECK_EQ_INT(a.src_channels, 2);
+    float maxabs = 0;
+    for (size_t i = 0; i < a.n; i++)
+        maxabs = fmaxf(maxabs, fabsf(a.samples[i]));
+    CHECK(maxabs == 0.0f);
+    sg_audio_free(&a);
+    free(b.p);
+
+    b = make_wav(1, 2, 16000, 16, 1600, gen_same, &s);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < a.n; i++) {
+        int16_t q = (int16_t)(b.p[44 + 4 * i] | b.p[44 + 4 * i + 1] << 8);
+        mismatches += a.samples[i] != (float)q / 32768.0f;
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    sg_audio_free(&a);
+    free(b.p);
+
+    /* 8 channels is the maximum; 9 is refused */
+    b = make_wav(3, 8, 16000, 32, 100, gen_same, &s);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.src_channels, 8);
+    CHECK_EQ_INT(a.n, 100);
+    if (a.n == 100)
+        CHECK_NEAR(a.samples[10], 0.5 * sin(2 * PI * 440 * 10 / 16000.0), 1e-6);
+    sg_audio_free(&a);
+    free(b.p);
+    b = make_wav(1, 9, 16000, 16, 10, gen_same, &s);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "channel") != NULL);
+    free(b.p);
+}
+
+static void test_resample_rates(void)
+{
+    const int rates[] = {44100, 48000, 8000, 22050, 11025};
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        sine s = {440, 0.5, rates[i]};
+        double dur = 2.0;
+        bytes b = make_wav(1, 1, rates[i], 16, (size_t)(dur * rates[i]), gen_sine, &s);
+        sg_audio a;
+        sg_error err = {0};
+        sg_status st = sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err);
+        CHECK_MSG(st == SG_OK, "%d Hz: %s", rates[i], err.msg);
+        if (st == SG_OK) {
+            CHECK_EQ_INT(a.src_rate, rates[i]);
+            CHECK_NEAR(a.duration_s, dur, 1e-9);
+            check_sine_16k(&a, dur, 0.5);
+            sg_audio_free(&a);
+        }
+        free(b.p);
+    }
+
+    /* stereo 48 kHz float, L=R */
+    sine s = {440, 0.8, 48000};
+    bytes b = make_wav(3, 2, 48000, 32, 96000, gen_same, &s);
+    sg_audio a;
+    sg_error err = {0};
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0, &a, &err), SG_OK);
+    check_sine_16k(&a, 2.0, 0.8);
+    float peak = 0;
+    for (size_t i = 0; i < a.n; i++)
+        peak = fmaxf(peak, fabsf(a.samples[i]));
+    CHECK(peak <= 1.0f);
+    sg_audio_free(&a);
+    free(b.p);
+
+    /* sg_audio_resample directly */
+    float in[480];
+    for (int i = 0; i < 480; i++)
+        in[i] = (float)(0.5 * sin(2 * PI * 440 * i / 48000.0));
+    float *o;
+    size_t on;
+    CHECK_EQ_INT(sg_audio_resample(in, 480, 48000, 16000, &o, &on, &err), SG_OK);
+    CHECK_NEAR((double)on, 160, 2);
+    free(o);
+    CHECK_EQ_INT(sg_audio_resample(in, 480, 16000, 16000, &o, &on, &err), SG_OK);
+    CHECK_EQ_INT(on, 480);
+    CHECK(o && memcmp(o, in, sizeof in) == 0);
+    free(o);
+    CHECK_EQ_INT(sg_audio_resample(in, 480, 1, 1000000, &o, &on, &err), SG_EINVAL);
+    CHECK(o == NULL);
+    CHECK_EQ_INT(sg_audio_resample(in, 0, 48000, 16000, &o, &on, &err), SG_EINVAL);
+    CHECK_EQ_INT(sg_audio_resample(in, 480, 0, 16000, &o, &on, &err), SG_EINVAL);
+}
+
+static void test_headerless(void)
+{
+    sg_audio a;
+    sg_error err = {0};
+    /* s16le at 16 kHz: exact */
+    bytes b = {0};
+    const double v[] = {0.5, -0.5, 0.25, -1.0, 0.0};
+    for (int i = 0; i < 5; i++)
+        put_sample(&b, 1, 16, v[i]);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_S16LE, 16000, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 5);
+    CHECK_EQ_INT(a.src_channels, 1);
+    if (a.n == 5)
+        CHECK(a.samples[0] == 0.5f && a.samples[3] == -1.0f && a.samples[4] == 0.0f);
+    sg_audio_free(&a);
+    /* odd byte count */
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n - 1, SG_AUDIO_PCM_S16LE, 16000, 0, &a, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "whole number") != NULL);
+    /* rate missing, too low, too high */
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_S16LE, 0, 0, &a, &err), SG_EINVAL);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_S16LE, 7999, 0, &a, &err), SG_EINVAL);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_F32LE, 192001, 0, &a, &err), SG_EINVAL);
+    /* without a format, raw PCM is not guessed */
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 16000, 0, &a, &err), SG_EAUDIO);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_WAV, 16000, 0, &a, &err), SG_EAUDIO);
+    free(b.p);
+
+    /* f32le at 16 kHz: exact; NaN, Inf and a partial sample refused */
+    b = (bytes){0};
+    for (int i = 0; i < 5; i++)
+        put_sample(&b, 3, 32, v[i]);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_F32LE, 16000, 0, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 5);
+    if (a.n == 5)
+        CHECK(a.samples[0] == 0.5f && a.samples[2] == 0.25f);
+    sg_audio_free(&a);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n - 2, SG_AUDIO_PCM_F32LE, 16000, 0, &a, &err), SG_EAUDIO);
+    float bad = NAN;
+    memcpy(b.p + 8, &bad, 4);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_F32LE, 16000, 0, &a, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "non-finite") != NULL);
+    bad = -INFINITY;
+    memcpy(b.p + 8, &bad, 4);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_PCM_F32LE, 16000, 0, &a, &err), SG_EAUDIO);
+    free(b.p);
+
+    /* 48 kHz sines through both headerless formats */
+    for (int fmt = 0; fmt < 2; fmt++) {
+        b = (bytes){0};
+        sine s = {440, 0.5, 48000};
+        for (size_t i = 0; i < 48000; i++)
+            put_sample(&b, fmt ? 3 : 1, fmt ? 32 : 16, gen_sine(i, 0, &s));
+        sg_status st = sg_audio_decode(b.p, b.n, fmt ? SG_AUDIO_PCM_F32LE : SG_AUDIO_PCM_S16LE,
+                                       48000, 0, &a, &err);
+        CHECK_EQ_INT(st, SG_OK);
+        if (st == SG_OK) {
+            CHECK_EQ_INT(a.src_rate, 48000);
+            CHECK_NEAR(a.duration_s, 1.0, 1e-9);
+            check_sine_16k(&a, 1.0, 0.5);
+            sg_audio_free(&a);
+        }
+        /* the limit applies to the input duration */
+        CHECK_EQ_INT(sg_audio_decode(b.p, b.n, fmt ? SG_AUDIO_PCM_F32LE : SG_AUDIO_PCM_S16LE,
+                                     48000, 0.99, &a, &err), SG_ETOOBIG);
+        CHECK_EQ_INT(sg_audio_decode(b.p, b.n, fmt ? SG_AUDIO_PCM_F32LE : SG_AUDIO_PCM_S16LE,
+                                     48000, 1.0, &a, &err), SG_OK);
+        sg_audio_free(&a);
+        free(b.p);
+    }
+    /* empty PCM */
+    CHECK_EQ_INT(sg_audio_decode((const uint8_t *)"", 0, SG_AUDIO_PCM_S16LE, 16000, 0, &a, &err),
+                 SG_EAUDIO);
+    CHECK(strstr(err.msg, "no audio samples") != NULL);
+}
+
+static double gen_ramp(size_t f, int c, void *ctx)
+{
+    (void)c;
+    (void)ctx;
+    return ((double)(f % 200) - 100.0) / 128.0;
+}
+
+/* Decodes and returns the status; on success also frees the audio and reports n in *n. */
+static sg_status try_decode(const bytes *b, size_t *n, sg_error *err)
+{
+    sg_audio a;
+    sg_status st = sg_audio_decode(b->p, b->n, SG_AUDIO_AUTO, 0, 0, &a, err);
+    if (n)
+        *n = a.n;
+    if (st == SG_OK)
+        sg_audio_free(&a);
+    else
+        CHECK(a.samples == NULL && a.n == 0);
+    return st;
+}
+
+static void test_chunk_walk(void)
+{
+    sg_error err = {0};
+    size_t n = 0;
+
+    /* an odd-sized chunk (with its pad byte) before fmt, one after fmt */
+    bytes b = {0};
+    put(&b, "RIFF", 4);
+    put32(&b, 0);
+    put(&b, "WAVE", 4);
+    put(&b, "junk", 4);
+    put32(&b, 3);
+    put(&b, "abc\0", 4);
+    put(&b, "fmt ", 4);
+    put32(&b, 16);
+    put16(&b, 1);
+    put16(&b, 1);
+    put32(&b, 16000);
+    put32(&b, 32000);
+    put16(&b, 2);
+    put16(&b, 16);
+    put(&b, "LIST", 4);
+    put32(&b, 5);
+    put(&b, "INFOx\0", 6);
+    put(&b, "data", 4);
+    put32(&b, 6);
+    put(&b, "\x00\x40\x00\xc0\x00\x00", 6);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    CHECK_EQ_INT(n, 3);
+    /* a missing final pad byte of an odd chunk after the data is fine: the walk stops at data */
+    put(&b, "tail", 4);
+    put32(&b, 1);
+    put(&b, "x", 1);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    free(b.p);
+
+    sine s = {440, 0.5, 16000};
+    b = make_wav(1, 1, 16000, 16, 100, gen_ramp, &s);
+    /* data size larger than the buffer: truncated */
+    set32(&b, 40, 202);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "truncated") != NULL);
+    /* streaming placeholders 0xFFFFFFFF and 0: all whole frames present */
+    set32(&b, 40, 0xFFFFFFFF);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    CHECK_EQ_INT(n, 100);
+    set32(&b, 40, 0);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    CHECK_EQ_INT(n, 100);
+    /* ... and a trailing partial frame is dropped */
+    put(&b, "\x01", 1);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    CHECK_EQ_INT(n, 100);
+    /* a declared size shorter than the buffer wins (trailing chunks ignored) */
+    set32(&b, 40, 20);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    CHECK_EQ_INT(n, 10);
+    /* a declared size with a partial frame: whole frames only */
+    set32(&b, 40, 21);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    CHECK_EQ_INT(n, 10);
+    /* a one-byte data chunk holds no whole 16-bit frame */
+    set32(&b, 40, 1);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "no audio samples") != NULL);
+    /* a RIFF size of 0 or garbage does not matter */
+    set32(&b, 40, 200);
+    set32(&b, 4, 0);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    set32(&b, 4, 0xFFFFFFFF);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    free(b.p);
+
+    /* a header-only WAV: data size 0 and nothing after it */
+    b = make_wav(1, 1, 16000, 16, 0, gen_ramp, &s);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "no audio samples") != NULL);
+    free(b.p);
+
+    /* a non-data chunk overrunning the buffer */
+    b = (bytes){0};
+    put(&b, "RIFF\0\0\0\0WAVE", 12);
+    put(&b, "LIST", 4);
+    put32(&b, 1000);
+    put(&b, "INFO", 4);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "LIST") != NULL && strstr(err.msg, "overruns") != NULL);
+    free(b.p);
+}
+
+static void test_errors(void)
+{
+    sg_error err = {0};
+    sg_audio a;
+    size_t n;
+    bytes b = {0};
+
+    /* empty, "RIFF" only, RIFF without WAVE, WAVE with no chunks */
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK_EQ_INT(sg_audio_decode(NULL, 0, SG_AUDIO_WAV, 0, 0, &a, &err), SG_EAUDIO);
+    CHECK_EQ_INT(sg_audio_decode(NULL, 10, SG_AUDIO_WAV, 0, 0, &a, &err), SG_EINVAL);
+    put(&b, "RIFF", 4);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "RIFF/WAVE") != NULL);
+    put(&b, "\0\0\0\0AVI ", 8);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    memcpy(b.p + 8, "WAVE", 4);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "no fmt") != NULL);
+    free(b.p);
+
+    sine s = {440, 0.5, 16000};
+    /* fmt chunk too short */
+    b = make_wav(1, 1, 16000, 16, 50, gen_ramp, &s);
+    set32(&b, 16, 14);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    free(b.p);
+
+    /* data before fmt */
+    b = (bytes){0};
+    put(&b, "RIFF\0\0\0\0WAVE", 12);
+    put(&b, "data", 4);
+    put32(&b, 4);
+    put(&b, "\0\0\0\0", 4);
+    put(&b, "fmt ", 4);
+    put32(&b, 16);
+    put16(&b, 1);
+    put16(&b, 1);
+    put32(&b, 16000);
+    put32(&b, 32000);
+    put16(&b, 2);
+    put16(&b, 16);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "before fmt") != NULL);
+    free(b.p);
+
+    /* fmt but no data */
+    b = make_wav(1, 1, 16000, 16, 0, gen_ramp, &s);
+    b.n = 36;
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "no data") != NULL);
+    free(b.p);
+
+    b = make_wav(1, 1, 16000, 16, 50, gen_ramp, &s);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    /* ADPCM (tag 2), mu-law (7) */
+    set16(&b, 20, 2);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "format tag 0x0002") != NULL);
+    set16(&b, 20, 7);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set16(&b, 20, 1);
+    /* zero channels */
+    set16(&b, 22, 0);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set16(&b, 22, 1);
+    /* rates outside 1000..384000 */
+    set32(&b, 24, 0);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set32(&b, 24, 999);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set32(&b, 24, 384001);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set32(&b, 24, 1000);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    set32(&b, 24, 16000);
+    /* block_align mismatch, including 0 */
+    set16(&b, 32, 4);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "block_align") != NULL);
+    set16(&b, 32, 0);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set16(&b, 32, 2);
+    /* zero bits */
+    set16(&b, 34, 0);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    set16(&b, 34, 16);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_OK);
+    /* truncated data chunk: every prefix shorter than the full file fails cleanly */
+    size_t full = b.n;
+    int bad = 0;
+    for (size_t cut = 0; cut < full; cut++) {
+        b.n = cut;
+        if (try_decode(&b, &n, &err) != SG_EAUDIO)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    b.n = full;
+    /* max_seconds: 50 frames at 16 kHz is 3.125 ms */
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0.003, &a, &err), SG_ETOOBIG);
+    CHECK_EQ_INT(sg_audio_decode(b.p, b.n, SG_AUDIO_AUTO, 0, 0.004, &a, &err), SG_OK);
+    sg_audio_free(&a);
+    free(b.p);
+
+    /* float WAV with NaN and with +Inf in the second channel */
+    const double f[] = {0.1, 0.2, 0.3, 0.4};
+    b = make_wav_values(3, 32, f, 4);
+    float nan = NAN;
+    memcpy(b.p + 44 + 8, &nan, 4);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    free(b.p);
+    b = make_wav_values(3, 64, f, 4);
+    double inf = INFINITY;
+    memcpy(b.p + 44 + 8, &inf, 8);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    free(b.p);
+
+    /* an unknown enum value */
+    CHECK_EQ_INT(sg_audio_decode((const uint8_t *)"xx", 2, (sg_audio_format)42, 16000, 0, &a, &err),
+                 SG_EINVAL);
+}
+
+static void test_format_parse(void)
+{
+    sg_audio_format f = SG_AUDIO_PCM_F32LE;
+    sg_error err = {0};
+    CHECK_EQ_INT(sg_audio_format_parse("wav", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_WAV);
+    CHECK_EQ_INT(sg_audio_format_parse("pcm_s16le", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_PCM_S16LE);
+    CHECK_EQ_INT(sg_audio_format_parse("pcm_f32le", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_PCM_F32LE);
+    CHECK_EQ_INT(sg_audio_format_parse("pcm", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_PCM_S16LE);
+    CHECK_EQ_INT(sg_audio_format_parse("s16le", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_PCM_S16LE);
+    CHECK_EQ_INT(sg_audio_format_parse("f32le", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_PCM_F32LE);
+    CHECK_EQ_INT(sg_audio_format_parse("", &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_AUTO);
+    f = SG_AUDIO_WAV;
+    CHECK_EQ_INT(sg_audio_format_parse(NULL, &f, &err), SG_OK);
+    CHECK_EQ_INT(f, SG_AUDIO_AUTO);
+    CHECK_EQ_INT(sg_audio_format_parse("bogus", &f, &err), SG_EINVAL);
+    CHECK(strstr(err.msg, "bogus") != NULL);
+    CHECK_EQ_INT(sg_audio_format_parse("WAV ", &f, &err), SG_EINVAL);
+}
+
+int main(void)
+{
+    test_jfk();
+    test_encodings();
+    test_extensible();
+    test_channels();
+    test_resample_rates();
+    test_headerless();
+    test_chunk_walk();
+    test_errors();
+    test_format_parse();
+    return check_report("test_audio");
+}

@@ -1,0 +1,138 @@
+/* sg-edge: the smartglass-edge server. Configuration comes from the environment (see README) and
+ * these flags; SIGTERM/SIGINT stop it gracefully (stop accepting, finish in-flight requests,
+ * exit 0). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/actions.h"
+#include "agent/backends.h"
+#include "base/log.h"
+#include "server/config.h"
+#include "server/server.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sg-edge [options]\n"
+            "  --host ADDR          IPv4 address to listen on (default 0.0.0.0)\n"
+            "  --port N             port (default 5000; env SG_PORT or PORTS)\n"
+            "  --http-threads N     HTTP thread pool size (env SG_HTTP_THREADS)\n"
+            "  --workers N          model-work threads (env SG_WORKERS)\n"
+            "  --queue-depth N      jobs that may wait for a worker (env SG_QUEUE_DEPTH)\n"
+            "  --skills PATH        skills registry JSON (env SG_SKILLS_PATH)\n"
+            "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
+            "  --version, --help\n"
+            "Models: none can be loaded by this build yet; vision uses pixel statistics and\n"
+            "answers come from the rule-based responder, and every response says so.\n");
+}
+
+static int parse_int_arg(const char *name, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "sg-edge: %s must be a whole number in %d..%d\n", name, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int set_log_level(const char *v)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            sg_log_set_level((sg_log_level)i);
+            return 0;
+        }
+    }
+    fprintf(stderr, "sg-edge: log level must be debug, info, warn or error\n");
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    sg_config cfg;
+    sg_error err = {0};
+    sg_config_defaults(&cfg);
+    if (getenv("SG_LOG_LEVEL") && set_log_level(getenv("SG_LOG_LEVEL")) != 0)
+        return 2;
+    if (sg_config_from_env(&cfg, &err) != SG_OK) {
+        fprintf(stderr, "sg-edge: configuration error: %s\n", err.msg);
+        return 2;
+    }
+    static const struct option opts[] = {
+        {"host", required_argument, 0, 'H'},         {"port", required_argument, 0, 'p'},
+        {"http-threads", required_argument, 0, 't'}, {"workers", required_argument, 0, 'w'},
+        {"queue-depth", required_argument, 0, 'q'},  {"skills", required_argument, 0, 's'},
+        {"log-level", required_argument, 0, 'l'},    {"version", no_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:Vh", opts, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case 'H':
+            snprintf(cfg.host, sizeof cfg.host, "%s", optarg);
+            break;
+        case 'p': rc = parse_int_arg("--port", optarg, 0, 65535, &cfg.port); break;
+        case 't': rc = parse_int_arg("--http-threads", optarg, 1, 256, &cfg.http_threads); break;
+        case 'w': rc = parse_int_arg("--workers", optarg, 1, 256, &cfg.workers); break;
+        case 'q': rc = parse_int_arg("--queue-depth", optarg, 0, 1000000, &cfg.queue_depth); break;
+        case 's': cfg.skills_path = optarg; break;
+        case 'l': rc = set_log_level(optarg); break;
+        case 'V': printf("sg-edge %s\n", SG_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (rc)
+            return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sg-edge: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    /* Block the stop signals before any thread starts, so only sigwait below sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sg_backends backends = {0};
+    backends.skills = cfg.skills_path ? sg_skills_load(cfg.skills_path, &err) : sg_skills_load_default(&err);
+    if (!backends.skills) {
+        fprintf(stderr, "sg-edge: skills registry: %s\n", err.msg);
+        return 2;
+    }
+    sg_server *srv = sg_server_new(&cfg, &backends, &err);
+    if (!srv || sg_server_start(srv, &err) != SG_OK) {
+        fprintf(stderr, "sg-edge: %s\n", err.msg);
+        sg_server_free(srv);
+        sg_skills_free(backends.skills);
+        return 1;
+    }
+    sg_log(SG_LOG_INFO, "sg-edge %s listening on http://%s:%d (%d http threads, %d workers, queue %d)",
+           SG_VERSION, cfg.host, sg_server_port(srv), cfg.http_threads, cfg.workers, cfg.queue_depth);
+    sg_log(SG_LOG_INFO, "models: none loaded; vision = pixel statistics, answers = rule-based "
+                        "responder, speech = unavailable (503 MODEL_UNAVAILABLE)");
+    if (cfg.api_key[0])
+        sg_log(SG_LOG_INFO, "auth: on (header %s or Authorization: Bearer)", cfg.auth_header);
+    sg_server_set_ready(srv, true);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    sg_log(SG_LOG_INFO, "received %s: stopping (finishing in-flight requests)",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sg_server_stop(srv, 30.0);
+    sg_server_free(srv);
+    sg_skills_free(backends.skills);
+    sg_log(SG_LOG_INFO, "stopped");
+    return 0;
+}
