@@ -1,0 +1,29 @@
+/* libFuzzer target for the request-side parsers that see raw client bytes before any handler:
+ * route matching on the URL path and the PORTS / boolean configuration parsers. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/config.h"
+#include "server/internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (!s)
+        return 0;
+    memcpy(s, data, size);
+    s[size] = 0;
+    char sid[40];
+    const char *name;
+    sg_route r = sg_route_match(s, sid, &name);
+    if (strlen(sid) >= 40 || !name || (int)r < 0)
+        abort();
+    int port;
+    if (sg_parse_ports(s, &port) && (port < 1 || port > 65535))
+        abort();
+    bool b;
+    sg_parse_bool(s, &b);
+    free(s);
+    return 0;
+}

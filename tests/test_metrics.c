@@ -1,0 +1,84 @@
+/* Unit tests for server/metrics: percentiles, running stats, counters, Prometheus output. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "server/metrics.h"
+
+int main(void)
+{
+    /* numpy.percentile(x, p) with linear interpolation */
+    double a[] = {1, 2, 3, 4};
+    CHECK_NEAR(sg_percentile(a, 4, 50), 2.5, 1e-12);
+    CHECK_NEAR(sg_percentile(a, 4, 95), 3.85, 1e-12);
+    CHECK_NEAR(sg_percentile(a, 4, 99), 3.97, 1e-12);
+    CHECK_NEAR(sg_percentile(a, 4, 0), 1, 1e-12);
+    CHECK_NEAR(sg_percentile(a, 4, 100), 4, 1e-12);
+    double one[] = {7};
+    CHECK_NEAR(sg_percentile(one, 1, 95), 7, 1e-12);
+    CHECK_NEAR(sg_percentile(NULL, 0, 50), 0, 1e-12);
+    double hundred[101];
+    for (int i = 0; i <= 100; i++)
+        hundred[i] = i;
+    CHECK_NEAR(sg_percentile(hundred, 101, 95), 95, 1e-9);
+    CHECK_NEAR(sg_percentile(hundred, 101, 99), 99, 1e-9);
+
+    sg_metrics *m = sg_metrics_new();
+    CHECK(m != NULL);
+    sg_stage_stats st;
+    sg_metrics_stage(m, SG_STAGE_LLM, &st);
+    CHECK_EQ_INT(st.count, 0);
+    /* samples recorded out of order: stats must sort */
+    for (int i = 100; i >= 1; i--)
+        sg_metrics_record(m, SG_STAGE_LLM, i);
+    sg_metrics_record(m, SG_STAGE_LLM, -1); /* a stage that did not run is not a sample */
+    sg_metrics_stage(m, SG_STAGE_LLM, &st);
+    CHECK_EQ_INT(st.count, 100);
+    CHECK_NEAR(st.avg, 50.5, 1e-9);
+    CHECK_NEAR(st.min, 1, 1e-9);
+    CHECK_NEAR(st.max, 100, 1e-9);
+    CHECK_NEAR(st.p50, 50.5, 1e-9);
+    CHECK_NEAR(st.p95, 95.05, 1e-9);
+    CHECK_NEAR(st.p99, 99.01, 1e-9);
+    /* the percentile window keeps the most recent SG_METRICS_WINDOW samples; totals keep all */
+    for (int i = 0; i < SG_METRICS_WINDOW; i++)
+        sg_metrics_record(m, SG_STAGE_E2E, 1000);
+    for (int i = 0; i < SG_METRICS_WINDOW; i++)
+        sg_metrics_record(m, SG_STAGE_E2E, 10);
+    sg_metrics_stage(m, SG_STAGE_E2E, &st);
+    CHECK_EQ_INT(st.count, 2 * SG_METRICS_WINDOW);
+    CHECK_NEAR(st.p99, 10, 1e-9);
+    CHECK_NEAR(st.max, 1000, 1e-9);
+    CHECK_NEAR(st.avg, 505, 1e-9);
+
+    sg_metrics_count(m, SG_COUNTER_QUERIES, 3);
+    sg_metrics_count(m, SG_COUNTER_QUERIES, 2);
+    CHECK_EQ_INT(sg_metrics_counter(m, SG_COUNTER_QUERIES), 5);
+    sg_metrics_request(m, "/health", 200);
+    sg_metrics_request(m, "/health", 200);
+    sg_metrics_request(m, "/sessions/{id}/query", 422);
+
+    json_t *j = sg_metrics_json(m);
+    json_t *llm = json_object_get(json_object_get(j, "latencies"), "llm");
+    CHECK_EQ_INT(json_integer_value(json_object_get(llm, "count")), 100);
+    CHECK_NEAR(json_real_value(json_object_get(llm, "p95")), 95.05, 1e-9);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "counters"), "queries")), 5);
+    json_decref(j);
+
+    char *p = sg_metrics_prometheus(m, 2, 3, 1.5);
+    CHECK(p != NULL);
+    CHECK(strstr(p, "# TYPE smartglass_query_duration_seconds histogram") != NULL);
+    /* 100 llm samples of 1..100 ms: 10 are <= 10 ms, 25 <= 25 ms, all <= 0.1 s */
+    CHECK(strstr(p, "smartglass_query_duration_seconds_bucket{stage=\"llm\",le=\"0.01\"} 10\n") != NULL);
+    CHECK(strstr(p, "smartglass_query_duration_seconds_bucket{stage=\"llm\",le=\"0.025\"} 25\n") != NULL);
+    CHECK(strstr(p, "smartglass_query_duration_seconds_bucket{stage=\"llm\",le=\"0.1\"} 100\n") != NULL);
+    CHECK(strstr(p, "smartglass_query_duration_seconds_bucket{stage=\"llm\",le=\"+Inf\"} 100\n") != NULL);
+    CHECK(strstr(p, "smartglass_query_duration_seconds_sum{stage=\"llm\"} 5.050000\n") != NULL);
+    CHECK(strstr(p, "smartglass_active_sessions 2\n") != NULL);
+    CHECK(strstr(p, "smartglass_requests_total{route=\"/health\",code=\"200\"} 2\n") != NULL);
+    CHECK(strstr(p, "smartglass_requests_total{route=\"/sessions/{id}/query\",code=\"422\"} 1\n") != NULL);
+    CHECK(strstr(p, "smartglass_queries_total 5\n") != NULL);
+    free(p);
+    sg_metrics_free(m);
+    return check_report("test_metrics");
+}
