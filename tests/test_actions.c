@@ -216,7 +216,10 @@ static void test_json_blocks(void)
     CHECK_IDS("```python\n{\"skill_id\":\"skill_012\"}\n```", "");
     /* Not JSON, or not an object/array: ignored, the rest still parsed. */
     CHECK_IDS("```json\n{\"skill_id\": \"skill_001\",}\n```\nskill_002", "skill_002");
-    CHECK_IDS("```json\n\"skill_001\"\n```", "skill_001"); /* only as a mention */
+    CHECK_IDS("```json\n\"skill_001\"\n```", "");
+    /* Fenced text is code or data, never prose: no mentions or capability words from it. */
+    CHECK_IDS("```python\nnavigate(skill_001)\n``` and then translate", "skill_005");
+    CHECK_IDS("Run `skill_001` then ```json\n{\"skill_id\":\"skill_999\"}\n```", "skill_001");
     CHECK_IDS("```json\n42\n```", "");
     CHECK_IDS("```json\n[1, \"x\", null, [], {\"skill_id\":\"skill_003\"}]\n```", "skill_003");
     /* Unterminated fence: the block is ignored, mentions before it still count. */

@@ -259,6 +259,22 @@ static void test_jfk(void)
     sg_audio_free(&a);
     CHECK(a.samples == NULL);
 
+    /* decode_tail keeps exactly the last seconds, sample for sample */
+    CHECK_EQ_INT(sg_audio_decode_tail(wav, len, SG_AUDIO_AUTO, 0, 2.5, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 40000);
+    CHECK_NEAR(a.duration_s, 2.5, 1e-9);
+    mismatches = 0;
+    for (size_t i = 0; d && i < a.n; i++) {
+        size_t j = 176000 - 40000 + i;
+        int16_t s = (int16_t)(d[2 * j] | d[2 * j + 1] << 8);
+        mismatches += a.samples[i] != (float)s / 32768.0f;
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    sg_audio_free(&a);
+    CHECK_EQ_INT(sg_audio_decode_tail(wav, len, SG_AUDIO_AUTO, 0, 60, &a, &err), SG_OK);
+    CHECK_EQ_INT(a.n, 176000); /* shorter than the limit: all of it */
+    sg_audio_free(&a);
+
     /* also through the explicit format, and against a time limit */
     CHECK_EQ_INT(sg_audio_decode(wav, len, SG_AUDIO_WAV, 0, 30, &a, &err), SG_OK);
     sg_audio_free(&a);
@@ -741,6 +757,26 @@ static void test_errors(void)
     put16(&b, 16);
     CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
     CHECK(strstr(err.msg, "before fmt") != NULL);
+    free(b.p);
+
+    /* two fmt chunks */
+    b = (bytes){0};
+    put(&b, "RIFF\0\0\0\0WAVE", 12);
+    for (int k = 0; k < 2; k++) {
+        put(&b, "fmt ", 4);
+        put32(&b, 16);
+        put16(&b, 1);
+        put16(&b, 1);
+        put32(&b, 16000);
+        put32(&b, 32000);
+        put16(&b, 2);
+        put16(&b, 16);
+    }
+    put(&b, "data", 4);
+    put32(&b, 4);
+    put(&b, "\1\0\2\0", 4);
+    CHECK_EQ_INT(try_decode(&b, &n, &err), SG_EAUDIO);
+    CHECK(strstr(err.msg, "two fmt") != NULL);
     free(b.p);
 
     /* fmt but no data */

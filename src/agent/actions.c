@@ -520,15 +520,32 @@ static void parse_block(parse_ctx *c, const char *body, const char *end)
     json_decref(root);
 }
 
-/* Fenced blocks: ``` with an optional "json" tag; blocks tagged with another language are skipped,
- * and an unterminated fence ends the search. */
-static void scan_json_blocks(parse_ctx *c, const char *text)
+/* The next ``` at or after p, NULL at the end of the string. A plain loop rather than strstr:
+ * sanitizer interceptors take strlen of the haystack on every call, which made a text full of
+ * backticks quadratic. */
+static const char *find_fence(const char *p)
+{
+    for (; *p; p++)
+        if (p[0] == '`' && p[1] == '`' && p[2] == '`')
+            return p;
+    return NULL;
+}
+
+/* Fenced blocks: ``` with an optional "json" tag; blocks tagged with another language are skipped.
+ * Every fenced region - and everything after an unterminated fence - is blanked in *masked (a copy
+ * of text made on the first fence) so the word scans that follow do not pick ids or capability
+ * words out of code or out of JSON that was dropped. */
+static void scan_json_blocks(parse_ctx *c, const char *text, char **masked)
 {
     const char *p = text;
     while (!full(c)) {
-        const char *open = strstr(p, "```");
+        const char *open = find_fence(p);
         if (!open)
             return;
+        if (!*masked && !(*masked = strdup(text))) {
+            c->oom = true;
+            return;
+        }
         const unsigned char *body = (const unsigned char *)open + 3;
         bool other_lang = false;
         if (lower(body[0]) == 'j' && lower(body[1]) == 's' && lower(body[2]) == 'o' &&
@@ -536,9 +553,13 @@ static void scan_json_blocks(parse_ctx *c, const char *text)
             body += 4;
         else if (word_at(body))
             other_lang = true;
-        const char *close = strstr((const char *)body, "```");
-        if (!close)
+        const char *close = find_fence((const char *)body);
+        char *m = *masked + (open - text);
+        if (!close) {
+            memset(m, ' ', strlen(m));
             return;
+        }
+        memset(m, ' ', (size_t)(close + 3 - open));
         if (!other_lang)
             parse_block(c, (const char *)body, close);
         p = close + 3;
@@ -602,9 +623,12 @@ json_t *sg_actions_parse(const sg_skills *s, const char *text)
     if (!out || !s || !text)
         return out;
     parse_ctx c = {.s = s, .out = out};
-    scan_json_blocks(&c, text);
-    scan_mentions(&c, (const unsigned char *)text);
-    scan_capabilities(&c, (const unsigned char *)text);
+    char *masked = NULL;
+    scan_json_blocks(&c, text, &masked);
+    const unsigned char *prose = (const unsigned char *)(masked ? masked : text);
+    scan_mentions(&c, prose);
+    scan_capabilities(&c, prose);
+    free(masked);
     if (c.oom) {
         json_decref(out);
         return NULL;

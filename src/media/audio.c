@@ -333,8 +333,10 @@ sg_status sg_audio_resample(const float *in, size_t n, int in_rate, int out_rate
     return SG_OK;
 }
 
-sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,
-                          double max_seconds, sg_audio *out, sg_error *err)
+/* keep_seconds > 0: decode only the last keep_seconds of the input (before resampling, so a long
+ * upload costs nothing beyond what is kept). */
+static sg_status audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,
+                              double max_seconds, double keep_seconds, sg_audio *out, sg_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!buf && len > 0)
@@ -369,6 +371,14 @@ sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, i
     if (max_seconds > 0 && duration > max_seconds)
         return sg_error_set(err, SG_ETOOBIG, "audio: %.1f s of audio exceeds the %.1f s limit",
                             duration, max_seconds);
+    if (keep_seconds > 0 && duration > keep_seconds) {
+        size_t keep = (size_t)(keep_seconds * lay.rate);
+        if (keep == 0)
+            keep = 1;
+        data += (frames - keep) * lay.frame_bytes;
+        frames = keep;
+        duration = (double)frames / lay.rate;
+    }
 
     /* frames <= len / frame_bytes, so this is bounded by the bytes actually received */
     float *mono = malloc(frames * sizeof(float));
@@ -396,6 +406,18 @@ sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, i
     out->src_channels = lay.channels;
     out->duration_s = duration;
     return SG_OK;
+}
+
+sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,
+                          double max_seconds, sg_audio *out, sg_error *err)
+{
+    return audio_decode(buf, len, fmt, sample_rate, max_seconds, 0, out, err);
+}
+
+sg_status sg_audio_decode_tail(const uint8_t *buf, size_t len, sg_audio_format fmt,
+                               int sample_rate, double keep_seconds, sg_audio *out, sg_error *err)
+{
+    return audio_decode(buf, len, fmt, sample_rate, 0, keep_seconds, out, err);
 }
 
 void sg_audio_free(sg_audio *a)

@@ -37,6 +37,11 @@ sg_status sg_audio_format_parse(const char *name, sg_audio_format *out, sg_error
  * unsupported encoding, zero samples), SG_EINVAL (bad rate), SG_ETOOBIG, SG_ENOMEM. */
 sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,
                           double max_seconds, sg_audio *out, sg_error *err);
+/* Like sg_audio_decode, but longer input is not refused: only its last keep_seconds are decoded
+ * (and resampled), so trimming a long upload costs nothing beyond what is kept. duration_s is
+ * then that of the kept part. */
+sg_status sg_audio_decode_tail(const uint8_t *buf, size_t len, sg_audio_format fmt,
+                               int sample_rate, double keep_seconds, sg_audio *out, sg_error *err);
 void sg_audio_free(sg_audio *a);
 
 /* Band-limited resampling of mono float audio; *out is malloc'ed. */

@@ -104,7 +104,10 @@ static sg_status decode_jpeg(const uint8_t *buf, size_t len, int min_short_side,
     /* STOPONWARNING turns "premature end" and "corrupt data" warnings into errors, so a
      * truncated upload is rejected instead of being padded with grey; LIMITSCANS stops
      * progressive files built to burn CPU with thousands of scans. */
-    int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+    int flags = TJFLAG_STOPONWARNING;
+#ifdef TJFLAG_LIMITSCANS
+    flags |= TJFLAG_LIMITSCANS;
+#endif
     if (tjDecompress2(tj, buf, (unsigned long)len, rgb, sw, sw * 3, sh, TJPF_RGB, flags) != 0) {
         st = sg_error_set(err, SG_EIMAGE, "bad JPEG data: %s", tjGetErrorStr2(tj));
         free(rgb);
@@ -282,7 +285,9 @@ sg_status sg_image_decode(const uint8_t *buf, size_t len, int min_short_side, sg
 
 /* Exact area average, integer arithmetic: pixel x spans [8x, 8x+8) and cell j spans
  * [j*W, (j+1)*W), so every overlap is a whole number; a picture narrower than 8 px simply spreads
- * each pixel over several cells. Luma is kept as 299R+587G+114B (x1000). */
+ * each pixel over several cells. Luma is kept as 299R+587G+114B (x1000). Looping over cells and
+ * then their pixels keeps divisions out of the per-pixel path; only the one or two pixels on a
+ * cell border are visited twice. */
 void sg_image_thumb8(const sg_image *img, float thumb[64])
 {
     memset(thumb, 0, 64 * sizeof *thumb);
@@ -292,12 +297,16 @@ void sg_image_thumb8(const sg_image *img, float thumb[64])
     uint64_t cells[64] = {0};
     for (long long y = 0; y < H; y++) {
         uint64_t rowacc[8] = {0};
-        const uint8_t *p = img->rgb + (size_t)y * (size_t)W * 3;
-        for (long long x = 0; x < W; x++, p += 3) {
-            uint64_t luma = 299u * p[0] + 587u * p[1] + 114u * p[2];
-            long long x0 = 8 * x, x1 = x0 + 8;
-            for (long long j = x0 / W; j < 8 && j * W < x1; j++)
-                rowacc[j] += luma * (uint64_t)overlap(x0, x1, j * W, (j + 1) * W);
+        const uint8_t *row = img->rgb + (size_t)y * (size_t)W * 3;
+        for (int j = 0; j < 8; j++) {
+            const long long lo = j * W, hi = lo + W;
+            const long long xa = lo / 8, xb = (hi - 1) / 8; /* first and last pixel touched */
+            for (long long x = xa; x <= xb; x++) {
+                const uint8_t *p = row + x * 3;
+                uint64_t luma = 299u * p[0] + 587u * p[1] + 114u * p[2];
+                long long wgt = (x > xa && x < xb) ? 8 : overlap(8 * x, 8 * x + 8, lo, hi);
+                rowacc[j] += luma * (uint64_t)wgt;
+            }
         }
         long long y0 = 8 * y, y1 = y0 + 8;
         for (long long i = y0 / H; i < 8 && i * H < y1; i++) {

@@ -491,25 +491,20 @@ static void work_frame(sg_req *r)
     sg_req_json(r, 200, o);
 }
 
-/* Decodes the request's audio and applies AUDIO_BUFFER_MAX_SECONDS with the configured policy. */
+/* Decodes the request's audio and applies AUDIO_BUFFER_MAX_SECONDS with the configured policy:
+ * reject refuses longer audio, trim keeps its most recent seconds (cut before resampling). */
 static sg_status decode_request_audio(sg_req *r, sg_audio *a, sg_error *err)
 {
     const sg_config *cfg = r->srv->cfg;
-    double max_s = cfg->audio_policy == SG_POLICY_REJECT ? cfg->audio_max_seconds : 0;
+    if (cfg->audio_policy == SG_POLICY_TRIM)
+        return sg_audio_decode_tail(r->in.audio, r->in.audio_len, r->in.audio_format,
+                                    r->in.sample_rate, cfg->audio_max_seconds, a, err);
     sg_status st = sg_audio_decode(r->in.audio, r->in.audio_len, r->in.audio_format,
-                                   r->in.sample_rate, max_s, a, err);
+                                   r->in.sample_rate, cfg->audio_max_seconds, a, err);
     if (st == SG_ETOOBIG)
         return sg_error_set(err, SG_ETOOBIG, "audio is longer than AUDIO_BUFFER_MAX_SECONDS=%g s "
                             "(AUDIO_BUFFER_POLICY=reject)", cfg->audio_max_seconds);
-    if (st != SG_OK)
-        return st;
-    size_t max_n = (size_t)(cfg->audio_max_seconds * SG_AUDIO_RATE);
-    if (a->n > max_n) { /* trim: keep the most recent seconds */
-        memmove(a->samples, a->samples + (a->n - max_n), max_n * sizeof(float));
-        a->n = max_n;
-        a->duration_s = (double)max_n / SG_AUDIO_RATE;
-    }
-    return SG_OK;
+    return st;
 }
 
 static void work_audio(sg_req *r)
