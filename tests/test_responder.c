@@ -340,6 +340,8 @@ int main(void)
 {
     sg_error err = {0};
     reg = sg_skills_load("data/skills.json", &err);
+    if (!reg)
+        reg = sg_skills_load_default(&err);
     CHECK_MSG(reg != NULL, "load data/skills.json: %s (run from the project root)", err.msg);
     if (!reg)
         return check_report("test_responder");

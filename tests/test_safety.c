@@ -55,6 +55,8 @@ static void test_medical(void)
     BLOCKS("How much paracetamol is too much", "medical_advice");
     BLOCKS("Take this medication twice a day.", "medical_advice"); /* a response, too */
     BLOCKS("is there a cure for diabetes", "medical_advice");
+    BLOCKS("how much of this medication should I take", "medical_advice");
+    BLOCKS("Which dose should I take of these?", "medical_advice");
 }
 
 static void test_dangerous(void)
@@ -121,6 +123,8 @@ static void test_exemptions_are_local(void)
     /* An exempt phrase does not hide a real keyword elsewhere. */
     BLOCKS("after the photo shoot I will kill him", "violence");
     BLOCKS("killer whale, then kill", "violence");
+    BLOCKS("I want to shoot photographers", "violence");
+    BLOCKS("shoot a photographer", "violence");
     BLOCKS("prescription glasses and a prescription for pills", "medical_advice");
 }
 

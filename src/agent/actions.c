@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/phrase.h"
+
 #define SKILLS_MAX_FILE_BYTES (1u << 20)
 #define SKILL_ID_MAX 32
 #define CAPABILITY_MAX 63
@@ -29,73 +31,6 @@ struct sg_skills {
     size_t ncaps;
     size_t bucket[257]; /* caps starting with byte b are caps[bucket[b] .. bucket[b + 1]) */
 };
-
-/* ---- text matching ------------------------------------------------------------------------- */
-
-/* Word characters: ASCII letters, digits and '_', plus any non-ASCII character except the Latin-1
- * punctuation block (U+0080..U+00BF) and General Punctuation (U+2000..U+206F), so that curly
- * quotes, dashes and no-break spaces separate words the way ASCII punctuation does. */
-static bool word_at(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               c == '_';
-    if (c == 0xC2)
-        return false;
-    if (c == 0xE2 && (s[1] == 0x80 || s[1] == 0x81))
-        return false;
-    return true;
-}
-
-/* Length of the UTF-8 sequence at s, stopping early at a byte that cannot continue it (the NUL
- * terminator included), so stepping never runs past the end of the string. */
-static size_t char_len(const unsigned char *s)
-{
-    size_t n = s[0] < 0xC0 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
-    for (size_t k = 1; k < n; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return k;
-    return n;
-}
-
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* Matches the lowercase phrase pat at t, case-insensitively, where a space in pat matches a run
- * of whitespace and an apostrophe also matches U+2019. The match must end at a word boundary.
- * Returns the number of bytes matched, 0 when there is no match. */
-static size_t phrase_match(const unsigned char *t, const char *pat)
-{
-    size_t j = 0;
-    for (const unsigned char *p = (const unsigned char *)pat; *p; p++) {
-        if (*p == ' ') {
-            if (!is_space(t[j]))
-                return 0;
-            while (is_space(t[j]))
-                j++;
-        } else if (*p == '\'') {
-            if (t[j] == '\'')
-                j++;
-            else if (t[j] == 0xE2 && t[j + 1] == 0x80 && t[j + 2] == 0x99)
-                j += 3;
-            else
-                return 0;
-        } else {
-            if (lower(t[j]) != *p)
-                return 0;
-            j++;
-        }
-    }
-    return word_at(t + j) ? 0 : j;
-}
 
 /* ---- registry ------------------------------------------------------------------------------ */
 
@@ -121,7 +56,7 @@ static bool normalize_capability(const char *cap, char *out)
     if (n == 0 || n > CAPABILITY_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = lower((unsigned char)cap[i]);
+        unsigned char c = sg_phrase_lower((unsigned char)cap[i]);
         bool wordc = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
         if (!wordc && c != '-' && c != '\'' && c != ' ')
             return false;
@@ -503,7 +438,7 @@ static void add_block_object(parse_ctx *c, json_t *obj)
 
 static void parse_block(parse_ctx *c, const char *body, const char *end)
 {
-    while (body < end && is_space((unsigned char)*body))
+    while (body < end && sg_phrase_is_space((unsigned char)*body))
         body++;
     if (body == end || (*body != '{' && *body != '['))
         return;
@@ -548,10 +483,10 @@ static void scan_json_blocks(parse_ctx *c, const char *text, char **masked)
         }
         const unsigned char *body = (const unsigned char *)open + 3;
         bool other_lang = false;
-        if (lower(body[0]) == 'j' && lower(body[1]) == 's' && lower(body[2]) == 'o' &&
-            lower(body[3]) == 'n' && !word_at(body + 4))
+        if (sg_phrase_lower(body[0]) == 'j' && sg_phrase_lower(body[1]) == 's' && sg_phrase_lower(body[2]) == 'o' &&
+            sg_phrase_lower(body[3]) == 'n' && !sg_phrase_word_at(body + 4))
             body += 4;
-        else if (word_at(body))
+        else if (sg_phrase_word_at(body))
             other_lang = true;
         const char *close = find_fence((const char *)body);
         char *m = *masked + (open - text);
@@ -571,11 +506,11 @@ static void scan_mentions(parse_ctx *c, const unsigned char *t)
 {
     bool prev_word = false;
     for (size_t i = 0; t[i] && !full(c);) {
-        bool w = word_at(t + i);
+        bool w = sg_phrase_word_at(t + i);
         if (w && !prev_word && t[i] == 's' && strncmp((const char *)t + i, "skill_", 6) == 0) {
             const unsigned char *d = t + i + 6;
             if (d[0] >= '0' && d[0] <= '9' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' &&
-                d[2] <= '9' && !word_at(d + 3)) {
+                d[2] <= '9' && !sg_phrase_word_at(d + 3)) {
                 char id[10];
                 memcpy(id, t + i, 9);
                 id[9] = '\0';
@@ -585,7 +520,7 @@ static void scan_mentions(parse_ctx *c, const unsigned char *t)
             }
         }
         prev_word = w;
-        i += char_len(t + i);
+        i += sg_phrase_char_len(t + i);
     }
 }
 
@@ -595,13 +530,13 @@ static void scan_capabilities(parse_ctx *c, const unsigned char *t)
         return;
     bool prev_word = false;
     for (size_t i = 0; t[i] && !full(c);) {
-        bool w = word_at(t + i);
-        size_t step = char_len(t + i);
+        bool w = sg_phrase_word_at(t + i);
+        size_t step = sg_phrase_char_len(t + i);
         if (w && !prev_word) {
-            unsigned char b = lower(t[i]);
+            unsigned char b = sg_phrase_lower(t[i]);
             for (size_t k = c->s->bucket[b]; k < c->s->bucket[b + 1]; k++) {
                 const skill_cap *cap = &c->s->caps[k];
-                size_t m = phrase_match(t + i, cap->phrase);
+                size_t m = sg_phrase_match(t + i, cap->phrase);
                 if (m) {
                     json_t *payload = json_pack("{s:s}", "capability_hint", cap->phrase);
                     add_action(c, "skill_invocation", (long)cap->skill, payload,

@@ -4,7 +4,10 @@
  *   "skill_mention"    literal skill_NNN ids that exist in the registry,
  *   "capability_hint"  capability words of a skill (e.g. "navigate", "translate", "remind").
  * Each action is {"type":"skill_invocation","skill_id":"skill_001","payload":{…},"source":"…"};
- * json_block actions may carry other types and their payload as given. */
+ * json_block actions may carry other types and their payload as given (deduplicated by type when
+ * they name no skill). Mention and capability payloads are {} and {"capability_hint":"…"}.
+ * Matching is on whole words, case-insensitive for capabilities and exact for ids; text inside
+ * fences (and after an unterminated fence) is not scanned for mentions or capability words. */
 #ifndef SG_AGENT_ACTIONS_H
 #define SG_AGENT_ACTIONS_H
 

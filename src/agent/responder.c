@@ -11,68 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- text matching (same rules as actions.c and safety.c) ---------------------------------- */
+#include "base/phrase.h"
 
-static bool word_at(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               c == '_';
-    if (c == 0xC2)
-        return false;
-    if (c == 0xE2 && (s[1] == 0x80 || s[1] == 0x81))
-        return false;
-    return true;
-}
-
-static size_t char_len(const unsigned char *s)
-{
-    size_t n = s[0] < 0xC0 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
-    for (size_t k = 1; k < n; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return k;
-    return n;
-}
-
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* Lowercase pattern; ' ' = a run of whitespace, '\'' also matches U+2019, '*' = rest of a word. */
-static size_t phrase_match(const unsigned char *t, const char *pat)
-{
-    size_t j = 0;
-    for (const unsigned char *p = (const unsigned char *)pat; *p; p++) {
-        if (*p == '*') {
-            while (t[j] && word_at(t + j))
-                j += char_len(t + j);
-        } else if (*p == ' ') {
-            if (!is_space(t[j]))
-                return 0;
-            while (is_space(t[j]))
-                j++;
-        } else if (*p == '\'') {
-            if (t[j] == '\'')
-                j++;
-            else if (t[j] == 0xE2 && t[j + 1] == 0x80 && t[j + 2] == 0x99)
-                j += 3;
-            else
-                return 0;
-        } else {
-            if (lower(t[j]) != *p)
-                return 0;
-            j++;
-        }
-    }
-    return word_at(t + j) ? 0 : j;
-}
+/* ---- text helpers (phrase matching lives in base/phrase.c) ------------------------------------ */
 
 /* Length of the valid UTF-8 prefix of s[0..n) that ends on a character boundary, or (size_t)-1
  * when s has an invalid sequence before n. */
@@ -205,9 +146,9 @@ static void find_intents(const unsigned char *q, intent_hit hits[NINTENTS])
     size_t remaining = NINTENTS;
     bool prev_word = false;
     for (size_t i = 0; q[i] && remaining;) {
-        bool w = word_at(q + i);
+        bool w = sg_phrase_word_at(q + i);
         if (w && !prev_word) {
-            unsigned char first = lower(q[i]);
+            unsigned char first = sg_phrase_lower(q[i]);
             for (size_t n = 0; n < NINTENTS; n++) {
                 if (hits[n].found)
                     continue;
@@ -215,7 +156,7 @@ static void find_intents(const unsigned char *q, intent_hit hits[NINTENTS])
                 for (size_t k = 0; ph[k].pat; k++) {
                     if ((unsigned char)ph[k].pat[0] != first)
                         continue;
-                    size_t m = phrase_match(q + i, ph[k].pat);
+                    size_t m = sg_phrase_match(q + i, ph[k].pat);
                     if (m) {
                         hits[n] = (intent_hit){true, i, i + m, k};
                         remaining--;
@@ -225,7 +166,7 @@ static void find_intents(const unsigned char *q, intent_hit hits[NINTENTS])
             }
         }
         prev_word = w;
-        i += char_len(q + i);
+        i += sg_phrase_char_len(q + i);
     }
 }
 
@@ -293,7 +234,7 @@ static bool word_is(const unsigned char *w, size_t n, const char *lit)
     if (n != l)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (lower(w[i]) != (unsigned char)lit[i])
+        if (sg_phrase_lower(w[i]) != (unsigned char)lit[i])
             return false;
     return true;
 }
@@ -308,18 +249,18 @@ static void extract_destination(const unsigned char *t, bool skip_to, char *out,
                                        NULL};
     size_t o = 0, words = 0, i = 0;
     out[0] = '\0';
-    while (is_space(t[i]))
+    while (sg_phrase_is_space(t[i]))
         i++;
-    if (skip_to && lower(t[i]) == 't' && lower(t[i + 1]) == 'o' && !word_at(t + i + 2)) {
+    if (skip_to && sg_phrase_lower(t[i]) == 't' && sg_phrase_lower(t[i + 1]) == 'o' && !sg_phrase_word_at(t + i + 2)) {
         i += 2;
-        while (is_space(t[i]))
+        while (sg_phrase_is_space(t[i]))
             i++;
     }
     for (;;) {
         size_t ws = i;
-        while (t[i] && (word_at(t + i) || t[i] == '\'' || t[i] == '-' || t[i] == '&' ||
+        while (t[i] && (sg_phrase_word_at(t + i) || t[i] == '\'' || t[i] == '-' || t[i] == '&' ||
                         (t[i] == 0xE2 && t[i + 1] == 0x80 && t[i + 2] == 0x99)))
-            i += char_len(t + i);
+            i += sg_phrase_char_len(t + i);
         size_t wn = i - ws;
         if (wn == 0)
             break;
@@ -353,7 +294,7 @@ static void extract_destination(const unsigned char *t, bool skip_to, char *out,
         size_t sp = i;
         while (t[sp] == ' ' || t[sp] == '\t')
             sp++;
-        if (sp == i || !word_at(t + sp))
+        if (sp == i || !sg_phrase_word_at(t + sp))
             break;
         i = sp;
     }
@@ -401,7 +342,7 @@ static void sb_scene(sbuf *b, const sg_scene *sc)
 static bool prefix_ci(const char *s, const char *lit)
 {
     for (; *lit; s++, lit++)
-        if (lower((unsigned char)*s) != (unsigned char)*lit)
+        if (sg_phrase_lower((unsigned char)*s) != (unsigned char)*lit)
             return false;
     return true;
 }
@@ -414,19 +355,19 @@ static size_t clean_visual(const char *vc, char *out, size_t cap)
     out[0] = '\0';
     if (!vc)
         return 0;
-    while (is_space((unsigned char)*vc))
+    while (sg_phrase_is_space((unsigned char)*vc))
         vc++;
     if (prefix_ci(vc, "no visual input"))
         return 0;
     if (prefix_ci(vc, "scene appears to be:"))
         vc += strlen("scene appears to be:");
-    while (is_space((unsigned char)*vc))
+    while (sg_phrase_is_space((unsigned char)*vc))
         vc++;
     size_t n = strnlen(vc, cap - 1);
     size_t valid = utf8_valid_prefix((const unsigned char *)vc, n);
     if (valid == (size_t)-1)
         return 0;
-    while (valid > 0 && (is_space((unsigned char)vc[valid - 1]) || vc[valid - 1] == '.'))
+    while (valid > 0 && (sg_phrase_is_space((unsigned char)vc[valid - 1]) || vc[valid - 1] == '.'))
         valid--;
     for (size_t i = 0; i < valid; i++) {
         unsigned char c = (unsigned char)vc[i];
@@ -549,7 +490,7 @@ char *sg_responder_answer(const sg_responder_input *in, sg_intent *intent_out)
 
     bool blank_query = true;
     for (const unsigned char *p = q; *p && blank_query; p++)
-        blank_query = is_space(*p);
+        blank_query = sg_phrase_is_space(*p);
     char visual[320];
     if (in->scene || !clean_visual(in->visual_context, visual, sizeof visual))
         visual[0] = '\0';

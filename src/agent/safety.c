@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/phrase.h"
+
 static const char *const violence[] = {
     "kill", "kills", "killed", "killing", "killer", "killers", "murder*", "shoot", "shoots",
     "shooting", "shooter", "shot him", "shot her", "shot them", "shot someone", "stab", "stabs",
@@ -27,7 +29,10 @@ static const char *const medical_advice[] = {
     "which medication should", "which medicine should", "what pills should",
     "take this medication", "take medication", "take this pill", "take these pills", "cure for",
     "how much ibuprofen", "how much paracetamol", "how much acetaminophen", "how much aspirin",
-    "is it safe to take", NULL};
+    "is it safe to take", "medication should i take", "medicine should i take",
+    "pills should i take", "dose should i take", "how much of this medication",
+    "how much of this medicine", "how much of my medication", "how much of my medicine",
+    "what dose", "what dosage", NULL};
 
 static const char *const dangerous_activity[] = {
     "while driving", "while i drive", "while i'm driving", "while i am driving", "drunk driving",
@@ -55,11 +60,12 @@ static const char *const privacy_violation[] = {
 /* Harmless phrases that contain a keyword; words inside a match are not checked. */
 static const char *const exempt[] = {
     "killer whale*", "kill time", "killing time", "kill the lights", "kill the engine",
-    "photo shoot*", "video shoot*", "shoot* a photo*", "shoot* a picture*", "shoot* a video*",
-    "shoot* photo*", "shoot* picture*", "shoot* video*", "shoot* some photo*",
-    "shoot* some video*", "shoot* the photo*", "shoot* the video*", "shooting star*",
-    "bamboo shoot*", "bath bomb*", "prescription glasses", "prescription lens*",
-    "prescription sunglasses", "prescription frames", "celery stalk*", "stalk of", NULL};
+    "photo shoot*", "video shoot*", "shoot* a photo", "shoot* a photograph", "shoot* a picture",
+    "shoot* a video", "shoot* photos", "shoot* pictures", "shoot* video", "shoot* videos",
+    "shoot* some photos", "shoot* some pictures", "shoot* some video", "shoot* the photo",
+    "shoot* the video", "shooting star*", "bamboo shoot*", "bath bomb*", "prescription glasses",
+    "prescription lens*", "prescription sunglasses", "prescription frames", "celery stalk*",
+    "stalk of", NULL};
 
 typedef struct safety_category {
     const char *name;
@@ -73,77 +79,13 @@ static const safety_category categories[] = {
     {"privacy_violation", privacy_violation},
 };
 
-/* Word characters: ASCII letters, digits and '_', plus any non-ASCII character except the Latin-1
- * punctuation block and General Punctuation (U+2000..U+206F), so curly quotes separate words. */
-static bool word_at(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               c == '_';
-    if (c == 0xC2)
-        return false;
-    if (c == 0xE2 && (s[1] == 0x80 || s[1] == 0x81))
-        return false;
-    return true;
-}
-
-/* Length of the UTF-8 sequence at s, never stepping over the terminator. */
-static size_t char_len(const unsigned char *s)
-{
-    size_t n = s[0] < 0xC0 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
-    for (size_t k = 1; k < n; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return k;
-    return n;
-}
-
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* Bytes of t matched by pat (see the top of the file), ending at a word boundary; 0 if none. */
-static size_t phrase_match(const unsigned char *t, const char *pat)
-{
-    size_t j = 0;
-    for (const unsigned char *p = (const unsigned char *)pat; *p; p++) {
-        if (*p == '*') {
-            while (t[j] && word_at(t + j))
-                j += char_len(t + j);
-        } else if (*p == ' ') {
-            if (!is_space(t[j]))
-                return 0;
-            while (is_space(t[j]))
-                j++;
-        } else if (*p == '\'') {
-            if (t[j] == '\'')
-                j++;
-            else if (t[j] == 0xE2 && t[j + 1] == 0x80 && t[j + 2] == 0x99)
-                j += 3;
-            else
-                return 0;
-        } else {
-            if (lower(t[j]) != *p)
-                return 0;
-            j++;
-        }
-    }
-    return word_at(t + j) ? 0 : j;
-}
-
 static size_t match_any(const unsigned char *t, const char *const *patterns)
 {
-    unsigned char first = lower(t[0]);
+    unsigned char first = sg_phrase_lower(t[0]);
     for (size_t k = 0; patterns[k]; k++) {
         if ((unsigned char)patterns[k][0] != first)
             continue;
-        size_t m = phrase_match(t, patterns[k]);
+        size_t m = sg_phrase_match(t, patterns[k]);
         if (m)
             return m;
     }
@@ -155,18 +97,18 @@ static void describe_match(const unsigned char *t, size_t len, char *out, size_t
 {
     size_t o = 0;
     for (size_t i = 0; i < len && o + 1 < cap;) {
-        if (is_space(t[i])) {
+        if (sg_phrase_is_space(t[i])) {
             out[o++] = ' ';
-            while (i < len && is_space(t[i]))
+            while (i < len && sg_phrase_is_space(t[i]))
                 i++;
         } else if (t[i] == 0xE2 && i + 2 < len && t[i + 1] == 0x80 && t[i + 2] == 0x99) {
             out[o++] = '\'';
             i += 3;
         } else if (t[i] >= 0x80) {
             out[o++] = '?';
-            i += char_len(t + i);
+            i += sg_phrase_char_len(t + i);
         } else {
-            out[o++] = (char)lower(t[i]);
+            out[o++] = (char)sg_phrase_lower(t[i]);
             i++;
         }
     }
@@ -186,7 +128,7 @@ void sg_safety_check(const char *text, sg_safety_result *out)
     size_t exempt_until = 0;
     bool prev_word = false;
     for (size_t i = 0; t[i];) {
-        bool w = word_at(t + i);
+        bool w = sg_phrase_word_at(t + i);
         if (w && !prev_word) {
             size_t e = match_any(t + i, exempt);
             if (e && i + e > exempt_until)
@@ -207,7 +149,7 @@ void sg_safety_check(const char *text, sg_safety_result *out)
             }
         }
         prev_word = w;
-        i += char_len(t + i);
+        i += sg_phrase_char_len(t + i);
     }
 }
 

@@ -257,7 +257,7 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     json_t *actions;
     if (safety.blocked) {
         free(response);
-        response = strdup(sg_safety_fallback());
+        response = strdup(sg_safety_fallback_for(safety.category));
         actions = json_array();
     } else {
         actions = sg_actions_parse(b->skills, response);
