@@ -71,6 +71,11 @@ static void test_basics(const sgt_server *s)
     /* sessions: create, list, delete */
     char *id = new_session(s);
     CHECK(sg_uuid_valid(id) && id[14] == '4');
+    /* a path segment with CR/LF must not be echoed into a header */
+    r = sgt_post_str(s, "/sessions/%0d%0aX-Evil:%201/query", "{\"text\":\"hi\"}");
+    expect_error(&r, 404, "INVALID_SESSION", "CRLF in session id");
+    CHECK(strstr(r.headers, "X-Evil") == NULL);
+    sgt_resp_free(&r);
     r = sgt_get(s, "/sessions");
     CHECK_EQ_INT(r.status, 200);
     CHECK(json_integer_value(json_object_get(r.json, "count")) >= 1);

@@ -171,7 +171,8 @@ static enum MHD_Result send_response(sg_req *r)
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
-    if (r->session_id[0] && r->route >= SG_ROUTE_SESSION && r->route <= SG_ROUTE_MULTIMODAL)
+    /* only a well-formed id: the path segment is client bytes and must never reach a header raw */
+    if (r->route >= SG_ROUTE_SESSIONS && r->route <= SG_ROUTE_MULTIMODAL && sg_uuid_valid(r->session_id))
         MHD_add_response_header(resp, "X-Session-ID", r->session_id);
     if (gz)
         MHD_add_response_header(resp, "Content-Encoding", "gzip");

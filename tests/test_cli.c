@@ -1,0 +1,87 @@
+/* Tests of the sg CLI through the real binary: describe on real photos (one JSON object per line),
+ * version, help, and errors. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "check.h"
+
+/* Runs cmd, returns its exit status and stdout (malloc'ed). */
+static int run(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int main(void)
+{
+    char *out;
+    CHECK_EQ_INT(run(SG_CLI_BIN " describe ../shared/data/images/text.jpg ../shared/data/images/chelsea.jpg "
+                                "../shared/data/images/rocket.jpg",
+                     &out),
+                 0);
+    int lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_t *j = json_loads(line, 0, NULL);
+        CHECK_MSG(j != NULL, "not JSON: %s", line);
+        json_t *scene = json_object_get(j, "scene");
+        const char *vc = json_string_value(json_object_get(j, "visual_context"));
+        CHECK(vc && strncmp(vc, "Low-level image analysis", 24) == 0);
+        CHECK(json_integer_value(json_object_get(j, "width")) > 0);
+        CHECK(json_is_array(json_object_get(scene, "colors")));
+        const char *img = json_string_value(json_object_get(j, "image"));
+        if (img && strstr(img, "text.jpg"))
+            CHECK(json_is_true(json_object_get(scene, "text_like")));
+        if (img && strstr(img, "chelsea.jpg"))
+            CHECK(json_is_false(json_object_get(scene, "text_like")));
+        json_decref(j);
+    }
+    CHECK_EQ_INT(lines, 3);
+    free(out);
+
+    /* deterministic: the same file twice gives the same scene */
+    char *a, *b;
+    run(SG_CLI_BIN " describe ../shared/data/images/coffee.jpg | sed 's/,\"decode_ms.*//'", &a);
+    run(SG_CLI_BIN " describe ../shared/data/images/coffee.jpg | sed 's/,\"decode_ms.*//'", &b);
+    CHECK(strlen(a) > 50 && strcmp(a, b) == 0);
+    free(a);
+    free(b);
+
+    /* a missing file and a non-image give an error line and exit 1, the good file still works */
+    CHECK_EQ_INT(run(SG_CLI_BIN " describe /nonexistent.jpg ../shared/SOURCES.md ../shared/data/images/coffee.jpg", &out), 1);
+    CHECK(strstr(out, "\"error\"") != NULL && strstr(out, "cannot read") != NULL);
+    CHECK(strstr(out, "Low-level image analysis") != NULL);
+    free(out);
+
+    CHECK_EQ_INT(run(SG_CLI_BIN " version", &out), 0);
+    CHECK(strstr(out, "\"version\"") != NULL);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " --help", &out), 0);
+    CHECK(strstr(out, "describe") != NULL);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " frobnicate 2>/dev/null", &out), 2);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " describe 2>/dev/null", &out), 2);
+    free(out);
+    CHECK_EQ_INT(run(SG_EDGE_BIN " --version", &out), 0);
+    CHECK(strstr(out, "sg-edge") != NULL);
+    free(out);
+    CHECK_EQ_INT(run(SG_EDGE_BIN " --port 99999 2>/dev/null", &out), 2);
+    free(out);
+    CHECK_EQ_INT(run(SG_EDGE_BIN " --bogus 2>/dev/null", &out), 2);
+    free(out);
+    return check_report("test_cli");
+}
