@@ -9,6 +9,7 @@ PACKAGES=(
   libmicrohttpd-dev libjansson-dev            # HTTP server, JSON
   libturbojpeg0-dev libpng-dev zlib1g-dev     # JPEG (DCT-scaled decode), PNG, gzip
   libsamplerate0-dev                          # band-limited audio resampling
+  libunistring-dev                            # Unicode categories, case mapping, NFC (tokenizers)
   libcurl4-openssl-dev                        # HTTP client for the integration tests
   wrk                                         # HTTP benchmark (bench/)
   ca-certificates

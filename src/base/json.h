@@ -1,6 +1,6 @@
-/* A fast, strict (RFC 8259) JSON parser that builds jansson values. It replaces json_loadb on
- * request bodies, where a frame upload is one ~70 KB base64 string: long plain strings are scanned
- * 8 bytes at a time and handed to jansson in one copy. */
+/* A fast, strict (RFC 8259) JSON parser that builds jansson values. It is meant to replace
+ * json_loadb on request bodies, where a frame upload is one ~70 KB base64 string: long plain
+ * strings are scanned a word at a time and handed to jansson in one copy. */
 #ifndef SG_BASE_JSON_H
 #define SG_BASE_JSON_H
 
@@ -17,9 +17,10 @@
  * whitespace around it. Returns a new reference the caller json_decref()s, or NULL with err set:
  * SG_EINVAL with "invalid JSON at offset N: <what>" or SG_ENOMEM.
  *
- * Accepts exactly what json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, ...) accepts, and
- * builds equal values, except that nesting deeper than SG_JSON_MAX_DEPTH is refused (jansson
- * allows 2048). In particular: strings must be valid UTF-8 and may contain \u0000 (jansson
+ * Accepts what json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, ...) accepts and builds
+ * equal values, with two exceptions: nesting deeper than SG_JSON_MAX_DEPTH is refused (jansson
+ * allows 2048), and so is a NUL byte right after a number or literal, which jansson 2.14 skips
+ * ("[1\0,2]"). In particular: strings must be valid UTF-8 and may contain \u0000 (jansson
  * strings carry their length), but object keys may not; \u escapes must pair surrogates; an
  * integer (no fraction, no exponent) must fit in json_int_t; a real must not overflow to
  * infinity; for a repeated object key the last value wins. */

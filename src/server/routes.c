@@ -10,6 +10,7 @@
 
 #include "agent/turn.h"
 #include "base/base64.h"
+#include "base/json.h"
 #include "base/clock.h"
 #include "base/uuid.h"
 
@@ -130,11 +131,13 @@ static bool parse_json_body(sg_req *r, json_t **out)
         *out = json_object();
         return true;
     }
-    json_error_t je;
-    json_t *j = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &je);
+    sg_error err = {0};
+    json_t *j = sg_json_parse(r->body, r->body_len, &err);
     if (!j) {
-        sg_req_error(r, 400, "INVALID_REQUEST", "malformed JSON body: %s (line %d, column %d)",
-                     je.text, je.line, je.column);
+        if (err.code == SG_ENOMEM)
+            sg_req_error(r, 503, "OVERLOADED", "out of memory parsing the body");
+        else
+            sg_req_error(r, 400, "INVALID_REQUEST", "malformed JSON body: %s", err.msg);
         return false;
     }
     if (!json_is_object(j)) {
