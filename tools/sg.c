@@ -4,15 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <getopt.h>
+
 #include "agent/describe.h"
 #include "base/clock.h"
 #include "media/image.h"
+#include "models/clip.h"
+#include "nn/cpu.h"
+#include "nn/pool.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sg <command> [args]\n"
                "commands:\n"
                "  describe IMAGE...   low-level description of JPEG/PNG files (the vision fallback), JSON\n"
+               "  clip embed --model DIR [--precision f32|int8] [--threads N] IMAGE...\n"
+               "  clip text --model DIR [--precision f32|int8] [--threads N] TEXT...\n"
+               "  clip classify --model DIR [--precision P] [--threads N] IMAGE --labels \"a,b,c\"\n"
+               "  bench clip --model DIR [--precision P] [--threads N] [--runs R] IMAGE\n"
                "  version             print the version\n"
                "  help                this text\n");
 }
@@ -89,6 +98,224 @@ static int cmd_describe(int argc, char **argv)
     return rc;
 }
 
+
+/* ---- clip ----------------------------------------------------------------------------------- */
+
+typedef struct clip_args {
+    const char *model, *labels;
+    sg_precision prec;
+    int threads, runs;
+    int first; /* index of the first positional argument */
+} clip_args;
+
+static int parse_clip_args(int argc, char **argv, clip_args *a)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"precision", required_argument, 0, 'p'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"labels", required_argument, 0, 'l'},
+                                         {"runs", required_argument, 0, 'r'},
+                                         {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->prec = SG_PREC_Q8;
+    a->runs = 20;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:p:t:l:r:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a->model = optarg; break;
+        case 'l': a->labels = optarg; break;
+        case 'p':
+            if (strcmp(optarg, "int8") == 0)
+                a->prec = SG_PREC_Q8;
+            else if (strcmp(optarg, "f32") == 0)
+                a->prec = SG_PREC_F32;
+            else {
+                fprintf(stderr, "sg: --precision must be f32 or int8\n");
+                return -1;
+            }
+            break;
+        case 't': a->threads = atoi(optarg); break;
+        case 'r': a->runs = atoi(optarg); break;
+        default: return -1;
+        }
+    }
+    if (!a->model) {
+        fprintf(stderr, "sg: --model DIR is required\n");
+        return -1;
+    }
+    if (a->runs < 1)
+        a->runs = 1;
+    a->first = optind;
+    return 0;
+}
+
+static void print_json(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static json_t *float_array(const float *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+/* Decodes path with DCT scaling to the model's need. */
+static sg_status load_image(const sg_clip *m, const char *path, sg_image *img, sg_error *err)
+{
+    size_t len;
+    char *data = read_file(path, &len);
+    if (!data)
+        return sg_error_set(err, SG_EIO, "cannot read %s", path);
+    sg_status st = sg_image_decode((const uint8_t *)data, len, sg_clip_min_short_side(m), img, err);
+    free(data);
+    return st;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmd_clip(const char *sub, int argc, char **argv)
+{
+    clip_args a;
+    if (parse_clip_args(argc, argv, &a) != 0)
+        return 2;
+    bool bench = strcmp(sub, "bench") == 0;
+    if (strcmp(sub, "embed") && strcmp(sub, "text") && strcmp(sub, "classify") && !bench) {
+        fprintf(stderr, "sg clip: unknown subcommand '%s'\n", sub);
+        return 2;
+    }
+    if (a.first >= argc) {
+        fprintf(stderr, "sg clip %s: nothing to do (give %s)\n", sub, strcmp(sub, "text") ? "an image" : "text");
+        return 2;
+    }
+    if (strcmp(sub, "classify") == 0 && !a.labels) {
+        fprintf(stderr, "sg clip classify: --labels \"a,b,c\" is required\n");
+        return 2;
+    }
+    sg_error err = {0};
+    double t0 = sg_now_ms();
+    sg_pool *pool = sg_pool_new(a.threads);
+    sg_clip *m = pool ? sg_clip_load(a.model, a.prec, pool, &err) : NULL;
+    if (!m) {
+        fprintf(stderr, "sg: cannot load %s: %s\n", a.model, err.msg);
+        sg_pool_free(pool);
+        return 1;
+    }
+    double load_ms = sg_now_ms() - t0;
+    const int E = sg_clip_get_info(m)->embed_dim;
+    float *emb = malloc((size_t)E * sizeof(float));
+    int rc = 0;
+    if (strcmp(sub, "text") == 0) {
+        for (int i = a.first; i < argc; i++) {
+            if (sg_clip_encode_text(m, argv[i], emb, &err) != SG_OK) {
+                print_json(json_pack("{s:s,s:s}", "text", argv[i], "error", err.msg));
+                rc = 1;
+                continue;
+            }
+            print_json(json_pack("{s:s,s:o}", "text", argv[i], "embedding", float_array(emb, E)));
+        }
+    } else if (strcmp(sub, "embed") == 0) {
+        for (int i = a.first; i < argc; i++) {
+            sg_image img;
+            if (load_image(m, argv[i], &img, &err) != SG_OK ||
+                (sg_clip_encode_image(m, &img, emb, &err) != SG_OK && (sg_image_free(&img), 1))) {
+                print_json(json_pack("{s:s,s:s}", "image", argv[i], "error", err.msg));
+                rc = 1;
+                continue;
+            }
+            sg_image_free(&img);
+            print_json(json_pack("{s:s,s:o}", "image", argv[i], "embedding", float_array(emb, E)));
+        }
+    } else if (strcmp(sub, "classify") == 0) {
+        /* labels: comma-separated, used as given (no template) */
+        char *copy = strdup(a.labels);
+        int n = 0;
+        char *labels[256];
+        for (char *tok = strtok(copy, ","); tok && n < 256; tok = strtok(NULL, ","))
+            labels[n++] = tok;
+        float *le = malloc((size_t)(n ? n : 1) * E * sizeof(float)), *probs = malloc((size_t)(n ? n : 1) * sizeof(float));
+        sg_image img;
+        if (n == 0) {
+            fprintf(stderr, "sg clip classify: no labels\n");
+            rc = 2;
+        } else {
+            for (int i = 0; i < n && rc == 0; i++) {
+                if (sg_clip_encode_text(m, labels[i], le + (size_t)i * E, &err) != SG_OK)
+                    rc = 1;
+                else
+                    sg_clip_normalize(le + (size_t)i * E, E);
+            }
+            if (rc == 0 && load_image(m, argv[a.first], &img, &err) == SG_OK) {
+                if (sg_clip_encode_image(m, &img, emb, &err) == SG_OK) {
+                    sg_clip_normalize(emb, E);
+                    sg_clip_zero_shot(m, emb, le, n, probs);
+                    json_t *jl = json_array();
+                    for (int i = 0; i < n; i++)
+                        json_array_append_new(jl, json_string(labels[i]));
+                    print_json(json_pack("{s:s,s:o,s:o}", "image", argv[a.first], "labels", jl, "probs",
+                                         float_array(probs, n)));
+                } else {
+                    rc = 1;
+                }
+                sg_image_free(&img);
+            } else if (rc == 0) {
+                rc = 1;
+            }
+            if (rc == 1)
+                print_json(json_pack("{s:s,s:s}", "image", argv[a.first], "error", err.msg));
+        }
+        free(le);
+        free(probs);
+        free(copy);
+    } else { /* bench: decode + preprocess + forward of one image */
+        size_t len;
+        char *data = read_file(argv[a.first], &len);
+        double *t = malloc((size_t)a.runs * sizeof(double));
+        if (!data) {
+            fprintf(stderr, "sg bench clip: cannot read %s\n", argv[a.first]);
+            rc = 1;
+        }
+        for (int r = -2; rc == 0 && r < a.runs; r++) { /* two warm-up runs */
+            double s = sg_now_ms();
+            sg_image img;
+            if (sg_image_decode((const uint8_t *)data, len, sg_clip_min_short_side(m), &img, &err) != SG_OK ||
+                sg_clip_encode_image(m, &img, emb, &err) != SG_OK) {
+                fprintf(stderr, "sg bench clip: %s\n", err.msg);
+                rc = 1;
+            }
+            sg_image_free(&img);
+            if (r >= 0)
+                t[r] = sg_now_ms() - s;
+        }
+        if (rc == 0) {
+            qsort(t, (size_t)a.runs, sizeof *t, cmp_double);
+            const sg_clip_info *ci = sg_clip_get_info(m);
+            fprintf(stderr, "clip %s, %d layers x %d wide, %s, %d threads, kernels %s, load %.0f ms\n",
+                    a.model, ci->vision_layers, ci->vision_width, a.prec == SG_PREC_Q8 ? "int8" : "f32",
+                    sg_pool_size(pool), sg_cpu_level_name(sg_cpu_level_get()), load_ms);
+            printf("{\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"runs\":%d}\n", t[a.runs / 2],
+                   t[(int)(a.runs * 0.9) < a.runs ? (int)(a.runs * 0.9) : a.runs - 1], t[0], a.runs);
+        }
+        free(t);
+        free(data);
+    }
+    free(emb);
+    sg_clip_free(m);
+    sg_pool_free(pool);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -98,6 +325,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "describe") == 0)
         return cmd_describe(argc - 2, argv + 2);
+    if (strcmp(cmd, "clip") == 0 && argc >= 3)
+        return cmd_clip(argv[2], argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0 && argc >= 3 && strcmp(argv[2], "clip") == 0)
+        return cmd_clip("bench", argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("{\"version\":\"%s\"}\n", SG_VERSION);
         return 0;

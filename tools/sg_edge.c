@@ -9,7 +9,11 @@
 
 #include "agent/actions.h"
 #include "agent/backends.h"
+#include "agent/vision_clip.h"
+#include "base/clock.h"
 #include "base/log.h"
+#include "nn/cpu.h"
+#include "nn/pool.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -23,10 +27,13 @@ static void usage(FILE *f)
             "  --workers N          model-work threads (env SG_WORKERS)\n"
             "  --queue-depth N      jobs that may wait for a worker (env SG_QUEUE_DEPTH)\n"
             "  --skills PATH        skills registry JSON (env SG_SKILLS_PATH)\n"
+            "  --vision-model DIR   CLIP model directory, Hugging Face layout (env SG_VISION_MODEL)\n"
+            "  --vision-precision P int8 (default) or f32 (env SG_VISION_PRECISION)\n"
+            "  --threads N          inference threads (env SG_THREADS; default: cores)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
             "  --version, --help\n"
-            "Models: none can be loaded by this build yet; vision uses pixel statistics and\n"
-            "answers come from the rule-based responder, and every response says so.\n");
+            "Without --vision-model, vision uses pixel statistics; answers come from the\n"
+            "rule-based responder; every response says which models ran.\n");
 }
 
 static int parse_int_arg(const char *name, const char *v, int lo, int hi, int *out)
@@ -70,9 +77,11 @@ int main(int argc, char **argv)
         {"http-threads", required_argument, 0, 't'}, {"workers", required_argument, 0, 'w'},
         {"queue-depth", required_argument, 0, 'q'},  {"skills", required_argument, 0, 's'},
         {"log-level", required_argument, 0, 'l'},    {"version", no_argument, 0, 'V'},
+        {"vision-model", required_argument, 0, 'M'}, {"vision-precision", required_argument, 0, 'P'},
+        {"threads", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -83,6 +92,15 @@ int main(int argc, char **argv)
         case 'w': rc = parse_int_arg("--workers", optarg, 1, 256, &cfg.workers); break;
         case 'q': rc = parse_int_arg("--queue-depth", optarg, 0, 1000000, &cfg.queue_depth); break;
         case 's': cfg.skills_path = optarg; break;
+        case 'M': cfg.vision_model = optarg; break;
+        case 'P':
+            if (strcmp(optarg, "int8") && strcmp(optarg, "f32")) {
+                fprintf(stderr, "sg-edge: --vision-precision must be int8 or f32\n");
+                return 2;
+            }
+            cfg.vision_int8 = strcmp(optarg, "int8") == 0;
+            break;
+        case 'T': rc = parse_int_arg("--threads", optarg, 1, 256, &cfg.threads); break;
         case 'l': rc = set_log_level(optarg); break;
         case 'V': printf("sg-edge %s\n", SG_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -120,10 +138,43 @@ int main(int argc, char **argv)
     }
     sg_log(SG_LOG_INFO, "sg-edge %s listening on http://%s:%d (%d http threads, %d workers, queue %d)",
            SG_VERSION, cfg.host, sg_server_port(srv), cfg.http_threads, cfg.workers, cfg.queue_depth);
-    sg_log(SG_LOG_INFO, "models: none loaded; vision = pixel statistics, answers = rule-based "
-                        "responder, speech = unavailable (503 MODEL_UNAVAILABLE)");
     if (cfg.api_key[0])
         sg_log(SG_LOG_INFO, "auth: on (header %s or Authorization: Bearer)", cfg.auth_header);
+
+    /* Models load while the server already answers /health and /ready ("loading"). */
+    sg_pool *pool = NULL;
+    sg_clip_vision *vision = NULL;
+    if (cfg.vision_model) {
+        double t0 = sg_now_ms();
+        pool = sg_pool_new(cfg.threads);
+        sg_precision prec = cfg.vision_int8 ? SG_PREC_Q8 : SG_PREC_F32;
+        sg_clip *clip = pool ? sg_clip_load(cfg.vision_model, prec, pool, &err) : NULL;
+        if (clip) {
+            char name[160];
+            const char *base = strrchr(cfg.vision_model, '/');
+            base = base && base[1] ? base + 1 : cfg.vision_model;
+            snprintf(name, sizeof name, "%s %s", base, cfg.vision_int8 ? "int8" : "f32");
+            vision = sg_clip_vision_new(clip, name, &err);
+        }
+        if (!vision) {
+            sg_log(SG_LOG_ERROR, "cannot load the vision model %s: %s", cfg.vision_model,
+                   err.msg[0] ? err.msg : "out of memory");
+            sg_server_stop(srv, 5.0);
+            sg_server_free(srv);
+            sg_skills_free(backends.skills);
+            sg_pool_free(pool);
+            return 2;
+        }
+        backends.vision = sg_clip_vision_backend(vision);
+        const sg_clip_info *ci = sg_clip_get_info(sg_clip_vision_model(vision));
+        sg_log(SG_LOG_INFO, "vision: %s (%d layers, width %d, %.1f MB of weights, %d threads, "
+               "kernels %s) loaded in %.0f ms", backends.vision->name, ci->vision_layers,
+               ci->vision_width, (double)ci->weight_bytes / 1e6, sg_pool_size(pool),
+               sg_cpu_level_name(sg_cpu_level_get()), sg_now_ms() - t0);
+    } else {
+        sg_log(SG_LOG_INFO, "vision: no model (--vision-model); using pixel statistics");
+    }
+    sg_log(SG_LOG_INFO, "language: rule-based responder; speech: unavailable (503 MODEL_UNAVAILABLE)");
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -132,6 +183,8 @@ int main(int argc, char **argv)
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
     sg_server_stop(srv, 30.0);
     sg_server_free(srv);
+    sg_clip_vision_free(vision);
+    sg_pool_free(pool);
     sg_skills_free(backends.skills);
     sg_log(SG_LOG_INFO, "stopped");
     return 0;

@@ -16,6 +16,8 @@
 typedef struct sg_vision_result {
     char visual_context[512]; /* e.g. "Scene appears to be: street scene (confidence: 61.20%)" */
     json_t *scene;            /* structured labels/scores for the frame response (owned) */
+    float *embedding;         /* the frame's embedding (malloc'ed, owned) or NULL */
+    int embedding_dim;
 } sg_vision_result;
 
 typedef struct sg_vision_backend {

@@ -22,6 +22,8 @@ void sg_visual_memory_free(sg_visual_memory *m)
 {
     json_decref(m->scene);
     m->scene = NULL;
+    free(m->embedding);
+    m->embedding = NULL;
 }
 
 static double round3(double x) { return (double)(long long)(x * 1000.0 + (x >= 0 ? 0.5 : -0.5)) / 1000.0; }
@@ -65,6 +67,9 @@ sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8
         snprintf(m->visual_context, sizeof m->visual_context, "%s", vr.visual_context);
         scene = vr.scene ? vr.scene : json_object();
         m->pixels_valid = false;
+        free(m->embedding);
+        m->embedding = vr.embedding; /* kept so later text queries reuse it at no cost */
+        m->embedding_dim = vr.embedding ? vr.embedding_dim : 0;
     } else {
         sg_describe_image(&img, had_key ? prev_key : NULL, &m->pixels);
         m->pixels_valid = true;

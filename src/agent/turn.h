@@ -30,6 +30,8 @@ typedef struct sg_visual_memory {
     sg_scene pixels;       /* valid when has_scene and the pixel fallback produced it */
     bool pixels_valid;
     json_t *scene;         /* last keyframe's scene JSON (owned), NULL before any keyframe */
+    float *embedding;      /* last keyframe's vision embedding (owned) when a model produced one */
+    int embedding_dim;
     long frames, keyframes;
 } sg_visual_memory;
 

@@ -33,6 +33,7 @@ void sg_config_defaults(sg_config *c)
     c->frame_policy = SG_POLICY_TRIM;
     snprintf(c->auth_header, sizeof c->auth_header, "X-API-Key");
     c->gzip_min_bytes = 1024;
+    c->vision_int8 = 1;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
@@ -193,5 +194,17 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
     }
     if ((s = getenv("SG_SKILLS_PATH")) && *s)
         c->skills_path = s;
+    if ((s = getenv("SG_VISION_MODEL")) && *s)
+        c->vision_model = s;
+    if ((s = getenv("SG_VISION_PRECISION")) && *s) {
+        if (strcmp(s, "int8") == 0)
+            c->vision_int8 = 1;
+        else if (strcmp(s, "f32") == 0)
+            c->vision_int8 = 0;
+        else
+            return sg_error_set(err, SG_EINVAL, "SG_VISION_PRECISION=\"%s\" must be int8 or f32", s);
+    }
+    if ((st = env_int("SG_THREADS", 1, 256, &c->threads, err)))
+        return st;
     return SG_OK;
 }

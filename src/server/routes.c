@@ -763,7 +763,10 @@ void sg_route_dispatch(sg_req *r)
     case SG_ROUTE_MULTIMODAL:
         if (!method_is(r, "POST"))
             method_not_allowed(r, "POST");
-        else if (lookup_session(r)) {
+        else if (!atomic_load(&r->srv->ready)) {
+            sg_req_error(r, 503, "MODEL_UNAVAILABLE", "models are still loading; retry shortly");
+            r->retry_after = 1;
+        } else if (lookup_session(r)) {
             if (r->route == SG_ROUTE_FRAME)
                 handle_frame(r);
             else if (r->route == SG_ROUTE_AUDIO)

@@ -1,0 +1,379 @@
+/* Linear layers y = x W^T + b: weight packing at load time, the scalar reference kernels, and the
+ * forward pass, which quantises activations (Q8) on the calling thread and then splits the output
+ * columns, in whole packed panels, across the pool. The SIMD kernels live in linear_avx2.c and
+ * linear_avx512.c and compute the same function (F32 up to rounding order, Q8 bit-exact). */
+#include "nn/linear.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cpu.h"
+
+#define NR SG_LINEAR_NR
+/* F32 k block: 768 keeps ViT's k = 768 in one piece; 50 rows x 768 of x (150 KB) plus a panel
+ * block (96 KB) sit in a 1 MB L2 where a whole k = 3072 panel (384 KB) and x (600 KB) do not. */
+#define F32_KC 768
+/* vpdpbusd sums (q + 128) * w <= 255 * 127 per k in int32: keep k far from overflow */
+#define Q8_MAX_K 65536
+
+/* ---- scalar reference kernels ---- */
+
+void sg_gemm_f32_scalar(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
+                        float *c, long ldc, const float *bias, int accumulate)
+{
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (int kk = 0; kk < k; kk++)
+                acc += a[i * lda + kk] * b[kk * ldb + j];
+            if (accumulate)
+                acc += c[i * ldc + j];
+            c[i * ldc + j] = bias ? acc + bias[j] : acc;
+        }
+    }
+}
+
+/* The clamp is written as the SIMD min/max instructions behave (NaN -> 127) and the rounding is
+ * nearbyintf in the default mode: ties to even, like cvtps2dq. */
+static int q8_round(float v)
+{
+    const float t = v < 127.0f ? v : 127.0f;
+    const float u = t > -127.0f ? t : -127.0f;
+    return (int)nearbyintf(u);
+}
+
+static float q8_row_maxabs(const float *x, int k)
+{
+    float maxabs = 0.0f;
+    for (int i = 0; i < k; i++) {
+        const float a = fabsf(x[i]);
+        maxabs = a > maxabs ? a : maxabs;
+    }
+    return maxabs;
+}
+
+void sg_q8_quantize_scalar(const float *x, long ldx, int m, int k, int k4, void *xq, long ldq,
+                           float *xscale)
+{
+    for (int r = 0; r < m; r++) {
+        const float *row = x + r * ldx;
+        int8_t *q = (int8_t *)xq + r * ldq;
+        const float maxabs = q8_row_maxabs(row, k);
+        const float inv = sg_q8_inv(maxabs);
+        xscale[r] = maxabs / 127.0f;
+        for (int i = 0; i < k; i++)
+            q[i] = (int8_t)q8_round(row[i] * inv);
+        for (int i = k; i < k4; i++)
+            q[i] = 0;
+    }
+}
+
+/* weight (column j, index kk) of a Q8 panel */
+static inline int q8_panel_at(const int8_t *panel, int j, int kk)
+{
+    return panel[(kk / 4) * 4 * NR + j * 4 + kk % 4];
+}
+
+void sg_q8_panel_scalar(int m, int ncols, int k4, const void *xq, long ldq, const float *xscale,
+                        const int8_t *panel, const int32_t *qsum, const float *wscale,
+                        const float *bias, float *y, long ldy)
+{
+    (void)qsum;
+    for (int i = 0; i < m; i++) {
+        const int8_t *q = (const int8_t *)xq + i * ldq;
+        for (int j = 0; j < ncols; j++) {
+            int32_t acc = 0;
+            for (int kk = 0; kk < k4; kk++)
+                acc += q[kk] * q8_panel_at(panel, j, kk);
+            /* separate statements: no fused multiply-add, so every level rounds alike */
+            const float s = xscale[i] * wscale[j];
+            const float v = (float)acc * s;
+            y[i * ldy + j] = bias ? v + bias[j] : v;
+        }
+    }
+}
+
+/* ---- dispatch ---- */
+
+sg_gemm_f32_fn sg_gemm_f32_get(void)
+{
+#ifdef SG_X86
+    switch (sg_cpu_level_get()) {
+    case SG_CPU_AVX512: return sg_gemm_f32_avx512;
+    case SG_CPU_AVX2: return sg_gemm_f32_avx2;
+    case SG_CPU_SCALAR: break;
+    }
+#endif
+    return sg_gemm_f32_scalar;
+}
+
+typedef void (*q8_quantize_fn)(const float *x, long ldx, int m, int k, int k4, void *xq, long ldq,
+                               float *xscale);
+
+/* Bytes per quantised activation at a level (AVX2 keeps them as int16 for vpmaddwd). */
+static int q8_act_bytes(sg_cpu_level level) { return level == SG_CPU_AVX2 ? 2 : 1; }
+
+static void q8_kernels(sg_cpu_level level, q8_quantize_fn *quantize, sg_q8_panel_fn *panel)
+{
+    *quantize = sg_q8_quantize_scalar;
+    *panel = sg_q8_panel_scalar;
+#ifdef SG_X86
+    if (level == SG_CPU_AVX512) {
+        *quantize = sg_q8_quantize_avx512;
+        *panel = sg_q8_panel_avx512;
+    } else if (level == SG_CPU_AVX2) {
+        *quantize = sg_q8_quantize_avx2;
+        *panel = sg_q8_panel_avx2;
+    }
+#else
+    (void)level;
+#endif
+}
+
+/* ---- construction ---- */
+
+static int linear_panels(int n) { return (n + NR - 1) / NR; }
+static int linear_k4(int k) { return (k + 3) / 4 * 4; }
+
+static void *linear_alloc(size_t bytes, size_t *total)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p)
+        *total += rounded;
+    return p;
+}
+
+static sg_status linear_check(int n, int k, sg_precision prec, sg_error *err)
+{
+    if (n < 1 || k < 1)
+        return sg_error_set(err, SG_EINVAL, "linear: bad shape n=%d k=%d", n, k);
+    if (prec != SG_PREC_F32 && prec != SG_PREC_Q8)
+        return sg_error_set(err, SG_EINVAL, "linear: unknown precision %d", (int)prec);
+    if (prec == SG_PREC_Q8 && k > Q8_MAX_K)
+        return sg_error_set(err, SG_EUNSUPPORTED, "linear: q8 needs k <= %d (k=%d)", Q8_MAX_K, k);
+    if ((size_t)linear_panels(n) * NR * (size_t)linear_k4(k) > ((size_t)1 << 40))
+        return sg_error_set(err, SG_ETOOBIG, "linear: %d x %d is too large", n, k);
+    return SG_OK;
+}
+
+static sg_status linear_init_bias(sg_linear *L, const float *bias, sg_error *err)
+{
+    if (!bias)
+        return SG_OK;
+    L->bias = linear_alloc((size_t)L->n * sizeof(float), &L->bytes);
+    if (!L->bias)
+        return sg_error_set(err, SG_ENOMEM, "linear: out of memory");
+    memcpy(L->bias, bias, (size_t)L->n * sizeof(float));
+    return SG_OK;
+}
+
+/* Packs int8 rows q[n*k] into VNNI panels and fills qsum. */
+static sg_status linear_pack_q8(sg_linear *L, const int8_t *q, sg_error *err)
+{
+    const int n = L->n, k = L->k, k4 = linear_k4(k), np = linear_panels(n);
+    L->q = linear_alloc((size_t)np * NR * (size_t)k4, &L->bytes);
+    L->qsum = linear_alloc((size_t)n * sizeof(int32_t), &L->bytes);
+    if (!L->q || !L->qsum)
+        return sg_error_set(err, SG_ENOMEM, "linear: out of memory");
+    for (int p = 0; p < np; p++) {
+        int8_t *panel = L->q + (size_t)p * NR * k4;
+        for (int g = 0; g < k4 / 4; g++)
+            for (int j = 0; j < NR; j++)
+                for (int t = 0; t < 4; t++) {
+                    const int col = p * NR + j, kk = 4 * g + t;
+                    panel[g * 4 * NR + j * 4 + t] =
+                        col < n && kk < k ? q[(size_t)col * k + kk] : 0;
+                }
+    }
+    for (int j = 0; j < n; j++) {
+        int32_t s = 0;
+        for (int kk = 0; kk < k; kk++)
+            s += q[(size_t)j * k + kk];
+        L->qsum[j] = s;
+    }
+    return SG_OK;
+}
+
+sg_status sg_linear_init(sg_linear *L, const float *w, const float *bias, int n, int k,
+                         sg_precision prec, sg_error *err)
+{
+    memset(L, 0, sizeof *L);
+    sg_status st = linear_check(n, k, prec, err);
+    if (st != SG_OK)
+        return st;
+    if (!w)
+        return sg_error_set(err, SG_EINVAL, "linear: no weights");
+    L->n = n;
+    L->k = k;
+    L->prec = prec;
+    if ((st = linear_init_bias(L, bias, err)) != SG_OK)
+        goto fail;
+    if (prec == SG_PREC_F32) {
+        const int np = linear_panels(n);
+        L->packed = linear_alloc((size_t)np * NR * (size_t)k * sizeof(float), &L->bytes);
+        if (!L->packed) {
+            st = sg_error_set(err, SG_ENOMEM, "linear: out of memory");
+            goto fail;
+        }
+        for (int p = 0; p < np; p++) {
+            float *panel = L->packed + (size_t)p * NR * k;
+            for (int kk = 0; kk < k; kk++)
+                for (int j = 0; j < NR; j++) {
+                    const int col = p * NR + j;
+                    panel[(size_t)kk * NR + j] = col < n ? w[(size_t)col * k + kk] : 0.0f;
+                }
+        }
+        return SG_OK;
+    }
+    /* Q8: symmetric per output row, quantised like the activations */
+    int8_t *q = malloc((size_t)n * k);
+    L->scale = linear_alloc((size_t)n * sizeof(float), &L->bytes);
+    if (!q || !L->scale) {
+        free(q);
+        st = sg_error_set(err, SG_ENOMEM, "linear: out of memory");
+        goto fail;
+    }
+    sg_q8_quantize_scalar(w, k, n, k, k, q, k, L->scale);
+    st = linear_pack_q8(L, q, err);
+    free(q);
+    if (st != SG_OK)
+        goto fail;
+    return SG_OK;
+fail:
+    sg_linear_free(L);
+    return st;
+}
+
+sg_status sg_linear_init_q8(sg_linear *L, const int8_t *q, const float *scales, const float *bias,
+                            int n, int k, sg_error *err)
+{
+    memset(L, 0, sizeof *L);
+    sg_status st = linear_check(n, k, SG_PREC_Q8, err);
+    if (st != SG_OK)
+        return st;
+    if (!q || !scales)
+        return sg_error_set(err, SG_EINVAL, "linear: no weights");
+    L->n = n;
+    L->k = k;
+    L->prec = SG_PREC_Q8;
+    L->scale = linear_alloc((size_t)n * sizeof(float), &L->bytes);
+    if (!L->scale) {
+        st = sg_error_set(err, SG_ENOMEM, "linear: out of memory");
+        goto fail;
+    }
+    memcpy(L->scale, scales, (size_t)n * sizeof(float));
+    if ((st = linear_init_bias(L, bias, err)) != SG_OK || (st = linear_pack_q8(L, q, err)) != SG_OK)
+        goto fail;
+    return SG_OK;
+fail:
+    sg_linear_free(L);
+    return st;
+}
+
+void sg_linear_free(sg_linear *L)
+{
+    if (!L)
+        return;
+    free(L->bias);
+    free(L->packed);
+    free(L->q);
+    free(L->scale);
+    free(L->qsum);
+    memset(L, 0, sizeof *L);
+}
+
+/* ---- forward ---- */
+
+/* Row stride of the quantised activations: room for the widest (int16) storage. */
+static long q8_ldq(int k) { return ((long)linear_k4(k) * 2 + 63) / 64 * 64; }
+
+size_t sg_linear_scratch_bytes(const sg_linear *L, int m)
+{
+    if (L->prec != SG_PREC_Q8 || m <= 0)
+        return 0;
+    /* activations, scales, and 64 bytes of alignment slack for each of the two blocks */
+    return (size_t)m * (size_t)q8_ldq(L->k) + ((size_t)m * sizeof(float) + 63) / 64 * 64 + 128;
+}
+
+typedef struct linear_job {
+    const sg_linear *L;
+    int m, npanels;
+    const float *x;
+    long ldx;
+    float *y;
+    long ldy;
+    sg_gemm_f32_fn gemm;
+    sg_q8_panel_fn q8;
+    const void *xq;
+    long ldq;
+    const float *xscale;
+} linear_job;
+
+static void linear_task(void *ctx, int task, int ntasks)
+{
+    const linear_job *J = ctx;
+    const sg_linear *L = J->L;
+    const int p0 = (int)((long)J->npanels * task / ntasks);
+    const int p1 = (int)((long)J->npanels * (task + 1) / ntasks);
+    const int k4 = linear_k4(L->k);
+    if (L->prec == SG_PREC_F32) {
+        /* k in blocks, so that the block of x and of each panel stay in L2 while reused */
+        for (int k0 = 0; k0 < L->k; k0 += F32_KC) {
+            const int kc = L->k - k0 < F32_KC ? L->k - k0 : F32_KC;
+            for (int p = p0; p < p1; p++) {
+                const int col = p * NR, ncols = L->n - col < NR ? L->n - col : NR;
+                const float *bias = L->bias && k0 == 0 ? L->bias + col : NULL;
+                const float *panel = L->packed + (size_t)p * NR * L->k + (size_t)k0 * NR;
+                J->gemm(J->m, ncols, kc, J->x + k0, J->ldx, panel, NR, J->y + col, J->ldy, bias,
+                        k0 > 0);
+            }
+        }
+        return;
+    }
+    for (int p = p0; p < p1; p++) {
+        const int col = p * NR, ncols = L->n - col < NR ? L->n - col : NR;
+        J->q8(J->m, ncols, k4, J->xq, J->ldq, J->xscale, L->q + (size_t)p * NR * k4,
+              L->qsum + col, L->scale + col, L->bias ? L->bias + col : NULL, J->y + col, J->ldy);
+    }
+}
+
+void sg_linear_forward(const sg_linear *L, const float *x, int m, int ldx, float *y, int ldy,
+                       sg_pool *pool, sg_arena *scratch)
+{
+    if (m <= 0)
+        return;
+    linear_job J = {.L = L, .m = m, .npanels = linear_panels(L->n), .x = x, .ldx = ldx, .y = y,
+                    .ldy = ldy};
+    const size_t mark = scratch ? scratch->used : 0;
+    if (L->prec == SG_PREC_F32) {
+        J.gemm = sg_gemm_f32_get();
+    } else {
+        const sg_cpu_level level = sg_cpu_level_get();
+        q8_quantize_fn quantize;
+        q8_kernels(level, &quantize, &J.q8);
+        J.ldq = q8_ldq(L->k) / 2 * q8_act_bytes(level);
+        void *xq = scratch ? sg_arena_alloc(scratch, (size_t)m * J.ldq) : NULL;
+        float *xscale = scratch ? sg_arena_alloc(scratch, (size_t)m * sizeof(float)) : NULL;
+        if (!xq || !xscale) {
+            /* no room (a caller bug): make it visible in the output rather than crash */
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < L->n; j++)
+                    y[(long)i * ldy + j] = NAN;
+            if (scratch)
+                scratch->used = mark;
+            return;
+        }
+        quantize(x, ldx, m, L->k, linear_k4(L->k), xq, J.ldq, xscale);
+        J.xq = xq;
+        J.xscale = xscale;
+    }
+    const int threads = sg_pool_size(pool);
+    int ntasks = threads > 1 ? threads * 4 : 1;
+    if (ntasks > J.npanels)
+        ntasks = J.npanels;
+    sg_pool_run(pool, linear_task, &J, ntasks);
+    if (scratch)
+        scratch->used = mark;
+}

@@ -1,0 +1,688 @@
+/* Tests for nn/: CPU level parsing and selection, the arena, the thread pool (every task exactly
+ * once, any thread count, concurrent and nested callers), linear layers at every CPU level against
+ * the scalar level and a double-precision reference (F32) or bit-exactly (Q8) on shapes with odd
+ * sizes, and the transformer ops and attention against naive references. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "nn/arena.h"
+#include "nn/cpu.h"
+#include "nn/linear.h"
+#include "nn/ops.h"
+#include "nn/pool.h"
+
+/* ---- helpers ---- */
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+
+static uint64_t rng_next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static double rng_uniform(void) { return ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; }
+
+static float rng_gauss(void)
+{
+    return (float)(sqrt(-2.0 * log(rng_uniform())) * cos(6.283185307179586 * rng_uniform()));
+}
+
+static float *gauss_array(long n, float scale)
+{
+    float *a = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (long i = 0; i < n; i++)
+        a[i] = scale * rng_gauss();
+    return a;
+}
+
+static int level_count(void) { return (int)sg_cpu_supported() + 1; }
+
+/* ---- cpu ---- */
+
+static void test_cpu(void)
+{
+    sg_cpu_level l = SG_CPU_AVX512;
+    CHECK(sg_cpu_parse("scalar", &l) == 0 && l == SG_CPU_SCALAR);
+    CHECK(sg_cpu_parse("AVX2", &l) == 0 && l == SG_CPU_AVX2);
+    CHECK(sg_cpu_parse("avx512", &l) == 0 && l == SG_CPU_AVX512);
+    CHECK(sg_cpu_parse("avx1024", &l) == -1);
+    CHECK(sg_cpu_parse("", &l) == -1);
+    CHECK(sg_cpu_parse(NULL, &l) == -1);
+    CHECK(strcmp(sg_cpu_level_name(SG_CPU_AVX2), "avx2") == 0);
+
+    /* the level in effect at start is min(supported, SG_CPU) */
+    const sg_cpu_level sup = sg_cpu_supported();
+    sg_cpu_level want = sup, env;
+    if (sg_cpu_parse(getenv("SG_CPU"), &env) == 0 && env < sup)
+        want = env;
+    CHECK_EQ_INT(sg_cpu_level_get(), want);
+    printf("test_nn: cpu supports %s, SG_CPU=%s -> %s\n", sg_cpu_level_name(sup),
+           getenv("SG_CPU") ? getenv("SG_CPU") : "(unset)", sg_cpu_level_name(want));
+#ifndef SG_X86
+    CHECK_EQ_INT(sup, SG_CPU_SCALAR);
+#endif
+    /* set clamps to what the machine has */
+    CHECK_EQ_INT(sg_cpu_level_set(SG_CPU_AVX512), sup);
+    CHECK_EQ_INT(sg_cpu_level_get(), sup);
+    CHECK_EQ_INT(sg_cpu_level_set(SG_CPU_SCALAR), SG_CPU_SCALAR);
+    CHECK_EQ_INT(sg_cpu_level_get(), SG_CPU_SCALAR);
+    sg_cpu_level_set(want);
+}
+
+/* ---- arena ---- */
+
+static void test_arena(void)
+{
+    sg_arena a;
+    CHECK_EQ_INT(sg_arena_init(&a, 1000), 0);
+    unsigned char *p = sg_arena_alloc(&a, 10), *q = sg_arena_alloc(&a, 100);
+    CHECK(p && q && ((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0 && q >= p + 10);
+    CHECK(sg_arena_alloc(&a, 2000) == NULL);
+    CHECK(sg_arena_alloc(&a, (size_t)-1) == NULL);
+    void *r = sg_arena_alloc(&a, 1000 - 192);
+    CHECK(r != NULL);
+    CHECK(sg_arena_alloc(&a, 1) == NULL);
+    CHECK(a.high_water == 1000);
+    sg_arena_reset(&a);
+    CHECK(sg_arena_alloc(&a, 1000) == a.base);
+    CHECK_EQ_INT(sg_arena_reserve(&a, 5000), 0);
+    CHECK(a.cap >= 5000 && a.used == 0);
+    CHECK(sg_arena_alloc(&a, 5000) != NULL);
+    sg_arena_free(&a);
+    CHECK_EQ_INT(sg_arena_init(&a, 0), 0);
+    CHECK(sg_arena_alloc(&a, 1) == NULL);
+    CHECK_EQ_INT(sg_arena_reserve(&a, 64), 0);
+    CHECK(sg_arena_alloc(&a, 64) != NULL);
+    sg_arena_free(&a);
+}
+
+/* ---- pool ---- */
+
+typedef struct count_ctx {
+    atomic_int *hits;
+    int ntasks;
+    atomic_int bad;
+} count_ctx;
+
+static void count_task(void *ctx, int task, int ntasks)
+{
+    count_ctx *c = ctx;
+    if (task < 0 || task >= c->ntasks || ntasks != c->ntasks)
+        atomic_fetch_add(&c->bad, 1);
+    else
+        atomic_fetch_add(&c->hits[task], 1);
+}
+
+/* Runs ntasks tasks on p and checks each ran exactly once. */
+static int pool_exactly_once(sg_pool *p, int ntasks)
+{
+    count_ctx c = {.hits = calloc((size_t)ntasks, sizeof(atomic_int)), .ntasks = ntasks};
+    atomic_init(&c.bad, 0);
+    sg_pool_run(p, count_task, &c, ntasks);
+    int ok = atomic_load(&c.bad) == 0;
+    for (int i = 0; i < ntasks; i++)
+        ok &= atomic_load(&c.hits[i]) == 1;
+    free(c.hits);
+    return ok;
+}
+
+typedef struct nested_ctx {
+    sg_pool *p;
+    atomic_int inner_ok;
+} nested_ctx;
+
+static void nested_task(void *ctx, int task, int ntasks)
+{
+    (void)task;
+    (void)ntasks;
+    nested_ctx *n = ctx;
+    if (pool_exactly_once(n->p, 5))
+        atomic_fetch_add(&n->inner_ok, 1);
+}
+
+typedef struct caller_arg {
+    sg_pool *p;
+    int ok;
+} caller_arg;
+
+static void *concurrent_caller(void *arg)
+{
+    caller_arg *a = arg;
+    a->ok = 1;
+    for (int i = 0; i < 300; i++)
+        a->ok &= pool_exactly_once(a->p, 1 + i % 17);
+    return NULL;
+}
+
+static void test_pool(void)
+{
+    CHECK(pool_exactly_once(NULL, 7));
+    const int sizes[] = {1, 2, 4};
+    for (int s = 0; s < 3; s++) {
+        sg_pool *p = sg_pool_new(sizes[s]);
+        CHECK(p != NULL);
+        if (!p)
+            continue;
+        CHECK_EQ_INT(sg_pool_size(p), sizes[s]);
+        const int counts[] = {1, 2, 3, 7, 64, 1000};
+        for (int i = 0; i < 6; i++)
+            CHECK_MSG(pool_exactly_once(p, counts[i]), "threads %d tasks %d", sizes[s], counts[i]);
+        /* back-to-back regions (workers still spinning) and after they fell asleep */
+        int ok = 1;
+        for (int i = 0; i < 2000; i++)
+            ok &= pool_exactly_once(p, 1 + i % 5);
+        CHECK_MSG(ok, "threads %d: back-to-back regions", sizes[s]);
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        CHECK(pool_exactly_once(p, 9));
+        /* a task that runs a region on the same pool runs it serially instead of deadlocking */
+        nested_ctx n = {.p = p};
+        atomic_init(&n.inner_ok, 0);
+        sg_pool_run(p, nested_task, &n, 4);
+        CHECK_EQ_INT(atomic_load(&n.inner_ok), 4);
+        /* several threads sharing the pool */
+        pthread_t th[4];
+        caller_arg args[4];
+        for (int i = 0; i < 4; i++) {
+            args[i].p = p;
+            pthread_create(&th[i], NULL, concurrent_caller, &args[i]);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            CHECK_MSG(args[i].ok, "threads %d: concurrent caller %d", sizes[s], i);
+        }
+        if (sizes[s] == 2) /* more tasks than one round of the ticket holds */
+            CHECK(pool_exactly_once(p, (1 << 20) + 5));
+        sg_pool_free(p);
+    }
+    sg_pool *p = sg_pool_new(0); /* SG_THREADS or the core count */
+    CHECK(p != NULL && sg_pool_size(p) >= 1);
+    sg_pool_free(p);
+    sg_pool_free(NULL);
+}
+
+/* ---- linear ---- */
+
+/* y = x W^T + b in double, and the sum of |x||w| per output (the scale of rounding errors) */
+static void linear_reference(const float *x, const float *w, const float *b, int m, int n, int k,
+                             double *y, double *mag)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = b ? b[j] : 0.0, a = 0.0;
+            for (int kk = 0; kk < k; kk++) {
+                acc += (double)x[(long)i * k + kk] * w[(long)j * k + kk];
+                a += fabs((double)x[(long)i * k + kk] * w[(long)j * k + kk]);
+            }
+            y[(long)i * n + j] = acc;
+            mag[(long)i * n + j] = a;
+        }
+}
+
+/* The Q8 function written out independently: quantise, integer dot, scale. */
+static void q8_quantize_row(const float *x, int k, int8_t *q, float *scale)
+{
+    float mx = 0.0f;
+    for (int i = 0; i < k; i++)
+        mx = fabsf(x[i]) > mx ? fabsf(x[i]) : mx;
+    const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    for (int i = 0; i < k; i++) {
+        float v = x[i] * inv;
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[i] = (int8_t)nearbyintf(v);
+    }
+    *scale = mx / 127.0f;
+}
+
+static void q8_reference(const float *x, const float *w, const float *b, int m, int n, int k,
+                         float *y)
+{
+    int8_t *xq = malloc((size_t)k), *wq = malloc((size_t)n * k);
+    float *ws = malloc(sizeof(float) * (size_t)n), xs;
+    for (int j = 0; j < n; j++)
+        q8_quantize_row(w + (long)j * k, k, wq + (long)j * k, &ws[j]);
+    for (int i = 0; i < m; i++) {
+        q8_quantize_row(x + (long)i * k, k, xq, &xs);
+        for (int j = 0; j < n; j++) {
+            int32_t acc = 0;
+            for (int kk = 0; kk < k; kk++)
+                acc += xq[kk] * wq[(long)j * k + kk];
+            const float s = xs * ws[j];
+            const float v = (float)acc * s;
+            y[(long)i * n + j] = b ? v + b[j] : v;
+        }
+    }
+    free(xq);
+    free(wq);
+    free(ws);
+}
+
+static double cosine(const float *a, const double *b, long n)
+{
+    double dot = 0, na = 0, nb = 0;
+    for (long i = 0; i < n; i++) {
+        dot += a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += b[i] * b[i];
+    }
+    return na > 0 && nb > 0 ? dot / sqrt(na * nb) : 1.0;
+}
+
+/* Runs one layer at every level on x with row strides ldx/ldy (>= k/n) and compares. */
+static void check_linear_shape(int m, int n, int k, sg_pool *pool, sg_arena *arena)
+{
+    const int ldx = k + (int)(rng_next() % 3), ldy = n + (int)(rng_next() % 3);
+    float *w = gauss_array((long)n * k, 0.05f), *b = gauss_array(n, 0.1f);
+    float *xd = gauss_array((long)m * k, 1.0f), *x = gauss_array((long)m * ldx, 1.0f);
+    for (int i = 0; i < m; i++)
+        memcpy(x + (long)i * ldx, xd + (long)i * k, sizeof(float) * (size_t)k);
+    const int use_bias = (rng_next() & 3) != 0;
+    double *ref = malloc(sizeof(double) * (size_t)m * n);
+    double *mag = malloc(sizeof(double) * (size_t)m * n);
+    linear_reference(xd, w, use_bias ? b : NULL, m, n, k, ref, mag);
+    float *qref = malloc(sizeof(float) * (size_t)m * n);
+    q8_reference(xd, w, use_bias ? b : NULL, m, n, k, qref);
+    sg_linear Lf, Lq;
+    sg_error err;
+    CHECK(sg_linear_init(&Lf, w, use_bias ? b : NULL, n, k, SG_PREC_F32, &err) == SG_OK);
+    CHECK(sg_linear_init(&Lq, w, use_bias ? b : NULL, n, k, SG_PREC_Q8, &err) == SG_OK);
+    CHECK(sg_arena_reserve(arena, sg_linear_scratch_bytes(&Lq, m)) == 0);
+    const long ny = (long)m * ldy;
+    float *yf[3], *yq[3];
+    for (int lv = 0; lv < level_count(); lv++) {
+        sg_cpu_level_set((sg_cpu_level)lv);
+        yf[lv] = malloc(sizeof(float) * (size_t)ny);
+        yq[lv] = malloc(sizeof(float) * (size_t)ny);
+        for (long i = 0; i < ny; i++)
+            yf[lv][i] = yq[lv][i] = -12345.0f; /* padding must stay untouched */
+        sg_linear_forward(&Lf, x, m, ldx, yf[lv], ldy, pool, arena);
+        sg_linear_forward(&Lq, x, m, ldx, yq[lv], ldy, pool, arena);
+        CHECK(arena->used == 0);
+        int bad_ref = 0, bad_scalar = 0, bad_q8 = 0, bad_pad = 0;
+        double worst = 0;
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < ldy; j++) {
+                const float f = yf[lv][(long)i * ldy + j], q = yq[lv][(long)i * ldy + j];
+                if (j >= n) {
+                    bad_pad += f != -12345.0f || q != -12345.0f;
+                    continue;
+                }
+                const double r = ref[(long)i * n + j], tol = 1e-5 * mag[(long)i * n + j] + 1e-6;
+                if (fabs(f - r) > tol + 1e-4 * fabs(r))
+                    bad_ref++;
+                if (fabs(f - r) > worst)
+                    worst = fabs(f - r);
+                const float s = yf[0][(long)i * ldy + j];
+                if (fabs((double)f - s) > 1e-4 * fabs(s) + 2e-5 * mag[(long)i * n + j] + 1e-6)
+                    bad_scalar++;
+                /* Q8: the same integers and the same float epilogue at every level */
+                if (q != qref[(long)i * n + j])
+                    bad_q8++;
+            }
+        }
+        CHECK_MSG(bad_ref == 0, "f32 %s m=%d n=%d k=%d: %d off the reference (worst %g)",
+                  sg_cpu_level_name((sg_cpu_level)lv), m, n, k, bad_ref, worst);
+        CHECK_MSG(bad_scalar == 0, "f32 %s m=%d n=%d k=%d: %d off scalar",
+                  sg_cpu_level_name((sg_cpu_level)lv), m, n, k, bad_scalar);
+        CHECK_MSG(bad_q8 == 0, "q8 %s m=%d n=%d k=%d: %d not bit-exact",
+                  sg_cpu_level_name((sg_cpu_level)lv), m, n, k, bad_q8);
+        CHECK_MSG(bad_pad == 0, "%s m=%d n=%d k=%d: wrote past n",
+                  sg_cpu_level_name((sg_cpu_level)lv), m, n, k);
+    }
+    /* Q8 close to F32: cosine over the whole output (k >= 31: enough terms to average out) */
+    if (k >= 31 && (long)m * n >= 16) {
+        float *yc = malloc(sizeof(float) * (size_t)m * n);
+        for (int i = 0; i < m; i++)
+            memcpy(yc + (long)i * n, yq[0] + (long)i * ldy, sizeof(float) * (size_t)n);
+        const double c = cosine(yc, ref, (long)m * n);
+        CHECK_MSG(c >= 0.999, "q8 m=%d n=%d k=%d: cosine %.6f to f32", m, n, k, c);
+        free(yc);
+    }
+    for (int lv = 0; lv < level_count(); lv++) {
+        free(yf[lv]);
+        free(yq[lv]);
+    }
+    sg_linear_free(&Lf);
+    sg_linear_free(&Lq);
+    free(w);
+    free(b);
+    free(x);
+    free(xd);
+    free(ref);
+    free(mag);
+    free(qref);
+}
+
+static void test_linear(void)
+{
+    const int ms[] = {1, 2, 3, 7, 50, 77}, ns[] = {1, 3, 17, 64, 100, 768},
+              ks[] = {1, 5, 31, 64, 67, 768};
+    sg_pool *pool = sg_pool_new(2);
+    sg_arena arena;
+    sg_arena_init(&arena, 0);
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++)
+            for (int c = 0; c < 6; c++)
+                check_linear_shape(ms[a], ns[b], ks[c], (a + b + c) % 2 ? pool : NULL, &arena);
+    /* more panels than tasks, a 12-row tile plus leftovers, k not a multiple of 4 */
+    check_linear_shape(13, 200, 3, pool, &arena);
+    check_linear_shape(25, 33, 9, pool, &arena);
+    /* k split into blocks (F32) */
+    check_linear_shape(3, 40, 1700, pool, &arena);
+    check_linear_shape(50, 35, 2305, NULL, &arena);
+
+    /* building from saved int8 rows gives the same layer */
+    const int n = 37, k = 45, m = 5;
+    float *w = gauss_array((long)n * k, 0.05f), *x = gauss_array((long)m * k, 1.0f);
+    int8_t *q = malloc((size_t)n * k);
+    float *s = malloc(sizeof(float) * n), *y1 = malloc(sizeof(float) * m * n),
+          *y2 = malloc(sizeof(float) * m * n);
+    for (int j = 0; j < n; j++)
+        q8_quantize_row(w + (long)j * k, k, q + (long)j * k, &s[j]);
+    sg_linear A, B;
+    sg_error err;
+    CHECK(sg_linear_init(&A, w, NULL, n, k, SG_PREC_Q8, &err) == SG_OK);
+    CHECK(sg_linear_init_q8(&B, q, s, NULL, n, k, &err) == SG_OK);
+    CHECK(A.bytes > 0 && B.bytes > 0);
+    sg_arena_reserve(&arena, sg_linear_scratch_bytes(&A, m));
+    sg_linear_forward(&A, x, m, k, y1, n, pool, &arena);
+    sg_linear_forward(&B, x, m, k, y2, n, pool, &arena);
+    CHECK(memcmp(y1, y2, sizeof(float) * m * n) == 0);
+    /* no scratch: NaN, no crash */
+    sg_arena tiny;
+    sg_arena_init(&tiny, 16);
+    sg_linear_forward(&A, x, m, k, y1, n, pool, &tiny);
+    CHECK(isnan(y1[0]) && isnan(y1[m * n - 1]));
+    sg_linear_forward(&A, x, m, k, y1, n, pool, NULL);
+    CHECK(isnan(y1[0]));
+    sg_arena_free(&tiny);
+    sg_linear_free(&A);
+    sg_linear_free(&B);
+    /* bad arguments are errors, not crashes */
+    CHECK(sg_linear_init(&A, w, NULL, 0, k, SG_PREC_F32, &err) == SG_EINVAL);
+    CHECK(sg_linear_init(&A, NULL, NULL, n, k, SG_PREC_F32, &err) == SG_EINVAL);
+    CHECK(sg_linear_init(&A, w, NULL, n, k, (sg_precision)7, &err) == SG_EINVAL);
+    CHECK(sg_linear_init_q8(&A, q, s, NULL, n, 100000, &err) == SG_EUNSUPPORTED);
+    /* all-zero and constant rows quantise without NaN */
+    float zero_w[6] = {0, 0, 0, 1, 1, 1}, zx[3] = {0, 0, 0}, zy[2];
+    CHECK(sg_linear_init(&A, zero_w, NULL, 2, 3, SG_PREC_Q8, &err) == SG_OK);
+    for (int lv = 0; lv < level_count(); lv++) {
+        sg_cpu_level_set((sg_cpu_level)lv);
+        sg_linear_forward(&A, zx, 1, 3, zy, 2, NULL, &arena);
+        CHECK(zy[0] == 0.0f && zy[1] == 0.0f);
+    }
+    sg_linear_free(&A);
+    free(w);
+    free(x);
+    free(q);
+    free(s);
+    free(y1);
+    free(y2);
+    sg_arena_free(&arena);
+    sg_pool_free(pool);
+}
+
+/* ---- ops ---- */
+
+static double gelu_ref(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+
+/* Element-wise and row-wise ops at level lv against the scalar level on the same input: counts
+ * outputs differing by more than rel * (1 + |scalar|). */
+typedef enum { OP_LAYERNORM, OP_SOFTMAX, OP_GELU, OP_QUICK_GELU } op_kind;
+
+static void run_op(op_kind op, float *y, int rows, int dim, const float *g, const float *b)
+{
+    switch (op) {
+    case OP_LAYERNORM: sg_layernorm(y, y, rows, dim, g, b, 1e-5f); break;
+    case OP_SOFTMAX: sg_softmax_rows(y, rows, dim); break;
+    case OP_GELU: sg_gelu_erf(y, (long)rows * dim); break;
+    case OP_QUICK_GELU: sg_quick_gelu(y, (long)rows * dim); break;
+    }
+}
+
+static int op_vs_scalar(op_kind op, sg_cpu_level lv, const float *x, int rows, int dim,
+                        const float *g, const float *b, double rel)
+{
+    const long n = (long)rows * dim;
+    float *ys = malloc(sizeof(float) * (size_t)n), *yl = malloc(sizeof(float) * (size_t)n);
+    memcpy(ys, x, sizeof(float) * (size_t)n);
+    memcpy(yl, x, sizeof(float) * (size_t)n);
+    sg_cpu_level_set(SG_CPU_SCALAR);
+    run_op(op, ys, rows, dim, g, b);
+    sg_cpu_level_set(lv);
+    run_op(op, yl, rows, dim, g, b);
+    int bad = 0;
+    for (long i = 0; i < n; i++)
+        bad += !(fabs(yl[i] - ys[i]) <= rel * (1 + fabs(ys[i])));
+    free(ys);
+    free(yl);
+    return bad;
+}
+
+static void test_ops(void)
+{
+    const int dims[] = {1, 7, 16, 33, 768, 1500};
+    for (int lv = 0; lv < level_count(); lv++) {
+        sg_cpu_level_set((sg_cpu_level)lv);
+        const char *name = sg_cpu_level_name((sg_cpu_level)lv);
+        for (int di = 0; di < 6; di++) {
+            const int dim = dims[di], rows = 3;
+            float *x = gauss_array((long)rows * dim, 2.0f), *g = gauss_array(dim, 1.0f),
+                  *b = gauss_array(dim, 1.0f), *y = malloc(sizeof(float) * rows * dim);
+            for (int i = 0; i < dim; i++)
+                x[i] += 100.0f; /* a large mean must not cost precision */
+            const sg_cpu_level L = (sg_cpu_level)lv;
+            CHECK_MSG(op_vs_scalar(OP_LAYERNORM, L, x, rows, dim, g, b, 1e-6) == 0,
+                      "layernorm %s dim %d differs from scalar", name, dim);
+            CHECK_MSG(op_vs_scalar(OP_SOFTMAX, L, x, rows, dim, g, b, 1e-6) == 0,
+                      "softmax %s dim %d differs from scalar", name, dim);
+            CHECK_MSG(op_vs_scalar(OP_GELU, L, x, rows, dim, g, b, 1e-6) == 0,
+                      "gelu %s dim %d differs from scalar", name, dim);
+            CHECK_MSG(op_vs_scalar(OP_QUICK_GELU, L, x, rows, dim, g, b, 1e-6) == 0,
+                      "quick_gelu %s dim %d differs from scalar", name, dim);
+            sg_layernorm(x, y, rows, dim, g, b, 1e-5f);
+            int bad = 0;
+            for (int r = 0; r < rows; r++) {
+                double mean = 0, var = 0;
+                for (int i = 0; i < dim; i++)
+                    mean += x[r * dim + i];
+                mean /= dim;
+                for (int i = 0; i < dim; i++)
+                    var += (x[r * dim + i] - mean) * (x[r * dim + i] - mean);
+                var /= dim;
+                const double rstd = 1.0 / sqrt(var + 1e-5);
+                for (int i = 0; i < dim; i++) {
+                    const double want = (x[r * dim + i] - mean) * rstd * g[i] + b[i];
+                    /* x - mean in float (as PyTorch does it) costs about an ulp of x */
+                    const double tol = 2e-6 * (1 + fabs(want)) +
+                                       2.4e-7 * fabs(x[r * dim + i]) * rstd * fabs(g[i]);
+                    bad += fabs(y[r * dim + i] - want) > tol;
+                }
+            }
+            CHECK_MSG(bad == 0, "layernorm %s dim %d: %d off", name, dim, bad);
+            /* in place, no affine */
+            memcpy(y, x, sizeof(float) * rows * dim);
+            sg_layernorm(y, y, rows, dim, NULL, NULL, 1e-5f);
+            double s = 0;
+            for (int i = 0; i < dim; i++)
+                s += y[i];
+            CHECK_MSG(fabs(s / dim) < 1e-4, "layernorm %s dim %d in place: mean %g", name, dim,
+                      s / dim);
+
+            /* softmax */
+            float *in = malloc(sizeof(float) * rows * dim);
+            for (int i = 0; i < rows * dim; i++)
+                y[i] = in[i] = (x[i] - (i < dim ? 100.0f : 0.0f)) * 3.0f;
+            sg_softmax_rows(y, rows, dim);
+            bad = 0;
+            for (int r = 0; r < rows; r++) {
+                double mx = -INFINITY, sum = 0;
+                for (int i = 0; i < dim; i++)
+                    mx = fmax(mx, in[r * dim + i]);
+                for (int i = 0; i < dim; i++)
+                    sum += exp(in[r * dim + i] - mx);
+                for (int i = 0; i < dim; i++) {
+                    const double want = exp(in[r * dim + i] - mx) / sum;
+                    /* x - max rounds in float: an ulp of the difference, as in PyTorch */
+                    const double tol = want * (2e-6 + 1.2e-7 * fabs(in[r * dim + i] - mx)) + 1e-30;
+                    bad += fabs(y[r * dim + i] - want) > tol;
+                }
+            }
+            CHECK_MSG(bad == 0, "softmax %s dim %d: %d off", name, dim, bad);
+            free(in);
+            free(x);
+            free(g);
+            free(b);
+            free(y);
+        }
+        /* softmax with -inf entries and an all -inf row */
+        float row[5] = {-INFINITY, 0.0f, -INFINITY, 0.0f, -INFINITY};
+        float dead[3] = {-INFINITY, -INFINITY, -INFINITY};
+        sg_softmax_rows(row, 1, 5);
+        CHECK(row[0] == 0.0f && row[2] == 0.0f && row[4] == 0.0f);
+        CHECK(fabsf(row[1] - 0.5f) < 1e-7f && fabsf(row[3] - 0.5f) < 1e-7f);
+        sg_softmax_rows(dead, 1, 3);
+        CHECK(dead[0] == 0.0f && dead[1] == 0.0f && dead[2] == 0.0f);
+
+        /* GELU (erf), quick_gelu, add on a sweep plus random values, odd length */
+        const long n = 4003;
+        float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+        float *z = malloc(sizeof(float) * n);
+        for (long i = 0; i < n; i++)
+            x[i] = i < 2000 ? -10.0f + 20.0f * (float)i / 2000.0f : 3.0f * rng_gauss();
+        x[0] = 0.0f;
+        x[1] = -0.0f;
+        x[2] = 1e-30f;
+        x[3] = 0.875f;
+        x[4] = -0.875f;
+        x[5] = 3.9f;
+        x[6] = -30.0f;
+        x[7] = 30.0f;
+        memcpy(y, x, sizeof(float) * n);
+        sg_gelu_erf(y, n);
+        int bad = 0;
+        double worst = 0;
+        for (long i = 0; i < n; i++) {
+            const double want = gelu_ref(x[i]), e = fabs(y[i] - want);
+            worst = fmax(worst, e / (1 + fabs(x[i])));
+            bad += e > 1e-6 * (1 + fabs(x[i]));
+        }
+        CHECK_MSG(bad == 0, "gelu_erf %s: %d off (worst %g)", name, bad, worst);
+        memcpy(y, x, sizeof(float) * n);
+        sg_quick_gelu(y, n);
+        bad = 0;
+        for (long i = 0; i < n; i++) {
+            const double want = x[i] / (1.0 + exp(-1.702 * x[i]));
+            bad += fabs(y[i] - want) > 1e-6 * (1 + fabs(want));
+        }
+        CHECK_MSG(bad == 0, "quick_gelu %s: %d off", name, bad);
+        for (long i = 0; i < n; i++)
+            z[i] = rng_gauss();
+        memcpy(y, x, sizeof(float) * n);
+        sg_add(y, z, n);
+        bad = 0;
+        for (long i = 0; i < n; i++)
+            bad += y[i] != x[i] + z[i];
+        CHECK_MSG(bad == 0, "add %s: %d off", name, bad);
+        free(x);
+        free(y);
+        free(z);
+    }
+}
+
+/* ---- attention ---- */
+
+static void attention_reference(const float *qkv, double *out, int seq, int d, int heads,
+                                bool causal)
+{
+    const int hd = d / heads;
+    double *s = malloc(sizeof(double) * seq);
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < seq; i++) {
+            const int keys = causal ? i + 1 : seq;
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < keys; j++) {
+                double dot = 0;
+                for (int c = 0; c < hd; c++)
+                    dot += (double)qkv[(long)i * 3 * d + h * hd + c] *
+                           qkv[(long)j * 3 * d + d + h * hd + c];
+                s[j] = dot / sqrt((double)hd);
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < keys; j++)
+                sum += s[j] = exp(s[j] - mx);
+            for (int c = 0; c < hd; c++) {
+                double acc = 0;
+                for (int j = 0; j < keys; j++)
+                    acc += s[j] / sum * qkv[(long)j * 3 * d + 2 * d + h * hd + c];
+                out[(long)i * d + h * hd + c] = acc;
+            }
+        }
+    free(s);
+}
+
+static void test_attention(void)
+{
+    /* seq, d, heads: one token, odd head sizes, ViT-B/32, the text tower, two query blocks */
+    const int cases[][3] = {{1, 8, 2},    {7, 24, 3},  {50, 768, 12},
+                            {77, 512, 8}, {130, 64, 2}, {3, 5, 1}};
+    sg_pool *pools[2] = {NULL, sg_pool_new(2)};
+    sg_arena arena;
+    sg_arena_init(&arena, 0);
+    for (int c = 0; c < 6; c++) {
+        const int seq = cases[c][0], d = cases[c][1], heads = cases[c][2];
+        float *qkv = gauss_array((long)seq * 3 * d, 1.0f), *out = malloc(sizeof(float) * seq * d);
+        double *ref = malloc(sizeof(double) * seq * d);
+        for (int causal = 0; causal < 2; causal++) {
+            attention_reference(qkv, ref, seq, d, heads, causal);
+            for (int lv = 0; lv < level_count(); lv++) {
+                sg_cpu_level_set((sg_cpu_level)lv);
+                for (int pi = 0; pi < 2; pi++) {
+                    sg_arena_reserve(&arena, sg_attention_scratch_bytes(seq, d, heads,
+                                                                        sg_pool_size(pools[pi])));
+                    sg_attention(qkv, out, seq, d, heads, causal, pools[pi], &arena);
+                    int bad = 0;
+                    for (long i = 0; i < (long)seq * d; i++)
+                        bad += fabs(out[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i]));
+                    CHECK_MSG(bad == 0, "attention %s seq %d d %d heads %d causal %d thr %d: %d",
+                              sg_cpu_level_name((sg_cpu_level)lv), seq, d, heads, causal,
+                              sg_pool_size(pools[pi]), bad);
+                    CHECK(arena.used == 0);
+                }
+            }
+        }
+        free(qkv);
+        free(out);
+        free(ref);
+    }
+    /* no room: NaN */
+    float qkv[3 * 4] = {0}, out[4];
+    sg_arena tiny;
+    sg_arena_init(&tiny, 8);
+    sg_attention(qkv, out, 1, 4, 2, false, NULL, &tiny);
+    CHECK(isnan(out[0]));
+    sg_arena_free(&tiny);
+    sg_arena_free(&arena);
+    sg_pool_free(pools[1]);
+}
+
+int main(void)
+{
+    test_cpu();
+    const sg_cpu_level start = sg_cpu_level_get();
+    test_arena();
+    test_pool();
+    test_linear();
+    test_ops();
+    test_attention();
+    sg_cpu_level_set(start);
+    return check_report("test_nn");
+}
