@@ -29,7 +29,7 @@ typedef struct sgt_resp {
     json_t *json; /* parsed body when it is JSON, else NULL */
 } sgt_resp;
 
-static int sgt_free_port(void)
+__attribute__((unused)) static int sgt_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -43,7 +43,7 @@ static int sgt_free_port(void)
     return ntohs(a.sin_port);
 }
 
-static size_t sgt_write_cb(char *p, size_t sz, size_t n, void *ud)
+__attribute__((unused)) static size_t sgt_write_cb(char *p, size_t sz, size_t n, void *ud)
 {
     sgt_resp *r = ud;
     size_t add = sz * n;
@@ -57,7 +57,7 @@ static size_t sgt_write_cb(char *p, size_t sz, size_t n, void *ud)
     return add;
 }
 
-static size_t sgt_header_cb(char *p, size_t sz, size_t n, void *ud)
+__attribute__((unused)) static size_t sgt_header_cb(char *p, size_t sz, size_t n, void *ud)
 {
     sgt_resp *r = ud;
     size_t add = sz * n, used = strlen(r->headers);
@@ -68,7 +68,7 @@ static size_t sgt_header_cb(char *p, size_t sz, size_t n, void *ud)
     return add;
 }
 
-static void sgt_resp_free(sgt_resp *r)
+__attribute__((unused)) static void sgt_resp_free(sgt_resp *r)
 {
     free(r->body);
     json_decref(r->json);
@@ -76,7 +76,7 @@ static void sgt_resp_free(sgt_resp *r)
 }
 
 /* Value of a response header (case-insensitive name) copied into out; false when absent. */
-static int sgt_header(const sgt_resp *r, const char *name, char *out, size_t cap)
+__attribute__((unused)) static int sgt_header(const sgt_resp *r, const char *name, char *out, size_t cap)
 {
     size_t n = strlen(name);
     for (const char *p = r->headers; *p;) {
@@ -100,7 +100,7 @@ static int sgt_header(const sgt_resp *r, const char *name, char *out, size_t cap
 }
 
 /* One request. headers: NULL-terminated "Name: value" list or NULL. body may be NULL. */
-static sgt_resp sgt_request(const sgt_server *s, const char *method, const char *path,
+__attribute__((unused)) static sgt_resp sgt_request(const sgt_server *s, const char *method, const char *path,
                             const char **headers, const void *body, size_t len)
 {
     sgt_resp r;
@@ -144,9 +144,9 @@ static sgt_resp sgt_request(const sgt_server *s, const char *method, const char 
     return r;
 }
 
-static sgt_resp sgt_get(const sgt_server *s, const char *path) { return sgt_request(s, "GET", path, NULL, NULL, 0); }
+__attribute__((unused)) static sgt_resp sgt_get(const sgt_server *s, const char *path) { return sgt_request(s, "GET", path, NULL, NULL, 0); }
 
-static sgt_resp sgt_post_json(const sgt_server *s, const char *path, json_t *body)
+__attribute__((unused)) static sgt_resp sgt_post_json(const sgt_server *s, const char *path, json_t *body)
 {
     char *txt = json_dumps(body, JSON_COMPACT);
     sgt_resp r = sgt_request(s, "POST", path, NULL, txt, strlen(txt));
@@ -154,19 +154,19 @@ static sgt_resp sgt_post_json(const sgt_server *s, const char *path, json_t *bod
     return r;
 }
 
-static sgt_resp sgt_post_str(const sgt_server *s, const char *path, const char *body)
+__attribute__((unused)) static sgt_resp sgt_post_str(const sgt_server *s, const char *path, const char *body)
 {
     return sgt_request(s, "POST", path, NULL, body, strlen(body));
 }
 
-static const char *sgt_str(json_t *o, const char *key)
+__attribute__((unused)) static const char *sgt_str(json_t *o, const char *key)
 {
     json_t *v = o ? json_object_get(o, key) : NULL;
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
 /* Starts sg-edge with "NAME=value" entries added to the environment; waits for /health. */
-static int sgt_start(sgt_server *s, const char **env, const char **args)
+__attribute__((unused)) static int sgt_start(sgt_server *s, const char **env, const char **args)
 {
     s->port = sgt_free_port();
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
@@ -202,7 +202,7 @@ static int sgt_start(sgt_server *s, const char **env, const char **args)
 }
 
 /* Sends sig and returns the exit status (or -1 when killed by a signal / timeout). */
-static int sgt_stop(sgt_server *s, int sig)
+__attribute__((unused)) static int sgt_stop(sgt_server *s, int sig)
 {
     if (s->pid <= 0)
         return -1;
@@ -222,7 +222,7 @@ static int sgt_stop(sgt_server *s, int sig)
     return -1;
 }
 
-static char *sgt_read_file(const char *path, size_t *len)
+__attribute__((unused)) static char *sgt_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)

@@ -76,6 +76,45 @@ int main(void)
     free(out);
     CHECK_EQ_INT(run(SG_CLI_BIN " describe 2>/dev/null", &out), 2);
     free(out);
+    /* clip subcommands on the tiny Hugging Face-layout model */
+    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny --threads 2 "
+                                "../shared/data/images/chelsea.jpg tests/fixtures/clip_tiny/synthetic_0.png", &out), 0);
+    lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_t *j = json_loads(line, 0, NULL);
+        CHECK_EQ_INT(json_array_size(json_object_get(j, "embedding")), 32);
+        CHECK(json_is_string(json_object_get(j, "image")));
+        json_decref(j);
+    }
+    CHECK_EQ_INT(lines, 2);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " clip text --model tests/fixtures/clip_tiny --precision f32 'a photo of a cat' 'street scene'", &out), 0);
+    CHECK(strstr(out, "\"text\":\"a photo of a cat\"") != NULL && strstr(out, "\"embedding\":[") != NULL);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " clip classify --model tests/fixtures/clip_tiny ../shared/data/images/rocket.jpg "
+                                "--labels 'a rocket,a cat,a cup of coffee'", &out), 0);
+    json_t *cj = json_loads(out, 0, NULL);
+    CHECK_EQ_INT(json_array_size(json_object_get(cj, "labels")), 3);
+    double psum = 0;
+    for (size_t i = 0; i < json_array_size(json_object_get(cj, "probs")); i++)
+        psum += json_number_value(json_array_get(json_object_get(cj, "probs"), i));
+    CHECK_NEAR(psum, 1.0, 1e-4);
+    json_decref(cj);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " bench clip --model tests/fixtures/clip_tiny --precision int8 --runs 3 "
+                                "../shared/data/images/coffee.jpg 2>/dev/null", &out), 0);
+    cj = json_loads(out, 0, NULL);
+    CHECK(json_number_value(json_object_get(cj, "median_ms")) > 0 && json_integer_value(json_object_get(cj, "runs")) == 3);
+    json_decref(cj);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed ../shared/data/images/coffee.jpg 2>/dev/null", &out), 2); /* no --model */
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed --model /nonexistent x.jpg 2>/dev/null", &out), 1);
+    free(out);
+    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny /nonexistent.jpg", &out), 1);
+    CHECK(strstr(out, "\"error\"") != NULL);
+    free(out);
+
     CHECK_EQ_INT(run(SG_EDGE_BIN " --version", &out), 0);
     CHECK(strstr(out, "sg-edge") != NULL);
     free(out);

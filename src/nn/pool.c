@@ -24,13 +24,6 @@
 /* How long an idle thread spins before sleeping. Longer than the gap between two kernels of a
  * forward pass (layernorm, softmax: a few microseconds), short enough not to matter when idle. */
 #define POOL_SPIN_NS 200000L
-/* How long the caller spins for the last tasks of a region once none is left to claim. Short:
- * if a worker was preempted mid-task, sleeping frees this core so that the OS can run the
- * worker here instead of after the other core's time slice (measured on a shared 2-core VM:
- * 2 threads slower than 1 with a long spin). */
-#ifndef POOL_WAIT_SPIN_NS
-#define POOL_WAIT_SPIN_NS 20000L
-#endif
 
 /* ticket = gen (24 bits) << 40 | ntasks (20 bits) << 20 | next (20 bits). Keeping the count in
  * the same word as the next index lets a claim check both with one compare-and-swap; the
@@ -275,7 +268,7 @@ static void pool_round(sg_pool *p, sg_pool_fn fn, void *ctx, int base, int count
             long now = pool_now_ns();
             if (!start)
                 start = now;
-            else if (now - start > POOL_WAIT_SPIN_NS)
+            else if (now - start > POOL_SPIN_NS)
                 break;
         }
         pool_cpu_relax();

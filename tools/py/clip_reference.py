@@ -98,7 +98,7 @@ class CLIP(nn.Module):
         x = self.v_pre(x)
         for layer in self.v_layers:
             x = layer(x, False)
-        return self.visual_projection(self.v_post(x[0]))
+        return self.visual_projection(self.v_post(x[:1]))[0]
 
     def text_features(self, ids):  # list of ids incl. start and end tokens
         t = torch.tensor(ids)
@@ -106,7 +106,8 @@ class CLIP(nn.Module):
         for layer in self.t_layers:
             x = layer(x, True)
         x = self.t_final(x)
-        return self.text_projection(x[int(torch.argmax(t))])
+        e = int(torch.argmax(t))
+        return self.text_projection(x[e:e + 1])[0]
 
     # ---- Hugging Face names ----
     def hf_state(self):
