@@ -143,24 +143,41 @@ void sg_q8_quantize_avx512(const float *x, long ldx, int m, int k, int k4, void 
     for (int r = 0; r < m; r++) {
         const float *row = x + r * ldx;
         uint8_t *q = (uint8_t *)xq + r * ldq;
-        __m512 mx = _mm512_setzero_ps();
-        for (int i = 0; i < k; i += 16) {
+        /* max(|v|, mx): a NaN |v| leaves mx as it is, like the scalar comparison. Four chains,
+         * as vmaxps has latency; max is exact, so the order does not matter. */
+        __m512 mx[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                        _mm512_setzero_ps()};
+        int i = 0;
+        for (; i + 64 <= k; i += 64)
+            for (int j = 0; j < 4; j++)
+                mx[j] = _mm512_max_ps(_mm512_and_ps(_mm512_loadu_ps(row + i + 16 * j), absmask),
+                                      mx[j]);
+        for (; i < k; i += 16) {
             const __m512 v = _mm512_maskz_loadu_ps(tail_mask(k - i), row + i);
-            /* max(|v|, mx): a NaN |v| leaves mx as it is, like the scalar comparison */
-            mx = _mm512_max_ps(_mm512_and_ps(v, absmask), mx);
+            mx[0] = _mm512_max_ps(_mm512_and_ps(v, absmask), mx[0]);
         }
-        const float maxabs = _mm512_reduce_max_ps(mx);
+        const float maxabs =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
         const float inv = sg_q8_inv(maxabs);
         xscale[r] = maxabs / 127.0f;
         const __m512 vinv = _mm512_set1_ps(inv);
-        for (int i = 0; i < k; i += 16) {
+        const __m128i offset = _mm_set1_epi8((char)0x80);
+        i = 0;
+        /* plain stores for whole vectors: masked byte stores are slow on Zen 4 */
+        for (; i + 16 <= k; i += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(row + i), vinv);
+            v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
+            const __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+            _mm_storeu_si128((__m128i *)(q + i), _mm_xor_si128(b, offset));
+        }
+        if (i < k) {
             const __mmask16 mk = tail_mask(k - i);
             __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row + i), vinv);
             v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
             const __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
-            _mm_mask_storeu_epi8(q + i, mk, _mm_xor_si128(b, _mm_set1_epi8((char)0x80)));
+            _mm_mask_storeu_epi8(q + i, mk, _mm_xor_si128(b, offset));
         }
-        for (int i = k; i < k4; i++)
+        for (i = k; i < k4; i++)
             q[i] = 128;
     }
 }
