@@ -370,6 +370,8 @@ void sg_linear_forward(const sg_linear *L, const float *x, int m, int ldx, float
         J.xscale = xscale;
     }
     const int threads = sg_pool_size(pool);
+    /* a few tasks per thread: whole panels, claimed dynamically, so a thread that starts late
+     * (woken from sleep, or preempted) does not leave the others waiting at the end */
     int ntasks = threads > 1 ? threads * 4 : 1;
     if (ntasks > J.npanels)
         ntasks = J.npanels;
