@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int check_passed, check_failed;
 
@@ -43,6 +44,29 @@ static int check_passed, check_failed;
         CHECK_MSG(fabs(check_a_ - check_b_) <= (tol), "%g vs %g (tol %g)", check_a_,     \
                   check_b_, (double)(tol));                                              \
     } while (0)
+
+/* Reads a whole file into a malloc'ed buffer with a NUL after the last byte (so text files are C
+ * strings); NULL when it cannot be read. */
+static inline void *check_read_file(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
+            buf[n] = 0;
+            *len = (size_t)n;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
 
 static inline int check_report(const char *name)
 {

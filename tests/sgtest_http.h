@@ -4,6 +4,8 @@
 #define SG_TESTS_HTTP_H
 
 #include <curl/curl.h>
+
+#include "check.h"
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -224,22 +226,7 @@ __attribute__((unused)) static int sgt_stop(sgt_server *s, int sig)
 
 __attribute__((unused)) static char *sgt_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
+    return check_read_file(path, len);
 }
 
 #endif

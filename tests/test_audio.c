@@ -209,28 +209,10 @@ static void check_sine_16k(const sg_audio *a, double dur, double amp)
 
 /* ---- tests ---- */
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
-
 static void test_jfk(void)
 {
     size_t len;
-    uint8_t *wav = read_file("../shared/data/audio/jfk.wav", &len);
+    uint8_t *wav = check_read_file("../shared/data/audio/jfk.wav", &len);
     CHECK_MSG(wav != NULL, "cannot read ../shared/data/audio/jfk.wav (run from the project root)");
     if (!wav)
         return;

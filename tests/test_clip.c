@@ -46,30 +46,10 @@ static void vec(json_t *arr, double *out, int n)
         out[i] = json_number_value(json_array_get(arr, (size_t)i));
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    } else {
-        b[n] = 0;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static int decode_file(const char *path, int min_side, sg_image *img)
 {
     size_t len;
-    char *data = slurp(path, &len);
+    char *data = check_read_file(path, &len);
     sg_error err;
     int rc = data && sg_image_decode((const uint8_t *)data, len, min_side, img, &err) == SG_OK ? 0 : -1;
     free(data);
@@ -159,7 +139,7 @@ static void check_model(sg_precision prec, sg_pool *pool, json_t *exp, float **i
 static void copy_file(const char *from, const char *to, size_t truncate_to)
 {
     size_t len;
-    char *b = slurp(from, &len);
+    char *b = check_read_file(from, &len);
     FILE *f = fopen(to, "wb");
     if (b && f)
         fwrite(b, 1, truncate_to && truncate_to < len ? truncate_to : len, f);
@@ -220,7 +200,7 @@ static void test_load_errors(void)
     expect_load_error("/nonexistent/model", SG_EIO, "config.json");
     char dir[64];
     size_t len;
-    char *cfg = slurp(DIR "/config.json", &len);
+    char *cfg = check_read_file(DIR "/config.json", &len);
     /* one more vision layer than the weights hold: a missing tensor, named */
     json_t *j = json_loads(cfg, 0, NULL);
     json_object_set_new(json_object_get(j, "vision_config"), "num_hidden_layers", json_integer(3));
@@ -260,7 +240,7 @@ static void test_load_errors(void)
 int main(void)
 {
     size_t len;
-    char *text = slurp(DIR "/expected.json", &len);
+    char *text = check_read_file(DIR "/expected.json", &len);
     json_t *exp = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     CHECK_MSG(exp != NULL, "cannot read " DIR "/expected.json");

@@ -93,32 +93,10 @@ static bool sha256_is(const void *data, size_t len, const char *want)
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    uint8_t *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) != NULL) {
-            if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
-                *len = (size_t)n;
-            } else {
-                free(buf);
-                buf = NULL;
-            }
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 static bool decode_file(const char *path, int min_short_side, sg_image *img)
 {
     size_t len = 0;
-    uint8_t *buf = read_file(path, &len);
+    uint8_t *buf = check_read_file(path, &len);
     CHECK_MSG(buf != NULL, "cannot read %s", path);
     if (!buf)
         return false;
