@@ -95,6 +95,8 @@ static void check_model(sg_precision prec, sg_pool *pool, json_t *exp, float **i
             CHECK(sg_clip_encode_image(m, &img, emb, &err) == SG_OK);
             sg_image_free(&img);
             c = cosine(emb, want, E);
+            if (getenv("SG_TEST_VERBOSE"))
+                printf("%s %s DCT-scaled: cosine %.7f\n", path, f32 ? "f32" : "int8", c);
             CHECK_MSG(c >= (f32 ? 0.995 : 0.99), "%s %s DCT-scaled decode: cosine %.7f", path,
                       f32 ? "f32" : "int8", c);
         }
