@@ -21,6 +21,8 @@
 #include <uninorm.h>
 #include <unistr.h>
 
+#include "models/bpe_common.h"
+
 /* openai keeps 49152 - 256 - 2 merges (so that the vocabulary has 49408 entries); Hugging Face's
  * CLIPTokenizer slices merges.txt the same way. */
 #define CLIP_MAX_MERGES (49152 - 256 - 2)
@@ -324,25 +326,12 @@ bad:
                         (size_t)(p - text), what);
 }
 
-/* The printable character openai's bytes_to_unicode() uses for byte b: printable Latin-1 bytes
- * stand for themselves, the other 68 get U+0100, U+0101, ... in byte order. */
-static uint32_t byte_char(int b)
-{
-    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))
-        return (uint32_t)b;
-    int n = 0; /* non-printable bytes before b */
-    for (int c = 0; c < b; c++)
-        if (!((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF)))
-            n++;
-    return 0x100u + (uint32_t)n;
-}
-
 static sg_status load_byte_symbols(sg_clip_tokenizer *t, const vocab_map *vocab, const char *path,
                                    sg_error *err)
 {
     for (int b = 0; b < 256; b++) {
         uint8_t s[8];
-        int n = u8_uctomb(s, byte_char(b), 4);
+        int n = u8_uctomb(s, sg_bpe_byte_char((uint8_t)b), 4);
         memcpy(s + n, "</w>", 4);
         t->byte_id[b] = vocab_id(vocab, (const char *)s, (size_t)n);
         t->byte_end_id[b] = vocab_id(vocab, (const char *)s, (size_t)n + 4);
@@ -513,57 +502,10 @@ int sg_clip_tokenizer_vocab_size(const sg_clip_tokenizer *t) { return t->vocab_s
 /* ---------------------------------------------------------------------------------------------
  * Character classes, as Python and its regex module (Debian 12: Unicode 15.0 tables) see them */
 
-/* regex's \s: Unicode White_Space. */
-static int is_regex_space(uint32_t c)
-{
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-           c == 0x205F || c == 0x3000;
-}
-
 /* str.isspace(), which str.strip() uses: also the separators U+001C..U+001F. */
 static int is_py_space(uint32_t c)
 {
-    return is_regex_space(c) || (c >= 0x1C && c <= 0x1F);
-}
-
-typedef struct cp_range {
-    uint32_t lo, hi;
-} cp_range;
-
-/* Letters and numbers new in Unicode 15.0: unassigned in libunistring 1.0's 14.0 tables. */
-static const cp_range unicode15_letters[] = {
-    {0x1123F, 0x11240}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10}, {0x11F12, 0x11F33},
-    {0x1342F, 0x1342F}, {0x13441, 0x13446}, {0x1B132, 0x1B132}, {0x1B155, 0x1B155},
-    {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D}, {0x1E4D0, 0x1E4EB}, {0x2B739, 0x2B739},
-    {0x31350, 0x323AF}};
-static const cp_range unicode15_numbers[] = {
-    {0x11F50, 0x11F59}, {0x1D2C0, 0x1D2D3}, {0x1E4F0, 0x1E4F9}};
-
-static int in_ranges(uint32_t c, const cp_range *r, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (c >= r[i].lo && c <= r[i].hi)
-            return 1;
-    return 0;
-}
-
-static int is_letter(uint32_t c)
-{
-    if (c < 0x80)
-        return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
-    return uc_is_general_category(c, UC_CATEGORY_L) ||
-           (c >= 0x11000 && in_ranges(c, unicode15_letters,
-                                      sizeof unicode15_letters / sizeof *unicode15_letters));
-}
-
-static int is_number(uint32_t c)
-{
-    if (c < 0x80)
-        return c >= '0' && c <= '9';
-    return uc_is_general_category(c, UC_CATEGORY_N) ||
-           (c >= 0x11000 && in_ranges(c, unicode15_numbers,
-                                      sizeof unicode15_numbers / sizeof *unicode15_numbers));
+    return sg_bpe_is_space(c) || (c >= 0x1C && c <= 0x1F);
 }
 
 /* openai compiles its pattern with IGNORECASE. Under it, regex's [^\s\p{L}\p{N}] does not match
@@ -571,7 +513,7 @@ static int is_number(uint32_t c)
  * [\p{L}] does not match it either: no alternative does, so it is skipped like a space. */
 static int is_other(uint32_t c)
 {
-    return !is_regex_space(c) && !is_letter(c) && !is_number(c) && c != 0x345;
+    return !sg_bpe_is_space(c) && !sg_bpe_is_letter(c) && !sg_bpe_is_number(c) && c != 0x345;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -848,9 +790,9 @@ static size_t clean_whitespace(uint32_t *u, size_t n)
     n = py_strip(u, n);
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        if (is_regex_space(u[i])) {
+        if (sg_bpe_is_space(u[i])) {
             u[o++] = ' ';
-            while (i < n && is_regex_space(u[i]))
+            while (i < n && sg_bpe_is_space(u[i]))
                 i++;
         } else {
             u[o++] = u[i++];
@@ -957,10 +899,10 @@ static size_t match_at(const uint32_t *u, size_t n, size_t i)
         for (size_t k = 0; k < sizeof literals / sizeof *literals; k++)
             if ((m = match_literal(u, n, i, literals[k])) > 0)
                 return m;
-    if (is_letter(u[i])) {
-        for (m = 1; i + m < n && is_letter(u[i + m]);)
+    if (sg_bpe_is_letter(u[i])) {
+        for (m = 1; i + m < n && sg_bpe_is_letter(u[i + m]);)
             m++;
-    } else if (is_number(u[i])) {
+    } else if (sg_bpe_is_number(u[i])) {
         m = 1;
     } else if (is_other(u[i])) {
         for (m = 1; i + m < n && is_other(u[i + m]);)
