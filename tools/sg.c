@@ -5,11 +5,14 @@
 #include <string.h>
 
 #include <getopt.h>
+#include <math.h>
+#include <sys/stat.h>
 
 #include "agent/describe.h"
 #include "base/clock.h"
 #include "media/image.h"
 #include "models/clip.h"
+#include "models/snn.h"
 #include "nn/cpu.h"
 #include "nn/pool.h"
 
@@ -22,6 +25,14 @@ static void usage(FILE *f)
                "  clip text --model DIR [--precision f32|int8] [--threads N] TEXT...\n"
                "  clip classify --model DIR [--precision P] [--threads N] IMAGE --labels \"a,b,c\"\n"
                "  bench clip --model DIR [--precision P] [--threads N] [--runs R] IMAGE\n"
+               "  generate --model DIR --prompt TEXT [--system TEXT] [--max-tokens N]\n"
+               "           [--precision f32|int8] [--threads N] [--tokenizer PATH] [--stop-at-eos]\n"
+               "           [--runs R] [--teacher-force IDS]   greedy text from the SNN student\n"
+               "           (student.pt or model.safetensors + metadata.json; f32 by default);\n"
+               "           tokenizer: the model directory's, else --tokenizer or SG_LLM_TOKENIZER;\n"
+               "           --runs times R generations (median); --teacher-force reports how often\n"
+               "           the model's next token after each prefix of IDS (comma-separated) is IDS's\n"
+               "  quantize --model DIR --out DIR2   the SNN student as an int8 model.safetensors\n"
                "  version             print the version\n"
                "  help                this text\n");
 }
@@ -316,6 +327,212 @@ static int cmd_clip(const char *sub, int argc, char **argv)
     return rc;
 }
 
+
+/* ---- generate, quantize (the SNN student) ------------------------------------------------- */
+
+static json_t *id_array(const int32_t *ids, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+static double round3(double x) { return floor(x * 1000.0 + 0.5) / 1000.0; }
+
+/* --teacher-force IDS: after the prompt and each prefix of IDS (comma-separated), the model's
+ * argmax; how often it is the next id of IDS (agreement with another model's greedy tokens). */
+static sg_status teacher_force(sg_snn *m, const sg_snn_result *r, const char *list, json_t *o,
+                               sg_error *err)
+{
+    const int V = sg_snn_get_info(m)->vocab;
+    int n = 0, cap = r->n_prompt + 4096;
+    int32_t *seq = malloc((size_t)cap * sizeof(int32_t)), *ref = malloc(4096 * sizeof(int32_t));
+    float *logits = malloc((size_t)V * sizeof(float));
+    sg_status st = seq && ref && logits ? SG_OK : sg_error_set(err, SG_ENOMEM, "out of memory");
+    for (const char *p = list; st == SG_OK && *p && n < 4096;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            st = sg_error_set(err, SG_EINVAL, "expected comma-separated token ids");
+        ref[n++] = (int32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    json_t *pred = json_array();
+    int agree = 0;
+    if (st == SG_OK)
+        memcpy(seq, r->prompt_tokens, (size_t)r->n_prompt * sizeof(int32_t));
+    for (int k = 0; st == SG_OK && k < n; k++) {
+        st = sg_snn_last_logits(m, seq, r->n_prompt + k, logits, err);
+        int best = 0;
+        for (int i = 1; st == SG_OK && i < V; i++)
+            if (logits[i] > logits[best])
+                best = i;
+        json_array_append_new(pred, json_integer(best));
+        agree += best == ref[k];
+        seq[r->n_prompt + k] = ref[k];
+    }
+    if (st == SG_OK)
+        json_object_set_new(o, "teacher_forced", json_pack("{s:o,s:f}", "tokens", pred, "agreement",
+                                                           n ? (double)agree / n : 0.0));
+    else
+        json_decref(pred);
+    free(seq);
+    free(ref);
+    free(logits);
+    return st;
+}
+
+static int cmd_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"prompt", required_argument, 0, 'P'},
+                                         {"system", required_argument, 0, 's'},
+                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"precision", required_argument, 0, 'p'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"tokenizer", required_argument, 0, 'k'},
+                                         {"stop-at-eos", no_argument, 0, 'e'},
+                                         {"runs", required_argument, 0, 'r'},
+                                         {"teacher-force", required_argument, 0, 'f'},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *prompt = NULL, *system = NULL, *tokenizer = getenv("SG_LLM_TOKENIZER");
+    const char *force = NULL;
+    int max_tokens = 64, threads = 0, runs = 1;
+    bool stop = false;
+    sg_precision prec = SG_PREC_F32;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:P:s:n:p:t:k:er:f:", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'P': prompt = optarg; break;
+        case 's': system = optarg; break;
+        case 'k': tokenizer = optarg; break;
+        case 'e': stop = true; break;
+        case 'n':
+            max_tokens = (int)strtol(optarg, &end, 10);
+            if (*end || end == optarg || max_tokens < 0 || max_tokens > SG_SNN_MAX_CONTEXT) {
+                fprintf(stderr, "sg generate: --max-tokens must be 0..%d\n", SG_SNN_MAX_CONTEXT);
+                return 2;
+            }
+            break;
+        case 'p':
+            if (strcmp(optarg, "int8") == 0)
+                prec = SG_PREC_Q8;
+            else if (strcmp(optarg, "f32") == 0)
+                prec = SG_PREC_F32;
+            else {
+                fprintf(stderr, "sg generate: --precision must be f32 or int8\n");
+                return 2;
+            }
+            break;
+        case 't': threads = atoi(optarg); break;
+        case 'r': runs = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+        case 'f': force = optarg; break;
+        default: return 2;
+        }
+    }
+    if (!model || !prompt || optind < argc) {
+        fprintf(stderr, "sg generate: --model DIR and --prompt TEXT are required\n");
+        return 2;
+    }
+    if (tokenizer && !*tokenizer)
+        tokenizer = NULL;
+    sg_error err = {0};
+    double t0 = sg_now_ms();
+    sg_pool *pool = sg_pool_new(threads);
+    sg_snn_options opt = {prec, tokenizer};
+    sg_snn *m = pool ? sg_snn_load(model, &opt, pool, &err) : NULL;
+    if (!m) {
+        fprintf(stderr, "sg generate: cannot load %s: %s\n", model, err.msg[0] ? err.msg : "out of memory");
+        sg_pool_free(pool);
+        return 1;
+    }
+    double load_ms = sg_now_ms() - t0;
+    sg_snn_result r;
+    double *gen = malloc((size_t)runs * sizeof(double));
+    int rc = 0;
+    for (int i = 0; i < runs && rc == 0; i++) {
+        if (i > 0)
+            sg_snn_result_free(&r);
+        if (sg_snn_generate(m, system, prompt, max_tokens, stop, &r, &err) != SG_OK) {
+            fprintf(stderr, "sg generate: %s\n", err.msg);
+            rc = 1;
+        } else {
+            gen[i] = r.tokenize_ms + r.generate_ms;
+        }
+    }
+    if (rc == 0) {
+        double first = gen[0];
+        qsort(gen, (size_t)runs, sizeof *gen, cmp_double);
+        json_t *t = json_pack("{s:f,s:f,s:f,s:f}", "load", round3(load_ms), "tokenize", round3(r.tokenize_ms),
+                              "generate", round3(runs > 1 ? gen[runs / 2] : r.generate_ms),
+                              "total", round3(sg_now_ms() - t0));
+        if (runs > 1) {
+            json_object_set_new(t, "generate_min", json_real(round3(gen[0])));
+            json_object_set_new(t, "generate_first", json_real(round3(first)));
+            json_object_set_new(t, "runs", json_integer(runs));
+        }
+        json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o,s:f}", "text", r.text, "tokens",
+                              id_array(r.tokens, r.n_tokens), "prompt_tokens",
+                              id_array(r.prompt_tokens, r.n_prompt), "precision",
+                              prec == SG_PREC_Q8 ? "int8" : "f32", "timings_ms", t, "spike_rate",
+                              floor(sg_snn_last_firing(m) * 1e4 + 0.5) / 1e4);
+        if (force && teacher_force(m, &r, force, o, &err) != SG_OK) {
+            fprintf(stderr, "sg generate: --teacher-force: %s\n", err.msg);
+            rc = 1;
+        }
+        print_json(o);
+        sg_snn_result_free(&r);
+        const sg_snn_info *in = sg_snn_get_info(m);
+        fprintf(stderr, "snn %s: vocab %d, dim %d, depth %d, %s%s, %d threads, kernels %s, %.1f MB of weights\n",
+                model, in->vocab, in->dim, in->depth, prec == SG_PREC_Q8 ? "int8" : "f32",
+                in->prequantized ? " (int8 file)" : "", sg_pool_size(pool),
+                sg_cpu_level_name(sg_cpu_level_get()), (double)in->weight_bytes / 1e6);
+    }
+    free(gen);
+    sg_snn_free(m);
+    sg_pool_free(pool);
+    return rc;
+}
+
+static int cmd_quantize(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *out = NULL;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:o:", opts, NULL)) != -1) {
+        if (c == 'm')
+            model = optarg;
+        else if (c == 'o')
+            out = optarg;
+        else
+            return 2;
+    }
+    if (!model || !out || optind < argc) {
+        fprintf(stderr, "sg quantize: --model DIR and --out DIR2 are required\n");
+        return 2;
+    }
+    sg_error err = {0};
+    double t0 = sg_now_ms();
+    if (sg_snn_quantize(model, out, &err) != SG_OK) {
+        fprintf(stderr, "sg quantize: %s\n", err.msg);
+        return 1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    struct stat sb;
+    long long bytes = stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+    print_json(json_pack("{s:s,s:s,s:I,s:f}", "model", model, "out", path, "bytes", bytes, "ms",
+                         round3(sg_now_ms() - t0)));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -329,6 +546,10 @@ int main(int argc, char **argv)
         return cmd_clip(argv[2], argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0 && argc >= 3 && strcmp(argv[2], "clip") == 0)
         return cmd_clip("bench", argc - 2, argv + 2);
+    if (strcmp(cmd, "generate") == 0)
+        return cmd_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "quantize") == 0)
+        return cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("{\"version\":\"%s\"}\n", SG_VERSION);
         return 0;

@@ -9,6 +9,9 @@
 
 #include "agent/actions.h"
 #include "agent/backends.h"
+#include "agent/cache.h"
+#include "agent/llm_snn.h"
+#include "agent/turn.h"
 #include "agent/vision_clip.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -29,11 +32,18 @@ static void usage(FILE *f)
             "  --skills PATH        skills registry JSON (env SG_SKILLS_PATH)\n"
             "  --vision-model DIR   CLIP model directory, Hugging Face layout (env SG_VISION_MODEL)\n"
             "  --vision-precision P int8 (default) or f32 (env SG_VISION_PRECISION)\n"
+            "  --llm-model DIR      SNN student directory: student.pt or model.safetensors +\n"
+            "                       metadata.json (env SG_LLM_MODEL)\n"
+            "  --llm-precision P    f32 (default, exact) or int8 (env SG_LLM_PRECISION)\n"
+            "  --llm-tokenizer PATH GPT-2 tokenizer (*.tiktoken, vocab.json or a directory) when the\n"
+            "                       model directory has none (env SG_LLM_TOKENIZER)\n"
+            "                       (env SG_CACHE_ENTRIES: response cache size, default 256, 0 = off;\n"
+            "                       SG_LLM_STOP_AT_EOS=1: end replies at <|endoftext|>)\n"
             "  --threads N          inference threads (env SG_THREADS; default: cores)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
             "  --version, --help\n"
-            "Without --vision-model, vision uses pixel statistics; answers come from the\n"
-            "rule-based responder; every response says which models ran.\n");
+            "Without --vision-model, vision uses pixel statistics; without --llm-model, answers come\n"
+            "from the rule-based responder; every response says which models ran.\n");
 }
 
 static int parse_int_arg(const char *name, const char *v, int lo, int hi, int *out)
@@ -78,10 +88,13 @@ int main(int argc, char **argv)
         {"queue-depth", required_argument, 0, 'q'},  {"skills", required_argument, 0, 's'},
         {"log-level", required_argument, 0, 'l'},    {"version", no_argument, 0, 'V'},
         {"vision-model", required_argument, 0, 'M'}, {"vision-precision", required_argument, 0, 'P'},
-        {"threads", required_argument, 0, 'T'},
+        {"threads", required_argument, 0, 'T'},      {"llm-model", required_argument, 0, 'L'},
+        {"llm-precision", required_argument, 0, 'R'}, {"llm-tokenizer", required_argument, 0, 'K'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+    const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
+    const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -101,6 +114,9 @@ int main(int argc, char **argv)
             cfg.vision_int8 = strcmp(optarg, "int8") == 0;
             break;
         case 'T': rc = parse_int_arg("--threads", optarg, 1, 256, &cfg.threads); break;
+        case 'L': llm_model = optarg; break;
+        case 'R': llm_precision = optarg; break;
+        case 'K': llm_tokenizer = optarg; break;
         case 'l': rc = set_log_level(optarg); break;
         case 'V': printf("sg-edge %s\n", SG_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -112,6 +128,20 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "sg-edge: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
+        return 2;
+    }
+    if (llm_model && !*llm_model)
+        llm_model = NULL;
+    if (llm_tokenizer && !*llm_tokenizer)
+        llm_tokenizer = NULL;
+    if (llm_precision && *llm_precision && strcmp(llm_precision, "f32") && strcmp(llm_precision, "int8")) {
+        fprintf(stderr, "sg-edge: --llm-precision (SG_LLM_PRECISION) must be f32 or int8\n");
+        return 2;
+    }
+    const bool llm_int8 = llm_precision && strcmp(llm_precision, "int8") == 0;
+    const long cache_entries = sg_cache_entries_from_env();
+    if (cache_entries < 0) {
+        fprintf(stderr, "sg-edge: SG_CACHE_ENTRIES must be a whole number in 0..1000000\n");
         return 2;
     }
 
@@ -174,7 +204,45 @@ int main(int argc, char **argv)
     } else {
         sg_log(SG_LOG_INFO, "vision: no model (--vision-model); using pixel statistics");
     }
-    sg_log(SG_LOG_INFO, "language: rule-based responder; speech: unavailable (503 MODEL_UNAVAILABLE)");
+    sg_llm_snn *llm = NULL;
+    sg_cache *cache = NULL;
+    if (llm_model) {
+        double t0 = sg_now_ms();
+        if (!pool)
+            pool = sg_pool_new(cfg.threads);
+        sg_snn_options o = {llm_int8 ? SG_PREC_Q8 : SG_PREC_F32, llm_tokenizer};
+        sg_snn *snn = pool ? sg_snn_load(llm_model, &o, pool, &err) : NULL;
+        if (snn) {
+            char name[160];
+            const char *base = strrchr(llm_model, '/');
+            base = base && base[1] ? base + 1 : llm_model;
+            snprintf(name, sizeof name, "%s %s", base, llm_int8 ? "int8" : "f32");
+            const char *eos = getenv("SG_LLM_STOP_AT_EOS");
+            llm = sg_llm_snn_new(snn, name, eos && strcmp(eos, "1") == 0, &err);
+        }
+        cache = llm ? sg_cache_new((size_t)cache_entries) : NULL;
+        if (!llm || !cache) {
+            sg_log(SG_LOG_ERROR, "cannot load the language model %s: %s", llm_model,
+                   err.msg[0] ? err.msg : "out of memory");
+            sg_server_stop(srv, 5.0);
+            sg_server_free(srv);
+            sg_clip_vision_free(vision);
+            sg_llm_snn_free(llm);
+            sg_skills_free(backends.skills);
+            sg_pool_free(pool);
+            return 2;
+        }
+        sg_turn_set_cache(cache);
+        backends.llm = sg_llm_snn_backend(llm);
+        const sg_snn_info *li = sg_snn_get_info(sg_llm_snn_model(llm));
+        sg_log(SG_LOG_INFO, "language: %s (SNN student, vocabulary %d, width %d, %d blocks, %s, "
+               "%.1f MB of weights, cache %ld entries) loaded in %.0f ms", backends.llm->name,
+               li->vocab, li->dim, li->depth, li->weights, (double)li->weight_bytes / 1e6,
+               cache_entries, sg_now_ms() - t0);
+    } else {
+        sg_log(SG_LOG_INFO, "language: no model (--llm-model); using the rule-based responder");
+    }
+    sg_log(SG_LOG_INFO, "speech: unavailable (503 MODEL_UNAVAILABLE)");
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -183,6 +251,9 @@ int main(int argc, char **argv)
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
     sg_server_stop(srv, 30.0);
     sg_server_free(srv);
+    sg_turn_set_cache(NULL);
+    sg_cache_free(cache);
+    sg_llm_snn_free(llm);
     sg_clip_vision_free(vision);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);

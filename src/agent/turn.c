@@ -2,15 +2,21 @@
  * honest fallback (pixel statistics, rule-based responder) and says so in metadata. */
 #include "agent/turn.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "agent/actions.h"
+#include "agent/cache.h"
 #include "agent/responder.h"
 #include "agent/safety.h"
 #include "base/clock.h"
+
+static _Atomic(sg_cache *) turn_cache;
+
+void sg_turn_set_cache(sg_cache *cache) { atomic_store(&turn_cache, cache); }
 
 void sg_visual_memory_init(sg_visual_memory *m)
 {
@@ -232,15 +238,22 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     }
     char *response = NULL;
     const char *intent = NULL;
+    bool cached = false;
     if (!safety.blocked) {
         double t1 = sg_now_ms();
         if (b->llm) {
             int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
-            st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens, &response, err);
-            if (st != SG_OK) {
-                free(prompt);
-                json_decref(warnings);
-                return st;
+            sg_cache *cache = atomic_load(&turn_cache);
+            response = sg_cache_get(cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
+            cached = response != NULL;
+            if (!cached) {
+                st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens, &response, err);
+                if (st != SG_OK) {
+                    free(prompt);
+                    json_decref(warnings);
+                    return st;
+                }
+                sg_cache_put(cache, SG_SYSTEM_PROMPT, prompt, max_tokens, response);
             }
         } else {
             sg_responder_input ri = {out->query, visual, pixels, time(NULL)};
@@ -280,7 +293,7 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
         json_object_set_new(meta, "safety_reason", json_string(safety.reason));
         json_object_set_new(meta, "safety_category", json_string(safety.category));
     }
-    json_object_set_new(meta, "cached", json_false());
+    json_object_set_new(meta, "cached", json_boolean(cached));
     json_object_set_new(meta, "latency_ms", latency_json(&out->t));
     json_object_set_new(meta, "models", sg_backends_models_json(b));
     json_object_set_new(meta, "fallbacks",
