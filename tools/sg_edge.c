@@ -232,7 +232,7 @@ int main(int argc, char **argv)
             sg_pool_free(pool);
             return 2;
         }
-        sg_turn_set_cache(cache);
+        backends.cache = cache;
         backends.llm = sg_llm_snn_backend(llm);
         const sg_snn_info *li = sg_snn_get_info(sg_llm_snn_model(llm));
         sg_log(SG_LOG_INFO, "language: %s (SNN student, vocabulary %d, width %d, %d blocks, %s, "
@@ -251,7 +251,6 @@ int main(int argc, char **argv)
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
     sg_server_stop(srv, 30.0);
     sg_server_free(srv);
-    sg_turn_set_cache(NULL);
     sg_cache_free(cache);
     sg_llm_snn_free(llm);
     sg_clip_vision_free(vision);

@@ -61,6 +61,9 @@ typedef struct sg_backends {
     sg_asr_backend *asr;       /* NULL: speech cannot be transcribed (503 MODEL_UNAVAILABLE) */
     sg_llm_backend *llm;       /* NULL: rule-based responder (agent/responder.h) */
     struct sg_skills *skills;  /* action registry (agent/actions.h) */
+    struct sg_cache *cache;    /* response cache around the LLM (agent/cache.h): a repeated
+                                  normalised prompt with the same max_tokens is answered from it
+                                  with metadata.cached: true; NULL = no cache */
 } sg_backends;
 
 #endif

@@ -2,7 +2,6 @@
  * honest fallback (pixel statistics, rule-based responder) and says so in metadata. */
 #include "agent/turn.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +12,6 @@
 #include "agent/responder.h"
 #include "agent/safety.h"
 #include "base/clock.h"
-
-static _Atomic(sg_cache *) turn_cache;
-
-void sg_turn_set_cache(sg_cache *cache) { atomic_store(&turn_cache, cache); }
 
 void sg_visual_memory_init(sg_visual_memory *m)
 {
@@ -243,7 +238,7 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
         double t1 = sg_now_ms();
         if (b->llm) {
             int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
-            sg_cache *cache = atomic_load(&turn_cache);
+            sg_cache *cache = b->cache;
             response = sg_cache_get(cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
             cached = response != NULL;
             if (!cached) {

@@ -84,13 +84,6 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
                              char **transcript, bool *speech, double *vad_ms, double *asr_ms,
                              sg_error *err);
 
-/* The response cache (agent/cache.h) consulted around the language backend: a repeated prompt
- * (normalised) with the same max_tokens is answered from it with metadata.cached: true. Set once
- * at startup by the server before turns run (NULL: no cache, the default); the cache must outlive
- * every turn. */
-struct sg_cache;
-void sg_turn_set_cache(struct sg_cache *cache);
-
 /* {"vision":name|null,"asr":…,"vad":…,"llm":…} */
 json_t *sg_backends_models_json(const sg_backends *b);
 
