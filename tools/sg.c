@@ -10,8 +10,10 @@
 
 #include "agent/describe.h"
 #include "base/clock.h"
+#include "media/audio.h"
 #include "media/image.h"
 #include "models/clip.h"
+#include "models/silero_vad.h"
 #include "models/snn.h"
 #include "nn/cpu.h"
 #include "nn/pool.h"
@@ -33,6 +35,9 @@ static void usage(FILE *f)
                "           --runs times R generations (median); --teacher-force reports how often\n"
                "           the model's next token after each prefix of IDS (comma-separated) is IDS's\n"
                "  quantize --model DIR --out DIR2   the SNN student as an int8 model.safetensors\n"
+               "  vad --model PATH [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] [--probs]\n"
+               "      AUDIO...   speech segments (Silero VAD ggml file), one JSON object per file;\n"
+               "      --probs adds each 32 ms window's speech probability\n"
                "  version             print the version\n"
                "  help                this text\n");
 }
@@ -533,6 +538,109 @@ static int cmd_quantize(int argc, char **argv)
     return 0;
 }
 
+/* ---- vad ------------------------------------------------------------------------------------ */
+
+/* One file: decode, probabilities, segments, one JSON line. */
+static int vad_file(const sg_silero *m, const char *path, sg_audio_format fmt, int rate,
+                    int with_probs, double load_ms)
+{
+    sg_error err = {0};
+    size_t len;
+    char *data = read_file(path, &len);
+    if (!data) {
+        print_json(json_pack("{s:s,s:s}", "audio", path, "error", "cannot read the file"));
+        return 1;
+    }
+    sg_audio a;
+    double t0 = sg_now_ms();
+    sg_status st = sg_audio_decode((const uint8_t *)data, len, fmt, rate, 0, &a, &err);
+    free(data);
+    if (st != SG_OK) {
+        print_json(json_pack("{s:s,s:s}", "audio", path, "error", err.msg));
+        return 1;
+    }
+    double t1 = sg_now_ms();
+    float *probs = NULL;
+    size_t np = 0, ns = 0;
+    sg_vad_segment *segs = NULL;
+    st = sg_silero_probs(m, a.samples, a.n, &probs, &np, &err);
+    if (st == SG_OK)
+        st = sg_vad_segments(probs, np, a.n, NULL, &segs, &ns, &err);
+    double t2 = sg_now_ms();
+    if (st != SG_OK) {
+        print_json(json_pack("{s:s,s:s}", "audio", path, "error", err.msg));
+        free(probs);
+        sg_audio_free(&a);
+        return 1;
+    }
+    json_t *sj = json_array();
+    for (size_t i = 0; i < ns; i++)
+        json_array_append_new(sj, json_pack("{s:f,s:f}", "start", segs[i].start_s, "end",
+                                            segs[i].end_s));
+    double sum = 0;
+    for (size_t i = 0; i < np; i++)
+        sum += probs[i];
+    json_t *o = json_pack("{s:s,s:o,s:f,s:I,s:f,s:{s:f,s:f,s:f}}", "audio", path, "segments", sj,
+                          "probs_mean", np ? sum / (double)np : 0.0, "windows", (json_int_t)np,
+                          "duration", (double)a.n / SG_AUDIO_RATE, "timings_ms", "load",
+                          round3(load_ms), "decode", round3(t1 - t0), "vad", round3(t2 - t1));
+    if (with_probs)
+        json_object_set_new(o, "probs", float_array(probs, (int)np));
+    print_json(o);
+    free(segs);
+    free(probs);
+    sg_audio_free(&a);
+    return 0;
+}
+
+static int cmd_vad(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"sample-rate", required_argument, 0, 'r'},
+                                         {"probs", no_argument, 0, 'p'},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *format = NULL;
+    int rate = 0, with_probs = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:f:r:p", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'f': format = optarg; break;
+        case 'r': rate = atoi(optarg); break;
+        case 'p': with_probs = 1; break;
+        default: return 2;
+        }
+    }
+    if (!model || optind >= argc) {
+        fprintf(stderr, "sg vad: --model PATH and at least one AUDIO file are required\n");
+        return 2;
+    }
+    sg_error err = {0};
+    sg_audio_format fmt;
+    if (sg_audio_format_parse(format, &fmt, &err) != SG_OK) {
+        fprintf(stderr, "sg vad: %s\n", err.msg);
+        return 2;
+    }
+    if ((fmt == SG_AUDIO_PCM_S16LE || fmt == SG_AUDIO_PCM_F32LE) && rate <= 0) {
+        fprintf(stderr, "sg vad: headerless PCM needs --sample-rate\n");
+        return 2;
+    }
+    double t0 = sg_now_ms();
+    sg_silero *m = sg_silero_load(model, &err);
+    if (!m) {
+        fprintf(stderr, "sg: cannot load %s: %s\n", model, err.msg);
+        return 1;
+    }
+    double load_ms = sg_now_ms() - t0;
+    int rc = 0;
+    for (int i = optind; i < argc; i++)
+        rc |= vad_file(m, argv[i], fmt, rate, with_probs, load_ms);
+    sg_silero_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -550,6 +658,8 @@ int main(int argc, char **argv)
         return cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "quantize") == 0)
         return cmd_quantize(argc - 1, argv + 1);
+    if (strcmp(cmd, "vad") == 0)
+        return cmd_vad(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("{\"version\":\"%s\"}\n", SG_VERSION);
         return 0;

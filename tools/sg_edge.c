@@ -12,6 +12,7 @@
 #include "agent/cache.h"
 #include "agent/llm_snn.h"
 #include "agent/turn.h"
+#include "agent/vad_silero.h"
 #include "agent/vision_clip.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -40,6 +41,7 @@ static void usage(FILE *f)
             "                       (env SG_CACHE_ENTRIES: response cache size, default 256, 0 = off;\n"
             "                       SG_LLM_STOP_AT_EOS=1: end replies at <|endoftext|>)\n"
             "  --threads N          inference threads (env SG_THREADS; default: cores)\n"
+            "  --vad-model PATH     Silero VAD v6.2 in whisper.cpp's ggml layout (env SG_VAD_MODEL)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
             "  --version, --help\n"
             "Without --vision-model, vision uses pixel statistics; without --llm-model, answers come\n"
@@ -90,11 +92,13 @@ int main(int argc, char **argv)
         {"vision-model", required_argument, 0, 'M'}, {"vision-precision", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 'T'},      {"llm-model", required_argument, 0, 'L'},
         {"llm-precision", required_argument, 0, 'R'}, {"llm-tokenizer", required_argument, 0, 'K'},
+        {"vad-model", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
     const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
+    const char *vad_model = getenv("SG_VAD_MODEL");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -115,6 +119,7 @@ int main(int argc, char **argv)
             break;
         case 'T': rc = parse_int_arg("--threads", optarg, 1, 256, &cfg.threads); break;
         case 'L': llm_model = optarg; break;
+        case 'D': vad_model = optarg; break;
         case 'R': llm_precision = optarg; break;
         case 'K': llm_tokenizer = optarg; break;
         case 'l': rc = set_log_level(optarg); break;
@@ -132,6 +137,8 @@ int main(int argc, char **argv)
     }
     if (llm_model && !*llm_model)
         llm_model = NULL;
+    if (vad_model && !*vad_model)
+        vad_model = NULL;
     if (llm_tokenizer && !*llm_tokenizer)
         llm_tokenizer = NULL;
     if (llm_precision && *llm_precision && strcmp(llm_precision, "f32") && strcmp(llm_precision, "int8")) {
@@ -242,7 +249,28 @@ int main(int argc, char **argv)
     } else {
         sg_log(SG_LOG_INFO, "language: no model (--llm-model); using the rule-based responder");
     }
-    sg_log(SG_LOG_INFO, "speech: unavailable (503 MODEL_UNAVAILABLE)");
+    sg_vad_silero *vad = NULL;
+    if (vad_model) {
+        double t0 = sg_now_ms();
+        vad = sg_vad_silero_open(vad_model, NULL, &err);
+        if (!vad) {
+            sg_log(SG_LOG_ERROR, "cannot load the VAD model %s: %s", vad_model,
+                   err.msg[0] ? err.msg : "out of memory");
+            sg_server_stop(srv, 5.0);
+            sg_server_free(srv);
+            sg_cache_free(cache);
+            sg_llm_snn_free(llm);
+            sg_clip_vision_free(vision);
+            sg_pool_free(pool);
+            sg_skills_free(backends.skills);
+            return 2;
+        }
+        backends.vad = sg_vad_silero_backend(vad);
+        sg_log(SG_LOG_INFO, "vad: %s loaded in %.0f ms; audio without speech is answered "
+               "\"speech\": false", backends.vad->name, sg_now_ms() - t0);
+    }
+    sg_log(SG_LOG_INFO, "speech recognition: no ASR model in this build (audio with speech: 503 "
+           "MODEL_UNAVAILABLE)");
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -254,6 +282,7 @@ int main(int argc, char **argv)
     sg_cache_free(cache);
     sg_llm_snn_free(llm);
     sg_clip_vision_free(vision);
+    sg_vad_silero_free(vad);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);
     sg_log(SG_LOG_INFO, "stopped");

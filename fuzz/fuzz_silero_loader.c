@@ -1,0 +1,160 @@
+/* libFuzzer target for the Silero VAD loader (models/silero_vad.h), whose files come from users:
+ * every input is loaded twice.
+ *  1. As it is: a file of those bytes.
+ *  2. As edits to the real model (../shared/models/silero-vad-v6.2.0-ggml.bin, or $SG_SILERO_MODEL;
+ *     skipped when it cannot be read): 6-byte operations (u16 target, u8 op, 3 value bytes). The
+ *     target picks a place near the header or a tensor record's start (so most edits land on
+ *     the fields being validated, not deep inside the weights): op 0 writes the value bytes, op 1
+ *     writes a small int32, op 2 truncates there, op 3 drops the record. A valid model can only
+ *     come out of small, value-only edits, so the forward pass runs too.
+ * A refusal must carry a message; a model that loads must give probabilities in [0, 1] or a
+ * refusal of the audio; any crash, leak or sanitizer report is a bug. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/silero_vad.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define MAX_RECORDS 32
+
+static uint8_t *model;      /* the real file, or NULL */
+static size_t model_len;
+static size_t rec[MAX_RECORDS + 1]; /* record offsets; rec[0] = 0 (the header), last = end */
+static size_t nrec;
+
+static void exercise(const uint8_t *buf, size_t len)
+{
+    sg_error err = {0};
+    /* a private, exactly sized copy, so that ASan flags any read past the end */
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    if (len)
+        memcpy(copy, buf, len);
+    sg_silero *m = sg_silero_load_memory(copy, len, &err);
+    free(copy);
+    if (!m) {
+        if (err.code == SG_OK || !err.msg[0])
+            __builtin_trap(); /* a refusal must say why */
+        return;
+    }
+    static float pcm[1100];
+    for (int i = 0; i < 1100; i++)
+        pcm[i] = (float)((i * 37) % 200 - 100) / 400.0f;
+    float *p = NULL;
+    size_t np = 0;
+    sg_status st = sg_silero_probs(m, pcm, 1100, &p, &np, &err);
+    if (st == SG_OK) {
+        if (np != 3)
+            __builtin_trap();
+        for (size_t i = 0; i < np; i++)
+            if (!(p[i] >= 0.0f && p[i] <= 1.0f))
+                __builtin_trap();
+        sg_vad_segment *s = NULL;
+        size_t ns = 0;
+        if (sg_vad_segments(p, np, 1100, NULL, &s, &ns, &err) != SG_OK)
+            __builtin_trap();
+        free(s);
+    } else if (p || np || !err.msg[0]) {
+        __builtin_trap();
+    }
+    free(p);
+    sg_silero_free(m);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *path = getenv("SG_SILERO_MODEL");
+    FILE *f = fopen(path ? path : "../shared/models/silero-vad-v6.2.0-ggml.bin", "rb");
+    if (!f)
+        return 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n > 0 && n < (64L << 20) && fseek(f, 0, SEEK_SET) == 0 && (model = malloc((size_t)n))) {
+            if (fread(model, 1, (size_t)n, f) == (size_t)n) {
+                model_len = (size_t)n;
+            } else {
+                free(model);
+                model = NULL;
+            }
+        }
+    }
+    fclose(f);
+    if (!model || model_len < 8)
+        return 0;
+    /* walk the records (header: magic, type string, 3 + 3 + 12 + 4 int32) */
+    int32_t v;
+    memcpy(&v, model + 4, 4);
+    size_t o = 8 + (size_t)v + 4 * 22;
+    rec[nrec++] = 0;
+    while (o + 12 <= model_len && nrec < MAX_RECORDS) {
+        int32_t nd, nl, ty, ne;
+        memcpy(&nd, model + o, 4);
+        memcpy(&nl, model + o + 4, 4);
+        memcpy(&ty, model + o + 8, 4);
+        rec[nrec++] = o;
+        size_t count = 1, p = o + 12;
+        for (int i = 0; i < nd && i < 4; i++, p += 4) {
+            memcpy(&ne, model + p, 4);
+            count *= (size_t)ne;
+        }
+        o = p + (size_t)nl + count * (ty == 1 ? 2 : 4);
+    }
+    rec[nrec] = model_len;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    exercise(data, size);
+    if (!model || size < 6 || size > 6 * 64)
+        return 0;
+    uint8_t *buf = malloc(model_len);
+    if (!buf)
+        return 0;
+    memcpy(buf, model, model_len);
+    size_t len = model_len;
+    int stop = 0;
+    for (size_t i = 0; i + 6 <= size && !stop; i += 6) {
+        const unsigned target = (unsigned)data[i] | (unsigned)data[i + 1] << 8;
+        const uint8_t op = data[i + 2] & 3, *val = data + i + 3;
+        /* record r (0 = the header) and an offset into its first 128 bytes */
+        const size_t r = (target >> 7) % nrec;
+        size_t at = rec[r] + (target & 127);
+        if (at >= len)
+            continue;
+        switch (op) {
+        case 0:
+            for (int k = 0; k < 3 && at + k < len; k++)
+                buf[at + k] = val[k];
+            break;
+        case 1: {
+            at &= ~(size_t)3;
+            int32_t x = (int32_t)(int8_t)val[0] * (val[1] & 1 ? 256 : 1);
+            if (at + 4 <= len)
+                memcpy(buf + at, &x, 4);
+            break;
+        }
+        case 2:
+            len = at;
+            break;
+        default:
+            if (r > 0 && rec[r + 1] <= len) { /* drop record r */
+                memmove(buf + rec[r], buf + rec[r + 1], len - rec[r + 1]);
+                len -= rec[r + 1] - rec[r];
+                stop = 1; /* later targets would be off */
+            }
+            break;
+        }
+    }
+    exercise(buf, len);
+    free(buf);
+    return 0;
+}
