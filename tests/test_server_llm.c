@@ -25,6 +25,12 @@ static void *cache_hammer(void *arg)
             return (void *)1; /* a wrong answer for the key */
         free(hit);
         sg_cache_put(c, "sys", p, 8, t);
+        /* read back at once: a hit even when the 50-key cycle thrashes the 32-entry LRU (as it
+         * does whenever the threads happen to run one after another) */
+        hit = sg_cache_get(c, "sys", p, 8);
+        if (hit && strcmp(hit, t) != 0)
+            return (void *)1;
+        free(hit);
     }
     return NULL;
 }
