@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Our own PyTorch Whisper, written from openai/whisper's model.py and decoding.py (greedy, no
+timestamps), with tensors named as Hugging Face's WhisperForConditionalGeneration names them, so a
+state dict of this module is a valid model.safetensors. Used by gen_whisper_fixture.py to write
+tests/fixtures/whisper_tiny and its expected outputs.
+
+Maths: encoder conv1 (k3 p1) GELU, conv2 (k3 s2 p1) GELU, + sinusoidal positions, pre-LN blocks,
+final LN; decoder token + learned positions, pre-LN blocks (causal self-attention, cross-attention,
+MLP), final LN, logits = h . embed_tokens^T. q/v/out projections have biases, k does not.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def sinusoids(length, channels, max_timescale=10000):
+    """openai/whisper's positional table for the encoder."""
+    inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = torch.exp(-inc * torch.arange(channels // 2))
+    t = torch.arange(length)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
+
+
+class Attention(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.q_proj = nn.Linear(d, d)
+        self.k_proj = nn.Linear(d, d, bias=False)
+        self.v_proj = nn.Linear(d, d)
+        self.out_proj = nn.Linear(d, d)
+
+    def forward(self, x, kv, causal):
+        n, d = x.shape
+        m = kv.shape[0]
+        hd = d // self.heads
+        q = self.q_proj(x).view(n, self.heads, hd).transpose(0, 1)
+        k = self.k_proj(kv).view(m, self.heads, hd).transpose(0, 1)
+        v = self.v_proj(kv).view(m, self.heads, hd).transpose(0, 1)
+        s = (q @ k.transpose(1, 2)) * hd ** -0.5
+        if causal:
+            s = s + torch.full((n, m), float("-inf")).triu(1 + m - n)
+        w = torch.softmax(s.float(), dim=-1)
+        return self.out_proj((w @ v).transpose(0, 1).reshape(n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, cross):
+        super().__init__()
+        self.self_attn = Attention(d, heads)
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        if cross:
+            self.encoder_attn = Attention(d, heads)
+            self.encoder_attn_layer_norm = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.fc2 = nn.Linear(4 * d, d)
+        self.final_layer_norm = nn.LayerNorm(d)
+
+    def forward(self, x, xa=None, causal=False):
+        h = self.self_attn_layer_norm(x)
+        x = x + self.self_attn(h, h, causal)
+        if xa is not None:
+            x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), xa, False)
+        h = self.final_layer_norm(x)
+        return x + self.fc2(F.gelu(self.fc1(h)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d = c["d_model"]
+        self.conv1 = nn.Conv1d(c["num_mel_bins"], d, 3, padding=1)
+        self.conv2 = nn.Conv1d(d, d, 3, stride=2, padding=1)
+        self.embed_positions = nn.Embedding(c["max_source_positions"], d)
+        with torch.no_grad():
+            self.embed_positions.weight.copy_(sinusoids(c["max_source_positions"], d))
+        self.layers = nn.ModuleList(Block(d, c["encoder_attention_heads"], False)
+                                    for _ in range(c["encoder_layers"]))
+        self.layer_norm = nn.LayerNorm(d)
+
+    def forward(self, mel):  # mel [n_mels, frames] -> [frames / 2, d]
+        x = F.gelu(self.conv1(mel[None]))
+        x = F.gelu(self.conv2(x))[0].T
+        x = x + self.embed_positions.weight[: x.shape[0]]
+        for b in self.layers:
+            x = b(x)
+        return self.layer_norm(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d = c["d_model"]
+        self.embed_tokens = nn.Embedding(c["vocab_size"], d)
+        self.embed_positions = nn.Embedding(c["max_target_positions"], d)
+        self.layers = nn.ModuleList(Block(d, c["decoder_attention_heads"], True)
+                                    for _ in range(c["decoder_layers"]))
+        self.layer_norm = nn.LayerNorm(d)
+
+    def forward(self, tokens, xa):  # tokens [n] (whole sequence, no cache) -> logits [n, V]
+        x = self.embed_tokens(tokens) + self.embed_positions.weight[: tokens.shape[0]]
+        for b in self.layers:
+            x = b(x, xa, causal=True)
+        x = self.layer_norm(x)
+        return (x @ self.embed_tokens.weight.T).float()
+
+
+class Model(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.encoder = Encoder(c)
+        self.decoder = Decoder(c)
+
+
+class Whisper(nn.Module):
+    """state_dict() names: model.encoder.*, model.decoder.* as in transformers."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.config = c
+        self.model = Model(c)
+
+
+def special_ids(c):
+    """openai/whisper's special tokens, from the ids transformers keeps in the config: the five
+    tokens before <|notimestamps|> are translate, transcribe, startoflm, startofprev, nospeech."""
+    nt = c["no_timestamps_token_id"]
+    return dict(sot=c["decoder_start_token_id"], eot=c["eos_token_id"], no_timestamps=nt,
+                translate=nt - 5, transcribe=nt - 4, sot_lm=nt - 3, sot_prev=nt - 2, no_speech=nt - 1)
+
+
+@torch.no_grad()
+def greedy(model, mel, sample_len=None):
+    """openai/whisper DecodingTask.run with beam 1, temperature 0, without_timestamps, .en prompt
+    (<|startoftranscript|><|notimestamps|>): SuppressBlanks at the first sampled step, SuppressTokens
+    (config suppress_tokens + task/special tokens) every step, stop at <|endoftext|> or after
+    sample_len = max_target_positions // 2 tokens. Returns tokens (without prompt and eot), the
+    log-prob of each sampled token, avg_logprob, no_speech_prob and the encoder output."""
+    c = model.config
+    sp = special_ids(c)
+    n_ctx = c["max_target_positions"]
+    if sample_len is None:
+        sample_len = n_ctx // 2
+    xa = model.model.encoder(torch.as_tensor(mel))
+    suppress = set(c["suppress_tokens"]) | {sp["transcribe"], sp["translate"], sp["sot"],
+                                            sp["sot_prev"], sp["sot_lm"], sp["no_speech"]}
+    suppress = sorted(suppress)
+    begin = list(c["begin_suppress_tokens"])
+    tokens = [sp["sot"], sp["no_timestamps"]]
+    sample_begin = len(tokens)
+    sum_lp = 0.0
+    lps, margins = [], []
+    no_speech_prob = None
+    for i in range(sample_len):
+        logits = model.model.decoder(torch.tensor(tokens), xa)
+        if i == 0:
+            no_speech_prob = torch.softmax(logits[0], -1)[sp["no_speech"]].item()
+        lg = logits[-1].clone()
+        if len(tokens) == sample_begin:
+            lg[begin] = float("-inf")
+        lg[suppress] = float("-inf")
+        lp = torch.log_softmax(lg, -1)
+        nxt = int(lg.argmax())
+        top2 = torch.topk(lg, 2).values
+        margins.append(float(top2[0] - top2[1]))
+        if tokens[-1] != sp["eot"]:
+            sum_lp += float(lp[nxt])
+        lps.append(float(lp[nxt]))
+        tokens.append(nxt)
+        if nxt == sp["eot"] or len(tokens) > n_ctx:
+            break
+    out = tokens[sample_begin:]
+    if sp["eot"] in out:
+        out = out[: out.index(sp["eot"])]
+    avg = sum_lp / (len(out) + 1)
+    return dict(tokens=out, logprobs=lps, avg_logprob=avg, no_speech_prob=no_speech_prob,
+                min_margin=min(margins), encoder=xa.numpy())
