@@ -25,6 +25,9 @@
 
 #include <zlib.h>
 
+#include "base/utf8.h"
+#include "nn/shape.h"
+
 /* Storages are little-endian and handed to sg_dtype_to_f32 as they are. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "ptfile.c assumes a little-endian host"
@@ -55,102 +58,8 @@ static uint64_t rd64(const unsigned char *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-/* Length of the valid UTF-8 sequence at s (avail bytes), 0 if invalid: overlong forms and
- * surrogates are invalid, as in Python's strict decoder. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len(s + i, len - i);
-        if (!n)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
-/* Copies s[0..len) into buf (room for cap + 4) for quoting in a message: whole UTF-8 characters
- * only, control characters and invalid bytes as '?', "..." where cut. With tail set the end is
- * kept instead of the start (for paths, whose end says most). */
-static const char *clip(char *buf, size_t cap, const void *str, size_t len, bool tail)
-{
-    const unsigned char *p = str;
-    size_t o = 0;
-    if (tail && len > cap) {
-        p += len - (cap - 3);
-        len = cap - 3;
-        while (len && (*p & 0xC0) == 0x80)
-            p++, len--;
-        memcpy(buf, "...", 3);
-        o = 3;
-    }
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len(p + i, len - i);
-        if (o + (n ? n : 1) > cap) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
-            buf[o++] = '?';
-            i++;
-        } else {
-            memcpy(buf + o, p + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-#define QUOTE(buf, s, len) clip(buf, NAME_CLIP, (s), (len), false)
-#define QUOTEZ(buf, s) clip(buf, NAME_CLIP, (s), strlen(s), false)
-
-/* "[2, 3]"; -1 (any size, in an expected shape) prints as '*'. */
-static const char *dims_str(char *buf, size_t cap, int ndim, const int64_t *v)
-{
-    size_t o = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && o < cap; i++) {
-        const char *sep = i ? ", " : "";
-        if (v[i] == -1)
-            o += (size_t)snprintf(buf + o, cap - o, "%s*", sep);
-        else
-            o += (size_t)snprintf(buf + o, cap - o, "%s%" PRId64, sep, v[i]);
-    }
-    if (o < cap)
-        snprintf(buf + o, cap - o, "]");
-    return buf;
-}
+#define QUOTE(buf, s, len) sg_utf8_quote(buf, NAME_CLIP, (s), (len), false)
+#define QUOTEZ(buf, s) sg_utf8_quote(buf, NAME_CLIP, (s), strlen(s), false)
 
 static int bytes_cmp(const unsigned char *a, size_t al, const unsigned char *b, size_t bl)
 {
@@ -726,7 +635,7 @@ static sg_status pk_str(pk_machine *m, uint64_t len)
                        SG_PT_MAX_STRING);
     if ((st = pk_need(m, len)) != SG_OK)
         return st;
-    if (!utf8_valid(m->p, (size_t)len))
+    if (!sg_utf8_valid(m->p, (size_t)len))
         return pk_fail(m, SG_EINVAL, "string is not valid UTF-8");
     uint32_t o;
     if ((st = pk_new(m, PK_STR, &o)) != SG_OK)
@@ -1291,14 +1200,14 @@ static sg_status pk_check_view(pk_machine *m, uint32_t ti, const unsigned char *
     }
     if (!view_extent(t, &numel, &span))
         return sg_error_set(m->err, SG_EINVAL, "%s: %s: shape %s, stride %s overflows", m->label,
-                            who, dims_str(sb, sizeof sb, t->ndim, t->shape),
-                            dims_str(tb, sizeof tb, t->ndim, t->stride));
+                            who, sg_shape_str(sb, sizeof sb, t->ndim, t->shape),
+                            sg_shape_str(tb, sizeof tb, t->ndim, t->stride));
     if (span > s->numel)
         return sg_error_set(m->err, SG_EINVAL,
                             "%s: %s (shape %s, stride %s, offset %" PRId64 ") addresses element %"
                             PRIu64 " of storage '%s', which holds %" PRIu64,
-                            m->label, who, dims_str(sb, sizeof sb, t->ndim, t->shape),
-                            dims_str(tb, sizeof tb, t->ndim, t->stride), t->offset,
+                            m->label, who, sg_shape_str(sb, sizeof sb, t->ndim, t->shape),
+                            sg_shape_str(tb, sizeof tb, t->ndim, t->stride), t->offset,
                             span - 1 + (numel == 0), QUOTE(kb, s->key, s->key_len), s->numel);
     t->checked = true;
     return SG_OK;
@@ -1527,7 +1436,7 @@ static sg_pt_file *pt_new(const char *label, sg_error *err)
         sg_error_set(err, SG_ENOMEM, "out of memory opening %s", label);
         return NULL;
     }
-    clip(f->label, LABEL_CLIP, label, strlen(label), true);
+    sg_utf8_quote(f->label, LABEL_CLIP, label, strlen(label), true);
     return f;
 }
 
@@ -1671,14 +1580,11 @@ static const sg_pt_tensor *find_checked(const sg_pt_file *f, const char *name, i
                      QUOTEZ(nb, name), ndim);
         return NULL;
     }
-    bool ok = ndim == t->ndim;
-    for (int i = 0; ok && i < ndim; i++)
-        ok = shape[i] == -1 || shape[i] == t->shape[i];
-    if (!ok) {
+    if (!sg_shape_matches(t->ndim, t->shape, ndim, shape)) {
         char have[64], want[64];
         sg_error_set(err, SG_EINVAL, "%s: tensor '%s' has shape %s, expected %s", f->label,
-                     QUOTEZ(nb, name), dims_str(have, sizeof have, t->ndim, t->shape),
-                     dims_str(want, sizeof want, ndim, shape));
+                     QUOTEZ(nb, name), sg_shape_str(have, sizeof have, t->ndim, t->shape),
+                     sg_shape_str(want, sizeof want, ndim, shape));
         return NULL;
     }
     return t;

@@ -21,6 +21,9 @@
 
 #include <jansson.h>
 
+#include "base/utf8.h"
+#include "nn/shape.h"
+
 /* The format is little-endian; tensor bytes are copied as they are. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -54,91 +57,7 @@ struct sg_st_file {
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence starting at s (at most avail bytes), 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
-/* Copies s into buf (size cap + 4) for quoting in a message: at most cap bytes, whole UTF-8
- * characters only, control characters and invalid bytes as '?', "..." when cut. When tail is
- * set the end of s is kept instead of its start (for paths, whose end says most). */
-static const char *clip(char *buf, size_t cap, const char *s, bool tail)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s), o = 0;
-    if (tail && len > cap) {
-        p += len - (cap - 3);
-        len = cap - 3;
-        while (len && (*p & 0xC0) == 0x80) /* skip a cut character's continuation bytes */
-            p++, len--;
-        memcpy(buf, "...", 3);
-        o = 3;
-    }
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len(p + i, len - i);
-        if (o + (n ? n : 1) > cap) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7F))) {
-            buf[o++] = '?';
-            i++;
-        } else {
-            memcpy(buf + o, p + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-#define QUOTE(buf, s) clip(buf, NAME_CLIP, (s), false)
-
-/* "[2, 3]"; -1 (any size, in an expected shape) prints as '*'. */
-static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && o < cap; i++) {
-        const char *sep = i ? ", " : "";
-        if (shape[i] == -1)
-            o += (size_t)snprintf(buf + o, cap - o, "%s*", sep);
-        else
-            o += (size_t)snprintf(buf + o, cap - o, "%s%" PRId64, sep, shape[i]);
-    }
-    if (o < cap)
-        snprintf(buf + o, cap - o, "]");
-    return buf;
-}
+#define QUOTE(buf, s) sg_utf8_quote(buf, NAME_CLIP, (s), strlen(s), false)
 
 /* ---- dtypes ------------------------------------------------------------------------------ */
 
@@ -386,7 +305,7 @@ static sg_status parse_entry(const sg_st_file *f, const char *name, json_t *v, u
                             "%s: tensor '%s': data_offsets span %" PRIu64
                             " bytes but %s %s needs %" PRIu64,
                             L, QUOTE(nb, name), en - b, sg_dtype_name(e->t.dtype),
-                            shape_str(sb, sizeof sb, e->t.ndim, e->t.shape), need);
+                            sg_shape_str(sb, sizeof sb, e->t.ndim, e->t.shape), need);
     e->begin = b;
     e->end = en;
     e->t.nbytes = (size_t)(en - b);
@@ -535,7 +454,7 @@ static sg_status parse_header(sg_st_file *f, sg_error *err)
     if (!root) {
         /* jansson quotes the input near the error: clip it like any untrusted text */
         char jb[100 + 4];
-        clip(jb, 100, jerr.text, false);
+        sg_utf8_quote(jb, 100, jerr.text, strlen(jerr.text), false);
         if (json_error_code(&jerr) == json_error_duplicate_key)
             return sg_error_set(err, SG_EINVAL, "%s: duplicate key in header: %s", L, jb);
         if (json_error_code(&jerr) == json_error_out_of_memory)
@@ -610,7 +529,7 @@ static sg_st_file *st_new(const char *label, sg_error *err)
         sg_error_set(err, SG_ENOMEM, "out of memory opening %s", label);
         return NULL;
     }
-    clip(f->label, LABEL_CLIP, label, true);
+    sg_utf8_quote(f->label, LABEL_CLIP, label, strlen(label), true);
     return f;
 }
 
@@ -761,14 +680,11 @@ static const sg_st_tensor *find_checked(const sg_st_file *f, const char *name, i
                      QUOTE(nb, name), ndim);
         return NULL;
     }
-    bool ok = ndim == t->ndim;
-    for (int i = 0; ok && i < ndim; i++)
-        ok = shape[i] == -1 || shape[i] == t->shape[i];
-    if (!ok) {
+    if (!sg_shape_matches(t->ndim, t->shape, ndim, shape)) {
         char have[64], want[64];
         sg_error_set(err, SG_EINVAL, "%s: tensor '%s' has shape %s, expected %s", f->label,
-                     QUOTE(nb, name), shape_str(have, sizeof have, t->ndim, t->shape),
-                     shape_str(want, sizeof want, ndim, shape));
+                     QUOTE(nb, name), sg_shape_str(have, sizeof have, t->ndim, t->shape),
+                     sg_shape_str(want, sizeof want, ndim, shape));
         return NULL;
     }
     return t;
@@ -947,7 +863,7 @@ sg_status sg_st_write(const char *path, const sg_st_out *tensors, size_t n,
     char lb[LABEL_CLIP + 8];
     if (!path || (n && !tensors))
         return sg_error_set(err, SG_EINVAL, "sg_st_write: NULL path or tensors");
-    clip(lb, LABEL_CLIP, path, true);
+    sg_utf8_quote(lb, LABEL_CLIP, path, strlen(path), true);
     uint64_t data_bytes;
     json_t *root = build_header(tensors, n, metadata_kv, &data_bytes, err);
     if (!root)
