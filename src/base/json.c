@@ -635,3 +635,15 @@ json_t *sg_json_parse(const char *buf, size_t len, sg_error *err)
     free(ps.scratch);
     return v;
 }
+
+int sg_json_int(const json_t *o, const char *key, int def)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+double sg_json_number(const json_t *o, const char *key, double def)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}

@@ -26,4 +26,8 @@
  * infinity; for a repeated object key the last value wins. */
 json_t *sg_json_parse(const char *buf, size_t len, sg_error *err);
 
+/* Config-file getters: the integer / number at key, or def when absent or of another type. */
+int sg_json_int(const json_t *o, const char *key, int def);
+double sg_json_number(const json_t *o, const char *key, double def);
+
 #endif

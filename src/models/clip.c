@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "media/preprocess.h"
 #include "models/clip_tokenizer.h"
 #include "nn/arena.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
+#include "nn/weights.h"
 
 typedef enum { ACT_QUICK_GELU, ACT_GELU } clip_act;
 
@@ -55,26 +57,14 @@ struct sg_clip {
 
 /* ---- config ------------------------------------------------------------------------------- */
 
-static int cfg_int(json_t *o, const char *key, int def)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : def;
-}
-
-static double cfg_num(json_t *o, const char *key, double def)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_number(v) ? json_number_value(v) : def;
-}
-
 static sg_status tower_config(json_t *c, clip_tower *t, int width, int inter, int layers,
                               int heads, const char *what, sg_error *err)
 {
-    t->width = cfg_int(c, "hidden_size", width);
-    t->inter = cfg_int(c, "intermediate_size", inter);
-    t->layers = cfg_int(c, "num_hidden_layers", layers);
-    t->heads = cfg_int(c, "num_attention_heads", heads);
-    t->eps = (float)cfg_num(c, "layer_norm_eps", 1e-5);
+    t->width = sg_json_int(c, "hidden_size", width);
+    t->inter = sg_json_int(c, "intermediate_size", inter);
+    t->layers = sg_json_int(c, "num_hidden_layers", layers);
+    t->heads = sg_json_int(c, "num_attention_heads", heads);
+    t->eps = (float)sg_json_number(c, "layer_norm_eps", 1e-5);
     json_t *act = json_object_get(c, "hidden_act");
     const char *a = json_is_string(act) ? json_string_value(act) : "quick_gelu";
     if (strcmp(a, "quick_gelu") == 0)
@@ -114,13 +104,13 @@ static void preprocessor_config(const char *dir, sg_clip *m)
         return; /* optional: CLIP's defaults at the model's image size */
     json_t *size = json_object_get(p, "size");
     if (json_is_object(size))
-        m->pre.shortest_edge = cfg_int(size, "shortest_edge", m->pre.shortest_edge);
+        m->pre.shortest_edge = sg_json_int(size, "shortest_edge", m->pre.shortest_edge);
     else if (json_is_integer(size))
         m->pre.shortest_edge = (int)json_integer_value(size);
     json_t *crop = json_object_get(p, "crop_size");
     if (json_is_object(crop)) {
-        m->pre.crop_h = cfg_int(crop, "height", m->pre.crop_h);
-        m->pre.crop_w = cfg_int(crop, "width", m->pre.crop_w);
+        m->pre.crop_h = sg_json_int(crop, "height", m->pre.crop_h);
+        m->pre.crop_w = sg_json_int(crop, "width", m->pre.crop_w);
     } else if (json_is_integer(crop)) {
         m->pre.crop_h = m->pre.crop_w = (int)json_integer_value(crop);
     }
@@ -136,77 +126,13 @@ static void preprocessor_config(const char *dir, sg_clip *m)
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-typedef struct loader {
-    sg_clip *m;
-    sg_st_file *f;
-    sg_precision prec;
-    sg_error *err;
-    sg_status st;
-} loader;
-
-/* Converted tensors are not read from the mapping again: let the kernel drop those pages, so the
- * resident size is the converted weights, not the file. */
-static void release(loader *l, const char *name) { sg_st_release(l->f, sg_st_find(l->f, name)); }
-
-static float *get(loader *l, const char *name, int ndim, int64_t d0, int64_t d1)
+/* A 1-d or 2-d tensor through the shared loader (nn/weights.h). */
+static float *get(sg_weights *w, const char *name, int ndim, int64_t d0, int64_t d1)
 {
-    if (l->st != SG_OK)
-        return NULL;
-    int64_t shape[2] = {d0, d1};
-    float *p = sg_st_get_f32(l->f, name, ndim, shape, l->err);
-    release(l, name);
-    if (!p)
-        l->st = l->err->code ? l->err->code : SG_EINVAL;
-    else
-        l->m->info.weight_bytes += (size_t)(ndim == 1 ? d0 : d0 * d1) * sizeof(float);
-    return p;
+    return sg_weights_get(w, name, ndim, (const int64_t[]){d0, d1});
 }
 
-static void get_linear(loader *l, sg_linear *L, const char *wname, const char *bname, int n, int k)
-{
-    float *w = get(l, wname, 2, n, k);
-    float *b = bname ? get(l, bname, 1, n, 0) : NULL;
-    if (l->st == SG_OK) {
-        l->m->info.weight_bytes -= (size_t)n * (size_t)k * sizeof(float);
-        l->st = sg_linear_init(L, w, b, n, k, l->prec, l->err);
-        if (l->st == SG_OK)
-            l->m->info.weight_bytes += L->bytes;
-    }
-    free(w);
-    free(b);
-}
-
-/* q, k, v projections fused into one [3d, d] layer so one GEMM produces the attention input. */
-static void get_qkv(loader *l, sg_linear *L, const char *prefix, int d)
-{
-    if (l->st != SG_OK)
-        return;
-    float *w = malloc((size_t)3 * d * d * sizeof(float)), *b = malloc((size_t)3 * d * sizeof(float));
-    if (!w || !b) {
-        l->st = sg_error_set(l->err, SG_ENOMEM, "out of memory loading %s", prefix);
-    }
-    const char *parts[3] = {"q_proj", "k_proj", "v_proj"};
-    for (int i = 0; i < 3 && l->st == SG_OK; i++) {
-        char wn[256], bn[256];
-        snprintf(wn, sizeof wn, "%s.self_attn.%s.weight", prefix, parts[i]);
-        snprintf(bn, sizeof bn, "%s.self_attn.%s.bias", prefix, parts[i]);
-        int64_t sw[2] = {d, d}, sb[1] = {d};
-        if ((l->st = sg_st_read_f32(l->f, wn, 2, sw, w + (size_t)i * d * d, l->err)) != SG_OK ||
-            (l->st = sg_st_read_f32(l->f, bn, 1, sb, b + (size_t)i * d, l->err)) != SG_OK)
-            break;
-        release(l, wn);
-        release(l, bn);
-    }
-    if (l->st == SG_OK) {
-        l->st = sg_linear_init(L, w, b, 3 * d, d, l->prec, l->err);
-        if (l->st == SG_OK)
-            l->m->info.weight_bytes += L->bytes;
-    }
-    free(w);
-    free(b);
-}
-
-static void load_tower(loader *l, clip_tower *t, const char *tower)
+static void load_tower(sg_weights *l, clip_tower *t, const char *tower)
 {
     t->layer = calloc((size_t)t->layers, sizeof *t->layer);
     if (!t->layer) {
@@ -216,17 +142,18 @@ static void load_tower(loader *l, clip_tower *t, const char *tower)
     int d = t->width;
     for (int i = 0; i < t->layers && l->st == SG_OK; i++) {
         clip_layer *L = &t->layer[i];
-        char p[128], a[192], b[192];
+        char p[128], a[192];
         snprintf(p, sizeof p, "%s.encoder.layers.%d", tower, i);
 #define NAME(buf, suffix) (snprintf(buf, sizeof buf, "%s.%s", p, suffix), buf)
         L->ln1_g = get(l, NAME(a, "layer_norm1.weight"), 1, d, 0);
         L->ln1_b = get(l, NAME(a, "layer_norm1.bias"), 1, d, 0);
         L->ln2_g = get(l, NAME(a, "layer_norm2.weight"), 1, d, 0);
         L->ln2_b = get(l, NAME(a, "layer_norm2.bias"), 1, d, 0);
-        get_qkv(l, &L->qkv, p, d);
-        get_linear(l, &L->out, NAME(a, "self_attn.out_proj.weight"), NAME(b, "self_attn.out_proj.bias"), d, d);
-        get_linear(l, &L->fc1, NAME(a, "mlp.fc1.weight"), NAME(b, "mlp.fc1.bias"), t->inter, d);
-        get_linear(l, &L->fc2, NAME(a, "mlp.fc2.weight"), NAME(b, "mlp.fc2.bias"), d, t->inter);
+        /* q, k, v fused into one [3d, d] layer so one GEMM produces the attention input */
+        sg_weights_qkv(l, &L->qkv, NAME(a, "self_attn"), d, true);
+        sg_weights_linear(l, &L->out, NAME(a, "self_attn.out_proj"), true, d, d);
+        sg_weights_linear(l, &L->fc1, NAME(a, "mlp.fc1"), true, t->inter, d);
+        sg_weights_linear(l, &L->fc2, NAME(a, "mlp.fc2"), true, d, t->inter);
 #undef NAME
     }
 }
@@ -311,12 +238,12 @@ sg_clip *sg_clip_load(const char *dir, sg_precision prec, sg_pool *pool, sg_erro
     sg_status st = tower_config(vc ? vc : empty, &m->vis, 768, 3072, 12, 12, "vision", err);
     if (st == SG_OK)
         st = tower_config(tc ? tc : empty, &m->txt, 512, 2048, 12, 8, "text", err);
-    m->info.image_size = cfg_int(vc ? vc : empty, "image_size", 224);
-    m->info.patch_size = cfg_int(vc ? vc : empty, "patch_size", 32);
-    m->info.context = cfg_int(tc ? tc : empty, "max_position_embeddings", 77);
-    m->info.vocab = cfg_int(tc ? tc : empty, "vocab_size", 49408);
-    m->info.embed_dim = cfg_int(root, "projection_dim", 512);
-    float logit_init = (float)cfg_num(root, "logit_scale_init_value", 2.6592);
+    m->info.image_size = sg_json_int(vc ? vc : empty, "image_size", 224);
+    m->info.patch_size = sg_json_int(vc ? vc : empty, "patch_size", 32);
+    m->info.context = sg_json_int(tc ? tc : empty, "max_position_embeddings", 77);
+    m->info.vocab = sg_json_int(tc ? tc : empty, "vocab_size", 49408);
+    m->info.embed_dim = sg_json_int(root, "projection_dim", 512);
+    float logit_init = (float)sg_json_number(root, "logit_scale_init_value", 2.6592);
     json_decref(empty);
     json_decref(root);
     int S = m->info.image_size, P = m->info.patch_size;
@@ -344,25 +271,16 @@ sg_clip *sg_clip_load(const char *dir, sg_precision prec, sg_pool *pool, sg_erro
         sg_clip_free(m);
         return NULL;
     }
-    loader l = {m, m->file, prec, err, SG_OK};
+    sg_weights l = {m->file, prec, err, SG_OK, 0};
     int dv = m->vis.width, dt = m->txt.width, np = (S / P) * (S / P), E = m->info.embed_dim;
     /* vision embeddings: the conv's [width, 3, P, P] weight is the GEMM's [width, 3*P*P]. It stays
      * F32 at every precision (as PyTorch's dynamic quantisation leaves convolutions alone): pixel
      * patches carry a large common offset, so per-row int8 activations lose the small differences
      * between patches that the rest of the network amplifies (int8 here cost 0.93-0.99 embedding
      * cosine on the tiny test model; ~5% of the FLOPs). */
-    {
-        int64_t shape[4] = {dv, 3, P, P};
-        float *w = malloc((size_t)dv * 3 * P * P * sizeof(float));
-        if (!w)
-            l.st = sg_error_set(err, SG_ENOMEM, "out of memory");
-        else if ((l.st = sg_st_read_f32(m->file, "vision_model.embeddings.patch_embedding.weight", 4,
-                                        shape, w, err)) == SG_OK &&
-                 (l.st = sg_linear_init(&m->patch, w, NULL, dv, 3 * P * P, SG_PREC_F32, err)) == SG_OK)
-            m->info.weight_bytes += m->patch.bytes;
-        free(w);
-        release(&l, "vision_model.embeddings.patch_embedding.weight");
-    }
+    float *patch = sg_weights_get(&l, "vision_model.embeddings.patch_embedding.weight", 4,
+                                  (const int64_t[]){dv, 3, P, P});
+    sg_weights_linear_from(&l, &m->patch, patch, NULL, dv, 3 * P * P, SG_PREC_F32);
     m->class_emb = get(&l, "vision_model.embeddings.class_embedding", 1, dv, 0);
     m->vis_pos = get(&l, "vision_model.embeddings.position_embedding.weight", 2, np + 1, dv);
     m->pre_g = get(&l, "vision_model.pre_layrnorm.weight", 1, dv, 0);
@@ -370,7 +288,7 @@ sg_clip *sg_clip_load(const char *dir, sg_precision prec, sg_pool *pool, sg_erro
     load_tower(&l, &m->vis, "vision_model");
     m->post_g = get(&l, "vision_model.post_layernorm.weight", 1, dv, 0);
     m->post_b = get(&l, "vision_model.post_layernorm.bias", 1, dv, 0);
-    get_linear(&l, &m->vis_proj, "visual_projection.weight", NULL, E, dv);
+    sg_weights_linear(&l, &m->vis_proj, "visual_projection", false, E, dv);
     /* text */
     if (l.st == SG_OK) {
         m->tok_emb = sg_st_find(m->file, "text_model.embeddings.token_embedding.weight");
@@ -388,7 +306,7 @@ sg_clip *sg_clip_load(const char *dir, sg_precision prec, sg_pool *pool, sg_erro
     load_tower(&l, &m->txt, "text_model");
     m->final_g = get(&l, "text_model.final_layer_norm.weight", 1, dt, 0);
     m->final_b = get(&l, "text_model.final_layer_norm.bias", 1, dt, 0);
-    get_linear(&l, &m->txt_proj, "text_projection.weight", NULL, E, dt);
+    sg_weights_linear(&l, &m->txt_proj, "text_projection", false, E, dt);
     m->info.logit_scale = logit_init;
     if (l.st == SG_OK) {
         const sg_st_tensor *ls = sg_st_find(m->file, "logit_scale");
@@ -411,6 +329,7 @@ sg_clip *sg_clip_load(const char *dir, sg_precision prec, sg_pool *pool, sg_erro
         sg_clip_free(m);
         return NULL;
     }
+    m->info.weight_bytes = l.bytes;
     return m;
 }
 

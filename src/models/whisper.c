@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "nn/arena.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
+#include "nn/weights.h"
 
 #define LN_EPS 1e-5f
 
@@ -54,12 +56,6 @@ struct sg_whisper {
 
 /* ---- config ------------------------------------------------------------------------------- */
 
-static int cfg_int(json_t *o, const char *key, int def)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : def;
-}
-
 static int32_t *cfg_ids(json_t *o, const char *key, int *n)
 {
     json_t *a = json_object_get(o, key);
@@ -77,75 +73,13 @@ static int32_t *cfg_ids(json_t *o, const char *key, int *n)
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-typedef struct loader {
-    sg_whisper *m;
-    sg_st_file *f;
-    sg_precision prec;
-    sg_error *err;
-    sg_status st;
-} loader;
-
-static void release(loader *l, const char *name) { sg_st_release(l->f, sg_st_find(l->f, name)); }
-
-static float *get(loader *l, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2)
+/* A tensor of up to three dimensions through the shared loader (nn/weights.h). */
+static float *get(sg_weights *w, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2)
 {
-    if (l->st != SG_OK)
-        return NULL;
-    int64_t shape[3] = {d0, d1, d2};
-    float *p = sg_st_get_f32(l->f, name, ndim, shape, l->err);
-    release(l, name);
-    if (!p)
-        l->st = l->err->code ? l->err->code : SG_EINVAL;
-    return p;
+    return sg_weights_get(w, name, ndim, (const int64_t[]){d0, d1, d2});
 }
 
-static void init_linear(loader *l, sg_linear *L, float *w, float *b, int n, int k, sg_precision p)
-{
-    if (l->st == SG_OK) {
-        l->st = sg_linear_init(L, w, b, n, k, p, l->err);
-        if (l->st == SG_OK)
-            l->m->info.weight_bytes += L->bytes;
-    }
-    free(w);
-    free(b);
-}
-
-/* prefix.weight [n, k] and prefix.bias [n] (when has_bias) */
-static void get_linear(loader *l, sg_linear *L, const char *prefix, bool has_bias, int n, int k)
-{
-    char wn[256], bn[256];
-    snprintf(wn, sizeof wn, "%s.weight", prefix);
-    snprintf(bn, sizeof bn, "%s.bias", prefix);
-    float *w = get(l, wn, 2, n, k, 0);
-    float *b = has_bias ? get(l, bn, 1, n, 0, 0) : NULL;
-    init_linear(l, L, w, b, n, k, l->prec);
-}
-
-/* The encoder's q, k, v fused into one [3d, d] layer for sg_attention; k's bias is zero. */
-static void get_qkv(loader *l, sg_linear *L, const char *prefix, int d)
-{
-    if (l->st != SG_OK)
-        return;
-    float *w = malloc((size_t)3 * d * d * sizeof(float)), *b = calloc((size_t)3 * d, sizeof(float));
-    if (!w || !b)
-        l->st = sg_error_set(l->err, SG_ENOMEM, "out of memory loading %s", prefix);
-    const char *parts[3] = {"q_proj", "k_proj", "v_proj"};
-    for (int i = 0; i < 3 && l->st == SG_OK; i++) {
-        char wn[256], bn[256];
-        snprintf(wn, sizeof wn, "%s.%s.weight", prefix, parts[i]);
-        snprintf(bn, sizeof bn, "%s.%s.bias", prefix, parts[i]);
-        int64_t sw[2] = {d, d}, sb[1] = {d};
-        if ((l->st = sg_st_read_f32(l->f, wn, 2, sw, w + (size_t)i * d * d, l->err)) != SG_OK)
-            break;
-        if (i != 1 && (l->st = sg_st_read_f32(l->f, bn, 1, sb, b + (size_t)i * d, l->err)) != SG_OK)
-            break;
-        release(l, wn);
-        release(l, bn);
-    }
-    init_linear(l, L, w, b, 3 * d, d, l->prec);
-}
-
-static void get_attn(loader *l, wh_attn *A, const char *prefix, int d)
+static void get_attn(sg_weights *l, wh_attn *A, const char *prefix, int d)
 {
     char p[200];
     if (strlen(prefix) > 180) {
@@ -153,23 +87,22 @@ static void get_attn(loader *l, wh_attn *A, const char *prefix, int d)
         return;
     }
     snprintf(p, sizeof p, "%.180s.q_proj", prefix);
-    get_linear(l, &A->q, p, true, d, d);
+    sg_weights_linear(l, &A->q, p, true, d, d);
     snprintf(p, sizeof p, "%.180s.k_proj", prefix);
-    get_linear(l, &A->k, p, false, d, d);
+    sg_weights_linear(l, &A->k, p, false, d, d);
     snprintf(p, sizeof p, "%.180s.v_proj", prefix);
-    get_linear(l, &A->v, p, true, d, d);
+    sg_weights_linear(l, &A->v, p, true, d, d);
     snprintf(p, sizeof p, "%.180s.out_proj", prefix);
-    get_linear(l, &A->out, p, true, d, d);
+    sg_weights_linear(l, &A->out, p, true, d, d);
 }
 
-static wh_layer *load_layers(loader *l, const char *stack, int n, int ffn, bool decoder)
+static wh_layer *load_layers(sg_weights *l, int d, const char *stack, int n, int ffn, bool decoder)
 {
     wh_layer *layers = calloc((size_t)n, sizeof *layers);
     if (!layers) {
         l->st = sg_error_set(l->err, SG_ENOMEM, "out of memory");
         return NULL;
     }
-    int d = l->m->info.d_model;
     for (int i = 0; i < n && l->st == SG_OK; i++) {
         wh_layer *L = &layers[i];
         char p[128], a[192];
@@ -185,11 +118,11 @@ static wh_layer *load_layers(loader *l, const char *stack, int n, int ffn, bool 
             L->lnx_g = get(l, NAME("encoder_attn_layer_norm.weight"), 1, d, 0, 0);
             L->lnx_b = get(l, NAME("encoder_attn_layer_norm.bias"), 1, d, 0, 0);
         } else {
-            get_qkv(l, &L->qkv, NAME("self_attn"), d);
-            get_linear(l, &L->self.out, NAME("self_attn.out_proj"), true, d, d);
+            sg_weights_qkv(l, &L->qkv, NAME("self_attn"), d, false); /* k has no bias */
+            sg_weights_linear(l, &L->self.out, NAME("self_attn.out_proj"), true, d, d);
         }
-        get_linear(l, &L->fc1, NAME("fc1"), true, ffn, d);
-        get_linear(l, &L->fc2, NAME("fc2"), true, d, ffn);
+        sg_weights_linear(l, &L->fc1, NAME("fc1"), true, ffn, d);
+        sg_weights_linear(l, &L->fc2, NAME("fc2"), true, d, ffn);
 #undef NAME
     }
     return layers;
@@ -291,20 +224,20 @@ sg_whisper *sg_whisper_load(const char *dir, sg_precision prec, sg_pool *pool, s
         sg_whisper_free(m);
         return NULL;
     }
-    I->d_model = cfg_int(c, "d_model", 0);
-    I->enc_layers = cfg_int(c, "encoder_layers", 0);
-    I->dec_layers = cfg_int(c, "decoder_layers", 0);
-    I->enc_heads = cfg_int(c, "encoder_attention_heads", 0);
-    I->dec_heads = cfg_int(c, "decoder_attention_heads", 0);
-    I->enc_ffn = cfg_int(c, "encoder_ffn_dim", 4 * I->d_model);
-    I->dec_ffn = cfg_int(c, "decoder_ffn_dim", 4 * I->d_model);
-    I->n_mels = cfg_int(c, "num_mel_bins", 80);
-    I->n_audio_ctx = cfg_int(c, "max_source_positions", 1500);
-    I->n_text_ctx = cfg_int(c, "max_target_positions", 448);
-    I->vocab = cfg_int(c, "vocab_size", 0);
-    I->sot = cfg_int(c, "decoder_start_token_id", -1);
-    I->eot = cfg_int(c, "eos_token_id", -1);
-    I->no_timestamps = cfg_int(c, "no_timestamps_token_id", -1);
+    I->d_model = sg_json_int(c, "d_model", 0);
+    I->enc_layers = sg_json_int(c, "encoder_layers", 0);
+    I->dec_layers = sg_json_int(c, "decoder_layers", 0);
+    I->enc_heads = sg_json_int(c, "encoder_attention_heads", 0);
+    I->dec_heads = sg_json_int(c, "decoder_attention_heads", 0);
+    I->enc_ffn = sg_json_int(c, "encoder_ffn_dim", 4 * I->d_model);
+    I->dec_ffn = sg_json_int(c, "decoder_ffn_dim", 4 * I->d_model);
+    I->n_mels = sg_json_int(c, "num_mel_bins", 80);
+    I->n_audio_ctx = sg_json_int(c, "max_source_positions", 1500);
+    I->n_text_ctx = sg_json_int(c, "max_target_positions", 448);
+    I->vocab = sg_json_int(c, "vocab_size", 0);
+    I->sot = sg_json_int(c, "decoder_start_token_id", -1);
+    I->eot = sg_json_int(c, "eos_token_id", -1);
+    I->no_timestamps = sg_json_int(c, "no_timestamps_token_id", -1);
     m->suppress = cfg_ids(c, "suppress_tokens", &m->n_suppress);
     m->begin_suppress = cfg_ids(c, "begin_suppress_tokens", &m->n_begin_suppress);
     json_t *act = json_object_get(c, "activation_function");
@@ -356,19 +289,19 @@ sg_whisper *sg_whisper_load(const char *dir, sg_precision prec, sg_pool *pool, s
         sg_whisper_free(m);
         return NULL;
     }
-    loader l = {m, m->file, prec, err, SG_OK};
+    sg_weights l = {m->file, prec, err, SG_OK, 0};
     const int d = I->d_model;
     /* convolutions stay F32 at every precision (the log-mel input, like CLIP's pixels, carries
      * a large common offset that per-row int8 activations would flatten); the [d, c, 3] weight is
      * the GEMM's [d, c*3] */
-    init_linear(&l, &m->conv1, get(&l, "model.encoder.conv1.weight", 3, d, I->n_mels, 3), NULL, d,
-                I->n_mels * 3, SG_PREC_F32);
+    sg_weights_linear_from(&l, &m->conv1, get(&l, "model.encoder.conv1.weight", 3, d, I->n_mels, 3),
+                           NULL, d, I->n_mels * 3, SG_PREC_F32);
     m->conv1_b = get(&l, "model.encoder.conv1.bias", 1, d, 0, 0);
-    init_linear(&l, &m->conv2, get(&l, "model.encoder.conv2.weight", 3, d, d, 3), NULL, d, d * 3,
-                SG_PREC_F32);
+    sg_weights_linear_from(&l, &m->conv2, get(&l, "model.encoder.conv2.weight", 3, d, d, 3), NULL, d,
+                           d * 3, SG_PREC_F32);
     m->conv2_b = get(&l, "model.encoder.conv2.bias", 1, d, 0, 0);
     m->enc_pos = get(&l, "model.encoder.embed_positions.weight", 2, I->n_audio_ctx, d, 0);
-    m->enc = load_layers(&l, "encoder", I->enc_layers, I->enc_ffn, false);
+    m->enc = load_layers(&l, d, "encoder", I->enc_layers, I->enc_ffn, false);
     m->enc_ln_g = get(&l, "model.encoder.layer_norm.weight", 1, d, 0, 0);
     m->enc_ln_b = get(&l, "model.encoder.layer_norm.bias", 1, d, 0, 0);
     const char *emb = "model.decoder.embed_tokens.weight";
@@ -387,10 +320,12 @@ sg_whisper *sg_whisper_load(const char *dir, sg_precision prec, sg_pool *pool, s
         float *w = sg_st_get_f32(m->file, emb, 2, shape, err);
         if (!w)
             l.st = err->code ? err->code : SG_EINVAL;
-        init_linear(&l, &m->logits, w, NULL, I->vocab, d, prec);
+        else
+            l.bytes += (size_t)I->vocab * d * sizeof(float); /* handed over below */
+        sg_weights_linear_from(&l, &m->logits, w, NULL, I->vocab, d, prec);
     }
     m->dec_pos = get(&l, "model.decoder.embed_positions.weight", 2, I->n_text_ctx, d, 0);
-    m->dec = load_layers(&l, "decoder", I->dec_layers, I->dec_ffn, true);
+    m->dec = load_layers(&l, d, "decoder", I->dec_layers, I->dec_ffn, true);
     m->dec_ln_g = get(&l, "model.decoder.layer_norm.weight", 1, d, 0, 0);
     m->dec_ln_b = get(&l, "model.decoder.layer_norm.bias", 1, d, 0, 0);
     if (l.st == SG_OK) {
@@ -410,6 +345,7 @@ sg_whisper *sg_whisper_load(const char *dir, sg_precision prec, sg_pool *pool, s
         sg_whisper_free(m);
         return NULL;
     }
+    m->info.weight_bytes = l.bytes;
     return m;
 }
 
