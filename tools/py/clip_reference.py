@@ -5,12 +5,13 @@ names. Used at development time only (Debian python3-torch); CI runs against com
 """
 import json
 import math
-import struct
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import safetensors_io as st_io
 
 TEXT_DEFAULTS = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
                      num_attention_heads=8, max_position_embeddings=77, hidden_act="quick_gelu",
@@ -141,43 +142,14 @@ class CLIP(nn.Module):
                 v.copy_(torch.as_tensor(sd[k]).to(torch.float32).reshape(v.shape))
 
 
-# ---- safetensors, written and read by hand (Debian has no safetensors package) ----
-DT = {torch.float32: ("F32", np.float32), torch.float16: ("F16", np.float16), torch.int64: ("I64", np.int64)}
-
-
-def save_safetensors(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, t in tensors.items():
-        code, npt = DT[t.dtype]
-        b = t.contiguous().numpy().astype(npt).tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+# ---- safetensors (tools/py/safetensors_io.py) ----
+save_safetensors = st_io.save_safetensors
 
 
 def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        npt = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "BF16": None}[e["dtype"]]
-        a, b = e["data_offsets"]
-        arr = np.frombuffer(data[a:b], dtype=npt).reshape(e["shape"])
-        out[name] = torch.from_numpy(arr.astype(np.float32) if npt != np.int64 else arr.copy())
-    return out
+    """The file's tensors as torch tensors (floats as float32)."""
+    return {k: torch.from_numpy(v.astype(np.float32) if v.dtype != np.int64 else v.copy())
+            for k, v in st_io.load_safetensors(path).items()}
 
 
 # ---- preprocessing as CLIPImageProcessor does it, with PIL ----

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import whisper_reference as ref  # noqa: E402
+from safetensors_io import save_safetensors  # noqa: E402
 import make_mel_fixture as melref  # noqa: E402
 
 OUT = "tests/fixtures/whisper_tiny"
@@ -63,16 +64,7 @@ def init(model, seed):
 
 
 def write_safetensors(path, tensors):
-    header, off, blobs = {}, 0, []
-    for name, t in tensors.items():
-        b = t.detach().contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        off += len(b)
-        blobs.append(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    save_safetensors(path, {k: t.float() for k, t in tensors.items()})
 
 
 def main():
