@@ -9,9 +9,12 @@ PACKAGES=(
   libmicrohttpd-dev libjansson-dev            # HTTP server, JSON
   libturbojpeg0-dev libpng-dev zlib1g-dev     # JPEG (DCT-scaled decode), PNG, gzip
   libsamplerate0-dev                          # band-limited audio resampling
+  libsndfile1-dev                             # FLAC/Ogg (Opus, Vorbis) audio: server decode, client encode
   libunistring-dev                            # Unicode categories, case mapping, NFC (tokenizers)
   libcurl4-openssl-dev                        # HTTP client for the integration tests
   wrk                                         # HTTP benchmark (bench/)
+  python3-locust python3-pil python3-matplotlib curl  # load tests and their chart (loadtest/)
+  iproute2                                    # network namespaces, tc (tests/netem/run.sh)
   ca-certificates
 )
 

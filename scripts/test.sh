@@ -12,13 +12,20 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSG_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 echo "== model tests again with the scalar reference kernels only (SG_CPU=scalar)"
-SG_CPU=scalar ctest --test-dir build --output-on-failure -R 'test_(nn|clip|clip_b32|server_vision|snn|silero_vad|mel)$'
+SG_CPU=scalar ctest --test-dir build --output-on-failure -R 'test_(nn|clip|clip_b32|server_vision|snn|silero_vad|mel|whisper|whisper_ggml|speech|cli_transcribe)$'
 
 echo "== AddressSanitizer + UBSan build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSG_WERROR=ON -DSG_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== load smoke: locust, 20 users for 30 s with no think time, on the Release build"
+loadtest/smoke.sh build/sg-edge
+echo "== network conditions: sg stream over emulated Wi-Fi / 4G / poor 3G links (Release build)"
+netem_rc=0
+tests/netem/run.sh build || netem_rc=$?
+[ "$netem_rc" -eq 0 ] || [ "$netem_rc" -eq 77 ] || exit "$netem_rc"
 
 secs=${SG_FUZZ_SECONDS:-10}
 if [ "$secs" -gt 0 ]; then

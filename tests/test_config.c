@@ -67,6 +67,13 @@ static void test_env(void)
     setenv("SG_RATE_LIMIT_RPS", "2.5", 1);
     CHECK(sg_config_from_env(&c, &err) == SG_OK);
     CHECK_NEAR(c.rate_limit_rps, 2.5, 1e-12);
+    /* keep-alive idle timeout: above the load tests' 60 s think time by default, bounded */
+    CHECK_EQ_INT(c.http_idle_s, 75);
+    setenv("SG_HTTP_IDLE_S", "0", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL && strstr(err.msg, "SG_HTTP_IDLE_S"));
+    setenv("SG_HTTP_IDLE_S", "120", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_OK && c.http_idle_s == 120);
+    unsetenv("SG_HTTP_IDLE_S");
 }
 
 static void test_routes(void)
@@ -96,8 +103,10 @@ static void test_routes(void)
         {"/metrics/summary", SG_ROUTE_METRICS_SUMMARY, ""},
         {"/metrics/prometheus", SG_ROUTE_METRICS_PROMETHEUS, ""},
         {"/metrics/other", SG_ROUTE_NONE, ""},
-        {"/ws/audio/x", SG_ROUTE_LATER, ""},
-        {"/dat/turn/complete", SG_ROUTE_LATER, ""},
+        {"/ws/audio/x", SG_ROUTE_WS_AUDIO, "x"},
+        {"/ws/frame/x/", SG_ROUTE_WS_FRAME, "x"},
+        {"/ws/video/x", SG_ROUTE_NONE, ""},
+        {"/dat/turn/complete", SG_ROUTE_DAT_TURN, ""},
         {"/", SG_ROUTE_NONE, ""},
         {"", SG_ROUTE_NONE, ""},
         {"health", SG_ROUTE_NONE, ""},

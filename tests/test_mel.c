@@ -14,107 +14,11 @@
 #include "check.h"
 #include "media/audio.h"
 #include "media/mel.h"
+#include "sgtest_npz.h"
 
 #define PI 3.14159265358979323846
 
-/* ---- a tiny .npz reader: zip local headers (stored or deflated) holding float32 .npy ---- */
-
-static uint32_t rd16(const uint8_t *p) { return (uint32_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return rd16(p) | rd16(p + 2) << 16; }
-
-/* The raw bytes of member `name` (malloc'ed), or NULL. */
-static uint8_t *zip_member(const uint8_t *zip, size_t len, const char *name, size_t *out_len)
-{
-    size_t off = 0;
-    while (off + 30 <= len && rd32(zip + off) == 0x04034b50) {
-        const uint8_t *h = zip + off;
-        uint32_t method = rd16(h + 8), csize = rd32(h + 18), usize = rd32(h + 22);
-        uint32_t name_len = rd16(h + 26), extra_len = rd16(h + 28);
-        const uint8_t *extra = h + 30 + name_len, *data = extra + extra_len;
-        if ((size_t)(data - zip) > len)
-            return NULL;
-        /* numpy writes zip64 records; the real sizes are then in extra field 0x0001 */
-        for (uint32_t e = 0; e + 4 <= extra_len;) {
-            uint32_t id = rd16(extra + e), sz = rd16(extra + e + 2);
-            if (id == 1 && sz >= 16 && e + 4 + sz <= extra_len) {
-                if (usize == 0xFFFFFFFFu)
-                    usize = rd32(extra + e + 4);
-                if (csize == 0xFFFFFFFFu)
-                    csize = rd32(extra + e + 12);
-            }
-            e += 4 + sz;
-        }
-        if ((size_t)(data - zip) + csize > len)
-            return NULL;
-        if (name_len == strlen(name) && memcmp(h + 30, name, name_len) == 0) {
-            uint8_t *buf = malloc(usize ? usize : 1);
-            if (!buf)
-                return NULL;
-            if (method == 0 && csize == usize) {
-                memcpy(buf, data, usize);
-            } else if (method == 8) {
-                z_stream zs;
-                memset(&zs, 0, sizeof zs);
-                zs.next_in = (Bytef *)data;
-                zs.avail_in = csize;
-                zs.next_out = buf;
-                zs.avail_out = usize;
-                int ok = inflateInit2(&zs, -MAX_WBITS) == Z_OK;
-                ok = ok && inflate(&zs, Z_FINISH) == Z_STREAM_END && zs.total_out == usize;
-                inflateEnd(&zs);
-                if (!ok) {
-                    free(buf);
-                    return NULL;
-                }
-            } else {
-                free(buf);
-                return NULL;
-            }
-            *out_len = usize;
-            return buf;
-        }
-        off = (size_t)(data - zip) + csize;
-    }
-    return NULL;
-}
-
-/* A little-endian float32 C-order 2-D .npy: its data, with rows and cols; NULL otherwise. */
-static float *npy_f32_2d(const uint8_t *npy, size_t len, int *rows, int *cols)
-{
-    if (len < 10 || memcmp(npy, "\x93NUMPY", 6) != 0)
-        return NULL;
-    size_t hlen = npy[6] == 1 ? rd16(npy + 8) : rd32(npy + 8);
-    size_t hoff = npy[6] == 1 ? 10 : 12;
-    if (hoff + hlen > len)
-        return NULL;
-    char header[512];
-    if (hlen >= sizeof header)
-        return NULL;
-    memcpy(header, npy + hoff, hlen);
-    header[hlen] = 0;
-    const char *shape = strstr(header, "'shape': (");
-    if (!strstr(header, "'descr': '<f4'") || !strstr(header, "'fortran_order': False") || !shape ||
-        sscanf(shape, "'shape': (%d, %d)", rows, cols) != 2)
-        return NULL;
-    size_t n = (size_t)*rows * (size_t)*cols;
-    if (hoff + hlen + n * 4 != len)
-        return NULL;
-    float *out = malloc(n * sizeof *out);
-    if (out)
-        memcpy(out, npy + hoff + hlen, n * 4); /* x86 and ARM are little-endian */
-    return out;
-}
-
-static float *npz_matrix(const char *path, const char *member, int *rows, int *cols)
-{
-    size_t zlen = 0, nlen = 0;
-    uint8_t *zip = check_read_file(path, &zlen);
-    uint8_t *npy = zip ? zip_member(zip, zlen, member, &nlen) : NULL;
-    float *m = npy ? npy_f32_2d(npy, nlen, rows, cols) : NULL;
-    free(npy);
-    free(zip);
-    return m;
-}
+/* the .npz reader is shared with test_whisper_ggml (tests/sgtest_npz.h) */
 
 /* ---- filters ---- */
 

@@ -1,6 +1,7 @@
 /* Integration tests: the real build/sg-edge binary over real sockets (libcurl). Covers every
- * route of API.md outside WebSocket/DAT, every bad-input class, auth, privacy flags, limits,
- * backpressure, rate limiting, expiry, gzip, concurrency and graceful stop. */
+ * route of API.md outside WebSocket and DAT (tests/test_server_dat.c), every bad-input class,
+ * auth, privacy flags, limits, backpressure, rate limiting, expiry, gzip, concurrency and graceful
+ * stop. */
 #include <pthread.h>
 
 #include "base/base64.h"
@@ -334,9 +335,9 @@ static void test_bad_input(const sgt_server *s)
     expect_error(&r, 422, "INVALID_REQUEST", "sample rate out of range");
     sgt_resp_free(&r);
 
-    /* later routes are honest 404s */
+    /* the DAT routes validate their bodies (tests/test_server_dat.c covers them) */
     r = sgt_request(s, "POST", "/dat/session", NULL, "{}", 2);
-    CHECK_EQ_INT(r.status, 404);
+    expect_error(&r, 400, "INVALID_REQUEST", "DAT session without device_id");
     sgt_resp_free(&r);
 
     /* the session still works and the server is healthy */

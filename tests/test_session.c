@@ -1,5 +1,6 @@
 /* Unit tests for server/session and server/workq: table, expiry, cap, privacy-bounded buffers,
- * token bucket, bounded queue. */
+ * DAT stream state (sequence windows, ordered audio chunks, limits, turns), token bucket, bounded
+ * queue. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,160 @@ static void test_buffers(void)
     sg_session_table_free(t);
 }
 
+/* DAT stream state: sequence windows, audio buffering in order, limits, taking a turn. */
+static void test_dat(void)
+{
+    sg_config cfg;
+    sg_config_defaults(&cfg);
+    cfg.audio_max_bytes = 1000;
+    cfg.audio_max_seconds = 100;
+    cfg.audio_policy = SG_POLICY_REJECT;
+    sg_session_table *t = sg_session_table_new(&cfg);
+    sg_error err = {0};
+    sg_session *s;
+    sg_privacy p = {0};
+    CHECK(sg_session_create(t, &p, &s, &err) == SG_OK);
+
+    /* window: new, duplicate, out of order, slide, too old */
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5) == SG_DAT_NEW);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5) == SG_DAT_DUPLICATE);
+    CHECK(sg_dat_claim(s, SG_DAT_FRAME, 5) == SG_DAT_NEW); /* per chunk type */
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 3) == SG_DAT_NEW);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 3) == SG_DAT_DUPLICATE);
+    const long long W = SG_DAT_WINDOW;
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5 + W) == SG_DAT_NEW);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5) == SG_DAT_TOO_OLD);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6) == SG_DAT_NEW); /* inside the slid window, never seen */
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + W) == SG_DAT_NEW); /* 6's slot, reused */
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + W) == SG_DAT_DUPLICATE);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6) == SG_DAT_TOO_OLD);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 3 * W) == SG_DAT_NEW); /* jump: window cleared */
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + W) == SG_DAT_TOO_OLD);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
+    sg_dat_unclaim(s, SG_DAT_IMU, 6 + 2 * W + 1);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
+    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_DUPLICATE);
+
+    sg_dat_turn turn;
+    sg_dat_take_turn(s, &turn); /* counters start again */
+    CHECK_EQ_INT(turn.n, 0);
+    CHECK_EQ_INT(turn.duplicates, 7);
+    sg_dat_turn_free(&turn);
+
+    /* audio: in sequence order whatever the arrival order; duplicates not buffered */
+    sg_dat_audio_fmt f16 = {SG_AUDIO_PCM_S16LE, 16000, 1};
+    sg_dat_seen seen;
+    sg_dat_stats st;
+    long long order[] = {20, 10, 15, 15, 30};
+    for (int i = 0; i < 5; i++) {
+        uint8_t *d = malloc(200);
+        memset(d, (int)order[i], 200);
+        CHECK(sg_dat_add_audio(s, &cfg, order[i], &f16, d, 200, &seen, &st, &err) == SG_OK);
+        CHECK(seen == (i == 3 ? SG_DAT_DUPLICATE : SG_DAT_NEW));
+    }
+    CHECK_EQ_INT(st.chunks, 4);
+    CHECK_EQ_INT(st.bytes, 800);
+    CHECK_NEAR(st.seconds, 0.025, 1e-12);
+    /* reject: 800 + 300 > 1000; a chunk alone over the limit is refused under any policy */
+    uint8_t *d = malloc(300);
+    CHECK(sg_dat_add_audio(s, &cfg, 40, &f16, d, 300, &seen, &st, &err) == SG_ETOOBIG);
+    CHECK(strstr(err.msg, "reject") != NULL);
+    cfg.audio_policy = SG_POLICY_TRIM;
+    d = malloc(1002);
+    CHECK(sg_dat_add_audio(s, &cfg, 40, &f16, d, 1002, &seen, &st, &err) == SG_ETOOBIG);
+    /* trim: the oldest go (the refused number 40 is still free) */
+    d = malloc(400);
+    memset(d, 40, 400);
+    CHECK(sg_dat_add_audio(s, &cfg, 40, &f16, d, 400, &seen, &st, &err) == SG_OK);
+    CHECK(seen == SG_DAT_NEW && st.kept);
+    CHECK_EQ_INT(st.trimmed, 1); /* 10 */
+    CHECK_EQ_INT(st.chunks, 4);
+    CHECK_EQ_INT(st.bytes, 1000);
+    /* a late chunk older than everything in a full buffer is the one dropped */
+    d = malloc(2);
+    CHECK(sg_dat_add_audio(s, &cfg, 12, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    CHECK(seen == SG_DAT_NEW && !st.kept);
+    CHECK_EQ_INT(st.trimmed, 1);
+    CHECK_EQ_INT(st.chunks, 4);
+    d = malloc(2);
+    CHECK(sg_dat_add_audio(s, &cfg, 12, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    CHECK(seen == SG_DAT_DUPLICATE); /* dropped, but received */
+    d = malloc(2);
+    CHECK(sg_dat_add_audio(s, &cfg, 1000, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    CHECK(st.kept);
+    CHECK_EQ_INT(st.trimmed, 1); /* 15 */
+    CHECK_EQ_INT(st.bytes, 802);
+
+    sg_dat_take_turn(s, &turn);
+    CHECK_EQ_INT(turn.n, 4);
+    CHECK_EQ_INT(turn.chunks[0].seq, 20);
+    CHECK_EQ_INT(turn.chunks[0].data[0], 20);
+    CHECK_EQ_INT(turn.chunks[1].seq, 30);
+    CHECK_EQ_INT(turn.chunks[2].seq, 40);
+    CHECK_EQ_INT(turn.chunks[2].data[399], 40);
+    CHECK_EQ_INT(turn.chunks[3].seq, 1000);
+    CHECK_EQ_INT(turn.bytes, 802);
+    CHECK_EQ_INT(turn.duplicates, 2);
+    CHECK_EQ_INT(turn.trimmed, 3);
+    sg_dat_turn_free(&turn);
+    sg_dat_stats_get(s, &st);
+    CHECK_EQ_INT(st.chunks, 0);
+    /* after the turn: numbers it consumed (and below) are late, later ones start the next turn */
+    d = malloc(2);
+    CHECK(sg_dat_add_audio(s, &cfg, 999, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    CHECK(seen == SG_DAT_DUPLICATE);
+    CHECK_EQ_INT(st.chunks, 0);
+    d = malloc(4);
+    sg_dat_audio_fmt st2 = {SG_AUDIO_PCM_S16LE, 8000, 2};
+    CHECK(sg_dat_add_audio(s, &cfg, 1001, &st2, d, 4, &seen, &st, &err) == SG_OK);
+    CHECK(seen == SG_DAT_NEW);
+    CHECK_NEAR(st.seconds, 1.0 / 8000, 1e-12);
+    sg_dat_count(s, SG_DAT_IMU, 12);
+    sg_dat_count(s, SG_DAT_FRAME, 0);
+    CHECK(sg_dat_frame_newest(s, 7));
+    CHECK(sg_dat_frame_newest(s, 7));
+    CHECK(!sg_dat_frame_newest(s, 6));
+
+    /* joining a turn's chunks: runs of one format decoded in one piece, stereo down-mixed */
+    int16_t mono[4] = {1000, -1000, 2000, 0}, stereo[4] = {1000, 3000, -2000, -2000};
+    float f44[441];
+    for (int i = 0; i < 441; i++)
+        f44[i] = 0.5f;
+    sg_dat_chunk ch[4] = {
+        {1, {SG_AUDIO_PCM_S16LE, 16000, 1}, (uint8_t *)mono, 8, 0},
+        {2, {SG_AUDIO_PCM_S16LE, 16000, 2}, (uint8_t *)stereo, 8, 0},
+        {3, {SG_AUDIO_PCM_S16LE, 16000, 1}, (uint8_t *)mono, 8, 0},
+        {4, {SG_AUDIO_PCM_F32LE, 44100, 1}, (uint8_t *)f44, sizeof f44, 0},
+    };
+    sg_dat_turn jt = {ch, 3, 24, 10.0 / 16000, 0, 0, 0, 0, 0};
+    sg_audio a;
+    CHECK(sg_dat_turn_audio(&jt, &a, &err) == SG_OK);
+    CHECK_EQ_INT(a.n, 10);
+    CHECK_NEAR(a.samples[0], 1000 / 32768.0, 1e-7);
+    CHECK_NEAR(a.samples[1], -1000 / 32768.0, 1e-7);
+    CHECK_NEAR(a.samples[4], 2000 / 32768.0, 1e-7); /* (1000 + 3000) / 2 */
+    CHECK_NEAR(a.samples[5], -2000 / 32768.0, 1e-7);
+    CHECK_NEAR(a.samples[8], 2000 / 32768.0, 1e-7);
+    sg_audio_free(&a);
+    jt.n = 4; /* + 10 ms at 44.1 kHz, resampled */
+    CHECK(sg_dat_turn_audio(&jt, &a, &err) == SG_OK);
+    CHECK(a.n >= 10 + 158 && a.n <= 10 + 162);
+    CHECK_NEAR(a.samples[10 + 80], 0.5, 0.02);
+    sg_audio_free(&a);
+    jt.n = 0;
+    CHECK(sg_dat_turn_audio(&jt, &a, &err) == SG_OK);
+    CHECK(a.samples == NULL && a.n == 0);
+
+    /* deletion frees the buffer at once, even while a request still holds the session */
+    sg_session *held = sg_session_get(t, s->id);
+    CHECK(sg_session_delete(t, s->id));
+    sg_dat_stats_get(held, &st);
+    CHECK_EQ_INT(st.chunks, 0);
+    sg_session_release(held);
+    sg_session_release(s);
+    sg_session_table_free(t);
+}
+
 static void test_rate(void)
 {
     sg_config cfg;
@@ -162,6 +317,7 @@ int main(void)
 {
     test_table();
     test_buffers();
+    test_dat();
     test_rate();
     test_workq();
     return check_report("test_session");

@@ -4,6 +4,7 @@
  * reference's get_speech_timestamps on random cases, speech found and nothing found in silence,
  * noise and a tone, and the loader refusing missing, truncated and garbled files. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,9 @@ static void test_probs_edges(const sg_silero *m)
 
 /* ---- segment rules ---- */
 
+static bool tracker_matches(const float *p, size_t np, size_t n, const sg_vad_params *prm,
+                            const sg_vad_segment *segs, size_t ns);
+
 /* Random cases from tools/py/silero_reference.py --segment-cases: our segments must be exactly
  * the reference's, in samples. */
 static void test_segment_cases(void)
@@ -305,7 +309,7 @@ static void test_segment_cases(void)
     CHECK(fx != NULL);
     if (!fx)
         return;
-    int cases = 0, failed = 0;
+    int cases = 0, failed = 0, stream_cases = 0, stream_failed = 0;
     char *save = NULL;
     for (char *line = strtok_r(fx, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "case ", 5) != 0)
@@ -326,6 +330,14 @@ static void test_segment_cases(void)
             p[i] = strtof(q, &q);
         sg_vad_segment *s = NULL;
         size_t ns = run_segments(p, np, n, &prm, &s);
+        if (prm.min_silence_ms + 32 >= 2 * prm.speech_pad_ms) {
+            /* the streaming tracker must end the same segments (see silero_vad.h) */
+            stream_cases++;
+            if (!tracker_matches(p, np, n, &prm, s, ns)) {
+                stream_failed++;
+                fprintf(stderr, "segment case %d: the streaming tracker differs\n", cases);
+            }
+        }
         int want;
         char *e = el + 7;
         want = (int)strtol(e, &e, 10);
@@ -345,6 +357,10 @@ static void test_segment_cases(void)
     free(fx);
     CHECK(cases >= 40);
     CHECK_EQ_INT(failed, 0);
+    CHECK_MSG(stream_cases >= 10, "only %d cases for the streaming tracker", stream_cases);
+    CHECK_EQ_INT(stream_failed, 0);
+    if (getenv("SG_TEST_VERBOSE"))
+        fprintf(stderr, "segment cases: %d, %d also streamed\n", cases, stream_cases);
 }
 
 static void test_segment_rules(void)
@@ -395,6 +411,188 @@ static void test_segment_rules(void)
     const sg_vad_params d = sg_vad_params_default();
     CHECK(d.threshold == 0.5f && d.neg_threshold == 0.0f && d.min_speech_ms == 250 &&
           d.min_silence_ms == 100 && d.speech_pad_ms == 30);
+}
+
+/* ---- streaming ---- */
+
+/* The tracker over probabilities one at a time: its END segments must be the batch's segs, every
+ * END must follow a START of the same padded start, and the events must come in order. */
+static bool tracker_matches(const float *p, size_t np, size_t n, const sg_vad_params *prm,
+                            const sg_vad_segment *segs, size_t ns)
+{
+    sg_vad_tracker t;
+    sg_error err = {0};
+    if (sg_vad_tracker_init(&t, prm, &err) != SG_OK)
+        return false;
+    size_t k = 0;
+    bool open = false, ok = true;
+    long long open_start = -1, last_at = 0;
+    for (size_t i = 0; i <= np && ok; i++) {
+        sg_vad_tracker_event ev;
+        bool have = i < np ? sg_vad_tracker_push(&t, p[i], &ev) : sg_vad_tracker_finish(&t, n, &ev);
+        if (!have)
+            continue;
+        /* at: the end of the deciding window; finish: the audio's end, which the zero-padded
+         * last window may pass by < 512 samples */
+        ok = ev.at >= last_at - (i < np ? 0 : 511) && ev.at <= (long long)((i + 1) * 512);
+        last_at = ev.at;
+        if (ev.kind == SG_VAD_TRACK_START) {
+            ok = ok && !open;
+            open = true;
+            open_start = ev.start;
+        } else {
+            ok = ok && open;
+            open = false;
+            if (ev.kind == SG_VAD_TRACK_END) {
+                ok = ok && k < ns && ev.start == open_start && ev.end <= ev.at &&
+                     ev.start == llround(segs[k].start_s * RATE) &&
+                     ev.end == llround(segs[k].end_s * RATE);
+                k++;
+            }
+        }
+    }
+    return ok && k == ns && !open;
+}
+
+/* Feeds pcm to a stream in chunks (sizes cycled from chunks[], 0-terminated, or random when
+ * chunks is NULL), then finishes it; *np probabilities, malloc'ed. */
+static float *stream_probs(sg_silero_stream *st, const float *pcm, size_t n, const size_t *chunks,
+                           size_t *np)
+{
+    float *out = malloc(((n + 511) / 512 + 1) * sizeof(float));
+    size_t got = 0, k = 0;
+    uint32_t r = 99;
+    sg_error err = {0};
+    for (size_t at = 0; at < n;) {
+        size_t c;
+        if (chunks) {
+            c = chunks[k++];
+            if (!chunks[k])
+                k = 0;
+        } else {
+            r = r * 1103515245u + 12345u;
+            c = 1 + (r >> 8) % 5000;
+        }
+        if (c > n - at)
+            c = n - at;
+        size_t cap = sg_silero_stream_capacity(st, c), nout = 0;
+        CHECK(cap == (size_t)(at + c) / 512 - (size_t)at / 512);
+        if (sg_silero_stream_feed(st, pcm + at, c, out + got, cap, &nout, &err) != SG_OK || nout != cap) {
+            CHECK_MSG(0, "stream feed: %s", err.msg);
+            break;
+        }
+        got += nout;
+        at += c;
+        CHECK_EQ_INT(sg_silero_stream_windows(st), got);
+    }
+    size_t last = 0;
+    CHECK(sg_silero_stream_finish(st, out + got, &last, &err) == SG_OK);
+    *np = got + last;
+    CHECK_EQ_INT(sg_silero_stream_windows(st), 0); /* finish resets */
+    return out;
+}
+
+static void test_stream(const sg_silero *m, sg_vad_backend *be)
+{
+    size_t len;
+    uint8_t *wav = check_read_file(JFK, &len);
+    sg_audio a;
+    sg_error err = {0};
+    CHECK(wav && sg_audio_decode(wav, len, SG_AUDIO_AUTO, 0, 0, &a, &err) == SG_OK);
+    free(wav);
+    if (!wav)
+        return;
+    size_t nb;
+    float *batch = run_probs(m, a.samples, a.n, &nb);
+    sg_silero_stream *st = sg_silero_stream_new(m, &err);
+    CHECK(st != NULL);
+    /* bit for bit the batch probabilities, for any chunking (100 ms = 1600 samples is what the
+     * phone sends) */
+    const size_t chunkings[][4] = {{1600, 0}, {1, 0}, {7, 0}, {511, 0}, {512, 0}, {513, 0},
+                                   {16387, 0}, {176000, 0}, {3, 1000, 40000, 0}, {0}};
+    for (size_t c = 0; c < sizeof chunkings / sizeof chunkings[0]; c++) {
+        const size_t *ch = chunkings[c][0] ? chunkings[c] : NULL; /* last: random sizes */
+        size_t ns;
+        float *sp = stream_probs(st, a.samples, a.n, ch, &ns);
+        CHECK_EQ_INT(ns, nb);
+        size_t diff = 0;
+        for (size_t i = 0; i < ns && i < nb; i++)
+            diff += sp[i] != batch[i];
+        CHECK_MSG(ns == nb && diff == 0, "chunks of %zu: %zu of %zu probabilities differ", ch ? ch[0] : 0,
+                  diff, nb);
+        free(sp);
+    }
+    /* a prefix that ends mid-window: the same zero-padded last window as the batch */
+    size_t np3, ns3;
+    float *p3 = run_probs(m, a.samples, 100 * 512 + 300, &np3);
+    const size_t c1600[] = {1600, 0};
+    float *s3 = stream_probs(st, a.samples, 100 * 512 + 300, c1600, &ns3);
+    CHECK(np3 == 101 && ns3 == 101 && memcmp(p3, s3, 101 * sizeof(float)) == 0);
+    free(p3);
+    free(s3);
+
+    /* bad input: a NaN is refused and changes nothing; too little room is refused */
+    float chunk[1600];
+    memcpy(chunk, a.samples, sizeof chunk);
+    chunk[900] = NAN;
+    float out[8];
+    size_t nout = 5;
+    CHECK(sg_silero_stream_feed(st, chunk, 1600, out, 8, &nout, &err) == SG_EINVAL && nout == 0);
+    CHECK(strstr(err.msg, "900") != NULL);
+    CHECK_EQ_INT(sg_silero_stream_windows(st), 0);
+    CHECK(sg_silero_stream_feed(st, a.samples, 1600, out, 2, &nout, &err) == SG_EINVAL);
+    size_t ns;
+    float *again = stream_probs(st, a.samples, a.n, c1600, &ns);
+    CHECK(ns == nb && memcmp(again, batch, nb * sizeof(float)) == 0);
+    free(again);
+    CHECK(sg_silero_stream_new(NULL, &err) == NULL);
+    sg_silero_stream_free(st);
+
+    /* the backend's stream: END events are the batch segments, twice (finish starts anew) */
+    CHECK(be->stream_open && be->stream_feed && be->stream_finish && be->stream_close);
+    sg_speech_segment *segs = NULL;
+    size_t nsegs = 0;
+    CHECK(be->segments(be->self, a.samples, a.n, &segs, &nsegs, &err) == SG_OK && nsegs >= 1);
+    sg_vad_stream *vs = be->stream_open(be->self, &err);
+    CHECK(vs != NULL);
+    for (int pass = 0; pass < 2 && vs; pass++) {
+        size_t k = 0, starts = 0, drops = 0;
+        double last_at = 0;
+        bool ok = true;
+        for (size_t at = 0; at <= a.n; at += 1600) {
+            sg_vad_event *ev = NULL;
+            size_t nev = 0;
+            sg_status s2 = at < a.n ? be->stream_feed(vs, a.samples + at, a.n - at < 1600 ? a.n - at : 1600,
+                                                      &ev, &nev, &err)
+                                    : be->stream_finish(vs, &ev, &nev, &err);
+            CHECK(s2 == SG_OK);
+            for (size_t i = 0; i < nev; i++) {
+                ok = ok && ev[i].at_s >= last_at && ev[i].at_s <= (double)(at + 1600) / RATE + 1e-9;
+                last_at = ev[i].at_s;
+                if (ev[i].kind == SG_VAD_EV_START) {
+                    starts++;
+                } else if (ev[i].kind == SG_VAD_EV_DROP) {
+                    drops++;
+                } else {
+                    ok = ok && k < nsegs && ev[i].start_s == segs[k].start_s &&
+                         ev[i].end_s == segs[k].end_s && ev[i].end_s <= ev[i].at_s;
+                    /* end-pointing latency: decided within min silence + 2 windows of the end */
+                    ok = ok && (ev[i].at_s - ev[i].end_s < 0.100 + 2 * 0.032 || at >= a.n);
+                    k++;
+                }
+            }
+            free(ev);
+            if (at >= a.n)
+                break;
+        }
+        CHECK_MSG(ok && k == nsegs && starts == k + drops, "backend stream pass %d: %zu of %zu segments",
+                  pass, k, nsegs);
+    }
+    if (vs)
+        be->stream_close(vs);
+    free(segs);
+    free(batch);
+    sg_audio_free(&a);
 }
 
 /* ---- loader ---- */
@@ -589,6 +787,7 @@ int main(void)
     test_probs_edges(m);
     test_segment_cases();
     test_segment_rules();
+    test_stream(m, be);
     test_loader(m);
     test_backend();
     sg_vad_silero_free(v);

@@ -2,7 +2,9 @@
  * in tests/fixtures/whisper_tiny (Hugging Face layout, reduced vocabulary; made by
  * tools/py/gen_whisper_fixture.py), fed the log-mel of ../shared/data/audio/jfk.wav: encoder
  * output values, greedy tokens, per-token log-probs, avg_logprob and no_speech_prob in f32; int8
- * agreement printed; load and input errors. */
+ * agreement printed; load and input errors; the .en model's language API answers; detokenization
+ * through the fixture's vocab.json + merges.txt (Python's errors="replace" on invalid UTF-8). The
+ * real-vocabulary models in both file formats are test_whisper_ggml's. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -220,6 +222,79 @@ static void check_level(json_t *exp, const float *mel, int frames, sg_pool *pool
     }
 }
 
+/* The .en fixture: no languages; its vocabulary detokenizes as the reference decodes. */
+static void test_vocab_and_languages(json_t *exp, sg_pool *pool, const float *mel, int frames)
+{
+    sg_error err = {0};
+    sg_whisper *m = sg_whisper_load(DIR, SG_PREC_F32, pool, &err);
+    CHECK_MSG(m != NULL, "load: %s", err.msg);
+    if (!m)
+        return;
+    const sg_whisper_info *I = sg_whisper_get_info(m);
+    CHECK(strcmp(I->format, "hf") == 0);
+    CHECK(!I->multilingual);
+    CHECK_EQ_INT(I->n_languages, 0);
+    CHECK_EQ_INT(sg_whisper_language_token(m, "en"), -1);
+    CHECK(sg_whisper_language_code(m, 1002) == NULL);
+    CHECK(sg_whisper_mel_filters(m) == NULL);
+    int32_t lang = 0;
+    float prob = 0;
+    /* nothing encoded yet, and English-only anyway */
+    CHECK(sg_whisper_detect_language(m, &lang, &prob, &err) == SG_EINVAL);
+    sg_whisper_result r;
+    CHECK(sg_whisper_decode(m, NULL, &r, &err) == SG_EINVAL);
+    CHECK(sg_whisper_encode(m, mel, frames, NULL, &err) == SG_OK);
+    CHECK(sg_whisper_detect_language(m, &lang, &prob, &err) == SG_EINVAL);
+    CHECK(strstr(err.msg, "multilingual") != NULL);
+    /* sg_whisper_decode ignores language and task for an .en model */
+    sg_whisper_decode_opts o = {1002, true, 0};
+    CHECK(sg_whisper_decode(m, &o, &r, &err) == SG_OK);
+    json_t *toks = json_object_get(exp, "tokens");
+    CHECK_EQ_INT(r.n, json_array_size(toks));
+    for (size_t i = 0; i < r.n && i < json_array_size(toks); i++)
+        CHECK_EQ_INT(r.tokens[i], json_integer_value(json_array_get(toks, i)));
+    CHECK_EQ_INT(r.language, -1);
+    CHECK(sg_whisper_has_vocab(m));
+    char *text = sg_whisper_detokenize(m, r.tokens, r.n);
+    const char *want = json_string_value(json_object_get(exp, "text"));
+    CHECK_MSG(text && want && strcmp(text, want) == 0, "text \"%s\" vs \"%s\"", text ? text : "(null)",
+              want ? want : "(null)");
+    fprintf(stderr, "detokenized: \"%s\"\n", text ? text : "(null)");
+    free(text);
+    sg_whisper_result_free(&r);
+    /* invalid UTF-8 becomes U+FFFD as Python's errors="replace" makes it; ids >= eot skipped */
+    json_t *c;
+    size_t i;
+    json_array_foreach(json_object_get(exp, "detokenize"), i, c)
+    {
+        json_t *t = json_object_get(c, "tokens");
+        size_t n = json_array_size(t);
+        int32_t ids[64];
+        for (size_t k = 0; k < n && k < 64; k++)
+            ids[k] = (int32_t)json_integer_value(json_array_get(t, k));
+        char *s = sg_whisper_detokenize(m, ids, n < 64 ? n : 64);
+        const char *w = json_string_value(json_object_get(c, "text"));
+        CHECK_MSG(s && w && strcmp(s, w) == 0, "case %zu: \"%s\" vs \"%s\"", i, s ? s : "(null)",
+                  w ? w : "(null)");
+        free(s);
+    }
+    sg_whisper_free(m);
+    /* without tokenizer files there is no vocabulary */
+    const char *dir = variant_dir("d_model", json_integer(64));
+    CHECK(dir != NULL);
+    if (dir) {
+        m = sg_whisper_load(dir, SG_PREC_F32, NULL, &err);
+        CHECK_MSG(m != NULL, "%s", err.msg);
+        if (m) {
+            int32_t one = 300;
+            CHECK(!sg_whisper_has_vocab(m));
+            CHECK(sg_whisper_detokenize(m, &one, 1) == NULL);
+            sg_whisper_free(m);
+        }
+        remove_variant(dir);
+    }
+}
+
 int main(void)
 {
     json_error_t je;
@@ -272,6 +347,7 @@ int main(void)
             sg_whisper_free(m);
         }
     }
+    test_vocab_and_languages(exp, pool, mel, frames);
     sg_pool_free(pool);
     free(mel);
     json_decref(exp);

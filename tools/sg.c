@@ -1,5 +1,5 @@
 /* sg: the smartglass-edge command-line tool. Every subcommand prints JSON, one object per line, so
- * scripts can use it. Later issues add the model subcommands (clip, generate, transcribe, vad). */
+ * scripts can use it. Model subcommands: clip, generate, quantize, vad, transcribe, bench. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +9,17 @@
 #include <sys/stat.h>
 
 #include "agent/describe.h"
+#include "agent/speech.h"
 #include "base/clock.h"
 #include "media/audio.h"
 #include "media/image.h"
 #include "models/clip.h"
 #include "models/silero_vad.h"
 #include "models/snn.h"
+#include "models/whisper.h"
 #include "nn/cpu.h"
 #include "nn/pool.h"
+#include "sg_stream.h"
 
 static void usage(FILE *f)
 {
@@ -38,15 +41,25 @@ static void usage(FILE *f)
                "  vad --model PATH [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] [--probs]\n"
                "      AUDIO...   speech segments (Silero VAD ggml file), one JSON object per file;\n"
                "      --probs adds each 32 ms window's speech probability\n"
+               "  transcribe --model PATH [--precision f32|int8] [--threads N] [--vad PATH]\n"
+               "      [--language xx] [--translate] [--audio-ctx auto|N] [--max-tokens N]\n"
+               "      [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] AUDIO\n"
+               "      speech to text with Whisper (Hugging Face directory or whisper.cpp ggml .bin;\n"
+               "      int8 by default): one JSON object {text, language, segments, timings_ms};\n"
+               "      --vad drops silence and cuts audio over 30 s at pauses (Silero ggml file);\n"
+               "      --audio-ctx encodes short windows at their own length (auto) or N positions;\n"
+               "      AUDIO - reads stdin\n"
+               "  bench whisper --model PATH [--precision P] [--threads N] [--vad PATH] [--runs R]\n"
+               "      [--language xx] [--audio-ctx auto|N] AUDIO   median timings of the pipeline\n"
+               "  stream --server URL --frames DIR|FILE.y4m [--audio FILE.wav] [--battery PCT]\n"
+               "      [--duration S] [--speed X] [--json] [--question-every S]   the glasses\n"
+               "      simulator (libsgclient policies; sg stream --help)\n"
                "  version             print the version\n"
                "  help                this text\n");
 }
 
-static char *read_file(const char *path, size_t *len)
+static char *read_stream(FILE *f, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     char *buf = NULL;
     size_t cap = 0, n = 0;
     for (;;) {
@@ -55,7 +68,6 @@ static char *read_file(const char *path, size_t *len)
             char *p = realloc(buf, cap);
             if (!p) {
                 free(buf);
-                fclose(f);
                 return NULL;
             }
             buf = p;
@@ -65,8 +77,21 @@ static char *read_file(const char *path, size_t *len)
         if (r == 0)
             break;
     }
-    fclose(f);
+    if (ferror(f)) {
+        free(buf);
+        return NULL;
+    }
     *len = n;
+    return buf;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = read_stream(f, len);
+    fclose(f);
     return buf;
 }
 
@@ -641,6 +666,279 @@ static int cmd_vad(int argc, char **argv)
     return rc;
 }
 
+/* ---- transcribe, bench whisper -------------------------------------------------------------- */
+
+typedef struct whisper_args {
+    const char *model, *vad, *language, *format, *audio;
+    sg_precision prec;
+    int threads, runs, rate, max_tokens, audio_ctx;
+    bool translate;
+} whisper_args;
+
+/* Parses the options of `sg transcribe` (bench: also --runs); messages name cmd. */
+static int parse_whisper_args(const char *cmd, bool bench, int argc, char **argv, whisper_args *a)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"precision", required_argument, 0, 'p'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"vad", required_argument, 0, 'v'},
+                                         {"language", required_argument, 0, 'l'},
+                                         {"translate", no_argument, 0, 'T'},
+                                         {"audio-ctx", required_argument, 0, 'c'},
+                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"sample-rate", required_argument, 0, 'r'},
+                                         {"runs", required_argument, 0, 'R'},
+                                         {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->prec = SG_PREC_Q8;
+    a->runs = 5;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:p:t:v:l:Tc:n:f:r:R:", opts, NULL)) != -1) {
+        char *end = NULL;
+        long v;
+        switch (c) {
+        case 'm': a->model = optarg; break;
+        case 'v': a->vad = optarg; break;
+        case 'l': a->language = optarg; break;
+        case 'T': a->translate = true; break;
+        case 'f': a->format = optarg; break;
+        case 'p':
+            if (strcmp(optarg, "int8") == 0)
+                a->prec = SG_PREC_Q8;
+            else if (strcmp(optarg, "f32") == 0)
+                a->prec = SG_PREC_F32;
+            else {
+                fprintf(stderr, "sg %s: --precision must be f32 or int8\n", cmd);
+                return -1;
+            }
+            break;
+        case 'c':
+            if (strcmp(optarg, "auto") == 0) {
+                a->audio_ctx = SG_SPEECH_AUDIO_CTX_AUTO;
+                break;
+            }
+            v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 0 || v > 100000) {
+                fprintf(stderr, "sg %s: --audio-ctx must be auto or a number of encoder positions "
+                        "(1500 = 30 s; 0 = standard)\n", cmd);
+                return -1;
+            }
+            a->audio_ctx = (int)v;
+            break;
+        case 't':
+        case 'n':
+        case 'r':
+        case 'R':
+            v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < (c == 'n' ? 0 : 1) || v > 1000000) {
+                fprintf(stderr, "sg %s: --%s must be a %s number\n", cmd,
+                        c == 't' ? "threads" : c == 'n' ? "max-tokens" : c == 'r' ? "sample-rate" : "runs",
+                        c == 'n' ? "non-negative" : "positive");
+                return -1;
+            }
+            if (c == 't')
+                a->threads = (int)v;
+            else if (c == 'n')
+                a->max_tokens = (int)v;
+            else if (c == 'r')
+                a->rate = (int)v;
+            else
+                a->runs = (int)v;
+            break;
+        default: return -1;
+        }
+        if (c == 'R' && !bench) {
+            fprintf(stderr, "sg %s: --runs is for `sg bench whisper`\n", cmd);
+            return -1;
+        }
+    }
+    if (!a->model || optind != argc - 1) {
+        fprintf(stderr, "sg %s: --model PATH and exactly one AUDIO file (or -) are required\n", cmd);
+        return -1;
+    }
+    a->audio = argv[optind];
+    return 0;
+}
+
+/* Decodes AUDIO ("-": stdin) to 16 kHz mono. */
+static sg_status whisper_audio(const whisper_args *a, sg_audio *au, sg_error *err)
+{
+    sg_audio_format fmt;
+    sg_status st = sg_audio_format_parse(a->format, &fmt, err);
+    if (st != SG_OK)
+        return st;
+    if ((fmt == SG_AUDIO_PCM_S16LE || fmt == SG_AUDIO_PCM_F32LE) && a->rate <= 0)
+        return sg_error_set(err, SG_EINVAL, "headerless PCM needs --sample-rate");
+    size_t len = 0;
+    bool in = strcmp(a->audio, "-") == 0;
+    char *data = in ? read_stream(stdin, &len) : read_file(a->audio, &len);
+    if (!data)
+        return sg_error_set(err, SG_EIO, "cannot read %s", in ? "standard input" : a->audio);
+    st = sg_audio_decode((const uint8_t *)data, len, fmt, a->rate, 0, au, err);
+    free(data);
+    return st;
+}
+
+/* Loads the models of a whisper command; prints the reason and returns -1 on failure. */
+static int whisper_load(const char *cmd, const whisper_args *a, sg_pool **pool, sg_whisper **m,
+                        sg_silero **vad, double *load_ms)
+{
+    sg_error err = {0};
+    double t0 = sg_now_ms();
+    *pool = sg_pool_new(a->threads);
+    *m = *pool ? sg_whisper_load(a->model, a->prec, *pool, &err) : NULL;
+    if (!*m) {
+        fprintf(stderr, "sg %s: cannot load the Whisper model %s: %s\n", cmd, a->model,
+                err.msg[0] ? err.msg : "out of memory");
+        sg_pool_free(*pool);
+        return -1;
+    }
+    *load_ms = sg_now_ms() - t0;
+    *vad = NULL;
+    if (a->vad && !(*vad = sg_silero_load(a->vad, &err))) {
+        fprintf(stderr, "sg %s: cannot load the VAD model %s: %s\n", cmd, a->vad, err.msg);
+        sg_whisper_free(*m);
+        sg_pool_free(*pool);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_transcribe(int argc, char **argv)
+{
+    whisper_args a;
+    if (parse_whisper_args("transcribe", false, argc, argv, &a) != 0)
+        return 2;
+    sg_error err = {0};
+    sg_audio au;
+    if (whisper_audio(&a, &au, &err) != SG_OK) {
+        fprintf(stderr, "sg transcribe: %s: %s\n", a.audio, err.msg);
+        return 2;
+    }
+    sg_pool *pool;
+    sg_whisper *m;
+    sg_silero *vad;
+    double load_ms;
+    if (whisper_load("transcribe", &a, &pool, &m, &vad, &load_ms) != 0) {
+        sg_audio_free(&au);
+        return 2;
+    }
+    sg_speech_opts o = {a.language, a.translate, a.audio_ctx, a.max_tokens};
+    sg_speech_result r;
+    int rc = 0;
+    if (sg_speech_transcribe(m, vad, au.samples, au.n, &o, &r, &err) != SG_OK) {
+        fprintf(stderr, "sg transcribe: %s\n", err.msg);
+        rc = 2;
+    } else {
+        if (!sg_whisper_has_vocab(m))
+            fprintf(stderr, "sg transcribe: note: %s has no vocabulary; text is empty, tokens "
+                    "are given\n", a.model);
+        json_t *o2 = sg_speech_result_json(&r, load_ms);
+        if (!o2) {
+            fprintf(stderr, "sg transcribe: out of memory\n");
+            rc = 2;
+        } else {
+            print_json(o2);
+        }
+        sg_speech_result_free(&r);
+    }
+    sg_silero_free(vad);
+    sg_whisper_free(m);
+    sg_pool_free(pool);
+    sg_audio_free(&au);
+    return rc;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int cmd_bench_whisper(int argc, char **argv)
+{
+    whisper_args a;
+    if (parse_whisper_args("bench whisper", true, argc, argv, &a) != 0)
+        return 2;
+    sg_error err = {0};
+    sg_audio au;
+    if (whisper_audio(&a, &au, &err) != SG_OK) {
+        fprintf(stderr, "sg bench whisper: %s: %s\n", a.audio, err.msg);
+        return 2;
+    }
+    sg_pool *pool;
+    sg_whisper *m;
+    sg_silero *vad;
+    double load_ms;
+    if (whisper_load("bench whisper", &a, &pool, &m, &vad, &load_ms) != 0) {
+        sg_audio_free(&au);
+        return 2;
+    }
+    sg_speech_opts o = {a.language, a.translate, a.audio_ctx, a.max_tokens};
+    enum { MEL, VAD, ENC, DEC, TOK, TOT, NT };
+    double *t[NT];
+    for (int k = 0; k < NT; k++)
+        t[k] = calloc((size_t)a.runs, sizeof(double));
+    int rc = 0;
+    size_t windows = 0, steps = 0, tokens = 0;
+    for (int i = -1; i < a.runs && rc == 0; i++) { /* one warm-up run */
+        sg_speech_result r;
+        if (sg_speech_transcribe(m, vad, au.samples, au.n, &o, &r, &err) != SG_OK) {
+            fprintf(stderr, "sg bench whisper: %s\n", err.msg);
+            rc = 2;
+            break;
+        }
+        if (i >= 0) {
+            t[MEL][i] = r.t.mel;
+            t[VAD][i] = r.t.vad;
+            t[ENC][i] = r.t.encode;
+            t[DEC][i] = r.t.decode;
+            t[TOK][i] = r.n_steps ? r.t.decode / (double)r.n_steps : 0;
+            t[TOT][i] = r.t.total;
+        }
+        windows = r.n_windows;
+        steps = r.n_steps;
+        tokens = 0;
+        for (size_t s = 0; s < r.n_segs; s++)
+            tokens += r.segs[s].n_tokens;
+        sg_speech_result_free(&r);
+    }
+    if (rc == 0) {
+        const sg_whisper_info *I = sg_whisper_get_info(m);
+        char name[128];
+        sg_speech_model_name(m, a.model, name, sizeof name);
+        double tot_min = t[TOT][0];
+        for (int i = 1; i < a.runs; i++)
+            tot_min = t[TOT][i] < tot_min ? t[TOT][i] : tot_min;
+        json_t *med = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f}", "mel", round3(median(t[MEL], a.runs)),
+                                "vad", round3(median(t[VAD], a.runs)), "encode",
+                                round3(median(t[ENC], a.runs)), "decode",
+                                round3(median(t[DEC], a.runs)), "decode_per_token",
+                                round3(median(t[TOK], a.runs)), "total",
+                                round3(median(t[TOT], a.runs)));
+        print_json(json_pack("{s:s,s:s,s:s,s:i,s:s,s:i,s:f,s:I,s:I,s:I,s:o,s:f,s:f}", "model", name,
+                             "precision", a.prec == SG_PREC_Q8 ? "int8" : "f32", "kernels",
+                             sg_cpu_level_name(sg_cpu_level_get()), "threads", sg_pool_size(pool),
+                             "audio_ctx", a.audio_ctx == SG_SPEECH_AUDIO_CTX_AUTO ? "auto" :
+                             a.audio_ctx ? "fixed" : "standard", "runs", a.runs, "audio_s",
+                             round3((double)au.n / SG_AUDIO_RATE), "windows", (json_int_t)windows,
+                             "tokens", (json_int_t)tokens, "decoder_steps", (json_int_t)steps,
+                             "median_ms", med, "total_min_ms", round3(tot_min), "load_ms",
+                             round3(load_ms)));
+        fprintf(stderr, "whisper %s: d_model %d, %d+%d layers, %.1f MB of weights\n", a.model,
+                I->d_model, I->enc_layers, I->dec_layers, (double)I->weight_bytes / 1e6);
+    }
+    for (int k = 0; k < NT; k++)
+        free(t[k]);
+    sg_silero_free(vad);
+    sg_whisper_free(m);
+    sg_pool_free(pool);
+    sg_audio_free(&au);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -660,6 +958,12 @@ int main(int argc, char **argv)
         return cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "vad") == 0)
         return cmd_vad(argc - 1, argv + 1);
+    if (strcmp(cmd, "transcribe") == 0)
+        return cmd_transcribe(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0 && argc >= 3 && strcmp(argv[2], "whisper") == 0)
+        return cmd_bench_whisper(argc - 2, argv + 2);
+    if (strcmp(cmd, "stream") == 0)
+        return sg_cmd_stream(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("{\"version\":\"%s\"}\n", SG_VERSION);
         return 0;

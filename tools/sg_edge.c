@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/actions.h"
+#include "agent/asr_whisper.h"
 #include "agent/backends.h"
 #include "agent/cache.h"
 #include "agent/llm_snn.h"
@@ -42,6 +43,9 @@ static void usage(FILE *f)
             "                       SG_LLM_STOP_AT_EOS=1: end replies at <|endoftext|>)\n"
             "  --threads N          inference threads (env SG_THREADS; default: cores)\n"
             "  --vad-model PATH     Silero VAD v6.2 in whisper.cpp's ggml layout (env SG_VAD_MODEL)\n"
+            "  --asr-model PATH     Whisper: Hugging Face directory or whisper.cpp ggml-*.bin\n"
+            "                       (env SG_ASR_MODEL)\n"
+            "  --asr-precision P    int8 (default) or f32 (env SG_ASR_PRECISION)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
             "  --version, --help\n"
             "Without --vision-model, vision uses pixel statistics; without --llm-model, answers come\n"
@@ -92,13 +96,15 @@ int main(int argc, char **argv)
         {"vision-model", required_argument, 0, 'M'}, {"vision-precision", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 'T'},      {"llm-model", required_argument, 0, 'L'},
         {"llm-precision", required_argument, 0, 'R'}, {"llm-tokenizer", required_argument, 0, 'K'},
-        {"vad-model", required_argument, 0, 'D'},
+        {"vad-model", required_argument, 0, 'D'},    {"asr-model", required_argument, 0, 'A'},
+        {"asr-precision", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
     const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
     const char *vad_model = getenv("SG_VAD_MODEL");
+    const char *asr_model = getenv("SG_ASR_MODEL"), *asr_precision = getenv("SG_ASR_PRECISION");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -120,6 +126,8 @@ int main(int argc, char **argv)
         case 'T': rc = parse_int_arg("--threads", optarg, 1, 256, &cfg.threads); break;
         case 'L': llm_model = optarg; break;
         case 'D': vad_model = optarg; break;
+        case 'A': asr_model = optarg; break;
+        case 'B': asr_precision = optarg; break;
         case 'R': llm_precision = optarg; break;
         case 'K': llm_tokenizer = optarg; break;
         case 'l': rc = set_log_level(optarg); break;
@@ -146,6 +154,13 @@ int main(int argc, char **argv)
         return 2;
     }
     const bool llm_int8 = llm_precision && strcmp(llm_precision, "int8") == 0;
+    if (asr_model && !*asr_model)
+        asr_model = NULL;
+    if (asr_precision && *asr_precision && strcmp(asr_precision, "f32") && strcmp(asr_precision, "int8")) {
+        fprintf(stderr, "sg-edge: --asr-precision (SG_ASR_PRECISION) must be int8 or f32\n");
+        return 2;
+    }
+    const bool asr_int8 = !(asr_precision && strcmp(asr_precision, "f32") == 0);
     const long cache_entries = sg_cache_entries_from_env();
     if (cache_entries < 0) {
         fprintf(stderr, "sg-edge: SG_CACHE_ENTRIES must be a whole number in 0..1000000\n");
@@ -269,8 +284,42 @@ int main(int argc, char **argv)
         sg_log(SG_LOG_INFO, "vad: %s loaded in %.0f ms; audio without speech is answered "
                "\"speech\": false", backends.vad->name, sg_now_ms() - t0);
     }
-    sg_log(SG_LOG_INFO, "speech recognition: no ASR model in this build (audio with speech: 503 "
-           "MODEL_UNAVAILABLE)");
+    sg_asr_whisper *asr = NULL;
+    if (asr_model) {
+        double t0 = sg_now_ms();
+        if (!pool)
+            pool = sg_pool_new(cfg.threads);
+        sg_whisper *wm = pool ? sg_whisper_load(asr_model, asr_int8 ? SG_PREC_Q8 : SG_PREC_F32, pool,
+                                                &err) : NULL;
+        if (wm) {
+            char base[96], name[128];
+            sg_speech_model_name(wm, asr_model, base, sizeof base);
+            snprintf(name, sizeof name, "%s %s", base, asr_int8 ? "int8" : "f32");
+            asr = sg_asr_whisper_new(wm, name, NULL, &err);
+        }
+        if (!asr) {
+            sg_log(SG_LOG_ERROR, "cannot load the speech model %s: %s", asr_model,
+                   err.msg[0] ? err.msg : "out of memory");
+            sg_server_stop(srv, 5.0);
+            sg_server_free(srv);
+            sg_cache_free(cache);
+            sg_llm_snn_free(llm);
+            sg_clip_vision_free(vision);
+            sg_vad_silero_free(vad);
+            sg_pool_free(pool);
+            sg_skills_free(backends.skills);
+            return 2;
+        }
+        backends.asr = sg_asr_whisper_backend(asr);
+        const sg_whisper_info *wi = sg_whisper_get_info(sg_asr_whisper_model(asr));
+        sg_log(SG_LOG_INFO, "speech: %s (%s, %d+%d layers, width %d, %.1f MB of weights) loaded in "
+               "%.0f ms%s", backends.asr->name, wi->format ? wi->format : "hf", wi->enc_layers,
+               wi->dec_layers, wi->d_model, (double)wi->weight_bytes / 1e6, sg_now_ms() - t0,
+               backends.vad ? "" : "; no --vad-model: all audio is transcribed, silence included");
+    } else {
+        sg_log(SG_LOG_INFO, "speech: no ASR model (--asr-model); audio with speech is answered 503 "
+               "MODEL_UNAVAILABLE");
+    }
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -283,6 +332,7 @@ int main(int argc, char **argv)
     sg_llm_snn_free(llm);
     sg_clip_vision_free(vision);
     sg_vad_silero_free(vad);
+    sg_asr_whisper_free(asr);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);
     sg_log(SG_LOG_INFO, "stopped");

@@ -31,11 +31,37 @@ typedef struct sg_speech_segment {
     double start_s, end_s;
 } sg_speech_segment;
 
+/* Streaming end-pointing (optional part of a VAD backend): what the segment rules decide as audio
+ * arrives. Times are seconds from the start of the stream (its open or its last finish). */
+typedef enum sg_vad_event_kind {
+    SG_VAD_EV_START = 1, /* speech may have begun at start_s (padded) */
+    SG_VAD_EV_END,       /* a speech segment [start_s, end_s] is complete (an utterance ended) */
+    SG_VAD_EV_DROP,      /* the speech begun was too short to be a segment; forget it */
+} sg_vad_event_kind;
+
+typedef struct sg_vad_event {
+    sg_vad_event_kind kind;
+    double start_s, end_s;
+    double at_s; /* audio seen when this was decided */
+} sg_vad_event;
+
+typedef struct sg_vad_stream sg_vad_stream; /* the backend's per-stream state */
+
 typedef struct sg_vad_backend {
     const char *name;
     /* Speech segments of 16 kHz mono audio; *segs is malloc'ed. */
     sg_status (*segments)(void *self, const float *pcm, size_t n, sg_speech_segment **segs,
                           size_t *nsegs, sg_error *err);
+    /* Optional (all four NULL when the backend cannot stream): a stream takes 16 kHz mono audio
+     * in chunks of any size and reports the events the batch segments() would lead to, in order,
+     * as soon as each is certain. *ev is malloc'ed (NULL when there is none). finish ends the
+     * audio (an open segment ends there) and starts a new stream. One stream per audio stream; a
+     * stream is used by one thread at a time. */
+    sg_vad_stream *(*stream_open)(void *self, sg_error *err);
+    sg_status (*stream_feed)(sg_vad_stream *st, const float *pcm, size_t n, sg_vad_event **ev,
+                             size_t *nev, sg_error *err);
+    sg_status (*stream_finish)(sg_vad_stream *st, sg_vad_event **ev, size_t *nev, sg_error *err);
+    void (*stream_close)(sg_vad_stream *st);
     void *self;
 } sg_vad_backend;
 
@@ -44,6 +70,12 @@ typedef struct sg_asr_backend {
     /* Transcribes 16 kHz mono audio; *text is malloc'ed. language may be NULL (auto). */
     sg_status (*transcribe)(void *self, const float *pcm, size_t n, const char *language,
                             char **text, sg_error *err);
+    /* Optional (NULL when the backend has no use for it): the same, given the speech segments a
+     * VAD found in this audio (seconds, sorted, nsegs >= 1), so the backend can drop the silence
+     * around and between them and cut long audio at pauses without running a VAD again. */
+    sg_status (*transcribe_segments)(void *self, const float *pcm, size_t n,
+                                     const sg_speech_segment *segs, size_t nsegs,
+                                     const char *language, char **text, sg_error *err);
     void *self;
 } sg_asr_backend;
 

@@ -105,38 +105,51 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
     *speech = false;
     *vad_ms = -1;
     *asr_ms = -1;
-    size_t from = 0, to = audio->n;
+    sg_speech_segment *segs = NULL;
+    size_t nsegs = 0;
     if (b->vad) {
         double t0 = sg_now_ms();
-        sg_speech_segment *segs = NULL;
-        size_t nsegs = 0;
         sg_status st = b->vad->segments(b->vad->self, audio->samples, audio->n, &segs, &nsegs, err);
         *vad_ms = sg_now_ms() - t0;
         if (st != SG_OK)
             return st;
-        if (nsegs == 0) {
+        if (nsegs == 0) { /* no speech: no ASR work at all */
             free(segs);
             *transcript = strdup("");
             return *transcript ? SG_OK : sg_error_set(err, SG_ENOMEM, "out of memory");
         }
-        /* ASR sees the span from the first speech start to the last speech end. */
-        from = (size_t)(segs[0].start_s * SG_AUDIO_RATE);
-        to = (size_t)(segs[nsegs - 1].end_s * SG_AUDIO_RATE);
-        if (to > audio->n)
-            to = audio->n;
-        if (from >= to)
-            from = 0;
-        free(segs);
     }
-    if (!b->asr)
+    if (!b->asr) {
+        free(segs);
         return sg_error_set(err, SG_EUNSUPPORTED,
                             "speech recognition is not available: no ASR model is loaded "
                             "(start sg-edge with --asr-model)");
+    }
     *speech = true;
     double t1 = sg_now_ms();
-    sg_status st = b->asr->transcribe(b->asr->self, audio->samples + from, to - from, language,
-                                      transcript, err);
+    sg_status st;
+    if (nsegs && b->asr->transcribe_segments) {
+        /* the backend trims the silence and cuts windows at the pauses itself */
+        st = b->asr->transcribe_segments(b->asr->self, audio->samples, audio->n, segs, nsegs,
+                                         language, transcript, err);
+    } else {
+        /* a backend without segment support sees the span from the first speech start to the
+         * last speech end (the whole audio without a VAD) */
+        size_t from = 0, to = audio->n;
+        if (nsegs) {
+            double f = segs[0].start_s * SG_AUDIO_RATE, e = segs[nsegs - 1].end_s * SG_AUDIO_RATE;
+            from = f > 0 ? (size_t)f : 0;
+            to = e > 0 ? (size_t)e : 0;
+            if (to > audio->n)
+                to = audio->n;
+            if (from >= to)
+                from = 0;
+        }
+        st = b->asr->transcribe(b->asr->self, audio->samples + from, to - from, language,
+                                transcript, err);
+    }
     *asr_ms = sg_now_ms() - t1;
+    free(segs);
     return st;
 }
 

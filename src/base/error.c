@@ -27,6 +27,7 @@ const char *sg_status_name(sg_status code)
     case SG_ETOOBIG: return "too large";
     case SG_EIO: return "i/o error";
     case SG_EUNSUPPORTED: return "unsupported";
+    case SG_ERANGE: return "value out of range";
     case SG_EINTERNAL: return "internal error";
     }
     return "unknown";

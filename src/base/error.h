@@ -13,6 +13,7 @@ typedef enum sg_status {
     SG_ETOOBIG,      /* over a configured size limit */
     SG_EIO,          /* file or system error */
     SG_EUNSUPPORTED, /* a feature that needs something not available (e.g. a model) */
+    SG_ERANGE,       /* a well-formed value this server or model cannot take (e.g. a language) */
     SG_EINTERNAL     /* a bug */
 } sg_status;
 

@@ -1,14 +1,35 @@
-/* Audio decoding: a RIFF/WAVE parser for untrusted bytes, headerless PCM, channel downmix and
- * resampling to 16 kHz mono float with libsamplerate. Every size field is checked against the
- * buffer before it is used, so nothing is allocated from a size the bytes cannot back. */
+/* Audio decoding: a RIFF/WAVE parser for untrusted bytes, headerless PCM, FLAC and Ogg (Opus,
+ * Vorbis) through libsndfile, channel downmix and resampling to 16 kHz mono float with
+ * libsamplerate. Every WAV size field is checked against the buffer before it is used, so nothing
+ * is allocated from a size the bytes cannot back.
+ *
+ * FLAC and Ogg: libsndfile reads the request bytes in place through sf_open_virtual (no temporary
+ * file). The container is chosen by our own magic check ("fLaC" / "OggS") and libsndfile's
+ * verdict must agree, so libsndfile never gets to guess among its other formats (AIFF, CAF, ...)
+ * on untrusted input. Compressed sizes say nothing about the decoded length, so the decode is
+ * bounded by samples produced, not by header claims: a declared length over the limit is refused
+ * early, and the decode stops with SG_ETOOBIG as soon as it passes the limit (see audio.h). The
+ * decoded samples go through the same downmix, clip and resampler as WAV, so a FLAC of a WAV gives
+ * bit-identical output.
+ *
+ * libsndfile 1.2.0 leaks libvorbis's codec setup (5784 bytes) whenever an Ogg Vorbis header fails
+ * to parse (its error path never calls vorbis_info_clear), which a server must not let a client
+ * repeat at will. So the first stream's three Vorbis header packets are parsed here first with
+ * libogg + libvorbis (the same vorbis_synthesis_headerin calls libsndfile makes, cleaned up
+ * properly) and a broken one is refused before libsndfile sees it. */
 #include "media/audio.h"
 
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ogg/ogg.h>
 #include <samplerate.h>
+#include <sndfile.h>
+#include <vorbis/codec.h>
 
 /* The converter, measured 48 kHz -> 16 kHz (gain of a tone; 10 s of stereo s16 decoded and
  * resampled, -O2, one core):
@@ -259,6 +280,8 @@ sg_status sg_audio_format_parse(const char *name, sg_audio_format *out, sg_error
         {"wav", SG_AUDIO_WAV},          {"pcm_s16le", SG_AUDIO_PCM_S16LE},
         {"pcm", SG_AUDIO_PCM_S16LE},    {"s16le", SG_AUDIO_PCM_S16LE},
         {"pcm_f32le", SG_AUDIO_PCM_F32LE}, {"f32le", SG_AUDIO_PCM_F32LE},
+        {"flac", SG_AUDIO_FLAC},        {"ogg", SG_AUDIO_OGG},
+        {"opus", SG_AUDIO_OGG},         {"vorbis", SG_AUDIO_OGG},
     };
     if (!name || !*name) {
         *out = SG_AUDIO_AUTO;
@@ -271,7 +294,286 @@ sg_status sg_audio_format_parse(const char *name, sg_audio_format *out, sg_error
         }
     }
     return sg_error_set(err, SG_EINVAL,
-                        "audio: unknown format \"%.64s\" (wav, pcm_s16le, pcm_f32le)", name);
+                        "audio: unknown format \"%.64s\" (wav, pcm_s16le, pcm_f32le, flac, ogg)",
+                        name);
+}
+
+sg_audio_format sg_audio_sniff(const uint8_t *buf, size_t len)
+{
+    if (!buf)
+        return SG_AUDIO_AUTO;
+    if (len >= 12 && memcmp(buf, "RIFF", 4) == 0 && memcmp(buf + 8, "WAVE", 4) == 0)
+        return SG_AUDIO_WAV;
+    if (len >= 4 && memcmp(buf, "fLaC", 4) == 0)
+        return SG_AUDIO_FLAC;
+    if (len >= 4 && memcmp(buf, "OggS", 4) == 0)
+        return SG_AUDIO_OGG;
+    return SG_AUDIO_AUTO;
+}
+
+const char *sg_audio_format_name(sg_audio_format fmt)
+{
+    switch (fmt) {
+    case SG_AUDIO_WAV: return "wav";
+    case SG_AUDIO_PCM_S16LE: return "pcm_s16le";
+    case SG_AUDIO_PCM_F32LE: return "pcm_f32le";
+    case SG_AUDIO_FLAC: return "flac";
+    case SG_AUDIO_OGG: return "ogg";
+    default: return "auto";
+    }
+}
+
+/* ---- FLAC and Ogg (libsndfile) ----------------------------------------------------------------- */
+
+/* libsndfile's virtual I/O over the request bytes: read-only, seekable within [0, n]. */
+typedef struct memfile {
+    const uint8_t *p;
+    sf_count_t n, pos;
+} memfile;
+
+static sf_count_t vio_length(void *ud) { return ((memfile *)ud)->n; }
+static sf_count_t vio_tell(void *ud) { return ((memfile *)ud)->pos; }
+
+static sf_count_t vio_seek(sf_count_t off, int whence, void *ud)
+{
+    memfile *m = ud;
+    sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->n;
+    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END)
+        return -1;
+    /* base and off are both within +-2^63; n <= SIZE_MAX, so compare without overflowing */
+    if ((off < 0 && -off > base) || (off > 0 && off > m->n - base))
+        return -1;
+    m->pos = base + off;
+    return m->pos;
+}
+
+static sf_count_t vio_read(void *dst, sf_count_t count, void *ud)
+{
+    memfile *m = ud;
+    if (count <= 0 || m->pos >= m->n)
+        return 0;
+    if (count > m->n - m->pos)
+        count = m->n - m->pos;
+    memcpy(dst, m->p + m->pos, (size_t)count);
+    m->pos += count;
+    return count;
+}
+
+static sf_count_t vio_write(const void *src, sf_count_t count, void *ud)
+{
+    (void)src;
+    (void)count;
+    (void)ud;
+    return 0; /* opened for reading only */
+}
+
+#define SNDFILE_BLOCK 4096 /* frames per sf_readf_float call */
+#define OGG_FEED 65536     /* bytes handed to libogg at a time */
+
+/* false when the first logical stream is Vorbis and its three header packets do not parse (or the
+ * file ends before them); true otherwise (not Vorbis: Opus etc. go to libsndfile as they are). */
+static bool vorbis_headers_ok(const uint8_t *buf, size_t len)
+{
+    ogg_sync_state oy;
+    ogg_stream_state os;
+    vorbis_info vi;
+    vorbis_comment vc;
+    ogg_sync_init(&oy);
+    vorbis_info_init(&vi);
+    vorbis_comment_init(&vc);
+    bool have_stream = false, vorbis = false, ok = true;
+    size_t fed = 0;
+    int packets = 0;
+    while (packets < 3) {
+        ogg_page og;
+        int r = ogg_sync_pageout(&oy, &og);
+        if (r == 0) { /* needs more bytes */
+            if (fed == len)
+                break;
+            size_t n = len - fed < OGG_FEED ? len - fed : OGG_FEED;
+            char *dst = ogg_sync_buffer(&oy, (long)n);
+            if (!dst)
+                break;
+            memcpy(dst, buf + fed, n);
+            ogg_sync_wrote(&oy, (long)n);
+            fed += n;
+            continue;
+        }
+        if (r < 0) /* bytes skipped to the next page: libsndfile resyncs the same way */
+            continue;
+        if (!have_stream) {
+            if (!ogg_page_bos(&og))
+                break; /* no beginning-of-stream page first: libsndfile refuses it too */
+            ogg_stream_init(&os, ogg_page_serialno(&og));
+            have_stream = true;
+        }
+        if (ogg_page_serialno(&og) != os.serialno)
+            continue;
+        if (ogg_stream_pagein(&os, &og) != 0)
+            continue;
+        ogg_packet op;
+        while (packets < 3 && (r = ogg_stream_packetout(&os, &op)) != 0) {
+            if (r < 0)
+                continue; /* a hole in the packet sequence */
+            if (packets == 0) {
+                vorbis = op.bytes >= 7 && op.packet[0] == 1 && memcmp(op.packet + 1, "vorbis", 6) == 0;
+                if (!vorbis)
+                    goto done;
+            }
+            if (vorbis_synthesis_headerin(&vi, &vc, &op) != 0) {
+                ok = false;
+                goto done;
+            }
+            packets++;
+        }
+    }
+    if (vorbis && packets < 3)
+        ok = false;
+done:
+    if (have_stream)
+        ogg_stream_clear(&os);
+    vorbis_comment_clear(&vc);
+    vorbis_info_clear(&vi);
+    ogg_sync_clear(&oy);
+    return ok;
+}
+
+/* Decodes a FLAC or Ogg file to mono floats at its own rate. limit_s: the most seconds that may be
+ * decoded (more is SG_ETOOBIG); keep_s > 0: only the last keep_s seconds are kept (a ring), so
+ * memory stays bounded by what is kept. */
+static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format fmt,
+                                double limit_s, double keep_s, float **mono_out,
+                                size_t *frames_out, pcm_layout *lay, sg_error *err)
+{
+    const char *what = fmt == SG_AUDIO_FLAC ? "FLAC" : "Ogg";
+    if (sg_audio_sniff(buf, len) != fmt)
+        return sg_error_set(err, SG_EAUDIO, "audio: not a%s %s file (it does not start with \"%s\")",
+                            fmt == SG_AUDIO_OGG ? "n" : "", what,
+                            fmt == SG_AUDIO_FLAC ? "fLaC" : "OggS");
+    if (len > (size_t)INT64_MAX / 2)
+        return sg_error_set(err, SG_ETOOBIG, "audio: %s file too large", what);
+    if (fmt == SG_AUDIO_OGG && !vorbis_headers_ok(buf, len))
+        return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the Ogg file: its Vorbis headers "
+                            "are malformed or truncated");
+    memfile mf = {buf, (sf_count_t)len, 0};
+    SF_VIRTUAL_IO io = {vio_length, vio_seek, vio_read, vio_write, vio_tell};
+    SF_INFO info;
+    memset(&info, 0, sizeof info);
+    SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &mf);
+    if (!sf) /* sf_strerror(NULL) is process-global (racy): keep the message our own */
+        return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the %s file: malformed, truncated "
+                            "or an unsupported codec", what);
+    sg_status st = SG_OK;
+    float *block = NULL, *mono = NULL;
+    size_t n = 0, cap = 0, head = 0;
+    bool wrapped = false;
+    const int major = info.format & SF_FORMAT_TYPEMASK;
+    if (major != (fmt == SG_AUDIO_FLAC ? SF_FORMAT_FLAC : SF_FORMAT_OGG)) {
+        st = sg_error_set(err, SG_EAUDIO, "audio: the %s file decodes as another container", what);
+        goto done;
+    }
+    if (info.channels < 1 || info.channels > WAV_MAX_CHANNELS) {
+        st = sg_error_set(err, SG_EAUDIO, "audio: unsupported %s channel count %d (1..%d)", what,
+                          info.channels, WAV_MAX_CHANNELS);
+        goto done;
+    }
+    if (info.samplerate < WAV_MIN_RATE || info.samplerate > WAV_MAX_RATE) {
+        st = sg_error_set(err, SG_EAUDIO, "audio: unsupported %s sample rate %d (%d..%d)", what,
+                          info.samplerate, WAV_MIN_RATE, WAV_MAX_RATE);
+        goto done;
+    }
+    const double rate = info.samplerate;
+    /* the header's length (FLAC STREAMINFO, Ogg's last granule) is a claim: it may refuse early,
+     * never size a buffer */
+    if (info.frames > 0 && info.frames != SF_COUNT_MAX && (double)info.frames / rate > limit_s) {
+        st = sg_error_set(err, SG_ETOOBIG, "audio: %.1f s of audio exceeds the %.1f s limit",
+                          (double)info.frames / rate, limit_s);
+        goto done;
+    }
+    const size_t limit = (size_t)(limit_s * rate);
+    const size_t keep = keep_s > 0 ? ((size_t)(keep_s * rate) ? (size_t)(keep_s * rate) : 1) : 0;
+    const int ch = info.channels;
+    block = malloc((size_t)SNDFILE_BLOCK * (size_t)ch * sizeof *block);
+    if (!block) {
+        st = sg_error_set(err, SG_ENOMEM, "audio: out of memory");
+        goto done;
+    }
+    size_t total = 0;
+    for (;;) {
+        sf_count_t got = sf_readf_float(sf, block, SNDFILE_BLOCK);
+        if (got <= 0)
+            break;
+        if ((size_t)got > limit - total) { /* total <= limit always */
+            st = sg_error_set(err, SG_ETOOBIG, "audio: the %s file decodes to more than the %.1f s "
+                              "limit", what, limit_s);
+            goto done;
+        }
+        total += (size_t)got;
+        for (sf_count_t f = 0; f < got; f++) {
+            const float *p = block + (size_t)f * (size_t)ch;
+            double sum = 0.0;
+            for (int c = 0; c < ch; c++)
+                sum += p[c];
+            if (!isfinite(sum)) {
+                st = sg_error_set(err, SG_EAUDIO, "audio: non-finite sample in the %s file", what);
+                goto done;
+            }
+            double m = sum / ch;
+            float v = m > 1.0 ? 1.0f : m < -1.0 ? -1.0f : (float)m;
+            if (keep && n == keep) { /* the ring is full: overwrite the oldest */
+                mono[head] = v;
+                head = head + 1 == keep ? 0 : head + 1;
+                wrapped = true;
+                continue;
+            }
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 65536;
+                if (keep && nc > keep)
+                    nc = keep;
+                float *p2 = realloc(mono, nc * sizeof *mono);
+                if (!p2) {
+                    st = sg_error_set(err, SG_ENOMEM, "audio: out of memory");
+                    goto done;
+                }
+                mono = p2;
+                cap = nc;
+            }
+            mono[n++] = v;
+        }
+    }
+    if (sf_error(sf) != SF_ERR_NO_ERROR) {
+        st = sg_error_set(err, SG_EAUDIO, "audio: the %s data is corrupt: %s", what, sf_strerror(sf));
+        goto done;
+    }
+    if (n == 0) {
+        st = sg_error_set(err, SG_EAUDIO, "audio: no audio samples in the %s file", what);
+        goto done;
+    }
+    if (wrapped && head) { /* rotate the ring so the oldest kept sample comes first */
+        float *r = malloc(n * sizeof *r);
+        if (!r) {
+            st = sg_error_set(err, SG_ENOMEM, "audio: out of memory");
+            goto done;
+        }
+        memcpy(r, mono + head, (n - head) * sizeof *r);
+        memcpy(r + (n - head), mono, head * sizeof *r);
+        free(mono);
+        mono = r;
+    }
+    lay->kind = KIND_F32;
+    lay->channels = ch;
+    lay->rate = info.samplerate;
+    lay->frame_bytes = 0;
+done:
+    sf_close(sf);
+    free(block);
+    if (st != SG_OK) {
+        free(mono);
+        return st;
+    }
+    *mono_out = mono;
+    *frames_out = n;
+    return SG_OK;
 }
 
 sg_status sg_audio_resample(const float *in, size_t n, int in_rate, int out_rate, float **out,
@@ -333,6 +635,29 @@ sg_status sg_audio_resample(const float *in, size_t n, int in_rate, int out_rate
     return SG_OK;
 }
 
+/* Downmixed mono at lay->rate -> out: resampled to 16 kHz when needed (takes mono). */
+static sg_status finish(float *mono, size_t frames, const pcm_layout *lay, double duration,
+                        sg_audio *out, sg_error *err)
+{
+    float *samples = mono;
+    size_t n = frames;
+    if (lay->rate != SG_AUDIO_RATE) {
+        sg_status st = sg_audio_resample(mono, frames, lay->rate, SG_AUDIO_RATE, &samples, &n, err);
+        free(mono);
+        if (st != SG_OK)
+            return st;
+        /* the sinc filter rings a little past full scale on clipped input */
+        for (size_t i = 0; i < n; i++)
+            samples[i] = samples[i] > 1.0f ? 1.0f : samples[i] < -1.0f ? -1.0f : samples[i];
+    }
+    out->samples = samples;
+    out->n = n;
+    out->src_rate = lay->rate;
+    out->src_channels = lay->channels;
+    out->duration_s = duration;
+    return SG_OK;
+}
+
 /* keep_seconds > 0: decode only the last keep_seconds of the input (before resampling, so a long
  * upload costs nothing beyond what is kept). */
 static sg_status audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,
@@ -342,17 +667,18 @@ static sg_status audio_decode(const uint8_t *buf, size_t len, sg_audio_format fm
     if (!buf && len > 0)
         return sg_error_set(err, SG_EINVAL, "audio: no input buffer");
 
-    pcm_layout lay;
+    pcm_layout lay = {KIND_S16, 0, 0, 0};
     const uint8_t *data = buf;
     size_t frames = 0;
     sg_status st;
-    switch (fmt) {
-    case SG_AUDIO_AUTO:
-        if (!buf || len < 12 || memcmp(buf, "RIFF", 4) != 0 || memcmp(buf + 8, "WAVE", 4) != 0)
+    if (fmt == SG_AUDIO_AUTO) {
+        fmt = sg_audio_sniff(buf, len);
+        if (fmt == SG_AUDIO_AUTO)
             return sg_error_set(err, SG_EAUDIO,
-                                "audio: not a RIFF/WAVE file (headerless PCM needs a format)");
-        st = wav_parse(buf, len, &lay, &data, &frames, err);
-        break;
+                                "audio: not a WAV, FLAC or Ogg file (no RIFF/WAVE, fLaC or OggS "
+                                "header; headerless PCM needs a format)");
+    }
+    switch (fmt) {
     case SG_AUDIO_WAV:
         st = wav_parse(buf, buf ? len : 0, &lay, &data, &frames, err);
         break;
@@ -360,6 +686,17 @@ static sg_status audio_decode(const uint8_t *buf, size_t len, sg_audio_format fm
     case SG_AUDIO_PCM_F32LE:
         st = pcm_layout_for(fmt, len, sample_rate, &lay, &frames, err);
         break;
+    case SG_AUDIO_FLAC:
+    case SG_AUDIO_OGG: {
+        double limit = max_seconds > 0 ? fmin(max_seconds, SG_AUDIO_MAX_DECODE_SECONDS)
+                       : keep_seconds > 0 ? SG_AUDIO_TAIL_MAX_SECONDS
+                                          : SG_AUDIO_MAX_DECODE_SECONDS;
+        float *mono = NULL;
+        st = sndfile_decode(buf, buf ? len : 0, fmt, limit, keep_seconds, &mono, &frames, &lay, err);
+        if (st != SG_OK)
+            return st;
+        return finish(mono, frames, &lay, (double)frames / lay.rate, out, err);
+    }
     default:
         return sg_error_set(err, SG_EINVAL, "audio: unknown format %d", (int)fmt);
     }
@@ -389,23 +726,7 @@ static sg_status audio_decode(const uint8_t *buf, size_t len, sg_audio_format fm
         free(mono);
         return st;
     }
-    float *samples = mono;
-    size_t n = frames;
-    if (lay.rate != SG_AUDIO_RATE) {
-        st = sg_audio_resample(mono, frames, lay.rate, SG_AUDIO_RATE, &samples, &n, err);
-        free(mono);
-        if (st != SG_OK)
-            return st;
-        /* the sinc filter rings a little past full scale on clipped input */
-        for (size_t i = 0; i < n; i++)
-            samples[i] = samples[i] > 1.0f ? 1.0f : samples[i] < -1.0f ? -1.0f : samples[i];
-    }
-    out->samples = samples;
-    out->n = n;
-    out->src_rate = lay.rate;
-    out->src_channels = lay.channels;
-    out->duration_s = duration;
-    return SG_OK;
+    return finish(mono, frames, &lay, duration, out, err);
 }
 
 sg_status sg_audio_decode(const uint8_t *buf, size_t len, sg_audio_format fmt, int sample_rate,

@@ -438,11 +438,13 @@ static int work_alloc(work *w)
 }
 
 /* The 4 STFT frames of window w: 64 samples of context and the window's 512 (zeros outside the
- * audio), reflected by 64 at the right end (x[575 + k] = x[575 - k]). */
-static void window_frames(const float *pcm, size_t n, size_t w, float *frames)
+ * audio), reflected by 64 at the right end (x[575 + k] = x[575 - k]). The window's context starts
+ * at pcm[w * 512 - shift]: shift 64 for whole audio (the context of window 0 is zeros before the
+ * audio), 0 for a stream's buffer, which holds the real context in front of its windows. */
+static void window_frames(const float *pcm, size_t n, size_t w, long shift, float *frames)
 {
     float x[PADDED];
-    const long start = (long)(w * SG_SILERO_WINDOW) - SG_SILERO_CONTEXT;
+    const long start = (long)(w * SG_SILERO_WINDOW) - shift;
     for (int i = 0; i < SG_SILERO_CONTEXT + SG_SILERO_WINDOW; i++) {
         const long j = start + i;
         x[i] = j >= 0 && (size_t)j < n ? pcm[j] : 0.0f;
@@ -479,10 +481,11 @@ static int conv_relu(const sg_linear *L, int c_in, int stride, int t_in, int nb,
 }
 
 /* Windows w0 .. w0 + nb - 1 up to the LSTM: w->gates[b] = W_ih enc(window) + b_ih + b_hh. */
-static void front_end(const sg_silero *m, const float *pcm, size_t n, size_t w0, int nb, work *w)
+static void front_end(const sg_silero *m, const float *pcm, size_t n, long shift, size_t w0, int nb,
+                      work *w)
 {
     for (int b = 0; b < nb; b++)
-        window_frames(pcm, n, w0 + (size_t)b, w->frames + (size_t)b * N_FRAMES * N_FFT);
+        window_frames(pcm, n, w0 + (size_t)b, shift, w->frames + (size_t)b * N_FRAMES * N_FFT);
     const int rows = nb * N_FRAMES;
     sg_linear_forward(&m->stft, w->frames, rows, N_FFT, w->spec, 2 * N_BINS, NULL, NULL);
     float *mag = w->act[0];
@@ -541,7 +544,7 @@ sg_status sg_silero_probs(const sg_silero *m, const float *pcm16k, size_t n, flo
     float h[HIDDEN] = {0}, c[HIDDEN] = {0};
     for (size_t w0 = 0; w0 < nwin; w0 += BLOCK) {
         const int nb = nwin - w0 < BLOCK ? (int)(nwin - w0) : BLOCK;
-        front_end(m, pcm16k, n, w0, nb, &w);
+        front_end(m, pcm16k, n, SG_SILERO_CONTEXT, w0, nb, &w);
         for (int b = 0; b < nb; b++)
             out[w0 + (size_t)b] = recur(m, w.gates + (size_t)b * 4 * HIDDEN, h, c);
     }
@@ -558,6 +561,145 @@ sg_status sg_silero_probs(const sg_silero *m, const float *pcm16k, size_t n, flo
     *probs = out;
     *nprobs = nwin;
     return SG_OK;
+}
+
+/* ---- streaming ------------------------------------------------------------------------------- */
+
+/* buf holds the 64 context samples, then the samples not yet in a window; whole windows are run
+ * BLOCK at a time through the same front end as sg_silero_probs (shift 0: the context is real),
+ * then the recurrence continues from the stream's h and c. So the probabilities are those of the
+ * concatenated audio, whatever the chunking. */
+struct sg_silero_stream {
+    const sg_silero *m;
+    float h[HIDDEN], c[HIDDEN];
+    float *buf;     /* SG_SILERO_CONTEXT + BLOCK * SG_SILERO_WINDOW */
+    size_t pending; /* samples after the context */
+    size_t windows; /* windows done since the start */
+    bool broken;    /* activations overflowed: the state is garbage until a reset */
+    work w;
+};
+
+sg_silero_stream *sg_silero_stream_new(const sg_silero *m, sg_error *err)
+{
+    if (!m) {
+        sg_error_set(err, SG_EINVAL, "silero: no model");
+        return NULL;
+    }
+    sg_silero_stream *s = calloc(1, sizeof *s);
+    if (s)
+        s->buf = calloc(SG_SILERO_CONTEXT + (size_t)BLOCK * SG_SILERO_WINDOW, sizeof(float));
+    if (!s || !s->buf || work_alloc(&s->w) != 0) {
+        if (s)
+            free(s->buf);
+        free(s);
+        sg_error_set(err, SG_ENOMEM, "silero: out of memory");
+        return NULL;
+    }
+    s->m = m;
+    return s;
+}
+
+void sg_silero_stream_free(sg_silero_stream *s)
+{
+    if (!s)
+        return;
+    free(s->w.block);
+    free(s->buf);
+    free(s);
+}
+
+void sg_silero_stream_reset(sg_silero_stream *s)
+{
+    memset(s->h, 0, sizeof s->h);
+    memset(s->c, 0, sizeof s->c);
+    memset(s->buf, 0, SG_SILERO_CONTEXT * sizeof(float));
+    s->pending = 0;
+    s->windows = 0;
+    s->broken = false;
+}
+
+size_t sg_silero_stream_capacity(const sg_silero_stream *s, size_t n)
+{
+    return (s->pending + n) / SG_SILERO_WINDOW;
+}
+
+size_t sg_silero_stream_windows(const sg_silero_stream *s) { return s->windows; }
+
+/* Runs nb windows of buf (nb * 512 samples after the context, or fewer for the zero-padded last
+ * window: valid = samples that are audio) and appends their probabilities to out. */
+static sg_status stream_run(sg_silero_stream *s, int nb, size_t valid, float *out, sg_error *err)
+{
+    front_end(s->m, s->buf, SG_SILERO_CONTEXT + valid, 0, 0, nb, &s->w);
+    for (int b = 0; b < nb; b++) {
+        out[b] = recur(s->m, s->w.gates + (size_t)b * 4 * HIDDEN, s->h, s->c);
+        if (isnan(out[b])) {
+            s->broken = true;
+            return sg_error_set(err, SG_EINVAL,
+                                "silero: activations overflowed at window %zu (audio amplitude "
+                                "out of range?)", s->windows + (size_t)b);
+        }
+    }
+    s->windows += (size_t)nb;
+    return SG_OK;
+}
+
+sg_status sg_silero_stream_feed(sg_silero_stream *s, const float *pcm, size_t n, float *probs,
+                                size_t cap, size_t *nprobs, sg_error *err)
+{
+    *nprobs = 0;
+    if (!s || (!pcm && n))
+        return sg_error_set(err, SG_EINVAL, "silero: no stream or no audio");
+    if (s->broken)
+        return sg_error_set(err, SG_EINVAL, "silero: the stream overflowed earlier; reset it");
+    if (cap < sg_silero_stream_capacity(s, n))
+        return sg_error_set(err, SG_EINVAL, "silero: room for %zu probabilities, %zu needed", cap,
+                            sg_silero_stream_capacity(s, n));
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(pcm[i]))
+            return sg_error_set(err, SG_EINVAL, "silero: audio sample %zu is not finite", i);
+    const size_t room = (size_t)BLOCK * SG_SILERO_WINDOW;
+    size_t done = 0;
+    while (done < n) {
+        size_t take = room - s->pending;
+        if (take > n - done)
+            take = n - done;
+        memcpy(s->buf + SG_SILERO_CONTEXT + s->pending, pcm + done, take * sizeof(float));
+        s->pending += take;
+        done += take;
+        const int nb = (int)(s->pending / SG_SILERO_WINDOW);
+        if (nb == 0 || (done < n && s->pending < room))
+            continue; /* collect a full block while more input is at hand */
+        sg_status st = stream_run(s, nb, (size_t)nb * SG_SILERO_WINDOW, probs + *nprobs, err);
+        if (st != SG_OK)
+            return st;
+        *nprobs += (size_t)nb;
+        /* the last 64 samples of the last window become the context; the rest moves up */
+        const size_t consumed = (size_t)nb * SG_SILERO_WINDOW;
+        memmove(s->buf, s->buf + consumed,
+                (SG_SILERO_CONTEXT + s->pending - consumed) * sizeof(float));
+        s->pending -= consumed;
+    }
+    return SG_OK;
+}
+
+sg_status sg_silero_stream_finish(sg_silero_stream *s, float *prob, size_t *nprobs, sg_error *err)
+{
+    *nprobs = 0;
+    if (!s)
+        return sg_error_set(err, SG_EINVAL, "silero: no stream");
+    sg_status st = SG_OK;
+    if (s->broken) {
+        st = sg_error_set(err, SG_EINVAL, "silero: the stream overflowed earlier");
+    } else if (s->pending) {
+        /* the partial last window, zero-padded as sg_silero_probs pads the end of the audio */
+        memset(s->buf + SG_SILERO_CONTEXT + s->pending, 0,
+               (SG_SILERO_WINDOW - s->pending) * sizeof(float));
+        st = stream_run(s, 1, s->pending, prob, err);
+        if (st == SG_OK)
+            *nprobs = 1;
+    }
+    sg_silero_stream_reset(s);
+    return st;
 }
 
 /* ---- segments --------------------------------------------------------------------------------- */
@@ -671,4 +813,100 @@ sg_status sg_vad_segments(const float *probs, size_t nprobs, size_t n_samples,
     *segs = out;
     *nsegs = ns;
     return SG_OK;
+}
+
+/* ---- streaming segments ------------------------------------------------------------------------ */
+
+sg_status sg_vad_tracker_init(sg_vad_tracker *t, const sg_vad_params *p, sg_error *err)
+{
+    memset(t, 0, sizeof *t);
+    sg_vad_segment *none;
+    size_t n;
+    sg_status st = sg_vad_segments(NULL, 0, 0, p, &none, &n, err); /* validates p */
+    if (st != SG_OK)
+        return st;
+    const sg_vad_params def = sg_vad_params_default();
+    if (!p)
+        p = &def;
+    t->thr = p->threshold;
+    t->neg = p->neg_threshold > 0.0f ? (double)p->neg_threshold : fmax(t->thr - 0.15, 0.01);
+    t->min_speech = SG_SILERO_RATE * p->min_speech_ms / 1000.0;
+    t->min_silence = SG_SILERO_RATE * p->min_silence_ms / 1000.0;
+    t->pad = SG_SILERO_RATE * p->speech_pad_ms / 1000.0;
+    return SG_OK;
+}
+
+void sg_vad_tracker_reset(sg_vad_tracker *t)
+{
+    t->triggered = false;
+    t->start = t->temp_end = t->pos = t->prev_end = 0;
+}
+
+/* The padded start of a segment starting at raw sample start. */
+static long long padded_start(const sg_vad_tracker *t, long long start)
+{
+    double s = fmax(0.0, (double)start - t->pad);
+    if (s < (double)t->prev_end)
+        s = (double)t->prev_end;
+    return (long long)s;
+}
+
+/* The loop body of sg_vad_segments for one window, as events. */
+bool sg_vad_tracker_push(sg_vad_tracker *t, float prob, sg_vad_tracker_event *ev)
+{
+    const double p = prob;
+    const long long pos = t->pos;
+    t->pos += SG_SILERO_WINDOW;
+    ev->at = t->pos;
+    if (p >= t->thr && t->temp_end)
+        t->temp_end = 0;
+    if (p >= t->thr && !t->triggered) {
+        t->triggered = true;
+        t->start = pos;
+        ev->kind = SG_VAD_TRACK_START;
+        ev->start = padded_start(t, pos);
+        ev->end = pos;
+        return true;
+    }
+    if (p < t->neg && t->triggered) {
+        if (!t->temp_end)
+            t->temp_end = pos;
+        if ((double)(pos - t->temp_end) < t->min_silence)
+            return false;
+        t->triggered = false;
+        const long long start = t->start, end = t->temp_end;
+        t->temp_end = 0;
+        if ((double)(end - start) > t->min_speech) {
+            ev->kind = SG_VAD_TRACK_END;
+            ev->start = padded_start(t, start);
+            /* sg_vad_segments' min(len, end + pad); the audio reaches at least to this window */
+            ev->end = (long long)fmin((double)end + t->pad, (double)t->pos);
+            t->prev_end = ev->end;
+        } else {
+            ev->kind = SG_VAD_TRACK_DROP;
+            ev->start = start;
+            ev->end = end;
+        }
+        return true;
+    }
+    return false;
+}
+
+bool sg_vad_tracker_finish(sg_vad_tracker *t, size_t n_samples, sg_vad_tracker_event *ev)
+{
+    const bool open = t->triggered;
+    const long long start = t->start, len = (long long)n_samples;
+    if (open) {
+        ev->at = len;
+        ev->end = len;
+        if ((double)(len - start) > t->min_speech) {
+            ev->kind = SG_VAD_TRACK_END;
+            ev->start = padded_start(t, start);
+        } else {
+            ev->kind = SG_VAD_TRACK_DROP;
+            ev->start = start;
+        }
+    }
+    sg_vad_tracker_reset(t);
+    return open;
 }

@@ -1,11 +1,15 @@
 /* Whisper speech recognition (openai/whisper's encoder-decoder) loaded from a Hugging Face model
- * directory (config.json + model.safetensors, F32/F16/BF16), with greedy decoding that follows
- * openai/whisper's rules for the .en prompt without timestamps. Linear layers run in F32 or Q8
- * (nn/linear.h); convolutions, LayerNorm, softmax, GELU and the residual stream stay in F32.
+ * directory (config.json + model.safetensors, F32/F16/BF16, tokenizer files) or a whisper.cpp
+ * ggml-*.bin file (F32/F16; models/whisper_ggml.h), with greedy decoding that follows
+ * openai/whisper's rules without timestamps (.en and multilingual prompts, language detection).
+ * Linear layers (and the tied logits) run in F32 or Q8 (nn/linear.h); at Q8 the decoder's
+ * cross-attention keys/values are stored as int8 too (nn/kv.h); convolutions, LayerNorm,
+ * softmax, GELU, queries and the residual stream stay in F32.
  * Calls are serialised per model (each uses the whole thread pool). */
 #ifndef SG_MODELS_WHISPER_H
 #define SG_MODELS_WHISPER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,11 +28,19 @@ typedef struct sg_whisper_info {
     int32_t sot, eot, no_timestamps, translate, transcribe, sot_lm, sot_prev, no_speech;
     sg_precision precision;
     size_t weight_bytes;
+    /* multilingual: vocab >= 51865 (openai's rule); its n_languages language tokens follow
+     * <|startoftranscript|> in openai's LANGUAGES order (99, or 100 for large-v3's 51866) */
+    bool multilingual;
+    int n_languages;
+    const char *format; /* "hf" or "ggml" */
 } sg_whisper_info;
 
-/* Loads dir. pool may be NULL and must outlive the model. Errors name the file and tensor:
- * SG_EIO, SG_EINVAL (bad config, missing tensor, wrong shape), SG_ENOMEM. */
-sg_whisper *sg_whisper_load(const char *dir, sg_precision prec, sg_pool *pool, sg_error *err);
+/* path is a Hugging Face directory (config.json, model.safetensors, optional tokenizer files:
+ * vocab.json + merges.txt or a *.tiktoken) or a whisper.cpp ggml-*.bin file (magic "ggml"); the
+ * format is chosen by what path is. pool may be NULL and must outlive the model. Errors name the
+ * file and tensor: SG_EIO, SG_EINVAL (bad config or file, missing tensor, wrong shape),
+ * SG_EUNSUPPORTED (quantized ggml files, other activations), SG_ENOMEM. */
+sg_whisper *sg_whisper_load(const char *path, sg_precision prec, sg_pool *pool, sg_error *err);
 void sg_whisper_free(sg_whisper *m);
 const sg_whisper_info *sg_whisper_get_info(const sg_whisper *m);
 
@@ -44,15 +56,58 @@ typedef struct sg_whisper_result {
     size_t n, n_logprobs;
     float avg_logprob;   /* openai: sum of log-probs / (n + 1) */
     float no_speech_prob;
+    int32_t language;    /* the language token of the prompt (-1 for .en models) */
 } sg_whisper_result;
 
-/* Greedy decoding on the last encoded window with openai/whisper's rules: prompt
- * <|startoftranscript|><|notimestamps|>, begin_suppress_tokens at the first sampled step,
- * suppress_tokens and the task/special tokens at every step, stop at <|endoftext|> or after
- * n_text_ctx / 2 tokens (max_tokens > 0 lowers that). */
+/* Language tokens (multilingual models only): "en" -> <|en|>'s id; -1 for an unknown code or an
+ * .en model. */
+int32_t sg_whisper_language_token(const sg_whisper *m, const char *code);
+/* "en" for <|en|>'s id; NULL for any other id (and always for .en models). */
+const char *sg_whisper_language_code(const sg_whisper *m, int32_t token);
+
+/* openai/whisper's detect_language on the last encoded window: one decoder step on
+ * <|startoftranscript|>, every non-language token masked, softmax; *token = the most probable
+ * language token, *prob (may be NULL) its probability. SG_EINVAL for an .en model or when
+ * nothing is encoded. */
+sg_status sg_whisper_detect_language(sg_whisper *m, int32_t *token, float *prob, sg_error *err);
+
+typedef struct sg_whisper_decode_opts {
+    int32_t language; /* language token for multilingual models (-1: detect first); ignored by .en */
+    bool translate;   /* <|translate|> instead of <|transcribe|> (multilingual only) */
+    int max_tokens;   /* 0: n_text_ctx / 2 (224) */
+} sg_whisper_decode_opts;
+
+/* Greedy decoding on the last encoded window with openai/whisper's rules (decoding.py with
+ * beam 1, temperature 0, without_timestamps): prompt <|sot|><|lang|><|task|><|notimestamps|>
+ * (multilingual) or <|sot|><|notimestamps|> (.en); begin_suppress_tokens at the first sampled
+ * step, suppress_tokens and the task/special tokens at every step; stop at <|endoftext|> or
+ * after max_tokens. no_speech_prob is the softmax at the <|startoftranscript|> position.
+ * opts NULL = defaults (detect the language, transcribe, 224 tokens). SG_EINVAL when nothing is
+ * encoded or opts->language is not a language token of a multilingual model. */
+sg_status sg_whisper_decode(sg_whisper *m, const sg_whisper_decode_opts *opts,
+                            sg_whisper_result *res, sg_error *err);
+
+/* sg_whisper_decode with the default options and max_tokens (> 0 lowers the n_text_ctx / 2
+ * limit): the .en prompt for .en models; multilingual models detect the language first. */
 sg_status sg_whisper_decode_greedy(sg_whisper *m, int max_tokens, sg_whisper_result *res,
                                    sg_error *err);
 void sg_whisper_result_free(sg_whisper_result *res);
+
+/* Vocabulary: true when the model has token texts (always for ggml files; for HF directories
+ * when vocab.json + merges.txt or a *.tiktoken file is present). */
+bool sg_whisper_has_vocab(const sg_whisper *m);
+/* UTF-8 text of text tokens (ids >= eot are skipped, like openai's decode without timestamps);
+ * bytes that are not valid UTF-8 become U+FFFD (Python's errors="replace"). malloc'ed; NULL with
+ * no vocabulary or out of memory. ggml files lost the bytes of tokens that are pieces of
+ * characters (whisper.cpp stored them as U+FFFD): the 256 single bytes are restored (fixed
+ * ranks), longer pieces stay U+FFFD, as whisper.cpp prints them. */
+char *sg_whisper_detokenize(const sg_whisper *m, const int32_t *tokens, size_t n);
+/* openai's non-speech tokens (suppress_tokens="-1" without the special ids) of the .en or the
+ * multilingual vocabulary; the ggml loader's suppress list. Static; *n entries. */
+const int32_t *sg_whisper_non_speech_tokens(bool multilingual, int *n);
+/* The mel filters of a ggml file (n_mels rows of 201 floats), NULL for HF directories (whose
+ * filters are sg_mel_filters'). */
+const float *sg_whisper_mel_filters(const sg_whisper *m);
 
 /* encode + decode_greedy; *tokens malloc'ed (the caller frees it). */
 sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int frames,

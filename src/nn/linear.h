@@ -38,6 +38,13 @@ typedef struct sg_linear {
  * an optional bias[n]. L is overwritten (not freed first); on error it is left empty. */
 sg_status sg_linear_init(sg_linear *L, const float *w, const float *bias, int n, int k,
                          sg_precision prec, sg_error *err);
+/* The same from rows produced on demand: rows(ctx, r0, nrows, dst) writes rows r0 .. r0 + nrows
+ * of W ([nrows, k] f32, nrows <= SG_LINEAR_NR) into dst. Called once per panel in order, so only
+ * one panel of f32 rows exists at a time (a large tied embedding converted from a mapped file
+ * needs no full f32 copy). Gives exactly the layer sg_linear_init gives for the same rows. */
+typedef void (*sg_linear_rows_fn)(void *ctx, int r0, int nrows, float *dst);
+sg_status sg_linear_init_rows(sg_linear *L, int n, int k, sg_precision prec, const float *bias,
+                              sg_linear_rows_fn rows, void *ctx, sg_error *err);
 /* Builds a Q8 layer from already-quantized int8 rows q[n*k] and scales[n] (a saved model). */
 sg_status sg_linear_init_q8(sg_linear *L, const int8_t *q, const float *scales, const float *bias,
                             int n, int k, sg_error *err);
@@ -51,6 +58,13 @@ void sg_linear_forward(const sg_linear *L, const float *x, int m, int ldx, float
                        sg_pool *pool, sg_arena *scratch);
 /* Arena bytes sg_linear_forward needs for m rows (0 for F32). */
 size_t sg_linear_scratch_bytes(const sg_linear *L, int m);
+/* count (<= SG_LINEAR_MULTI) layers with the same k and precision on the same input x, in one
+ * parallel region (the input quantised once): ys[i][m, Ls[i]->n] (row stride ldys[i]) =
+ * x Ls[i]->W^T + b. The same results as count sg_linear_forward calls; for few rows (one decoded
+ * token), where each region's start and end cost as much as a small layer's work. */
+#define SG_LINEAR_MULTI 8
+void sg_linear_forward_multi(const sg_linear *const *Ls, int count, const float *x, int m, int ldx,
+                             float *const *ys, const int *ldys, sg_pool *pool, sg_arena *scratch);
 
 /* ---- Internal to nn/: kernel entry points, one per ISA level, each defined in its own file
  * (linear.c, linear_avx2.c, linear_avx512.c) so it can be compiled with that ISA's flags. ---- */
@@ -88,6 +102,8 @@ static inline float sg_q8_inv(float maxabs)
     /* all-zero rows (and denormal ones, whose inverse overflows) quantise to 0 */
     return maxabs > 0.0f && inv <= 3.4e38f ? inv : 0.0f;
 }
+typedef void (*sg_q8_quantize_fn)(const float *x, long ldx, int m, int k, int k4, void *xq,
+                                  long ldq, float *xscale);
 void sg_q8_quantize_scalar(const float *x, long ldx, int m, int k, int k4, void *xq, long ldq,
                            float *xscale);
 void sg_q8_quantize_avx2(const float *x, long ldx, int m, int k, int k4, void *xq, long ldq,
@@ -109,5 +125,32 @@ void sg_q8_panel_avx2(int m, int ncols, int k4, const void *xq, long ldq, const 
 void sg_q8_panel_avx512(int m, int ncols, int k4, const void *xq, long ldq, const float *xscale,
                         const int8_t *panel, const int32_t *qsum, const float *wscale,
                         const float *bias, float *y, long ldy);
+
+/* W8 panel: y[m, ncols] (row stride ldy) = (x[m, k] (stride ldx) . panel[k][SG_LINEAR_NR]) *
+ * wscale[j], with f32 activations, int8 weights held k-major in a panel of SG_LINEAR_NR columns
+ * (columns past ncols ignored) and one scale per column, summed in f32. For attention over int8
+ * keys and values (nn/kv.h), where quantising the queries or the softmax weights as Q8
+ * activations would cost accuracy. The levels differ only in the order of the f32 sums. */
+typedef void (*sg_w8_panel_fn)(int m, int ncols, int k, const float *x, long ldx,
+                               const int8_t *panel, const float *wscale, float *y, long ldy);
+void sg_w8_panel_scalar(int m, int ncols, int k, const float *x, long ldx, const int8_t *panel,
+                        const float *wscale, float *y, long ldy);
+void sg_w8_panel_avx2(int m, int ncols, int k, const float *x, long ldx, const int8_t *panel,
+                      const float *wscale, float *y, long ldy);
+void sg_w8_panel_avx512(int m, int ncols, int k, const float *x, long ldx, const int8_t *panel,
+                        const float *wscale, float *y, long ldy);
+sg_w8_panel_fn sg_w8_panel_get(void);
+
+/* Quantises rows w[n][k] (row stride ldw) per row, exactly as sg_linear_init quantises weights,
+ * into Q8 panels at dst (ceil(n / SG_LINEAR_NR) panels of SG_LINEAR_NR x k4 bytes, k4 = k rounded
+ * up to 4; rows past n and values past k zero) with scale[n] and qsum[n] (the rows' sums, for the
+ * panel kernel's offset). tmp: sg_q8_pack_tmp_bytes(k) bytes. For keys/values packed at run time. */
+void sg_q8_pack_rows(const float *w, long ldw, int n, int k, int8_t *dst, float *scale,
+                     int32_t *qsum, void *tmp);
+size_t sg_q8_pack_tmp_bytes(int k);
+/* The same quantisation into plain int8 rows q[n][k] (row stride ldq bytes), at the speed of the
+ * level's quantiser; tmp: sg_q8_pack_tmp_bytes(k) bytes. */
+void sg_q8_rows(const float *w, long ldw, int n, int k, int8_t *q, long ldq, float *scale,
+                void *tmp);
 
 #endif

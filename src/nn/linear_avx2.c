@@ -232,3 +232,69 @@ void sg_q8_panel_avx2(int m, int ncols, int k4, const void *xq, long ldq, const 
         }
     }
 }
+
+/* ---- W8: f32 activations x int8 weights (nn/kv.h's keys and values) ---- */
+
+#define W8_MR 2
+
+/* mr rows x 32 columns in four 8-float accumulators per row */
+SG_INLINE void w8_tile(const int mr, int k, const float *a, long lda, const int8_t *b,
+                       const float *wscale, float *c, long ldc, int ncols)
+{
+    __m256 acc[W8_MR][4];
+    UNROLL_ROWS
+    for (int r = 0; r < mr; r++)
+        acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm256_setzero_ps();
+    for (int kk = 0; kk < k; kk++) {
+        const int8_t *row = b + (long)kk * SG_LINEAR_NR;
+        const __m128i lo = _mm_loadu_si128((const __m128i *)row),
+                      hi = _mm_loadu_si128((const __m128i *)(row + 16));
+        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+        const __m256 w2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+        const __m256 w3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+        UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+            acc[r][0] = _mm256_fmadd_ps(av, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, w1, acc[r][1]);
+            acc[r][2] = _mm256_fmadd_ps(av, w2, acc[r][2]);
+            acc[r][3] = _mm256_fmadd_ps(av, w3, acc[r][3]);
+        }
+    }
+    UNROLL_ROWS
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < 4; q++) {
+            const int nc = ncols - 8 * q;
+            if (nc <= 0)
+                break;
+            const __m256i mk = lane_mask(nc);
+            _mm256_maskstore_ps(c + r * ldc + 8 * q, mk,
+                                _mm256_mul_ps(acc[r][q], _mm256_maskload_ps(wscale + 8 * q, mk)));
+        }
+}
+
+#define W8_TILE_FN(R)                                                                      \
+    static void w8_tile_##R(int k, const float *a, long lda, const int8_t *b,                  \
+                            const float *wscale, float *c, long ldc, int ncols)                \
+    {                                                                                      \
+        w8_tile(R, k, a, lda, b, wscale, c, ldc, ncols);                                   \
+    }
+W8_TILE_FN(1)
+W8_TILE_FN(2)
+
+typedef void (*w8_tile_fn)(int k, const float *a, long lda, const int8_t *b, const float *wscale,
+                           float *c, long ldc, int ncols);
+static const w8_tile_fn w8_tiles[W8_MR + 1] = {NULL, w8_tile_1, w8_tile_2};
+
+void sg_w8_panel_avx2(int m, int ncols, int k, const float *x, long ldx, const int8_t *panel,
+                      const float *wscale, float *y, long ldy)
+{
+    int nblocks, base = block_rows(m, W8_MR, &nblocks), extra = m - base * nblocks;
+    int r = 0;
+    for (int blk = 0; blk < nblocks; blk++) {
+        const int mr = base + (blk < extra);
+        w8_tiles[mr](k, x + r * ldx, ldx, panel, wscale, y + r * ldy, ldy, ncols);
+        r += mr;
+    }
+}

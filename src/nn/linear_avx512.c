@@ -279,3 +279,85 @@ void sg_q8_panel_avx512(int m, int ncols, int k4, const void *xq, long ldq, cons
         r += mr;
     }
 }
+
+/* ---- W8: f32 activations x int8 weights (nn/kv.h's keys and values) ---- */
+
+#define W8_MR 4
+
+/* 32 int8 weights of row kk of a panel as two vectors of floats */
+static inline void w8_load(const int8_t *b, __m512 *w0, __m512 *w1)
+{
+    const __m256i v = _mm256_loadu_si256((const __m256i *)b);
+    *w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(v)));
+    *w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1)));
+}
+
+/* mr rows x 32 columns; two sets of accumulators (even and odd k) hide the FMA latency when few
+ * rows share each weight row (one decoded token is one row) */
+SG_INLINE void w8_tile(const int mr, int k, const float *a, long lda, const int8_t *b,
+                       const float *wscale, float *c, long ldc, int ncols)
+{
+    __m512 acc[W8_MR][4];
+    UNROLL_ROWS
+    for (int r = 0; r < mr; r++)
+        acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    int kk = 0;
+    for (; kk + 2 <= k; kk += 2) {
+        __m512 w0, w1, w2, w3;
+        w8_load(b + (long)kk * SG_LINEAR_NR, &w0, &w1);
+        w8_load(b + (long)(kk + 1) * SG_LINEAR_NR, &w2, &w3);
+        UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            const __m512 a0 = _mm512_set1_ps(a[r * lda + kk]), a1 = _mm512_set1_ps(a[r * lda + kk + 1]);
+            acc[r][0] = _mm512_fmadd_ps(a0, w0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a0, w1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(a1, w2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(a1, w3, acc[r][3]);
+        }
+    }
+    if (kk < k) {
+        __m512 w0, w1;
+        w8_load(b + (long)kk * SG_LINEAR_NR, &w0, &w1);
+        UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            const __m512 a0 = _mm512_set1_ps(a[r * lda + kk]);
+            acc[r][0] = _mm512_fmadd_ps(a0, w0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a0, w1, acc[r][1]);
+        }
+    }
+    const __mmask16 m0 = tail_mask(ncols), m1 = tail_mask(ncols > 16 ? ncols - 16 : 0);
+    const __m512 s0 = _mm512_maskz_loadu_ps(m0, wscale), s1 = _mm512_maskz_loadu_ps(m1, wscale + 16);
+    UNROLL_ROWS
+    for (int r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_mul_ps(_mm512_add_ps(acc[r][0], acc[r][2]), s0));
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1,
+                              _mm512_mul_ps(_mm512_add_ps(acc[r][1], acc[r][3]), s1));
+    }
+}
+
+#define W8_TILE_FN(R)                                                                      \
+    static void w8_tile_##R(int k, const float *a, long lda, const int8_t *b,                  \
+                            const float *wscale, float *c, long ldc, int ncols)                \
+    {                                                                                      \
+        w8_tile(R, k, a, lda, b, wscale, c, ldc, ncols);                                   \
+    }
+W8_TILE_FN(1)
+W8_TILE_FN(2)
+W8_TILE_FN(3)
+W8_TILE_FN(4)
+
+typedef void (*w8_tile_fn)(int k, const float *a, long lda, const int8_t *b, const float *wscale,
+                           float *c, long ldc, int ncols);
+static const w8_tile_fn w8_tiles[W8_MR + 1] = {NULL, w8_tile_1, w8_tile_2, w8_tile_3, w8_tile_4};
+
+void sg_w8_panel_avx512(int m, int ncols, int k, const float *x, long ldx, const int8_t *panel,
+                        const float *wscale, float *y, long ldy)
+{
+    int nblocks, base = block_rows(m, W8_MR, &nblocks), extra = m - base * nblocks;
+    int r = 0;
+    for (int blk = 0; blk < nblocks; blk++) {
+        const int mr = base + (blk < extra);
+        w8_tiles[mr](k, x + r * ldx, ldx, panel, wscale, y + r * ldy, ldy, ncols);
+        r += mr;
+    }
+}

@@ -75,8 +75,26 @@ static void add_scalar(float *x, const float *y, long n)
         x[i] += y[i];
 }
 
+static double logsumexp_scalar(const float *x, long n)
+{
+    float mx = -INFINITY;
+    for (long i = 0; i < n; i++) {
+        if (isnan(x[i]))
+            return NAN;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    if (!(mx > -INFINITY))
+        return -INFINITY;
+    if (isinf(mx))
+        return INFINITY;
+    double s = 0.0;
+    for (long i = 0; i < n; i++)
+        s += exp((double)(x[i] - mx));
+    return (double)mx + log(s);
+}
+
 const sg_ops_kernels sg_ops_scalar = {layernorm_scalar, softmax_scalar, gelu_erf_scalar,
-                                      quick_gelu_scalar, add_scalar};
+                                      quick_gelu_scalar, add_scalar, logsumexp_scalar};
 
 /* ---- dispatch ---- */
 
@@ -124,6 +142,11 @@ void sg_add(float *x, const float *y, long n)
 {
     if (n > 0)
         ops_get()->add(x, y, n);
+}
+
+double sg_logsumexp(const float *x, long n)
+{
+    return n > 0 ? ops_get()->logsumexp(x, n) : -INFINITY;
 }
 
 /* ---- attention ---- */

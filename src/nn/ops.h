@@ -19,6 +19,10 @@ void sg_gelu_erf(float *x, long n);
 void sg_quick_gelu(float *x, long n);
 /* x += y */
 void sg_add(float *x, const float *y, long n);
+/* log(sum_i exp(x[i])), max-subtracted, the exponentials summed in double: -inf when every x is
+ * -inf (or n <= 0), NaN if any x is NaN. For log-probabilities over a large vocabulary
+ * (log_softmax(x)[i] = x[i] - sg_logsumexp(x, n)). */
+double sg_logsumexp(const float *x, long n);
 
 /* Multi-head scaled dot-product attention on a fused qkv buffer: qkv is [seq, 3*d] (q | k | v per
  * row, heads of head_dim = d / heads contiguous inside each), out is [seq, d]. causal masks
@@ -39,6 +43,7 @@ typedef struct sg_ops_kernels {
     void (*gelu_erf)(float *x, long n);
     void (*quick_gelu)(float *x, long n);
     void (*add)(float *x, const float *y, long n);
+    double (*logsumexp)(const float *x, long n); /* n >= 1 */
 } sg_ops_kernels;
 extern const sg_ops_kernels sg_ops_scalar, sg_ops_avx2, sg_ops_avx512;
 

@@ -212,5 +212,35 @@ static void add_avx2(float *x, const float *y, long n)
         store_tail(x + i, n - i, _mm256_add_ps(load_tail(x + i, n - i), load_tail(y + i, n - i)));
 }
 
+/* as logsumexp_avx512: the scalar reference's special cases, float exponentials summed in double */
+static double logsumexp_avx2(const float *x, long n)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 mx = ninf, nan = _mm256_setzero_ps();
+    for (long i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_blendv_ps(ninf, load_tail(x + i, n - i),
+                                          _mm256_castsi256_ps(lane_mask(n - i)));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mx = _mm256_max_ps(v, mx);
+    }
+    if (_mm256_movemask_ps(nan))
+        return NAN;
+    const float m = hmax_ps(mx);
+    if (!(m > -INFINITY))
+        return -INFINITY;
+    if (isinf(m))
+        return INFINITY;
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (long i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_blendv_ps(ninf, load_tail(x + i, n - i),
+                                          _mm256_castsi256_ps(lane_mask(n - i)));
+        const __m256 e = exp8(_mm256_sub_ps(v, vm));
+        s0 = _mm256_add_pd(s0, lo_pd(e));
+        s1 = _mm256_add_pd(s1, hi_pd(e));
+    }
+    return (double)m + log(hsum_pd(_mm256_add_pd(s0, s1)));
+}
+
 const sg_ops_kernels sg_ops_avx2 = {layernorm_avx2, softmax_avx2, gelu_erf_avx2, quick_gelu_avx2,
-                                    add_avx2};
+                                    add_avx2, logsumexp_avx2};

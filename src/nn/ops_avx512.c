@@ -173,5 +173,35 @@ static void add_avx512(float *x, const float *y, long n)
     }
 }
 
+/* the scalar reference's semantics: NaN anywhere -> NaN, all -inf -> -inf, +inf -> +inf; the
+ * exponentials in float (exp16), summed in double */
+static double logsumexp_avx512(const float *x, long n)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 mx = ninf;
+    __mmask16 nan = 0;
+    for (long i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_mask_loadu_ps(ninf, tail_mask(n - i), x + i);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        mx = _mm512_max_ps(v, mx);
+    }
+    if (nan)
+        return NAN;
+    const float m = _mm512_reduce_max_ps(mx);
+    if (!(m > -INFINITY))
+        return -INFINITY;
+    if (isinf(m))
+        return INFINITY;
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (long i = 0; i < n; i += 16) {
+        /* lanes past the end load -inf: exp gives 0 */
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, tail_mask(n - i), x + i), vm));
+        s0 = _mm512_add_pd(s0, lo_pd(e));
+        s1 = _mm512_add_pd(s1, hi_pd(e));
+    }
+    return (double)m + log(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)));
+}
+
 const sg_ops_kernels sg_ops_avx512 = {layernorm_avx512, softmax_avx512, gelu_erf_avx512,
-                                      quick_gelu_avx512, add_avx512};
+                                      quick_gelu_avx512, add_avx512, logsumexp_avx512};

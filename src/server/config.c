@@ -34,6 +34,9 @@ void sg_config_defaults(sg_config *c)
     snprintf(c->auth_header, sizeof c->auth_header, "X-API-Key");
     c->gzip_min_bytes = 1024;
     c->vision_int8 = 1;
+    c->max_websockets = 64;
+    c->ws_idle_s = 0;
+    c->http_idle_s = 75;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
@@ -204,7 +207,10 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
         else
             return sg_error_set(err, SG_EINVAL, "SG_VISION_PRECISION=\"%s\" must be int8 or f32", s);
     }
-    if ((st = env_int("SG_THREADS", 1, 256, &c->threads, err)))
+    if ((st = env_int("SG_THREADS", 1, 256, &c->threads, err)) ||
+        (st = env_int("SG_MAX_WEBSOCKETS", 0, 100000, &c->max_websockets, err)) ||
+        (st = env_int("SG_WS_IDLE_S", 0, 365L * 86400, &c->ws_idle_s, err)) ||
+        (st = env_int("SG_HTTP_IDLE_S", 1, 86400, &c->http_idle_s, err)))
         return st;
     return SG_OK;
 }

@@ -41,6 +41,12 @@ typedef struct sg_config {
     const char *vision_model;   /* SG_VISION_MODEL or --vision-model: a CLIP directory */
     int vision_int8;           /* SG_VISION_PRECISION int8 (1, default) or f32 (0) */
     int threads;               /* SG_THREADS or --threads: the inference thread pool (0 = cores) */
+    int max_websockets;        /* SG_MAX_WEBSOCKETS: open WebSockets at most (503 beyond) */
+    int ws_idle_s;             /* SG_WS_IDLE_S: close a WebSocket silent this long (0 = the
+                                  session TTL) */
+    int http_idle_s;           /* SG_HTTP_IDLE_S: close an idle keep-alive connection after this
+                                  long (75 s: above the 30-60 s think time of the load tests, so a
+                                  client never reuses a connection the server is closing) */
 } sg_config;
 
 void sg_config_defaults(sg_config *c);

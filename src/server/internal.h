@@ -34,6 +34,7 @@ struct sg_server {
     pthread_cond_t reaper_cond;
     bool stopping;
     atomic_bool draining;      /* graceful stop under way: new requests get 503 */
+    struct sg_ws_hub *ws;      /* open WebSockets (ws_conn.c) */
 };
 
 typedef enum sg_route {
@@ -45,11 +46,15 @@ typedef enum sg_route {
     SG_ROUTE_FRAME,
     SG_ROUTE_AUDIO,
     SG_ROUTE_QUERY,
+    SG_ROUTE_DAT_SESSION,      /* the DAT routes sit before MULTIMODAL: http.c sends X-Session-ID */
+    SG_ROUTE_DAT_STREAM,       /* for the routes from SESSIONS to MULTIMODAL */
+    SG_ROUTE_DAT_TURN,
     SG_ROUTE_MULTIMODAL,
     SG_ROUTE_METRICS,
     SG_ROUTE_METRICS_SUMMARY,
     SG_ROUTE_METRICS_PROMETHEUS,
-    SG_ROUTE_LATER,            /* /ws/..., /dat/...: part of the contract, not in this build */
+    SG_ROUTE_WS_AUDIO,         /* GET /ws/audio/{id} (WebSocket, ws_conn.c) */
+    SG_ROUTE_WS_FRAME,         /* GET /ws/frame/{id} */
 } sg_route;
 
 /* Parsed inputs of a session-work request, filled in the HTTP thread and consumed by a worker. */
@@ -64,6 +69,9 @@ typedef struct sg_work_input {
     char *language;
     bool cloud_offload;
     int max_tokens;
+    bool client_keyframe;      /* POST /frame: the client's pre-filter marked it a keyframe */
+    long long dat_seq;         /* DAT frame chunk: its sequence number */
+    char *dat_turn_id;         /* DAT turn: the client's turn_id */
 } sg_work_input;
 
 typedef struct sg_req {
@@ -93,6 +101,11 @@ typedef struct sg_req {
     const char *text_type;
     int retry_after;           /* > 0: Retry-After header */
     const char *allow;         /* Allow header for 405 */
+    /* WebSocket upgrade (ws_conn.c) */
+    const char *http_version;  /* "HTTP/1.1", owned by libmicrohttpd */
+    struct sg_ws_conn *ws;     /* set: answer 101 and hand the socket to this connection */
+    char ws_accept[32];        /* Sec-WebSocket-Accept */
+    bool ws_version_header;    /* 426: send Sec-WebSocket-Version: 13 */
 } sg_req;
 
 /* Sets an error response {"detail","error"}. */
@@ -109,6 +122,53 @@ sg_route sg_route_match(const char *url, char session_id[40], const char **route
  * after suspending the connection (the worker resumes it). */
 void sg_route_dispatch(sg_req *r);
 void sg_work_input_free(sg_work_input *in);
+
+/* routes.c helpers shared with dat.c: each returns false after setting the error response
+ * (400 malformed, 415 media type, 422 type/range, 413 limit, 404/429 session). */
+bool sg_req_parse_json(sg_req *r, json_t **out);
+bool sg_req_opt_string(sg_req *r, json_t *obj, const char *name, const char **out);
+bool sg_req_opt_int(sg_req *r, json_t *obj, const char *name, long lo, long hi, bool *present,
+                    long *out);
+bool sg_req_opt_bool(sg_req *r, json_t *obj, const char *name, bool *out);
+bool sg_req_b64(sg_req *r, const char *name, const char *s, const char *code, size_t limit,
+                const char *limit_name, uint8_t **out, size_t *out_len);
+/* Looks up r->session_id into r->session (404 INVALID_SESSION, 429 RATE_LIMITED). */
+bool sg_req_lookup_session(sg_req *r);
+/* Creates a session honouring the X-Privacy-* headers (422 on a bad header, 503 at the cap). */
+bool sg_req_new_session(sg_req *r, sg_session **out, sg_privacy *p);
+/* Runs a turn on r->session under its lock (the same path for /query, /multimodal and the DAT
+ * turn): keeps what privacy allows, records metrics. Returns the result object with session_id,
+ * or NULL after setting the error response. *speech (may be NULL): the audio had speech. */
+json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech);
+
+/* ws_conn.c: WebSockets. */
+typedef struct sg_ws_hub sg_ws_hub;
+typedef struct sg_ws_conn sg_ws_conn;
+sg_ws_hub *sg_ws_hub_new(void);
+void sg_ws_hub_free(sg_ws_hub *h);
+/* GET /ws/audio|frame/{id} once method, readiness and r->session are checked: the handshake
+ * (400/426), the ASR model (503), the cap (503); on success r->ws is set and r->status is 101. */
+void sg_ws_dispatch(sg_req *r);
+/* http.c: the 101 response for r->ws. */
+enum MHD_Result sg_ws_send_upgrade(sg_req *r);
+/* http.c's completion callback: frees a connection that never got its 101 out. */
+void sg_ws_request_done(sg_req *r);
+/* Graceful stop: close 1001 on every socket, wait for their threads (up to grace_s, then force). */
+void sg_ws_stop_all(sg_server *s, double grace_s);
+/* DELETE /sessions/{id}: its sockets close with 1000 "session deleted". */
+void sg_ws_session_deleted(sg_server *s, const char *session_id);
+/* routes.c: POST /frame's work (decode, keyframe gate, vision, privacy, metrics) for /ws/frame
+ * too: the response body, or NULL with *st and err set. t_start: when the frame arrived (ms).
+ * client_keyframe: the client's own keyframe pre-filter passed this frame, so it is a keyframe
+ * (forced through the gate, like a query's image; see docs/ARCHITECTURE.md). */
+json_t *sg_frame_work(sg_server *srv, sg_session *s, const uint8_t *image, size_t len,
+                      bool client_keyframe, double t_start, sg_status *st, sg_error *err);
+/* routes.c: the X-Client-Keyframe header of the request (absent = false). false after a 422 for
+ * a value that is not true/false/1/0/yes/no/on/off. */
+bool sg_req_client_keyframe_header(sg_req *r, bool *out);
+
+/* dat.c: POST /dat/session, /dat/stream, /dat/turn/complete (method already checked). */
+void sg_dat_dispatch(sg_req *r);
 
 /* http.c: hands fn(r) to the work queue with the connection suspended; answers 503 OVERLOADED
  * when the queue is full. */

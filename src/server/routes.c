@@ -81,10 +81,24 @@ sg_route sg_route_match(const char *url, char session_id[40], const char **route
         session_id[0] = 0;
         return SG_ROUTE_NONE;
     }
-    if ((n == 3 && seg_eq(seg[0], len[0], "ws") &&
-         (seg_eq(seg[1], len[1], "audio") || seg_eq(seg[1], len[1], "frame"))) ||
-        (n >= 2 && seg_eq(seg[0], len[0], "dat")))
-        return *route_name = "/ws_or_dat", SG_ROUTE_LATER;
+    if (n == 3 && seg_eq(seg[0], len[0], "ws") &&
+        (seg_eq(seg[1], len[1], "audio") || seg_eq(seg[1], len[1], "frame"))) {
+        if (len[2] > 0 && len[2] < 40) {
+            memcpy(session_id, seg[2], len[2]);
+            session_id[len[2]] = 0;
+        }
+        if (seg_eq(seg[1], len[1], "audio"))
+            return *route_name = "/ws/audio/{id}", SG_ROUTE_WS_AUDIO;
+        return *route_name = "/ws/frame/{id}", SG_ROUTE_WS_FRAME;
+    }
+    if (n >= 2 && seg_eq(seg[0], len[0], "dat")) {
+        if (n == 2 && seg_eq(seg[1], len[1], "session"))
+            return *route_name = "/dat/session", SG_ROUTE_DAT_SESSION;
+        if (n == 2 && seg_eq(seg[1], len[1], "stream"))
+            return *route_name = "/dat/stream", SG_ROUTE_DAT_STREAM;
+        if (n == 3 && seg_eq(seg[1], len[1], "turn") && seg_eq(seg[2], len[2], "complete"))
+            return *route_name = "/dat/turn/complete", SG_ROUTE_DAT_TURN;
+    }
     return SG_ROUTE_NONE;
 }
 
@@ -96,6 +110,7 @@ void sg_work_input_free(sg_work_input *in)
     free(in->image);
     free(in->audio);
     free(in->language);
+    free(in->dat_turn_id);
     memset(in, 0, sizeof *in);
 }
 
@@ -256,7 +271,7 @@ static bool parse_audio_fields(sg_req *r, json_t *obj, const char *b64)
     sg_error err = {0};
     if (sg_audio_format_parse(fmt, &r->in.audio_format, &err) != SG_OK) {
         sg_req_error(r, 422, "INVALID_REQUEST",
-                     "field \"format\": %s (use wav, pcm_s16le or pcm_f32le)", err.msg);
+                     "field \"format\": %s (use wav, pcm_s16le, pcm_f32le, flac or ogg)", err.msg);
         return false;
     }
     bool have_rate;
@@ -268,15 +283,15 @@ static bool parse_audio_fields(sg_req *r, json_t *obj, const char *b64)
                           "AUDIO_BUFFER_MAX_BYTES", &r->in.audio, &r->in.audio_len))
         return false;
     if (r->in.audio_format == SG_AUDIO_AUTO) {
-        bool riff = r->in.audio_len >= 12 && memcmp(r->in.audio, "RIFF", 4) == 0;
-        if (riff) {
-            r->in.audio_format = SG_AUDIO_WAV;
+        sg_audio_format sniffed = sg_audio_sniff(r->in.audio, r->in.audio_len);
+        if (sniffed != SG_AUDIO_AUTO) {
+            r->in.audio_format = sniffed; /* WAV, FLAC or Ogg by their magic */
         } else if (have_rate) {
             r->in.audio_format = SG_AUDIO_PCM_S16LE; /* the Android client's headerless PCM */
         } else {
             sg_req_error(r, 400, "INVALID_AUDIO",
-                         "audio_base64 is not a WAV file; for headerless PCM give \"format\" "
-                         "(pcm_s16le or pcm_f32le) and \"sample_rate\"");
+                         "audio_base64 is not a WAV, FLAC or Ogg file; for headerless PCM give "
+                         "\"format\" (pcm_s16le or pcm_f32le) and \"sample_rate\"");
             return false;
         }
     }
@@ -304,6 +319,33 @@ static bool lookup_session(sg_req *r)
     }
     return true;
 }
+
+/* The parsing helpers above, for the DAT routes (dat.c). */
+bool sg_req_parse_json(sg_req *r, json_t **out) { return parse_json_body(r, out); }
+
+bool sg_req_opt_string(sg_req *r, json_t *obj, const char *name, const char **out)
+{
+    return opt_string(r, obj, name, NULL, out);
+}
+
+bool sg_req_opt_int(sg_req *r, json_t *obj, const char *name, long lo, long hi, bool *present,
+                    long *out)
+{
+    return opt_int(r, obj, name, lo, hi, present, out);
+}
+
+bool sg_req_opt_bool(sg_req *r, json_t *obj, const char *name, bool *out)
+{
+    return opt_bool(r, obj, name, out);
+}
+
+bool sg_req_b64(sg_req *r, const char *name, const char *s, const char *code, size_t limit,
+                const char *limit_name, uint8_t **out, size_t *out_len)
+{
+    return decode_b64_field(r, name, s, code, limit, limit_name, out, out_len);
+}
+
+bool sg_req_lookup_session(sg_req *r) { return lookup_session(r); }
 
 /* ---- simple routes ------------------------------------------------------------------------ */
 
@@ -352,31 +394,39 @@ static bool privacy_header(sg_req *r, const char *name, bool server_allows, bool
     return true;
 }
 
-static void handle_sessions_post(sg_req *r)
+bool sg_req_new_session(sg_req *r, sg_session **out, sg_privacy *p)
 {
-    json_t *body;
-    if (!parse_json_body(r, &body))
-        return;
-    json_decref(body);
+    *out = NULL;
     const sg_privacy *sp = &r->srv->cfg->privacy;
-    sg_privacy p;
-    if (!privacy_header(r, "X-Privacy-Store-Raw-Audio", sp->store_raw_audio, &p.store_raw_audio) ||
-        !privacy_header(r, "X-Privacy-Store-Raw-Frames", sp->store_raw_frames, &p.store_raw_frames) ||
-        !privacy_header(r, "X-Privacy-Store-Transcripts", sp->store_transcripts, &p.store_transcripts))
-        return;
+    if (!privacy_header(r, "X-Privacy-Store-Raw-Audio", sp->store_raw_audio, &p->store_raw_audio) ||
+        !privacy_header(r, "X-Privacy-Store-Raw-Frames", sp->store_raw_frames, &p->store_raw_frames) ||
+        !privacy_header(r, "X-Privacy-Store-Transcripts", sp->store_transcripts, &p->store_transcripts))
+        return false;
     sg_error err = {0};
-    sg_session *s;
-    if (sg_session_create(r->srv->sessions, &p, &s, &err) != SG_OK) {
+    if (sg_session_create(r->srv->sessions, p, out, &err) != SG_OK) {
         if (err.code == SG_ETOOBIG) {
             sg_req_error(r, 503, "OVERLOADED", "%s", err.msg);
             r->retry_after = 60;
         } else {
             sg_req_fail(r, err.code, "INVALID_REQUEST", &err);
         }
-        return;
+        return false;
     }
     sg_metrics_count(r->srv->metrics, SG_COUNTER_SESSIONS, 1);
-    memcpy(r->session_id, s->id, sizeof s->id);
+    memcpy(r->session_id, (*out)->id, sizeof (*out)->id);
+    return true;
+}
+
+static void handle_sessions_post(sg_req *r)
+{
+    json_t *body;
+    if (!parse_json_body(r, &body))
+        return;
+    json_decref(body);
+    sg_privacy p;
+    sg_session *s;
+    if (!sg_req_new_session(r, &s, &p))
+        return;
     sg_req_json(r, 200, json_pack("{s:s,s:{s:b,s:b,s:b}}", "session_id", s->id, "privacy",
                                   "store_raw_audio", p.store_raw_audio, "store_raw_frames",
                                   p.store_raw_frames, "store_transcripts", p.store_transcripts));
@@ -396,6 +446,7 @@ static void handle_session_delete(sg_req *r)
         sg_req_error(r, 404, "INVALID_SESSION", "session not found");
         return;
     }
+    sg_ws_session_deleted(r->srv, r->session_id); /* its WebSockets close with 1000 */
     sg_req_json(r, 200, json_pack("{s:s,s:s}", "status", "deleted", "session_id", r->session_id));
 }
 
@@ -460,22 +511,27 @@ static void handle_metrics_prometheus(sg_req *r)
 
 /* ---- session work (runs on the work queue) ------------------------------------------------ */
 
-static void work_frame(sg_req *r)
+/* A frame with the client-keyframe hint is forced through the gate: the client ran the same gate
+ * (src/agent/keyframe.c) over every frame it captured, while this server only sees the uploads, so
+ * re-checking min_gap would count uploads instead of camera frames (skipping ~2/3 of them) and a
+ * diff to the previous upload would miss the change accumulated over the frames held back on the
+ * phone. The gate still updates its thumbnails, so unhinted frames after it compare against it.
+ * A client could hint every frame; that buys it no more than sending every frame as a query
+ * image, and the per-session rate limit and the work queue bound both. */
+json_t *sg_frame_work(sg_server *srv, sg_session *s, const uint8_t *image, size_t len,
+                      bool client_keyframe, double t_start, sg_status *status, sg_error *err)
 {
-    sg_server *srv = r->srv;
-    sg_session *s = r->session;
-    sg_error err = {0};
     sg_frame_result fr;
     pthread_mutex_lock(&s->lock);
-    sg_status st = sg_frame_ingest(srv->b, &s->vision, r->in.image, r->in.image_len, false, &fr, &err);
+    sg_status st = sg_frame_ingest(srv->b, &s->vision, image, len, client_keyframe, &fr, err);
     if (st == SG_OK)
-        st = sg_session_keep_frame(s, srv->cfg, r->in.image, r->in.image_len, &err);
+        st = sg_session_keep_frame(s, srv->cfg, image, len, err);
     long index = s->vision.frames;
     pthread_mutex_unlock(&s->lock);
+    *status = st;
     if (st != SG_OK) {
         json_decref(fr.scene);
-        sg_req_fail(r, st, "INVALID_IMAGE", &err);
-        return;
+        return NULL;
     }
     atomic_fetch_add(&s->frame_count, 1);
     atomic_store(&s->has_frame, true);
@@ -484,13 +540,31 @@ static void work_frame(sg_req *r)
         sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
         sg_metrics_record(srv->metrics, SG_STAGE_VISION, fr.vision_ms);
     }
-    double total = sg_now_ms() - r->t_start;
+    double total = sg_now_ms() - t_start;
     sg_metrics_record(srv->metrics, SG_STAGE_INGEST_FRAME, total);
-    json_t *o = json_pack("{s:s,s:s,s:b,s:o,s:I,s:{s:f,s:f,s:f}}", "session_id", s->id, "status",
-                          fr.keyframe ? "processed" : "skipped", "keyframe", fr.keyframe, "scene",
+    json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:o,s:I,s:{s:f,s:f,s:f}}", "session_id", s->id,
+                          "status", fr.keyframe ? "processed" : "skipped", "keyframe", fr.keyframe,
+                          "client_keyframe", client_keyframe, "scene",
                           fr.scene ? fr.scene : json_null(), "frame_index", (json_int_t)index,
                           "latency_ms", "decode", ms3(fr.decode_ms), "vision", ms3(fr.vision_ms),
                           "total", ms3(total));
+    if (!o) {
+        *status = sg_error_set(err, SG_ENOMEM, "out of memory building the response");
+        return NULL;
+    }
+    return o;
+}
+
+static void work_frame(sg_req *r)
+{
+    sg_status st = SG_OK;
+    sg_error err = {0};
+    json_t *o = sg_frame_work(r->srv, r->session, r->in.image, r->in.image_len,
+                              r->in.client_keyframe, r->t_start, &st, &err);
+    if (!o) {
+        sg_req_fail(r, st, "INVALID_IMAGE", &err);
+        return;
+    }
     sg_req_json(r, 200, o);
 }
 
@@ -550,45 +624,33 @@ static void work_audio(sg_req *r)
     sg_req_json(r, 200, o);
 }
 
-static void work_query(sg_req *r)
+json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
 {
     sg_server *srv = r->srv;
     sg_session *s = r->session;
     sg_error err = {0};
-    sg_audio a;
-    bool have_audio = false;
-    if (r->in.audio) {
-        sg_status st = decode_request_audio(r, &a, &err);
-        if (st != SG_OK) {
-            sg_req_fail(r, st, "INVALID_AUDIO", &err);
-            return;
-        }
-        have_audio = true;
-    }
-    sg_turn_input ti = {r->in.text, have_audio ? &a : NULL, r->in.image, r->in.image_len,
-                        r->in.language, r->in.cloud_offload, r->in.max_tokens};
     sg_turn_output out;
     pthread_mutex_lock(&s->lock);
-    sg_status st = sg_turn_run(srv->b, &s->vision, &ti, &out, &err);
-    if (st == SG_OK && r->in.image)
-        st = sg_session_keep_frame(s, srv->cfg, r->in.image, r->in.image_len, &err);
-    if (st == SG_OK && have_audio)
-        st = sg_session_keep_audio(s, srv->cfg, a.samples, a.n, &err);
+    sg_status st = sg_turn_run(srv->b, &s->vision, ti, &out, &err);
+    if (st == SG_OK && ti->image)
+        st = sg_session_keep_frame(s, srv->cfg, ti->image, ti->image_len, &err);
+    if (st == SG_OK && ti->audio)
+        st = sg_session_keep_audio(s, srv->cfg, ti->audio->samples, ti->audio->n, &err);
     if (st == SG_OK) {
         if (out.transcript && out.speech)
             sg_session_add_transcript(s, out.transcript);
         sg_session_add_turn(s, out.query, out.response);
     }
     pthread_mutex_unlock(&s->lock);
-    if (have_audio)
-        sg_audio_free(&a);
     if (st != SG_OK) {
         sg_turn_output_free(&out);
         sg_req_fail(r, st, "INVALID_REQUEST", &err);
-        return;
+        return NULL;
     }
+    if (speech)
+        *speech = out.speech;
     atomic_fetch_add(&s->query_count, 1);
-    if (r->in.image) {
+    if (ti->image) {
         atomic_fetch_add(&s->frame_count, 1);
         atomic_store(&s->has_frame, true);
         sg_metrics_count(srv->metrics, SG_COUNTER_FRAMES, 1);
@@ -603,7 +665,31 @@ static void work_query(sg_req *r)
     json_t *o = json_pack("{s:s}", "session_id", s->id);
     json_object_update(o, out.result);
     sg_turn_output_free(&out);
-    sg_req_json(r, 200, o);
+    if (!o)
+        sg_req_error(r, 503, "OVERLOADED", "out of memory");
+    return o;
+}
+
+static void work_query(sg_req *r)
+{
+    sg_error err = {0};
+    sg_audio a;
+    bool have_audio = false;
+    if (r->in.audio) {
+        sg_status st = decode_request_audio(r, &a, &err);
+        if (st != SG_OK) {
+            sg_req_fail(r, st, "INVALID_AUDIO", &err);
+            return;
+        }
+        have_audio = true;
+    }
+    sg_turn_input ti = {r->in.text, have_audio ? &a : NULL, r->in.image, r->in.image_len,
+                        r->in.language, r->in.cloud_offload, r->in.max_tokens};
+    json_t *o = sg_req_run_turn(r, &ti, NULL);
+    if (have_audio)
+        sg_audio_free(&a);
+    if (o)
+        sg_req_json(r, 200, o);
 }
 
 /* ---- session routes: parse in the HTTP thread, work on the queue -------------------------- */
@@ -613,12 +699,43 @@ static bool ctype_image(const char *ct) { return ctype_is(ct, "image/jpeg") || c
 static bool ctype_audio(const char *ct)
 {
     return ctype_is(ct, "audio/wav") || ctype_is(ct, "audio/x-wav") || ctype_is(ct, "audio/wave") ||
-           ctype_is(ct, "audio/vnd.wave");
+           ctype_is(ct, "audio/vnd.wave") || ctype_is(ct, "audio/flac") ||
+           ctype_is(ct, "audio/x-flac") || ctype_is(ct, "audio/ogg") || ctype_is(ct, "audio/opus") ||
+           ctype_is(ct, "application/ogg");
 }
 
+/* The container a raw audio body's media type names (its bytes must agree: sg_audio_decode checks
+ * the magic). */
+static sg_audio_format ctype_audio_format(const char *ct)
+{
+    if (ctype_is(ct, "audio/flac") || ctype_is(ct, "audio/x-flac"))
+        return SG_AUDIO_FLAC;
+    if (ctype_is(ct, "audio/ogg") || ctype_is(ct, "audio/opus") || ctype_is(ct, "application/ogg"))
+        return SG_AUDIO_OGG;
+    return SG_AUDIO_WAV;
+}
+
+bool sg_req_client_keyframe_header(sg_req *r, bool *out)
+{
+    *out = false;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Client-Keyframe");
+    if (!h)
+        return true;
+    if (!sg_parse_bool(h, out)) {
+        sg_req_error(r, 422, "INVALID_REQUEST", "header X-Client-Keyframe must be true or false "
+                     "(got \"%.40s\")", h);
+        return false;
+    }
+    return true;
+}
+
+/* The client-keyframe hint: header X-Client-Keyframe (any body) or the JSON field
+ * "client_keyframe" (a JSON body; it wins over the header when both are given). */
 static void handle_frame(sg_req *r)
 {
     const sg_config *cfg = r->srv->cfg;
+    if (!sg_req_client_keyframe_header(r, &r->in.client_keyframe))
+        return;
     if (ctype_image(r->content_type)) {
         if (!take_body(r, &r->in.image, &r->in.image_len)) {
             sg_req_error(r, 400, "INVALID_IMAGE", "empty image body");
@@ -634,7 +751,8 @@ static void handle_frame(sg_req *r)
         if (!parse_json_body(r, &body))
             return;
         const char *b64;
-        bool ok = opt_string(r, body, "image_base64", "image", &b64);
+        bool ok = opt_string(r, body, "image_base64", "image", &b64) &&
+                  opt_bool(r, body, "client_keyframe", &r->in.client_keyframe);
         if (ok && !b64) {
             sg_req_error(r, 400, "INVALID_REQUEST", "missing \"image_base64\" (a base64 JPEG or PNG)");
             ok = false;
@@ -661,7 +779,7 @@ static void handle_audio(sg_req *r)
                          r->in.audio_len, r->srv->cfg->audio_max_bytes);
             return;
         }
-        r->in.audio_format = SG_AUDIO_WAV;
+        r->in.audio_format = ctype_audio_format(r->content_type);
         r->in.sample_rate = SG_AUDIO_RATE;
     } else {
         json_t *body;
@@ -671,7 +789,7 @@ static void handle_audio(sg_req *r)
         bool ok = opt_string(r, body, "audio_base64", "audio", &b64) &&
                   opt_string(r, body, "language", NULL, &lang);
         if (ok && !b64) {
-            sg_req_error(r, 400, "INVALID_REQUEST", "missing \"audio_base64\" (WAV or headerless PCM)");
+            sg_req_error(r, 400, "INVALID_REQUEST", "missing \"audio_base64\" (WAV, FLAC, Ogg or headerless PCM)");
             ok = false;
         }
         if (ok && lang && !(r->in.language = strdup(lang)))
@@ -775,10 +893,23 @@ void sg_route_dispatch(sg_req *r)
                 handle_query(r);
         }
         return;
-    case SG_ROUTE_LATER:
-        sg_req_error(r, 404, "INVALID_REQUEST",
-                     "WebSocket (/ws/...) and Device Access Toolkit (/dat/...) routes are not "
-                     "available in this build yet");
+    case SG_ROUTE_DAT_SESSION:
+    case SG_ROUTE_DAT_STREAM:
+    case SG_ROUTE_DAT_TURN:
+        if (!method_is(r, "POST"))
+            method_not_allowed(r, "POST");
+        else
+            sg_dat_dispatch(r);
+        return;
+    case SG_ROUTE_WS_AUDIO:
+    case SG_ROUTE_WS_FRAME:
+        if (!method_is(r, "GET"))
+            method_not_allowed(r, "GET");
+        else if (!atomic_load(&r->srv->ready)) {
+            sg_req_error(r, 503, "MODEL_UNAVAILABLE", "models are still loading; retry shortly");
+            r->retry_after = 1;
+        } else if (lookup_session(r))
+            sg_ws_dispatch(r); /* handshake, model, cap; then 101 (ws_conn.c) */
         return;
     case SG_ROUTE_NONE:
         sg_req_error(r, 404, "INVALID_REQUEST", "no such route: %s %.200s", r->method, r->url);

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
-"""Our own PyTorch Whisper, written from openai/whisper's model.py and decoding.py (greedy, no
-timestamps), with tensors named as Hugging Face's WhisperForConditionalGeneration names them, so a
+"""Our own PyTorch Whisper, written from openai/whisper's model.py, decoding.py (greedy, no
+timestamps, detect_language) and tokenizer.py (special tokens, LANGUAGES, non_speech_tokens,
+decode), with tensors named as Hugging Face's WhisperForConditionalGeneration names them, so a
 state dict of this module is a valid model.safetensors. Used by gen_whisper_fixture.py to write
-tests/fixtures/whisper_tiny and its expected outputs.
+tests/fixtures/whisper_* and their expected outputs.
 
 Maths: encoder conv1 (k3 p1) GELU, conv2 (k3 s2 p1) GELU, + sinusoidal positions, pre-LN blocks,
 final LN; decoder token + learned positions, pre-LN blocks (causal self-attention, cross-attention,
 MLP), final LN, logits = h . embed_tokens^T. q/v/out projections have biases, k does not.
 """
+import base64
 import math
 
 import numpy as np
@@ -100,12 +102,14 @@ class Decoder(nn.Module):
                                     for _ in range(c["decoder_layers"]))
         self.layer_norm = nn.LayerNorm(d)
 
-    def forward(self, tokens, xa):  # tokens [n] (whole sequence, no cache) -> logits [n, V]
+    def hidden(self, tokens, xa):  # tokens [n] -> final hidden states [n, d]
         x = self.embed_tokens(tokens) + self.embed_positions.weight[: tokens.shape[0]]
         for b in self.layers:
             x = b(x, xa, causal=True)
-        x = self.layer_norm(x)
-        return (x @ self.embed_tokens.weight.T).float()
+        return self.layer_norm(x)
+
+    def forward(self, tokens, xa):  # tokens [n] (whole sequence, no cache) -> logits [n, V]
+        return (self.hidden(tokens, xa) @ self.embed_tokens.weight.T).float()
 
 
 class Model(nn.Module):
@@ -124,32 +128,137 @@ class Whisper(nn.Module):
         self.model = Model(c)
 
 
+# openai/whisper tokenizer.LANGUAGES, in token order (large-v3 added "yue")
+LANGUAGES = ("en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu "
+             "ta no th ur hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn "
+             "bs kk sq sw gl mr pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn "
+             "mt sa lb my bo tl mg as tt haw ln ha ba jw su yue").split()
+assert len(LANGUAGES) == 100
+
+
 def special_ids(c):
     """openai/whisper's special tokens, from the ids transformers keeps in the config: the five
-    tokens before <|notimestamps|> are translate, transcribe, startoflm, startofprev, nospeech."""
+    tokens before <|notimestamps|> are translate, transcribe, startoflm, startofprev, nospeech.
+    A vocabulary of 51865 or more is multilingual (openai's is_multilingual) with
+    vocab - 51765 - 1 language tokens right after <|startoftranscript|>."""
     nt = c["no_timestamps_token_id"]
-    return dict(sot=c["decoder_start_token_id"], eot=c["eos_token_id"], no_timestamps=nt,
-                translate=nt - 5, transcribe=nt - 4, sot_lm=nt - 3, sot_prev=nt - 2, no_speech=nt - 1)
+    sp = dict(sot=c["decoder_start_token_id"], eot=c["eos_token_id"], no_timestamps=nt,
+              translate=nt - 5, transcribe=nt - 4, sot_lm=nt - 3, sot_prev=nt - 2, no_speech=nt - 1)
+    multilingual = c["vocab_size"] >= 51865
+    n_lang = c["vocab_size"] - 51765 - 1 if multilingual else 0
+    sp["multilingual"] = multilingual
+    sp["languages"] = list(range(sp["sot"] + 1, sp["sot"] + 1 + n_lang))
+    if multilingual:
+        assert sp["translate"] == sp["sot"] + 1 + n_lang
+    return sp
+
+
+def language_token(c, code):
+    sp = special_ids(c)
+    return sp["languages"][LANGUAGES.index(code)]
+
+
+# ---- tokenizer: tiktoken ranks, BPE, non-speech tokens, decode ---------------------------------
+
+def load_ranks(path):
+    """A .tiktoken file as a list of token bytes by rank."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                tok, rank = line.split()
+                out[int(rank)] = base64.b64decode(tok)
+    return [out[i] for i in range(len(out))]
+
+
+def bpe(rank_of, data):
+    """tiktoken's byte_pair_merge on one piece: merge the adjacent pair of lowest rank until none
+    is a token."""
+    parts = [bytes([b]) for b in data]
+    while True:
+        best = None
+        for i in range(len(parts) - 1):
+            r = rank_of.get(parts[i] + parts[i + 1])
+            if r is not None and (best is None or r < best[0]):
+                best = (r, i)
+        if best is None:
+            break
+        i = best[1]
+        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+    return [rank_of[p] for p in parts]
+
+
+def non_speech_tokens(ranks):
+    """openai/whisper Tokenizer.non_speech_tokens. Every symbol (alone or after a space) is one
+    piece of GPT-2's pre-tokenisation pattern (punctuation only), so encode() is bpe() on it."""
+    rank_of = {}
+    for i, t in enumerate(ranks):
+        rank_of.setdefault(t, i)
+    symbols = list('"#()*+/:;<=>@[\\]^_`{|}~「」『』')
+    symbols += "<< >> <<< >>> -- --- -( -[ (' (\" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪".split()
+    miscellaneous = set("♩♪♫♬♭♮♯")
+
+    def enc(s):
+        return bpe(rank_of, s.encode())
+    result = {enc(" -")[0], enc(" '")[0]}
+    for symbol in symbols + list(miscellaneous):
+        for tokens in [enc(symbol), enc(" " + symbol)]:
+            if len(tokens) == 1 or symbol in miscellaneous:
+                result.add(tokens[0])
+    return sorted(result)
+
+
+def decode_text(tokens, vocab, eot):
+    """openai's tokenizer.decode without timestamps: the bytes of the tokens below eot, as UTF-8
+    with errors="replace". vocab: token bytes by id."""
+    return b"".join(vocab[t] for t in tokens if t < eot).decode("utf-8", errors="replace")
 
 
 @torch.no_grad()
-def greedy(model, mel, sample_len=None):
-    """openai/whisper DecodingTask.run with beam 1, temperature 0, without_timestamps, .en prompt
-    (<|startoftranscript|><|notimestamps|>): SuppressBlanks at the first sampled step, SuppressTokens
-    (config suppress_tokens + task/special tokens) every step, stop at <|endoftext|> or after
-    sample_len = max_target_positions // 2 tokens. Returns tokens (without prompt and eot), the
-    log-prob of each sampled token, avg_logprob, no_speech_prob and the encoder output."""
+def detect_language(model, xa):
+    """openai/whisper decoding.detect_language: logits of [<|startoftranscript|>], every
+    non-language token masked, softmax; the argmax language token and its probability."""
+    c = model.config
+    sp = special_ids(c)
+    logits = model.model.decoder(torch.tensor([sp["sot"]]), xa)[0]
+    mask = torch.ones(logits.shape[-1], dtype=torch.bool)
+    mask[sp["languages"]] = False
+    logits[mask] = float("-inf")
+    tok = int(logits.argmax())
+    probs = torch.softmax(logits, -1)
+    return tok, float(probs[tok])
+
+
+@torch.no_grad()
+def greedy(model, mel, sample_len=None, language=None, translate=False, xa=None):
+    """openai/whisper DecodingTask.run with beam 1, temperature 0, without_timestamps. Prompt
+    <|startoftranscript|><|notimestamps|> (.en) or <|startoftranscript|><|lang|><|task|>
+    <|notimestamps|> (multilingual; language None = detect_language first). SuppressBlanks at
+    the first sampled step, SuppressTokens (config suppress_tokens + task/special tokens) every
+    step, stop at <|endoftext|> or after sample_len = max_target_positions // 2 tokens. Returns
+    tokens (without prompt and eot), the log-prob of each sampled token, avg_logprob,
+    no_speech_prob (softmax at the sot position), the language token (None for .en) and the
+    encoder output."""
     c = model.config
     sp = special_ids(c)
     n_ctx = c["max_target_positions"]
     if sample_len is None:
         sample_len = n_ctx // 2
-    xa = model.model.encoder(torch.as_tensor(mel))
+    if xa is None:
+        xa = model.model.encoder(torch.as_tensor(mel))
     suppress = set(c["suppress_tokens"]) | {sp["transcribe"], sp["translate"], sp["sot"],
                                             sp["sot_prev"], sp["sot_lm"], sp["no_speech"]}
-    suppress = sorted(suppress)
+    suppress = sorted(t for t in suppress if t >= 0)
     begin = list(c["begin_suppress_tokens"])
-    tokens = [sp["sot"], sp["no_timestamps"]]
+    tokens = [sp["sot"]]
+    if sp["multilingual"]:
+        if language is None:
+            language = detect_language(model, xa)[0]
+        assert language in sp["languages"]
+        tokens += [language, sp["translate"] if translate else sp["transcribe"]]
+    else:
+        language = None
+    tokens.append(sp["no_timestamps"])
     sample_begin = len(tokens)
     sum_lp = 0.0
     lps, margins = [], []
@@ -177,4 +286,4 @@ def greedy(model, mel, sample_len=None):
         out = out[: out.index(sp["eot"])]
     avg = sum_lp / (len(out) + 1)
     return dict(tokens=out, logprobs=lps, avg_logprob=avg, no_speech_prob=no_speech_prob,
-                min_margin=min(margins), encoder=xa.numpy())
+                language=language, min_margin=min(margins), encoder=xa.numpy())

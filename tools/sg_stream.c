@@ -1,0 +1,1308 @@
+/* `sg stream`: a pair of smart glasses and their phone, simulated against a running sg-edge.
+ *
+ * A 30 fps camera plays still photos (a directory of JPEG/PNG, each held for --hold seconds while
+ * the view pans slowly across it, so consecutive frames differ a little and a new photo is a scene
+ * cut) or a Y4M clip (resampled in time to 30 fps, looped). Every camera frame gets a motion score;
+ * the frame-rate controller (libsgclient) decides which frames to capture; captured frames are
+ * fitted to the upload size (640x480), passed through the keyframe pre-filter, fitted into the
+ * upload budget (JPEG quality from the policy, lowered down to 40 when the budget is short, else the
+ * frame is skipped and the next one is due in its place) and queued; with the pre-filter on, frames
+ * go up with the client-keyframe hint, so the server analyses each one. A microphone sends
+ * one-second chunks of --audio (looped) as Ogg Opus (--audio-codec; every chunk is sent: the
+ * server's VAD decides what is speech, and Opus VBR spends few bytes on silence), and a question is
+ * asked every --question-every seconds (an interaction: it makes the user "active"). Audio and
+ * questions are charged to the budget but never dropped. One uploader thread drains the bounded
+ * queue (questions first, then audio, then frames; old frames are dropped when it is full, audio
+ * never) through the HTTP client with its retry policy; what each upload really cost (headers,
+ * retries) is charged to the budget afterwards, and a frame dropped from the queue is refunded.
+ *
+ * Time: the simulation runs on a clock that is real time x --speed (default 1). Camera ticks,
+ * audio chunks, questions, retry waits and Retry-After are all on that clock, so at --speed 10 a
+ * 60 s session takes 6 s and a Retry-After of 1 s waits 100 ms; network round trips and server work
+ * stay real, so latencies are real milliseconds. KB/min and fps are per simulated minute/second.
+ * If the machine cannot keep up with the speed, the camera falls behind (camera.max_lag_ms says
+ * by how much) but no camera frame is skipped. */
+#include "sg_stream.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "media/audio.h"
+#include "media/image.h"
+#include "sgclient.h"
+
+#define MAX_IMAGES 256
+#define AUDIO_CHUNK_SAMPLES SG_AUDIO_RATE /* one second at 16 kHz */
+
+typedef enum { PREFILTER_ON, PREFILTER_OFF, PREFILTER_SHADOW } prefilter_mode;
+
+typedef struct opts {
+    const char *server, *frames, *audio, *api_key;
+    const char *question;
+    double battery, duration_s, speed, question_every_s, hold_s, timeout_s, pan;
+    int cam_w, cam_h, up_w, up_h;
+    int queue_cap, quality, audio_bitrate;
+    double upload_budget; /* KB/min; < 0: the battery band's default; 0: unlimited */
+    sg_audio_codec audio_codec;
+    prefilter_mode prefilter;
+    bool json, frame_json, keep_session;
+    unsigned long long seed;
+} opts;
+
+/* ---- time ----------------------------------------------------------------------------------- */
+
+static double real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_real_ms(double ms)
+{
+    if (!(ms > 0.0))
+        return;
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ms / 1000.0);
+    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000.0) * 1e6);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_nsec = 999999999L;
+    nanosleep(&ts, NULL);
+}
+
+/* ---- frame sources ----------------------------------------------------------------------------- */
+
+typedef struct source {
+    bool y4m;
+    int w, h; /* camera frame size */
+    /* photos: canvases 9/8 of the camera size, panned over */
+    int nimg, cw, ch;
+    uint8_t **canvas;
+    long long hold_frames;
+    /* y4m */
+    FILE *f;
+    sg_y4m_info info;
+    uint8_t *planes, *rgb;
+    long long read_count; /* y4m frames read so far (loops included) */
+    long long file_frames;
+    /* the current camera frame */
+    const uint8_t *ptr;
+    size_t stride;
+} source;
+
+static void source_free(source *s)
+{
+    for (int i = 0; i < s->nimg; i++)
+        free(s->canvas[i]);
+    free(s->canvas);
+    if (s->f)
+        fclose(s->f);
+    free(s->planes);
+    free(s->rgb);
+    memset(s, 0, sizeof *s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool has_ext(const char *name, const char *ext)
+{
+    size_t n = strlen(name), e = strlen(ext);
+    return n > e && strcasecmp(name + n - e, ext) == 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *p = realloc(buf, cap);
+            if (!p) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = p;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int add_photo(source *s, const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *data = slurp(path, &len);
+    if (!data) {
+        snprintf(err, errlen, "cannot read %s", path);
+        return -1;
+    }
+    sg_image img;
+    sg_error e = {0};
+    sg_status st = sg_image_decode((const uint8_t *)data, len, 0, &img, &e);
+    free(data);
+    if (st != SG_OK) {
+        snprintf(err, errlen, "%s: %s", path, e.msg);
+        return -1;
+    }
+    uint8_t *c = malloc((size_t)s->cw * (size_t)s->ch * 3);
+    if (!c || sg_rgb_fit(img.rgb, img.width, img.height, c, s->cw, s->ch) != 0) {
+        free(c);
+        sg_image_free(&img);
+        snprintf(err, errlen, "%s: cannot scale the photo", path);
+        return -1;
+    }
+    sg_image_free(&img);
+    s->canvas[s->nimg++] = c;
+    return 0;
+}
+
+static int source_open_photos(source *s, const char *path, int w, int h, double hold_s, double pan,
+                              char *err, size_t errlen)
+{
+    /* the view pans `pan` camera pixels a second across a canvas just large enough for the hold */
+    double margin = ceil(pan * hold_s);
+    if (margin > w / 2)
+        margin = w / 2;
+    s->w = w;
+    s->h = h;
+    s->cw = w + (int)margin;
+    s->ch = h + (int)(margin * h / w);
+    s->hold_frames = (long long)llround(hold_s * SG_CAMERA_FPS);
+    if (s->hold_frames < 1)
+        s->hold_frames = 1;
+    s->canvas = calloc(MAX_IMAGES, sizeof *s->canvas);
+    if (!s->canvas) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    DIR *d = opendir(path);
+    if (!d) /* a single photo */
+        return add_photo(s, path, err, errlen);
+    char *names[MAX_IMAGES];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && n < MAX_IMAGES) {
+        if (has_ext(de->d_name, ".jpg") || has_ext(de->d_name, ".jpeg") || has_ext(de->d_name, ".png")) {
+            size_t l = strlen(path) + strlen(de->d_name) + 2;
+            names[n] = malloc(l);
+            if (names[n])
+                snprintf(names[n++], l, "%s/%s", path, de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = add_photo(s, names[i], err, errlen);
+        free(names[i]);
+    }
+    if (rc == 0 && s->nimg == 0) {
+        snprintf(err, errlen, "%s has no .jpg, .jpeg or .png files", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int y4m_read_next(source *s, char *err, size_t errlen)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        char line[4096];
+        if (fgets(line, sizeof line, s->f)) {
+            size_t l = strlen(line);
+            if (sg_y4m_frame_header_len((const uint8_t *)line, l) != (long)l) {
+                snprintf(err, errlen, "Y4M frame %lld: no FRAME header", s->file_frames);
+                return -1;
+            }
+            size_t got = fread(s->planes, 1, s->info.frame_bytes, s->f);
+            if (got == s->info.frame_bytes) {
+                s->file_frames++;
+                s->read_count++;
+                return 0;
+            }
+            if (got != 0) {
+                snprintf(err, errlen, "Y4M frame %lld is truncated", s->file_frames);
+                return -1;
+            }
+        }
+        if (ferror(s->f)) {
+            snprintf(err, errlen, "cannot read the Y4M file");
+            return -1;
+        }
+        if (s->file_frames == 0)
+            break;
+        /* end of the clip: loop */
+        if (fseek(s->f, (long)s->info.header_len, SEEK_SET) != 0) {
+            snprintf(err, errlen, "cannot rewind the Y4M file");
+            return -1;
+        }
+        s->file_frames = 0;
+    }
+    snprintf(err, errlen, "the Y4M file has no frames");
+    return -1;
+}
+
+static int source_open_y4m(source *s, const char *path, char *err, size_t errlen)
+{
+    s->y4m = true;
+    s->f = fopen(path, "rb");
+    if (!s->f) {
+        snprintf(err, errlen, "cannot open %s", path);
+        return -1;
+    }
+    uint8_t head[4096];
+    size_t n = fread(head, 1, sizeof head, s->f);
+    char e[128];
+    if (sg_y4m_parse_header(head, n, &s->info, e) != 0) {
+        snprintf(err, errlen, "%s: %s", path, e);
+        return -1;
+    }
+    if (fseek(s->f, (long)s->info.header_len, SEEK_SET) != 0) {
+        snprintf(err, errlen, "cannot seek in %s", path);
+        return -1;
+    }
+    s->w = s->info.width;
+    s->h = s->info.height;
+    s->planes = malloc(s->info.frame_bytes);
+    s->rgb = malloc((size_t)s->w * (size_t)s->h * 3);
+    if (!s->planes || !s->rgb) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (y4m_read_next(s, err, errlen) != 0)
+        return -1;
+    sg_y4m_to_rgb(&s->info, s->planes, s->rgb);
+    s->ptr = s->rgb;
+    s->stride = (size_t)s->w * 3;
+    return 0;
+}
+
+/* Points s->ptr at camera frame k. */
+static int source_frame(source *s, long long k, char *err, size_t errlen)
+{
+    if (s->y4m) {
+        /* the clip's frame on screen at t = k / 30 s */
+        long long want = k * s->info.fps_num / ((long long)s->info.fps_den * SG_CAMERA_FPS);
+        bool changed = false;
+        while (s->read_count - 1 < want) {
+            if (y4m_read_next(s, err, errlen) != 0)
+                return -1;
+            changed = true;
+        }
+        if (changed)
+            sg_y4m_to_rgb(&s->info, s->planes, s->rgb);
+        return 0;
+    }
+    long long img = (k / s->hold_frames) % s->nimg, f = k % s->hold_frames;
+    int mx = s->cw - s->w, my = s->ch - s->h;
+    double t = s->hold_frames > 1 ? (double)f / (double)(s->hold_frames - 1) : 0.0;
+    if ((k / s->hold_frames) % 2) /* pan back on every other photo */
+        t = 1.0 - t;
+    int ox = (int)lround(t * mx), oy = (int)lround(t * my);
+    s->stride = (size_t)s->cw * 3;
+    s->ptr = s->canvas[img] + (size_t)oy * s->stride + (size_t)ox * 3;
+    return 0;
+}
+
+static void source_render(const source *s, uint8_t *dst)
+{
+    for (int y = 0; y < s->h; y++)
+        memcpy(dst + (size_t)y * s->w * 3, s->ptr + (size_t)y * s->stride, (size_t)s->w * 3);
+}
+
+/* ---- the stream ------------------------------------------------------------------------------- */
+
+typedef struct dvec {
+    double *v;
+    size_t n, cap;
+} dvec;
+
+static void dvec_push(dvec *d, double x)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 256;
+        double *p = realloc(d->v, cap * sizeof *p);
+        if (!p)
+            return; /* a lost sample, not a crash */
+        d->v = p;
+        d->cap = cap;
+    }
+    d->v[d->n++] = x;
+}
+
+typedef struct stream {
+    opts o;
+    double t0_real;
+    sg_client *client;
+    char sid[64];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sg_upload_queue q;
+    bool done;
+    double drain_deadline_real;
+    long long uploading_seq;
+    sg_uplink uplink;
+    /* counters, under mu */
+    long long frames_sent, frames_failed, frames_abandoned, frames_unsent, frames_hinted;
+    long long server_keyframes, server_skipped, shadow_agree, shadow_total;
+    long long audio_ok, audio_speech, audio_not_transcribed, audio_failed, audio_unsent;
+    long long queries_answered, queries_failed, queries_unsent, gave_up;
+    double jpeg_bytes_sum, quality_sum;
+    long long jpeg_count;
+    sg_budget budget;
+    double audio_bytes_sum;
+    long long audio_encoded;
+    dvec turn_ms, http_ms[SG_UPLOAD_KINDS];
+    uint64_t *minute_bytes; /* [minute][kind] */
+    int nminutes;
+    char last_error[384];
+} stream;
+
+static double sim_now(const stream *s) { return (real_ms() - s->t0_real) * s->o.speed; }
+
+static double cb_now(void *ud) { return sim_now(ud); }
+
+static void cb_sleep(void *ud, double ms)
+{
+    stream *s = ud;
+    sleep_real_ms(ms / s->o.speed);
+}
+
+static bool cb_keep_trying(void *ud, sg_upload_kind kind, int attempts)
+{
+    (void)attempts;
+    stream *s = ud;
+    pthread_mutex_lock(&s->mu);
+    bool keep = true;
+    if (s->done && real_ms() > s->drain_deadline_real)
+        keep = false;
+    else if (kind == SG_UPLOAD_FRAME && sg_upq_has_newer_frame(&s->q, s->uploading_seq))
+        keep = false; /* a newer frame is waiting: this one is stale */
+    pthread_mutex_unlock(&s->mu);
+    return keep;
+}
+
+static void account_bytes(stream *s, sg_upload_kind kind, uint64_t bytes)
+{
+    int m = (int)(sim_now(s) / 60000.0);
+    if (m >= s->nminutes)
+        m = s->nminutes - 1;
+    if (m < 0)
+        m = 0;
+    s->minute_bytes[(size_t)m * SG_UPLOAD_KINDS + kind] += bytes;
+}
+
+/* sg_upload_item.tag of a frame: bit 0 the pre-filter's verdict, bit 1 sent with the hint */
+#define TAG_PREFILTER_KEY 1
+#define TAG_HINT 2
+
+/* What the budget charged for an item when it was queued (frames: in sg_budget_fit_frame). */
+static double charged_bytes(const sg_upload_item *it)
+{
+    return (double)it->len + SG_BUDGET_OVERHEAD_BYTES;
+}
+
+/* Under s->mu: an item that was queued but will never be sent gives its charge back. */
+static void refund(stream *s, const sg_upload_item *it)
+{
+    sg_budget_spend(&s->budget, sim_now(s), it->kind, -charged_bytes(it));
+}
+
+static bool body_bool(const sg_client_result *r, const char *key, bool *out)
+{
+    json_t *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    json_t *v = json_object_get(j, key);
+    bool ok = json_is_boolean(v);
+    if (ok)
+        *out = json_is_true(v);
+    json_decref(j);
+    return ok;
+}
+
+static void upload_one(stream *s, const sg_upload_item *it)
+{
+    sg_client_result r;
+    double asked_real = it->t_ms; /* for queries: real ms when asked */
+    sg_client_status st;
+    if (it->kind == SG_UPLOAD_FRAME)
+        st = sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,
+                                         (it->tag & TAG_HINT) != 0, &r);
+    else if (it->kind == SG_UPLOAD_AUDIO)
+        st = sg_client_upload_audio(s->client, s->sid, it->data, it->len, &r);
+    else
+        st = sg_client_query(s->client, s->sid, (const char *)it->data, NULL, 0, &r);
+    double done_real = real_ms();
+    pthread_mutex_lock(&s->mu);
+    account_bytes(s, it->kind, r.bytes_up);
+    /* the budget charged len + overhead when it was queued; now it knows what it really cost */
+    sg_budget_spend(&s->budget, sim_now(s), it->kind, (double)r.bytes_up - charged_bytes(it));
+    if (st == SG_CLIENT_GAVE_UP)
+        s->gave_up++;
+    if (st != SG_CLIENT_OK && r.detail[0])
+        snprintf(s->last_error, sizeof s->last_error, "%s %d %s: %s", sg_upload_kind_name(it->kind),
+                 r.status, r.error, r.detail);
+    if (r.status != 0) /* any answer, 503 MODEL_UNAVAILABLE for audio included */
+        dvec_push(&s->http_ms[it->kind], r.latency_ms);
+    switch (it->kind) {
+    case SG_UPLOAD_FRAME:
+        if (st == SG_CLIENT_OK) {
+            s->frames_sent++;
+            bool key = false;
+            if (body_bool(&r, "keyframe", &key)) {
+                if (key)
+                    s->server_keyframes++;
+                else
+                    s->server_skipped++;
+                if (s->o.prefilter == PREFILTER_SHADOW) {
+                    s->shadow_total++;
+                    s->shadow_agree += key == ((it->tag & TAG_PREFILTER_KEY) != 0);
+                }
+                s->frames_hinted += (it->tag & TAG_HINT) != 0;
+            }
+            double net = r.latency_ms - (r.server_ms > 0 ? r.server_ms : 0.0);
+            sg_uplink_observe(&s->uplink, (size_t)r.body_up / (size_t)(r.attempts > 0 ? r.attempts : 1), net);
+        } else if (st == SG_CLIENT_ABANDONED) {
+            s->frames_abandoned++;
+        } else {
+            s->frames_failed++;
+        }
+        break;
+    case SG_UPLOAD_AUDIO:
+        if (st == SG_CLIENT_OK) {
+            bool speech = false;
+            s->audio_ok++;
+            if (body_bool(&r, "speech", &speech) && speech)
+                s->audio_speech++;
+        } else if (r.status == 503 && strcmp(r.error, "MODEL_UNAVAILABLE") == 0) {
+            s->audio_not_transcribed++; /* delivered and validated; no ASR model on the server */
+        } else if (st == SG_CLIENT_ABANDONED) {
+            s->audio_unsent++;
+        } else {
+            s->audio_failed++;
+        }
+        break;
+    default:
+        if (st == SG_CLIENT_OK) {
+            s->queries_answered++;
+            dvec_push(&s->turn_ms, done_real - asked_real);
+        } else if (st == SG_CLIENT_ABANDONED) {
+            s->queries_unsent++;
+        } else {
+            s->queries_failed++;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    sg_client_result_free(&r);
+}
+
+static void *uploader(void *arg)
+{
+    stream *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->q.n == 0 && !s->done)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->q.n == 0 || (s->done && real_ms() > s->drain_deadline_real))
+            break;
+        sg_upload_item it;
+        sg_upq_pop(&s->q, &it);
+        s->uploading_seq = it.seq;
+        pthread_cond_broadcast(&s->cv); /* room for a waiting producer */
+        pthread_mutex_unlock(&s->mu);
+        upload_one(s, &it);
+        free(it.data);
+        pthread_mutex_lock(&s->mu);
+    }
+    /* whatever is left after the drain deadline was never sent */
+    sg_upload_item it;
+    while (sg_upq_pop(&s->q, &it)) {
+        refund(s, &it);
+        if (it.kind == SG_UPLOAD_FRAME)
+            s->frames_unsent++;
+        else if (it.kind == SG_UPLOAD_AUDIO)
+            s->audio_unsent++;
+        else
+            s->queries_unsent++;
+        free(it.data);
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Pushes audio or a question (never dropped): waits while the queue is full of such items. */
+static void push_keep(stream *s, sg_upload_item it, long long *backpressure)
+{
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        sg_upload_item ev;
+        sg_upq_status st = sg_upq_push(&s->q, it, &ev);
+        if (st == SG_UPQ_DROPPED_OLDEST) {
+            refund(s, &ev);
+            free(ev.data);
+        }
+        if (st == SG_UPQ_OK || st == SG_UPQ_DROPPED_OLDEST) {
+            sg_budget_spend(&s->budget, sim_now(s), it.kind, charged_bytes(&it));
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
+        (*backpressure)++;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+static void stream_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sg stream --server URL --frames DIR|IMAGE|FILE.y4m [--audio FILE.wav]\n"
+            "                 [--battery PCT] [--duration S] [--speed X] [--json]\n"
+            "                 [--question-every S] [--question TEXT] [--hold S] [--camera WxH]\n"
+            "                 [--size WxH] [--prefilter on|off|shadow] [--quality Q] [--queue N]\n"
+            "                 [--timeout S] [--pan PX] [--api-key KEY] [--frame-json] [--keep-session]\n"
+            "                 [--seed N] [--audio-codec opus|flac|pcm] [--audio-bitrate BPS]\n"
+            "                 [--upload-budget KB]\n"
+            "  Simulates glasses + phone against sg-edge: a 30 fps camera through the adaptive\n"
+            "  frame-rate controller, the keyframe pre-filter and the JPEG quality policy, 1 s audio\n"
+            "  chunks (looped), a question every S seconds; prints upload KB/min, effective fps,\n"
+            "  frames dropped/skipped, turn latency p50/p95 (JSON with --json).\n"
+            "  --battery 100   --duration 60 (simulated s)   --speed 1 (x real time)\n"
+            "  --question-every 15 (0: none)   --hold 4 (s per photo)   --pan 10 (px/s the view drifts\n"
+            "  across a photo; 0 = still)   --camera 640x480 (photos; a Y4M has its own size)\n"
+            "  --size 640x480 (upload size, 0 = camera size)   --seed 0 (retry jitter; 0 = clock)\n"
+            "  --prefilter on (skip frames the server's keyframe gate would skip; shadow = decide\n"
+            "  but upload all and compare with the server)   --quality 0 (0 = the policy)\n"
+            "  --queue 16 (upload queue; at most half of it frames)   --timeout 10 (s per attempt)\n"
+            "  --audio-codec opus (Ogg Opus chunks; flac, or pcm = WAV)   --audio-bitrate 24000 (Opus)\n"
+            "  --upload-budget KB/min for frames + audio + questions (default by battery: 600 at\n"
+            "  >= 50 %%, 450 at 20-50 %%, 300 below; 0 = none): frames that do not fit are sent at a\n"
+            "  lower JPEG quality (>= 40) or skipped; audio is never dropped\n");
+}
+
+static int parse_size(const char *v, int *w, int *h)
+{
+    if (strcmp(v, "0") == 0) {
+        *w = *h = 0;
+        return 0;
+    }
+    char *end;
+    long a = strtol(v, &end, 10);
+    if (*end != 'x' && *end != 'X')
+        return -1;
+    long b = strtol(end + 1, &end, 10);
+    if (*end || a < 16 || b < 16 || a > 8192 || b > 8192)
+        return -1;
+    *w = (int)a;
+    *h = (int)b;
+    return 0;
+}
+
+static int parse_num(const char *name, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "sg stream: %s must be a number in %g..%g (got '%s')\n", name, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    static const struct option longopts[] = {
+        {"server", required_argument, 0, 's'},        {"frames", required_argument, 0, 'f'},
+        {"audio", required_argument, 0, 'a'},         {"battery", required_argument, 0, 'b'},
+        {"duration", required_argument, 0, 'd'},      {"speed", required_argument, 0, 'x'},
+        {"json", no_argument, 0, 'j'},                {"question-every", required_argument, 0, 'e'},
+        {"question", required_argument, 0, 'Q'},      {"hold", required_argument, 0, 'H'},
+        {"camera", required_argument, 0, 'c'},        {"size", required_argument, 0, 'z'},
+        {"prefilter", required_argument, 0, 'p'},     {"quality", required_argument, 0, 'q'},
+        {"queue", required_argument, 0, 'n'},         {"timeout", required_argument, 0, 't'},
+        {"api-key", required_argument, 0, 'k'},       {"frame-json", no_argument, 0, 'J'},
+        {"keep-session", no_argument, 0, 'K'},        {"seed", required_argument, 0, 'S'},
+        {"pan", required_argument, 0, 'P'},           {"help", no_argument, 0, 'h'},
+        {"audio-codec", required_argument, 0, 'C'},   {"audio-bitrate", required_argument, 0, 'B'},
+        {"upload-budget", required_argument, 0, 'U'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->battery = 100;
+    o->duration_s = 60;
+    o->speed = 1;
+    o->question_every_s = 15;
+    o->hold_s = 4;
+    o->pan = 10;
+    o->timeout_s = 10;
+    o->cam_w = 640;
+    o->cam_h = 480;
+    o->up_w = 640;
+    o->up_h = 480;
+    o->queue_cap = 16;
+    o->prefilter = PREFILTER_ON;
+    o->seed = 0; /* jitter seeded from the clock */
+    o->audio_codec = SG_AUDIO_CODEC_OPUS;
+    o->audio_bitrate = SG_OPUS_DEFAULT_BITRATE;
+    o->upload_budget = -1;
+    double v;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': o->server = optarg; break;
+        case 'f': o->frames = optarg; break;
+        case 'a': o->audio = optarg; break;
+        case 'Q': o->question = optarg; break;
+        case 'k': o->api_key = optarg; break;
+        case 'j': o->json = true; break;
+        case 'J': o->frame_json = true; break;
+        case 'K': o->keep_session = true; break;
+        case 'b': if (parse_num("--battery", optarg, 0, 100, &o->battery)) return 2; break;
+        case 'd': if (parse_num("--duration", optarg, 0.001, 86400, &o->duration_s)) return 2; break;
+        case 'x': if (parse_num("--speed", optarg, 0.01, 1000, &o->speed)) return 2; break;
+        case 'e': if (parse_num("--question-every", optarg, 0, 86400, &o->question_every_s)) return 2; break;
+        case 'H': if (parse_num("--hold", optarg, 0.001, 3600, &o->hold_s)) return 2; break;
+        case 'P': if (parse_num("--pan", optarg, 0, 10000, &o->pan)) return 2; break;
+        case 't': if (parse_num("--timeout", optarg, 0.1, 600, &o->timeout_s)) return 2; break;
+        case 'q':
+            if (parse_num("--quality", optarg, 0, 100, &v)) return 2;
+            o->quality = (int)v;
+            break;
+        case 'n':
+            if (parse_num("--queue", optarg, 2, 100000, &v)) return 2;
+            o->queue_cap = (int)v;
+            break;
+        case 'S':
+            if (parse_num("--seed", optarg, 0, 1e15, &v)) return 2;
+            o->seed = (unsigned long long)v;
+            break;
+        case 'c':
+            if (parse_size(optarg, &o->cam_w, &o->cam_h) || o->cam_w == 0) {
+                fprintf(stderr, "sg stream: --camera wants WxH (e.g. 1280x960), got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'z':
+            if (parse_size(optarg, &o->up_w, &o->up_h)) {
+                fprintf(stderr, "sg stream: --size wants WxH (e.g. 640x480) or 0, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            if (sg_audio_codec_parse(optarg, &o->audio_codec) != 0) {
+                fprintf(stderr, "sg stream: --audio-codec is opus, flac or pcm\n");
+                return 2;
+            }
+            break;
+        case 'B':
+            if (parse_num("--audio-bitrate", optarg, 6000, 256000, &v)) return 2;
+            o->audio_bitrate = (int)v;
+            break;
+        case 'U':
+            if (parse_num("--upload-budget", optarg, 0, 1e9, &o->upload_budget)) return 2;
+            break;
+        case 'p':
+            if (strcmp(optarg, "on") == 0) o->prefilter = PREFILTER_ON;
+            else if (strcmp(optarg, "off") == 0) o->prefilter = PREFILTER_OFF;
+            else if (strcmp(optarg, "shadow") == 0) o->prefilter = PREFILTER_SHADOW;
+            else {
+                fprintf(stderr, "sg stream: --prefilter is on, off or shadow\n");
+                return 2;
+            }
+            break;
+        case 'h': stream_usage(stdout); return 0;
+        default: stream_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sg stream: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->server || !o->frames) {
+        fprintf(stderr, "sg stream: --server URL and --frames DIR|FILE.y4m are required\n");
+        stream_usage(stderr);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+/* ---- audio ---------------------------------------------------------------------------------- */
+
+static int load_audio(const char *path, int16_t **pcm, size_t *n, char *err, size_t errlen)
+{
+    size_t len;
+    char *data = slurp(path, &len);
+    if (!data) {
+        snprintf(err, errlen, "cannot read %s", path);
+        return -1;
+    }
+    sg_audio a;
+    sg_error e = {0};
+    sg_status st = sg_audio_decode((const uint8_t *)data, len, SG_AUDIO_AUTO, 0, 0, &a, &e);
+    free(data);
+    if (st != SG_OK) {
+        snprintf(err, errlen, "%s: %s", path, e.msg);
+        return -1;
+    }
+    *pcm = malloc(a.n * sizeof **pcm);
+    if (!*pcm) {
+        sg_audio_free(&a);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < a.n; i++) {
+        float x = a.samples[i] * 32768.0f;
+        (*pcm)[i] = (int16_t)(x > 32767.0f ? 32767 : (x < -32768.0f ? -32768 : lrintf(x)));
+    }
+    *n = a.n;
+    sg_audio_free(&a);
+    return 0;
+}
+
+/* ---- report ---------------------------------------------------------------------------------- */
+
+static json_t *pct_json(dvec *d)
+{
+    if (d->n == 0)
+        return json_pack("{s:i,s:n,s:n,s:n}", "count", 0, "p50", "p95", "max");
+    double p50 = sg_client_percentile(d->v, d->n, 50), p95 = sg_client_percentile(d->v, d->n, 95);
+    return json_pack("{s:I,s:f,s:f,s:f}", "count", (json_int_t)d->n, "p50", round(p50 * 100) / 100,
+                     "p95", round(p95 * 100) / 100, "max", round(d->v[d->n - 1] * 100) / 100);
+}
+
+static double r2(double x) { return round(x * 100.0) / 100.0; }
+
+/* ---- frames through the budget ------------------------------------------------------------ */
+
+typedef struct frame_enc {
+    sg_jpeg_encoder *enc;
+    const uint8_t *rgb;
+    int w, h;
+    uint8_t *jpeg; /* the last encode */
+    size_t len;
+    char err[128];
+} frame_enc;
+
+static long encode_cb(void *ud, int quality)
+{
+    frame_enc *fe = ud;
+    free(fe->jpeg);
+    fe->jpeg = NULL;
+    fe->len = 0;
+    if (sg_jpeg_encode(fe->enc, fe->rgb, fe->w, fe->h, 0, 0, quality, &fe->jpeg, &fe->len, fe->err) != 0)
+        return -1;
+    return (long)fe->len;
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static const char *const default_questions[] = {"What am I looking at?", "Describe the scene.",
+                                                "Is there any text in front of me?",
+                                                "What colours do you see?"};
+
+int sg_cmd_stream(int argc, char **argv)
+{
+    opts o;
+    int prc = parse_opts(argc, argv, &o);
+    if (prc >= 0)
+        return prc;
+
+    char err[512] = "";
+    stream *s = calloc(1, sizeof *s);
+    source src;
+    memset(&src, 0, sizeof src);
+    int16_t *pcm = NULL;
+    size_t pcm_n = 0;
+    uint8_t *cam = NULL, *up = NULL;
+    sg_motion_tracker *motion = NULL;
+    sg_prefilter *pf = NULL;
+    sg_jpeg_encoder *enc = NULL;
+    int rc = 1;
+    bool thread_started = false, mu_ready = false;
+    pthread_t th;
+    if (!s) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        return 1;
+    }
+    s->o = o;
+
+    bool is_y4m = has_ext(o.frames, ".y4m");
+    if ((is_y4m ? source_open_y4m(&src, o.frames, err, sizeof err)
+                : source_open_photos(&src, o.frames, o.cam_w, o.cam_h, o.hold_s, o.pan, err,
+                                     sizeof err)) != 0) {
+        fprintf(stderr, "sg stream: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (o.audio && load_audio(o.audio, &pcm, &pcm_n, err, sizeof err) != 0) {
+        fprintf(stderr, "sg stream: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    int up_w = o.up_w ? o.up_w : src.w, up_h = o.up_h ? o.up_h : src.h;
+    cam = malloc((size_t)src.w * (size_t)src.h * 3);
+    up = malloc((size_t)up_w * (size_t)up_h * 3);
+    motion = sg_motion_tracker_new(10);
+    pf = sg_prefilter_new(0, 0);
+    enc = sg_jpeg_encoder_new();
+    s->nminutes = (int)ceil(o.duration_s / 60.0);
+    if (s->nminutes < 1)
+        s->nminutes = 1;
+    s->minute_bytes = calloc((size_t)s->nminutes * SG_UPLOAD_KINDS, sizeof *s->minute_bytes);
+    if (!cam || !up || !motion || !pf || !enc || !s->minute_bytes ||
+        sg_upq_init(&s->q, o.queue_cap, o.queue_cap / 2) != 0) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        goto out;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    mu_ready = true;
+    sg_uplink_init(&s->uplink);
+    sg_budget_config bc;
+    sg_budget_config_default(&bc, o.battery);
+    if (o.upload_budget >= 0)
+        bc.kb_per_min = o.upload_budget; /* 0: unlimited */
+    sg_budget_init(&s->budget, &bc);
+
+    sg_client_config cc;
+    sg_client_config_default(&cc, o.server);
+    cc.api_key = o.api_key;
+    cc.timeout_ms = (long)(o.timeout_s * 1000.0);
+    cc.frame_json = o.frame_json;
+    cc.now_ms = cb_now;
+    cc.sleep_ms = cb_sleep;
+    cc.keep_trying = cb_keep_trying;
+    cc.ud = s;
+    cc.rng_seed = o.seed;
+    char cerr[128];
+    s->t0_real = real_ms();
+    s->client = sg_client_new(&cc, cerr);
+    if (!s->client) {
+        fprintf(stderr, "sg stream: %s\n", cerr);
+        rc = 2;
+        goto out;
+    }
+    sg_client_result r;
+    if (sg_client_create_session(s->client, s->sid, &r) != SG_CLIENT_OK) {
+        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s\n", o.server, r.status,
+                r.detail[0] ? r.detail : "(no answer)");
+        sg_client_result_free(&r);
+        goto out;
+    }
+    sg_client_result_free(&r);
+
+    s->t0_real = real_ms(); /* the glasses start now (the session was created before) */
+    if (pthread_create(&th, NULL, uploader, s) != 0) {
+        fprintf(stderr, "sg stream: cannot start the uploader thread\n");
+        goto out;
+    }
+    thread_started = true;
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old_sa);
+    g_stop = 0;
+
+    sg_rate_controller rc_ctl;
+    sg_rate_init(&rc_ctl, NULL);
+    long long camera_frames = 0, captured = 0, pf_skipped = 0, encoded = 0, enc_errors = 0;
+    long long budget_skipped = 0;
+    long long boosted = 0, active_frames = 0;
+    long long audio_chunks = 0, audio_backpressure = 0, query_backpressure = 0, asked = 0;
+    double max_lag = 0;
+    const double dur_ms = o.duration_s * 1000.0;
+    double next_audio = 1000.0;
+    double next_question = o.question_every_s > 0 ? o.question_every_s * 1000.0 : INFINITY;
+    int16_t *chunk = pcm ? malloc(2 * AUDIO_CHUNK_SAMPLES) : NULL;
+    size_t audio_pos = 0;
+    if (pcm && !chunk) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        goto stop;
+    }
+
+    for (long long k = 0; !g_stop; k++) {
+        double t = (double)k * 1000.0 / SG_CAMERA_FPS;
+        if (t >= dur_ms)
+            break;
+        double now = sim_now(s);
+        if (now < t)
+            sleep_real_ms((t - now) / o.speed);
+        else if (now - t > max_lag)
+            max_lag = now - t;
+
+        /* microphone: one chunk per simulated second, never dropped */
+        while (pcm && t >= next_audio) {
+            for (size_t i = 0; i < AUDIO_CHUNK_SAMPLES; i++) {
+                chunk[i] = pcm[audio_pos];
+                audio_pos = (audio_pos + 1) % pcm_n;
+            }
+            uint8_t *copy;
+            size_t wl;
+            char aerr[128];
+            if (sg_audio_encode(o.audio_codec, chunk, AUDIO_CHUNK_SAMPLES, SG_AUDIO_RATE,
+                                o.audio_bitrate, &copy, &wl, aerr) == 0) {
+                sg_upload_item it = {.kind = SG_UPLOAD_AUDIO, .data = copy, .len = wl, .t_ms = t};
+                pthread_mutex_lock(&s->mu);
+                s->audio_bytes_sum += (double)wl;
+                s->audio_encoded++;
+                pthread_mutex_unlock(&s->mu);
+                push_keep(s, it, &audio_backpressure);
+                audio_chunks++;
+            } else {
+                pthread_mutex_lock(&s->mu);
+                snprintf(s->last_error, sizeof s->last_error, "%s", aerr);
+                pthread_mutex_unlock(&s->mu);
+            }
+            next_audio += 1000.0;
+        }
+        /* the user asks something: an interaction */
+        if (t >= next_question) {
+            const char *qt = o.question ? o.question
+                                        : default_questions[asked % (sizeof default_questions /
+                                                                     sizeof default_questions[0])];
+            char *copy = strdup(qt);
+            if (copy) {
+                sg_upload_item it = {.kind = SG_UPLOAD_QUERY, .data = (uint8_t *)copy,
+                                     .len = strlen(copy), .t_ms = real_ms()};
+                push_keep(s, it, &query_backpressure);
+                asked++;
+            }
+            sg_rate_interaction(&rc_ctl, t);
+            next_question += o.question_every_s * 1000.0;
+        }
+
+        /* camera */
+        if (source_frame(&src, k, err, sizeof err) != 0) {
+            fprintf(stderr, "sg stream: %s\n", err);
+            break;
+        }
+        camera_frames++;
+        double m = sg_motion_tracker_push(motion, src.ptr, src.w, src.h, src.stride, 3);
+        sg_rate_decision d = sg_rate_on_frame(&rc_ctl, t, o.battery, m);
+        boosted += d.boosted;
+        active_frames += d.user_active;
+        if (!d.capture)
+            continue;
+        captured++;
+        source_render(&src, cam);
+        const uint8_t *frame = cam;
+        if (up_w != src.w || up_h != src.h) {
+            sg_rgb_fit(cam, src.w, src.h, up, up_w, up_h);
+            frame = up;
+        }
+        bool key = true;
+        if (o.prefilter != PREFILTER_OFF) {
+            float thumb[64];
+            sg_thumb8_rgb(frame, up_w, up_h, thumb);
+            key = sg_prefilter_push(pf, thumb);
+        }
+        pthread_mutex_lock(&s->mu);
+        /* with the pre-filter on, a frame is due when it is a keyframe or stands in for one that
+         * the budget skipped; off and shadow upload every captured frame */
+        if (o.prefilter == PREFILTER_ON && !sg_budget_due(&s->budget, key)) {
+            pthread_mutex_unlock(&s->mu);
+            pf_skipped++;
+            continue;
+        }
+        double kbps = s->uplink.kbps;
+        int quality = o.quality > 0 ? o.quality : sg_jpeg_quality_for(o.battery, kbps);
+        frame_enc fe = {enc, frame, up_w, up_h, NULL, 0, ""};
+        sg_budget_frame bf = sg_budget_fit_frame(&s->budget, sim_now(s), quality, encode_cb, &fe);
+        if (bf.error) {
+            enc_errors++;
+            snprintf(s->last_error, sizeof s->last_error, "JPEG: %s", fe.err);
+            pthread_mutex_unlock(&s->mu);
+            free(fe.jpeg);
+            continue;
+        }
+        if (bf.quality == 0) { /* the budget is short even at the lowest quality */
+            budget_skipped++;
+            pthread_mutex_unlock(&s->mu);
+            free(fe.jpeg);
+            continue;
+        }
+        encoded++;
+        s->jpeg_bytes_sum += (double)fe.len;
+        s->quality_sum += bf.quality;
+        s->jpeg_count++;
+        long long tag = (key ? TAG_PREFILTER_KEY : 0) | (o.prefilter == PREFILTER_ON ? TAG_HINT : 0);
+        sg_upload_item it = {.kind = SG_UPLOAD_FRAME, .data = fe.jpeg, .len = fe.len, .t_ms = t,
+                             .tag = tag};
+        sg_upload_item ev;
+        sg_upq_status qs = sg_upq_push(&s->q, it, &ev);
+        if (qs == SG_UPQ_DROPPED_OLDEST) {
+            refund(s, &ev);
+            free(ev.data);
+        } else if (qs == SG_UPQ_DROPPED_NEW) {
+            refund(s, &it);
+            free(fe.jpeg);
+        }
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(chunk);
+
+stop:
+    pthread_mutex_lock(&s->mu);
+    s->done = true;
+    s->drain_deadline_real = real_ms() + 30000.0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(th, NULL);
+    thread_started = false;
+    sigaction(SIGINT, &old_sa, NULL);
+    double elapsed_real = real_ms() - s->t0_real;
+
+    if (!o.keep_session)
+        sg_client_delete_session(s->client, s->sid, NULL);
+
+    /* the simulated time that really ran (less than --duration after Ctrl-C) */
+    double sim_s = (double)camera_frames / SG_CAMERA_FPS;
+    if (sim_s <= 0)
+        sim_s = 1.0 / SG_CAMERA_FPS;
+    sg_client_stats cs;
+    sg_client_get_stats(s->client, &cs);
+    uint64_t kind_bytes[SG_UPLOAD_KINDS] = {0}, total = 0;
+    for (int mi = 0; mi < s->nminutes; mi++)
+        for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++)
+            kind_bytes[kk] += s->minute_bytes[(size_t)mi * SG_UPLOAD_KINDS + kk];
+    for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++)
+        total += kind_bytes[kk];
+    double sim_ms = sim_s * 1000.0;
+    long long requests = 0, attempts = 0, retries = 0, neterr = 0;
+    for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++) {
+        requests += (long long)cs.kind[kk].requests;
+        attempts += (long long)cs.kind[kk].attempts;
+        retries += (long long)cs.kind[kk].retries;
+        neterr += (long long)cs.kind[kk].network_errors;
+    }
+
+    json_t *modes = json_object();
+    for (int mi = 0; mi < SG_RATE_MODES; mi++)
+        json_object_set_new(modes, sg_rate_mode_name((sg_rate_mode)mi),
+                            json_real(r2((double)rc_ctl.frames_in_mode[mi] / SG_CAMERA_FPS)));
+    json_t *per_min = json_array();
+    for (int mi = 0; mi < s->nminutes; mi++) {
+        const uint64_t *b = s->minute_bytes + (size_t)mi * SG_UPLOAD_KINDS;
+        double span = fmin(60.0, sim_s - 60.0 * mi);
+        json_array_append_new(
+            per_min, json_pack("{s:i,s:f,s:f,s:f,s:f,s:f}", "minute", mi + 1, "seconds", r2(span > 0 ? span : 0),
+                               "kb", r2((double)(b[0] + b[1] + b[2] + b[3]) / 1024.0),
+                               "frames_kb", r2((double)b[SG_UPLOAD_FRAME] / 1024.0),
+                               "audio_kb", r2((double)b[SG_UPLOAD_AUDIO] / 1024.0),
+                               "query_kb", r2((double)(b[SG_UPLOAD_QUERY] + b[SG_UPLOAD_CONTROL]) / 1024.0)));
+    }
+    json_t *lat = json_object();
+    for (int kk = 0; kk < SG_UPLOAD_CONTROL; kk++)
+        json_object_set_new(lat, sg_upload_kind_name((sg_upload_kind)kk), pct_json(&s->http_ms[kk]));
+    const char *pf_name = o.prefilter == PREFILTER_ON ? "on" : (o.prefilter == PREFILTER_OFF ? "off" : "shadow");
+    json_t *out = json_object();
+    json_object_set_new(out, "server", json_string(o.server));
+    json_object_set_new(out, "session_id", json_string(s->sid));
+    json_object_set_new(out, "duration_s", json_real(r2(sim_s)));
+    json_object_set_new(out, "speed", json_real(o.speed));
+    json_object_set_new(out, "elapsed_real_s", json_real(r2(elapsed_real / 1000.0)));
+    json_object_set_new(out, "battery_pct", json_real(o.battery));
+    json_object_set_new(out, "camera", json_pack("{s:i,s:s,s:i,s:i,s:I,s:f}", "fps", SG_CAMERA_FPS,
+                                                 "source", src.y4m ? "y4m" : "photos", "width", src.w,
+                                                 "height", src.h, "frames", (json_int_t)camera_frames,
+                                                 "max_lag_ms", r2(max_lag)));
+    json_object_set_new(out, "controller",
+                        json_pack("{s:I,s:f,s:o,s:I,s:I}", "captured", (json_int_t)captured,
+                                  "effective_fps", r2((double)captured / sim_s), "mode_seconds", modes,
+                                  "boosted_frames", (json_int_t)boosted, "active_frames",
+                                  (json_int_t)active_frames));
+    json_t *frames = json_pack(
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "prefilter", pf_name,
+        "captured", (json_int_t)captured, "prefilter_skipped", (json_int_t)pf_skipped, "encoded",
+        (json_int_t)encoded, "encode_errors", (json_int_t)enc_errors, "dropped",
+        (json_int_t)(s->q.evicted_frames + s->q.dropped_new_frames), "sent", (json_int_t)s->frames_sent,
+        "failed", (json_int_t)s->frames_failed, "abandoned", (json_int_t)s->frames_abandoned,
+        "unsent", (json_int_t)s->frames_unsent, "server_keyframes", (json_int_t)s->server_keyframes,
+        "server_skipped", (json_int_t)s->server_skipped, "upload_fps", r2((double)s->frames_sent / sim_s),
+        "jpeg_quality_avg", r2(s->jpeg_count ? s->quality_sum / (double)s->jpeg_count : 0),
+        "jpeg_kb_avg", r2(s->jpeg_count ? s->jpeg_bytes_sum / (double)s->jpeg_count / 1024.0 : 0));
+    json_object_set_new(frames, "upload_width", json_integer(up_w));
+    json_object_set_new(frames, "upload_height", json_integer(up_h));
+    json_object_set_new(frames, "prefilter_agreement",
+                        s->shadow_total ? json_real(r2((double)s->shadow_agree / (double)s->shadow_total))
+                                        : json_null());
+    json_object_set_new(frames, "budget_skipped", json_integer(budget_skipped));
+    json_object_set_new(frames, "budget_lowered", json_integer(s->budget.frames_lowered));
+    json_object_set_new(frames, "reencodes", json_integer(s->budget.reencodes));
+    json_object_set_new(frames, "hinted", json_integer(s->frames_hinted));
+    json_object_set_new(out, "frames", frames);
+    json_object_set_new(
+        out, "budget",
+        sg_budget_unlimited(&s->budget)
+            ? json_pack("{s:n,s:n,s:i}", "kb_per_min", "burst_kb", "min_quality",
+                        s->budget.cfg.min_quality)
+            : json_pack("{s:f,s:f,s:i}", "kb_per_min", r2(s->budget.cfg.kb_per_min), "burst_kb",
+                        r2(s->budget.cfg.burst_kb), "min_quality", s->budget.cfg.min_quality));
+    json_object_set_new(
+        out, "audio",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I}", "chunks", (json_int_t)audio_chunks, "sent",
+                  (json_int_t)(s->audio_ok + s->audio_not_transcribed), "transcribed",
+                  (json_int_t)s->audio_ok, "speech", (json_int_t)s->audio_speech, "not_transcribed",
+                  (json_int_t)s->audio_not_transcribed, "failed", (json_int_t)s->audio_failed,
+                  "dropped", 0, "unsent", (json_int_t)s->audio_unsent));
+    json_object_set_new(json_object_get(out, "audio"), "backpressure",
+                        json_integer(audio_backpressure));
+    json_object_set_new(json_object_get(out, "audio"), "codec",
+                        json_string(sg_audio_codec_name(o.audio_codec)));
+    json_object_set_new(json_object_get(out, "audio"), "bitrate",
+                        o.audio_codec == SG_AUDIO_CODEC_OPUS ? json_integer(o.audio_bitrate) : json_null());
+    json_object_set_new(json_object_get(out, "audio"), "kb_per_chunk",
+                        json_real(r2(s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0)));
+    json_object_set_new(out, "queries",
+                        json_pack("{s:I,s:I,s:I,s:I}", "asked", (json_int_t)asked, "answered",
+                                  (json_int_t)s->queries_answered, "failed",
+                                  (json_int_t)s->queries_failed, "unsent", (json_int_t)s->queries_unsent));
+    json_object_set_new(json_object_get(out, "queries"), "backpressure",
+                        json_integer(query_backpressure));
+    json_object_set_new(out, "turn_latency_ms", pct_json(&s->turn_ms));
+    json_object_set_new(
+        out, "upload",
+        json_pack("{s:f,s:f,s:f,s:f,s:f,s:o}", "kb_total", r2((double)total / 1024.0), "kb_per_min",
+                  r2(sg_client_kb_per_min(total, sim_ms)), "frames_kb_per_min",
+                  r2(sg_client_kb_per_min(kind_bytes[SG_UPLOAD_FRAME], sim_ms)), "audio_kb_per_min",
+                  r2(sg_client_kb_per_min(kind_bytes[SG_UPLOAD_AUDIO], sim_ms)), "queries_kb_per_min",
+                  r2(sg_client_kb_per_min(kind_bytes[SG_UPLOAD_QUERY], sim_ms)), "per_minute", per_min));
+    json_object_set_new(
+        out, "http",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:o}", "requests", (json_int_t)requests,
+                  "attempts", (json_int_t)attempts, "retries", (json_int_t)retries, "network_errors",
+                  (json_int_t)neterr, "gave_up", (json_int_t)s->gave_up, "responses", "2xx",
+                  (json_int_t)cs.by_status[2], "4xx", (json_int_t)cs.by_status[4], "5xx",
+                  (json_int_t)cs.by_status[5], "none", (json_int_t)cs.by_status[0], "latency_ms", lat));
+    json_object_set_new(out, "uplink_kbps", s->uplink.kbps > 0 ? json_real(round(s->uplink.kbps)) : json_null());
+    json_object_set_new(out, "last_error", s->last_error[0] ? json_string(s->last_error) : json_null());
+
+    if (o.json) {
+        char *txt = json_dumps(out, JSON_COMPACT);
+        if (txt)
+            puts(txt);
+        free(txt);
+    } else {
+        json_t *fr = json_object_get(out, "frames");
+        json_t *tl = json_object_get(out, "turn_latency_ms"), *ul = json_object_get(out, "upload");
+        printf("sg stream: %.1f s of glasses at battery %.0f%% against %s (speed %gx, %.1f s real)\n",
+               sim_s, o.battery, o.server, o.speed, elapsed_real / 1000.0);
+        printf("camera   %lld frames; captured %lld = %.2f fps effective (MINIMAL %.0f s, LOW %.0f s, "
+               "MEDIUM %.0f s, HIGH %.0f s; motion boost on %lld frames)\n",
+               camera_frames, captured, (double)captured / sim_s,
+               (double)rc_ctl.frames_in_mode[0] / 30, (double)rc_ctl.frames_in_mode[1] / 30,
+               (double)rc_ctl.frames_in_mode[2] / 30, (double)rc_ctl.frames_in_mode[3] / 30, boosted);
+        printf("frames   pre-filter (%s) skipped %lld, budget skipped %lld, encoded %lld (q%.0f avg, "
+               "%.1f KB avg), dropped %lld, sent %lld (%.2f fps), failed %lld; server: %lld keyframes, "
+               "%lld skipped\n",
+               pf_name, pf_skipped, budget_skipped, encoded,
+               json_real_value(json_object_get(fr, "jpeg_quality_avg")),
+               json_real_value(json_object_get(fr, "jpeg_kb_avg")),
+               (long long)json_integer_value(json_object_get(fr, "dropped")), s->frames_sent,
+               (double)s->frames_sent / sim_s, s->frames_failed + s->frames_abandoned,
+               s->server_keyframes, s->server_skipped);
+        printf("audio    %lld chunks (%s, %.1f KB avg): %lld transcribed, %lld not transcribed (no ASR "
+               "model), %lld failed, 0 dropped\n",
+               audio_chunks, sg_audio_codec_name(o.audio_codec),
+               s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0.0,
+               s->audio_ok, s->audio_not_transcribed, s->audio_failed);
+        if (!sg_budget_unlimited(&s->budget))
+            printf("budget   %.0f KB/min (burst %.0f KB): %lld frames at a lower quality, %lld skipped, "
+                   "%lld re-encodes\n", s->budget.cfg.kb_per_min, s->budget.cfg.burst_kb,
+                   s->budget.frames_lowered, budget_skipped, s->budget.reencodes);
+        printf("turns    %lld asked, %lld answered; latency p50 %.1f ms, p95 %.1f ms\n", asked,
+               s->queries_answered, json_number_value(json_object_get(tl, "p50")),
+               json_number_value(json_object_get(tl, "p95")));
+        printf("upload   %.1f KB/min (frames %.1f, audio %.1f, questions %.1f); %lld requests, %lld "
+               "retries, %lld network errors\n",
+               json_real_value(json_object_get(ul, "kb_per_min")),
+               json_real_value(json_object_get(ul, "frames_kb_per_min")),
+               json_real_value(json_object_get(ul, "audio_kb_per_min")),
+               json_real_value(json_object_get(ul, "queries_kb_per_min")), requests, retries, neterr);
+        size_t mi;
+        json_t *pm;
+        json_array_foreach(json_object_get(ul, "per_minute"), mi, pm)
+            printf("minute %zu: %.1f KB (frames %.1f, audio %.1f) over %.0f s\n", mi + 1,
+                   json_real_value(json_object_get(pm, "kb")),
+                   json_real_value(json_object_get(pm, "frames_kb")),
+                   json_real_value(json_object_get(pm, "audio_kb")),
+                   json_real_value(json_object_get(pm, "seconds")));
+        if (s->last_error[0])
+            printf("last error: %s\n", s->last_error);
+    }
+    json_decref(out);
+    rc = 0;
+
+out:
+    if (thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->done = true;
+        s->drain_deadline_real = real_ms();
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(th, NULL);
+    }
+    if (s->q.items) {
+        sg_upload_item it;
+        while (sg_upq_pop(&s->q, &it))
+            free(it.data);
+        sg_upq_free(&s->q);
+    }
+    if (mu_ready) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
+    sg_client_free(s->client);
+    for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++)
+        free(s->http_ms[kk].v);
+    free(s->turn_ms.v);
+    free(s->minute_bytes);
+    free(s);
+    source_free(&src);
+    free(pcm);
+    free(cam);
+    free(up);
+    sg_motion_tracker_free(motion);
+    sg_prefilter_free(pf);
+    sg_jpeg_encoder_free(enc);
+    return rc;
+}
