@@ -18,6 +18,7 @@
 
 #include <sndfile.h>
 
+#include "media/sfmem.h"
 #include "sgclient.h"
 
 const char *sg_audio_codec_name(sg_audio_codec c)
@@ -51,63 +52,6 @@ const char *sg_audio_codec_content_type(sg_audio_codec c)
     case SG_AUDIO_CODEC_OPUS: return "audio/ogg";
     default: return "audio/wav";
     }
-}
-
-/* ---- an in-memory file for libsndfile ---------------------------------------------------------- */
-
-typedef struct membuf {
-    uint8_t *p;
-    sf_count_t n, cap, pos;
-    bool oom;
-} membuf;
-
-static sf_count_t mb_len(void *ud) { return ((membuf *)ud)->n; }
-static sf_count_t mb_tell(void *ud) { return ((membuf *)ud)->pos; }
-
-static sf_count_t mb_seek(sf_count_t off, int whence, void *ud)
-{
-    membuf *m = ud;
-    sf_count_t p = whence == SEEK_SET ? off : whence == SEEK_CUR ? m->pos + off : m->n + off;
-    if (p < 0 || p > m->n)
-        return -1;
-    m->pos = p;
-    return p;
-}
-
-static sf_count_t mb_read(void *dst, sf_count_t count, void *ud)
-{
-    membuf *m = ud;
-    if (count <= 0 || m->pos >= m->n)
-        return 0;
-    if (count > m->n - m->pos)
-        count = m->n - m->pos;
-    memcpy(dst, m->p + m->pos, (size_t)count);
-    m->pos += count;
-    return count;
-}
-
-static sf_count_t mb_write(const void *src, sf_count_t count, void *ud)
-{
-    membuf *m = ud;
-    if (count <= 0)
-        return 0;
-    if (m->pos + count > m->cap) {
-        sf_count_t cap = m->cap ? m->cap : 4096;
-        while (cap < m->pos + count)
-            cap *= 2;
-        uint8_t *p = realloc(m->p, (size_t)cap);
-        if (!p) {
-            m->oom = true;
-            return 0;
-        }
-        m->p = p;
-        m->cap = cap;
-    }
-    memcpy(m->p + m->pos, src, (size_t)count);
-    m->pos += count;
-    if (m->pos > m->n)
-        m->n = m->pos;
-    return count;
 }
 
 /* ---- Ogg: drop the OpusTags padding ------------------------------------------------------------ */
@@ -242,13 +186,13 @@ int sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n, int samp
         snprintf(err, 128, "audio encode: unknown codec %d", (int)codec);
         return -1;
     }
-    membuf m = {0};
-    SF_VIRTUAL_IO io = {mb_len, mb_seek, mb_read, mb_write, mb_tell};
+    sg_sfmem m = sg_sfmem_writer(); /* the server's in-memory file (src/media/sfmem.c) */
+    SF_VIRTUAL_IO io = sg_sfmem_io();
     SF_INFO info = {.samplerate = sample_rate, .channels = 1, .format = format};
     SNDFILE *sf = sf_open_virtual(&io, SFM_WRITE, &info, &m);
     if (!sf) {
         snprintf(err, 128, "audio encode: libsndfile cannot write %s", sg_audio_codec_name(codec));
-        free(m.p);
+        free(m.buf);
         return -1;
     }
     if (codec == SG_AUDIO_CODEC_OPUS) {
@@ -256,7 +200,7 @@ int sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n, int samp
         double level = 1.0 - ((double)bitrate_bps + 0.5 - 6000.0) / 250000.0;
         if (sf_command(sf, SFC_SET_COMPRESSION_LEVEL, &level, sizeof level) != SF_TRUE) {
             sf_close(sf);
-            free(m.p);
+            free(m.buf);
             snprintf(err, 128, "audio encode: libsndfile refused the Opus bitrate %d", bitrate_bps);
             return -1;
         }
@@ -264,14 +208,14 @@ int sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n, int samp
     sf_count_t wrote = sf_writef_short(sf, pcm, (sf_count_t)n);
     int rc = sf_close(sf);
     if (wrote != (sf_count_t)n || rc != 0 || m.oom || m.n <= 0) {
-        free(m.p);
+        free(m.buf);
         snprintf(err, 128, "audio encode: %s", m.oom ? "out of memory" : "libsndfile failed");
         return -1;
     }
     size_t len = (size_t)m.n;
     if (codec == SG_AUDIO_CODEC_OPUS)
-        len = opus_compact_tags(m.p, len);
-    *out = m.p;
+        len = opus_compact_tags(m.buf, len);
+    *out = m.buf;
     *out_len = len;
     return 0;
 }

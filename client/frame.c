@@ -1,7 +1,7 @@
 /* Frame-side policy: the motion score, resizing a camera frame to the upload size, the keyframe
  * thumbnail and the on-device keyframe pre-filter. Pure code (libc + libm); the pre-filter runs the
- * server's own gate, src/agent/keyframe.c, compiled into this library too, so there is one
- * implementation of the rule, not a copy. */
+ * server's own gate, src/agent/keyframe.c, and the thumbnail is the server's src/media/thumb.c,
+ * both compiled into this library too, so there is one implementation of each, not a copy. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,46 +227,10 @@ int sg_rgb_fit(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
     return 0;
 }
 
-/* ---- keyframe thumbnail and pre-filter ------------------------------------------------------ */
+/* ---- keyframe pre-filter --------------------------------------------------------------------- */
 
-static long long overlap(long long a0, long long a1, long long b0, long long b1)
-{
-    long long lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
-    return hi > lo ? hi - lo : 0;
-}
-
-/* The same integer arithmetic as sg_image_thumb8 (src/media/image.c), so the floats are equal. */
-void sg_thumb8_rgb(const uint8_t *rgb, int width, int height, float thumb[64])
-{
-    memset(thumb, 0, 64 * sizeof *thumb);
-    if (!rgb || width <= 0 || height <= 0)
-        return;
-    const long long W = width, H = height;
-    uint64_t cells[64] = {0};
-    for (long long y = 0; y < H; y++) {
-        uint64_t rowacc[8] = {0};
-        const uint8_t *row = rgb + (size_t)y * (size_t)W * 3;
-        for (int j = 0; j < 8; j++) {
-            const long long lo = j * W, hi = lo + W;
-            const long long xa = lo / 8, xb = (hi - 1) / 8;
-            for (long long x = xa; x <= xb; x++) {
-                const uint8_t *p = row + x * 3;
-                uint64_t luma = 299u * p[0] + 587u * p[1] + 114u * p[2];
-                long long wgt = (x > xa && x < xb) ? 8 : overlap(8 * x, 8 * x + 8, lo, hi);
-                rowacc[j] += luma * (uint64_t)wgt;
-            }
-        }
-        long long y0 = 8 * y, y1 = y0 + 8;
-        for (long long i = y0 / H; i < 8 && i * H < y1; i++) {
-            uint64_t oy = (uint64_t)overlap(y0, y1, i * H, (i + 1) * H);
-            for (int j = 0; j < 8; j++)
-                cells[i * 8 + j] += rowacc[j] * oy;
-        }
-    }
-    const double norm = 1000.0 * (double)W * (double)H;
-    for (int i = 0; i < 64; i++)
-        thumb[i] = (float)((double)cells[i] / norm);
-}
+/* The thumbnail itself, sg_thumb8_rgb, is the server's: src/media/thumb.c, compiled into this
+ * library as well. */
 
 struct sg_prefilter {
     sg_keyframe_gate gate;

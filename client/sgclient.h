@@ -133,9 +133,9 @@ void sg_uplink_observe(sg_uplink *u, size_t bytes, double transfer_ms);
  * Returns 0, or -1 on bad sizes. */
 int sg_rgb_fit(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh);
 
-/* The server's keyframe thumbnail (sg_image_thumb8 in src/media/image.c): exact area mean of BT.601
- * luma (299 R + 587 G + 114 B) / 1000 over an 8x8 grid, 0..255. Bit-identical to the server's (a
- * test compares them); packed RGB rows of width*3 bytes. */
+/* The server's keyframe thumbnail (src/media/thumb.c, compiled into this library; the server's
+ * sg_image_thumb8 calls it): exact area mean of BT.601 luma (299 R + 587 G + 114 B) / 1000 over an
+ * 8x8 grid, 0..255; packed RGB rows of width*3 bytes. */
 void sg_thumb8_rgb(const uint8_t *rgb, int width, int height, float thumb[64]);
 
 /* On-device keyframe pre-filter: runs the server's own gate (src/agent/keyframe.c, the same code,

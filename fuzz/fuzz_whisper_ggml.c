@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_records.h"
 #include "models/whisper.h"
 #include "models/whisper_ggml.h"
 
@@ -154,12 +155,9 @@ static void build_model(void)
 static void exercise(const uint8_t *buf, size_t len)
 {
     sg_error err = {0};
-    /* a private, exactly sized copy, so that ASan flags any read past the end */
-    uint8_t *copy = malloc(len ? len : 1);
+    uint8_t *copy = fuzz_exact_copy(buf, len);
     if (!copy)
         return;
-    if (len)
-        memcpy(copy, buf, len);
     sg_wggml g;
     if (sg_wggml_parse(copy, len, true, &g, &err) == SG_OK)
         sg_wggml_free(&g);
@@ -207,47 +205,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     exercise(data, size);
-    if (size < 6 || size > 6 * 64)
-        return 0;
-    uint8_t *buf = malloc(model_len);
-    if (!buf)
-        return 0;
-    memcpy(buf, model, model_len);
-    size_t len = model_len;
-    int stop = 0;
-    for (size_t i = 0; i + 6 <= size && !stop; i += 6) {
-        const unsigned target = (unsigned)data[i] | (unsigned)data[i + 1] << 8;
-        const uint8_t op = data[i + 2] & 3, *val = data + i + 3;
-        /* record r (0 = the header) and an offset into its first 128 bytes */
-        const size_t r = (target >> 7) % nrec;
-        size_t at = rec[r] + (target & 127);
-        if (at >= len)
-            continue;
-        switch (op) {
-        case 0:
-            for (int k = 0; k < 3 && at + k < len; k++)
-                buf[at + k] = val[k];
-            break;
-        case 1: {
-            at &= ~(size_t)3;
-            int32_t x = (int32_t)(int8_t)val[0] * (val[1] & 1 ? 256 : 1);
-            if (at + 4 <= len)
-                memcpy(buf + at, &x, 4);
-            break;
-        }
-        case 2:
-            len = at;
-            break;
-        default:
-            if (r > 0 && rec[r + 1] <= len) { /* drop record r */
-                memmove(buf + rec[r], buf + rec[r + 1], len - rec[r + 1]);
-                len -= rec[r + 1] - rec[r];
-                stop = 1; /* later targets would be off */
-            }
-            break;
-        }
-    }
-    exercise(buf, len);
-    free(buf);
+    fuzz_exercise_edited(model, model_len, rec, nrec, data, size, exercise);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,33 @@ __attribute__((unused)) static int sgt_stop(sgt_server *s, int sig)
     waitpid(s->pid, NULL, 0);
     s->pid = 0;
     return -1;
+}
+
+/* Polls GET /ready every 20 ms until it answers 200 (true) or 30 s have passed (false): model
+ * loading can take a while, above all under the sanitizers. */
+__attribute__((unused)) static bool sgt_wait_ready(const sgt_server *s)
+{
+    for (int i = 0; i < 1500; i++) {
+        sgt_resp r = sgt_get(s, "/ready");
+        long code = r.status;
+        sgt_resp_free(&r);
+        if (code == 200)
+            return true;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* POST /sessions with extra request headers (NULL-terminated, or NULL); the new session id
+ * (malloc'ed), checked to be a 200. */
+__attribute__((unused)) static char *sgt_new_session(const sgt_server *s, const char **headers)
+{
+    sgt_resp r = sgt_request(s, "POST", "/sessions", headers, "{}", 2);
+    CHECK_EQ_INT(r.status, 200);
+    char *id = strdup(sgt_str(r.json, "session_id"));
+    sgt_resp_free(&r);
+    return id;
 }
 
 __attribute__((unused)) static char *sgt_read_file(const char *path, size_t *len)

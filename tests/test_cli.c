@@ -4,32 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "check.h"
-
-/* Runs cmd, returns its exit status and stdout (malloc'ed). */
-static int run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "sgtest_cli.h"
 
 int main(void)
 {
     char *out;
-    CHECK_EQ_INT(run(SG_CLI_BIN " describe ../shared/data/images/text.jpg ../shared/data/images/chelsea.jpg "
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " describe ../shared/data/images/text.jpg ../shared/data/images/chelsea.jpg "
                                 "../shared/data/images/rocket.jpg",
                      &out),
                  0);
@@ -54,30 +36,30 @@ int main(void)
 
     /* deterministic: the same file twice gives the same scene */
     char *a, *b;
-    run(SG_CLI_BIN " describe ../shared/data/images/coffee.jpg | sed 's/,\"decode_ms.*//'", &a);
-    run(SG_CLI_BIN " describe ../shared/data/images/coffee.jpg | sed 's/,\"decode_ms.*//'", &b);
+    sgt_run(SG_CLI_BIN " describe ../shared/data/images/coffee.jpg | sed 's/,\"decode_ms.*//'", &a);
+    sgt_run(SG_CLI_BIN " describe ../shared/data/images/coffee.jpg | sed 's/,\"decode_ms.*//'", &b);
     CHECK(strlen(a) > 50 && strcmp(a, b) == 0);
     free(a);
     free(b);
 
     /* a missing file and a non-image give an error line and exit 1, the good file still works */
-    CHECK_EQ_INT(run(SG_CLI_BIN " describe /nonexistent.jpg ../shared/SOURCES.md ../shared/data/images/coffee.jpg", &out), 1);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " describe /nonexistent.jpg ../shared/SOURCES.md ../shared/data/images/coffee.jpg", &out), 1);
     CHECK(strstr(out, "\"error\"") != NULL && strstr(out, "cannot read") != NULL);
     CHECK(strstr(out, "Low-level image analysis") != NULL);
     free(out);
 
-    CHECK_EQ_INT(run(SG_CLI_BIN " version", &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " version", &out), 0);
     CHECK(strstr(out, "\"version\"") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " --help", &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " --help", &out), 0);
     CHECK(strstr(out, "describe") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " frobnicate 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " frobnicate 2>/dev/null", &out), 2);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " describe 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " describe 2>/dev/null", &out), 2);
     free(out);
     /* clip subcommands on the tiny Hugging Face-layout model */
-    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny --threads 2 "
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny --threads 2 "
                                 "../shared/data/images/chelsea.jpg tests/fixtures/clip_tiny/synthetic_0.png", &out), 0);
     lines = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
@@ -88,10 +70,10 @@ int main(void)
     }
     CHECK_EQ_INT(lines, 2);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " clip text --model tests/fixtures/clip_tiny --precision f32 'a photo of a cat' 'street scene'", &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip text --model tests/fixtures/clip_tiny --precision f32 'a photo of a cat' 'street scene'", &out), 0);
     CHECK(strstr(out, "\"text\":\"a photo of a cat\"") != NULL && strstr(out, "\"embedding\":[") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " clip classify --model tests/fixtures/clip_tiny ../shared/data/images/rocket.jpg "
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip classify --model tests/fixtures/clip_tiny ../shared/data/images/rocket.jpg "
                                 "--labels 'a rocket,a cat,a cup of coffee'", &out), 0);
     json_t *cj = json_loads(out, 0, NULL);
     CHECK_EQ_INT(json_array_size(json_object_get(cj, "labels")), 3);
@@ -101,26 +83,26 @@ int main(void)
     CHECK_NEAR(psum, 1.0, 1e-4);
     json_decref(cj);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " bench clip --model tests/fixtures/clip_tiny --precision int8 --runs 3 "
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " bench clip --model tests/fixtures/clip_tiny --precision int8 --runs 3 "
                                 "../shared/data/images/coffee.jpg 2>/dev/null", &out), 0);
     cj = json_loads(out, 0, NULL);
     CHECK(json_number_value(json_object_get(cj, "median_ms")) > 0 && json_integer_value(json_object_get(cj, "runs")) == 3);
     json_decref(cj);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed ../shared/data/images/coffee.jpg 2>/dev/null", &out), 2); /* no --model */
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed ../shared/data/images/coffee.jpg 2>/dev/null", &out), 2); /* no --model */
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed --model /nonexistent x.jpg 2>/dev/null", &out), 1);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed --model /nonexistent x.jpg 2>/dev/null", &out), 1);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny /nonexistent.jpg", &out), 1);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny /nonexistent.jpg", &out), 1);
     CHECK(strstr(out, "\"error\"") != NULL);
     free(out);
 
-    CHECK_EQ_INT(run(SG_EDGE_BIN " --version", &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_EDGE_BIN " --version", &out), 0);
     CHECK(strstr(out, "sg-edge") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_EDGE_BIN " --port 99999 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_EDGE_BIN " --port 99999 2>/dev/null", &out), 2);
     free(out);
-    CHECK_EQ_INT(run(SG_EDGE_BIN " --bogus 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_EDGE_BIN " --bogus 2>/dev/null", &out), 2);
     free(out);
     return check_report("test_cli");
 }

@@ -7,28 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
-
-/* Runs cmd, returns its exit status and stdout (malloc'ed). */
-static int run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "sgtest_cli.h"
 
 /* A shell-quoted copy of s (single quotes). */
 static char *quote(const char *s)
@@ -73,7 +55,7 @@ int main(void)
                  qs ? qs : "");
         free(qp);
         free(qs);
-        CHECK_EQ_INT(run(cmd, &out), 0);
+        CHECK_EQ_INT(sgt_run(cmd, &out), 0);
         json_t *j = json_loads(out, 0, NULL);
         CHECK_MSG(j != NULL, "not JSON: %s", out);
         CHECK(strchr(out, '\n') == out + strlen(out) - 1); /* one line */
@@ -95,7 +77,7 @@ int main(void)
     char *qp = quote(json_string_value(json_object_get(c0, "prompt")));
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny_st --prompt %s --max-tokens 16 "
              "--precision f32 2>/dev/null", qp);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     json_t *j = json_loads(out, 0, NULL);
     CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens")));
     json_decref(j);
@@ -106,7 +88,7 @@ int main(void)
                  json_integer_value(json_array_get(json_object_get(c0, "tokens"), i)));
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt %s --max-tokens 16 "
              "--precision int8 --teacher-force %s 2>/dev/null", qp, forced);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     json_t *int8_tokens = json_incref(json_object_get(j, "tokens"));
     CHECK_EQ_INT(json_array_size(int8_tokens), 16);
@@ -121,7 +103,7 @@ int main(void)
     /* f32 teacher-forced on its own tokens agrees everywhere */
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt %s --max-tokens 16 "
              "--precision f32 --teacher-force %s 2>/dev/null", qp, forced);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     CHECK(json_number_value(json_object_get(json_object_get(j, "teacher_forced"), "agreement")) == 1.0);
     json_decref(j);
@@ -131,7 +113,7 @@ int main(void)
     char tmp[] = "/tmp/sg-cli-snn-XXXXXX";
     CHECK(mkdtemp(tmp) != NULL);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny --out %s/q8", tmp);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     CHECK(json_integer_value(json_object_get(j, "bytes")) > 100000 &&
           json_integer_value(json_object_get(j, "bytes")) < 400000);
@@ -146,7 +128,7 @@ int main(void)
     }
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model %s/q8 --prompt %s --max-tokens 16 --precision int8 "
              "2>/dev/null", tmp, qp);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     CHECK(ids_equal(json_object_get(j, "tokens"), int8_tokens));
     json_decref(j);
@@ -155,12 +137,12 @@ int main(void)
 
     /* --max-tokens 0, --stop-at-eos, the tokenizer from --tokenizer or SG_LLM_TOKENIZER */
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --max-tokens 0 2>/dev/null");
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     CHECK(strstr(out, "\"text\":\"\"") && strstr(out, "\"tokens\":[]"));
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt %s --max-tokens 16 "
              "--stop-at-eos --precision f32 2>/dev/null", qp);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens"))); /* no end-of-text in it */
     json_decref(j);
@@ -169,19 +151,19 @@ int main(void)
              "tests/fixtures/snn_tiny/metadata.json %s/bare/", tmp, tmp);
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model %s/bare --prompt hi 2>&1", tmp);
-    CHECK_EQ_INT(run(cmd, &out), 1);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 1);
     CHECK_MSG(strstr(out, "tokenizer") != NULL, "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model %s/bare --prompt %s --max-tokens 16 --precision f32 "
              "--tokenizer tests/fixtures/snn_tiny/vocab.json 2>/dev/null", tmp, qp);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens")));
     json_decref(j);
     free(out);
     snprintf(cmd, sizeof cmd, "SG_LLM_TOKENIZER=tests/fixtures/snn_tiny " SG_CLI_BIN " generate --model %s/bare "
              "--prompt %s --max-tokens 16 --precision f32 2>/dev/null", tmp, qp);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     j = json_loads(out, 0, NULL);
     CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens")));
     json_decref(j);
@@ -189,29 +171,29 @@ int main(void)
     /* the shared GPT-2 tokenizer does not fit the 3584-token fixture: a clear error */
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model %s/bare --prompt hi "
              "--tokenizer ../shared/tokenizers/gpt2.tiktoken 2>&1", tmp);
-    CHECK_EQ_INT(run(cmd, &out), 1);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 1);
     CHECK_MSG(strstr(out, "50257 tokens but the model's vocabulary is 3584") != NULL, "%s", out);
     free(out);
     free(qp);
 
     /* usage errors exit 2, load errors 1 */
-    CHECK_EQ_INT(run(SG_CLI_BIN " generate --prompt hi 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --prompt hi 2>/dev/null", &out), 2);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny 2>/dev/null", &out), 2);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --precision fp16 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --precision fp16 2>/dev/null", &out), 2);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --max-tokens -1 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --max-tokens -1 2>/dev/null", &out), 2);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " generate --model /nonexistent --prompt hi 2>&1", &out), 1);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model /nonexistent --prompt hi 2>&1", &out), 1);
     CHECK(strstr(out, "/nonexistent") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny 2>/dev/null", &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " quantize --model /nonexistent --out %s/x 2>&1", tmp);
-    CHECK_EQ_INT(run(cmd, &out), 1);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 1);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " --help", &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " --help", &out), 0);
     CHECK(strstr(out, "generate --model DIR") && strstr(out, "quantize --model DIR"));
     free(out);
 

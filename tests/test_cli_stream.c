@@ -11,27 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "sgtest_cli.h"
 #include "sgtest_http.h"
-
-static int run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static json_t *stream_json(const sgt_server *srv, const char *extra)
 {
@@ -39,7 +23,7 @@ static json_t *stream_json(const sgt_server *srv, const char *extra)
     snprintf(cmd, sizeof cmd,
              SG_CLI_BIN " stream --server %s --frames ../shared/data/images --speed 10 --json %s",
              srv->base, extra);
-    int rc = run(cmd, &out);
+    int rc = sgt_run(cmd, &out);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, cmd);
     json_t *j = json_loads(out, 0, NULL);
     CHECK_MSG(j != NULL, "not JSON: %s", out);
@@ -244,36 +228,36 @@ int main(void)
     /* the text report */
     char cmd[1024], *out;
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames %s --duration 1 --speed 10", srv.base, y4m);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     CHECK(strstr(out, "fps effective") && strstr(out, "KB/min") && strstr(out, "latency p50"));
     free(out);
     unlink(y4m);
 
     /* bad arguments: exit 2 with a message; an unreachable server: exit 1 */
-    CHECK_EQ_INT(run(SG_CLI_BIN " stream --frames ../shared/data/images 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " stream --frames ../shared/data/images 2>/dev/null", &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames /nonexistent/dir 2>&1", srv.base);
-    CHECK_EQ_INT(run(cmd, &out), 2);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
     CHECK(strstr(out, "/nonexistent/dir") != NULL);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --battery 120 2>&1", srv.base);
-    CHECK_EQ_INT(run(cmd, &out), 2);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
     CHECK(strstr(out, "--battery") != NULL);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --audio-codec mp3 2>&1", srv.base);
-    CHECK_EQ_INT(run(cmd, &out), 2);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
     CHECK(strstr(out, "--audio-codec") != NULL);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --upload-budget -5 2>&1", srv.base);
-    CHECK_EQ_INT(run(cmd, &out), 2);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
     CHECK(strstr(out, "--upload-budget") != NULL);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --audio ../shared/data/images/text.jpg 2>&1", srv.base);
-    CHECK_EQ_INT(run(cmd, &out), 2);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server http://127.0.0.1:%d --frames ../shared/data/images --speed 100 2>&1",
              sgt_free_port());
-    CHECK_EQ_INT(run(cmd, &out), 1);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 1);
     CHECK(strstr(out, "cannot create a session") != NULL);
     free(out);
 

@@ -11,12 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/speech.h"
 #include "check.h"
-#include "sgtest_whisper_vocab.h"
+#include "sgtest_cli.h"
 #include "media/audio.h"
 #include "models/silero_vad.h"
 #include "models/whisper.h"
@@ -32,19 +31,7 @@ static int run(const char *cmd, char **out)
 {
     char full[1024];
     snprintf(full, sizeof full, "%s 2>%s", cmd, errpath);
-    FILE *p = popen(full, "r");
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return sgt_run(full, out);
 }
 
 static char *stderr_text(void)
@@ -268,14 +255,10 @@ int main(void)
     CHECK(j && json_number_value(json_object_get(json_object_get(j, "timings_ms"), "encode")) == 0);
     json_decref(j);
 
-    /* with a vocabulary (the fixture's ids are GPT-2's first 1000 tokens): the reference's 16 tokens
-     * 363 are "ag" each; the text is the segments' texts joined, compression_ratio openai's
-     * (Python: len(b"ag" * 16) / len(zlib.compress(b"ag" * 16)) = 32 / 12) */
-    char vdir[64], vmodel[128];
-    snprintf(vdir, sizeof vdir, "/tmp/sg_test_transcribe_%d", (int)getpid());
-    CHECK(make_vocab_model(vdir, vmodel, sizeof vmodel) == 0);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " transcribe --model %s --precision f32 " JFK, vmodel);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    /* with the fixture's vocabulary (vocab.json + merges.txt: GPT-2's first 1000 tokens): the
+     * reference's 16 tokens 363 are "ag" each; the text is the segments' texts joined,
+     * compression_ratio openai's (Python: len(b"ag" * 16) / len(zlib.compress(b"ag" * 16)) = 32 / 12) */
+    CHECK_EQ_INT(run(SG_CLI_BIN " transcribe --model " MODEL " --precision f32 " JFK, &out), 0);
     j = check_shape(out);
     free(out);
     CHECK(j && strcmp(json_string_value(json_object_get(j, "text")), "agagagagagagagagagagagagagagagag") == 0);
@@ -286,7 +269,6 @@ int main(void)
     char *e0 = stderr_text();
     CHECK_MSG(strstr(e0, "no vocabulary") == NULL, "%s", e0);
     free(e0);
-    remove_vocab_model(vdir, vmodel);
 
     /* a multilingual whisper.cpp file (tests/fixtures/whisper_ml): the language is detected, or
      * given with --translate; the reference's tokens and text */

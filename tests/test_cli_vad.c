@@ -5,31 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "sgtest_cli.h"
 
 #define MODEL "../shared/models/silero-vad-v6.2.0-ggml.bin"
 #define JFK "../shared/data/audio/jfk.wav"
-
-/* Runs cmd, returns its exit status and stdout (malloc'ed). */
-static int run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int write_file(const char *path, const void *data, size_t len)
 {
@@ -79,7 +61,7 @@ int main(void)
 {
     char *out;
     /* jfk.wav: the speech, in four phrases, from ~0.3 s to ~10.6 s */
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " MODEL " " JFK, &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " MODEL " " JFK, &out), 0);
     json_t *segs = check_vad_json(out, 344);
     free(out);
     size_t n = json_array_size(segs);
@@ -116,7 +98,7 @@ int main(void)
     for (int k = 0; k < 2; k++) {
         snprintf(cmd, sizeof cmd, SG_CLI_BIN " vad --model " MODEL " --format %s --sample-rate 16000 %s",
                  fmts[k][0], fmts[k][1]);
-        CHECK_EQ_INT(run(cmd, &out), 0);
+        CHECK_EQ_INT(sgt_run(cmd, &out), 0);
         json_t *s2 = check_vad_json(out, 344);
         CHECK_MSG(s2 && json_equal(s2, segs), "%s: %s", fmts[k][0], out);
         json_decref(s2);
@@ -130,7 +112,7 @@ int main(void)
     free(z);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " vad --model " MODEL " --format f32le --sample-rate 16000 --probs %s",
              zeros);
-    CHECK_EQ_INT(run(cmd, &out), 0);
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
     json_t *j = json_loads(out, 0, NULL);
     CHECK(j && json_array_size(json_object_get(j, "segments")) == 0);
     CHECK(j && json_array_size(json_object_get(j, "probs")) == 344);
@@ -138,7 +120,7 @@ int main(void)
     free(out);
 
     /* two files: two lines */
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " MODEL " " JFK " " JFK, &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " MODEL " " JFK " " JFK, &out), 0);
     int lines = 0;
     for (char *p = out; (p = strchr(p, '\n')) != NULL; p++)
         lines++;
@@ -146,26 +128,26 @@ int main(void)
     free(out);
 
     /* errors: usage (2), a bad model or audio (1, the audio's error as JSON) */
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad " JFK " 2>/dev/null", &out), 2); /* no --model */
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad " JFK " 2>/dev/null", &out), 2); /* no --model */
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " MODEL " 2>/dev/null", &out), 2); /* no audio */
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " MODEL " 2>/dev/null", &out), 2); /* no audio */
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " MODEL " --format mp3 " JFK " 2>/dev/null", &out), 2);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " MODEL " --format mp3 " JFK " 2>/dev/null", &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " vad --model " MODEL " --format pcm_s16le %s 2>/dev/null", raw);
-    CHECK_EQ_INT(run(cmd, &out), 2); /* PCM without a rate */
+    CHECK_EQ_INT(sgt_run(cmd, &out), 2); /* PCM without a rate */
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model /nonexistent.bin " JFK " 2>/dev/null", &out), 1);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model /nonexistent.bin " JFK " 2>/dev/null", &out), 1);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " JFK " " JFK " 2>/dev/null", &out), 1); /* not a model */
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " JFK " " JFK " 2>/dev/null", &out), 1); /* not a model */
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " MODEL " /nonexistent.wav " JFK, &out), 1);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " MODEL " /nonexistent.wav " JFK, &out), 1);
     CHECK(strstr(out, "\"error\"") != NULL && strstr(out, "\"segments\"") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " vad --model " MODEL " " MODEL, &out), 1); /* not audio */
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " vad --model " MODEL " " MODEL, &out), 1); /* not audio */
     CHECK(strstr(out, "\"error\"") != NULL);
     free(out);
-    CHECK_EQ_INT(run(SG_CLI_BIN " --help", &out), 0);
+    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " --help", &out), 0);
     CHECK(strstr(out, "vad --model") != NULL);
     free(out);
 

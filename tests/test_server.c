@@ -24,15 +24,6 @@ static char *b64_file(const char *path)
     return b;
 }
 
-static char *new_session(const sgt_server *s)
-{
-    sgt_resp r = sgt_request(s, "POST", "/sessions", NULL, "{}", 2);
-    CHECK_EQ_INT(r.status, 200);
-    char *id = strdup(sgt_str(r.json, "session_id"));
-    sgt_resp_free(&r);
-    return id;
-}
-
 static void expect_error(sgt_resp *r, long status, const char *code, const char *what)
 {
     CHECK_MSG(r->status == status, "%s: status %ld, want %ld (body %s)", what, r->status, status,
@@ -70,7 +61,7 @@ static void test_basics(const sgt_server *s)
     sgt_resp_free(&r);
 
     /* sessions: create, list, delete */
-    char *id = new_session(s);
+    char *id = sgt_new_session(s, NULL);
     CHECK(sg_uuid_valid(id) && id[14] == '4');
     /* a path segment with CR/LF must not be echoed into a header */
     r = sgt_post_str(s, "/sessions/%0d%0aX-Evil:%201/query", "{\"text\":\"hi\"}");
@@ -104,7 +95,7 @@ static void test_basics(const sgt_server *s)
 
 static void test_frames_and_turns(const sgt_server *s)
 {
-    char *id = new_session(s);
+    char *id = sgt_new_session(s, NULL);
     char path[160], qpath[160];
     snprintf(path, sizeof path, "/sessions/%s/frame", id);
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
@@ -222,7 +213,7 @@ static void test_frames_and_turns(const sgt_server *s)
 
 static void test_bad_input(const sgt_server *s)
 {
-    char *id = new_session(s);
+    char *id = sgt_new_session(s, NULL);
     char fpath[160], qpath[160], apath[160];
     snprintf(fpath, sizeof fpath, "/sessions/%s/frame", id);
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
@@ -411,7 +402,7 @@ typedef struct hammer_arg {
 static void *hammer(void *p)
 {
     hammer_arg *a = p;
-    char *own = a->session ? NULL : new_session(a->s);
+    char *own = a->session ? NULL : sgt_new_session(a->s, NULL);
     const char *id = a->session ? a->session : own;
     char qpath[160], fpath[160];
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
@@ -438,7 +429,7 @@ static void *hammer(void *p)
 static void test_concurrency(const sgt_server *s)
 {
     char *b64 = b64_file(IMG("rocket.jpg"));
-    char *shared = new_session(s);
+    char *shared = sgt_new_session(s, NULL);
     enum { N = 50, PER = 8 };
     pthread_t th[N];
     hammer_arg args[N];
@@ -533,7 +524,7 @@ static void test_limits(void)
                          "SG_RATE_LIMIT_RPS=2", "STORE_RAW_FRAMES=true", "FRAME_BUFFER_MAX_BYTES=40000",
                          NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    char *id = new_session(&s);
+    char *id = sgt_new_session(&s, NULL);
     char qpath[160], fpath[160];
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
     snprintf(fpath, sizeof fpath, "/sessions/%s/frame", id);
@@ -578,7 +569,7 @@ static void test_limits(void)
     CHECK_MSG(limited >= 3, "rate limiting: %d of 8 limited", limited);
 
     /* session cap */
-    char *a = new_session(&s), *b = new_session(&s);
+    char *a = sgt_new_session(&s, NULL), *b = sgt_new_session(&s, NULL);
     r = sgt_request(&s, "POST", "/sessions", NULL, "{}", 2);
     expect_error(&r, 503, "OVERLOADED", "session cap");
     sgt_resp_free(&r);
@@ -640,7 +631,7 @@ static void test_backpressure_and_graceful_stop(void)
     sgt_server s;
     const char *env[] = {"SG_WORKERS=1", "SG_QUEUE_DEPTH=1", "SG_DEBUG_WORK_DELAY_MS=600", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    char *id = new_session(&s);
+    char *id = sgt_new_session(&s, NULL);
     enum { N = 6 };
     pthread_t th[N];
     slow_arg args[N];

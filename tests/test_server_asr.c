@@ -10,25 +10,11 @@
 #include "base/base64.h"
 #include "check.h"
 #include "sgtest_http.h"
-#include "sgtest_whisper_vocab.h"
+#include "sgtest_whisper.h"
 
-static char model[128]; /* the fixture with a vocabulary (sgtest_whisper_vocab.h) */
+static const char model[] = "tests/fixtures/whisper_tiny"; /* with vocab.json + merges.txt */
 #define VAD "../shared/models/silero-vad-v6.2.0-ggml.bin"
 #define JFK "../shared/data/audio/jfk.wav"
-
-static bool wait_ready(sgt_server *s)
-{
-    for (int i = 0; i < 500; i++) {
-        sgt_resp r = sgt_get(s, "/ready");
-        long st = r.status;
-        sgt_resp_free(&r);
-        if (st == 200)
-            return true;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
 
 /* The text `sg transcribe ARGS JFK` prints (malloc'ed), NULL on failure. */
 static char *cli_text(const char *args)
@@ -50,12 +36,13 @@ static char *cli_text(const char *args)
     return t;
 }
 
-static void new_session(sgt_server *s, char *apath, char *qpath)
+/* A new session's /audio and /query paths (128 bytes each). */
+static void session_paths(sgt_server *s, char *apath, char *qpath)
 {
-    sgt_resp r = sgt_request(s, "POST", "/sessions", NULL, "{}", 2);
-    snprintf(apath, 128, "/sessions/%s/audio", sgt_str(r.json, "session_id"));
-    snprintf(qpath, 128, "/sessions/%s/query", sgt_str(r.json, "session_id"));
-    sgt_resp_free(&r);
+    char *id = sgt_new_session(s, NULL);
+    snprintf(apath, 128, "/sessions/%s/audio", id);
+    snprintf(qpath, 128, "/sessions/%s/query", id);
+    free(id);
 }
 
 /* Runs sg-edge with args until it exits (expected to fail at start), returns its exit status and
@@ -75,9 +62,6 @@ static int failing_start(const char *args, char *err, size_t cap)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
-    char vdir[64];
-    snprintf(vdir, sizeof vdir, "/tmp/sg_test_server_asr_%d", (int)getpid());
-    CHECK(make_vocab_model(vdir, model, sizeof model) == 0);
     char *want_vad = cli_text("--precision f32 --vad " VAD);
     char *want_plain = cli_text("--precision int8");
     CHECK(want_vad && *want_vad && want_plain);
@@ -93,14 +77,14 @@ int main(void)
     const char *args[] = {"--asr-model", model, "--asr-precision", "f32", "--vad-model", VAD,
                           "--threads", "2", NULL};
     CHECK(sgt_start(&s, NULL, args) == 0);
-    CHECK(wait_ready(&s));
+    CHECK(sgt_wait_ready(&s));
     sgt_resp r = sgt_get(&s, "/health");
     CHECK(json_is_true(json_object_get(json_object_get(r.json, "models"), "asr")));
     CHECK(json_is_true(json_object_get(json_object_get(r.json, "models"), "vad")));
     CHECK_MSG(strcmp(sgt_str(json_object_get(r.json, "model_names"), "asr"), "whisper_tiny f32") == 0,
               "asr name '%s'", sgt_str(json_object_get(r.json, "model_names"), "asr"));
     sgt_resp_free(&r);
-    new_session(&s, apath, qpath);
+    session_paths(&s, apath, qpath);
 
     /* /audio: the CLI's transcript (same VAD, same windows, same model) */
     r = sgt_request(&s, "POST", apath, ct, wav, wav_len);
@@ -166,9 +150,9 @@ int main(void)
         const char *margs[] = {"--asr-model", "tests/fixtures/whisper_ml/ggml-model.bin",
                                "--asr-precision", "f32", NULL};
         CHECK(sgt_start(&m, NULL, margs) == 0);
-        CHECK(wait_ready(&m));
+        CHECK(sgt_wait_ready(&m));
         char mapath[128], mqpath[128];
-        new_session(&m, mapath, mqpath);
+        session_paths(&m, mapath, mqpath);
         json_t *b = json_pack("{s:s,s:s}", "audio", wav_b64 ? wav_b64 : "", "language", "xx");
         sgt_resp mr = sgt_post_json(&m, mapath, b);
         json_decref(b);
@@ -191,12 +175,12 @@ int main(void)
     snprintf(env_model, sizeof env_model, "SG_ASR_MODEL=%s", model);
     const char *env[] = {env_model, NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    CHECK(wait_ready(&s));
+    CHECK(sgt_wait_ready(&s));
     r = sgt_get(&s, "/health");
     CHECK(strcmp(sgt_str(json_object_get(r.json, "model_names"), "asr"), "whisper_tiny int8") == 0);
     CHECK(json_is_false(json_object_get(json_object_get(r.json, "models"), "vad")));
     sgt_resp_free(&r);
-    new_session(&s, apath, qpath);
+    session_paths(&s, apath, qpath);
     r = sgt_request(&s, "POST", apath, ct, wav, wav_len);
     CHECK_EQ_INT(r.status, 200);
     CHECK(json_is_true(json_object_get(r.json, "speech")));
@@ -209,8 +193,8 @@ int main(void)
     const char *novad[] = {"--vad-model", VAD, NULL};
     const char *empty_env[] = {"SG_ASR_MODEL=", NULL};
     CHECK(sgt_start(&s, empty_env, novad) == 0);
-    CHECK(wait_ready(&s));
-    new_session(&s, apath, qpath);
+    CHECK(sgt_wait_ready(&s));
+    session_paths(&s, apath, qpath);
     r = sgt_request(&s, "POST", apath, ct, wav, wav_len);
     CHECK_EQ_INT(r.status, 503);
     CHECK(strcmp(sgt_str(r.json, "error"), "MODEL_UNAVAILABLE") == 0);
@@ -231,22 +215,19 @@ int main(void)
     CHECK_EQ_INT(failing_start(a2, err, sizeof err), 2);
     CHECK_MSG(strstr(err, "--asr-precision") != NULL, "%s", err);
     /* a model without a vocabulary: refused, it could only produce token ids */
-    char nodir[64], nomodel[128], vpath[200];
+    char nodir[64], nomodel[128];
     snprintf(nodir, sizeof nodir, "/tmp/sg_test_server_asr_nv_%d", (int)getpid());
-    CHECK(make_vocab_model(nodir, nomodel, sizeof nomodel) == 0);
-    snprintf(vpath, sizeof vpath, "%s/vocab.tiktoken", nomodel);
-    unlink(vpath);
+    CHECK(sgt_whisper_novocab_make(nodir, nomodel, sizeof nomodel) == 0);
     snprintf(a2, sizeof a2, "--asr-model %s", nomodel);
     CHECK_EQ_INT(failing_start(a2, err, sizeof err), 2);
     CHECK_MSG(strstr(err, "vocabulary") != NULL, "%s", err);
-    remove_vocab_model(nodir, nomodel);
+    sgt_whisper_novocab_remove(nodir, nomodel);
 
     free(sil);
     free(wav_b64);
     free(wav);
     free(want_vad);
     free(want_plain);
-    remove_vocab_model(vdir, model);
     curl_global_cleanup();
     return check_report("test_server_asr");
 }

@@ -59,21 +59,6 @@ static void expect_error(sgt_resp *r, long status, const char *code, const char 
     CHECK_MSG(r->json && strlen(sgt_str(r->json, "detail")) > 0, "%s: no detail", what);
 }
 
-static void wait_ready(const sgt_server *s)
-{
-    long code = 0;
-    for (int i = 0; i < 1500 && code != 200; i++) {
-        sgt_resp r = sgt_get(s, "/ready");
-        code = r.status;
-        sgt_resp_free(&r);
-        if (code != 200) {
-            struct timespec ts = {0, 20 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    CHECK_EQ_INT(code, 200);
-}
-
 static char *dat_session(const sgt_server *s)
 {
     sgt_resp r = sgt_post_str(s, "/dat/session", "{\"device_id\":\"rayban-1\",\"client_version\":\"1.0.0\"}");
@@ -657,7 +642,7 @@ static void test_vad(void)
     sgt_server s;
     const char *args[] = {"--vad-model", "../shared/models/silero-vad-v6.2.0-ggml.bin", NULL};
     CHECK(sgt_start(&s, NULL, args) == 0);
-    wait_ready(&s);
+    CHECK(sgt_wait_ready(&s));
     char *id = dat_session(&s);
     uint8_t zero[CHUNK_BYTES] = {0};
     char *z = b64(zero, sizeof zero);
@@ -714,7 +699,7 @@ static void test_asr(void)
     sgt_server s;
     const char *args[] = {"--asr-model", "tests/fixtures/whisper_tiny", NULL};
     CHECK(sgt_start(&s, NULL, args) == 0);
-    wait_ready(&s);
+    CHECK(sgt_wait_ready(&s));
     char *id = dat_session(&s);
     int nchunks = (int)(jfk_len / CHUNK_BYTES);
     for (int k = 0; k < nchunks; k++) {

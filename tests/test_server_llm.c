@@ -101,20 +101,6 @@ static json_t *turn_case(void)
     return t;
 }
 
-static bool wait_ready(sgt_server *s)
-{
-    for (int i = 0; i < 300; i++) {
-        sgt_resp r = sgt_get(s, "/ready");
-        long st = r.status;
-        sgt_resp_free(&r);
-        if (st == 200)
-            return true;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
-
 static sgt_resp query(sgt_server *s, const char *path, const char *text, int max_tokens)
 {
     json_t *body = json_pack("{s:s,s:i}", "text_query", text, "max_tokens", max_tokens);
@@ -137,7 +123,7 @@ static void run(const char *precision, const char *cache_env)
     const char *args[] = {"--llm-model", "tests/fixtures/snn_tiny", "--llm-precision", precision,
                           "--threads", "2", NULL};
     CHECK(sgt_start(&s, env, args) == 0);
-    CHECK(wait_ready(&s));
+    CHECK(sgt_wait_ready(&s));
     char want_name[64];
     snprintf(want_name, sizeof want_name, "snn_tiny %s", precision);
     sgt_resp r = sgt_get(&s, "/health");

@@ -20,29 +20,6 @@
 #define VAD_MODEL "../shared/models/silero-vad-v6.2.0-ggml.bin"
 #define ASR_MODEL "tests/fixtures/whisper_tiny"
 
-static int wait_ready(const sgt_server *s)
-{
-    for (int i = 0; i < 1000; i++) {
-        sgt_resp r = sgt_get(s, "/ready");
-        long st = r.status;
-        sgt_resp_free(&r);
-        if (st == 200)
-            return 1;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
-static char *new_session(const sgt_server *s)
-{
-    sgt_resp r = sgt_request(s, "POST", "/sessions", NULL, "{}", 2);
-    CHECK_EQ_INT(r.status, 200);
-    char *id = strdup(sgt_str(r.json, "session_id"));
-    sgt_resp_free(&r);
-    return id;
-}
-
 typedef struct blob {
     uint8_t *p;
     size_t n;
@@ -118,7 +95,7 @@ static void test_frame_hint(const sgt_server *s)
     blob a = load(IMG("astronaut")), b = load(IMG("coffee")), c = load(IMG("rocket"));
     if (!a.p || !b.p || !c.p)
         goto out;
-    char *sid = new_session(s);
+    char *sid = sgt_new_session(s, NULL);
     /* the gate alone: the first frame is a keyframe; a big change one frame later is skipped
      * (min_gap 3 counts the frames the server sees) */
     expect_frame(post_raw_frame(s, sid, &a, NULL), 1, 0, "first frame");
@@ -188,7 +165,7 @@ static void test_ws_hint(const sgt_server *s)
     blob a = load(IMG("astronaut")), b = load(IMG("coffee"));
     if (!a.p || !b.p)
         goto out;
-    char *sid = new_session(s);
+    char *sid = sgt_new_session(s, NULL);
     char path[160];
     snprintf(path, sizeof path, "/ws/frame/%s", sid);
     sgt_ws w;
@@ -358,8 +335,8 @@ static void test_compressed_audio(void)
     sgt_server s;
     const char *args[] = {"--asr-model", ASR_MODEL, "--vad-model", VAD_MODEL, NULL};
     CHECK(sgt_start(&s, NULL, args) == 0);
-    CHECK(wait_ready(&s));
-    char *sid = new_session(&s);
+    CHECK(sgt_wait_ready(&s));
+    char *sid = sgt_new_session(&s, NULL);
     expect_audio_ok(post_audio(&s, sid, "audio/ogg", opus.p, opus.n), "raw audio/ogg", 1, 4.0);
     expect_audio_ok(post_audio(&s, sid, "audio/opus", opus.p, opus.n), "raw audio/opus", 1, 4.0);
     expect_audio_ok(post_audio(&s, sid, "audio/flac", flac.p, flac.n), "raw audio/flac", 1, 4.0);

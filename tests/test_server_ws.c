@@ -19,15 +19,6 @@
 #define VAD_MODEL "../shared/models/silero-vad-v6.2.0-ggml.bin"
 #define ASR_MODEL "tests/fixtures/whisper_tiny"
 
-static char *new_session(const sgt_server *s, const char **headers)
-{
-    sgt_resp r = sgt_request(s, "POST", "/sessions", headers, "{}", 2);
-    CHECK_EQ_INT(r.status, 200);
-    char *id = strdup(sgt_str(r.json, "session_id"));
-    sgt_resp_free(&r);
-    return id;
-}
-
 /* The session's entry in GET /sessions (a new reference), NULL when absent. */
 static json_t *session_entry(const sgt_server *s, const char *id)
 {
@@ -71,21 +62,6 @@ static int ws_connect_retry(const sgt_server *s, sgt_ws *w, const char *kind, co
         nanosleep(&ts, NULL);
     }
     return st;
-}
-
-static void wait_ready(const sgt_server *s)
-{
-    long code = 0;
-    for (int i = 0; i < 400 && code != 200; i++) {
-        sgt_resp r = sgt_get(s, "/ready");
-        code = r.status;
-        sgt_resp_free(&r);
-        if (code != 200) {
-            struct timespec ts = {0, 25 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    CHECK_EQ_INT(code, 200);
 }
 
 static void sleep_ms(int ms)
@@ -135,7 +111,7 @@ static void expect_refused(const sgt_server *s, const char *method, const char *
 
 static void test_handshakes(const sgt_server *s, bool have_asr)
 {
-    char *sid = new_session(s, NULL);
+    char *sid = sgt_new_session(s, NULL);
     char path[128], apath[128];
     snprintf(path, sizeof path, "/ws/frame/%s", sid);
     snprintf(apath, sizeof apath, "/ws/audio/%s", sid);
@@ -172,7 +148,7 @@ static void test_auth(void)
     const char *env[] = {"EDGE_RUNTIME_API_KEY=sekrit", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
     const char *h[] = {"X-API-Key: sekrit", NULL};
-    char *sid = new_session(&s, h);
+    char *sid = sgt_new_session(&s, h);
     char path[128];
     snprintf(path, sizeof path, "/ws/frame/%s", sid);
     expect_refused(&s, "GET", path, NULL, 401, "UNAUTHORIZED", "no key");
@@ -202,7 +178,7 @@ static json_t *without_timing(json_t *o)
 
 static void test_frames(const sgt_server *s)
 {
-    char *sid = new_session(s, NULL), *other = new_session(s, NULL);
+    char *sid = sgt_new_session(s, NULL), *other = sgt_new_session(s, NULL);
     sgt_ws w;
     CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
     char v[128];
@@ -313,7 +289,7 @@ static void test_frames(const sgt_server *s)
 
 static void test_protocol_errors(const sgt_server *s)
 {
-    char *sid = new_session(s, NULL);
+    char *sid = sgt_new_session(s, NULL);
     sgt_ws w;
     /* an unmasked client frame */
     CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
@@ -372,7 +348,7 @@ static void test_delete_during_upgrade(const sgt_server *s)
 {
     int upgraded = 0;
     for (int it = 0; it < 60; it++) {
-        char *sid = new_session(s, NULL);
+        char *sid = sgt_new_session(s, NULL);
         sgt_ws w;
         memset(&w, 0, sizeof w);
         w.fd = tcp_connect(s->port);
@@ -416,7 +392,7 @@ static void test_limits_and_lifecycle(void)
     sgt_server s;
     const char *env[] = {"FRAME_BUFFER_MAX_BYTES=100000", "SG_WS_IDLE_S=1", "SG_MAX_WEBSOCKETS=2", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    char *sid = new_session(&s, NULL);
+    char *sid = sgt_new_session(&s, NULL);
     sgt_ws w, w2, w3;
 
     /* oversize: refused with 1009 as soon as the header announces it */
@@ -513,7 +489,7 @@ static void test_stalled_reader(void)
     sgt_server s;
     const char *env[] = {"SG_WS_IDLE_S=1", "SG_MAX_WEBSOCKETS=1", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    char *sid = new_session(&s, NULL);
+    char *sid = sgt_new_session(&s, NULL);
     sgt_ws w;
     CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
     int small = 4096;
@@ -598,7 +574,7 @@ static void test_inbox_bound(void)
     sgt_server s;
     const char *env[] = {"SG_DEBUG_WORK_DELAY_MS=20", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    char *sid = new_session(&s, NULL);
+    char *sid = sgt_new_session(&s, NULL);
     enum { NS = 4, BURST = 43690 };
     uint8_t *burst = malloc((size_t)BURST * 6);
     for (size_t i = 0; i < BURST; i++) {
@@ -636,7 +612,7 @@ static void test_fairness(void)
     sgt_server s;
     const char *env[] = {"SG_WORKERS=1", "SG_QUEUE_DEPTH=4", "SG_DEBUG_WORK_DELAY_MS=100", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
-    char *sid = new_session(&s, NULL);
+    char *sid = sgt_new_session(&s, NULL);
     size_t len;
     char *jpg = sgt_read_file(IMG("text"), &len);
     sgt_ws w[6];
@@ -790,8 +766,8 @@ static void test_audio(void)
     const char *env[] = {"STORE_TRANSCRIPTS=1", "STORE_RAW_AUDIO=1", NULL};
     const char *args[] = {"--asr-model", ASR_MODEL, "--vad-model", VAD_MODEL, NULL};
     CHECK(sgt_start(&s, env, args) == 0);
-    wait_ready(&s);
-    char *sid = new_session(&s, NULL);
+    CHECK(sgt_wait_ready(&s));
+    char *sid = sgt_new_session(&s, NULL);
     CHECK_EQ_INT(entry_int(&s, sid, "transcript_count"), 0);
 
     /* jfk.wav as a phone sends it: 100 ms of s16le at 16 kHz per message, at 4x real time */
@@ -902,8 +878,8 @@ static void test_audio(void)
     /* no VAD: partials every second, a final at 30 s and on "end" */
     const char *args2[] = {"--asr-model", ASR_MODEL, NULL};
     CHECK(sgt_start(&s, NULL, args2) == 0);
-    wait_ready(&s);
-    sid = new_session(&s, NULL);
+    CHECK(sgt_wait_ready(&s));
+    sid = sgt_new_session(&s, NULL);
     CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
     transcript_log L3 = {.order_ok = true};
     for (int rep = 0; rep < 3; rep++) /* 33 s */
@@ -938,7 +914,7 @@ static void test_audio(void)
 
 static void test_stop(sgt_server *s)
 {
-    char *sid = new_session(s, NULL);
+    char *sid = sgt_new_session(s, NULL);
     sgt_ws a, b;
     CHECK_EQ_INT(ws_connect(s, &a, "frame", sid), 101);
     CHECK_EQ_INT(ws_connect(s, &b, "frame", sid), 101);

@@ -15,7 +15,7 @@
 #include "agent/turn.h"
 #include "agent/vad_silero.h"
 #include "check.h"
-#include "sgtest_whisper_vocab.h"
+#include "sgtest_whisper.h"
 #include "media/audio.h"
 #include "models/silero_vad.h"
 #include "models/whisper.h"
@@ -350,17 +350,17 @@ static void check_pipeline(sg_pool *pool)
     sg_speech_result_free(&r2);
 
     /* the ASR backend through the turn: VAD backend first, then the segments to the pipeline.
-     * A model without a vocabulary is refused (it could only give token ids); the fixture with
-     * GPT-2's first 1000 tokens as its vocabulary has text. */
-    if (!sg_whisper_has_vocab(m)) {
-        sg_whisper *m0 = sg_whisper_load(FIXTURE, SG_PREC_F32, pool, &err);
-        CHECK(m0 && !sg_asr_whisper_new(m0, "x", NULL, &err) && err.code == SG_EINVAL);
-        CHECK(strstr(err.msg, "vocabulary") != NULL);
-    }
-    char vdir[64], vmodel[128];
+     * A model without a vocabulary is refused (it could only give token ids); the fixture, whose
+     * vocab.json + merges.txt hold GPT-2's first 1000 tokens, has text. */
+    char vdir[64], nomodel[128];
     snprintf(vdir, sizeof vdir, "/tmp/sg_test_speech_%d", (int)getpid());
-    CHECK(make_vocab_model(vdir, vmodel, sizeof vmodel) == 0);
-    sg_whisper *m2 = sg_whisper_load(vmodel, SG_PREC_F32, pool, &err);
+    CHECK(sgt_whisper_novocab_make(vdir, nomodel, sizeof nomodel) == 0);
+    sg_whisper *m0 = sg_whisper_load(nomodel, SG_PREC_F32, pool, &err);
+    CHECK_MSG(m0 && !sg_whisper_has_vocab(m0), "%s", err.msg);
+    CHECK(m0 && !sg_asr_whisper_new(m0, "x", NULL, &err) && err.code == SG_EINVAL);
+    CHECK(strstr(err.msg, "vocabulary") != NULL);
+    sgt_whisper_novocab_remove(vdir, nomodel);
+    sg_whisper *m2 = sg_whisper_load(FIXTURE, SG_PREC_F32, pool, &err);
     CHECK_MSG(m2 && sg_whisper_has_vocab(m2), "%s", err.msg);
     if (m2) {
         /* the reference's 16 tokens are all 363, which is "ag" in gpt2.tiktoken (the base64 on its
@@ -410,7 +410,6 @@ static void check_pipeline(sg_pool *pool)
     }
     sg_asr_whisper_free(asr);
     sg_vad_silero_free(vb);
-    remove_vocab_model(vdir, vmodel);
     free(segs);
     free(vs);
     free(probs);

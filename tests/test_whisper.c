@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sgtest_whisper.h"
 #include "media/audio.h"
 #include "media/mel.h"
 #include "models/whisper.h"
@@ -27,22 +28,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static float *jfk_mel(int *frames)
-{
-    size_t len = 0;
-    uint8_t *wav = check_read_file("../shared/data/audio/jfk.wav", &len);
-    sg_audio a = {0};
-    sg_error err = {0};
-    float *mel = NULL;
-    if (wav && sg_audio_decode(wav, len, SG_AUDIO_WAV, 0, 0, &a, &err) == SG_OK) {
-        if (sg_log_mel(a.samples, a.n, 80, NULL, SG_MEL_FRAMES_30S, &mel, frames, &err) != SG_OK)
-            mel = NULL;
-        sg_audio_free(&a);
-    }
-    free(wav);
-    return mel;
 }
 
 typedef struct run {
@@ -301,7 +286,7 @@ int main(void)
     json_t *exp = json_load_file(DIR "/expected.json", 0, &je);
     CHECK_MSG(exp != NULL, "%s", je.text);
     int frames = 0;
-    float *mel = jfk_mel(&frames);
+    float *mel = sgt_jfk_mel(&frames);
     CHECK_MSG(mel != NULL, "cannot make the log-mel of ../shared/data/audio/jfk.wav");
     if (!exp || !mel)
         return check_report("test_whisper");

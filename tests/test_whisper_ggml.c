@@ -24,6 +24,7 @@
 
 #include "base/utf8.h"
 #include "check.h"
+#include "sgtest_whisper.h"
 #include "media/audio.h"
 #include "media/mel.h"
 #include "models/gpt2_tokenizer.h"
@@ -34,22 +35,6 @@
 
 #define MODELS "../shared/models/"
 #define TOKENIZERS "../shared/tokenizers/"
-
-static float *jfk_mel(int *frames)
-{
-    size_t len = 0;
-    uint8_t *wav = check_read_file("../shared/data/audio/jfk.wav", &len);
-    sg_audio a = {0};
-    sg_error err = {0};
-    float *mel = NULL;
-    if (wav && sg_audio_decode(wav, len, SG_AUDIO_WAV, 0, 0, &a, &err) == SG_OK) {
-        if (sg_log_mel(a.samples, a.n, 80, NULL, SG_MEL_FRAMES_30S, &mel, frames, &err) != SG_OK)
-            mel = NULL;
-        sg_audio_free(&a);
-    }
-    free(wav);
-    return mel;
-}
 
 /* s without its invalid UTF-8 bytes (into out, room for n + 1) */
 static size_t strip_invalid(const char *s, size_t n, char *out)
@@ -571,7 +556,7 @@ int main(void)
     free(npz);
 
     int frames = 0;
-    float *mel = jfk_mel(&frames);
+    float *mel = sgt_jfk_mel(&frames);
     CHECK_MSG(mel != NULL, "cannot make the log-mel of ../shared/data/audio/jfk.wav");
     sg_pool *pool = sg_pool_new(2);
     if (mel) {

@@ -85,7 +85,8 @@ static char *read_stream(FILE *f, size_t *len)
     return buf;
 }
 
-static char *read_file(const char *path, size_t *len)
+/* Shared with sg_stream.c (declared in sg_stream.h). */
+char *sg_tool_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -104,7 +105,7 @@ static int cmd_describe(int argc, char **argv)
     int rc = 0;
     for (int i = 0; i < argc; i++) {
         size_t len;
-        char *data = read_file(argv[i], &len);
+        char *data = sg_tool_read_file(argv[i], &len);
         json_t *o;
         if (!data) {
             o = json_pack("{s:s,s:s}", "image", argv[i], "error", "cannot read the file");
@@ -212,7 +213,7 @@ static json_t *float_array(const float *v, int n)
 static sg_status load_image(const sg_clip *m, const char *path, sg_image *img, sg_error *err)
 {
     size_t len;
-    char *data = read_file(path, &len);
+    char *data = sg_tool_read_file(path, &len);
     if (!data)
         return sg_error_set(err, SG_EIO, "cannot read %s", path);
     sg_status st = sg_image_decode((const uint8_t *)data, len, sg_clip_min_short_side(m), img, err);
@@ -321,7 +322,7 @@ static int cmd_clip(const char *sub, int argc, char **argv)
         free(copy);
     } else { /* bench: decode + preprocess + forward of one image */
         size_t len;
-        char *data = read_file(argv[a.first], &len);
+        char *data = sg_tool_read_file(argv[a.first], &len);
         double *t = malloc((size_t)a.runs * sizeof(double));
         if (!data) {
             fprintf(stderr, "sg bench clip: cannot read %s\n", argv[a.first]);
@@ -571,7 +572,7 @@ static int vad_file(const sg_silero *m, const char *path, sg_audio_format fmt, i
 {
     sg_error err = {0};
     size_t len;
-    char *data = read_file(path, &len);
+    char *data = sg_tool_read_file(path, &len);
     if (!data) {
         print_json(json_pack("{s:s,s:s}", "audio", path, "error", "cannot read the file"));
         return 1;
@@ -773,7 +774,7 @@ static sg_status whisper_audio(const whisper_args *a, sg_audio *au, sg_error *er
         return sg_error_set(err, SG_EINVAL, "headerless PCM needs --sample-rate");
     size_t len = 0;
     bool in = strcmp(a->audio, "-") == 0;
-    char *data = in ? read_stream(stdin, &len) : read_file(a->audio, &len);
+    char *data = in ? read_stream(stdin, &len) : sg_tool_read_file(a->audio, &len);
     if (!data)
         return sg_error_set(err, SG_EIO, "cannot read %s", in ? "standard input" : a->audio);
     st = sg_audio_decode((const uint8_t *)data, len, fmt, a->rate, 0, au, err);

@@ -193,9 +193,15 @@ int main(int argc, char **argv)
     if (cfg.api_key[0])
         sg_log(SG_LOG_INFO, "auth: on (header %s or Authorization: Bearer)", cfg.auth_header);
 
-    /* Models load while the server already answers /health and /ready ("loading"). */
+    /* Models load while the server already answers /health and /ready ("loading"); one that
+     * cannot load stops the server (exit 2) through the shared clean-up at the end. */
+    int rc = 2;
     sg_pool *pool = NULL;
     sg_clip_vision *vision = NULL;
+    sg_llm_snn *llm = NULL;
+    sg_cache *cache = NULL;
+    sg_vad_silero *vad = NULL;
+    sg_asr_whisper *asr = NULL;
     if (cfg.vision_model) {
         double t0 = sg_now_ms();
         pool = sg_pool_new(cfg.threads);
@@ -211,11 +217,7 @@ int main(int argc, char **argv)
         if (!vision) {
             sg_log(SG_LOG_ERROR, "cannot load the vision model %s: %s", cfg.vision_model,
                    err.msg[0] ? err.msg : "out of memory");
-            sg_server_stop(srv, 5.0);
-            sg_server_free(srv);
-            sg_skills_free(backends.skills);
-            sg_pool_free(pool);
-            return 2;
+            goto done;
         }
         backends.vision = sg_clip_vision_backend(vision);
         const sg_clip_info *ci = sg_clip_get_info(sg_clip_vision_model(vision));
@@ -226,8 +228,6 @@ int main(int argc, char **argv)
     } else {
         sg_log(SG_LOG_INFO, "vision: no model (--vision-model); using pixel statistics");
     }
-    sg_llm_snn *llm = NULL;
-    sg_cache *cache = NULL;
     if (llm_model) {
         double t0 = sg_now_ms();
         if (!pool)
@@ -246,13 +246,7 @@ int main(int argc, char **argv)
         if (!llm || !cache) {
             sg_log(SG_LOG_ERROR, "cannot load the language model %s: %s", llm_model,
                    err.msg[0] ? err.msg : "out of memory");
-            sg_server_stop(srv, 5.0);
-            sg_server_free(srv);
-            sg_clip_vision_free(vision);
-            sg_llm_snn_free(llm);
-            sg_skills_free(backends.skills);
-            sg_pool_free(pool);
-            return 2;
+            goto done;
         }
         backends.cache = cache;
         backends.llm = sg_llm_snn_backend(llm);
@@ -264,27 +258,18 @@ int main(int argc, char **argv)
     } else {
         sg_log(SG_LOG_INFO, "language: no model (--llm-model); using the rule-based responder");
     }
-    sg_vad_silero *vad = NULL;
     if (vad_model) {
         double t0 = sg_now_ms();
         vad = sg_vad_silero_open(vad_model, NULL, &err);
         if (!vad) {
             sg_log(SG_LOG_ERROR, "cannot load the VAD model %s: %s", vad_model,
                    err.msg[0] ? err.msg : "out of memory");
-            sg_server_stop(srv, 5.0);
-            sg_server_free(srv);
-            sg_cache_free(cache);
-            sg_llm_snn_free(llm);
-            sg_clip_vision_free(vision);
-            sg_pool_free(pool);
-            sg_skills_free(backends.skills);
-            return 2;
+            goto done;
         }
         backends.vad = sg_vad_silero_backend(vad);
         sg_log(SG_LOG_INFO, "vad: %s loaded in %.0f ms; audio without speech is answered "
                "\"speech\": false", backends.vad->name, sg_now_ms() - t0);
     }
-    sg_asr_whisper *asr = NULL;
     if (asr_model) {
         double t0 = sg_now_ms();
         if (!pool)
@@ -300,15 +285,7 @@ int main(int argc, char **argv)
         if (!asr) {
             sg_log(SG_LOG_ERROR, "cannot load the speech model %s: %s", asr_model,
                    err.msg[0] ? err.msg : "out of memory");
-            sg_server_stop(srv, 5.0);
-            sg_server_free(srv);
-            sg_cache_free(cache);
-            sg_llm_snn_free(llm);
-            sg_clip_vision_free(vision);
-            sg_vad_silero_free(vad);
-            sg_pool_free(pool);
-            sg_skills_free(backends.skills);
-            return 2;
+            goto done;
         }
         backends.asr = sg_asr_whisper_backend(asr);
         const sg_whisper_info *wi = sg_whisper_get_info(sg_asr_whisper_model(asr));
@@ -326,7 +303,9 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     sg_log(SG_LOG_INFO, "received %s: stopping (finishing in-flight requests)",
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    sg_server_stop(srv, 30.0);
+    rc = 0;
+done:
+    sg_server_stop(srv, rc == 0 ? 30.0 : 5.0);
     sg_server_free(srv);
     sg_cache_free(cache);
     sg_llm_snn_free(llm);
@@ -335,6 +314,7 @@ int main(int argc, char **argv)
     sg_asr_whisper_free(asr);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);
-    sg_log(SG_LOG_INFO, "stopped");
-    return 0;
+    if (rc == 0)
+        sg_log(SG_LOG_INFO, "stopped");
+    return rc;
 }

@@ -123,43 +123,10 @@ static bool has_ext(const char *name, const char *ext)
     return n > e && strcasecmp(name + n - e, ext) == 0;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *p = realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 static int add_photo(source *s, const char *path, char *err, size_t errlen)
 {
     size_t len;
-    char *data = slurp(path, &len);
+    char *data = sg_tool_read_file(path, &len);
     if (!data) {
         snprintf(err, errlen, "cannot read %s", path);
         return -1;
@@ -769,7 +736,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 static int load_audio(const char *path, int16_t **pcm, size_t *n, char *err, size_t errlen)
 {
     size_t len;
-    char *data = slurp(path, &len);
+    char *data = sg_tool_read_file(path, &len);
     if (!data) {
         snprintf(err, errlen, "cannot read %s", path);
         return -1;

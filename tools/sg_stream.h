@@ -3,6 +3,11 @@
 #ifndef SG_TOOLS_STREAM_H
 #define SG_TOOLS_STREAM_H
 
+#include <stddef.h>
+
 int sg_cmd_stream(int argc, char **argv);
+
+/* The whole file at path (malloc'ed, *len bytes), NULL when it cannot be read (tools/sg.c). */
+char *sg_tool_read_file(const char *path, size_t *len);
 
 #endif

@@ -18,6 +18,7 @@
  * libogg + libvorbis (the same vorbis_synthesis_headerin calls libsndfile makes, cleaned up
  * properly) and a broken one is refused before libsndfile sees it. */
 #include "media/audio.h"
+#include "media/sfmem.h"
 
 #include <limits.h>
 #include <math.h>
@@ -325,48 +326,6 @@ const char *sg_audio_format_name(sg_audio_format fmt)
 
 /* ---- FLAC and Ogg (libsndfile) ----------------------------------------------------------------- */
 
-/* libsndfile's virtual I/O over the request bytes: read-only, seekable within [0, n]. */
-typedef struct memfile {
-    const uint8_t *p;
-    sf_count_t n, pos;
-} memfile;
-
-static sf_count_t vio_length(void *ud) { return ((memfile *)ud)->n; }
-static sf_count_t vio_tell(void *ud) { return ((memfile *)ud)->pos; }
-
-static sf_count_t vio_seek(sf_count_t off, int whence, void *ud)
-{
-    memfile *m = ud;
-    sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->n;
-    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END)
-        return -1;
-    /* base and off are both within +-2^63; n <= SIZE_MAX, so compare without overflowing */
-    if ((off < 0 && -off > base) || (off > 0 && off > m->n - base))
-        return -1;
-    m->pos = base + off;
-    return m->pos;
-}
-
-static sf_count_t vio_read(void *dst, sf_count_t count, void *ud)
-{
-    memfile *m = ud;
-    if (count <= 0 || m->pos >= m->n)
-        return 0;
-    if (count > m->n - m->pos)
-        count = m->n - m->pos;
-    memcpy(dst, m->p + m->pos, (size_t)count);
-    m->pos += count;
-    return count;
-}
-
-static sf_count_t vio_write(const void *src, sf_count_t count, void *ud)
-{
-    (void)src;
-    (void)count;
-    (void)ud;
-    return 0; /* opened for reading only */
-}
-
 #define SNDFILE_BLOCK 4096 /* frames per sf_readf_float call */
 #define OGG_FEED 65536     /* bytes handed to libogg at a time */
 
@@ -455,8 +414,8 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
     if (fmt == SG_AUDIO_OGG && !vorbis_headers_ok(buf, len))
         return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the Ogg file: its Vorbis headers "
                             "are malformed or truncated");
-    memfile mf = {buf, (sf_count_t)len, 0};
-    SF_VIRTUAL_IO io = {vio_length, vio_seek, vio_read, vio_write, vio_tell};
+    sg_sfmem mf = sg_sfmem_reader(buf, len); /* libsndfile reads the request bytes in place */
+    SF_VIRTUAL_IO io = sg_sfmem_io();
     SF_INFO info;
     memset(&info, 0, sizeof info);
     SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &mf);

@@ -34,7 +34,7 @@ sg_status sg_image_decode(const uint8_t *buf, size_t len, int min_short_side, sg
 void sg_image_free(sg_image *img);
 
 /* Mean luma (BT.601, 0..255) over an 8x8 grid of equal cells (area average): the keyframe
- * thumbnail. */
+ * thumbnail, sg_thumb8_rgb (media/thumb.h) of the decoded pixels. */
 void sg_image_thumb8(const sg_image *img, float thumb[64]);
 
 #endif

@@ -13,7 +13,8 @@ emulator's counters, when it ran). Checks, for every profile:
   - every question asked was answered;
   - frames: some were sent, and those the phone dropped or gave up on stay under MAX_FRAME_LOSS of
     the frames it encoded;
-  - on lossy profiles the loss is visible: packets lost on the link and TCP retransmissions;
+  - over the lossy profiles together the loss is visible: packets lost on the link and TCP
+    retransmissions;
   - across a blackout longer than the client's per-attempt timeout, the client's own retries show
     (sg stream's http.retries or network_errors) and still no audio or question is lost.
 Prints a table (E2E turn latency p50/p95 per profile: question asked -> answer received, phone-side
@@ -106,11 +107,10 @@ def check_profile(work, name):
     # loss visible where the profile has loss
     retrans = meta.get("tcp_retrans_client", 0) + meta.get("tcp_retrans_server", 0)
     rec["tcp_retransmits"] = retrans
-    if meta.get("loss_pct", 0) > 0:
-        if link is not None and link["up"]["lost"] + link["down"]["lost"] == 0:
-            problems.append("a lossy profile lost no packet on the link")
-        if retrans == 0:
-            problems.append("a lossy profile caused no TCP retransmission")
+    # (whether the loss shows is checked over all lossy profiles together, in main: a short run of
+    # a few hundred packets at 1 % loses none about one time in twenty, and a lost pure ACK
+    # causes no retransmission)
+    rec["link_lost"] = (link["up"]["lost"] + link["down"]["lost"]) if link is not None else None
     if meta.get("blackout_s", 0) > 0:
         if link is not None and link["up"]["blackout_lost"] + link["down"]["blackout_lost"] == 0:
             problems.append("the blackout lost no packet")
@@ -139,6 +139,16 @@ def main():
                   f" | {st['http']['retries']:>7} {rec['tcp_retransmits']:>7}")
         for p in problems:
             print(f"  FAIL {name}: {p}")
+            failed = True
+    lossy = [r for r in records if r.get("loss_pct", 0) > 0]
+    if lossy:
+        lost = sum(r.get("link_lost") or 0 for r in lossy)
+        rtx = sum(r.get("tcp_retransmits") or 0 for r in lossy)
+        if all(r.get("link_lost") is not None for r in lossy) and lost == 0:
+            print("  FAIL: the lossy profiles lost no packet on the link")
+            failed = True
+        if rtx == 0:
+            print("  FAIL: the lossy profiles caused no TCP retransmission")
             failed = True
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
