@@ -444,6 +444,50 @@ static void check_pipeline(sg_pool *pool)
     if (r.n_segs == 3)
         CHECK(r.segs[0].end == 4.0 && r.segs[1].start == 4.0 && r.segs[2].end == 11.0);
     sg_speech_result_free(&r);
+    /* over 30 s with the real VAD: jfk.wav four times with 2 s of silence between (52 s) goes in
+     * windows of at most 30 s cut in the VAD's silences, each decoded, segments in order and
+     * inside the audio */
+    {
+        const size_t gap = 2 * SR, total = 4 * n + 3 * gap;
+        float *longa = calloc(total, sizeof(float));
+        CHECK(longa != NULL);
+        if (longa) {
+            for (int c = 0; c < 4; c++)
+                memcpy(longa + (size_t)c * (n + gap), jfk, n * sizeof(float));
+            float *lp = NULL;
+            size_t nlp = 0, nlv = 0;
+            sg_vad_segment *lv = NULL;
+            CHECK(sg_silero_probs(vad, longa, total, &lp, &nlp, &err) == SG_OK);
+            CHECK(sg_vad_segments(lp, nlp, total, NULL, &lv, &nlv, &err) == SG_OK && nlv >= 8);
+            free(lp);
+            sg_speech_opts lo = {0};
+            CHECK(sg_speech_transcribe(m, vad, longa, total, &lo, &r, &err) == SG_OK);
+            CHECK_MSG(r.n_windows >= 2 && r.n_windows <= 4, "%zu windows", r.n_windows);
+            CHECK(r.speech && r.n_segs == r.n_windows - r.n_skipped);
+            double prev_end = 0;
+            for (size_t i = 0; i < r.n_segs; i++) {
+                const sg_speech_seg *g = &r.segs[i];
+                CHECK(g->start >= prev_end && g->end > g->start);
+                CHECK_MSG(g->end - g->start <= 30.0 + 1e-9, "segment %zu is %.2f s", i,
+                          g->end - g->start);
+                CHECK(g->end <= (double)total / SR + 1e-9 && g->n_tokens > 0);
+                /* every window starts at a VAD segment's start and ends at one's end: the cuts
+                 * are in the VAD's silences (here the pauses between phrases or copies) */
+                bool s_ok = false, e_ok = false;
+                for (size_t k = 0; k < nlv; k++) {
+                    s_ok |= fabs(lv[k].start_s - g->start) < 1e-3;
+                    e_ok |= fabs(lv[k].end_s - g->end) < 1e-3;
+                }
+                CHECK_MSG(s_ok && e_ok, "segment %zu [%.3f, %.3f] does not start and end at VAD "
+                          "segment boundaries", i, g->start, g->end);
+                prev_end = g->end;
+            }
+            CHECK(r.n_segs > 0 && r.segs[0].start > 0.2 && r.segs[0].start < 0.5);
+            sg_speech_result_free(&r);
+            free(lv);
+            free(longa);
+        }
+    }
     /* max_tokens */
     o.audio_ctx = 0;
     o.max_tokens = 3;
