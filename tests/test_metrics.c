@@ -65,7 +65,7 @@ int main(void)
     CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "counters"), "queries")), 5);
     json_decref(j);
 
-    char *p = sg_metrics_prometheus(m, 2, 3, 1.5);
+    char *p = sg_metrics_prometheus(m, 2, 3, 4, 1.5);
     CHECK(p != NULL);
     CHECK(strstr(p, "# TYPE smartglass_query_duration_seconds histogram") != NULL);
     /* 100 llm samples of 1..100 ms: 10 are <= 10 ms, 25 <= 25 ms, all <= 0.1 s */
@@ -75,6 +75,7 @@ int main(void)
     CHECK(strstr(p, "smartglass_query_duration_seconds_bucket{stage=\"llm\",le=\"+Inf\"} 100\n") != NULL);
     CHECK(strstr(p, "smartglass_query_duration_seconds_sum{stage=\"llm\"} 5.050000\n") != NULL);
     CHECK(strstr(p, "smartglass_active_sessions 2\n") != NULL);
+    CHECK(strstr(p, "# TYPE smartglass_websockets_open gauge\nsmartglass_websockets_open 4\n") != NULL);
     CHECK(strstr(p, "smartglass_requests_total{route=\"/health\",code=\"200\"} 2\n") != NULL);
     CHECK(strstr(p, "smartglass_requests_total{route=\"/sessions/{id}/query\",code=\"422\"} 1\n") != NULL);
     CHECK(strstr(p, "smartglass_queries_total 5\n") != NULL);

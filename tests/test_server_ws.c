@@ -429,6 +429,17 @@ static void test_limits_and_lifecycle(void)
     CHECK_EQ_INT(ws_connect(&s, &w2, "frame", sid), 101);
     CHECK_EQ_INT(ws_connect(&s, &w3, "frame", sid), 503);
     CHECK(w3.json && strcmp(sgt_str(w3.json, "error"), "OVERLOADED") == 0);
+    /* /metrics and Prometheus count the two open sockets */
+    {
+        sgt_resp mr = sgt_get(&s, "/metrics");
+        json_t *wsj = json_object_get(mr.json, "websockets");
+        CHECK(json_integer_value(json_object_get(wsj, "open")) == 2 &&
+              json_integer_value(json_object_get(wsj, "max")) == 2);
+        sgt_resp_free(&mr);
+        mr = sgt_get(&s, "/metrics/prometheus");
+        CHECK(mr.body && strstr(mr.body, "\nsmartglass_websockets_open 2\n") != NULL);
+        sgt_resp_free(&mr);
+    }
     char ra[16];
     CHECK(sgt_ws_header(&w3, "Retry-After", ra, sizeof ra));
     sgt_ws_free(&w3);

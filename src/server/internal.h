@@ -146,6 +146,8 @@ typedef struct sg_ws_hub sg_ws_hub;
 typedef struct sg_ws_conn sg_ws_conn;
 sg_ws_hub *sg_ws_hub_new(void);
 void sg_ws_hub_free(sg_ws_hub *h);
+/* WebSockets open or being upgraded (what SG_MAX_WEBSOCKETS caps); 0 for a NULL hub. */
+int sg_ws_open_count(sg_ws_hub *h);
 /* GET /ws/audio|frame/{id} once method, readiness and r->session are checked: the handshake
  * (400/426), the ASR model (503), the cap (503); on success r->ws is set and r->status is 101. */
 void sg_ws_dispatch(sg_req *r);

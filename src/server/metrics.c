@@ -216,7 +216,8 @@ static void sb_printf(strbuf *b, const char *fmt, ...)
     }
 }
 
-char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions, double uptime_s)
+char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions,
+                            long open_websockets, double uptime_s)
 {
     strbuf b = {malloc(8192), 0, 8192, 0};
     if (!b.p)
@@ -248,6 +249,9 @@ char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_se
     sb_printf(&b, "# HELP smartglass_active_sessions Sessions currently open.\n"
                   "# TYPE smartglass_active_sessions gauge\nsmartglass_active_sessions %ld\n",
               active_sessions);
+    sb_printf(&b, "# HELP smartglass_websockets_open WebSockets open or being upgraded.\n"
+                  "# TYPE smartglass_websockets_open gauge\nsmartglass_websockets_open %ld\n",
+              open_websockets);
     sb_printf(&b, "# HELP smartglass_sessions_created_total Sessions created since start.\n"
                   "# TYPE smartglass_sessions_created_total counter\nsmartglass_sessions_created_total %ld\n",
               created_sessions);

@@ -52,7 +52,9 @@ double sg_percentile(const double *sorted, size_t n, double p);
 
 /* GET /metrics body (latencies and counters; the server adds sessions and uptime). */
 json_t *sg_metrics_json(sg_metrics *m);
-/* Prometheus text exposition; active_sessions is passed in by the server. Returns malloc'ed text. */
-char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions, double uptime_s);
+/* Prometheus text exposition; the session and WebSocket counts are passed in by the server.
+ * Returns malloc'ed text. */
+char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions,
+                            long open_websockets, double uptime_s);
 
 #endif

@@ -466,6 +466,8 @@ static void handle_metrics(sg_req *r)
     json_object_set_new(o, "sessions",
                         json_pack("{s:I,s:I}", "created", (json_int_t)sg_session_created(s->sessions),
                                   "active", (json_int_t)sg_session_count(s->sessions)));
+    json_object_set_new(o, "websockets", json_pack("{s:i,s:i}", "open", sg_ws_open_count(s->ws),
+                                                   "max", s->cfg->max_websockets));
     json_object_set_new(o, "queue", json_pack("{s:i,s:i,s:i}", "workers", s->cfg->workers, "depth",
                                               s->cfg->queue_depth, "pending",
                                               sg_workq_pending(s->workq)));
@@ -497,7 +499,7 @@ static void handle_metrics_prometheus(sg_req *r)
 {
     sg_server *s = r->srv;
     char *text = sg_metrics_prometheus(s->metrics, sg_session_count(s->sessions),
-                                       sg_session_created(s->sessions),
+                                       sg_session_created(s->sessions), sg_ws_open_count(s->ws),
                                        (sg_now_ms() - s->started_ms) / 1000.0);
     if (!text) {
         sg_req_error(r, 503, "OVERLOADED", "out of memory");

@@ -163,6 +163,16 @@ void sg_ws_hub_free(sg_ws_hub *h)
     free(h);
 }
 
+int sg_ws_open_count(sg_ws_hub *h)
+{
+    if (!h)
+        return 0;
+    pthread_mutex_lock(&h->lock);
+    int n = h->slots;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
 static void release_slot(sg_ws_hub *h)
 {
     pthread_mutex_lock(&h->lock);
