@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "base/json.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,11 +48,9 @@ static bool only_dropped_nuls(char *buf, size_t size, sg_error *err, const json_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* parse from an exact-size copy so ASan catches any read past the end */
-    char *buf = malloc(size ? size : 1);
+    char *buf = (char *)fuzz_exact_copy(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
 
     sg_error err = {0};
     json_t *ours = sg_json_parse(buf, size, &err);

@@ -9,17 +9,15 @@
 #include <string.h>
 
 #include "nn/ptfile.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* a private, exactly sized copy, so that ASan flags any read past the end */
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = fuzz_exact_copy(data, size);
     if (!buf)
         return 0;
-    if (size)
-        memcpy(buf, data, size);
     sg_error err = {0};
     size_t n = 0;
     sg_status st = sg_pt_parse_pickle_for_fuzz(buf, size, &n, &err);

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "nn/ptfile.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,12 +49,9 @@ static void check_view(const sg_pt_tensor *t, const uint8_t *buf, size_t size)
 static void run(const uint8_t *data, size_t size)
 {
     sg_error err;
-    /* a private, exactly sized copy, so that ASan flags any read past the end */
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = fuzz_exact_copy(data, size);
     if (!buf)
         return;
-    if (size)
-        memcpy(buf, data, size);
     sg_pt_file *f = sg_pt_open_memory(buf, size, &err);
     if (!f) {
         if (err.code == SG_OK || !err.msg[0])

@@ -1,6 +1,5 @@
-/* Shared by the model-loader fuzz targets (fuzz_silero_loader.c, fuzz_whisper_ggml.c): an exactly
- * sized copy of the input, and the input read as edits to a valid model file made of records (the
- * header, then one record per tensor). Header-only: each target stays one file. */
+/* Shared by the model-loader fuzz targets (fuzz_silero_loader.c, fuzz_whisper_ggml.c): the input
+ * read as edits to a valid model file made of records (the header, then one record per tensor). Header-only: each target stays one file. */
 #ifndef SG_FUZZ_RECORDS_H
 #define SG_FUZZ_RECORDS_H
 
@@ -9,15 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A private, exactly sized copy of buf (malloc'ed; NULL when out of memory), so that ASan flags
- * any read past the end. */
-static uint8_t *fuzz_exact_copy(const uint8_t *buf, size_t len)
-{
-    uint8_t *copy = malloc(len ? len : 1);
-    if (copy && len)
-        memcpy(copy, buf, len);
-    return copy;
-}
+#include "fuzz_util.h"
 
 /* Applies data as 6-byte operations (u16 target, u8 op, 3 value bytes) to buf[0..len), a copy of
  * a model whose records start at rec[0] = 0 (the header) .. rec[nrec - 1] and end at
