@@ -55,28 +55,8 @@ TURN_QUERY = "What am I looking at?"
 
 
 def init(model, seed):
-    g = torch.Generator().manual_seed(seed)
-
-    def rn(shape, s):
-        return s * torch.randn(shape, generator=g)
-
+    ref.init_random(model, seed)
     with torch.no_grad():
-        model.embed.weight.copy_(rn(model.embed.weight.shape, 1.0))
-        for b in model.blocks:
-            a = b.attn.attn
-            a.in_proj_weight.copy_(rn(a.in_proj_weight.shape, 0.35))
-            a.in_proj_bias.copy_(rn(a.in_proj_bias.shape, 0.1))
-            a.out_proj.weight.copy_(rn(a.out_proj.weight.shape, 0.25))
-            a.out_proj.bias.copy_(rn(a.out_proj.bias.shape, 0.1))
-            for ln in (b.attn.norm, b.norm):
-                ln.weight.copy_(1 + rn(ln.weight.shape, 0.25))
-                ln.bias.copy_(rn(ln.bias.shape, 0.25))
-            b.ff[0].weight.copy_(rn(b.ff[0].weight.shape, 0.45))
-            b.ff[0].bias.copy_(rn(b.ff[0].bias.shape, 0.3))
-            b.ff[3].weight.copy_(rn(b.ff[3].weight.shape, 0.5))
-            b.ff[3].bias.copy_(rn(b.ff[3].bias.shape, 0.2))
-        model.head.weight.copy_(rn(model.head.weight.shape, 0.3))
-        model.head.bias.copy_(rn(model.head.bias.shape, 0.1))
         # F16-representable values, so the F16 safetensors copy holds exactly the same tensors
         for p in model.parameters():
             p.copy_(p.half().float())

@@ -108,6 +108,36 @@ class SpikingStudentLM(nn.Module):
 
 
 @torch.no_grad()
+def init_random(model, seed, width_scale=1.0):
+    """Random weights scaled so that spikes fire in a healthy fraction: the scales suit width 32
+    (the test fixtures, width_scale 1); a wider model passes sqrt(32 / width) (0.5 for 128) for
+    the projections, which keeps their outputs at the same size. Shared by gen_snn_fixture.py and
+    make_snn_real.py (the draws are in the same order for any scale)."""
+    g = torch.Generator().manual_seed(seed)
+    w = width_scale
+
+    def rn(shape, s):
+        return s * torch.randn(shape, generator=g)
+
+    with torch.no_grad():
+        model.embed.weight.copy_(rn(model.embed.weight.shape, 1.0))
+        for b in model.blocks:
+            a = b.attn.attn
+            a.in_proj_weight.copy_(rn(a.in_proj_weight.shape, 0.35 * w))
+            a.in_proj_bias.copy_(rn(a.in_proj_bias.shape, 0.1))
+            a.out_proj.weight.copy_(rn(a.out_proj.weight.shape, 0.25 * w))
+            a.out_proj.bias.copy_(rn(a.out_proj.bias.shape, 0.1))
+            for ln in (b.attn.norm, b.norm):
+                ln.weight.copy_(1 + rn(ln.weight.shape, 0.25))
+                ln.bias.copy_(rn(ln.bias.shape, 0.25))
+            b.ff[0].weight.copy_(rn(b.ff[0].weight.shape, 0.45 * w))
+            b.ff[0].bias.copy_(rn(b.ff[0].bias.shape, 0.3))
+            b.ff[3].weight.copy_(rn(b.ff[3].weight.shape, 0.5 * w))
+            b.ff[3].bias.copy_(rn(b.ff[3].bias.shape, 0.2))
+        model.head.weight.copy_(rn(model.head.weight.shape, 0.3 * w))
+        model.head.bias.copy_(rn(model.head.bias.shape, 0.1))
+
+
 def greedy(model, prompt_ids, max_tokens, eos=None, logits_out=None):
     """Upstream's loop: the whole sequence re-run every step, argmax of the last position, exactly
     max_tokens tokens (or until eos when given, which is not emitted). logits_out collects the
