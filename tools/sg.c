@@ -807,25 +807,37 @@ static int whisper_load(const char *cmd, const whisper_args *a, sg_pool **pool, 
     return 0;
 }
 
+/* What transcribe and bench whisper both start with: arguments, the audio, the models. 0, or 2
+ * after saying why on stderr (nothing left to free then). */
+static int whisper_open(const char *cmd, bool bench, int argc, char **argv, whisper_args *a,
+                        sg_audio *au, sg_pool **pool, sg_whisper **m, sg_silero **vad,
+                        double *load_ms)
+{
+    if (parse_whisper_args(cmd, bench, argc, argv, a) != 0)
+        return 2;
+    sg_error err = {0};
+    if (whisper_audio(a, au, &err) != SG_OK) {
+        fprintf(stderr, "sg %s: %s: %s\n", cmd, a->audio, err.msg);
+        return 2;
+    }
+    if (whisper_load(cmd, a, pool, m, vad, load_ms) != 0) {
+        sg_audio_free(au);
+        return 2;
+    }
+    return 0;
+}
+
 static int cmd_transcribe(int argc, char **argv)
 {
     whisper_args a;
-    if (parse_whisper_args("transcribe", false, argc, argv, &a) != 0)
-        return 2;
-    sg_error err = {0};
     sg_audio au;
-    if (whisper_audio(&a, &au, &err) != SG_OK) {
-        fprintf(stderr, "sg transcribe: %s: %s\n", a.audio, err.msg);
-        return 2;
-    }
     sg_pool *pool;
     sg_whisper *m;
     sg_silero *vad;
     double load_ms;
-    if (whisper_load("transcribe", &a, &pool, &m, &vad, &load_ms) != 0) {
-        sg_audio_free(&au);
+    if (whisper_open("transcribe", false, argc, argv, &a, &au, &pool, &m, &vad, &load_ms) != 0)
         return 2;
-    }
+    sg_error err = {0};
     sg_speech_opts o = {a.language, a.translate, a.audio_ctx, a.max_tokens};
     sg_speech_result r;
     int rc = 0;
@@ -861,22 +873,14 @@ static double median(double *v, int n)
 static int cmd_bench_whisper(int argc, char **argv)
 {
     whisper_args a;
-    if (parse_whisper_args("bench whisper", true, argc, argv, &a) != 0)
-        return 2;
-    sg_error err = {0};
     sg_audio au;
-    if (whisper_audio(&a, &au, &err) != SG_OK) {
-        fprintf(stderr, "sg bench whisper: %s: %s\n", a.audio, err.msg);
-        return 2;
-    }
     sg_pool *pool;
     sg_whisper *m;
     sg_silero *vad;
     double load_ms;
-    if (whisper_load("bench whisper", &a, &pool, &m, &vad, &load_ms) != 0) {
-        sg_audio_free(&au);
+    if (whisper_open("bench whisper", true, argc, argv, &a, &au, &pool, &m, &vad, &load_ms) != 0)
         return 2;
-    }
+    sg_error err = {0};
     sg_speech_opts o = {a.language, a.translate, a.audio_ctx, a.max_tokens};
     enum { MEL, VAD, ENC, DEC, TOK, TOT, NT };
     double *t[NT];
