@@ -4,7 +4,7 @@
 #     libsgclient at q40/60/75/85/95 (KB, encode ms, PSNR) and what the server's vision makes of
 #     them compared with q95: the pixel describer always; CLIP embedding cosine with the tiny test
 #     CLIP (random weights) and, if present, a real-size random-weight B/32 ($SG_B32_DIR, made by
-#     tools/py/make_clip_b32.py; random weights, so this measures how much the tower's input
+#     py/gen_clip_b32.py; random weights, so this measures how much the tower's input
 #     changes, not accuracy);
 #  2. upload KB/min at default settings per battery band: `sg stream` (glasses simulator) against
 #     sg-edge on loopback, 10x real time, for a slowly panning wearer (--pan 10, the default) and a
@@ -39,7 +39,7 @@ if [ -f "$b32/model.safetensors" ]; then
   "$build/bench/bench_client" --runs 1 --clip "$b32" --precision f32 --threads 2 ../shared/data/images/*.jpg |
     sed -n '/^$/,$p' | cut -d"|" -f1,2,11,12
 else
-  echo "(no real-size B/32 at $b32: make one with $PY tools/py/make_clip_b32.py $b32)"
+  echo "(no real-size B/32 at $b32: make one with $PY py/gen_clip_b32.py $b32)"
 fi
 
 fi

@@ -11,7 +11,7 @@ threads=${2:-2}
 image=${3:-../shared/data/images/astronaut.jpg}
 build=${SG_BUILD_DIR:-build}
 model=${SG_B32_DIR:-/tmp/sg-clip-b32-random}
-[ -f "$model/model.safetensors" ] || /usr/bin/python3 tools/py/make_clip_b32.py "$model"
+[ -f "$model/model.safetensors" ] || /usr/bin/python3 py/gen_clip_b32.py "$model"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), image $image"
 for p in int8 f32; do
   /usr/bin/time -f "peak_rss_mb %M" -o /tmp/sg-clip-rss.$p \
@@ -21,7 +21,7 @@ for p in int8 f32; do
 done
 "$build/sg" clip embed --model "$model" --precision f32 --threads "$threads" "$image" > /tmp/sg-clip-f32.json
 "$build/sg" clip embed --model "$model" --precision int8 --threads "$threads" "$image" > /tmp/sg-clip-int8.json
-/usr/bin/python3 bench/clip_torch.py "$model" "$image" "$threads" "$runs" /tmp/sg-clip-torch.json
+/usr/bin/python3 py/bench_clip_torch.py "$model" "$image" "$threads" "$runs" /tmp/sg-clip-torch.json
 /usr/bin/python3 - <<'PY'
 import json, math
 def cos(a, b):

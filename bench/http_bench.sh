@@ -20,7 +20,7 @@ echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  wrk: ${secs}s, ${conns} connections, 
 echo "## frame pipeline alone"
 "$build/bench/bench_frame" --runs 100 --write "$tmp"
 if /usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null; then
-  /usr/bin/python3 bench/frame_reference.py "$tmp" 50
+  /usr/bin/python3 py/frame_reference.py "$tmp" 50
 else
   echo "(python3-pil / python3-numpy not installed: no Python reference)"
 fi

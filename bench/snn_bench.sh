@@ -2,7 +2,7 @@
 # SNN student benchmark: 64 greedy tokens after a 40-token prompt at THREADS threads, ours (f32 and
 # int8, from student.pt and from the int8 file `sg quantize` writes) against upstream PyTorch
 # (fp32 and quantize_dynamic int8, whole sequence re-run per token) in the same run, on the same
-# real-size random student (tools/py/make_snn_real.py: vocabulary 50257, width 128, 2 blocks,
+# real-size random student (py/gen_snn_real.py: vocabulary 50257, width 128, 2 blocks,
 # written as the training script writes it; made in /tmp, never committed). Also: model load time,
 # peak RSS of `sg generate`, token agreement (ours f32 vs PyTorch f32; int8 vs f32 free-running and
 # teacher-forced) and the spike rate. Needs Debian python3-torch and a Release build in build/.
@@ -19,7 +19,7 @@ tok=../shared/tokenizers/gpt2.tiktoken
 prompt="The quick brown fox jumps over the lazy dog while the smart glasses describe the street scene ahead, including traffic lights, signs, a bus stop and people walking past the small corner cafe on a sunny morning"
 out=${TMPDIR:-/tmp}/sg-snn-bench
 mkdir -p "$out"
-[ -f "$model/student.pt" ] || /usr/bin/python3 tools/py/make_snn_real.py "$model"
+[ -f "$model/student.pt" ] || /usr/bin/python3 py/gen_snn_real.py "$model"
 [ -f "$q8/model.safetensors" ] || "$build/sg" quantize --model "$model" --out "$q8" > "$out/quantize.json"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# int8 file: $(stat -c %s "$q8/model.safetensors") bytes; student.pt: $(stat -c %s "$model/student.pt") bytes"
@@ -36,7 +36,7 @@ gen ours_f32 "$model" f32
 f32_tokens=$(/usr/bin/python3 -c "import json,sys; print(','.join(map(str, json.load(open(sys.argv[1]))['tokens'])))" "$out/ours_f32.json")
 gen ours_int8 "$model" int8 --teacher-force "$f32_tokens"
 gen ours_int8_file "$q8" int8 --teacher-force "$f32_tokens"
-/usr/bin/python3 bench/snn_torch.py "$model" "$threads" "$torch_runs" 64 "$prompt" "$out/torch.json" > "$out/torch.lines"
+/usr/bin/python3 py/bench_snn_torch.py "$model" "$threads" "$torch_runs" 64 "$prompt" "$out/torch.json" > "$out/torch.lines"
 
 /usr/bin/python3 - "$out" <<'PY'
 import json, sys

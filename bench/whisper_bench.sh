@@ -6,12 +6,12 @@
 #     for the clip, a 3 s utterance with Silero VAD (the first 3 s of the clip);
 #   - `sg bench whisper` (the product pipeline, int8: VAD, windows, decoding) on the clip in the
 #     standard mode and on the 3 s utterance with --audio-ctx auto;
-#   - bench/whisper_torch.py: our PyTorch Whisper, fp32 and quantize_dynamic int8, with a
+#   - py/bench_whisper_torch.py: our PyTorch Whisper, fp32 and quantize_dynamic int8, with a
 #     key/value cache like openai/whisper's, the same timings;
 # then a side-by-side table with the token agreement (int8 vs f32, ours vs PyTorch).
 # Decoding is capped at MAX_TOKENS (default 28: the 27 text tokens of base.en's real transcript of
 # jfk.wav + end-of-text) and at 8 steps for the 3 s utterance: a random model has no reason to
-# stop, and these are the lengths a trained one decodes (tools/py/make_whisper_base.py builds the
+# stop, and these are the lengths a trained one decodes (py/gen_whisper_base.py builds the
 # model so that its f32 greedy decoding ends after 27 tokens).
 # Needs Debian python3-torch; builds build/ (Release) if the binaries are missing; makes the model
 # in /tmp (145 MB, F16) if missing. Nothing is downloaded.
@@ -32,7 +32,7 @@ if [ ! -x "$build/bench/bench_whisper" ] || [ ! -x "$build/sg" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null
   cmake --build "$build" -j2 --target sg bench_whisper > /dev/null
 fi
-[ -f "$model/model.safetensors" ] || /usr/bin/python3 tools/py/make_whisper_base.py "$model"
+[ -f "$model/model.safetensors" ] || /usr/bin/python3 py/gen_whisper_base.py "$model"
 # the first 3 s of the clip, for the utterance run of `sg bench whisper`
 /usr/bin/python3 - "$audio" "$out/jfk-3s.wav" <<'PY'
 import sys, wave
@@ -57,7 +57,7 @@ done
   --runs "$runs" --max-tokens "$max_tokens" "$audio" > "$out/sg_clip.json" 2> /dev/null
 "$build/sg" bench whisper --model "$model" --precision int8 --threads "$threads" --vad "$vad" \
   --runs "$runs" --max-tokens 8 --audio-ctx auto "$out/jfk-3s.wav" > "$out/sg_utt.json" 2> /dev/null
-/usr/bin/python3 bench/whisper_torch.py "$model" "$threads" "$torch_runs" "$max_tokens" 8 "$out/torch.json" > /dev/null
+/usr/bin/python3 py/bench_whisper_torch.py "$model" "$threads" "$torch_runs" "$max_tokens" 8 "$out/torch.json" > /dev/null
 
 /usr/bin/python3 - "$out" "$model" <<'PY'
 import json, sys
@@ -90,7 +90,7 @@ for label, j in (("clip, standard 30 s window", sg_clip), ("3 s utterance, --aud
           "(%.2f ms/token, %d steps)" % (label, md["total"], md["mel"], md["vad"], md["encode"], md["decode"],
                                           md["decode_per_token"], j["decoder_steps"]))
 print()
-print("ours f32 tokens = PyTorch reference (make_whisper_base.py, no cache): %s; = PyTorch fp32 with cache: %s"
+print("ours f32 tokens = PyTorch reference (gen_whisper_base.py, no cache): %s; = PyTorch fp32 with cache: %s"
       % (agree(f32, ref), agree(f32, torch["torch_f32"]["tokens"])))
 print("int8 vs f32 (free-running greedy, random weights): ours %s, PyTorch %s"
       % (agree(ours["int8"]["tokens"], f32), agree(torch["torch_int8_dynamic"]["tokens"], torch["torch_f32"]["tokens"])))

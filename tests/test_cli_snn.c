@@ -1,5 +1,5 @@
 /* `sg generate` and `sg quantize` through the real binary on the tiny SNN student
- * (tests/fixtures/snn_tiny, made by tools/py/gen_snn_fixture.py): one JSON object with the
+ * (tests/fixtures/snn_tiny, made by py/gen_snn_fixture.py): one JSON object with the
  * reference's text and tokens, the tokenizer options, the int8 model file, and errors. */
 #include <jansson.h>
 #include <stdbool.h>

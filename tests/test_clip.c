@@ -1,5 +1,5 @@
-/* CLIP against our PyTorch reference (tools/py/clip_reference.py) on the tiny random model in
- * tests/fixtures/clip_tiny (Hugging Face layout, made by tools/py/gen_clip_fixture.py): image and
+/* CLIP against our PyTorch reference (py/clip_reference.py) on the tiny random model in
+ * tests/fixtures/clip_tiny (Hugging Face layout, made by py/gen_clip_fixture.py): image and
  * text embeddings in f32 and int8, at every kernel level, tokenizer ids, zero-shot probabilities,
  * and load errors that name the problem. */
 #include <jansson.h>

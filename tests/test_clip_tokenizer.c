@@ -1,5 +1,5 @@
 /* Tests for models/clip_tokenizer: every case of tests/fixtures/clip_tokenizer/cases.json (written
- * by tools/clip_tokenizer_reference.py) at CLIP's context and truncated to shorter ones, invalid
+ * by py/clip_tokenizer_reference.py) at CLIP's context and truncated to shorter ones, invalid
  * UTF-8 and bad arguments, load errors (missing files, malformed JSON, bad merges lines), and the
  * same cases tokenized from several threads at once. */
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* Tests for models/gpt2_tokenizer: every case of tests/fixtures/gpt2_tokenizer/cases.json (written
- * by tools/gpt2_tokenizer_reference.py) with ../shared/tokenizers/gpt2.tiktoken, decode round
+ * by py/gpt2_tokenizer_reference.py) with ../shared/tokenizers/gpt2.tiktoken, decode round
  * trips (random bytes too), the small Hugging Face fixture against the same ranks loaded from a
  * .tiktoken file, Whisper's multilingual.tiktoken, load errors for both formats, bad arguments,
  * and 8 threads encoding at once. */

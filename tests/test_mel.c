@@ -1,6 +1,6 @@
 /* Tests for media/mel: the mel filters against librosa's (the reference .npz whisper ships, read
  * here with a tiny zip + .npy reader), the log-mel of jfk.wav against PyTorch running whisper's own
- * code (tests/fixtures/mel, made by tools/py/make_mel_fixture.py), the STFT bin by bin against a
+ * code (tests/fixtures/mel, made by py/gen_mel_fixture.py), the STFT bin by bin against a
  * direct DFT, a sine landing in the right mel band, and the edge cases: empty, one sample,
  * non-finite samples. */
 #include <math.h>

@@ -1,5 +1,5 @@
 /* CLIP preprocessing against Pillow and transformers, through tests/fixtures/preprocess (written by
- * tools/make_preprocess_fixture.py): the sample photos end to end, synthetic images regenerated
+ * py/gen_preprocess_fixture.py): the sample photos end to end, synthetic images regenerated
  * here byte for byte (odd sizes, extreme aspect, up- and downscales, padding crops), the resize
  * size rule, the normalisation table, crop windows against full resizes, and the error paths. */
 #include <jansson.h>

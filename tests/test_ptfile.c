@@ -1,4 +1,4 @@
-/* Tests for nn/ptfile: every tensor of the torch-written fixtures (tools/make_ptfile_fixtures.py)
+/* Tests for nn/ptfile: every tensor of the torch-written fixtures (py/gen_ptfile_fixtures.py)
  * against the values torch itself converted to f32, views included; shape checks; the legacy
  * format's refusal; every byte-prefix of a real file; and, in archives and pickles built here
  * byte by byte, each class of malformed or hostile input with its status and message: ZIP

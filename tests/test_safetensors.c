@@ -1,6 +1,6 @@
 /* Tests for nn/safetensors: write/read round trips in every dtype, F16 and BF16 edge values (and
  * all 65536 halves against an independent decoder), shape checks, hashed lookups, metadata, a
- * file written by torch (tools/make_safetensors_fixture.py), writer argument errors, and every
+ * file written by torch (py/gen_safetensors_fixture.py), writer argument errors, and every
  * class of malformed file, built in memory, with its status and message. */
 #include <math.h>
 #include <stdint.h>
@@ -407,7 +407,7 @@ static void test_torch_fixture(void)
         return;
     CHECK_EQ_INT(sg_st_count(f), 7);
     CHECK(strcmp(sg_st_metadata(f, "format"), "pt") == 0);
-    CHECK(strcmp(sg_st_metadata(f, "source"), "tools/make_safetensors_fixture.py") == 0);
+    CHECK(strcmp(sg_st_metadata(f, "source"), "py/gen_safetensors_fixture.py") == 0);
     /* data order, not the header's (name) order */
     static const char *order[] = {"i8.q",    "f16.edge", "f32.weight", "bf16.vals",
                                   "i64.ids", "scalar",   "empty"};

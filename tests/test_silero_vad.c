@@ -1,5 +1,5 @@
 /* Tests of Silero VAD (models/silero_vad.h) and its backend (agent/vad_silero.h) with the real
- * v6.2 weights: probabilities on jfk.wav against our PyTorch reference (tools/py/
+ * v6.2 weights: probabilities on jfk.wav against our PyTorch reference (py/
  * silero_reference.py, fixtures in tests/fixtures/silero/), the segment rules against the
  * reference's get_speech_timestamps on random cases, speech found and nothing found in silence,
  * noise and a tone, and the loader refusing missing, truncated and garbled files. */
@@ -300,7 +300,7 @@ static void test_probs_edges(const sg_silero *m)
 static bool tracker_matches(const float *p, size_t np, size_t n, const sg_vad_params *prm,
                             const sg_vad_segment *segs, size_t ns);
 
-/* Random cases from tools/py/silero_reference.py --segment-cases: our segments must be exactly
+/* Random cases from py/silero_reference.py --segment-cases: our segments must be exactly
  * the reference's, in samples. */
 static void test_segment_cases(void)
 {

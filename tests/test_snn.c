@@ -1,6 +1,6 @@
-/* The SNN student against our PyTorch reference (tools/py/snn_reference.py) on the tiny random
+/* The SNN student against our PyTorch reference (py/snn_reference.py) on the tiny random
  * model of tests/fixtures/snn_tiny (student.pt as torch.save writes it) and snn_tiny_st (the same
- * tensors as model.safetensors), made by tools/py/gen_snn_fixture.py: f32 greedy tokens equal the
+ * tensors as model.safetensors), made by py/gen_snn_fixture.py: f32 greedy tokens equal the
  * reference's for every prompt from both files and at every kernel level (and for one- and
  * three-block students), the incremental decoder equals a from-scratch forward and the f32 head
  * screening equals the dense head, int8 agreement
@@ -195,7 +195,7 @@ static void check_int8(sg_snn *q8, int32_t (*q8_tokens)[64], const sg_snn *f32)
      * quality claim: spikes are step functions, and per-row int8 rounding moves a few of the
      * ~10^5 spike inputs of a step across the threshold, each flip moving its row by a whole unit.
      * On this random 32-wide model even int8 embeddings alone change the last logits by ~40%
-     * (tools/py/snn_reference.py simulation), so int8 is a nearby but different function and only
+     * (py/snn_reference.py simulation), so int8 is a nearby but different function and only
      * about half of the teacher-forced tokens agree. */
     CHECK_MSG(forced * 4 >= total, "int8 teacher-forced agreement only %d of %d tokens", forced, total);
     free(lq);

@@ -519,7 +519,7 @@ out:
 }
 
 /* The fixtures with real vocabularies in whisper.cpp's format (tests/fixtures/whisper_ml: a
- * multilingual model, whisper_en: an English-only one; made by tools/py/gen_whisper_fixture.py
+ * multilingual model, whisper_en: an English-only one; made by py/gen_whisper_fixture.py
  * with our PyTorch reference's answers in expected.json): language detection on the first window,
  * a given language with translation, and the texts. */
 static void check_ggml(sg_pool *pool, const float *jfk, size_t n)

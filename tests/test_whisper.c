@@ -1,6 +1,6 @@
-/* Whisper against our PyTorch reference (tools/py/whisper_reference.py) on the tiny random model
+/* Whisper against our PyTorch reference (py/whisper_reference.py) on the tiny random model
  * in tests/fixtures/whisper_tiny (Hugging Face layout, reduced vocabulary; made by
- * tools/py/gen_whisper_fixture.py), fed the log-mel of ../shared/data/audio/jfk.wav: encoder
+ * py/gen_whisper_fixture.py), fed the log-mel of ../shared/data/audio/jfk.wav: encoder
  * output values, greedy tokens, per-token log-probs, avg_logprob and no_speech_prob in f32; int8
  * agreement printed; load and input errors; the .en model's language API answers; detokenization
  * through the fixture's vocab.json + merges.txt (Python's errors="replace" on invalid UTF-8). The

@@ -5,7 +5,7 @@
  *    ../shared/tokenizers/whisper_mel_filters.npz, vocabulary entries equal to the .tiktoken ranks
  *    (whisper.cpp stored the entries that are not valid UTF-8 as U+FFFD: counted), a full load
  *    refused with "no tensors";
- *  - tests/fixtures/whisper_{en,ml} (tools/py/gen_whisper_fixture.py): the same random weights as
+ *  - tests/fixtures/whisper_{en,ml} (py/gen_whisper_fixture.py): the same random weights as
  *    a Hugging Face directory and as ggml-model.bin, on the log-mel of jfk.wav: in f32 the tokens
  *    equal the reference's for both formats, avg_logprob / no_speech_prob / log-probs within 1e-3,
  *    the detected language and its probability, decoding with a given language and translate,

@@ -3,7 +3,7 @@
  * with openai's regular expression, spell each piece's UTF-8 bytes as byte symbols (the last one
  * with "</w>") and apply the BPE merges lowest rank first. The text is handled as UTF-32 so that
  * every step works on code points as Python does; libunistring supplies NFC, lower-casing and
- * the general categories. tools/clip_tokenizer_reference.py is the specification this follows.
+ * the general categories. py/clip_tokenizer_reference.py is the specification this follows.
  *
  * After loading, the tokenizer is two things: the ids of the 512 byte symbols and a hash map from
  * a pair of symbol ids to (rank, id of the merged symbol). BPE never looks at strings, so a call

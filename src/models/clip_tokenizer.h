@@ -2,7 +2,7 @@
  * loaded from a Hugging Face model directory's vocab.json + merges.txt. Gives the 77 ids the CLIP
  * text tower takes: <|startoftext|>, the text's tokens, <|endoftext|>.
  *
- * tools/clip_tokenizer_reference.py is the executable specification and
+ * py/clip_tokenizer_reference.py is the executable specification and
  * tests/fixtures/clip_tokenizer/cases.json holds its answers. Where this differs from openai's
  * Python tokenizer, on purpose:
  *  - ftfy.fix_text is replaced by NFC normalisation (ftfy's other repairs of broken text, such as

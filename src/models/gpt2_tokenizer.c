@@ -2,7 +2,7 @@
  * pattern (written out by hand below, code point by code point, as Python's regex module matches
  * it), then within each piece start from its single bytes and keep merging the adjacent pair of
  * highest priority (lowest rank; the leftmost on a tie) until no adjacent pair can merge.
- * tools/gpt2_tokenizer_reference.py is the specification this follows.
+ * py/gpt2_tokenizer_reference.py is the specification this follows.
  *
  * After loading, a tokenizer is: every token's bytes (for decoding), the ids of the 256 single
  * bytes, and a hash map from a pair of token ids to (rank, merged id). Both file formats become

@@ -3,7 +3,7 @@
  * and decode (ids to bytes). Loads a .tiktoken ranks file or a Hugging Face vocab.json +
  * merges.txt pair. The SNN student's prompts and Whisper's output go through it.
  *
- * tools/gpt2_tokenizer_reference.py is the executable specification and
+ * py/gpt2_tokenizer_reference.py is the executable specification and
  * tests/fixtures/gpt2_tokenizer/cases.json holds its answers. Where this differs from tiktoken:
  *  - invalid UTF-8 is accepted (tiktoken takes a Python str, which cannot hold it): each byte
  *    that is not part of a valid sequence counts as punctuation ([^\s\p{L}\p{N}]) when the text

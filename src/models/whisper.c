@@ -100,7 +100,7 @@ static const char *const LANGS[] = {
  * "#()*+/:;<=>@[\]^_`{|}~「」『』, << >> <<< >>> -- --- -( -[ (' (" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪
  * alone or after a space when they are one token, the first token of ♩♪♫♬♭♮♯, and " -", " '".
  * They are the suppress_tokens of the Hugging Face configs (without the special ids);
- * tools/py/whisper_reference.py computes them by BPE from the .tiktoken files and
+ * py/whisper_reference.py computes them by BPE from the .tiktoken files and
  * test_whisper_ggml compares. */
 static const int32_t NON_SPEECH_EN[] = {
     1, 2, 7, 8, 9, 10, 14, 25, 26, 27, 28, 29, 31, 58, 59, 60, 61, 62, 63, 90, 91, 92, 93, 357,

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Teacher-forced simulation of smartglass-edge's int8 Whisper in PyTorch, on the model
-bench/whisper_bench.sh uses (tools/py/make_whisper_base.py): the decoder runs once over the f32
+bench/whisper_bench.sh uses (py/gen_whisper_base.py): the decoder runs once over the f32
 reference's tokens and the logits of every step are compared with f32's, for int8 linear layers
 (per output row weights, per row activations, round half to even, as nn/linear.h) combined with
 each way of holding the cross-attention keys/values:
@@ -10,7 +10,7 @@ each way of holding the cross-attention keys/values:
   q8      the same int8 keys/values, but queries and softmax weights also quantised per row
 The tied logits product stays f32 here (ours is int8 too). Prints the logits' RMS error relative
 to their standard deviation, top-1 agreement and the mean |log-prob change| of the reference token.
-Usage: whisper_int8_sim.py [MODEL_DIR]"""
+Usage: bench_whisper_int8_sim.py [MODEL_DIR]"""
 import json
 import os
 import sys
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tools", "py"))
-import make_mel_fixture as melref  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_mel_fixture as melref  # noqa: E402
 import whisper_reference as ref  # noqa: E402
 from safetensors_io import load_safetensors  # noqa: E402
 

@@ -338,7 +338,7 @@ def write_cases(shared, outdir):
 
     doc = {
         "about": "Expected GPT-2 ids (tiktoken encode_ordinary semantics) from "
-                 "tools/gpt2_tokenizer_reference.py. 'cases' use gpt2.tiktoken; a case has 'text' "
+                 "py/gpt2_tokenizer_reference.py. 'cases' use gpt2.tiktoken; a case has 'text' "
                  "(valid UTF-8) or 'hex' (invalid UTF-8: pre-tokenised as if each bad byte were "
                  "punctuation, a documented extension). 'small' holds the ids of the same cases "
                  "with only ranks < %d, as tests/fixtures/gpt2_tokenizer/small/ (Hugging Face "

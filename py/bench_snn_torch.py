@@ -2,11 +2,11 @@
 """PyTorch side of bench/snn_bench.sh: the SNN student's greedy generation as upstream runs it
 (SmartGlass-AI-Agent's SNNLLMBackend.generate: the whole sequence re-run every step, argmax of the
 last position, exactly MAX_TOKENS tokens) with our reference of SpikingStudentLM
-(tools/py/snn_reference.py, upstream's straight-through spike expression) on the same student.pt,
+(py/snn_reference.py, upstream's straight-through spike expression) on the same student.pt,
 fp32 eager and torch.quantization.quantize_dynamic int8 (nn.Linear: ff.0, ff.3 and the head;
 MultiheadAttention's projections are not dynamically quantisable), at THREADS threads. Prints one
 JSON line per precision with the median time and the tokens.
-Usage: snn_torch.py MODEL_DIR THREADS RUNS MAX_TOKENS PROMPT [OUT.json]"""
+Usage: bench_snn_torch.py MODEL_DIR THREADS RUNS MAX_TOKENS PROMPT [OUT.json]"""
 import json
 import os
 import sys
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools", "py"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import snn_reference as ref  # noqa: E402
 
 

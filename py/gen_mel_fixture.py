@@ -11,7 +11,7 @@ Variants (what tests/test_mel.c calls):
   padded: log_mel_spectrogram(audio, padding=pad)  (transcribe())   -> sg_log_mel_padded(pad)
   tile:   the audio repeated that many times first (to test trimming of audio longer than 30 s)
 
-Run from the project root with Debian's python3 (numpy, torch):  /usr/bin/python3 tools/py/make_mel_fixture.py
+Run from the project root with Debian's python3 (numpy, torch):  /usr/bin/python3 py/gen_mel_fixture.py
 """
 import os
 import sys
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
 N_FFT, HOP = 400, 160
 VALUES_PER_VARIANT = 400
@@ -76,7 +76,7 @@ def main():
     with np.load(os.path.join(SHARED, "tokenizers", "whisper_mel_filters.npz")) as f:
         filters = {n: f["mel_%d" % n] for n in (80, 128)}
     rng = np.random.RandomState(20240605)
-    lines = ["# whisper log-mel of ../shared/data/audio/jfk.wav; written by tools/py/make_mel_fixture.py"]
+    lines = ["# whisper log-mel of ../shared/data/audio/jfk.wav; written by py/gen_mel_fixture.py"]
     for name, n_mels, kind, arg, tile in VARIANTS:
         audio = np.tile(jfk, tile)
         mel = variant(audio, filters[n_mels], kind, arg, torch.float32)

@@ -19,7 +19,7 @@ fuzz/seeds/fuzz_ptfile/*.pt and fuzz/seeds/fuzz_pickle/* (their data.pkl).
   legacy.pt   saved with _use_new_zipfile_serialization=False, which the reader refuses (the
               only file that changes from run to run: that format keys storages by address)
 
-Usage: make_ptfile_fixtures.py [ROOT]   (Debian python3 with python3-torch; ROOT defaults to the
+Usage: gen_ptfile_fixtures.py [ROOT]   (Debian python3 with python3-torch; ROOT defaults to the
 project root, this file's parent's parent)"""
 import io
 import json

@@ -4,8 +4,8 @@ openai's bpe_simple_vocab_16e6.txt.gz, building the vocabulary in the same order
 ids as openai's SimpleTokenizer: the 256 byte-level characters, the same with "</w>", one entry
 per merge (the pair joined), then <|startoftext|> and <|endoftext|>.
 
-Usage: make_clip_tokenizer_files.py BPE_GZ OUT_DIR
-  e.g. tools/make_clip_tokenizer_files.py ../shared/tokenizers/clip_bpe_simple_vocab_16e6.txt.gz \
+Usage: gen_clip_tokenizer_files.py BPE_GZ OUT_DIR
+  e.g. py/gen_clip_tokenizer_files.py ../shared/tokenizers/clip_bpe_simple_vocab_16e6.txt.gz \
            tests/fixtures/clip_tokenizer
 Standard library only."""
 import gzip

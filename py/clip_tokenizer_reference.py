@@ -3,7 +3,7 @@
 written from scratch for this project to produce the expected ids that tests/test_clip_tokenizer.c
 checks src/models/clip_tokenizer.c against.
 
-It reads the Hugging Face files (vocab.json, merges.txt; see tools/make_clip_tokenizer_files.py)
+It reads the Hugging Face files (vocab.json, merges.txt; see py/gen_clip_tokenizer_files.py)
 and needs Debian's python3-regex (for \\p{L} / \\p{N}, as openai uses). Run it with /usr/bin/python3.
 
 Text cleaning is openai's basic_clean + whitespace_clean + lower(), with one substitution:
@@ -252,7 +252,7 @@ def write_cases(tok, sg_tok, out):
             entry["ids_sg"] = sg_ids
         cases.append(entry)
     doc = {
-        "about": "Expected CLIP token ids (context %d) from tools/clip_tokenizer_reference.py, "
+        "about": "Expected CLIP token ids (context %d) from py/clip_tokenizer_reference.py, "
                  "openai SimpleTokenizer semantics with NFC in place of ftfy. 'ids_sg' is present "
                  "where src/models/clip_tokenizer.c deliberately differs (HTML named references "
                  "outside its subset)." % CONTEXT,

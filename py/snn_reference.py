@@ -112,7 +112,7 @@ def init_random(model, seed, width_scale=1.0):
     """Random weights scaled so that spikes fire in a healthy fraction: the scales suit width 32
     (the test fixtures, width_scale 1); a wider model passes sqrt(32 / width) (0.5 for 128) for
     the projections, which keeps their outputs at the same size. Shared by gen_snn_fixture.py and
-    make_snn_real.py (the draws are in the same order for any scale)."""
+    gen_snn_real.py (the draws are in the same order for any scale)."""
     g = torch.Generator().manual_seed(seed)
     w = width_scale
 

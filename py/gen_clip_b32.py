@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes a real-size CLIP ViT-B/32 with random weights (our PyTorch reference, the exact Hugging
 Face layout and tensor names) for benchmarks: OUT/config.json, model.safetensors (F32, ~600 MB),
-vocab.json, merges.txt. Nothing of it is committed.  Usage: make_clip_b32.py OUT_DIR"""
+vocab.json, merges.txt. Nothing of it is committed.  Usage: gen_clip_b32.py OUT_DIR"""
 import os
 import shutil
 import sys

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Writes the tiny random Whisper fixtures and the outputs of our PyTorch reference
-(tools/py/whisper_reference.py) on them, fed the log-mel of ../shared/data/audio/jfk.wav padded to
+(py/whisper_reference.py) on them, fed the log-mel of ../shared/data/audio/jfk.wav padded to
 30 s (3000 frames, as whisper.pad_or_trim then log_mel_spectrogram; computed by
-tools/py/make_mel_fixture.py's functions):
+py/gen_mel_fixture.py's functions):
 
 1. tests/fixtures/whisper_tiny: Hugging Face layout (config.json, model.safetensors with
    transformers' tensor names, vocab.json + merges.txt), d_model 64, reduced vocabulary (a real
@@ -37,7 +37,7 @@ tools/py/make_mel_fixture.py's functions):
    <|en|> + <|translate|>, a max-length run, the texts decoded with the ggml file's vocabulary
    and openai's non-speech token list computed by BPE from ../shared/tokenizers/*.tiktoken.
 
-Run from the project root:  /usr/bin/python3 tools/py/gen_whisper_fixture.py
+Run from the project root:  /usr/bin/python3 py/gen_whisper_fixture.py
 """
 import json
 import os
@@ -50,7 +50,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import whisper_reference as ref  # noqa: E402
 from safetensors_io import save_safetensors  # noqa: E402
-import make_mel_fixture as melref  # noqa: E402
+import gen_mel_fixture as melref  # noqa: E402
 
 OUT = "tests/fixtures/whisper_tiny"
 SHORT_LEN = 8  # sample_len of the run that stops at the length limit

@@ -7,7 +7,7 @@ Needs only Debian's python3 with python3-pil and python3-numpy (no transformers)
 steps are re-stated below from transformers' image_processing_clip.py / image_transforms.py,
 operation for operation in the same dtypes. Run from the project root:
 
-    /usr/bin/python3 tools/make_preprocess_fixture.py
+    /usr/bin/python3 py/gen_preprocess_fixture.py
 
 Output: manifest.json (sizes, SHA-256 of every uint8 crop and of every float32 tensor, a few
 tensor values, small resize outputs in hex, the normalisation table) and the 224x224 crops of
@@ -200,7 +200,7 @@ def compact_json(manifest):
 def main():
     os.makedirs(OUT, exist_ok=True)
     manifest = {
-        "generator": "tools/make_preprocess_fixture.py",
+        "generator": "py/gen_preprocess_fixture.py",
         "pillow": PIL.__version__,
         "numpy": np.__version__,
         "shortest_edge": SHORTEST_EDGE,

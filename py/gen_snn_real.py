@@ -4,7 +4,7 @@ default SpikingStudentLM (GPT-2 vocabulary 50257, dim 128, depth 2, 4 heads, 13.
 saved exactly as the training script saves it, OUT/student.pt (torch.save of the state dict, ~53 MB)
 + OUT/metadata.json. Weights come from snn_reference.init_random, scaled for
 the wider model, so that spikes fire in a healthy fraction. No tokenizer files: pass
---tokenizer ../shared/tokenizers/gpt2.tiktoken.  Usage: make_snn_real.py OUT_DIR [SEED]"""
+--tokenizer ../shared/tokenizers/gpt2.tiktoken.  Usage: gen_snn_real.py OUT_DIR [SEED]"""
 import json
 import os
 import sys

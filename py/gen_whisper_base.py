@@ -8,11 +8,11 @@ generation_config.json and model.safetensors with transformers'
 tensor names, every tensor F16 as in the real checkpoint (145 MB).
 
 suppress_tokens is computed here the way openai/whisper's tokenizer.non_speech_tokens computes it
-(from ../shared/tokenizers/gpt2.tiktoken with our reference BPE, tools/gpt2_tokenizer_reference.py)
+(from ../shared/tokenizers/gpt2.tiktoken with our reference BPE, py/gpt2_tokenizer_reference.py)
 plus the special ids transformers adds (<|startoftranscript|>, <|translate|> .. <|nospeech|>); it
 is checked against the list in the real config.json.
 
-Weights: random as tools/py/gen_whisper_fixture.py draws them (sinusoidal encoder positions), with
+Weights: random as py/gen_whisper_fixture.py draws them (sinusoidal encoder positions), with
 the decoder's learned positions x8 and token embedding x0.4 (see main), rounded to F16. A random
 model on jfk.wav does not say when to stop, so the <|endoftext|> embedding row is built (stop_at)
 to win at the step after 27 text tokens, the length of base.en's real transcript of jfk.wav ("And
@@ -20,7 +20,7 @@ so my fellow Americans, ..."): greedy decoding then ends at <|endoftext|> after 
 and the end-to-end benchmark decodes a realistic number of tokens. The reference's tokens are
 stored in OUT_DIR/bench_info.json.
 
-Usage: /usr/bin/python3 tools/py/make_whisper_base.py OUT_DIR [SEED]"""
+Usage: /usr/bin/python3 py/gen_whisper_base.py OUT_DIR [SEED]"""
 import json
 import os
 import sys
@@ -31,9 +31,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, ".."))
 import whisper_reference as ref  # noqa: E402
-import make_mel_fixture as melref  # noqa: E402
+import gen_mel_fixture as melref  # noqa: E402
 from gen_whisper_fixture import init  # noqa: E402
 from safetensors_io import save_safetensors  # noqa: E402
 import gpt2_tokenizer_reference as bpe  # noqa: E402
@@ -68,7 +67,7 @@ def config(shared):
     suppress = non_speech_tokens(enc) + [sot] + list(range(translate, translate + 5))
     assert suppress == REAL_SUPPRESS, "suppress_tokens differ from openai/whisper-base.en's"
     return {
-        "_name_or_path": "openai/whisper-base.en (random weights, tools/py/make_whisper_base.py)",
+        "_name_or_path": "openai/whisper-base.en (random weights, py/gen_whisper_base.py)",
         "architectures": ["WhisperForConditionalGeneration"], "model_type": "whisper",
         "activation_dropout": 0.0, "activation_function": "gelu", "attention_dropout": 0.0,
         "begin_suppress_tokens": [220, 50256], "bos_token_id": 50257, "d_model": 512,
@@ -118,7 +117,7 @@ def stop_at(model, mel, eot, n):
 def main():
     out = sys.argv[1]
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1234
-    shared = os.path.join(HERE, "..", "..", "..", "shared")
+    shared = os.path.join(HERE, "..", "..", "shared")
     t0 = time.time()
     cfg = config(shared)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ The tensors are laid out on purpose so that most data offsets are unaligned (an 
 bytes goes first) and the header lists them in name order, which differs from data order. The
 expected values are restated in tests/test_safetensors.c; keep the two in step.
 
-Usage: make_safetensors_fixture.py [OUT]   (Debian python3 with python3-torch and numpy)"""
+Usage: gen_safetensors_fixture.py [OUT]   (Debian python3 with python3-torch and numpy)"""
 import json
 import os
 import struct
@@ -53,7 +53,7 @@ def build():
         header[name] = {"dtype": dtype, "shape": list(t.shape),
                         "data_offsets": [len(data), len(data) + len(b)]}
         data += b
-    header["__metadata__"] = {"format": "pt", "source": "tools/make_safetensors_fixture.py"}
+    header["__metadata__"] = {"format": "pt", "source": "py/gen_safetensors_fixture.py"}
     js = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
     js += b" " * (-len(js) % 8)  # the reference pads the header to 8 bytes with spaces
     return struct.pack("<Q", len(js)) + js + data

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the tiny SNN student fixtures from our PyTorch reference (tools/py/snn_reference.py):
+"""Writes the tiny SNN student fixtures from our PyTorch reference (py/snn_reference.py):
 
   tests/fixtures/snn_tiny/     student.pt (torch.save(model.state_dict()), exactly as the training
                                script writes it), metadata.json (the training script's format),
@@ -12,7 +12,7 @@
                                2 heads, no tokenizer) with expected.json: greedy tokens for random
                                prompt ids, so the decoder's first/middle/last-block paths are checked
 
-Run from the project root with Debian's python3-torch:  /usr/bin/python3 tools/py/gen_snn_fixture.py
+Run from the project root with Debian's python3-torch:  /usr/bin/python3 py/gen_snn_fixture.py
 Random weights are scaled so that spikes fire in a healthy fraction and greedy outputs vary; the
 seed is the first one whose greedy tokens are the same in float32 and float64 and whose every
 greedy step's top logit leads the runner-up by >= MARGIN, so that equality with the reference does

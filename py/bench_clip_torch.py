@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """PyTorch side of bench/clip_bench.sh: CLIP image embedding (PIL decode + CLIPImageProcessor-style
-preprocessing + image tower) with our reference model (tools/py/clip_reference.py) on the same
+preprocessing + image tower) with our reference model (py/clip_reference.py) on the same
 weights, fp32 eager and torch.quantization.quantize_dynamic int8, at the given thread count.
 Prints one JSON line per precision, and the embeddings' cosine to compare with ours.
-Usage: clip_torch.py MODEL_DIR IMAGE THREADS RUNS [OUT_EMB.json]"""
+Usage: bench_clip_torch.py MODEL_DIR IMAGE THREADS RUNS [OUT_EMB.json]"""
 import json
 import os
 import sys
@@ -12,7 +12,7 @@ import time
 import torch
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools", "py"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clip_reference as ref  # noqa: E402
 
 

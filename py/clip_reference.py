@@ -142,7 +142,7 @@ class CLIP(nn.Module):
                 v.copy_(torch.as_tensor(sd[k]).to(torch.float32).reshape(v.shape))
 
 
-# ---- safetensors (tools/py/safetensors_io.py) ----
+# ---- safetensors (py/safetensors_io.py) ----
 save_safetensors = st_io.save_safetensors
 
 

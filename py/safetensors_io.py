@@ -1,5 +1,5 @@
 """safetensors written and read by hand (Debian 12 has no `safetensors` package), shared by the
-fixture generators and references in tools/py. Writer: tensors in the order given, header padded
+fixture generators and references in py. Writer: tensors in the order given, header padded
 with spaces to a multiple of 8, as the reference implementation does. Reader: numpy arrays."""
 import json
 import struct

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch side of bench/whisper_bench.sh: our PyTorch Whisper (tools/py/whisper_reference.py) on the
+"""PyTorch side of bench/whisper_bench.sh: our PyTorch Whisper (py/whisper_reference.py) on the
 same weights, fp32 eager and torch.quantization.quantize_dynamic int8 (nn.Linear; the tied logits
 product stays fp32, as in openai/whisper), at the given thread count. Decoding uses a key/value
 cache as openai/whisper's does (self-attention keys/values appended per token, cross-attention
@@ -9,13 +9,13 @@ and the special tokens, no timestamps). Timed, medians of RUNS after one warm-up
   encode_3s_ms       the encoder on 300 frames (3 s, reduced context)
   decode_ms_per_token greedy decoding on the 30 s window, capped at MAX_TOKENS, per step
   end_to_end_ms      log-mel (torch.stft, whisper's code) + encoder + decoding of the clip
-  utterance_3s_vad_ms Silero VAD (our PyTorch graph, tools/py/silero_reference.py) on the first 3 s,
+  utterance_3s_vad_ms Silero VAD (our PyTorch graph, py/silero_reference.py) on the first 3 s,
                      then log-mel, encoder (reduced context) and decoding (UTT_TOKENS) of the speech
 and, when THREADS > 1, decode_ms_per_token_1thread: on this 2-vCPU machine PyTorch's OpenMP hand-off
 costs more than the work of a one-token step's small ops (GELU on 2048 values measured 7.7 ms with
 2 threads), so one thread decodes faster; both are reported.
 Prints one JSON line per precision (with the end-to-end tokens); OUT.json gets them all.
-Usage: whisper_torch.py MODEL_DIR THREADS RUNS [MAX_TOKENS] [UTT_TOKENS] [OUT.json]"""
+Usage: bench_whisper_torch.py MODEL_DIR THREADS RUNS [MAX_TOKENS] [UTT_TOKENS] [OUT.json]"""
 import json
 import os
 import sys
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tools", "py"))
-import make_mel_fixture as melref  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_mel_fixture as melref  # noqa: E402
 import silero_reference as silero  # noqa: E402
 import whisper_reference as ref  # noqa: E402
 from safetensors_io import load_safetensors  # noqa: E402

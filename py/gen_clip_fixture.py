@@ -2,8 +2,8 @@
 """Writes tests/fixtures/clip_tiny: a tiny random CLIP in the exact Hugging Face layout
 (config.json, model.safetensors with the real tensor names, vocab.json, merges.txt,
 preprocessor_config.json) plus expected.json with reference outputs of our PyTorch CLIP
-(tools/py/clip_reference.py). Run from the project root with Debian's python3-torch and
-python3-pil:  /usr/bin/python3 tools/py/gen_clip_fixture.py
+(py/clip_reference.py). Run from the project root with Debian's python3-torch and
+python3-pil:  /usr/bin/python3 py/gen_clip_fixture.py
 The token embedding is stored as F16 (as many real checkpoints are) to keep the file small; the
 reference runs on the same F16-rounded values.
 """
@@ -17,9 +17,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import clip_reference as ref  # noqa: E402
-from clip_tokenizer_reference import Tokenizer  # noqa: E402  (tools/clip_tokenizer_reference.py)
+from clip_tokenizer_reference import Tokenizer  # noqa: E402  (py/clip_tokenizer_reference.py)
 
 OUT = "tests/fixtures/clip_tiny"
 TOK = "tests/fixtures/clip_tokenizer"
