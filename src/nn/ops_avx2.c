@@ -1,10 +1,11 @@
 /* AVX2 versions of the transformer ops in nn/ops.c: 8 floats at a time with masked tails, and the
- * same exp and erf approximations as ops_avx512.c (2^n built in two halves from the exponent bits
- * so that underflow and overflow stay gradual, as vscalefps does). */
+ * same exp and erf approximations as ops_avx512.c (constants in ops_approx.h; 2^n built in two
+ * halves from the exponent bits so that underflow and overflow stay gradual, as vscalefps does). */
 #include <immintrin.h>
 #include <math.h>
 
 #include "nn/ops.h"
+#include "nn/ops_approx.h"
 
 static inline __m256i lane_mask(long n)
 {
@@ -25,19 +26,14 @@ static inline __m256 pow2_split(__m256 p, __m256 n)
 
 static inline __m256 exp8(__m256 x)
 {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-104.0f)), _mm256_set1_ps(88.8f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(SG_EXP_MIN)), _mm256_set1_ps(SG_EXP_MAX));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(SG_EXP_LOG2E)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SG_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SG_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(sg_exp_poly[0]);
+    for (int i = 1; i <= SG_EXP_DEGREE; i++)
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(sg_exp_poly[i]));
     return pow2_split(p, n);
 }
 
@@ -46,31 +42,19 @@ static inline __m256 erf8(__m256 x)
     const __m256 signbit = _mm256_set1_ps(-0.0f);
     const __m256 a = _mm256_andnot_ps(signbit, x);
     const __m256 u = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(-6.214585362e-04f);
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(5.034370663e-03f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-2.679294778e-02f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(1.128249660e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-3.761255451e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(1.128379158e+00f));
+    __m256 p = _mm256_set1_ps(sg_erf_p[0]);
+    for (int i = 1; i < SG_ERF_P_TERMS; i++)
+        p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(sg_erf_p[i]));
     const __m256 small = _mm256_mul_ps(x, p);
-    const __m256 ac = _mm256_min_ps(a, _mm256_set1_ps(4.0f));
-    const __m256 t = _mm256_sub_ps(ac, _mm256_set1_ps(2.4375f));
-    __m256 q = _mm256_set1_ps(-5.199982797e-07f);
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(2.086732397e-06f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-4.384781644e-06f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.615778090e-05f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-6.822535375e-05f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(2.417400742e-04f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-8.173415820e-04f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(2.707341379e-03f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-8.648139592e-03f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(2.649833928e-02f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-7.756082809e-02f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(2.155524660e-01f));
+    const __m256 ac = _mm256_min_ps(a, _mm256_set1_ps(SG_ERF_CLAMP));
+    const __m256 t = _mm256_sub_ps(ac, _mm256_set1_ps(SG_ERF_CENTER));
+    __m256 q = _mm256_set1_ps(sg_erf_q[0]);
+    for (int i = 1; i < SG_ERF_Q_TERMS; i++)
+        q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(sg_erf_q[i]));
     const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ac, ac)));
     const __m256 big = _mm256_or_ps(_mm256_fnmadd_ps(e, q, _mm256_set1_ps(1.0f)),
                                     _mm256_and_ps(x, signbit));
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.875f), _CMP_LT_OQ));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(SG_ERF_SMALL), _CMP_LT_OQ));
 }
 
 static inline __m256 load_tail(const float *p, long n)

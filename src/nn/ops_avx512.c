@@ -1,67 +1,50 @@
 /* AVX-512 versions of the transformer ops in nn/ops.c: 16 floats at a time with masked tails,
  * a vector exp (Cody-Waite reduction, degree-7 polynomial, vscalefps) and a vector erf
- * (odd polynomial near 0, 1 - exp(-x^2) P(x) beyond), both within ~2 ulp of libm. */
+ * (odd polynomial near 0, 1 - exp(-x^2) P(x) beyond), both within ~2 ulp of libm; their
+ * constants, shared with ops_avx2.c, are in ops_approx.h. */
 #include <immintrin.h>
 #include <math.h>
 
 #include "nn/ops.h"
+#include "nn/ops_approx.h"
 
 static inline __mmask16 tail_mask(long n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
 
-/* e^x; underflows to 0 below about -103 like expf, saturates to inf above 88.7 */
+/* e^x (nn/ops_approx.h), 2^n applied with vscalefps */
 static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.8f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(SG_EXP_MIN)), _mm512_set1_ps(SG_EXP_MAX));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(SG_EXP_LOG2E)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-    /* Taylor series to r^7: relative error < 4e-9 on |r| <= ln2/2 */
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SG_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SG_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(sg_exp_poly[0]);
+    for (int i = 1; i <= SG_EXP_DEGREE; i++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(sg_exp_poly[i]));
     return _mm512_scalef_ps(p, n);
 }
 
-/* erf(x): |x| < 0.875: x P(x^2); else sign(x) (1 - exp(-x^2) Q(|x| - 2.4375)) with |x| clamped
- * to 4 (erf is 1 in float beyond 3.92). Both polynomials are Chebyshev fits, abs error < 1e-7. */
+/* erf(x) (nn/ops_approx.h) */
 static inline __m512 erf16(__m512 x)
 {
     const __m512 a = _mm512_abs_ps(x);
     const __m512 u = _mm512_mul_ps(x, x);
-    __m512 p = _mm512_set1_ps(-6.214585362e-04f);
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(5.034370663e-03f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.679294778e-02f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(1.128249660e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-3.761255451e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(1.128379158e+00f));
+    __m512 p = _mm512_set1_ps(sg_erf_p[0]);
+    for (int i = 1; i < SG_ERF_P_TERMS; i++)
+        p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(sg_erf_p[i]));
     const __m512 small = _mm512_mul_ps(x, p);
-    const __m512 ac = _mm512_min_ps(a, _mm512_set1_ps(4.0f));
-    const __m512 t = _mm512_sub_ps(ac, _mm512_set1_ps(2.4375f));
-    __m512 q = _mm512_set1_ps(-5.199982797e-07f);
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(2.086732397e-06f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-4.384781644e-06f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.615778090e-05f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-6.822535375e-05f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(2.417400742e-04f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-8.173415820e-04f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(2.707341379e-03f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-8.648139592e-03f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(2.649833928e-02f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-7.756082809e-02f));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(2.155524660e-01f));
+    const __m512 ac = _mm512_min_ps(a, _mm512_set1_ps(SG_ERF_CLAMP));
+    const __m512 t = _mm512_sub_ps(ac, _mm512_set1_ps(SG_ERF_CENTER));
+    __m512 q = _mm512_set1_ps(sg_erf_q[0]);
+    for (int i = 1; i < SG_ERF_Q_TERMS; i++)
+        q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(sg_erf_q[i]));
     const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ac, ac)));
     __m512 big = _mm512_fnmadd_ps(e, q, _mm512_set1_ps(1.0f));
     /* copy the sign of x */
     const __m512 sign = _mm512_castsi512_ps(
         _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
     big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_castps_si512(sign)));
-    const __mmask16 is_small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.875f), _CMP_LT_OQ);
+    const __mmask16 is_small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(SG_ERF_SMALL), _CMP_LT_OQ);
     return _mm512_mask_blend_ps(is_small, big, small);
 }
 
