@@ -4,10 +4,13 @@
  * sizes, and the transformer ops and attention against naive references; the layer builders
  * (from rows on demand, several layers in one region), Q8 row packing, the packed key/value cache
  * for few-row queries (nn/kv.h) and logsumexp at every level against the scalar level and
- * double-precision references. */
+ * double-precision references; the spike layer (nn/spike.h) against the dense layer and at every
+ * level against the scalar level, and the row kernels (nn/vec.h) per level against the scalar
+ * ones, on fixed and random shapes with odd sizes. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,8 @@
 #include "nn/linear.h"
 #include "nn/ops.h"
 #include "nn/pool.h"
+#include "nn/spike.h"
+#include "nn/vec.h"
 
 /* ---- helpers ---- */
 
@@ -1070,6 +1075,183 @@ static void test_logsumexp(void)
     }
 }
 
+/* ---- the spike layer (nn/spike.h) ---- */
+
+/* The spike layer equals the dense layer on a 0/1 row (Q8 bit for bit, F32 up to the order of the
+ * sums), and every level gives the scalar level's floats. */
+static void check_spike_shape(int n, int k, bool with_bias, sg_pool *pool, sg_arena *arena)
+{
+    const double rates[] = {0.0, 0.05, 0.25, 1.0};
+    float *w = gauss_array((long)n * k, 0.5f), *b = gauss_array(n, 0.3f);
+    float *x = malloc((size_t)k * sizeof(float)), *yd = malloc((size_t)n * sizeof(float));
+    float *ys = malloc((size_t)n * sizeof(float)), *yl = malloc((size_t)n * sizeof(float));
+    uint16_t *idx = malloc((size_t)k * sizeof(uint16_t));
+    for (int p = 0; p < 2; p++) {
+        const sg_precision prec = p ? SG_PREC_Q8 : SG_PREC_F32;
+        sg_spike_linear sl;
+        sg_linear dl;
+        sg_error err = {0};
+        CHECK_EQ_INT(sg_spike_linear_init(&sl, w, with_bias ? b : NULL, n, k, prec, &err), SG_OK);
+        CHECK_EQ_INT(sg_linear_init(&dl, w, with_bias ? b : NULL, n, k, prec, &err), SG_OK);
+        for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+            int nidx = 0;
+            for (int j = 0; j < k; j++) {
+                x[j] = rng_uniform() < rates[r] ? 1.0f : 0.0f;
+                if (x[j] > 0.0f)
+                    idx[nidx++] = (uint16_t)j;
+            }
+            sg_arena_reset(arena);
+            sg_linear_forward(&dl, x, 1, k, yd, n, pool, arena);
+            sg_cpu_level_set(SG_CPU_SCALAR);
+            sg_spike_linear_row(&sl, idx, nidx, ys);
+            double worst = 0;
+            int exact = 1;
+            for (int i = 0; i < n; i++) {
+                worst = fmax(worst, fabs(ys[i] - yd[i]) / (1 + fabs(yd[i])));
+                exact &= ys[i] == yd[i];
+            }
+            if (prec == SG_PREC_Q8)
+                CHECK_MSG(exact, "q8 spike layer %dx%d rate %.2f differs from dense q8", n, k, rates[r]);
+            else
+                CHECK_MSG(worst < 2e-6 * (1 + nidx / 8.0), "f32 spike layer %dx%d: %g", n, k, worst);
+            for (int lv = 1; lv < level_count(); lv++) {
+                sg_cpu_level_set((sg_cpu_level)lv);
+                sg_spike_linear_row(&sl, idx, nidx, yl);
+                CHECK_MSG(memcmp(yl, ys, (size_t)n * sizeof(float)) == 0,
+                          "%s spike layer %dx%d rate %.2f at level %s differs from scalar",
+                          p ? "q8" : "f32", n, k, rates[r], sg_cpu_level_name((sg_cpu_level)lv));
+            }
+        }
+        sg_spike_linear_free(&sl);
+        sg_linear_free(&dl);
+    }
+    free(w);
+    free(b);
+    free(x);
+    free(yd);
+    free(ys);
+    free(yl);
+    free(idx);
+}
+
+static void test_spike(void)
+{
+    const sg_cpu_level start = sg_cpu_level_get();
+    sg_pool *pool = sg_pool_new(2);
+    sg_arena arena;
+    sg_arena_init(&arena, 1 << 20);
+    const int shapes[][2] = {{1, 1}, {17, 5}, {64, 32}, {100, 33}, {128, 256}, {256, 128}, {47, 300}, {96, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        check_spike_shape(shapes[s][0], shapes[s][1], true, pool, &arena);
+    for (int i = 0; i < 12; i++) /* random shapes, odd sizes included */
+        check_spike_shape(1 + (int)(rng_next() % 300), 1 + (int)(rng_next() % 300), i % 2, pool, &arena);
+    sg_error err = {0};
+    sg_spike_linear sl;
+    float w[4] = {0};
+    CHECK(sg_spike_linear_init(&sl, w, NULL, 1, 70000, SG_PREC_F32, &err) == SG_EINVAL &&
+          sl.n == 0 && strstr(err.msg, "spike layer"));
+    CHECK(sg_spike_linear_init(&sl, w, NULL, 0, 4, SG_PREC_Q8, &err) == SG_EINVAL);
+    sg_arena_free(&arena);
+    sg_pool_free(pool);
+    sg_cpu_level_set(start);
+}
+
+/* ---- row kernels (nn/vec.h) ---- */
+
+static void check_quantize_row(const sg_vec_kernels *vk, const char *name, const float *w, int k)
+{
+    int8_t *q = malloc((size_t)k), *qr = malloc((size_t)k);
+    float s, sr, qabs, werr, qabs_r, werr_r;
+    sg_vec_scalar.quantize_row(w, k, qr, &sr, &qabs_r, &werr_r);
+    vk->quantize_row(w, k, q, &s, &qabs, &werr);
+    CHECK_MSG(s == sr && memcmp(q, qr, (size_t)k) == 0, "quantize_row %s k %d: q or scale differs", name, k);
+    sg_vec_scalar.quantize_row(w, k, qr, &sr, NULL, NULL); /* without the bounds: the same q */
+    CHECK(s == sr && memcmp(q, qr, (size_t)k) == 0);
+    double sum = 0, worst = 0;
+    for (int j = 0; j < k; j++) {
+        sum += abs(q[j]);
+        worst = fmax(worst, fabs((double)w[j] - (double)s * q[j]));
+    }
+    CHECK_MSG(qabs >= sum * s && werr >= worst && werr <= 2 * worst + 1e-4 * s + 1e-30,
+              "quantize_row %s k %d: bounds %g %g for %g %g", name, k, qabs, werr, sum * s, worst);
+    free(q);
+    free(qr);
+}
+
+/* Each level's table against the scalar one on random lengths, odd ones included: axpy, argmax,
+ * collect and the quantised rows equal, dot within float rounding of the exact sum. */
+static void test_vec(void)
+{
+    const sg_cpu_level start = sg_cpu_level_get();
+    for (int lv = 0; lv < level_count(); lv++) {
+        sg_cpu_level_set((sg_cpu_level)lv);
+        const sg_vec_kernels *vk = sg_vec_kernels_get();
+        CHECK(vk == (lv == SG_CPU_AVX512 ? &sg_vec_avx512 : &sg_vec_scalar));
+        const char *name = sg_cpu_level_name((sg_cpu_level)lv);
+        for (int iter = 0; iter < 40; iter++) {
+            const int n = iter < 8 ? (int[]){1, 15, 16, 17, 63, 64, 65, 3584}[iter] : 1 + (int)(rng_next() % 1200);
+            float *a = gauss_array(n, 1.0f), *b = gauss_array(n, 1.0f);
+            /* dot */
+            double exact = 0, mag = 0;
+            for (int i = 0; i < n; i++) {
+                exact += (double)a[i] * b[i];
+                mag += fabs((double)a[i] * b[i]);
+            }
+            CHECK_MSG(fabs(vk->dot(a, b, n) - exact) <= 1e-6 * mag * (1 + n / 64.0) + 1e-30,
+                      "dot %s n %d", name, n);
+            /* axpy */
+            float *y1 = gauss_array(n, 1.0f), *y2 = malloc((size_t)n * sizeof(float));
+            memcpy(y2, y1, (size_t)n * sizeof(float));
+            const float alpha = rng_gauss();
+            vk->axpy(y1, alpha, a, n);
+            sg_vec_scalar.axpy(y2, alpha, a, n);
+            CHECK_MSG(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0, "axpy %s n %d", name, n);
+            /* argmax: ties (the first wins), NaNs (ignored), infinities, NaN first */
+            for (int variant = 0; variant < 5; variant++) {
+                float *y = gauss_array(n, 3.0f);
+                if (variant == 1 && n > 2) {
+                    y[n / 3] = y[n - 1] = 50.0f;
+                    y[n / 2] = -60.0f;
+                }
+                if (variant == 2)
+                    for (int i = 1; i < n; i += 7)
+                        y[i] = NAN;
+                if (variant == 3 && n > 1) {
+                    y[n - 1] = INFINITY;
+                    y[0] = -INFINITY;
+                }
+                if (variant == 4)
+                    y[0] = NAN;
+                float am, am_r;
+                const int got = vk->argmax(y, n, &am), want = sg_vec_scalar.argmax(y, n, &am_r);
+                CHECK_MSG(got == want && am == am_r, "argmax %s n %d variant %d: %d (%g) vs %d (%g)",
+                          name, n, variant, got, am, want, am_r);
+                /* collect at a threshold that keeps some */
+                const float t = variant == 2 ? 0.5f : y[rng_next() % (unsigned)n];
+                int *i1 = malloc((size_t)n * sizeof(int)), *i2 = malloc((size_t)n * sizeof(int));
+                const int c1 = vk->collect(y, n, t, i1), c2 = sg_vec_scalar.collect(y, n, t, i2);
+                CHECK_MSG(c1 == c2 && memcmp(i1, i2, (size_t)c1 * sizeof(int)) == 0,
+                          "collect %s n %d variant %d", name, n, variant);
+                free(i1);
+                free(i2);
+                free(y);
+            }
+            /* quantize_row, including all-zero and denormal rows */
+            check_quantize_row(vk, name, a, n);
+            float *z = calloc((size_t)n, sizeof(float));
+            check_quantize_row(vk, name, z, n);
+            z[n - 1] = 1e-40f;
+            check_quantize_row(vk, name, z, n);
+            free(z);
+            free(a);
+            free(b);
+            free(y1);
+            free(y2);
+        }
+    }
+    sg_cpu_level_set(start);
+}
+
 int main(void)
 {
     test_cpu();
@@ -1082,6 +1264,8 @@ int main(void)
     test_linear_builders();
     test_kv();
     test_logsumexp();
+    test_spike();
+    test_vec();
     sg_cpu_level_set(start);
     return check_report("test_nn");
 }

@@ -4,8 +4,8 @@
  * reference's for every prompt from both files and at every kernel level (and for one- and
  * three-block students), the incremental decoder equals a from-scratch forward and the f32 head
  * screening equals the dense head, int8 agreement
- * (reported, with a floor), the spike layer equals the dense linear layer, the int8 file round
- * trip, end-of-text stopping, and load errors that name the problem. */
+ * (reported, with a floor), the int8 file round trip, end-of-text stopping, and load errors
+ * that name the problem. The spike layer itself is tested with nn/ (test_nn.c). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -18,7 +18,6 @@
 
 #include "check.h"
 #include "models/snn.h"
-#include "nn/arena.h"
 #include "nn/cpu.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
@@ -200,86 +199,6 @@ static void check_int8(sg_snn *q8, int32_t (*q8_tokens)[64], const sg_snn *f32)
     CHECK_MSG(forced * 4 >= total, "int8 teacher-forced agreement only %d of %d tokens", forced, total);
     free(lq);
     free(lf);
-}
-
-/* ---- the spike layer equals the dense linear layer ---- */
-
-static uint64_t rng_state = 88172645463325252ull;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-static void check_spike_layer(sg_pool *pool)
-{
-    const int shapes[][2] = {{1, 1}, {17, 5}, {64, 32}, {100, 33}, {128, 256}, {256, 128}, {47, 300}, {96, 64}};
-    const double rates[] = {0.0, 0.05, 0.25, 1.0};
-    sg_arena arena;
-    sg_arena_init(&arena, 1 << 20);
-    const sg_cpu_level top = sg_cpu_level_get();
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int n = shapes[s][0], k = shapes[s][1];
-        float *w = malloc((size_t)n * k * sizeof(float)), *b = malloc((size_t)n * sizeof(float));
-        for (int i = 0; i < n * k; i++)
-            w[i] = (float)(urand() * 2 - 1);
-        for (int i = 0; i < n; i++)
-            b[i] = (float)(urand() - 0.5);
-        for (int p = 0; p < 2; p++) {
-            const sg_precision prec = p ? SG_PREC_Q8 : SG_PREC_F32;
-            sg_spike_linear sl;
-            sg_linear dl;
-            sg_error err = {0};
-            CHECK_EQ_INT(sg_spike_linear_init(&sl, w, b, n, k, prec, &err), SG_OK);
-            CHECK_EQ_INT(sg_linear_init(&dl, w, b, n, k, prec, &err), SG_OK);
-            for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
-                float *x = calloc((size_t)k, sizeof(float)), *yd = malloc((size_t)n * sizeof(float));
-                float *ys = malloc((size_t)n * sizeof(float)), *yl = malloc((size_t)n * sizeof(float));
-                uint16_t *idx = malloc((size_t)k * sizeof(uint16_t));
-                int nidx = 0;
-                for (int j = 0; j < k; j++)
-                    if (urand() < rates[r]) {
-                        x[j] = 1.0f;
-                        idx[nidx++] = (uint16_t)j;
-                    }
-                sg_arena_reset(&arena);
-                sg_linear_forward(&dl, x, 1, k, yd, n, pool, &arena);
-                sg_cpu_level_set(SG_CPU_SCALAR);
-                sg_spike_linear_row(&sl, idx, nidx, ys);
-                double worst = 0;
-                int exact = 1;
-                for (int i = 0; i < n; i++) {
-                    worst = fmax(worst, fabs(ys[i] - yd[i]) / (1 + fabs(yd[i])));
-                    exact &= ys[i] == yd[i];
-                }
-                if (prec == SG_PREC_Q8)
-                    CHECK_MSG(exact, "q8 spike layer %dx%d rate %.2f differs from dense q8", n, k, rates[r]);
-                else
-                    CHECK_MSG(worst < 2e-6 * (1 + nidx / 8.0), "f32 spike layer %dx%d: %g", n, k, worst);
-                /* every kernel level gives the scalar reference's floats */
-                for (int lvl = SG_CPU_AVX2; lvl <= (int)sg_cpu_supported(); lvl++) {
-                    sg_cpu_level_set((sg_cpu_level)lvl);
-                    sg_spike_linear_row(&sl, idx, nidx, yl);
-                    CHECK_MSG(memcmp(yl, ys, (size_t)n * sizeof(float)) == 0,
-                              "%s spike layer %dx%d at level %s differs from scalar",
-                              p ? "q8" : "f32", n, k, sg_cpu_level_name((sg_cpu_level)lvl));
-                }
-                sg_cpu_level_set(top);
-                free(x);
-                free(yd);
-                free(ys);
-                free(yl);
-                free(idx);
-            }
-            sg_spike_linear_free(&sl);
-            sg_linear_free(&dl);
-        }
-        free(w);
-        free(b);
-    }
-    sg_arena_free(&arena);
 }
 
 /* ---- files for the error cases ---- */
@@ -578,7 +497,6 @@ int main(void)
     }
     sg_snn_free(q8f32);
 
-    check_spike_layer(pool);
     check_stop_at_eos(pool);
     check_call_errors(f32);
     check_errors();

@@ -41,14 +41,12 @@
 #include "base/clock.h"
 #include "models/gpt2_tokenizer.h"
 #include "nn/arena.h"
-#include "nn/cpu.h"
 #include "nn/ops.h"
 #include "nn/ptfile.h"
 #include "nn/safetensors.h"
+#include "nn/spike.h"
+#include "nn/vec.h"
 
-#ifdef SG_X86
-#include <immintrin.h>
-#endif
 
 #define LN_EPS 1e-5f
 #define MAX_DIM 8192
@@ -98,416 +96,6 @@ struct sg_snn {
     double firing; /* spike rate of the last generation */
     float wide_score; /* WIDE_SCORE; tests lower it */
 };
-
-/* ================================================================================================
- * The spike layer: y = b + sum of W's columns over the inputs that fired
- * ============================================================================================= */
-
-static void spike_f32_scalar(const float *wt, int n, const uint16_t *idx, int nidx,
-                             const float *bias, float *y)
-{
-    for (int j = 0; j < n; j++)
-        y[j] = bias ? bias[j] : 0.0f;
-    for (int t = 0; t < nidx; t++) {
-        const float *w = wt + (size_t)idx[t] * n;
-        for (int j = 0; j < n; j++)
-            y[j] += w[j];
-    }
-}
-
-/* The dense Q8 layer on a 0/1 row quantises it to 127s with scale 1/127 (maxabs 1), so its
- * accumulator is 127 * (sum of the selected int8 weights) and its output that times
- * (1/127 * wscale), plus the bias: the same operations here give the same floats. */
-static void spike_q8_scalar(const int8_t *qt, const float *scale, int n, const uint16_t *idx,
-                            int nidx, const float *bias, float *y)
-{
-    const float xs = nidx ? 1.0f / 127.0f : 0.0f;
-    for (int j = 0; j < n; j++) {
-        int32_t acc = 0;
-        for (int t = 0; t < nidx; t++)
-            acc += qt[(size_t)idx[t] * n + j];
-        const float s = xs * scale[j];
-        const float v = (float)(acc * 127) * s;
-        y[j] = bias ? v + bias[j] : v;
-    }
-}
-
-#ifdef SG_X86
-/* 64 outputs at a time kept in registers across all fired inputs; the same additions in the same
- * order as the scalar code, so the results are identical. */
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void spike_f32_avx512(const float *wt, int n,
-                                                                const uint16_t *idx, int nidx,
-                                                                const float *bias, float *y)
-{
-    for (int c = 0; c < n; c += 64) {
-        __mmask16 mk[4];
-        __m512 acc[4];
-        for (int v = 0; v < 4; v++) {
-            int left = n - c - 16 * v;
-            mk[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-            acc[v] = bias ? _mm512_maskz_loadu_ps(mk[v], bias + c + 16 * v) : _mm512_setzero_ps();
-        }
-        for (int t = 0; t < nidx; t++) {
-            const float *w = wt + (size_t)idx[t] * n + c;
-            for (int v = 0; v < 4; v++)
-                acc[v] = _mm512_add_ps(acc[v], _mm512_maskz_loadu_ps(mk[v], w + 16 * v));
-        }
-        for (int v = 0; v < 4; v++)
-            _mm512_mask_storeu_ps(y + c + 16 * v, mk[v], acc[v]);
-    }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void spike_q8_avx512(const int8_t *qt, const float *scale,
-                                                               int n, const uint16_t *idx, int nidx,
-                                                               const float *bias, float *y)
-{
-    const __m512 xs = _mm512_set1_ps(nidx ? 1.0f / 127.0f : 0.0f);
-    const __m512i k127 = _mm512_set1_epi32(127);
-    for (int c = 0; c < n; c += 64) {
-        __mmask16 mk[4];
-        __m512i acc[4];
-        for (int v = 0; v < 4; v++) {
-            int left = n - c - 16 * v;
-            mk[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-            acc[v] = _mm512_setzero_si512();
-        }
-        for (int t = 0; t < nidx; t++) {
-            const int8_t *w = qt + (size_t)idx[t] * n + c;
-            for (int v = 0; v < 4; v++) {
-                /* masked byte loads need AVX-512BW; go through a 16-byte copy at the tail */
-                __m128i b;
-                if (mk[v] == 0xffff) {
-                    b = _mm_loadu_si128((const __m128i *)(w + 16 * v));
-                } else if (mk[v]) {
-                    int8_t tmp[16] = {0};
-                    memcpy(tmp, w + 16 * v, (size_t)__builtin_popcount(mk[v]));
-                    b = _mm_loadu_si128((const __m128i *)tmp);
-                } else {
-                    continue;
-                }
-                acc[v] = _mm512_add_epi32(acc[v], _mm512_cvtepi8_epi32(b));
-            }
-        }
-        for (int v = 0; v < 4; v++) {
-            if (!mk[v])
-                continue;
-            const __m512 s = _mm512_mul_ps(xs, _mm512_maskz_loadu_ps(mk[v], scale + c + 16 * v));
-            __m512 o = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(acc[v], k127)), s);
-            if (bias)
-                o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(mk[v], bias + c + 16 * v));
-            _mm512_mask_storeu_ps(y + c + 16 * v, mk[v], o);
-        }
-    }
-}
-
-__attribute__((target("avx2"))) static void spike_f32_avx2(const float *wt, int n,
-                                                           const uint16_t *idx, int nidx,
-                                                           const float *bias, float *y)
-{
-    int c = 0;
-    for (; c + 32 <= n; c += 32) {
-        __m256 acc[4];
-        for (int v = 0; v < 4; v++)
-            acc[v] = bias ? _mm256_loadu_ps(bias + c + 8 * v) : _mm256_setzero_ps();
-        for (int t = 0; t < nidx; t++) {
-            const float *w = wt + (size_t)idx[t] * n + c;
-            for (int v = 0; v < 4; v++)
-                acc[v] = _mm256_add_ps(acc[v], _mm256_loadu_ps(w + 8 * v));
-        }
-        for (int v = 0; v < 4; v++)
-            _mm256_storeu_ps(y + c + 8 * v, acc[v]);
-    }
-    if (c < n) { /* the tail column by column, in the same order */
-        for (int j = c; j < n; j++) {
-            float a = bias ? bias[j] : 0.0f;
-            for (int t = 0; t < nidx; t++)
-                a += wt[(size_t)idx[t] * n + j];
-            y[j] = a;
-        }
-    }
-}
-
-__attribute__((target("avx2"))) static void spike_q8_avx2(const int8_t *qt, const float *scale,
-                                                          int n, const uint16_t *idx, int nidx,
-                                                          const float *bias, float *y)
-{
-    int c = 0;
-    const __m256 xs = _mm256_set1_ps(nidx ? 1.0f / 127.0f : 0.0f);
-    const __m256i k127 = _mm256_set1_epi32(127);
-    for (; c + 32 <= n; c += 32) {
-        __m256i acc[4];
-        for (int v = 0; v < 4; v++)
-            acc[v] = _mm256_setzero_si256();
-        for (int t = 0; t < nidx; t++) {
-            const int8_t *w = qt + (size_t)idx[t] * n + c;
-            for (int v = 0; v < 4; v++)
-                acc[v] = _mm256_add_epi32(
-                    acc[v], _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w + 8 * v))));
-        }
-        for (int v = 0; v < 4; v++) {
-            const __m256 s = _mm256_mul_ps(xs, _mm256_loadu_ps(scale + c + 8 * v));
-            __m256 o = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(acc[v], k127)), s);
-            if (bias)
-                o = _mm256_add_ps(o, _mm256_loadu_ps(bias + c + 8 * v));
-            _mm256_storeu_ps(y + c + 8 * v, o);
-        }
-    }
-    for (int j = c; j < n; j++) { /* the tail, as the scalar code */
-        int32_t acc = 0;
-        for (int t = 0; t < nidx; t++)
-            acc += qt[(size_t)idx[t] * n + j];
-        const float s = (nidx ? 1.0f / 127.0f : 0.0f) * scale[j];
-        const float v = (float)(acc * 127) * s;
-        y[j] = bias ? v + bias[j] : v;
-    }
-}
-#endif
-
-void sg_spike_linear_row(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y)
-{
-    const sg_cpu_level lvl = sg_cpu_level_get();
-    (void)lvl;
-    if (L->prec == SG_PREC_F32) {
-#ifdef SG_X86
-        if (lvl == SG_CPU_AVX512)
-            return spike_f32_avx512(L->wt, L->n, idx, nidx, L->bias, y);
-        if (lvl == SG_CPU_AVX2)
-            return spike_f32_avx2(L->wt, L->n, idx, nidx, L->bias, y);
-#endif
-        return spike_f32_scalar(L->wt, L->n, idx, nidx, L->bias, y);
-    }
-#ifdef SG_X86
-    if (lvl == SG_CPU_AVX512)
-        return spike_q8_avx512(L->qt, L->scale, L->n, idx, nidx, L->bias, y);
-    if (lvl == SG_CPU_AVX2)
-        return spike_q8_avx2(L->qt, L->scale, L->n, idx, nidx, L->bias, y);
-#endif
-    spike_q8_scalar(L->qt, L->scale, L->n, idx, nidx, L->bias, y);
-}
-
-static sg_status spike_common(sg_spike_linear *L, const float *bias, int n, int k, sg_error *err)
-{
-    memset(L, 0, sizeof *L);
-    if (n < 1 || k < 1 || k > 65535 || n > 65535)
-        return sg_error_set(err, SG_EINVAL, "spike layer: bad shape n=%d k=%d", n, k);
-    L->n = n;
-    L->k = k;
-    if (bias) {
-        L->bias = malloc((size_t)n * sizeof(float));
-        if (!L->bias)
-            return sg_error_set(err, SG_ENOMEM, "out of memory");
-        memcpy(L->bias, bias, (size_t)n * sizeof(float));
-    }
-    return SG_OK;
-}
-
-sg_status sg_spike_linear_init(sg_spike_linear *L, const float *w, const float *bias, int n, int k,
-                               sg_precision prec, sg_error *err)
-{
-    sg_status st = spike_common(L, bias, n, k, err);
-    if (st != SG_OK)
-        return st;
-    if (prec == SG_PREC_Q8) {
-        int8_t *q = malloc((size_t)n * k);
-        float *s = malloc((size_t)n * sizeof(float));
-        if (!q || !s) {
-            free(q);
-            free(s);
-            sg_spike_linear_free(L);
-            return sg_error_set(err, SG_ENOMEM, "out of memory");
-        }
-        sg_q8_quantize_scalar(w, k, n, k, k, q, k, s); /* as sg_linear_init quantises */
-        float *b = L->bias;
-        L->bias = NULL;
-        sg_spike_linear_free(L);
-        st = sg_spike_linear_init_q8(L, q, s, b, n, k, err);
-        free(b);
-        free(q);
-        free(s);
-        return st;
-    }
-    L->prec = SG_PREC_F32;
-    L->wt = malloc((size_t)n * k * sizeof(float));
-    if (!L->wt) {
-        sg_spike_linear_free(L);
-        return sg_error_set(err, SG_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < k; j++)
-            L->wt[(size_t)j * n + i] = w[(size_t)i * k + j];
-    return SG_OK;
-}
-
-sg_status sg_spike_linear_init_q8(sg_spike_linear *L, const int8_t *q, const float *scale,
-                                  const float *bias, int n, int k, sg_error *err)
-{
-    sg_status st = spike_common(L, bias, n, k, err);
-    if (st != SG_OK)
-        return st;
-    L->prec = SG_PREC_Q8;
-    L->qt = malloc((size_t)n * k);
-    L->scale = malloc((size_t)n * sizeof(float));
-    if (!L->qt || !L->scale) {
-        sg_spike_linear_free(L);
-        return sg_error_set(err, SG_ENOMEM, "out of memory");
-    }
-    memcpy(L->scale, scale, (size_t)n * sizeof(float));
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < k; j++)
-            L->qt[(size_t)j * n + i] = q[(size_t)i * k + j];
-    return SG_OK;
-}
-
-void sg_spike_linear_free(sg_spike_linear *L)
-{
-    if (!L)
-        return;
-    free(L->wt);
-    free(L->qt);
-    free(L->scale);
-    free(L->bias);
-    memset(L, 0, sizeof *L);
-}
-
-/* ================================================================================================
- * Small vector kernels of the decoder: scalar references and AVX-512 versions (AVX2 machines use
- * the references: these are a small part of a step). axpy gives the same floats at every level;
- * dot sums in another order; argmax and collect give the same answers.
- * ============================================================================================= */
-
-typedef struct vec_kernels {
-    float (*dot)(const float *a, const float *b, int n);
-    void (*axpy)(float *y, float a, const float *x, int n); /* y += a x */
-    /* index of the first maximum (NaNs ignored unless y[0] is one, as a scalar scan), and the
-     * largest |y| of the non-NaN values */
-    int (*argmax)(const float *y, int n, float *absmax);
-    /* indices i with y[i] >= t, ascending, into idx; returns how many */
-    int (*collect)(const float *y, int n, float t, int *idx);
-} vec_kernels;
-
-static float dot_scalar(const float *a, const float *b, int n)
-{
-    float s = 0.0f;
-    for (int i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static void axpy_scalar(float *y, float a, const float *x, int n)
-{
-    for (int i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
-
-static int argmax_scalar(const float *y, int n, float *absmax)
-{
-    int best = 0;
-    float am = 0.0f;
-    for (int i = 0; i < n; i++) {
-        if (y[i] > y[best]) /* the first of equal maxima, as torch.argmax */
-            best = i;
-        const float a = fabsf(y[i]);
-        am = a > am ? a : am;
-    }
-    *absmax = am;
-    return best;
-}
-
-static int collect_scalar(const float *y, int n, float t, int *idx)
-{
-    int c = 0;
-    for (int i = 0; i < n; i++)
-        if (y[i] >= t)
-            idx[c++] = i;
-    return c;
-}
-
-static const vec_kernels vec_scalar = {dot_scalar, axpy_scalar, argmax_scalar, collect_scalar};
-
-#ifdef SG_X86
-static inline __mmask16 tail16(int left)
-{
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static float dot_avx512(const float *a, const float *b, int n)
-{
-    __m512 acc = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 k = tail16(n - i);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void axpy_avx512(float *y, float a, const float *x, int n)
-{
-    const __m512 va = _mm512_set1_ps(a);
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 k = tail16(n - i);
-        const __m512 p = _mm512_mul_ps(va, _mm512_maskz_loadu_ps(k, x + i));
-        _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), p));
-    }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static int argmax_avx512(const float *y, int n, float *absmax)
-{
-    if (n < 64 || y[0] != y[0])
-        return argmax_scalar(y, n, absmax);
-    /* max(v, acc) keeps acc when v is NaN: NaNs are ignored, as by the scalar comparison */
-    __m512 mx[4], mn[4];
-    for (int j = 0; j < 4; j++)
-        mx[j] = mn[j] = _mm512_set1_ps(y[0]);
-    int i = 0;
-    for (; i + 64 <= n; i += 64)
-        for (int j = 0; j < 4; j++) {
-            const __m512 v = _mm512_loadu_ps(y + i + 16 * j);
-            mx[j] = _mm512_max_ps(v, mx[j]);
-            mn[j] = _mm512_min_ps(v, mn[j]);
-        }
-    for (; i < n; i += 16) {
-        const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(y[0]), tail16(n - i), y + i);
-        mx[0] = _mm512_max_ps(v, mx[0]);
-        mn[0] = _mm512_min_ps(v, mn[0]);
-    }
-    const float top = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
-    const float low = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(mn[0], mn[1]), _mm512_min_ps(mn[2], mn[3])));
-    *absmax = fabsf(top) > fabsf(low) ? fabsf(top) : fabsf(low);
-    const __m512 vt = _mm512_set1_ps(top);
-    for (i = 0; i < n; i += 16) {
-        const __mmask16 k = _mm512_mask_cmp_ps_mask(tail16(n - i), _mm512_loadu_ps(y + i), vt, _CMP_EQ_OQ);
-        if (k)
-            return i + __builtin_ctz(k);
-    }
-    return 0; /* unreachable: top is one of the values */
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static int collect_avx512(const float *y, int n, float t, int *idx)
-{
-    const __m512 vt = _mm512_set1_ps(t);
-    int c = 0;
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 tail = tail16(n - i);
-        __mmask16 k = _mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, y + i), vt, _CMP_GE_OQ);
-        while (k) {
-            idx[c++] = i + __builtin_ctz(k);
-            k &= (__mmask16)(k - 1);
-        }
-    }
-    return c;
-}
-
-static const vec_kernels vec_avx512 = {dot_avx512, axpy_avx512, argmax_avx512, collect_avx512};
-#endif
-
-static const vec_kernels *vec_get(void)
-{
-#ifdef SG_X86
-    if (sg_cpu_level_get() == SG_CPU_AVX512)
-        return &vec_avx512;
-#endif
-    return &vec_scalar;
-}
 
 /* ================================================================================================
  * metadata.json
@@ -735,69 +323,14 @@ static float *get_f32(loader *l, const char *name, int64_t d0, int64_t d1)
     return w;
 }
 
-/* ---- quantisation at load: sg_q8_quantize_scalar's function, vectorised and on the pool ---- */
-
-/* Row r of w: int8 q (symmetric, scale = max|w| / 127, ties to even: as sg_linear_init), and with
- * qa/e the head's screening bounds: scale * sum|q| and max|w - scale q|, rounded up. */
-static void quant_row_scalar(const float *w, int k, int8_t *q, float *s, float *qa, float *e)
-{
-    sg_q8_quantize_scalar(w, k, 1, k, k, q, k, s);
-    if (!qa)
-        return;
-    double sum = 0, err = 0;
-    for (int j = 0; j < k; j++) {
-        sum += abs(q[j]);
-        const double ej = fabs((double)w[j] - (double)*s * q[j]);
-        err = ej > err ? ej : err;
-    }
-    *qa = (float)(sum * *s * (1.0 + 1e-6));
-    *e = (float)(err * (1.0 + 1e-6)) + FLT_MIN;
-}
-
-#ifdef SG_X86
-/* The same numbers: max is exact, and x * inv, the clamp (NaN -> 127) and cvtps2dq's rounding
- * (nearest, ties to even) are what the scalar code computes. The bounds are computed in float
- * and rounded up by more than their rounding error. */
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void quant_row_avx512(const float *w, int k, int8_t *q,
-                                                                float *s, float *qa, float *e)
-{
-    __m512 mx = _mm512_setzero_ps();
-    for (int i = 0; i < k; i += 16)
-        mx = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(tail16(k - i), w + i)), mx);
-    const float maxabs = _mm512_reduce_max_ps(mx);
-    const float inv = sg_q8_inv(maxabs), scale = maxabs / 127.0f;
-    *s = scale;
-    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
-    const __m512 vs = _mm512_set1_ps(scale);
-    __m512i sum = _mm512_setzero_si512();
-    __m512 err = _mm512_setzero_ps();
-    for (int i = 0; i < k; i += 16) {
-        const __mmask16 t = tail16(k - i);
-        const __m512 x = _mm512_maskz_loadu_ps(t, w + i);
-        const __m512 v = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(x, vinv), hi), lo);
-        const __m512i qi = _mm512_cvtps_epi32(v);
-        int8_t tmp[16];
-        _mm_storeu_si128((__m128i *)tmp, _mm512_cvtsepi32_epi8(qi));
-        memcpy(q + i, tmp, (size_t)__builtin_popcount(t));
-        if (qa) {
-            sum = _mm512_add_epi32(sum, _mm512_abs_epi32(qi));
-            const __m512 d = _mm512_sub_ps(x, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(qi)));
-            err = _mm512_max_ps(_mm512_abs_ps(d), err);
-        }
-    }
-    if (qa) {
-        *qa = (float)((double)_mm512_reduce_add_epi32(sum) * scale * (1.0 + 1e-6));
-        *e = _mm512_reduce_max_ps(err) * (1.0f + 1e-5f) + maxabs * 2.5e-7f + FLT_MIN;
-    }
-}
-#endif
+/* ---- quantisation at load: nn/vec's quantize_row, on the pool ---- */
 
 typedef struct quant_job {
+    const sg_vec_kernels *vk;
     const float *w;
     int n, k;
     int8_t *q;
     float *s, *qa, *e;
-    bool simd;
 } quant_job;
 
 static void quant_task(void *ctx, int task, int ntasks)
@@ -808,20 +341,14 @@ static void quant_task(void *ctx, int task, int ntasks)
         const float *w = J->w + (size_t)r * J->k;
         int8_t *q = J->q + (size_t)r * J->k;
         float *qa = J->qa ? J->qa + r : NULL, *e = J->e ? J->e + r : NULL;
-#ifdef SG_X86
-        if (J->simd) {
-            quant_row_avx512(w, J->k, q, J->s + r, qa, e);
-            continue;
-        }
-#endif
-        quant_row_scalar(w, J->k, q, J->s + r, qa, e);
+        J->vk->quantize_row(w, J->k, q, J->s + r, qa, e);
     }
 }
 
 static void quantize_rows(sg_pool *pool, const float *w, int n, int k, int8_t *q, float *s,
                           float *qa, float *e)
 {
-    quant_job J = {w, n, k, q, s, qa, e, sg_cpu_level_get() == SG_CPU_AVX512};
+    quant_job J = {sg_vec_kernels_get(), w, n, k, q, s, qa, e};
     const int nt = n >= 1024 ? 4 * sg_pool_size(pool) : 1;
     if (nt > 1)
         sg_pool_run(pool, quant_task, &J, nt);
@@ -1291,7 +818,7 @@ const sg_snn_info *sg_snn_get_info(const sg_snn *m) { return &m->info; }
  * step to step is what a step reuses. */
 typedef struct gen {
     int lmax, ntasks, mwords, from; /* rows [from, L) are new this step */
-    const vec_kernels *vk;
+    const sg_vec_kernels *vk;
     int32_t *ids;
     /* block 0: its rows' q|k|v and the values' out_proj depend on the token alone; the softmax
      * sums of each row only gain a term per new key */
@@ -1439,7 +966,7 @@ static void embed_row(const sg_snn *m, int32_t id, float *out, int8_t *tmp)
 
 /* Attention of one query row against rows [0, L) of k and v (row stride ld), all heads: what
  * nn.MultiheadAttention computes for that row (there is no mask). */
-static void attention_row(const vec_kernels *vk, const float *q, const float *k, const float *v,
+static void attention_row(const sg_vec_kernels *vk, const float *q, const float *k, const float *v,
                           long ld, int L, int d, int heads, float *scores, float *out)
 {
     const int hd = d / heads;
@@ -1780,7 +1307,7 @@ static int32_t forward_step(sg_snn *m, gen *g, int from, int L, bool dense)
     const int D = m->info.depth;
     m->arena.used = g->scratch_mark;
     g->from = from;
-    g->vk = vec_get();
+    g->vk = sg_vec_kernels_get();
     block_first(m, g, from, L);
     for (int b = 1; b < D - 1; b++)
         block_middle(m, g, b, L);

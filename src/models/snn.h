@@ -98,29 +98,4 @@ void sg_snn_set_shift_limit(sg_snn *m, float limit);
  * out_dir is created if missing. */
 sg_status sg_snn_quantize(const char *dir, const char *out_dir, sg_error *err);
 
-/* ---- The spike layer, exposed for tests ----
- * A linear layer whose inputs are exact 0/1 spikes: y = b + sum of the weight columns whose input
- * fired, so the work is proportional to the firing rate and nothing multiplies. F32 sums the f32
- * columns in input order; Q8 sums int8 columns exactly in int32 and scales them the way the dense
- * Q8 layer (nn/linear.h) does for a 0/1 row, so the two give identical floats. */
-typedef struct sg_spike_linear {
-    int n, k;
-    sg_precision prec;
-    float *wt;     /* F32: [k][n], column j of W is row j here */
-    int8_t *qt;    /* Q8: [k][n] */
-    float *scale;  /* Q8: [n] per output row of W */
-    float *bias;   /* [n] or NULL */
-} sg_spike_linear;
-
-/* From row-major W[n][k] (PyTorch's layout): F32 copies, Q8 quantises like sg_linear_init. */
-sg_status sg_spike_linear_init(sg_spike_linear *L, const float *w, const float *bias, int n, int k,
-                               sg_precision prec, sg_error *err);
-/* From already-quantised rows q[n][k] and scales[n]. */
-sg_status sg_spike_linear_init_q8(sg_spike_linear *L, const int8_t *q, const float *scale,
-                                  const float *bias, int n, int k, sg_error *err);
-void sg_spike_linear_free(sg_spike_linear *L);
-/* One row: idx[0..nidx) are the inputs that fired (ascending); y gets n floats. */
-/* The kernel follows sg_cpu_level_get(); every level gives the same floats. */
-void sg_spike_linear_row(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y);
-
 #endif
