@@ -11,7 +11,10 @@
  * name; each weight matrix (embed.weight, in_proj_weight, out_proj.weight, ff.0.weight,
  * ff.3.weight, head.weight) is I8 [rows, cols] plus "<name>_scale" F32 [rows], weight = q * scale,
  * symmetric per row (scale = max|row| / 127, round to nearest even); biases and LayerNorms are F32.
- * It loads without re-quantising and holds exactly what int8 on the fly computes. */
+ * It loads without re-quantising and holds exactly what int8 on the fly computes.
+ *
+ * The model is snn.c (forward, generation), snn_load.c and snn_quant.c over snn_model.h; its
+ * feed-forward's spike layer is nn/spike.h. */
 #ifndef SG_MODELS_SNN_H
 #define SG_MODELS_SNN_H
 
