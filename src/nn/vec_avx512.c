@@ -61,7 +61,8 @@ static int argmax_avx512(const float *y, int n, float *absmax)
     *absmax = fabsf(top) > fabsf(low) ? fabsf(top) : fabsf(low);
     const __m512 vt = _mm512_set1_ps(top);
     for (i = 0; i < n; i += 16) {
-        const __mmask16 k = _mm512_mask_cmp_ps_mask(tail16(n - i), _mm512_loadu_ps(y + i), vt, _CMP_EQ_OQ);
+        const __mmask16 tail = tail16(n - i);
+        const __mmask16 k = _mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, y + i), vt, _CMP_EQ_OQ);
         if (k)
             return i + __builtin_ctz(k);
     }
