@@ -763,12 +763,12 @@ static char *utf8_sanitize(const char *s, size_t n)
 
 void sg_snn_result_free(sg_snn_result *r)
 {
-    if (!r)
-        return;
-    free(r->text);
-    free(r->tokens);
-    free(r->prompt_tokens);
-    memset(r, 0, sizeof *r);
+    if (r) {
+        free(r->text);
+        free(r->tokens);
+        free(r->prompt_tokens);
+        *r = (sg_snn_result){0};
+    }
 }
 
 sg_status sg_snn_generate(sg_snn *m, const char *system, const char *prompt, int max_tokens,

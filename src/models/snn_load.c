@@ -235,58 +235,68 @@ const float *snn_f32_view(snn_loader *l, const char *name, int n, int k, float *
  * Layers
  * ============================================================================================= */
 
+/* A weight matrix [n, k] and its bias [n] as the layer builders take them: int8 rows and scales
+ * (Q8) or f32 rows, and the f32 bias. */
+typedef struct snn_matrix {
+    int n, k;
+    int8_t *q;
+    float *scale, *w, *bias;
+} snn_matrix;
+
+static bool get_matrix(snn_loader *l, snn_matrix *M, const char *wname, const char *bname, int n,
+                       int k, sg_precision prec)
+{
+    memset(M, 0, sizeof *M);
+    M->n = n;
+    M->k = k;
+    if (prec == SG_PREC_Q8)
+        snn_get_q8(l, wname, n, k, &M->q, &M->scale);
+    else
+        M->w = snn_get_f32(l, wname, n, k);
+    if (l->w.st == SG_OK)
+        M->bias = snn_get_f32(l, bname, n, 0);
+    return l->w.st == SG_OK;
+}
+
+/* Frees what a layer built from M did not take over (it keeps the bias when keep_bias). */
+static void drop_matrix(snn_loader *l, snn_matrix *M, bool keep_bias)
+{
+    free(M->q);
+    free(M->scale);
+    snn_drop_f32(l, M->w, (size_t)M->n * M->k);
+    if (!keep_bias)
+        snn_drop_f32(l, M->bias, (size_t)M->n);
+}
+
 /* Rows [r0, r0 + n) of an [N, k] weight matrix (and bias) as a linear layer; with bias_out the
  * bias (all of it: r0 0, n N) is handed back instead of going into the layer. */
 static void make_linear(snn_loader *l, sg_linear *L, const char *wname, const char *bname, int N,
                         int k, int r0, int n, sg_precision prec, float **bias_out)
 {
-    if (l->w.st != SG_OK)
-        return;
-    int8_t *q = NULL;
-    float *s = NULL, *w = NULL, *b = NULL;
-    if (prec == SG_PREC_Q8)
-        snn_get_q8(l, wname, N, k, &q, &s);
-    else
-        w = snn_get_f32(l, wname, N, k);
-    if (l->w.st == SG_OK)
-        b = snn_get_f32(l, bname, N, 0);
-    const float *lb = b && !bias_out ? b + r0 : NULL;
-    if (b && prec == SG_PREC_Q8)
-        l->w.st = sg_linear_init_q8(L, q + (size_t)r0 * k, s + r0, lb, n, k, l->w.err);
-    else if (b)
-        l->w.st = sg_linear_init(L, w + (size_t)r0 * k, lb, n, k, SG_PREC_F32, l->w.err);
-    free(q);
-    free(s);
-    snn_drop_f32(l, w, (size_t)N * k);
+    snn_matrix M;
+    if (get_matrix(l, &M, wname, bname, N, k, prec)) {
+        const float *bias = bias_out ? NULL : M.bias + r0;
+        l->w.st = prec == SG_PREC_Q8
+                      ? sg_linear_init_q8(L, M.q + (size_t)r0 * k, M.scale + r0, bias, n, k, l->w.err)
+                      : sg_linear_init(L, M.w + (size_t)r0 * k, bias, n, k, SG_PREC_F32, l->w.err);
+    }
+    const bool keep_bias = bias_out && l->w.st == SG_OK && r0 == 0 && n == N;
     if (l->w.st == SG_OK)
         l->w.bytes += L->bytes;
-    if (bias_out && l->w.st == SG_OK && r0 == 0 && n == N)
-        *bias_out = b;
-    else
-        snn_drop_f32(l, b, (size_t)N);
+    if (keep_bias)
+        *bias_out = M.bias;
+    drop_matrix(l, &M, keep_bias);
 }
 
 static void make_spike(snn_loader *l, sg_spike_linear *L, const char *wname, const char *bname,
                        int n, int k, sg_precision prec)
 {
-    if (l->w.st != SG_OK)
-        return;
-    int8_t *q = NULL;
-    float *s = NULL, *w = NULL, *b = NULL;
-    if (prec == SG_PREC_Q8)
-        snn_get_q8(l, wname, n, k, &q, &s);
-    else
-        w = snn_get_f32(l, wname, n, k);
-    if (l->w.st == SG_OK)
-        b = snn_get_f32(l, bname, n, 0);
-    if (b && prec == SG_PREC_Q8)
-        l->w.st = sg_spike_linear_init_q8(L, q, s, b, n, k, l->w.err);
-    else if (b)
-        l->w.st = sg_spike_linear_init(L, w, b, n, k, SG_PREC_F32, l->w.err);
-    free(q);
-    free(s);
-    snn_drop_f32(l, w, (size_t)n * k);
-    snn_drop_f32(l, b, (size_t)n);
+    snn_matrix M;
+    if (get_matrix(l, &M, wname, bname, n, k, prec))
+        l->w.st = prec == SG_PREC_Q8
+                      ? sg_spike_linear_init_q8(L, M.q, M.scale, M.bias, n, k, l->w.err)
+                      : sg_spike_linear_init(L, M.w, M.bias, n, k, SG_PREC_F32, l->w.err);
+    drop_matrix(l, &M, false);
     if (l->w.st == SG_OK)
         l->w.bytes += (size_t)n * k * (prec == SG_PREC_Q8 ? 1 : 4) + (size_t)n * 8;
 }

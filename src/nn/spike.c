@@ -132,11 +132,11 @@ sg_status sg_spike_linear_init_q8(sg_spike_linear *L, const int8_t *q, const flo
 
 void sg_spike_linear_free(sg_spike_linear *L)
 {
-    if (!L)
-        return;
-    free(L->wt);
-    free(L->qt);
-    free(L->scale);
-    free(L->bias);
-    memset(L, 0, sizeof *L);
+    if (L) {
+        free(L->wt);
+        free(L->qt);
+        free(L->scale);
+        free(L->bias);
+        *L = (sg_spike_linear){0};
+    }
 }
