@@ -457,7 +457,7 @@ static bool spikes_unchanged(const block_job *J, int r, const uint64_t *bits)
 /* The block after its attention, for this task's share of the rows:
  *     s1 = spike(attn.norm(x + attention))
  *     x' = norm(s1 + ff.3(spike(GELU(ff.0(s1)))))
- * (x + attention and x + attention_out are the same floats: addition commutes). */
+ * (block 0 adds x to its attention, the others the attention to x: the same floats). */
 static void block_rows_task(void *ctx, int task, int ntasks)
 {
     const block_job *J = ctx;
@@ -469,8 +469,8 @@ static void block_rows_task(void *ctx, int task, int ntasks)
     float *u = g->task_floats + (size_t)task * task_floats(m), *f = u + d, *y = f + hid;
     uint16_t *s1 = g->task_spikes + (size_t)task * task_spikes(m), *s2 = s1 + d;
     long fired = 0, sites = 0;
-    const int first = (int)((long)J->n * task / ntasks), end = (int)((long)J->n * (task + 1) / ntasks);
-    for (int t = first; t < end; t++) {
+    const int begin = (int)((long)J->n * task / ntasks), end = (int)((long)J->n * (task + 1) / ntasks);
+    for (int t = begin; t < end; t++) {
         const int r = J->rows[t];
         const float *x = J->x_in + (size_t)r * d;
         /* the residual around the attention, attn.norm, the first spikes */
