@@ -1186,7 +1186,11 @@ static void test_vec(void)
     for (int lv = 0; lv < level_count(); lv++) {
         sg_cpu_level_set((sg_cpu_level)lv);
         const sg_vec_kernels *vk = sg_vec_kernels_get();
+#ifdef SG_X86
         CHECK(vk == (lv == SG_CPU_AVX512 ? &sg_vec_avx512 : &sg_vec_scalar));
+#else
+        CHECK(vk == &sg_vec_scalar);
+#endif
         const char *name = sg_cpu_level_name((sg_cpu_level)lv);
         for (int iter = 0; iter < 40; iter++) {
             const int n = iter < 8 ? (int[]){1, 15, 16, 17, 63, 64, 65, 3584}[iter] : 1 + (int)(rng_next() % 1200);
