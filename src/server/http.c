@@ -178,9 +178,7 @@ static enum MHD_Result send_response(sg_req *r)
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
     /* only a well-formed id: the path segment is client bytes and must never reach a header raw */
-    if (((r->route >= SG_ROUTE_SESSIONS && r->route <= SG_ROUTE_MULTIMODAL) ||
-         r->route == SG_ROUTE_WS_AUDIO || r->route == SG_ROUTE_WS_FRAME) &&
-        sg_uuid_valid(r->session_id))
+    if (r->route && (r->route->flags & SG_ROUTE_SESSION_ID) && sg_uuid_valid(r->session_id))
         MHD_add_response_header(resp, "X-Session-ID", r->session_id);
     if (r->ws_version_header)
         MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
@@ -193,7 +191,7 @@ static enum MHD_Result send_response(sg_req *r)
         snprintf(ra, sizeof ra, "%d", r->retry_after);
         MHD_add_response_header(resp, "Retry-After", ra);
     }
-    if (r->allow)
+    if (r->allow[0])
         MHD_add_response_header(resp, "Allow", r->allow);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -229,7 +227,7 @@ static bool key_equals(const char *given, const char *key)
 static bool authorized(sg_req *r)
 {
     const char *key = r->srv->cfg->api_key;
-    if (!key[0] || r->route == SG_ROUTE_HEALTH || r->route == SG_ROUTE_READY)
+    if (!key[0] || (r->route && (r->route->flags & SG_ROUTE_OPEN)))
         return true;
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, r->srv->cfg->auth_header);
     if (h && key_equals(h, key))
@@ -331,7 +329,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (ct)
             snprintf(r->content_type, sizeof r->content_type, "%s", ct);
-        r->route = sg_route_match(url, r->session_id, &r->route_name);
+        r->route = sg_route_match(method, url, r->session_id);
+        r->route_name = r->route ? r->route->path : "other";
         if (atomic_load(&s->draining)) {
             sg_req_error(r, 503, "OVERLOADED", "server is shutting down");
             r->retry_after = s->cfg->retry_after_s;
@@ -472,14 +471,14 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
     }
     s->cfg = cfg;
     s->b = backends;
-    s->sessions = sg_session_table_new(cfg);
+    s->sessions = sg_session_store_memory_new(cfg);
     s->metrics = sg_metrics_new();
     s->workq = sg_workq_new(cfg->workers, cfg->queue_depth);
     s->ws = sg_ws_hub_new();
     pthread_mutex_init(&s->reaper_lock, NULL);
     pthread_cond_init(&s->reaper_cond, NULL);
     if (!s->sessions || !s->metrics || !s->workq || !s->ws) {
-        sg_error_set(err, SG_ENOMEM, "could not create the session table, metrics or workers");
+        sg_error_set(err, SG_ENOMEM, "could not create the session store, metrics or workers");
         sg_server_free(s);
         return NULL;
     }
@@ -566,7 +565,7 @@ void sg_server_free(sg_server *s)
         sg_server_stop(s, 0);
     sg_workq_free(s->workq);
     sg_ws_hub_free(s->ws);
-    sg_session_table_free(s->sessions);
+    sg_session_store_free(s->sessions);
     sg_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->reaper_lock);
     pthread_cond_destroy(&s->reaper_cond);

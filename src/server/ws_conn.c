@@ -318,15 +318,18 @@ static void audio_message(sg_ws_conn *c, const ws_msg *m, bool partial_busy)
     json_t *msg;
     if (res.n16k || res.finals) {
         sg_error err = {0};
-        pthread_mutex_lock(&ses->lock);
-        sg_status st = res.n16k ? sg_session_keep_audio(ses, s->cfg, res.pcm16k, res.n16k, &err) : SG_OK;
-        json_array_foreach(res.msgs, i, msg) {
-            const char *type = json_string_value(json_object_get(msg, "type"));
-            const char *text = json_string_value(json_object_get(msg, "text"));
-            if (type && strcmp(type, "final") == 0 && text)
-                sg_session_add_transcript(ses, text); /* as POST /audio: only when STORE_TRANSCRIPTS */
+        sg_status st = sg_session_lock(ses, &err);
+        if (st == SG_OK) {
+            if (res.n16k)
+                st = sg_session_keep_audio(ses, s->cfg, res.pcm16k, res.n16k, &err);
+            json_array_foreach(res.msgs, i, msg) {
+                const char *type = json_string_value(json_object_get(msg, "type"));
+                const char *text = json_string_value(json_object_get(msg, "text"));
+                if (type && strcmp(type, "final") == 0 && text)
+                    sg_session_add_transcript(ses, text); /* as POST /audio: only when STORE_TRANSCRIPTS */
+            }
+            sg_session_unlock(ses);
         }
-        pthread_mutex_unlock(&ses->lock);
         if (st != SG_OK && !c->kept_audio_error) {
             c->kept_audio_error = true; /* once: the stream itself goes on */
             json_array_append_new(res.msgs,
@@ -856,10 +859,11 @@ void sg_ws_request_done(sg_req *r)
     release_slot(h);
 }
 
-void sg_ws_dispatch(sg_req *r)
+/* The upgrade of GET /ws/audio|frame/{id} (the dispatcher checked method, readiness and the
+ * session). */
+static void ws_open(sg_req *r, bool audio)
 {
     sg_server *s = r->srv;
-    const bool audio = r->route == SG_ROUTE_WS_AUDIO;
     reap_dead(s->ws);
     sg_ws_request hs = {
         r->method,
@@ -946,6 +950,9 @@ void sg_ws_dispatch(sg_req *r)
     sg_log(SG_LOG_DEBUG, "ws %s: upgrading %s for session %s", c->request_id, r->route_name,
            c->session->id);
 }
+
+void sg_handle_ws_audio(sg_req *r) { ws_open(r, true); }
+void sg_handle_ws_frame(sg_req *r) { ws_open(r, false); }
 
 /* ---- stop and session deletion ---------------------------------------------------------------- */
 
