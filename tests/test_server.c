@@ -465,6 +465,7 @@ static void test_auth(void)
     sgt_server s;
     const char *env[] = {"EDGE_RUNTIME_API_KEY=s3cret-key", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     sgt_resp r = sgt_get(&s, "/health");
     CHECK_EQ_INT(r.status, 200);
     sgt_resp_free(&r);
@@ -494,6 +495,7 @@ static void test_auth(void)
 
     const char *env2[] = {"EDGE_RUNTIME_AUTH_TOKEN=tok", "EDGE_RUNTIME_AUTH_HEADER=X-Edge-Token", NULL};
     CHECK(sgt_start(&s, env2, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     const char *custom[] = {"X-Edge-Token: tok", NULL};
     r = sgt_request(&s, "GET", "/sessions", custom, NULL, 0);
     CHECK_EQ_INT(r.status, 200);
@@ -524,6 +526,7 @@ static void test_limits(void)
                          "SG_RATE_LIMIT_RPS=2", "STORE_RAW_FRAMES=true", "FRAME_BUFFER_MAX_BYTES=40000",
                          NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *id = sgt_new_session(&s, NULL);
     char qpath[160], fpath[160];
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
@@ -594,6 +597,7 @@ static void test_privacy(void)
     sgt_server s;
     const char *env[] = {"STORE_RAW_FRAMES=true", "STORE_TRANSCRIPTS=false", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     const char *h[] = {"X-Privacy-Store-Raw-Frames: false", "X-Privacy-Store-Transcripts: true", NULL};
     sgt_resp r = sgt_request(&s, "POST", "/sessions", h, "{}", 2);
     CHECK_EQ_INT(r.status, 200);
@@ -631,6 +635,7 @@ static void test_backpressure_and_graceful_stop(void)
     sgt_server s;
     const char *env[] = {"SG_WORKERS=1", "SG_QUEUE_DEPTH=1", "SG_DEBUG_WORK_DELAY_MS=600", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *id = sgt_new_session(&s, NULL);
     enum { N = 6 };
     pthread_t th[N];
@@ -678,6 +683,7 @@ int main(void)
         fprintf(stderr, "could not start %s\n", SG_EDGE_BIN);
         return 1;
     }
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_basics(&s);
     test_frames_and_turns(&s);
     test_bad_input(&s);

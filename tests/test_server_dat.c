@@ -581,6 +581,7 @@ static void test_limits(void)
     sgt_server s;
     const char *env[] = {"AUDIO_BUFFER_MAX_BYTES=16000", "AUDIO_BUFFER_POLICY=reject", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *id = dat_session(&s);
     for (int k = 0; k < 5; k++) {
         sgt_resp r = jfk_chunk(&s, id, k, k);
@@ -610,6 +611,7 @@ static void test_limits(void)
 
     const char *env2[] = {"AUDIO_BUFFER_MAX_SECONDS=1", "AUDIO_BUFFER_POLICY=trim", NULL};
     CHECK(sgt_start(&s, env2, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     id = dat_session(&s);
     for (int k = 0; k < 15; k++) {
         r = jfk_chunk(&s, id, k, k);
@@ -747,6 +749,7 @@ int main(void)
         fprintf(stderr, "could not start %s\n", SG_EDGE_BIN);
         return 1;
     }
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_session_init(&s);
     test_stream_and_turn(&s);
     test_bad_input(&s);

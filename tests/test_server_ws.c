@@ -147,6 +147,7 @@ static void test_auth(void)
     sgt_server s;
     const char *env[] = {"EDGE_RUNTIME_API_KEY=sekrit", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     const char *h[] = {"X-API-Key: sekrit", NULL};
     char *sid = sgt_new_session(&s, h);
     char path[128];
@@ -392,6 +393,7 @@ static void test_limits_and_lifecycle(void)
     sgt_server s;
     const char *env[] = {"FRAME_BUFFER_MAX_BYTES=100000", "SG_WS_IDLE_S=1", "SG_MAX_WEBSOCKETS=2", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     sgt_ws w, w2, w3;
 
@@ -500,6 +502,7 @@ static void test_stalled_reader(void)
     sgt_server s;
     const char *env[] = {"SG_WS_IDLE_S=1", "SG_MAX_WEBSOCKETS=1", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     sgt_ws w;
     CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
@@ -585,6 +588,7 @@ static void test_inbox_bound(void)
     sgt_server s;
     const char *env[] = {"SG_DEBUG_WORK_DELAY_MS=20", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     enum { NS = 4, BURST = 43690 };
     uint8_t *burst = malloc((size_t)BURST * 6);
@@ -623,6 +627,7 @@ static void test_fairness(void)
     sgt_server s;
     const char *env[] = {"SG_WORKERS=1", "SG_QUEUE_DEPTH=4", "SG_DEBUG_WORK_DELAY_MS=100", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     size_t len;
     char *jpg = sgt_read_file(IMG("text"), &len);
@@ -948,6 +953,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     sgt_server s;
     CHECK(sgt_start(&s, NULL, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_handshakes(&s, false);
     test_frames(&s);
     test_protocol_errors(&s);
