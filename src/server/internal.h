@@ -143,6 +143,9 @@ void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
 /* Maps a library status to an HTTP error response; domain_code is used for SG_EINVAL-like input
  * errors (INVALID_IMAGE, INVALID_AUDIO or INVALID_REQUEST). */
 void sg_req_fail(sg_req *r, sg_status st, const char *domain_code, const sg_error *err);
+/* How a library status answers: returns the HTTP status and sets *code (domain_code for
+ * SG_EINVAL; 500 INTERNAL_ERROR for a status that means a bug). */
+int sg_http_status_of(sg_status st, const char *domain_code, const char **code);
 void sg_req_json(sg_req *r, int status, json_t *body);
 
 /* ---- reading a request (request.c) ------------------------------------------------------------

@@ -212,18 +212,6 @@ static bool job_reserve(sg_server *s)
     return true;
 }
 
-static const char *frame_error_code(sg_status st)
-{
-    switch (st) {
-    case SG_EIMAGE:
-    case SG_EINVAL: return "INVALID_IMAGE";
-    case SG_ETOOBIG: return "PAYLOAD_TOO_LARGE";
-    case SG_EUNSUPPORTED: return "MODEL_UNAVAILABLE";
-    case SG_ENOMEM: return "OVERLOADED";
-    default: return "INTERNAL_ERROR";
-    }
-}
-
 static json_t *error_msg(bool typed, const char *code, const char *detail)
 {
     json_t *d = json_string(detail);
@@ -246,9 +234,10 @@ static json_t *frame_message(sg_ws_conn *c, const ws_msg *m)
                               &st, &err);
     if (o)
         return o;
-    if (strcmp(frame_error_code(st), "INTERNAL_ERROR") == 0)
+    const char *code; /* as POST /frame would answer */
+    if (sg_http_status_of(st, "INVALID_IMAGE", &code) == 500)
         sg_log(SG_LOG_ERROR, "ws %s: frame: internal error: %s", c->request_id, err.msg);
-    return error_msg(false, frame_error_code(st), err.msg[0] ? err.msg : sg_status_name(st));
+    return error_msg(false, code, err.msg[0] ? err.msg : sg_status_name(st));
 }
 
 typedef struct partial_job {
