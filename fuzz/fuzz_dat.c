@@ -49,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.audio_policy = (data[0] & 1) ? SG_POLICY_REJECT : SG_POLICY_TRIM;
     sg_dat_state d;
     sg_dat_state_init(&d);
+    const sg_dat_ops *ops = &sg_dat_state_ops;
     sg_error err;
     size_t i = 1;
     while (i + 3 <= size) {
@@ -61,10 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op & 7) {
         case 0:
         case 1:
-            sg_dat_state_claim(&d, type, seq);
+            ops->claim(&d, type, seq);
             break;
         case 2:
-            sg_dat_state_unclaim(&d, type, seq);
+            ops->unclaim(&d, type, seq);
             break;
         case 3:
         case 4: {
@@ -87,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             i += len;
             sg_dat_seen seen;
             sg_dat_stats st;
-            sg_status rc = sg_dat_state_add_audio(&d, &cfg, seq, &fmt, pcm, len, &seen, &st, &err);
+            sg_status rc = ops->add_audio(&d, &cfg, seq, &fmt, pcm, len, &seen, &st, &err);
             if (rc != SG_OK && rc != SG_ETOOBIG)
                 abort();
             if (st.bytes > cfg.audio_max_bytes || st.chunks > SG_DAT_MAX_CHUNKS)
@@ -95,12 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 5:
-            sg_dat_state_count(&d, type, (long)seq);
-            sg_dat_state_frame_newest(&d, seq);
+            ops->count(&d, type, (long)seq);
+            ops->frame_newest(&d, seq);
             break;
         default: {
             sg_dat_turn t;
-            sg_dat_state_take_turn(&d, &t);
+            ops->take_turn(&d, &t);
             check_turn(&t, &cfg);
             sg_dat_turn_free(&t);
             break;
@@ -108,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     sg_dat_turn t;
-    sg_dat_state_take_turn(&d, &t);
+    ops->take_turn(&d, &t);
     check_turn(&t, &cfg);
     sg_dat_turn_free(&t);
     sg_dat_state_free(&d);

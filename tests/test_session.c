@@ -128,30 +128,31 @@ static void test_dat(void)
     cfg.audio_policy = SG_POLICY_REJECT;
     sg_dat_state d;
     sg_dat_state_init(&d);
+    const sg_dat_ops *ops = &sg_dat_state_ops;
     sg_error err = {0};
 
     /* window: new, duplicate, out of order, slide, too old */
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 5) == SG_DAT_NEW);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 5) == SG_DAT_DUPLICATE);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_FRAME, 5) == SG_DAT_NEW); /* per chunk type */
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 3) == SG_DAT_NEW);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 3) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_FRAME, 5) == SG_DAT_NEW); /* per chunk type */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 3) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 3) == SG_DAT_DUPLICATE);
     const long long W = SG_DAT_WINDOW;
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 5 + W) == SG_DAT_NEW);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 5) == SG_DAT_TOO_OLD);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6) == SG_DAT_NEW); /* inside the slid window, never seen */
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_NEW); /* 6's slot, reused */
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_DUPLICATE);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6) == SG_DAT_TOO_OLD);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + 3 * W) == SG_DAT_NEW); /* jump: window cleared */
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_TOO_OLD);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
-    sg_dat_state_unclaim(&d, SG_DAT_IMU, 6 + 2 * W + 1);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
-    CHECK(sg_dat_state_claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5 + W) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5) == SG_DAT_TOO_OLD);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6) == SG_DAT_NEW); /* inside the slid window, never seen */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_NEW); /* 6's slot, reused */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6) == SG_DAT_TOO_OLD);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 3 * W) == SG_DAT_NEW); /* jump: window cleared */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_TOO_OLD);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
+    ops->unclaim(&d, SG_DAT_IMU, 6 + 2 * W + 1);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_DUPLICATE);
 
     sg_dat_turn turn;
-    sg_dat_state_take_turn(&d, &turn); /* counters start again */
+    ops->take_turn(&d, &turn); /* counters start again */
     CHECK_EQ_INT(turn.n, 0);
     CHECK_EQ_INT(turn.duplicates, 7);
     sg_dat_turn_free(&turn);
@@ -164,7 +165,7 @@ static void test_dat(void)
     for (int i = 0; i < 5; i++) {
         uint8_t *chunk = malloc(200);
         memset(chunk, (int)order[i], 200);
-        CHECK(sg_dat_state_add_audio(&d, &cfg, order[i], &f16, chunk, 200, &seen, &st, &err) == SG_OK);
+        CHECK(ops->add_audio(&d, &cfg, order[i], &f16, chunk, 200, &seen, &st, &err) == SG_OK);
         CHECK(seen == (i == 3 ? SG_DAT_DUPLICATE : SG_DAT_NEW));
     }
     CHECK_EQ_INT(st.chunks, 4);
@@ -172,35 +173,35 @@ static void test_dat(void)
     CHECK_NEAR(st.seconds, 0.025, 1e-12);
     /* reject: 800 + 300 > 1000; a chunk alone over the limit is refused under any policy */
     uint8_t *chunk = malloc(300);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 40, &f16, chunk, 300, &seen, &st, &err) == SG_ETOOBIG);
+    CHECK(ops->add_audio(&d, &cfg, 40, &f16, chunk, 300, &seen, &st, &err) == SG_ETOOBIG);
     CHECK(strstr(err.msg, "reject") != NULL);
     cfg.audio_policy = SG_POLICY_TRIM;
     chunk = malloc(1002);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 40, &f16, chunk, 1002, &seen, &st, &err) == SG_ETOOBIG);
+    CHECK(ops->add_audio(&d, &cfg, 40, &f16, chunk, 1002, &seen, &st, &err) == SG_ETOOBIG);
     /* trim: the oldest go (the refused number 40 is still free) */
     chunk = malloc(400);
     memset(chunk, 40, 400);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 40, &f16, chunk, 400, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 40, &f16, chunk, 400, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_NEW && st.kept);
     CHECK_EQ_INT(st.trimmed, 1); /* 10 */
     CHECK_EQ_INT(st.chunks, 4);
     CHECK_EQ_INT(st.bytes, 1000);
     /* a late chunk older than everything in a full buffer is the one dropped */
     chunk = malloc(2);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 12, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 12, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_NEW && !st.kept);
     CHECK_EQ_INT(st.trimmed, 1);
     CHECK_EQ_INT(st.chunks, 4);
     chunk = malloc(2);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 12, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 12, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_DUPLICATE); /* dropped, but received */
     chunk = malloc(2);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 1000, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 1000, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(st.kept);
     CHECK_EQ_INT(st.trimmed, 1); /* 15 */
     CHECK_EQ_INT(st.bytes, 802);
 
-    sg_dat_state_take_turn(&d, &turn);
+    ops->take_turn(&d, &turn);
     CHECK_EQ_INT(turn.n, 4);
     CHECK_EQ_INT(turn.chunks[0].seq, 20);
     CHECK_EQ_INT(turn.chunks[0].data[0], 20);
@@ -216,19 +217,19 @@ static void test_dat(void)
     CHECK_EQ_INT(st.chunks, 0);
     /* after the turn: numbers it consumed (and below) are late, later ones start the next turn */
     chunk = malloc(2);
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 999, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 999, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_DUPLICATE);
     CHECK_EQ_INT(st.chunks, 0);
     chunk = malloc(4);
     sg_dat_audio_fmt st2 = {SG_AUDIO_PCM_S16LE, 8000, 2};
-    CHECK(sg_dat_state_add_audio(&d, &cfg, 1001, &st2, chunk, 4, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 1001, &st2, chunk, 4, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_NEW);
     CHECK_NEAR(st.seconds, 1.0 / 8000, 1e-12);
-    sg_dat_state_count(&d, SG_DAT_IMU, 12);
-    sg_dat_state_count(&d, SG_DAT_FRAME, 0);
-    CHECK(sg_dat_state_frame_newest(&d, 7));
-    CHECK(sg_dat_state_frame_newest(&d, 7));
-    CHECK(!sg_dat_state_frame_newest(&d, 6));
+    ops->count(&d, SG_DAT_IMU, 12);
+    ops->count(&d, SG_DAT_FRAME, 0);
+    CHECK(ops->frame_newest(&d, 7));
+    CHECK(ops->frame_newest(&d, 7));
+    CHECK(!ops->frame_newest(&d, 6));
 
     /* joining a turn's chunks: runs of one format decoded in one piece, stereo down-mixed */
     int16_t mono[4] = {1000, -1000, 2000, 0}, stereo[4] = {1000, 3000, -2000, -2000};
@@ -268,18 +269,15 @@ static void test_dat(void)
     sg_session *s;
     sg_privacy p = {0};
     CHECK(sg_session_create(t, &p, &s, &err) == SG_OK);
-    CHECK(sg_session_dat_claim(s, SG_DAT_FRAME, 3) == SG_DAT_NEW);
-    CHECK(sg_session_dat_claim(s, SG_DAT_FRAME, 3) == SG_DAT_DUPLICATE);
+    CHECK(s->dat.ops->claim(s->dat.self, SG_DAT_FRAME, 3) == SG_DAT_NEW);
+    CHECK(s->dat.ops->claim(s->dat.self, SG_DAT_FRAME, 3) == SG_DAT_DUPLICATE);
     chunk = malloc(4);
-    CHECK(sg_session_dat_add_audio(s, &cfg, 1, &f16, chunk, 4, &seen, &st, &err) == SG_OK);
+    CHECK(s->dat.ops->add_audio(s->dat.self, &cfg, 1, &f16, chunk, 4, &seen, &st, &err) ==
+          SG_OK);
     CHECK(seen == SG_DAT_NEW && st.chunks == 1);
-    sg_session_dat_stats(s, &st);
-    CHECK_EQ_INT(st.chunks, 1);
     sg_session *held = sg_session_get(t, s->id);
     CHECK(sg_session_delete(t, s->id));
-    sg_session_dat_stats(held, &st);
-    CHECK_EQ_INT(st.chunks, 0);
-    sg_session_dat_take_turn(held, &turn);
+    held->dat.ops->take_turn(held->dat.self, &turn);
     CHECK_EQ_INT(turn.n, 0);
     CHECK_EQ_INT(turn.duplicates, 0); /* the turn's counters went with it */
     sg_dat_turn_free(&turn);

@@ -235,7 +235,9 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
     sg_dat_seen seen;
     sg_dat_stats st;
     sg_error err = {0};
-    sg_status rc = sg_session_dat_add_audio(r->session, cfg, seq, &fmt, data, len, &seen, &st, &err);
+    sg_session *s = r->session;
+    sg_status rc = s->dat.ops->add_audio(s->dat.self, cfg, seq, &fmt, data, len, &seen, &st,
+                                         &err);
     if (rc != SG_OK) {
         sg_req_fail(r, rc, "INVALID_AUDIO", &err);
         return;
@@ -263,7 +265,7 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
         snprintf(msg, sizeof msg, "audio chunk buffered (%zu chunks, %.3f s)", st.chunks,
                  st.seconds);
     }
-    json_t *o = ack(r->session, seq, status, msg);
+    json_t *o = ack(s, seq, status, msg);
     if (o) {
         buffer_json(o, &st);
         json_object_set_new(o, "trimmed", json_integer(st.trimmed));
@@ -276,7 +278,7 @@ static void work_dat_frame(sg_req *r)
     sg_server *srv = r->srv;
     sg_session *s = r->session;
     long long seq = r->in.dat_seq;
-    sg_dat_seen seen = sg_session_dat_claim(s, SG_DAT_FRAME, seq);
+    sg_dat_seen seen = s->dat.ops->claim(s->dat.self, SG_DAT_FRAME, seq);
     if (seen != SG_DAT_NEW) {
         ack_duplicate(r, "frame", seq, seen);
         return;
@@ -284,7 +286,7 @@ static void work_dat_frame(sg_req *r)
     sg_error err = {0};
     sg_frame_result fr = {0};
     sg_status st = SG_OK;
-    bool newest = sg_session_dat_frame_newest(s, seq);
+    bool newest = s->dat.ops->frame_newest(s->dat.self, seq);
     if (newest)
         st = sg_session_lock(s, &err);
     if (newest && st == SG_OK) {
@@ -303,7 +305,7 @@ static void work_dat_frame(sg_req *r)
         sg_session_unlock(s);
     }
     if (!newest) {
-        sg_session_dat_count(s, SG_DAT_FRAME, 0);
+        s->dat.ops->count(s->dat.self, SG_DAT_FRAME, 0);
         sg_metrics_record(srv->metrics, SG_STAGE_INGEST_FRAME, sg_now_ms() - r->t_start);
         json_t *o = ack(s, seq, "accepted", "a newer frame was already analysed; this older "
                         "frame is not");
@@ -314,11 +316,11 @@ static void work_dat_frame(sg_req *r)
     }
     if (st != SG_OK) {
         json_decref(fr.scene);
-        sg_session_dat_unclaim(s, SG_DAT_FRAME, seq); /* a corrected retry is welcome */
+        s->dat.ops->unclaim(s->dat.self, SG_DAT_FRAME, seq); /* a corrected retry is welcome */
         sg_req_fail(r, st, "INVALID_IMAGE", &err);
         return;
     }
-    sg_session_dat_count(s, SG_DAT_FRAME, 0);
+    s->dat.ops->count(s->dat.self, SG_DAT_FRAME, 0);
     double total = sg_frame_recorded(srv, &fr, r->t_start);
     json_t *o = ack(s, seq, "accepted",
                     fr.keyframe ? "frame analysed: it is the session's scene now"
@@ -395,13 +397,14 @@ static void stream_imu(sg_req *r, long long seq, json_t *meta, const char *paylo
                     "the IMU chunk limit", &data, &len))
         return;
     free(data); /* validated, never kept */
-    sg_dat_seen seen = sg_session_dat_claim(r->session, SG_DAT_IMU, seq);
+    sg_session *s = r->session;
+    sg_dat_seen seen = s->dat.ops->claim(s->dat.self, SG_DAT_IMU, seq);
     if (seen != SG_DAT_NEW) {
         ack_duplicate(r, "imu", seq, seen);
         return;
     }
-    sg_session_dat_count(r->session, SG_DAT_IMU, samples);
-    sg_req_json(r, 200, ack(r->session, seq, "accepted",
+    s->dat.ops->count(s->dat.self, SG_DAT_IMU, samples);
+    sg_req_json(r, 200, ack(s, seq, "accepted",
                             "IMU chunk validated and counted; turns do not use IMU data"));
 }
 
@@ -444,7 +447,8 @@ static void work_dat_turn(sg_req *r)
 {
     sg_session *s = r->session;
     sg_dat_turn t;
-    sg_session_dat_take_turn(s, &t); /* from here on the raw audio belongs to this turn only */
+    /* from here on the raw audio belongs to this turn only */
+    s->dat.ops->take_turn(s->dat.self, &t);
     if (t.n == 0 && blank(r->in.text)) {
         sg_error err = {0};
         sg_status st = sg_session_lock(s, &err);

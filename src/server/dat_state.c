@@ -58,8 +58,9 @@ static void win_mark(sg_dat_window *w, long long seq)
     win_put(w, seq, true);
 }
 
-sg_dat_seen sg_dat_state_claim(sg_dat_state *d, sg_dat_type t, long long seq)
+static sg_dat_seen state_claim(void *self, sg_dat_type t, long long seq)
 {
+    sg_dat_state *d = self;
     pthread_mutex_lock(&d->lock);
     sg_dat_seen r = win_peek(&d->seen[t], seq);
     if (r == SG_DAT_NEW)
@@ -70,10 +71,11 @@ sg_dat_seen sg_dat_state_claim(sg_dat_state *d, sg_dat_type t, long long seq)
     return r;
 }
 
-void sg_dat_state_unclaim(sg_dat_state *d, sg_dat_type t, long long seq)
+static void state_unclaim(void *self, sg_dat_type t, long long seq)
 {
     if (t == SG_DAT_AUDIO)
         return; /* a buffered chunk's mark is what keeps it from being buffered twice */
+    sg_dat_state *d = self;
     pthread_mutex_lock(&d->lock);
     sg_dat_window *w = &d->seen[t];
     if (seq <= w->hi && seq > w->hi - SG_DAT_WINDOW)
@@ -96,10 +98,11 @@ static bool dat_over(const sg_dat_turn *c, const sg_config *cfg, size_t extra_n,
            c->seconds + sec > cfg->audio_max_seconds + 1e-9;
 }
 
-sg_status sg_dat_state_add_audio(sg_dat_state *d, const sg_config *cfg, long long seq,
+static sg_status state_add_audio(void *self, const sg_config *cfg, long long seq,
                                  const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
                                  sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err)
 {
+    sg_dat_state *d = self;
     memset(stats, 0, sizeof *stats);
     size_t frame_bytes = (fmt->format == SG_AUDIO_PCM_F32LE ? 4u : 2u) * (size_t)fmt->channels;
     double sec = fmt->sample_rate > 0 ? (double)(len / frame_bytes) / fmt->sample_rate : 0;
@@ -178,8 +181,9 @@ sg_status sg_dat_state_add_audio(sg_dat_state *d, const sg_config *cfg, long lon
     return SG_OK;
 }
 
-void sg_dat_state_count(sg_dat_state *d, sg_dat_type t, long samples)
+static void state_count(void *self, sg_dat_type t, long samples)
 {
+    sg_dat_state *d = self;
     pthread_mutex_lock(&d->lock);
     if (t == SG_DAT_FRAME)
         d->cur.frames++;
@@ -190,8 +194,9 @@ void sg_dat_state_count(sg_dat_state *d, sg_dat_type t, long samples)
     pthread_mutex_unlock(&d->lock);
 }
 
-bool sg_dat_state_frame_newest(sg_dat_state *d, long long seq)
+static bool state_frame_newest(void *self, long long seq)
 {
+    sg_dat_state *d = self;
     pthread_mutex_lock(&d->lock);
     bool newest = seq >= d->frame_latest; /* equal: a retry of a frame that failed */
     if (newest)
@@ -220,7 +225,16 @@ static void take_cur(sg_dat_state *d, sg_dat_turn *out, bool consumed)
     pthread_mutex_unlock(&d->lock);
 }
 
-void sg_dat_state_take_turn(sg_dat_state *d, sg_dat_turn *out) { take_cur(d, out, true); }
+static void state_take_turn(void *self, sg_dat_turn *out) { take_cur(self, out, true); }
+
+const sg_dat_ops sg_dat_state_ops = {
+    .claim = state_claim,
+    .unclaim = state_unclaim,
+    .add_audio = state_add_audio,
+    .count = state_count,
+    .frame_newest = state_frame_newest,
+    .take_turn = state_take_turn,
+};
 
 void sg_dat_turn_free(sg_dat_turn *t)
 {

@@ -1,9 +1,9 @@
-/* A DAT stream's state in one process: per chunk type a sliding window of received sequence
- * numbers, the current turn's raw audio chunks in sequence order, the turn's counters. It carries
- * its own short lock, so chunks are answered without waiting for a running turn. The in-process
- * session store (session_memory.c) keeps one per session; the HTTP side reaches it only through
- * the store's DAT operations (server/session.h), which a shared store implements on its own
- * representation. See docs/ARCHITECTURE.md "DAT routes". */
+/* A DAT stream's state: per chunk type a sliding window of received sequence numbers, the current
+ * turn's raw audio chunks in sequence order, the turn's counters - the operations on it
+ * (sg_dat_ops, which a session store hands out with each session) and their in-process
+ * implementation (sg_dat_state, with its own short lock; session_memory.c keeps one per
+ * session). A shared store implements the same operations on its own representation. See
+ * docs/ARCHITECTURE.md "DAT routes". */
 #ifndef SG_SERVER_DAT_STATE_H
 #define SG_SERVER_DAT_STATE_H
 
@@ -52,7 +52,7 @@ typedef struct sg_dat_chunk {
     double seconds;
 } sg_dat_chunk;
 
-/* What one turn takes from the buffer (sg_dat_state_take_turn); free with sg_dat_turn_free. */
+/* What one turn takes from the buffer (take_turn); free with sg_dat_turn_free. */
 typedef struct sg_dat_turn {
     sg_dat_chunk *chunks;    /* in sequence order */
     size_t n;
@@ -69,8 +69,43 @@ typedef struct sg_dat_stats {
     bool kept;                    /* the new chunk is in the buffer (false when trimmed itself) */
 } sg_dat_stats;
 
+/* The operations on one session's DAT stream, as a session store hands them out (a session's
+ * sg_dat_stream: ops + self, like the model backends of agent/backends.h). Each is atomic on its
+ * own: chunks are answered without waiting for a running turn. */
+typedef struct sg_dat_ops {
+    /* Checks number seq of chunk type t against the window and, when new, marks it received;
+     * duplicates are counted in the current turn. */
+    sg_dat_seen (*claim)(void *self, sg_dat_type t, long long seq);
+    /* Forgets a frame / IMU claim whose chunk then failed (so a corrected retry is not a
+     * duplicate). No-op for audio: add_audio marks a number only when the chunk is buffered. */
+    void (*unclaim)(void *self, sg_dat_type t, long long seq);
+    /* Buffers an audio chunk (takes ownership of data, also on error). The limits are the
+     * server's AUDIO_BUFFER_MAX_BYTES (raw bytes buffered), AUDIO_BUFFER_MAX_SECONDS and
+     * SG_DAT_MAX_CHUNKS; a chunk alone over a limit is SG_ETOOBIG, and a full buffer is
+     * SG_ETOOBIG under the reject policy, while trim drops the oldest chunks (lowest numbers)
+     * until it fits. *seen says whether the chunk was new; a duplicate or late chunk is freed and
+     * not buffered (SG_OK). *stats: the buffer's totals after it. */
+    sg_status (*add_audio)(void *self, const sg_config *cfg, long long seq,
+                           const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
+                           sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err);
+    /* Counts a frame / IMU chunk (with its samples) in the current turn once it was handled. */
+    void (*count)(void *self, sg_dat_type t, long samples);
+    /* Records frame seq as the newest to analyse; false (nothing recorded) when a frame
+     * numbered higher already was. */
+    bool (*frame_newest)(void *self, long long seq);
+    /* Moves the buffered chunks and counters into *out and empties the buffer; later audio
+     * chunks numbered at or below the last one taken are late (duplicates). */
+    void (*take_turn)(void *self, sg_dat_turn *out);
+} sg_dat_ops;
+
+typedef struct sg_dat_stream {
+    const sg_dat_ops *ops;
+    void *self;
+} sg_dat_stream;
+
+/* The in-process state: self for sg_dat_state_ops. */
 typedef struct sg_dat_state {
-    pthread_mutex_t lock;         /* guards everything below; held only inside these functions */
+    pthread_mutex_t lock;         /* guards everything below; held only inside the operations */
     sg_dat_window seen[SG_DAT_TYPES];
     long long audio_consumed;     /* highest audio number a completed turn consumed, -1 */
     long long frame_latest;       /* number of the newest frame sent to analysis, -1 */
@@ -78,37 +113,16 @@ typedef struct sg_dat_state {
     size_t cap;                   /* capacity of cur.chunks */
 } sg_dat_state;
 
+extern const sg_dat_ops sg_dat_state_ops;
+
 void sg_dat_state_init(sg_dat_state *d);
 /* Frees the buffered chunks and the lock. */
 void sg_dat_state_free(sg_dat_state *d);
-
-/* Checks number seq of chunk type t against the window and, when new, marks it received;
- * duplicates are counted in the current turn. */
-sg_dat_seen sg_dat_state_claim(sg_dat_state *d, sg_dat_type t, long long seq);
-/* Forgets a frame / IMU claim whose chunk then failed (so a corrected retry is not a duplicate).
- * No-op for audio: sg_dat_state_add_audio marks a number only when the chunk is buffered. */
-void sg_dat_state_unclaim(sg_dat_state *d, sg_dat_type t, long long seq);
-/* Buffers an audio chunk (takes ownership of data, also on error). The limits are the server's
- * AUDIO_BUFFER_MAX_BYTES (raw bytes buffered), AUDIO_BUFFER_MAX_SECONDS and SG_DAT_MAX_CHUNKS;
- * a chunk alone over a limit is SG_ETOOBIG, and a full buffer is SG_ETOOBIG under the reject
- * policy, while trim drops the oldest chunks (lowest numbers) until it fits. *seen says whether
- * the chunk was new; a duplicate or late chunk is freed and not buffered (SG_OK). */
-sg_status sg_dat_state_add_audio(sg_dat_state *d, const sg_config *cfg, long long seq,
-                                 const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
-                                 sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err);
-/* Counts a frame / IMU chunk (with its samples) in the current turn once it was handled. */
-void sg_dat_state_count(sg_dat_state *d, sg_dat_type t, long samples);
-/* Records frame seq as the newest to analyse; false (nothing recorded) when a frame numbered
- * higher already was. */
-bool sg_dat_state_frame_newest(sg_dat_state *d, long long seq);
-/* Current buffer totals. */
-void sg_dat_state_stats(sg_dat_state *d, sg_dat_stats *out);
-/* Moves the buffered chunks and counters into *out and empties the buffer; later audio chunks
- * numbered at or below the last one taken are late (duplicates). */
-void sg_dat_state_take_turn(sg_dat_state *d, sg_dat_turn *out);
 /* Frees every buffered chunk now (session deletion and expiry: raw audio goes at once, even while
  * a request still holds the session); the windows stay. */
 void sg_dat_state_clear(sg_dat_state *d);
+/* The current buffer's totals. */
+void sg_dat_state_stats(sg_dat_state *d, sg_dat_stats *out);
 
 void sg_dat_turn_free(sg_dat_turn *t);
 /* The turn's chunks as one 16 kHz mono signal: each run of consecutive chunks in one format is

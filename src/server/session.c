@@ -52,44 +52,6 @@ bool sg_session_rate_ok(sg_session *s, double rps, int *retry_after_s)
     return s->store->ops->rate_ok(s->store->self, s, rps, retry_after_s);
 }
 
-sg_dat_seen sg_session_dat_claim(sg_session *s, sg_dat_type t, long long seq)
-{
-    return s->store->ops->dat_claim(s->store->self, s, t, seq);
-}
-
-void sg_session_dat_unclaim(sg_session *s, sg_dat_type t, long long seq)
-{
-    s->store->ops->dat_unclaim(s->store->self, s, t, seq);
-}
-
-sg_status sg_session_dat_add_audio(sg_session *s, const sg_config *cfg, long long seq,
-                                   const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
-                                   sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err)
-{
-    return s->store->ops->dat_add_audio(s->store->self, s, cfg, seq, fmt, data, len, seen, stats,
-                                        err);
-}
-
-void sg_session_dat_count(sg_session *s, sg_dat_type t, long samples)
-{
-    s->store->ops->dat_count(s->store->self, s, t, samples);
-}
-
-bool sg_session_dat_frame_newest(sg_session *s, long long seq)
-{
-    return s->store->ops->dat_frame_newest(s->store->self, s, seq);
-}
-
-void sg_session_dat_stats(sg_session *s, sg_dat_stats *out)
-{
-    s->store->ops->dat_stats(s->store->self, s, out);
-}
-
-void sg_session_dat_take_turn(sg_session *s, sg_dat_turn *out)
-{
-    s->store->ops->dat_take_turn(s->store->self, s, out);
-}
-
 /* ---- working state -------------------------------------------------------------------------- */
 
 void sg_session_state_init(sg_session *s, sg_session_store *st, const sg_privacy *privacy)

@@ -8,7 +8,8 @@
  *   identity and metadata (id, privacy flags, creation time), the listing counters, the working
  *   state below (remembered scene, keyframe gate, transcripts, history, raw frames/audio only where
  *   privacy allows), the DAT stream state (sequence windows, buffered chunks) and the rate-limit
- *   bucket. The last two are reached only through store operations, each atomic on its own.
+ *   bucket. The last two are reached only through operations atomic on their own: the session's
+ *   DAT stream (s->dat: sg_dat_ops of server/dat_state.h, set up by the store) and rate_ok.
  * - Process-local: the sg_session handle itself, its reference count and locks, WebSockets.
  *
  * Who locks it. Three kinds of access, never nested, so there is no lock order to keep:
@@ -19,7 +20,7 @@
  *   parallel. A shared store takes a lock with an owner token and an expiry, loads the working
  *   state in lock and saves it in unlock. Held for a whole turn: never call another store
  *   operation while holding it.
- * - the DAT and rate-limit operations (sg_session_dat_*, sg_session_rate_ok): short and atomic
+ * - the DAT and rate-limit operations (s->dat.ops, sg_session_rate_ok): short and atomic
  *   (a shared store: a script or compare-and-set), never waiting for the work lock, so chunks are
  *   answered while a turn runs.
  * The listing counters are atomics, written under the work lock and read without it.
@@ -50,11 +51,14 @@ typedef struct sg_blob {
 } sg_blob;
 
 typedef struct sg_session_store sg_session_store;
+typedef struct sg_session sg_session;
 
 /* A session as a request holds it. */
-typedef struct sg_session {
+struct sg_session {
     char id[37];                   /* lower-case UUID v4; constant */
     sg_session_store *store;       /* the store it belongs to; constant */
+    sg_dat_stream dat;             /* its DAT stream: s->dat.ops->claim(s->dat.self, …);
+                                      the handle is constant */
     double created_wall_s;         /* constant */
     sg_privacy privacy;            /* effective flags (server AND request); constant */
 
@@ -80,11 +84,12 @@ typedef struct sg_session {
     /* Only when privacy.store_raw_audio: 16 kHz mono samples, bounded by the audio limits. */
     float *audio;
     size_t audio_n, audio_cap;
-} sg_session;
+};
 
 /* A store backend. Every operation is thread-safe. Ownership: create and get hand out a
  * reference the caller gives back with release; the store owns the session. A new backend is a
- * file beside session_memory.c that fills this table (docs/ARCHITECTURE.md, "Session store"). */
+ * file beside session_memory.c that fills this table and gives each session its DAT stream
+ * (docs/ARCHITECTURE.md, "Session store"). */
 typedef struct sg_session_store_ops {
     const char *name;
     /* New session with the effective privacy flags; SG_ETOOBIG at SG_MAX_SESSIONS. */
@@ -106,16 +111,6 @@ typedef struct sg_session_store_ops {
     void (*unlock)(void *self, sg_session *s);
     /* Token bucket of the session: true when a request may proceed, else *retry_after_s. */
     bool (*rate_ok)(void *self, sg_session *s, double rps, int *retry_after_s);
-    /* The DAT stream state: as sg_dat_state_* in server/dat_state.h. */
-    sg_dat_seen (*dat_claim)(void *self, sg_session *s, sg_dat_type t, long long seq);
-    void (*dat_unclaim)(void *self, sg_session *s, sg_dat_type t, long long seq);
-    sg_status (*dat_add_audio)(void *self, sg_session *s, const sg_config *cfg, long long seq,
-                               const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
-                               sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err);
-    void (*dat_count)(void *self, sg_session *s, sg_dat_type t, long samples);
-    bool (*dat_frame_newest)(void *self, sg_session *s, long long seq);
-    void (*dat_stats)(void *self, sg_session *s, sg_dat_stats *out);
-    void (*dat_take_turn)(void *self, sg_session *s, sg_dat_turn *out);
     void (*free)(void *self);
 } sg_session_store_ops;
 
@@ -143,15 +138,6 @@ void sg_session_touch(sg_session *s);
 sg_status sg_session_lock(sg_session *s, sg_error *err);
 void sg_session_unlock(sg_session *s);
 bool sg_session_rate_ok(sg_session *s, double rps, int *retry_after_s);
-sg_dat_seen sg_session_dat_claim(sg_session *s, sg_dat_type t, long long seq);
-void sg_session_dat_unclaim(sg_session *s, sg_dat_type t, long long seq);
-sg_status sg_session_dat_add_audio(sg_session *s, const sg_config *cfg, long long seq,
-                                   const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
-                                   sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err);
-void sg_session_dat_count(sg_session *s, sg_dat_type t, long samples);
-bool sg_session_dat_frame_newest(sg_session *s, long long seq);
-void sg_session_dat_stats(sg_session *s, sg_dat_stats *out);
-void sg_session_dat_take_turn(sg_session *s, sg_dat_turn *out);
 
 /* For backends: a new session's state (a fresh id, the flags, an empty scene) and its end. */
 void sg_session_state_init(sg_session *s, sg_session_store *st, const sg_privacy *privacy);

@@ -97,6 +97,7 @@ static sg_status mem_create(void *self, const sg_privacy *privacy, sg_session **
     pthread_mutex_init(&m->work, NULL);
     pthread_mutex_init(&m->rate_lock, NULL);
     sg_dat_state_init(&m->dat);
+    m->s.dat = (sg_dat_stream){&sg_dat_state_ops, &m->dat};
     m->tokens = -1; /* bucket starts full on first use */
     mem_touch(t, &m->s);
     pthread_mutex_lock(&t->lock);
@@ -256,51 +257,6 @@ static bool mem_rate_ok(void *self, sg_session *s, double rps, int *retry_after_
     return ok;
 }
 
-/* The DAT operations: the session's sg_dat_state does its own locking. */
-static sg_dat_seen mem_dat_claim(void *self, sg_session *s, sg_dat_type t, long long seq)
-{
-    (void)self;
-    return sg_dat_state_claim(&mem_of(s)->dat, t, seq);
-}
-
-static void mem_dat_unclaim(void *self, sg_session *s, sg_dat_type t, long long seq)
-{
-    (void)self;
-    sg_dat_state_unclaim(&mem_of(s)->dat, t, seq);
-}
-
-static sg_status mem_dat_add_audio(void *self, sg_session *s, const sg_config *cfg, long long seq,
-                                   const sg_dat_audio_fmt *fmt, uint8_t *data, size_t len,
-                                   sg_dat_seen *seen, sg_dat_stats *stats, sg_error *err)
-{
-    (void)self;
-    return sg_dat_state_add_audio(&mem_of(s)->dat, cfg, seq, fmt, data, len, seen, stats, err);
-}
-
-static void mem_dat_count(void *self, sg_session *s, sg_dat_type t, long samples)
-{
-    (void)self;
-    sg_dat_state_count(&mem_of(s)->dat, t, samples);
-}
-
-static bool mem_dat_frame_newest(void *self, sg_session *s, long long seq)
-{
-    (void)self;
-    return sg_dat_state_frame_newest(&mem_of(s)->dat, seq);
-}
-
-static void mem_dat_stats(void *self, sg_session *s, sg_dat_stats *out)
-{
-    (void)self;
-    sg_dat_state_stats(&mem_of(s)->dat, out);
-}
-
-static void mem_dat_take_turn(void *self, sg_session *s, sg_dat_turn *out)
-{
-    (void)self;
-    sg_dat_state_take_turn(&mem_of(s)->dat, out);
-}
-
 static void mem_free(void *self)
 {
     mem_store *t = self;
@@ -328,13 +284,6 @@ static const sg_session_store_ops mem_ops = {
     .lock = mem_lock,
     .unlock = mem_unlock,
     .rate_ok = mem_rate_ok,
-    .dat_claim = mem_dat_claim,
-    .dat_unclaim = mem_dat_unclaim,
-    .dat_add_audio = mem_dat_add_audio,
-    .dat_count = mem_dat_count,
-    .dat_frame_newest = mem_dat_frame_newest,
-    .dat_stats = mem_dat_stats,
-    .dat_take_turn = mem_dat_take_turn,
     .free = mem_free,
 };
 
