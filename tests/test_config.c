@@ -1,4 +1,5 @@
 /* Unit tests for server/config (environment parsing) and server/routes (request routing). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,10 +157,57 @@ static void test_routes(void)
     }
 }
 
+/* The route table and ../shared/API.md's route list name the same method + path pairs (HEAD,
+ * which every GET route but the WebSocket ones also takes, is not listed there). */
+static void test_routes_match_api_md(void)
+{
+    FILE *f = fopen("../shared/API.md", "r");
+    CHECK_MSG(f != NULL, "cannot read ../shared/API.md");
+    if (!f)
+        return;
+    char line[2048], doc[64][80];
+    int ndoc = 0;
+    bool in_routes = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0)
+            in_routes = strncmp(line, "## Routes", 9) == 0;
+        /* a row: "| METHOD /path[, /path…] | request | response |" */
+        char method[16];
+        int at;
+        if (!in_routes || sscanf(line, "| %15[A-Z] %n", method, &at) != 1 || line[at] != '/')
+            continue;
+        char *cell = line + at, *end = strchr(cell, '|');
+        if (!end)
+            continue;
+        *end = 0;
+        for (char *path = strtok(cell, ", "); path && ndoc < 64; path = strtok(NULL, ", "))
+            snprintf(doc[ndoc++], sizeof doc[0], "%s %s", method, path);
+    }
+    fclose(f);
+    CHECK_MSG(ndoc >= 10, "only %d routes found in API.md", ndoc);
+    static const char *const names[] = {"GET", "HEAD", "POST", "DELETE"};
+    int ntable = 0;
+    for (size_t k = 0; k < sg_routes_count; k++) {
+        for (unsigned i = 0; i < 4; i++) {
+            if (!(sg_routes[k].methods & (1u << i)) || (1u << i) == SG_HTTP_HEAD)
+                continue;
+            char pair[80];
+            snprintf(pair, sizeof pair, "%s %s", names[i], sg_routes[k].path);
+            bool found = false;
+            for (int d = 0; d < ndoc && !found; d++)
+                found = strcmp(doc[d], pair) == 0;
+            CHECK_MSG(found, "route %s is not in ../shared/API.md", pair);
+            ntable++;
+        }
+    }
+    CHECK_MSG(ntable == ndoc, "API.md lists %d routes, the table %d", ndoc, ntable);
+}
+
 int main(void)
 {
     test_bool_and_ports();
     test_env();
     test_routes();
+    test_routes_match_api_md();
     return check_report("test_config");
 }

@@ -475,17 +475,26 @@ static void test_limits_and_lifecycle(void)
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
 }
 
+/* /proc/<pid>/<file> into buf (NUL-terminated); false when unreadable. */
+static bool proc_read(pid_t pid, const char *file, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return true;
+}
+
 /* CPU seconds the process has used (user + system), from /proc; -1 when unreadable. */
 static double proc_cpu_s(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char buf[1024];
+    if (!proc_read(pid, "stat", buf, sizeof buf))
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long long ut = 0, st = 0;
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
@@ -547,16 +556,9 @@ static void test_stalled_reader(void)
 /* Resident memory of the process in KiB (VmRSS), -1 when unreadable. */
 static long proc_rss_kib(pid_t pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
+    char buf[4096];
+    const char *line = proc_read(pid, "status", buf, sizeof buf) ? strstr(buf, "\nVmRSS:") : NULL;
+    return line ? strtol(line + 7, NULL, 10) : -1;
 }
 
 /* Sends as much of d[0..n) as the socket takes within ~300 ms without blocking; returns it. */
