@@ -1,13 +1,14 @@
 /* The route table: a route is one row (methods, path template, handler, flags, body kind), and
  * the matcher, the dispatcher, 404 / 405 with Allow, auth (http.c) and X-Session-ID (http.c) all
  * read it. A new route is a row here plus its handler; docs/ARCHITECTURE.md "Routes" says which
- * flag does what, and tests/test_server_routes.c checks the rows against ../shared/API.md. */
+ * flag does what. tests/test_config.c checks the rows against ../shared/API.md, tests/test_server.c
+ * that each is reachable. */
 #include "server/internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* Short names for the table only. */
+/* Short names for the table only: OPEN, MODELS, SID (X-Session-ID), WS are SG_ROUTE_* flags. */
 #define GET SG_HTTP_GET
 #define HEAD SG_HTTP_HEAD
 #define POST SG_HTTP_POST
