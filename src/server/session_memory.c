@@ -63,20 +63,18 @@ static mem_session **find_link(mem_store *t, const char *key)
     return p;
 }
 
-static void session_destroy(mem_session *m)
+/* The last reference frees the session. */
+static void mem_release(void *self, sg_session *s)
 {
+    (void)self;
+    mem_session *m = mem_of(s);
+    if (atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
     sg_session_state_free(&m->s);
     sg_dat_state_free(&m->dat);
     pthread_mutex_destroy(&m->work);
     pthread_mutex_destroy(&m->rate_lock);
     free(m);
-}
-
-static void mem_release(void *self, sg_session *s)
-{
-    (void)self;
-    if (atomic_fetch_sub(&mem_of(s)->refs, 1) == 1)
-        session_destroy(mem_of(s));
 }
 
 static void mem_touch(void *self, sg_session *s)
@@ -93,7 +91,7 @@ static sg_status mem_create(void *self, const sg_privacy *privacy, sg_session **
     if (!m)
         return sg_error_set(err, SG_ENOMEM, "out of memory creating a session");
     sg_session_state_init(&m->s, &t->base, privacy);
-    atomic_init(&m->refs, 2); /* the table's and the caller's */
+    atomic_init(&m->refs, 1); /* the caller's; the table's comes with the listing */
     pthread_mutex_init(&m->work, NULL);
     pthread_mutex_init(&m->rate_lock, NULL);
     sg_dat_state_init(&m->dat);
@@ -103,7 +101,7 @@ static sg_status mem_create(void *self, const sg_privacy *privacy, sg_session **
     pthread_mutex_lock(&t->lock);
     if (t->count >= t->cfg->max_sessions) {
         pthread_mutex_unlock(&t->lock);
-        session_destroy(m);
+        mem_release(t, &m->s);
         return sg_error_set(err, SG_ETOOBIG,
                             "session limit reached: %d sessions are open (SG_MAX_SESSIONS); delete "
                             "one or wait for idle sessions to expire",
@@ -112,6 +110,7 @@ static sg_status mem_create(void *self, const sg_privacy *privacy, sg_session **
     mem_session **b = &t->buckets[hash_id(m->s.id)];
     m->next = *b;
     *b = m;
+    atomic_fetch_add(&m->refs, 1);
     t->count++;
     t->created++;
     pthread_mutex_unlock(&t->lock);
