@@ -1,4 +1,4 @@
-/* libFuzzer target for the DAT stream state (server/session.c): the input is a program of chunk
+/* libFuzzer target for the DAT stream state (server/dat_state.c): the input is a program of chunk
  * operations as a client could send them - claims, audio chunks of any format with arbitrary PCM
  * bytes and sequence numbers (in order, out of order, repeated, far ahead), frame / IMU counts and
  * turns. Each turn's chunks must come out strictly in sequence order with consistent totals within
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/session.h"
+#include "server/dat_state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,12 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.audio_max_bytes = 2048;
     cfg.audio_max_seconds = 0.5;
     cfg.audio_policy = (data[0] & 1) ? SG_POLICY_REJECT : SG_POLICY_TRIM;
-    sg_session_table *tab = sg_session_table_new(&cfg);
-    sg_privacy p = {0};
+    sg_dat_state d;
+    sg_dat_state_init(&d);
+    const sg_dat_ops *ops = &sg_dat_state_ops;
     sg_error err;
-    sg_session *s;
-    if (!tab || sg_session_create(tab, &p, &s, &err) != SG_OK)
-        abort();
     size_t i = 1;
     while (i + 3 <= size) {
         uint8_t op = data[i];
@@ -64,10 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op & 7) {
         case 0:
         case 1:
-            sg_dat_claim(s, type, seq);
+            ops->claim(&d, type, seq);
             break;
         case 2:
-            sg_dat_unclaim(s, type, seq);
+            ops->unclaim(&d, type, seq);
             break;
         case 3:
         case 4: {
@@ -90,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             i += len;
             sg_dat_seen seen;
             sg_dat_stats st;
-            sg_status rc = sg_dat_add_audio(s, &cfg, seq, &fmt, pcm, len, &seen, &st, &err);
+            sg_status rc = ops->add_audio(&d, &cfg, seq, &fmt, pcm, len, &seen, &st, &err);
             if (rc != SG_OK && rc != SG_ETOOBIG)
                 abort();
             if (st.bytes > cfg.audio_max_bytes || st.chunks > SG_DAT_MAX_CHUNKS)
@@ -98,12 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 5:
-            sg_dat_count(s, type, (long)seq);
-            sg_dat_frame_newest(s, seq);
+            ops->count(&d, type, (long)seq);
+            ops->frame_newest(&d, seq);
             break;
         default: {
             sg_dat_turn t;
-            sg_dat_take_turn(s, &t);
+            ops->take_turn(&d, &t);
             check_turn(&t, &cfg);
             sg_dat_turn_free(&t);
             break;
@@ -111,11 +109,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     sg_dat_turn t;
-    sg_dat_take_turn(s, &t);
+    ops->take_turn(&d, &t);
     check_turn(&t, &cfg);
     sg_dat_turn_free(&t);
-    sg_session_delete(tab, s->id);
-    sg_session_release(s);
-    sg_session_table_free(tab);
+    sg_dat_state_free(&d);
     return 0;
 }

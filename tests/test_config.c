@@ -1,4 +1,5 @@
 /* Unit tests for server/config (environment parsing) and server/routes (request routing). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,51 +80,127 @@ static void test_env(void)
 static void test_routes(void)
 {
     char sid[40];
-    const char *name;
     struct {
-        const char *url;
-        sg_route want;
+        const char *method, *url;
+        const char *want; /* the row's path template; NULL: no row */
+        unsigned methods; /* the row's methods */
         const char *sid;
     } cases[] = {
-        {"/health", SG_ROUTE_HEALTH, ""},
-        {"/health/", SG_ROUTE_HEALTH, ""},
-        {"/ready", SG_ROUTE_READY, ""},
-        {"/sessions", SG_ROUTE_SESSIONS, ""},
-        {"/sessions/", SG_ROUTE_SESSIONS, ""},
-        {"/sessions/abc", SG_ROUTE_SESSION, "abc"},
-        {"/sessions/0b8e1a9e-3c7d-4a55-9a43-0c1b2d3e4f50/frame", SG_ROUTE_FRAME,
-         "0b8e1a9e-3c7d-4a55-9a43-0c1b2d3e4f50"},
-        {"/sessions/x/audio", SG_ROUTE_AUDIO, "x"},
-        {"/sessions/x/query", SG_ROUTE_QUERY, "x"},
-        {"/sessions/x/multimodal", SG_ROUTE_MULTIMODAL, "x"},
-        {"/sessions/x/other", SG_ROUTE_NONE, ""},
-        {"/sessions/x/query/extra", SG_ROUTE_NONE, ""},
-        {"/sessions//query", SG_ROUTE_QUERY, ""},
-        {"/metrics", SG_ROUTE_METRICS, ""},
-        {"/metrics/summary", SG_ROUTE_METRICS_SUMMARY, ""},
-        {"/metrics/prometheus", SG_ROUTE_METRICS_PROMETHEUS, ""},
-        {"/metrics/other", SG_ROUTE_NONE, ""},
-        {"/ws/audio/x", SG_ROUTE_WS_AUDIO, "x"},
-        {"/ws/frame/x/", SG_ROUTE_WS_FRAME, "x"},
-        {"/ws/video/x", SG_ROUTE_NONE, ""},
-        {"/dat/turn/complete", SG_ROUTE_DAT_TURN, ""},
-        {"/", SG_ROUTE_NONE, ""},
-        {"", SG_ROUTE_NONE, ""},
-        {"health", SG_ROUTE_NONE, ""},
-        {"/healthz", SG_ROUTE_NONE, ""},
-        {"/a/b/c/d/e/f/g", SG_ROUTE_NONE, ""},
+        {"GET", "/health", "/health", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"GET", "/health/", "/health", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"POST", "/health", "/health", SG_HTTP_GET | SG_HTTP_HEAD, ""}, /* the dispatcher's 405 */
+        {"GET", "/ready", "/ready", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"GET", "/sessions", "/sessions", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"POST", "/sessions/", "/sessions", SG_HTTP_POST, ""},
+        {"PUT", "/sessions", "/sessions", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"DELETE", "/sessions/abc", "/sessions/{id}", SG_HTTP_DELETE, "abc"},
+        {"POST", "/sessions/0b8e1a9e-3c7d-4a55-9a43-0c1b2d3e4f50/frame", "/sessions/{id}/frame",
+         SG_HTTP_POST, "0b8e1a9e-3c7d-4a55-9a43-0c1b2d3e4f50"},
+        {"POST", "/sessions/x/audio", "/sessions/{id}/audio", SG_HTTP_POST, "x"},
+        {"POST", "/sessions/x/query", "/sessions/{id}/query", SG_HTTP_POST, "x"},
+        {"GET", "/sessions/x/query", "/sessions/{id}/query", SG_HTTP_POST, "x"},
+        {"POST", "/sessions/x/multimodal", "/sessions/{id}/multimodal", SG_HTTP_POST, "x"},
+        {"POST", "/sessions/x/other", NULL, 0, ""},
+        {"POST", "/sessions/x/query/extra", NULL, 0, ""},
+        {"POST", "/sessions//query", "/sessions/{id}/query", SG_HTTP_POST, ""},
+        {"GET", "/metrics", "/metrics", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"GET", "/metrics//", "/metrics", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"GET", "/metrics/summary", "/metrics/summary", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"GET", "/metrics/prometheus", "/metrics/prometheus", SG_HTTP_GET | SG_HTTP_HEAD, ""},
+        {"GET", "/metrics/other", NULL, 0, ""},
+        {"GET", "/ws/audio/x", "/ws/audio/{id}", SG_HTTP_GET, "x"},
+        {"GET", "/ws/frame/x/", "/ws/frame/{id}", SG_HTTP_GET, "x"},
+        {"GET", "/ws/video/x", NULL, 0, ""},
+        {"POST", "/dat/turn/complete", "/dat/turn/complete", SG_HTTP_POST, ""},
+        {"GET", "/", NULL, 0, ""},
+        {"GET", "", NULL, 0, ""},
+        {"GET", "health", NULL, 0, ""},
+        {"GET", "/healthz", NULL, 0, ""},
+        {"GET", "/Health", NULL, 0, ""},
+        {"GET", "/a/b/c/d/e/f/g", NULL, 0, ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        sg_route r = sg_route_match(cases[i].url, sid, &name);
-        CHECK_MSG(r == cases[i].want, "%s -> %d, want %d", cases[i].url, r, cases[i].want);
+        const sg_route *r = sg_route_match(cases[i].method, cases[i].url, sid);
+        const char *got = r ? r->path : NULL;
+        CHECK_MSG(got == cases[i].want || (got && cases[i].want && strcmp(got, cases[i].want) == 0),
+                  "%s %s -> %s, want %s", cases[i].method, cases[i].url, got ? got : "none",
+                  cases[i].want ? cases[i].want : "none");
+        CHECK_MSG(!r || r->methods == cases[i].methods, "%s %s: methods %u", cases[i].method,
+                  cases[i].url, r->methods);
         CHECK_MSG(strcmp(sid, cases[i].sid) == 0, "%s -> session \"%s\"", cases[i].url, sid);
-        CHECK(name != NULL);
     }
     /* an over-long id is not copied (and so never matches a session) */
     char longurl[200] = "/sessions/";
     memset(longurl + 10, 'a', 100);
     strcpy(longurl + 110, "/query");
-    CHECK(sg_route_match(longurl, sid, &name) == SG_ROUTE_QUERY && sid[0] == 0);
+    const sg_route *r = sg_route_match("POST", longurl, sid);
+    CHECK(r && strcmp(r->path, "/sessions/{id}/query") == 0 && sid[0] == 0);
+
+    /* every row is reachable: its own path (with an id) and method lead back to it */
+    for (size_t k = 0; k < sg_routes_count; k++) {
+        char url[128];
+        const char *id = strstr(sg_routes[k].path, "{id}");
+        if (id)
+            snprintf(url, sizeof url, "%.*s%s%s", (int)(id - sg_routes[k].path), sg_routes[k].path,
+                     "0b8e1a9e-3c7d-4a55-9a43-0c1b2d3e4f50", id + 4);
+        else
+            snprintf(url, sizeof url, "%s", sg_routes[k].path);
+        const char *m = sg_routes[k].methods & SG_HTTP_GET ? "GET"
+                        : sg_routes[k].methods & SG_HTTP_POST ? "POST" : "DELETE";
+        CHECK_MSG(sg_route_match(m, url, sid) == &sg_routes[k], "row %zu (%s %s) unreachable", k, m,
+                  sg_routes[k].path);
+        CHECK_MSG(sg_routes[k].handler != NULL, "row %zu has no handler", k);
+        /* the flags hang together: a path session is session work, sockets are GET */
+        CHECK(!(sg_routes[k].flags & SG_ROUTE_SESSION) || (sg_routes[k].flags & SG_ROUTE_SESSION_ID));
+        CHECK(!(sg_routes[k].flags & SG_ROUTE_SESSION) || id);
+        CHECK(!(sg_routes[k].flags & SG_ROUTE_WEBSOCKET) || sg_routes[k].methods == SG_HTTP_GET);
+    }
+}
+
+/* The route table and ../shared/API.md's route list name the same method + path pairs (HEAD,
+ * which every GET route but the WebSocket ones also takes, is not listed there). */
+static void test_routes_match_api_md(void)
+{
+    FILE *f = fopen("../shared/API.md", "r");
+    CHECK_MSG(f != NULL, "cannot read ../shared/API.md");
+    if (!f)
+        return;
+    char line[2048], doc[64][80];
+    int ndoc = 0;
+    bool in_routes = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0)
+            in_routes = strncmp(line, "## Routes", 9) == 0;
+        /* a row: "| METHOD /path[, /path…] | request | response |" */
+        char method[16];
+        int at;
+        if (!in_routes || sscanf(line, "| %15[A-Z] %n", method, &at) != 1 || line[at] != '/')
+            continue;
+        char *cell = line + at, *end = strchr(cell, '|');
+        if (!end)
+            continue;
+        *end = 0;
+        for (char *path = strtok(cell, ", "); path && ndoc < 64; path = strtok(NULL, ", "))
+            snprintf(doc[ndoc++], sizeof doc[0], "%s %s", method, path);
+    }
+    fclose(f);
+    CHECK_MSG(ndoc >= 10, "only %d routes found in API.md", ndoc);
+    static const char *const names[] = {"GET", "HEAD", "POST", "DELETE"};
+    int ntable = 0;
+    for (size_t k = 0; k < sg_routes_count; k++) {
+        for (unsigned i = 0; i < 4; i++) {
+            if (!(sg_routes[k].methods & (1u << i)) || (1u << i) == SG_HTTP_HEAD)
+                continue;
+            char pair[80];
+            snprintf(pair, sizeof pair, "%s %s", names[i], sg_routes[k].path);
+            bool found = false;
+            for (int d = 0; d < ndoc && !found; d++)
+                found = strcmp(doc[d], pair) == 0;
+            CHECK_MSG(found, "route %s is not in ../shared/API.md", pair);
+            ntable++;
+        }
+    }
+    CHECK_MSG(ntable == ndoc, "API.md lists %d routes, the table %d", ndoc, ntable);
 }
 
 int main(void)
@@ -131,5 +208,6 @@ int main(void)
     test_bool_and_ports();
     test_env();
     test_routes();
+    test_routes_match_api_md();
     return check_report("test_config");
 }

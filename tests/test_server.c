@@ -7,31 +7,12 @@
 #include "base/base64.h"
 #include "base/uuid.h"
 #include "check.h"
-#include "sgtest_http.h"
+#include "server/internal.h"
+#include "sgtest_server.h"
 
 #define IMG(name) "../shared/data/images/" name
 static const char *photos[] = {"astronaut", "camera", "chelsea", "coffee", "motorcycle_left",
                                "motorcycle_right", "rocket", "text"};
-
-static char *b64_file(const char *path)
-{
-    size_t len;
-    char *data = sgt_read_file(path, &len);
-    if (!data)
-        return NULL;
-    char *b = sg_base64_encode((const uint8_t *)data, len, NULL);
-    free(data);
-    return b;
-}
-
-static void expect_error(sgt_resp *r, long status, const char *code, const char *what)
-{
-    CHECK_MSG(r->status == status, "%s: status %ld, want %ld (body %s)", what, r->status, status,
-              r->body ? r->body : "");
-    CHECK_MSG(r->json && strcmp(sgt_str(r->json, "error"), code) == 0, "%s: error code %s, want %s",
-              what, sgt_str(r->json, "error"), code);
-    CHECK_MSG(r->json && strlen(sgt_str(r->json, "detail")) > 0, "%s: no detail", what);
-}
 
 static void expect_healthy(const sgt_server *s)
 {
@@ -65,7 +46,7 @@ static void test_basics(const sgt_server *s)
     CHECK(sg_uuid_valid(id) && id[14] == '4');
     /* a path segment with CR/LF must not be echoed into a header */
     r = sgt_post_str(s, "/sessions/%0d%0aX-Evil:%201/query", "{\"text\":\"hi\"}");
-    expect_error(&r, 404, "INVALID_SESSION", "CRLF in session id");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "CRLF in session id");
     CHECK(strstr(r.headers, "X-Evil") == NULL);
     sgt_resp_free(&r);
     r = sgt_get(s, "/sessions");
@@ -88,7 +69,7 @@ static void test_basics(const sgt_server *s)
     CHECK(strcmp(sgt_str(r.json, "status"), "deleted") == 0 && strcmp(sgt_str(r.json, "session_id"), id) == 0);
     sgt_resp_free(&r);
     r = sgt_request(s, "DELETE", path, NULL, NULL, 0);
-    expect_error(&r, 404, "INVALID_SESSION", "delete twice");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "delete twice");
     sgt_resp_free(&r);
     free(id);
 }
@@ -115,7 +96,7 @@ static void test_frames_and_turns(const sgt_server *s)
     for (size_t k = 0; k < sizeof photos / sizeof *photos; k++) {
         char file[128];
         snprintf(file, sizeof file, IMG("%s.jpg"), photos[k]);
-        char *b64 = b64_file(file);
+        char *b64 = sgt_b64_file(file);
         CHECK_MSG(b64 != NULL, "missing %s", file);
         if (!b64)
             continue;
@@ -169,7 +150,7 @@ static void test_frames_and_turns(const sgt_server *s)
     sgt_resp_free(&r);
 
     /* multimodal with the load test's field names */
-    char *b64 = b64_file(IMG("text.jpg"));
+    char *b64 = sgt_b64_file(IMG("text.jpg"));
     q = json_pack("{s:s,s:s}", "text", "read this for me", "image", b64);
     snprintf(qpath, sizeof qpath, "/sessions/%s/multimodal", id);
     r = sgt_post_json(s, qpath, q);
@@ -214,91 +195,77 @@ static void test_frames_and_turns(const sgt_server *s)
 static void test_bad_input(const sgt_server *s)
 {
     char *id = sgt_new_session(s, NULL);
-    char fpath[160], qpath[160], apath[160];
+    char fpath[160], qpath[160], apath[160], unknown[160], other[37];
     snprintf(fpath, sizeof fpath, "/sessions/%s/frame", id);
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
     snprintf(apath, sizeof apath, "/sessions/%s/audio", id);
-    sgt_resp r;
-
-    r = sgt_post_str(s, qpath, "{\"text_query\": ");
-    expect_error(&r, 400, "INVALID_REQUEST", "malformed JSON");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, qpath, "[1,2]");
-    expect_error(&r, 422, "INVALID_REQUEST", "array body");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, qpath, "{}");
-    expect_error(&r, 400, "INVALID_REQUEST", "no input");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, fpath, "{\"image_base64\":\"@@@not base64@@@\"}");
-    expect_error(&r, 400, "INVALID_IMAGE", "bad base64");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, fpath, "{\"image_base64\":\"aGVsbG8gd29ybGQ=\"}");
-    expect_error(&r, 400, "INVALID_IMAGE", "not an image");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, fpath, "{}");
-    expect_error(&r, 400, "INVALID_REQUEST", "frame without image");
-    sgt_resp_free(&r);
+    sg_uuid4(other);
+    snprintf(unknown, sizeof unknown, "/sessions/%s/query", other);
+    const char *pcm = "{\"audio_base64\":\"AAECAw==\",\"format\":\"pcm_s16le\",\"sample_rate\":16000}";
+    const sgt_refusal refusals[] = {
+        {"POST", qpath, NULL, "{\"text_query\": ", 400, "INVALID_REQUEST", "malformed JSON"},
+        {"POST", qpath, NULL, "[1,2]", 422, "INVALID_REQUEST", "array body"},
+        {"POST", qpath, NULL, "{}", 400, "INVALID_REQUEST", "no input"},
+        {"POST", fpath, NULL, "{\"image_base64\":\"@@@not base64@@@\"}", 400, "INVALID_IMAGE", "bad base64"},
+        {"POST", fpath, NULL, "{\"image_base64\":\"aGVsbG8gd29ybGQ=\"}", 400, "INVALID_IMAGE", "not an image"},
+        {"POST", fpath, NULL, "{}", 400, "INVALID_REQUEST", "frame without image"},
+        /* wrong field types */
+        {"POST", qpath, NULL, "{\"text_query\": 42}", 422, "INVALID_REQUEST", "text_query 42"},
+        {"POST", qpath, NULL, "{\"text\": [\"a\"]}", 422, "INVALID_REQUEST", "text an array"},
+        {"POST", qpath, NULL, "{\"image_base64\": {}}", 422, "INVALID_REQUEST", "image an object"},
+        {"POST", qpath, NULL, "{\"text\":\"hi\",\"cloud_offload\":\"yes\"}", 422, "INVALID_REQUEST", "cloud_offload \"yes\""},
+        {"POST", qpath, NULL, "{\"text\":\"hi\",\"max_tokens\":\"many\"}", 422, "INVALID_REQUEST", "max_tokens \"many\""},
+        {"POST", qpath, NULL, "{\"text\":\"hi\",\"max_tokens\":0}", 422, "INVALID_REQUEST", "max_tokens 0"},
+        {"POST", qpath, NULL, "{\"text\":\"hi\",\"language\":5}", 422, "INVALID_REQUEST", "language 5"},
+        /* unsupported media type; unknown session, bad id, wrong method */
+        {"POST", qpath, "Content-Type: text/plain", "hello", 415, "INVALID_REQUEST", "text/plain"},
+        {"POST", unknown, NULL, "{\"text\":\"hi\"}", 404, "INVALID_SESSION", "unknown session"},
+        {"POST", "/sessions/not-a-uuid/query", NULL, "{\"text\":\"hi\"}", 404, "INVALID_SESSION", "bad session id"},
+        {"POST", "/health", NULL, "{}", 405, "INVALID_REQUEST", "POST on health"},
+        /* audio: validated, then 503 because no ASR model is loaded */
+        {"POST", apath, NULL, "{\"audio_base64\":\"aGVsbG8gd29ybGQ=\"}", 400, "INVALID_AUDIO", "not audio, no format"},
+        {"POST", apath, NULL, "{\"audio_base64\":\"UklGRiQAAABXQVZFZm10IBAAAAA=\"}", 400, "INVALID_AUDIO", "truncated WAV"},
+        {"POST", apath, NULL, "{\"audio_base64\":\"AAEC\",\"format\":\"pcm_s16le\",\"sample_rate\":16000}", 400, "INVALID_AUDIO", "odd PCM byte count"},
+        {"POST", apath, NULL, "{\"audio_base64\":\"AAECAw==\",\"format\":\"mp3\"}", 422, "INVALID_REQUEST", "unknown audio format"},
+        {"POST", apath, NULL, pcm, 503, "MODEL_UNAVAILABLE", "valid PCM without ASR"},
+        {"POST", apath, NULL, "{\"audio_base64\":\"AAECAw==\",\"sample_rate\":1}", 422, "INVALID_REQUEST", "sample rate out of range"},
+        /* the DAT routes validate their bodies (tests/test_server_dat.c covers them) */
+        {"POST", "/dat/session", NULL, "{}", 400, "INVALID_REQUEST", "DAT session without device_id"},
+    };
+    sgt_expect_refusals(s, refusals, sizeof refusals / sizeof *refusals);
 
     size_t len;
     char *jpg = sgt_read_file(IMG("chelsea.jpg"), &len);
     char *half = sg_base64_encode((const uint8_t *)jpg, len / 2, NULL);
     json_t *body = json_pack("{s:s}", "image_base64", half);
-    r = sgt_post_json(s, fpath, body);
+    sgt_resp r = sgt_post_json(s, fpath, body);
     json_decref(body);
-    expect_error(&r, 400, "INVALID_IMAGE", "truncated JPEG");
+    sgt_expect_error(&r, 400, "INVALID_IMAGE", "truncated JPEG");
     sgt_resp_free(&r);
     free(half);
     const char *ct[] = {"Content-Type: image/jpeg", NULL};
     r = sgt_request(s, "POST", fpath, ct, jpg, 200);
-    expect_error(&r, 400, "INVALID_IMAGE", "truncated raw JPEG");
+    sgt_expect_error(&r, 400, "INVALID_IMAGE", "truncated raw JPEG");
     sgt_resp_free(&r);
     free(jpg);
 
-    /* wrong field types */
-    const char *wrong[] = {"{\"text_query\": 42}", "{\"text\": [\"a\"]}", "{\"image_base64\": {}}",
-                           "{\"text\":\"hi\",\"cloud_offload\":\"yes\"}",
-                           "{\"text\":\"hi\",\"max_tokens\":\"many\"}",
-                           "{\"text\":\"hi\",\"max_tokens\":0}", "{\"text\":\"hi\",\"language\":5}"};
-    for (size_t k = 0; k < sizeof wrong / sizeof *wrong; k++) {
-        r = sgt_request(s, "POST", qpath, NULL, wrong[k], strlen(wrong[k]));
-        expect_error(&r, 422, "INVALID_REQUEST", wrong[k]);
-        sgt_resp_free(&r);
-    }
-    /* unsupported media type */
-    const char *tp[] = {"Content-Type: text/plain", NULL};
-    r = sgt_request(s, "POST", qpath, tp, "hello", 5);
-    expect_error(&r, 415, "INVALID_REQUEST", "text/plain");
-    sgt_resp_free(&r);
-
-    /* unknown session, bad id, unknown route, wrong method */
-    char other[37], p2[160];
-    sg_uuid4(other);
-    snprintf(p2, sizeof p2, "/sessions/%s/query", other);
-    r = sgt_post_str(s, p2, "{\"text\":\"hi\"}");
-    expect_error(&r, 404, "INVALID_SESSION", "unknown session");
-    sgt_resp_free(&r);
-    r = sgt_request(s, "POST", "/sessions/not-a-uuid/query", NULL, "{\"text\":\"hi\"}", 13);
-    expect_error(&r, 404, "INVALID_SESSION", "bad session id");
-    sgt_resp_free(&r);
+    /* unknown route; wrong method with Allow */
     r = sgt_get(s, "/nope");
-    expect_error(&r, 404, "INVALID_REQUEST", "unknown route");
+    sgt_expect_error(&r, 404, "INVALID_REQUEST", "unknown route");
     CHECK(r.body && !strstr(r.body, "\\\""));
     sgt_resp_free(&r);
     r = sgt_request(s, "GET", qpath, NULL, NULL, 0);
-    expect_error(&r, 405, "INVALID_REQUEST", "GET on query");
+    sgt_expect_error(&r, 405, "INVALID_REQUEST", "GET on query");
     char allow[64];
     CHECK(sgt_header(&r, "Allow", allow, sizeof allow) && strcmp(allow, "POST") == 0);
     sgt_resp_free(&r);
-    r = sgt_request(s, "POST", "/health", NULL, "{}", 2);
-    expect_error(&r, 405, "INVALID_REQUEST", "POST on health");
-    sgt_resp_free(&r);
 
-    /* audio: validated, then 503 because no ASR model is loaded */
-    char *wav = b64_file("../shared/data/audio/jfk.wav");
+    /* audio without an ASR model: 503, unless there is text to answer */
+    char *wav = sgt_b64_file("../shared/data/audio/jfk.wav");
     body = json_pack("{s:s}", "audio_base64", wav);
     r = sgt_post_json(s, apath, body);
     json_decref(body);
-    expect_error(&r, 503, "MODEL_UNAVAILABLE", "audio without ASR");
+    sgt_expect_error(&r, 503, "MODEL_UNAVAILABLE", "audio without ASR");
     sgt_resp_free(&r);
     body = json_pack("{s:s,s:s}", "audio", wav, "text", "what is this");
     r = sgt_post_json(s, qpath, body);
@@ -307,29 +274,6 @@ static void test_bad_input(const sgt_server *s)
     CHECK(json_array_size(json_object_get(json_object_get(r.json, "metadata"), "warnings")) >= 1);
     sgt_resp_free(&r);
     free(wav);
-    r = sgt_post_str(s, apath, "{\"audio_base64\":\"aGVsbG8gd29ybGQ=\"}");
-    expect_error(&r, 400, "INVALID_AUDIO", "not audio, no format");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, apath, "{\"audio_base64\":\"UklGRiQAAABXQVZFZm10IBAAAAA=\"}");
-    expect_error(&r, 400, "INVALID_AUDIO", "truncated WAV");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, apath, "{\"audio_base64\":\"AAEC\",\"format\":\"pcm_s16le\",\"sample_rate\":16000}");
-    expect_error(&r, 400, "INVALID_AUDIO", "odd PCM byte count");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, apath, "{\"audio_base64\":\"AAECAw==\",\"format\":\"mp3\"}");
-    expect_error(&r, 422, "INVALID_REQUEST", "unknown audio format");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, apath, "{\"audio_base64\":\"AAECAw==\",\"format\":\"pcm_s16le\",\"sample_rate\":16000}");
-    expect_error(&r, 503, "MODEL_UNAVAILABLE", "valid PCM without ASR");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, apath, "{\"audio_base64\":\"AAECAw==\",\"sample_rate\":1}");
-    expect_error(&r, 422, "INVALID_REQUEST", "sample rate out of range");
-    sgt_resp_free(&r);
-
-    /* the DAT routes validate their bodies (tests/test_server_dat.c covers them) */
-    r = sgt_request(s, "POST", "/dat/session", NULL, "{}", 2);
-    expect_error(&r, 400, "INVALID_REQUEST", "DAT session without device_id");
-    sgt_resp_free(&r);
 
     /* the session still works and the server is healthy */
     r = sgt_post_str(s, qpath, "{\"text\":\"help\"}");
@@ -428,7 +372,7 @@ static void *hammer(void *p)
 
 static void test_concurrency(const sgt_server *s)
 {
-    char *b64 = b64_file(IMG("rocket.jpg"));
+    char *b64 = sgt_b64_file(IMG("rocket.jpg"));
     char *shared = sgt_new_session(s, NULL);
     enum { N = 50, PER = 8 };
     pthread_t th[N];
@@ -465,6 +409,7 @@ static void test_auth(void)
     sgt_server s;
     const char *env[] = {"EDGE_RUNTIME_API_KEY=s3cret-key", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     sgt_resp r = sgt_get(&s, "/health");
     CHECK_EQ_INT(r.status, 200);
     sgt_resp_free(&r);
@@ -472,15 +417,15 @@ static void test_auth(void)
     CHECK_EQ_INT(r.status, 200);
     sgt_resp_free(&r);
     r = sgt_get(&s, "/sessions");
-    expect_error(&r, 401, "UNAUTHORIZED", "no key");
+    sgt_expect_error(&r, 401, "UNAUTHORIZED", "no key");
     sgt_resp_free(&r);
     const char *wrong[] = {"X-API-Key: s3cret-kez", NULL};
     r = sgt_request(&s, "GET", "/sessions", wrong, NULL, 0);
-    expect_error(&r, 401, "UNAUTHORIZED", "wrong key");
+    sgt_expect_error(&r, 401, "UNAUTHORIZED", "wrong key");
     sgt_resp_free(&r);
     const char *prefix[] = {"X-API-Key: s3cret", NULL};
     r = sgt_request(&s, "GET", "/sessions", prefix, NULL, 0);
-    expect_error(&r, 401, "UNAUTHORIZED", "prefix of key");
+    sgt_expect_error(&r, 401, "UNAUTHORIZED", "prefix of key");
     sgt_resp_free(&r);
     const char *right[] = {"X-API-Key: s3cret-key", NULL};
     r = sgt_request(&s, "GET", "/sessions", right, NULL, 0);
@@ -494,6 +439,7 @@ static void test_auth(void)
 
     const char *env2[] = {"EDGE_RUNTIME_AUTH_TOKEN=tok", "EDGE_RUNTIME_AUTH_HEADER=X-Edge-Token", NULL};
     CHECK(sgt_start(&s, env2, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     const char *custom[] = {"X-Edge-Token: tok", NULL};
     r = sgt_request(&s, "GET", "/sessions", custom, NULL, 0);
     CHECK_EQ_INT(r.status, 200);
@@ -524,6 +470,7 @@ static void test_limits(void)
                          "SG_RATE_LIMIT_RPS=2", "STORE_RAW_FRAMES=true", "FRAME_BUFFER_MAX_BYTES=40000",
                          NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *id = sgt_new_session(&s, NULL);
     char qpath[160], fpath[160];
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
@@ -536,11 +483,11 @@ static void test_limits(void)
     memcpy(body, "{\"text\":\"", 9);
     memcpy(body + big - 2, "\"}", 2);
     sgt_resp r = sgt_request(&s, "POST", qpath, NULL, body, big);
-    expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "oversized body");
+    sgt_expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "oversized body");
     sgt_resp_free(&r);
     const char *chunked[] = {"Transfer-Encoding: chunked", NULL};
     r = sgt_request(&s, "POST", qpath, chunked, body, big);
-    expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "oversized chunked body");
+    sgt_expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "oversized chunked body");
     sgt_resp_free(&r);
     free(body);
     /* a frame over FRAME_BUFFER_MAX_BYTES (astronaut is larger than 40000 bytes) */
@@ -549,7 +496,7 @@ static void test_limits(void)
     const char *ct[] = {"Content-Type: image/jpeg", NULL};
     if (len > 40000 && len < 65536) {
         r = sgt_request(&s, "POST", fpath, ct, jpg, len);
-        expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "frame over FRAME_BUFFER_MAX_BYTES");
+        sgt_expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "frame over FRAME_BUFFER_MAX_BYTES");
         sgt_resp_free(&r);
     }
     free(jpg);
@@ -571,14 +518,14 @@ static void test_limits(void)
     /* session cap */
     char *a = sgt_new_session(&s, NULL), *b = sgt_new_session(&s, NULL);
     r = sgt_request(&s, "POST", "/sessions", NULL, "{}", 2);
-    expect_error(&r, 503, "OVERLOADED", "session cap");
+    sgt_expect_error(&r, 503, "OVERLOADED", "session cap");
     sgt_resp_free(&r);
 
     /* idle expiry after SG_SESSION_TTL_S */
     struct timespec ts = {2, 600 * 1000 * 1000};
     nanosleep(&ts, NULL);
     r = sgt_post_str(&s, qpath, "{\"text\":\"help\"}");
-    expect_error(&r, 404, "INVALID_SESSION", "expired session");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "expired session");
     sgt_resp_free(&r);
     r = sgt_get(&s, "/sessions");
     CHECK_EQ_INT(json_integer_value(json_object_get(r.json, "count")), 0);
@@ -594,6 +541,7 @@ static void test_privacy(void)
     sgt_server s;
     const char *env[] = {"STORE_RAW_FRAMES=true", "STORE_TRANSCRIPTS=false", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     const char *h[] = {"X-Privacy-Store-Raw-Frames: false", "X-Privacy-Store-Transcripts: true", NULL};
     sgt_resp r = sgt_request(&s, "POST", "/sessions", h, "{}", 2);
     CHECK_EQ_INT(r.status, 200);
@@ -606,7 +554,7 @@ static void test_privacy(void)
     sgt_resp_free(&r);
     const char *bad[] = {"X-Privacy-Store-Raw-Audio: sometimes", NULL};
     r = sgt_request(&s, "POST", "/sessions", bad, "{}", 2);
-    expect_error(&r, 422, "INVALID_REQUEST", "bad privacy header");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "bad privacy header");
     sgt_resp_free(&r);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
 }
@@ -631,6 +579,7 @@ static void test_backpressure_and_graceful_stop(void)
     sgt_server s;
     const char *env[] = {"SG_WORKERS=1", "SG_QUEUE_DEPTH=1", "SG_DEBUG_WORK_DELAY_MS=600", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *id = sgt_new_session(&s, NULL);
     enum { N = 6 };
     pthread_t th[N];
@@ -670,6 +619,40 @@ static void test_backpressure_and_graceful_stop(void)
     free(id);
 }
 
+/* Every row of the route table answers on its path and first method - whatever the handler says
+ * of an empty request, not the router's 404 or 405 - and is counted under its template. */
+static void test_every_route(const sgt_server *s)
+{
+    char *id = sgt_new_session(s, NULL);
+    for (size_t k = 0; k < sg_routes_count; k++) {
+        const sg_route *row = &sg_routes[k];
+        char path[160];
+        const char *brace = strstr(row->path, "{id}");
+        if (brace)
+            snprintf(path, sizeof path, "%.*s%s%s", (int)(brace - row->path), row->path, id,
+                     brace + 4);
+        else
+            snprintf(path, sizeof path, "%s", row->path);
+        const char *m = row->methods & SG_HTTP_GET    ? "GET"
+                        : row->methods & SG_HTTP_POST ? "POST"
+                                                      : "DELETE";
+        bool post = strcmp(m, "POST") == 0;
+        sgt_resp r = sgt_request(s, m, path, NULL, post ? "{}" : NULL, post ? 2 : 0);
+        bool routed = r.status != 405 &&
+                      !(r.status == 404 && strstr(sgt_str(r.json, "detail"), "no such route"));
+        CHECK_MSG(routed, "%s %s: %ld %s", m, path, r.status, r.body ? r.body : "");
+        sgt_resp_free(&r);
+    }
+    sgt_resp r = sgt_get(s, "/metrics/prometheus");
+    for (size_t k = 0; k < sg_routes_count; k++) {
+        char label[96];
+        snprintf(label, sizeof label, "route=\"%s\"", sg_routes[k].path);
+        CHECK_MSG(r.body && strstr(r.body, label), "no requests counted under %s", label);
+    }
+    sgt_resp_free(&r);
+    free(id);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -678,11 +661,13 @@ int main(void)
         fprintf(stderr, "could not start %s\n", SG_EDGE_BIN);
         return 1;
     }
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_basics(&s);
     test_frames_and_turns(&s);
     test_bad_input(&s);
     test_concurrency(&s);
     test_gzip_and_metrics(&s);
+    test_every_route(&s);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
 
     test_auth();

@@ -9,7 +9,7 @@
 
 #include "base/base64.h"
 #include "check.h"
-#include "sgtest_http.h"
+#include "sgtest_server.h"
 #include "sgtest_whisper.h"
 
 static const char model[] = "tests/fixtures/whisper_tiny"; /* with vocab.json + merges.txt */
@@ -43,6 +43,19 @@ static void session_paths(sgt_server *s, char *apath, char *qpath)
     snprintf(apath, 128, "/sessions/%s/audio", id);
     snprintf(qpath, 128, "/sessions/%s/query", id);
     free(id);
+}
+
+/* POST /audio of jfk.wav (raw): speech, transcribed as the CLI does (want). */
+static sgt_resp post_jfk(const sgt_server *s, const char *apath, const char *wav, size_t wav_len,
+                         const char *want)
+{
+    const char *ct[] = {"Content-Type: audio/wav", NULL};
+    sgt_resp r = sgt_request(s, "POST", apath, ct, wav, wav_len);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(json_is_true(json_object_get(r.json, "speech")));
+    CHECK_MSG(want && strcmp(sgt_str(r.json, "transcript"), want) == 0, "server '%s' vs CLI '%s'",
+              sgt_str(r.json, "transcript"), want ? want : "");
+    return r;
 }
 
 /* Runs sg-edge with args until it exits (expected to fail at start), returns its exit status and
@@ -87,11 +100,7 @@ int main(void)
     session_paths(&s, apath, qpath);
 
     /* /audio: the CLI's transcript (same VAD, same windows, same model) */
-    r = sgt_request(&s, "POST", apath, ct, wav, wav_len);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK(json_is_true(json_object_get(r.json, "speech")));
-    CHECK_MSG(want_vad && strcmp(sgt_str(r.json, "transcript"), want_vad) == 0,
-              "server '%s' vs CLI '%s'", sgt_str(r.json, "transcript"), want_vad ? want_vad : "");
+    r = post_jfk(&s, apath, wav, wav_len, want_vad);
     json_t *lat = json_object_get(r.json, "latency_ms");
     CHECK(json_real_value(json_object_get(lat, "vad")) > 0 && json_real_value(json_object_get(lat, "asr")) > 0);
     sgt_resp_free(&r);
@@ -130,14 +139,7 @@ int main(void)
     CHECK(strcmp(sgt_str(r.json, "transcript"), "") == 0);
     CHECK(json_real_value(json_object_get(json_object_get(r.json, "latency_ms"), "asr")) == 0);
     sgt_resp_free(&r);
-    /* a query whose audio is silent answers its text, with a warning */
-    body = json_pack("{s:s,s:s,s:i,s:s}", "audio", sil, "format", "pcm_s16le", "sample_rate", 16000,
-                     "text", "what time is it");
-    r = sgt_post_json(&s, qpath, body);
-    json_decref(body);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK(strcmp(sgt_str(r.json, "query"), "what time is it") == 0);
-    sgt_resp_free(&r);
+    sgt_expect_silent_query(&s, qpath, sil);
     r = sgt_get(&s, "/metrics");
     CHECK(json_integer_value(json_object_get(json_object_get(json_object_get(r.json, "latencies"), "asr"), "count")) >= 3);
     sgt_resp_free(&r);
@@ -181,11 +183,7 @@ int main(void)
     CHECK(json_is_false(json_object_get(json_object_get(r.json, "models"), "vad")));
     sgt_resp_free(&r);
     session_paths(&s, apath, qpath);
-    r = sgt_request(&s, "POST", apath, ct, wav, wav_len);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK(json_is_true(json_object_get(r.json, "speech")));
-    CHECK_MSG(want_plain && strcmp(sgt_str(r.json, "transcript"), want_plain) == 0,
-              "server '%s' vs CLI '%s'", sgt_str(r.json, "transcript"), want_plain ? want_plain : "");
+    r = post_jfk(&s, apath, wav, wav_len, want_plain);
     sgt_resp_free(&r);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
 

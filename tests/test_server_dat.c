@@ -10,7 +10,7 @@
 #include "base/base64.h"
 #include "base/uuid.h"
 #include "check.h"
-#include "sgtest_http.h"
+#include "sgtest_server.h"
 
 #define CHUNK_BYTES 3200 /* 100 ms of 16 kHz mono s16le */
 
@@ -40,24 +40,6 @@ static void load_jfk(void)
 }
 
 static char *b64(const void *p, size_t n) { return sg_base64_encode(p, n, NULL); }
-
-static char *b64_file(const char *path)
-{
-    size_t len;
-    char *data = sgt_read_file(path, &len);
-    char *b = data ? b64(data, len) : NULL;
-    free(data);
-    return b;
-}
-
-static void expect_error(sgt_resp *r, long status, const char *code, const char *what)
-{
-    CHECK_MSG(r->status == status, "%s: status %ld, want %ld (body %s)", what, r->status, status,
-              r->body ? r->body : "");
-    CHECK_MSG(r->json && strcmp(sgt_str(r->json, "error"), code) == 0, "%s: error %s, want %s",
-              what, sgt_str(r->json, "error"), code);
-    CHECK_MSG(r->json && strlen(sgt_str(r->json, "detail")) > 0, "%s: no detail", what);
-}
 
 static char *dat_session(const sgt_server *s)
 {
@@ -91,6 +73,17 @@ static sgt_resp jfk_chunk(const sgt_server *s, const char *id, int k, long long 
                                  "pcm_s16le", "duration_ms", 100));
     free(p);
     return r;
+}
+
+/* An audio chunk of nbytes of jfk.wav's PCM that is over a buffer limit on its own: 413. */
+static void expect_chunk_too_big(const sgt_server *s, const char *id, long long seq, size_t nbytes,
+                                 const char *what)
+{
+    char *p = b64(jfk_pcm, nbytes);
+    sgt_resp r = chunk(s, id, "audio", seq, p, NULL);
+    sgt_expect_error(&r, 413, "PAYLOAD_TOO_LARGE", what);
+    sgt_resp_free(&r);
+    free(p);
 }
 
 static json_t *buffer_of(const sgt_resp *r) { return json_object_get(r->json, "buffer"); }
@@ -157,35 +150,28 @@ static void test_session_init(const sgt_server *s)
     CHECK_EQ_INT(r.status, 200);
     CHECK(json_is_false(json_object_get(json_object_get(r.json, "privacy"), "store_transcripts")));
     sgt_resp_free(&r);
-    const char *bad_h[] = {"X-Privacy-Store-Raw-Audio: maybe", NULL};
-    r = sgt_request(s, "POST", "/dat/session", bad_h, body, strlen(body));
-    expect_error(&r, 422, "INVALID_REQUEST", "bad privacy header");
-    sgt_resp_free(&r);
-
+    const sgt_refusal refusals[] = {
+        {"POST", "/dat/session", "X-Privacy-Store-Raw-Audio: maybe", body, 422, "INVALID_REQUEST",
+         "bad privacy header"},
+        {"POST", "/dat/session", NULL, "{\"device_id\":7,\"client_version\":\"1.0.0\"}", 422,
+         "INVALID_REQUEST", "device_id not a string"},
+        {"POST", "/dat/session", NULL, "{\"device_id\":\"d\",\"client_version\":\"1\",\"capabilities\":[]}",
+         422, "INVALID_REQUEST", "capabilities not an object"},
+        {"POST", "/dat/session", NULL,
+         "{\"device_id\":\"d\",\"client_version\":\"1\",\"capabilities\":{\"audio_streaming\":\"yes\"}}",
+         422, "INVALID_REQUEST", "capability not a bool"},
+        {"POST", "/dat/session", NULL, "{\"device_id\":\"d\",", 400, "INVALID_REQUEST", "malformed JSON"},
+        {"POST", "/dat/other", NULL, "{}", 404, "INVALID_REQUEST", "unknown DAT route"},
+    };
+    sgt_expect_refusals(s, refusals, sizeof refusals / sizeof *refusals);
     r = sgt_post_str(s, "/dat/session", "{\"client_version\":\"1.0.0\"}");
-    expect_error(&r, 400, "INVALID_REQUEST", "missing device_id");
+    sgt_expect_error(&r, 400, "INVALID_REQUEST", "missing device_id");
     CHECK(strstr(sgt_str(r.json, "detail"), "device_id") != NULL);
     sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/session", "{\"device_id\":7,\"client_version\":\"1.0.0\"}");
-    expect_error(&r, 422, "INVALID_REQUEST", "device_id not a string");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/session", "{\"device_id\":\"d\",\"client_version\":\"1\",\"capabilities\":[]}");
-    expect_error(&r, 422, "INVALID_REQUEST", "capabilities not an object");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/session",
-                     "{\"device_id\":\"d\",\"client_version\":\"1\",\"capabilities\":{\"audio_streaming\":\"yes\"}}");
-    expect_error(&r, 422, "INVALID_REQUEST", "capability not a bool");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/session", "{\"device_id\":\"d\",");
-    expect_error(&r, 400, "INVALID_REQUEST", "malformed JSON");
-    sgt_resp_free(&r);
     r = sgt_get(s, "/dat/session");
-    expect_error(&r, 405, "INVALID_REQUEST", "GET /dat/session");
+    sgt_expect_error(&r, 405, "INVALID_REQUEST", "GET /dat/session");
     char allow[32];
     CHECK(sgt_header(&r, "Allow", allow, sizeof allow) && strcmp(allow, "POST") == 0);
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/other", "{}");
-    expect_error(&r, 404, "INVALID_REQUEST", "unknown DAT route");
     sgt_resp_free(&r);
 }
 
@@ -218,7 +204,7 @@ static void test_stream_and_turn(const sgt_server *s)
     CHECK_EQ_INT(last_chunks, 20);
 
     /* a frame and IMU chunks */
-    char *img = b64_file("../shared/data/images/coffee.jpg");
+    char *img = sgt_b64_file("../shared/data/images/coffee.jpg");
     sgt_resp r = chunk(s, id, "frame", 500, img,
                        json_pack("{s:i,s:i,s:s,s:i,s:b}", "width", 400, "height", 300, "format",
                                  "jpeg", "quality", 85, "is_keyframe", 1));
@@ -287,7 +273,7 @@ static void test_stream_and_turn(const sgt_server *s)
     json_t *b = json_pack("{s:s,s:s}", "session_id", id, "turn_id", "t2");
     r = sgt_post_json(s, "/dat/turn/complete", b);
     json_decref(b);
-    expect_error(&r, 503, "MODEL_UNAVAILABLE", "audio-only DAT turn without ASR");
+    sgt_expect_error(&r, 503, "MODEL_UNAVAILABLE", "audio-only DAT turn without ASR");
     sgt_resp_free(&r);
 
     /* no audio, no text: the frame's scene is still there, so this is "What am I looking at?" */
@@ -328,10 +314,10 @@ static void test_stream_and_turn(const sgt_server *s)
     /* a fresh session with nothing buffered, no text and no frame: 400 */
     char *id2 = dat_session(s);
     r = turn(s, id2, "t5", NULL);
-    expect_error(&r, 400, "INVALID_REQUEST", "empty DAT turn");
+    sgt_expect_error(&r, 400, "INVALID_REQUEST", "empty DAT turn");
     sgt_resp_free(&r);
     r = turn(s, id2, "t6", "   ");
-    expect_error(&r, 400, "INVALID_REQUEST", "blank DAT turn");
+    sgt_expect_error(&r, 400, "INVALID_REQUEST", "blank DAT turn");
     sgt_resp_free(&r);
 
     /* deleting a session with buffered chunks frees them; the session is gone for DAT too */
@@ -346,10 +332,10 @@ static void test_stream_and_turn(const sgt_server *s)
     CHECK_EQ_INT(r.status, 200);
     sgt_resp_free(&r);
     r = jfk_chunk(s, id2, 5, 5);
-    expect_error(&r, 404, "INVALID_SESSION", "chunk after delete");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "chunk after delete");
     sgt_resp_free(&r);
     r = turn(s, id2, "t7", "hi");
-    expect_error(&r, 404, "INVALID_SESSION", "turn after delete");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "turn after delete");
     sgt_resp_free(&r);
 
     free(imu64);
@@ -365,76 +351,64 @@ static void test_bad_input(const sgt_server *s)
     sgt_resp r;
 
     r = chunk(s, "6f1c2d3e-0000-4000-8000-000000000000", "audio", 0, p, NULL);
-    expect_error(&r, 404, "INVALID_SESSION", "unknown session");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "unknown session");
     sgt_resp_free(&r);
     r = chunk(s, "not-a-session", "audio", 0, p, NULL);
-    expect_error(&r, 404, "INVALID_SESSION", "malformed session id");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "malformed session id");
     sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/stream", "{\"chunk_type\":\"audio\",\"sequence_number\":0}");
-    expect_error(&r, 400, "INVALID_REQUEST", "missing session_id");
-    sgt_resp_free(&r);
-    r = sgt_post_str(s, "/dat/stream", "{\"session_id\":");
-    expect_error(&r, 400, "INVALID_REQUEST", "malformed JSON");
-    sgt_resp_free(&r);
-    r = sgt_request(s, "PUT", "/dat/stream", NULL, "{}", 2);
-    expect_error(&r, 405, "INVALID_REQUEST", "PUT /dat/stream");
-    sgt_resp_free(&r);
-    const char *xml[] = {"Content-Type: text/xml", NULL};
-    r = sgt_request(s, "POST", "/dat/stream", xml, "<a/>", 4);
-    expect_error(&r, 415, "INVALID_REQUEST", "XML body");
-    sgt_resp_free(&r);
-
+    char seq_string[256], no_timestamp[256], meta_array[256];
+    snprintf(seq_string, sizeof seq_string, "{\"session_id\":\"%s\",\"chunk_type\":\"audio\","
+             "\"sequence_number\":\"1\",\"timestamp_ms\":1,\"payload\":\"AAAA\"}", id);
+    snprintf(no_timestamp, sizeof no_timestamp, "{\"session_id\":\"%s\",\"chunk_type\":\"audio\","
+             "\"sequence_number\":1,\"payload\":\"AAAA\"}", id);
+    snprintf(meta_array, sizeof meta_array, "{\"session_id\":\"%s\",\"chunk_type\":\"audio\","
+             "\"sequence_number\":1,\"timestamp_ms\":1,\"payload\":\"AAAA\",\"meta\":[1]}", id);
+    const sgt_refusal refusals[] = {
+        {"POST", "/dat/stream", NULL, "{\"chunk_type\":\"audio\",\"sequence_number\":0}", 400,
+         "INVALID_REQUEST", "missing session_id"},
+        {"POST", "/dat/stream", NULL, "{\"session_id\":", 400, "INVALID_REQUEST", "malformed JSON"},
+        {"PUT", "/dat/stream", NULL, "{}", 405, "INVALID_REQUEST", "PUT /dat/stream"},
+        {"POST", "/dat/stream", "Content-Type: text/xml", "<a/>", 415, "INVALID_REQUEST", "XML body"},
+        {"POST", "/dat/stream", NULL, seq_string, 422, "INVALID_REQUEST", "sequence_number as a string"},
+        {"POST", "/dat/stream", NULL, no_timestamp, 400, "INVALID_REQUEST", "missing timestamp_ms"},
+        {"POST", "/dat/stream", NULL, meta_array, 422, "INVALID_REQUEST", "meta not an object"},
+    };
+    sgt_expect_refusals(s, refusals, sizeof refusals / sizeof *refusals);
     r = chunk(s, id, "video", 0, p, NULL);
-    expect_error(&r, 422, "INVALID_REQUEST", "unknown chunk_type");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "unknown chunk_type");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", -1, p, NULL);
-    expect_error(&r, 422, "INVALID_REQUEST", "negative sequence_number");
-    sgt_resp_free(&r);
-    char body[512];
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"chunk_type\":\"audio\",\"sequence_number\":\"1\","
-             "\"timestamp_ms\":1,\"payload\":\"AAAA\"}", id);
-    r = sgt_post_str(s, "/dat/stream", body);
-    expect_error(&r, 422, "INVALID_REQUEST", "sequence_number as a string");
-    sgt_resp_free(&r);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"chunk_type\":\"audio\",\"sequence_number\":1,"
-             "\"payload\":\"AAAA\"}", id);
-    r = sgt_post_str(s, "/dat/stream", body);
-    expect_error(&r, 400, "INVALID_REQUEST", "missing timestamp_ms");
-    sgt_resp_free(&r);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"chunk_type\":\"audio\",\"sequence_number\":1,"
-             "\"timestamp_ms\":1,\"payload\":\"AAAA\",\"meta\":[1]}", id);
-    r = sgt_post_str(s, "/dat/stream", body);
-    expect_error(&r, 422, "INVALID_REQUEST", "meta not an object");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "negative sequence_number");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 1, "not base64!", NULL);
-    expect_error(&r, 400, "INVALID_AUDIO", "bad base64");
+    sgt_expect_error(&r, 400, "INVALID_AUDIO", "bad base64");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 1, "AAA=", NULL); /* 2 bytes... */
     CHECK_EQ_INT(r.status, 200);             /* ...is one s16 sample: fine */
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 2, "AAAA", NULL); /* 3 bytes */
-    expect_error(&r, 400, "INVALID_AUDIO", "odd PCM length");
+    sgt_expect_error(&r, 400, "INVALID_AUDIO", "odd PCM length");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 2, p, json_pack("{s:s,s:i}", "format", "opus", "sample_rate", 16000));
-    expect_error(&r, 415, "INVALID_AUDIO", "opus");
+    sgt_expect_error(&r, 415, "INVALID_AUDIO", "opus");
     CHECK(strstr(sgt_str(r.json, "detail"), "opus") != NULL);
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 2, p, json_pack("{s:s}", "format", "mulaw8"));
-    expect_error(&r, 422, "INVALID_REQUEST", "unknown audio format");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "unknown audio format");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 2, p, json_pack("{s:i}", "channels", 3));
-    expect_error(&r, 422, "INVALID_REQUEST", "3 channels");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "3 channels");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 2, p, json_pack("{s:i}", "sample_rate", 1000));
-    expect_error(&r, 422, "INVALID_REQUEST", "sample_rate 1000");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "sample_rate 1000");
     sgt_resp_free(&r);
     r = chunk(s, id, "audio", 2, p, json_pack("{s:f}", "sample_rate", 16000.5));
-    expect_error(&r, 422, "INVALID_REQUEST", "fractional sample_rate");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "fractional sample_rate");
     sgt_resp_free(&r);
     float nan4[4] = {0, NAN, 0, 0};
     char *nan64 = b64(nan4, sizeof nan4);
     r = chunk(s, id, "audio", 2, nan64, json_pack("{s:s}", "format", "pcm_f32le"));
-    expect_error(&r, 400, "INVALID_AUDIO", "NaN samples");
+    sgt_expect_error(&r, 400, "INVALID_AUDIO", "NaN samples");
     sgt_resp_free(&r);
     free(nan64);
     /* none of the refused chunks was buffered, so number 2 is still free */
@@ -444,21 +418,21 @@ static void test_bad_input(const sgt_server *s)
     sgt_resp_free(&r);
 
     r = chunk(s, id, "frame", 3, p, json_pack("{s:s}", "format", "yuv420"));
-    expect_error(&r, 415, "INVALID_IMAGE", "yuv420 frame");
+    sgt_expect_error(&r, 415, "INVALID_IMAGE", "yuv420 frame");
     sgt_resp_free(&r);
     r = chunk(s, id, "frame", 3, p, json_pack("{s:s}", "format", "gif"));
-    expect_error(&r, 422, "INVALID_REQUEST", "gif frame");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "gif frame");
     sgt_resp_free(&r);
     r = chunk(s, id, "frame", 3, p, json_pack("{s:i}", "quality", 101));
-    expect_error(&r, 422, "INVALID_REQUEST", "quality 101");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "quality 101");
     sgt_resp_free(&r);
     r = chunk(s, id, "frame", 3, p, json_pack("{s:s}", "is_keyframe", "yes"));
-    expect_error(&r, 422, "INVALID_REQUEST", "is_keyframe not a bool");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "is_keyframe not a bool");
     sgt_resp_free(&r);
     r = chunk(s, id, "frame", 3, p, NULL); /* PCM is not an image */
-    expect_error(&r, 400, "INVALID_IMAGE", "undecodable frame");
+    sgt_expect_error(&r, 400, "INVALID_IMAGE", "undecodable frame");
     sgt_resp_free(&r);
-    char *img = b64_file("../shared/data/images/rocket.jpg");
+    char *img = sgt_b64_file("../shared/data/images/rocket.jpg");
     r = chunk(s, id, "frame", 3, img, NULL); /* the corrected retry of number 3 is not a duplicate */
     CHECK_EQ_INT(r.status, 200);
     CHECK(strcmp(sgt_str(r.json, "status"), "accepted") == 0);
@@ -470,42 +444,41 @@ static void test_bad_input(const sgt_server *s)
     sgt_resp_free(&r);
     free(img);
     r = chunk(s, id, "imu", 1, "AAAA", json_pack("{s:s,s:i}", "sensor_type", "barometer", "sample_count", 1));
-    expect_error(&r, 422, "INVALID_REQUEST", "unknown sensor_type");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "unknown sensor_type");
     sgt_resp_free(&r);
     r = chunk(s, id, "imu", 1, "AAAA", json_pack("{s:s,s:i}", "sensor_type", "gyroscope", "sample_count", 0));
-    expect_error(&r, 422, "INVALID_REQUEST", "sample_count 0");
+    sgt_expect_error(&r, 422, "INVALID_REQUEST", "sample_count 0");
     sgt_resp_free(&r);
     r = chunk(s, id, "imu", 1, "A", NULL);
-    expect_error(&r, 400, "INVALID_REQUEST", "bad IMU base64");
+    sgt_expect_error(&r, 400, "INVALID_REQUEST", "bad IMU base64");
     sgt_resp_free(&r);
 
     /* turn/complete */
-    r = sgt_post_str(s, "/dat/turn/complete", "{\"turn_id\":\"x\"}");
-    expect_error(&r, 400, "INVALID_REQUEST", "turn without session_id");
-    sgt_resp_free(&r);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\"}", id);
-    r = sgt_post_str(s, "/dat/turn/complete", body);
-    expect_error(&r, 400, "INVALID_REQUEST", "turn without turn_id");
-    sgt_resp_free(&r);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"turn_id\":5}", id);
-    r = sgt_post_str(s, "/dat/turn/complete", body);
-    expect_error(&r, 422, "INVALID_REQUEST", "numeric turn_id");
-    sgt_resp_free(&r);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"turn_id\":\"a\",\"cloud_offload\":\"no\"}", id);
-    r = sgt_post_str(s, "/dat/turn/complete", body);
-    expect_error(&r, 422, "INVALID_REQUEST", "cloud_offload not a bool");
-    sgt_resp_free(&r);
-    snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"turn_id\":\"a\",\"metadata\":\"x\"}", id);
-    r = sgt_post_str(s, "/dat/turn/complete", body);
-    expect_error(&r, 422, "INVALID_REQUEST", "metadata not an object");
-    sgt_resp_free(&r);
+    char no_turn_id[128], numeric_id[128], bad_offload[160], bad_meta[160];
+    snprintf(no_turn_id, sizeof no_turn_id, "{\"session_id\":\"%s\"}", id);
+    snprintf(numeric_id, sizeof numeric_id, "{\"session_id\":\"%s\",\"turn_id\":5}", id);
+    snprintf(bad_offload, sizeof bad_offload,
+             "{\"session_id\":\"%s\",\"turn_id\":\"a\",\"cloud_offload\":\"no\"}", id);
+    snprintf(bad_meta, sizeof bad_meta, "{\"session_id\":\"%s\",\"turn_id\":\"a\",\"metadata\":\"x\"}",
+             id);
+    const sgt_refusal turn_refusals[] = {
+        {"POST", "/dat/turn/complete", NULL, "{\"turn_id\":\"x\"}", 400, "INVALID_REQUEST",
+         "turn without session_id"},
+        {"POST", "/dat/turn/complete", NULL, no_turn_id, 400, "INVALID_REQUEST", "turn without turn_id"},
+        {"POST", "/dat/turn/complete", NULL, numeric_id, 422, "INVALID_REQUEST", "numeric turn_id"},
+        {"POST", "/dat/turn/complete", NULL, bad_offload, 422, "INVALID_REQUEST",
+         "cloud_offload not a bool"},
+        {"POST", "/dat/turn/complete", NULL, bad_meta, 422, "INVALID_REQUEST", "metadata not an object"},
+    };
+    sgt_expect_refusals(s, turn_refusals, sizeof turn_refusals / sizeof *turn_refusals);
     r = turn(s, "6f1c2d3e-0000-4000-8000-000000000000", "a", "hi");
-    expect_error(&r, 404, "INVALID_SESSION", "turn on an unknown session");
+    sgt_expect_error(&r, 404, "INVALID_SESSION", "turn on an unknown session");
     sgt_resp_free(&r);
     r = sgt_get(s, "/dat/turn/complete");
-    expect_error(&r, 405, "INVALID_REQUEST", "GET turn/complete");
+    sgt_expect_error(&r, 405, "INVALID_REQUEST", "GET turn/complete");
     sgt_resp_free(&r);
     /* everything refused above left the buffer as it was: 2 chunks */
+    char body[512];
     snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"turn_id\":\"ok\",\"query_text\":\"hi\","
              "\"language\":\"en\",\"cloud_offload\":true,\"metadata\":{\"location\":\"x\"}}", id);
     r = sgt_post_str(s, "/dat/turn/complete", body);
@@ -581,6 +554,7 @@ static void test_limits(void)
     sgt_server s;
     const char *env[] = {"AUDIO_BUFFER_MAX_BYTES=16000", "AUDIO_BUFFER_POLICY=reject", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *id = dat_session(&s);
     for (int k = 0; k < 5; k++) {
         sgt_resp r = jfk_chunk(&s, id, k, k);
@@ -588,14 +562,10 @@ static void test_limits(void)
         sgt_resp_free(&r);
     }
     sgt_resp r = jfk_chunk(&s, id, 5, 5);
-    expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "buffer full under reject");
+    sgt_expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "buffer full under reject");
     CHECK(strstr(sgt_str(r.json, "detail"), "reject") != NULL);
     sgt_resp_free(&r);
-    char *big = b64(jfk_pcm, 16002);
-    r = chunk(&s, id, "audio", 6, big, NULL);
-    expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "one chunk over the byte limit");
-    sgt_resp_free(&r);
-    free(big);
+    expect_chunk_too_big(&s, id, 6, 16002, "one chunk over the byte limit");
     /* the turn empties the buffer, and the refused number is usable again */
     r = turn(&s, id, "t", "hello");
     CHECK_EQ_INT(r.status, 200);
@@ -610,6 +580,7 @@ static void test_limits(void)
 
     const char *env2[] = {"AUDIO_BUFFER_MAX_SECONDS=1", "AUDIO_BUFFER_POLICY=trim", NULL};
     CHECK(sgt_start(&s, env2, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     id = dat_session(&s);
     for (int k = 0; k < 15; k++) {
         r = jfk_chunk(&s, id, k, k);
@@ -621,11 +592,7 @@ static void test_limits(void)
     r = jfk_chunk(&s, id, 2, 2); /* trimmed already: still a duplicate */
     CHECK(strcmp(sgt_str(r.json, "status"), "duplicate") == 0);
     sgt_resp_free(&r);
-    char *two = b64(jfk_pcm, 2 * 16000 * 2); /* 2 s alone is over 1 s */
-    r = chunk(&s, id, "audio", 20, two, NULL);
-    expect_error(&r, 413, "PAYLOAD_TOO_LARGE", "one chunk over the seconds limit");
-    sgt_resp_free(&r);
-    free(two);
+    expect_chunk_too_big(&s, id, 20, 2 * 16000 * 2, "one chunk over the seconds limit"); /* 2 s > 1 s */
     r = turn(&s, id, "t", "hello");
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(dat_int(&r, "audio_chunks"), 10);
@@ -671,7 +638,7 @@ static void test_vad(void)
         sgt_resp_free(&r);
     }
     r = turn(&s, id, "silent2", NULL);
-    expect_error(&r, 400, "INVALID_REQUEST", "silence alone");
+    sgt_expect_error(&r, 400, "INVALID_REQUEST", "silence alone");
     sgt_resp_free(&r);
     /* real speech without ASR: 503 */
     for (int k = 0; k < 30; k++) {
@@ -679,7 +646,7 @@ static void test_vad(void)
         sgt_resp_free(&r);
     }
     r = turn(&s, id, "speech", NULL);
-    expect_error(&r, 503, "MODEL_UNAVAILABLE", "speech without ASR");
+    sgt_expect_error(&r, 503, "MODEL_UNAVAILABLE", "speech without ASR");
     sgt_resp_free(&r);
     free(z);
     free(id);
@@ -747,6 +714,7 @@ int main(void)
         fprintf(stderr, "could not start %s\n", SG_EDGE_BIN);
         return 1;
     }
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_session_init(&s);
     test_stream_and_turn(&s);
     test_bad_input(&s);

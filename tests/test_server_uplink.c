@@ -377,6 +377,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sgt_server s;
     CHECK(sgt_start(&s, NULL, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_frame_hint(&s);
     test_ws_hint(&s);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);

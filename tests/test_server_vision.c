@@ -2,18 +2,8 @@
  * report it, keyframes get CLIP scene labels with the reference's visual_context wording, text
  * queries reuse the remembered scene, and a model that cannot load stops the server with a clear
  * message. */
-#include "base/base64.h"
 #include "check.h"
-#include "sgtest_http.h"
-
-static char *b64_file(const char *path)
-{
-    size_t len;
-    char *data = sgt_read_file(path, &len);
-    char *b = data ? sg_base64_encode((const uint8_t *)data, len, NULL) : NULL;
-    free(data);
-    return b;
-}
+#include "sgtest_server.h"
 
 static void run(const char *precision)
 {
@@ -49,7 +39,7 @@ static void run(const char *precision)
     snprintf(fpath, sizeof fpath, "/sessions/%s/frame", id);
     snprintf(qpath, sizeof qpath, "/sessions/%s/query", id);
 
-    char *b64 = b64_file("../shared/data/images/rocket.jpg");
+    char *b64 = sgt_b64_file("../shared/data/images/rocket.jpg");
     json_t *body = json_pack("{s:s}", "image_base64", b64);
     r = sgt_post_json(&s, fpath, body);
     json_decref(body);
@@ -80,7 +70,7 @@ static void run(const char *precision)
 
     /* an image in the query is analysed now */
     free(b64);
-    b64 = b64_file("../shared/data/images/chelsea.jpg");
+    b64 = sgt_b64_file("../shared/data/images/chelsea.jpg");
     body = json_pack("{s:s,s:s}", "text", "what is this?", "image", b64);
     snprintf(qpath, sizeof qpath, "/sessions/%s/multimodal", id);
     r = sgt_post_json(&s, qpath, body);

@@ -147,6 +147,7 @@ static void test_auth(void)
     sgt_server s;
     const char *env[] = {"EDGE_RUNTIME_API_KEY=sekrit", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     const char *h[] = {"X-API-Key: sekrit", NULL};
     char *sid = sgt_new_session(&s, h);
     char path[128];
@@ -392,6 +393,7 @@ static void test_limits_and_lifecycle(void)
     sgt_server s;
     const char *env[] = {"FRAME_BUFFER_MAX_BYTES=100000", "SG_WS_IDLE_S=1", "SG_MAX_WEBSOCKETS=2", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     sgt_ws w, w2, w3;
 
@@ -473,17 +475,26 @@ static void test_limits_and_lifecycle(void)
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
 }
 
+/* /proc/<pid>/<file> into buf (NUL-terminated); false when unreadable. */
+static bool proc_read(pid_t pid, const char *file, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return true;
+}
+
 /* CPU seconds the process has used (user + system), from /proc; -1 when unreadable. */
 static double proc_cpu_s(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char buf[1024];
+    if (!proc_read(pid, "stat", buf, sizeof buf))
         return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long long ut = 0, st = 0;
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
@@ -500,6 +511,7 @@ static void test_stalled_reader(void)
     sgt_server s;
     const char *env[] = {"SG_WS_IDLE_S=1", "SG_MAX_WEBSOCKETS=1", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     sgt_ws w;
     CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
@@ -544,16 +556,9 @@ static void test_stalled_reader(void)
 /* Resident memory of the process in KiB (VmRSS), -1 when unreadable. */
 static long proc_rss_kib(pid_t pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
+    char buf[4096];
+    const char *line = proc_read(pid, "status", buf, sizeof buf) ? strstr(buf, "\nVmRSS:") : NULL;
+    return line ? strtol(line + 7, NULL, 10) : -1;
 }
 
 /* Sends as much of d[0..n) as the socket takes within ~300 ms without blocking; returns it. */
@@ -585,6 +590,7 @@ static void test_inbox_bound(void)
     sgt_server s;
     const char *env[] = {"SG_DEBUG_WORK_DELAY_MS=20", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     enum { NS = 4, BURST = 43690 };
     uint8_t *burst = malloc((size_t)BURST * 6);
@@ -623,6 +629,7 @@ static void test_fairness(void)
     sgt_server s;
     const char *env[] = {"SG_WORKERS=1", "SG_QUEUE_DEPTH=4", "SG_DEBUG_WORK_DELAY_MS=100", NULL};
     CHECK(sgt_start(&s, env, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     size_t len;
     char *jpg = sgt_read_file(IMG("text"), &len);
@@ -948,6 +955,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     sgt_server s;
     CHECK(sgt_start(&s, NULL, NULL) == 0);
+    CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     test_handshakes(&s, false);
     test_frames(&s);
     test_protocol_errors(&s);

@@ -1,6 +1,6 @@
-/* Unit tests for server/session and server/workq: table, expiry, cap, privacy-bounded buffers,
- * DAT stream state (sequence windows, ordered audio chunks, limits, turns), token bucket, bounded
- * queue. */
+/* Unit tests for server/session (the in-process store: table, expiry, cap, privacy-bounded
+ * buffers, token bucket), server/dat_state (sequence windows, ordered audio chunks, limits, turns)
+ * and server/workq (bounded queue). */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@ static void test_table(void)
     sg_config_defaults(&cfg);
     cfg.max_sessions = 3;
     cfg.session_ttl_s = 1;
-    sg_session_table *t = sg_session_table_new(&cfg);
+    sg_session_store *t = sg_session_store_memory_new(&cfg);
     sg_privacy p = {0};
     sg_error err = {0};
     sg_session *s[4];
@@ -64,7 +64,7 @@ static void test_table(void)
     CHECK_EQ_INT(json_array_size(list), 0);
     json_decref(list);
     CHECK_EQ_INT(sg_session_created(t), 3);
-    sg_session_table_free(t);
+    sg_session_store_free(t);
 }
 
 static void test_buffers(void)
@@ -74,7 +74,7 @@ static void test_buffers(void)
     cfg.frame_history = 3;
     cfg.frame_max_bytes = 100;
     cfg.audio_max_seconds = 1;
-    sg_session_table *t = sg_session_table_new(&cfg);
+    sg_session_store *t = sg_session_store_memory_new(&cfg);
     sg_error err = {0};
     sg_session *off, *on;
     sg_privacy none = {0}, all = {true, true, true};
@@ -114,10 +114,11 @@ static void test_buffers(void)
     CHECK(strstr(err.msg, "AUDIO_BUFFER_POLICY") != NULL);
     sg_session_release(off);
     sg_session_release(on);
-    sg_session_table_free(t);
+    sg_session_store_free(t);
 }
 
-/* DAT stream state: sequence windows, audio buffering in order, limits, taking a turn. */
+/* DAT stream state (server/dat_state.h): sequence windows, audio buffering in order, limits,
+ * taking a turn; then the same through the store. */
 static void test_dat(void)
 {
     sg_config cfg;
@@ -125,34 +126,33 @@ static void test_dat(void)
     cfg.audio_max_bytes = 1000;
     cfg.audio_max_seconds = 100;
     cfg.audio_policy = SG_POLICY_REJECT;
-    sg_session_table *t = sg_session_table_new(&cfg);
+    sg_dat_state d;
+    sg_dat_state_init(&d);
+    const sg_dat_ops *ops = &sg_dat_state_ops;
     sg_error err = {0};
-    sg_session *s;
-    sg_privacy p = {0};
-    CHECK(sg_session_create(t, &p, &s, &err) == SG_OK);
 
     /* window: new, duplicate, out of order, slide, too old */
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5) == SG_DAT_NEW);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5) == SG_DAT_DUPLICATE);
-    CHECK(sg_dat_claim(s, SG_DAT_FRAME, 5) == SG_DAT_NEW); /* per chunk type */
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 3) == SG_DAT_NEW);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 3) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_FRAME, 5) == SG_DAT_NEW); /* per chunk type */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 3) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 3) == SG_DAT_DUPLICATE);
     const long long W = SG_DAT_WINDOW;
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5 + W) == SG_DAT_NEW);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 5) == SG_DAT_TOO_OLD);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6) == SG_DAT_NEW); /* inside the slid window, never seen */
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + W) == SG_DAT_NEW); /* 6's slot, reused */
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + W) == SG_DAT_DUPLICATE);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6) == SG_DAT_TOO_OLD);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 3 * W) == SG_DAT_NEW); /* jump: window cleared */
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + W) == SG_DAT_TOO_OLD);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
-    sg_dat_unclaim(s, SG_DAT_IMU, 6 + 2 * W + 1);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
-    CHECK(sg_dat_claim(s, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5 + W) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 5) == SG_DAT_TOO_OLD);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6) == SG_DAT_NEW); /* inside the slid window, never seen */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_NEW); /* 6's slot, reused */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_DUPLICATE);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6) == SG_DAT_TOO_OLD);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 3 * W) == SG_DAT_NEW); /* jump: window cleared */
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + W) == SG_DAT_TOO_OLD);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
+    ops->unclaim(&d, SG_DAT_IMU, 6 + 2 * W + 1);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_NEW);
+    CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_DUPLICATE);
 
     sg_dat_turn turn;
-    sg_dat_take_turn(s, &turn); /* counters start again */
+    ops->take_turn(&d, &turn); /* counters start again */
     CHECK_EQ_INT(turn.n, 0);
     CHECK_EQ_INT(turn.duplicates, 7);
     sg_dat_turn_free(&turn);
@@ -163,45 +163,45 @@ static void test_dat(void)
     sg_dat_stats st;
     long long order[] = {20, 10, 15, 15, 30};
     for (int i = 0; i < 5; i++) {
-        uint8_t *d = malloc(200);
-        memset(d, (int)order[i], 200);
-        CHECK(sg_dat_add_audio(s, &cfg, order[i], &f16, d, 200, &seen, &st, &err) == SG_OK);
+        uint8_t *chunk = malloc(200);
+        memset(chunk, (int)order[i], 200);
+        CHECK(ops->add_audio(&d, &cfg, order[i], &f16, chunk, 200, &seen, &st, &err) == SG_OK);
         CHECK(seen == (i == 3 ? SG_DAT_DUPLICATE : SG_DAT_NEW));
     }
     CHECK_EQ_INT(st.chunks, 4);
     CHECK_EQ_INT(st.bytes, 800);
     CHECK_NEAR(st.seconds, 0.025, 1e-12);
     /* reject: 800 + 300 > 1000; a chunk alone over the limit is refused under any policy */
-    uint8_t *d = malloc(300);
-    CHECK(sg_dat_add_audio(s, &cfg, 40, &f16, d, 300, &seen, &st, &err) == SG_ETOOBIG);
+    uint8_t *chunk = malloc(300);
+    CHECK(ops->add_audio(&d, &cfg, 40, &f16, chunk, 300, &seen, &st, &err) == SG_ETOOBIG);
     CHECK(strstr(err.msg, "reject") != NULL);
     cfg.audio_policy = SG_POLICY_TRIM;
-    d = malloc(1002);
-    CHECK(sg_dat_add_audio(s, &cfg, 40, &f16, d, 1002, &seen, &st, &err) == SG_ETOOBIG);
+    chunk = malloc(1002);
+    CHECK(ops->add_audio(&d, &cfg, 40, &f16, chunk, 1002, &seen, &st, &err) == SG_ETOOBIG);
     /* trim: the oldest go (the refused number 40 is still free) */
-    d = malloc(400);
-    memset(d, 40, 400);
-    CHECK(sg_dat_add_audio(s, &cfg, 40, &f16, d, 400, &seen, &st, &err) == SG_OK);
+    chunk = malloc(400);
+    memset(chunk, 40, 400);
+    CHECK(ops->add_audio(&d, &cfg, 40, &f16, chunk, 400, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_NEW && st.kept);
     CHECK_EQ_INT(st.trimmed, 1); /* 10 */
     CHECK_EQ_INT(st.chunks, 4);
     CHECK_EQ_INT(st.bytes, 1000);
     /* a late chunk older than everything in a full buffer is the one dropped */
-    d = malloc(2);
-    CHECK(sg_dat_add_audio(s, &cfg, 12, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    chunk = malloc(2);
+    CHECK(ops->add_audio(&d, &cfg, 12, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_NEW && !st.kept);
     CHECK_EQ_INT(st.trimmed, 1);
     CHECK_EQ_INT(st.chunks, 4);
-    d = malloc(2);
-    CHECK(sg_dat_add_audio(s, &cfg, 12, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    chunk = malloc(2);
+    CHECK(ops->add_audio(&d, &cfg, 12, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_DUPLICATE); /* dropped, but received */
-    d = malloc(2);
-    CHECK(sg_dat_add_audio(s, &cfg, 1000, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    chunk = malloc(2);
+    CHECK(ops->add_audio(&d, &cfg, 1000, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(st.kept);
     CHECK_EQ_INT(st.trimmed, 1); /* 15 */
     CHECK_EQ_INT(st.bytes, 802);
 
-    sg_dat_take_turn(s, &turn);
+    ops->take_turn(&d, &turn);
     CHECK_EQ_INT(turn.n, 4);
     CHECK_EQ_INT(turn.chunks[0].seq, 20);
     CHECK_EQ_INT(turn.chunks[0].data[0], 20);
@@ -213,23 +213,23 @@ static void test_dat(void)
     CHECK_EQ_INT(turn.duplicates, 2);
     CHECK_EQ_INT(turn.trimmed, 3);
     sg_dat_turn_free(&turn);
-    sg_dat_stats_get(s, &st);
+    sg_dat_state_stats(&d, &st);
     CHECK_EQ_INT(st.chunks, 0);
     /* after the turn: numbers it consumed (and below) are late, later ones start the next turn */
-    d = malloc(2);
-    CHECK(sg_dat_add_audio(s, &cfg, 999, &f16, d, 2, &seen, &st, &err) == SG_OK);
+    chunk = malloc(2);
+    CHECK(ops->add_audio(&d, &cfg, 999, &f16, chunk, 2, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_DUPLICATE);
     CHECK_EQ_INT(st.chunks, 0);
-    d = malloc(4);
+    chunk = malloc(4);
     sg_dat_audio_fmt st2 = {SG_AUDIO_PCM_S16LE, 8000, 2};
-    CHECK(sg_dat_add_audio(s, &cfg, 1001, &st2, d, 4, &seen, &st, &err) == SG_OK);
+    CHECK(ops->add_audio(&d, &cfg, 1001, &st2, chunk, 4, &seen, &st, &err) == SG_OK);
     CHECK(seen == SG_DAT_NEW);
     CHECK_NEAR(st.seconds, 1.0 / 8000, 1e-12);
-    sg_dat_count(s, SG_DAT_IMU, 12);
-    sg_dat_count(s, SG_DAT_FRAME, 0);
-    CHECK(sg_dat_frame_newest(s, 7));
-    CHECK(sg_dat_frame_newest(s, 7));
-    CHECK(!sg_dat_frame_newest(s, 6));
+    ops->count(&d, SG_DAT_IMU, 12);
+    ops->count(&d, SG_DAT_FRAME, 0);
+    CHECK(ops->frame_newest(&d, 7));
+    CHECK(ops->frame_newest(&d, 7));
+    CHECK(!ops->frame_newest(&d, 6));
 
     /* joining a turn's chunks: runs of one format decoded in one piece, stereo down-mixed */
     int16_t mono[4] = {1000, -1000, 2000, 0}, stereo[4] = {1000, 3000, -2000, -2000};
@@ -261,21 +261,36 @@ static void test_dat(void)
     CHECK(sg_dat_turn_audio(&jt, &a, &err) == SG_OK);
     CHECK(a.samples == NULL && a.n == 0);
 
-    /* deletion frees the buffer at once, even while a request still holds the session */
+    sg_dat_state_free(&d);
+
+    /* through the store: a session's DAT state, freed at once by deletion even while a request
+     * still holds the session */
+    sg_session_store *t = sg_session_store_memory_new(&cfg);
+    sg_session *s;
+    sg_privacy p = {0};
+    CHECK(sg_session_create(t, &p, &s, &err) == SG_OK);
+    CHECK(s->dat.ops->claim(s->dat.self, SG_DAT_FRAME, 3) == SG_DAT_NEW);
+    CHECK(s->dat.ops->claim(s->dat.self, SG_DAT_FRAME, 3) == SG_DAT_DUPLICATE);
+    chunk = malloc(4);
+    CHECK(s->dat.ops->add_audio(s->dat.self, &cfg, 1, &f16, chunk, 4, &seen, &st, &err) ==
+          SG_OK);
+    CHECK(seen == SG_DAT_NEW && st.chunks == 1);
     sg_session *held = sg_session_get(t, s->id);
     CHECK(sg_session_delete(t, s->id));
-    sg_dat_stats_get(held, &st);
-    CHECK_EQ_INT(st.chunks, 0);
+    held->dat.ops->take_turn(held->dat.self, &turn);
+    CHECK_EQ_INT(turn.n, 0);
+    CHECK_EQ_INT(turn.duplicates, 0); /* the turn's counters went with it */
+    sg_dat_turn_free(&turn);
     sg_session_release(held);
     sg_session_release(s);
-    sg_session_table_free(t);
+    sg_session_store_free(t);
 }
 
 static void test_rate(void)
 {
     sg_config cfg;
     sg_config_defaults(&cfg);
-    sg_session_table *t = sg_session_table_new(&cfg);
+    sg_session_store *t = sg_session_store_memory_new(&cfg);
     sg_privacy p = {0};
     sg_error err = {0};
     sg_session *s;
@@ -290,7 +305,7 @@ static void test_rate(void)
     nanosleep(&ts, NULL);
     CHECK(sg_session_rate_ok(s, 2, &retry)); /* refilled */
     sg_session_release(s);
-    sg_session_table_free(t);
+    sg_session_store_free(t);
 }
 
 static atomic_int ran;

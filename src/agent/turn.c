@@ -174,132 +174,69 @@ static bool blank(const char *s)
     return true;
 }
 
-sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_input *in,
-                      sg_turn_output *out, sg_error *err)
+/* 1. The user's words: audio wins over text. *words is in->text or out->transcript. */
+static sg_status hear(const sg_backends *b, const sg_turn_input *in, sg_turn_output *out,
+                      json_t *warnings, const char **words, sg_error *err)
 {
-    memset(out, 0, sizeof *out);
-    out->t.vad = out->t.asr = out->t.vision = out->t.llm = -1;
-    double t0 = sg_now_ms();
-    json_t *warnings = json_array();
-    sg_status st;
+    *words = in->text;
+    if (!in->audio)
+        return SG_OK;
+    sg_status st = sg_turn_transcribe(b, in->audio, in->language, &out->transcript, &out->speech,
+                                      &out->t.vad, &out->t.asr, err);
+    if (st == SG_EUNSUPPORTED && !blank(in->text)) {
+        /* Degrade honestly: answer the typed words and say the audio was not used. */
+        json_array_append_new(warnings, json_string("audio ignored: no ASR model is loaded"));
+        return SG_OK;
+    }
+    if (st != SG_OK)
+        return st;
+    if (out->speech && !blank(out->transcript))
+        *words = out->transcript;
+    else if (!out->speech)
+        json_array_append_new(warnings, json_string("no speech detected in the audio"));
+    return SG_OK;
+}
 
-    /* 1. The user's words: audio wins over text. */
-    const char *words = in->text;
-    if (in->audio) {
-        st = sg_turn_transcribe(b, in->audio, in->language, &out->transcript, &out->speech,
-                                &out->t.vad, &out->t.asr, err);
-        if (st == SG_EUNSUPPORTED && !blank(in->text)) {
-            /* Degrade honestly: answer the typed words and say the audio was not used. */
-            json_array_append_new(warnings, json_string("audio ignored: no ASR model is loaded"));
-        } else if (st != SG_OK) {
-            json_decref(warnings);
-            return st;
-        } else if (out->speech && !blank(out->transcript)) {
-            words = out->transcript;
-        } else if (!out->speech) {
-            json_array_append_new(warnings, json_string("no speech detected in the audio"));
+/* 4. The language backend (through the cache) or, without one, the rule-based responder: the
+ * answer into out->response. *intent: the responder's intent; *cached: the cache answered. */
+static sg_status answer(const sg_backends *b, const sg_turn_input *in, const char *prompt,
+                        const char *visual, const sg_scene *pixels, sg_turn_output *out,
+                        const char **intent, bool *cached, sg_error *err)
+{
+    double t1 = sg_now_ms();
+    if (b->llm) {
+        int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
+        out->response = sg_cache_get(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
+        *cached = out->response != NULL;
+        if (!*cached) {
+            sg_status st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens,
+                                            &out->response, err);
+            if (st != SG_OK)
+                return st;
+            sg_cache_put(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens, out->response);
         }
-    }
-
-    /* 2. Vision: an image in the request wins over the remembered scene. */
-    const char *visual = SG_NO_VISUAL_INPUT;
-    const sg_scene *pixels = NULL;
-    if (in->image) {
-        sg_frame_result fr;
-        st = sg_frame_ingest(b, m, in->image, in->image_len, true, &fr, err);
-        if (st != SG_OK) {
-            json_decref(warnings);
-            return st;
-        }
-        json_decref(fr.scene);
-        out->t.vision = fr.decode_ms + fr.vision_ms;
-    }
-    if (m->has_scene) {
-        visual = m->visual_context;
-        pixels = m->pixels_valid ? &m->pixels : NULL;
-    }
-    if (blank(words) && !m->has_scene) {
-        json_decref(warnings);
-        if (in->audio && !out->speech)
-            return sg_error_set(err, SG_EINVAL,
-                                "no speech was detected in the audio and there is no text, image "
-                                "or earlier frame to answer from");
-        return sg_error_set(err, SG_EINVAL,
-                            "a query needs text_query, audio_base64, image_base64 or an earlier "
-                            "frame in this session");
-    }
-    out->query = strdup(blank(words) ? "What am I looking at?" : words);
-    if (!out->query) {
-        json_decref(warnings);
-        return sg_error_set(err, SG_ENOMEM, "out of memory");
-    }
-
-    /* 3. Safety on the way in: a blocked request never reaches the language model. */
-    sg_safety_result safety;
-    sg_safety_check(out->query, &safety);
-
-    /* 4. Prompt and language backend. */
-    char *prompt = NULL;
-    if (asprintf(&prompt, "Visual context: %s\nUser query: %s", visual, out->query) < 0) {
-        json_decref(warnings);
-        return sg_error_set(err, SG_ENOMEM, "out of memory");
-    }
-    char *response = NULL;
-    const char *intent = NULL;
-    bool cached = false;
-    if (!safety.blocked) {
-        double t1 = sg_now_ms();
-        if (b->llm) {
-            int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
-            sg_cache *cache = b->cache;
-            response = sg_cache_get(cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
-            cached = response != NULL;
-            if (!cached) {
-                st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens, &response, err);
-                if (st != SG_OK) {
-                    free(prompt);
-                    json_decref(warnings);
-                    return st;
-                }
-                sg_cache_put(cache, SG_SYSTEM_PROMPT, prompt, max_tokens, response);
-            }
-        } else {
-            sg_responder_input ri = {out->query, visual, pixels, time(NULL)};
-            sg_intent it;
-            response = sg_responder_answer(&ri, &it);
-            intent = sg_intent_name(it);
-            if (!response) {
-                free(prompt);
-                json_decref(warnings);
-                return sg_error_set(err, SG_ENOMEM, "out of memory");
-            }
-        }
-        out->t.llm = sg_now_ms() - t1;
-        /* 5. Safety on the way out. */
-        sg_safety_check(response, &safety);
-    }
-
-    /* 6. Actions (none when blocked). */
-    json_t *actions;
-    if (safety.blocked) {
-        free(response);
-        response = strdup(sg_safety_fallback_for(safety.category));
-        actions = json_array();
     } else {
-        actions = sg_actions_parse(b->skills, response);
-        if (!actions)
-            actions = json_array();
+        sg_responder_input ri = {out->query, visual, pixels, time(NULL)};
+        sg_intent it;
+        out->response = sg_responder_answer(&ri, &it);
+        *intent = sg_intent_name(it);
+        if (!out->response)
+            return sg_error_set(err, SG_ENOMEM, "out of memory");
     }
-    out->blocked = safety.blocked;
-    out->response = response;
-    out->t.total = sg_now_ms() - t0;
+    out->t.llm = sg_now_ms() - t1;
+    return SG_OK;
+}
 
+static json_t *metadata_json(const sg_backends *b, const sg_turn_output *out,
+                             const sg_safety_result *safety, bool cached, const char *intent,
+                             json_t *warnings)
+{
     json_t *meta = json_object();
     json_object_set_new(meta, "cloud_offload", json_false());
-    json_object_set_new(meta, "safety_blocked", json_boolean(safety.blocked));
-    if (safety.blocked) {
-        json_object_set_new(meta, "safety_reason", json_string(safety.reason));
-        json_object_set_new(meta, "safety_category", json_string(safety.category));
+    json_object_set_new(meta, "safety_blocked", json_boolean(safety->blocked));
+    if (safety->blocked) {
+        json_object_set_new(meta, "safety_reason", json_string(safety->reason));
+        json_object_set_new(meta, "safety_category", json_string(safety->category));
     }
     json_object_set_new(meta, "cached", json_boolean(cached));
     json_object_set_new(meta, "latency_ms", latency_json(&out->t));
@@ -309,25 +246,105 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
                                   "llm", b->llm ? NULL : "rule-based"));
     if (intent)
         json_object_set_new(meta, "intent", json_string(intent));
-    if (in->cloud_offload)
-        json_array_append_new(warnings,
-                              json_string("cloud_offload requested but no cloud backend is configured; answered on device"));
     if (json_array_size(warnings))
         json_object_set(meta, "warnings", warnings);
-    json_decref(warnings);
+    return meta;
+}
 
+sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_input *in,
+                      sg_turn_output *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->t.vad = out->t.asr = out->t.vision = out->t.llm = -1;
+    const double t0 = sg_now_ms();
+    json_t *warnings = json_array();
+    char *prompt = NULL;
+    const char *words;
+
+    /* 1. The user's words. */
+    sg_status st = hear(b, in, out, warnings, &words, err);
+    if (st != SG_OK)
+        goto done;
+
+    /* 2. Vision: an image in the request wins over the remembered scene. */
+    if (in->image) {
+        sg_frame_result fr;
+        st = sg_frame_ingest(b, m, in->image, in->image_len, true, &fr, err);
+        if (st != SG_OK)
+            goto done;
+        json_decref(fr.scene);
+        out->t.vision = fr.decode_ms + fr.vision_ms;
+    }
+    const char *visual = m->has_scene ? m->visual_context : SG_NO_VISUAL_INPUT;
+    const sg_scene *pixels = m->has_scene && m->pixels_valid ? &m->pixels : NULL;
+    if (blank(words) && !m->has_scene) {
+        st = in->audio && !out->speech
+                 ? sg_error_set(err, SG_EINVAL, "no speech was detected in the audio and there is "
+                                "no text, image or earlier frame to answer from")
+                 : sg_error_set(err, SG_EINVAL, "a query needs text_query, audio_base64, "
+                                "image_base64 or an earlier frame in this session");
+        goto done;
+    }
+    out->query = strdup(blank(words) ? "What am I looking at?" : words);
+    if (!out->query) {
+        st = sg_error_set(err, SG_ENOMEM, "out of memory");
+        goto done;
+    }
+
+    /* 3. Safety on the way in: a blocked request never reaches the language model. */
+    sg_safety_result safety;
+    sg_safety_check(out->query, &safety);
+
+    /* 4. Prompt and language backend; 5. safety on the way out. */
+    if (asprintf(&prompt, "Visual context: %s\nUser query: %s", visual, out->query) < 0) {
+        prompt = NULL;
+        st = sg_error_set(err, SG_ENOMEM, "out of memory");
+        goto done;
+    }
+    const char *intent = NULL;
+    bool cached = false;
+    if (!safety.blocked) {
+        st = answer(b, in, prompt, visual, pixels, out, &intent, &cached, err);
+        if (st != SG_OK)
+            goto done;
+        sg_safety_check(out->response, &safety);
+    }
+
+    /* 6. Actions (none when blocked: the category's fallback sentence answers). */
+    json_t *actions;
+    if (safety.blocked) {
+        free(out->response);
+        out->response = strdup(sg_safety_fallback_for(safety.category));
+        if (!out->response) {
+            st = sg_error_set(err, SG_ENOMEM, "out of memory");
+            goto done;
+        }
+        actions = json_array();
+    } else {
+        actions = sg_actions_parse(b->skills, out->response);
+        if (!actions)
+            actions = json_array();
+    }
+    out->blocked = safety.blocked;
+    out->t.total = sg_now_ms() - t0;
+    if (in->cloud_offload)
+        json_array_append_new(warnings, json_string("cloud_offload requested but no cloud backend "
+                                                    "is configured; answered on device"));
+    json_t *meta = metadata_json(b, out, &safety, cached, intent, warnings);
     out->result = json_pack("{s:s,s:o,s:s,s:s,s:o,s:o,s:{s:s,s:s,s:s}}",
                             "query", out->query,
                             "transcript", out->transcript ? json_string(out->transcript) : json_null(),
                             "visual_context", visual,
-                            "response", response ? response : "",
+                            "response", out->response ? out->response : "",
                             "actions", actions,
                             "metadata", meta,
                             "raw", "query", out->query, "visual_context", visual, "prompt", prompt);
-    free(prompt);
     if (!out->result)
-        return sg_error_set(err, SG_ENOMEM, "out of memory building the result");
-    return SG_OK;
+        st = sg_error_set(err, SG_ENOMEM, "out of memory building the result");
+done:
+    free(prompt);
+    json_decref(warnings);
+    return st;
 }
 
 void sg_turn_output_free(sg_turn_output *o)

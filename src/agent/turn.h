@@ -74,6 +74,8 @@ typedef struct sg_turn_output {
     sg_turn_timing t;
 } sg_turn_output;
 
+/* Runs one turn. *out is always to be freed with sg_turn_output_free: on an error it holds what
+ * was made before it (a transcript, the query). */
 sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_input *in,
                       sg_turn_output *out, sg_error *err);
 void sg_turn_output_free(sg_turn_output *o);

@@ -5,7 +5,7 @@
  * - /dat/session creates an ordinary session (the table of POST /sessions, X-Privacy-* headers
  *   honoured the same way); device_id and client_version are required and only validated.
  * - Sequence numbers are de-duplicated per chunk type (audio, frame, imu) over the session with a
- *   window of the last SG_DAT_WINDOW numbers (server/session.h): a repeated number is answered
+ *   window of the last SG_DAT_WINDOW numbers (server/dat_state.h): a repeated number is answered
  *   "duplicate" and not used again; so is an audio chunk numbered at or below the last audio chunk
  *   that a completed turn consumed (a retry, or a straggler of that turn). Numbers must therefore
  *   keep increasing within a session, as the protocol says.
@@ -56,7 +56,7 @@ static bool blank(const char *s)
 /* A required non-empty string field; false after a 400 (missing) or 422 (type). */
 static bool req_string(sg_req *r, json_t *obj, const char *name, const char *what, const char **out)
 {
-    if (!sg_req_opt_string(r, obj, name, out))
+    if (!sg_req_opt_string(r, obj, name, NULL, out))
         return false;
     if (!*out || !(*out)[0]) {
         sg_req_error(r, 400, "INVALID_REQUEST", "missing \"%s\" (%s)", name, what);
@@ -96,10 +96,10 @@ static bool body_session(sg_req *r, json_t *body)
 
 /* ---- POST /dat/session -------------------------------------------------------------------- */
 
-static void dat_session(sg_req *r)
+void sg_handle_dat_session(sg_req *r)
 {
     json_t *body, *caps, *meta;
-    if (!sg_req_parse_json(r, &body))
+    if (!sg_req_body(r, &body))
         return;
     const char *device, *client;
     bool flag;
@@ -175,7 +175,7 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
         const char *f;
         bool have;
         long v;
-        if (!sg_req_opt_string(r, meta, "format", &f))
+        if (!sg_req_opt_string(r, meta, "format", NULL, &f))
             return;
         if (f && f[0]) {
             if (!strcmp(f, "pcm_s16le") || !strcmp(f, "s16le") || !strcmp(f, "pcm"))
@@ -235,7 +235,9 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
     sg_dat_seen seen;
     sg_dat_stats st;
     sg_error err = {0};
-    sg_status rc = sg_dat_add_audio(r->session, cfg, seq, &fmt, data, len, &seen, &st, &err);
+    sg_session *s = r->session;
+    sg_status rc = s->dat.ops->add_audio(s->dat.self, cfg, seq, &fmt, data, len, &seen, &st,
+                                         &err);
     if (rc != SG_OK) {
         sg_req_fail(r, rc, "INVALID_AUDIO", &err);
         return;
@@ -263,7 +265,7 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
         snprintf(msg, sizeof msg, "audio chunk buffered (%zu chunks, %.3f s)", st.chunks,
                  st.seconds);
     }
-    json_t *o = ack(r->session, seq, status, msg);
+    json_t *o = ack(s, seq, status, msg);
     if (o) {
         buffer_json(o, &st);
         json_object_set_new(o, "trimmed", json_integer(st.trimmed));
@@ -276,31 +278,34 @@ static void work_dat_frame(sg_req *r)
     sg_server *srv = r->srv;
     sg_session *s = r->session;
     long long seq = r->in.dat_seq;
-    sg_dat_seen seen = sg_dat_claim(s, SG_DAT_FRAME, seq);
+    sg_dat_seen seen = s->dat.ops->claim(s->dat.self, SG_DAT_FRAME, seq);
     if (seen != SG_DAT_NEW) {
         ack_duplicate(r, "frame", seq, seen);
         return;
     }
     sg_error err = {0};
-    sg_frame_result fr;
+    sg_frame_result fr = {0};
     sg_status st = SG_OK;
-    bool newest = sg_dat_frame_newest(s, seq);
-    if (newest) {
-        pthread_mutex_lock(&s->lock);
-        /* two frames can pass sg_dat_frame_newest and then take the session lock in either
+    bool newest = s->dat.ops->frame_newest(s->dat.self, seq);
+    if (newest)
+        st = sg_session_lock(s, &err);
+    if (newest && st == SG_OK) {
+        /* two frames can pass sg_session_dat_frame_newest and then take the work lock in either
          * order: the older one must not replace the newer one's scene */
-        newest = seq >= s->dat.frame_analysed;
+        newest = seq >= s->dat_frame_analysed;
         if (newest) {
             st = sg_frame_ingest(srv->b, &s->vision, r->in.image, r->in.image_len, false, &fr, &err);
             if (st == SG_OK) {
-                s->dat.frame_analysed = seq; /* the scene is this frame's now */
+                s->dat_frame_analysed = seq; /* the scene is this frame's now */
                 st = sg_session_keep_frame(s, srv->cfg, r->in.image, r->in.image_len, &err);
             }
+            if (st == SG_OK)
+                sg_session_frame_counted(s);
         }
-        pthread_mutex_unlock(&s->lock);
+        sg_session_unlock(s);
     }
     if (!newest) {
-        sg_dat_count(s, SG_DAT_FRAME, 0);
+        s->dat.ops->count(s->dat.self, SG_DAT_FRAME, 0);
         sg_metrics_record(srv->metrics, SG_STAGE_INGEST_FRAME, sg_now_ms() - r->t_start);
         json_t *o = ack(s, seq, "accepted", "a newer frame was already analysed; this older "
                         "frame is not");
@@ -311,20 +316,12 @@ static void work_dat_frame(sg_req *r)
     }
     if (st != SG_OK) {
         json_decref(fr.scene);
-        sg_dat_unclaim(s, SG_DAT_FRAME, seq); /* a corrected retry is welcome */
+        s->dat.ops->unclaim(s->dat.self, SG_DAT_FRAME, seq); /* a corrected retry is welcome */
         sg_req_fail(r, st, "INVALID_IMAGE", &err);
         return;
     }
-    sg_dat_count(s, SG_DAT_FRAME, 0);
-    atomic_fetch_add(&s->frame_count, 1);
-    atomic_store(&s->has_frame, true);
-    sg_metrics_count(srv->metrics, SG_COUNTER_FRAMES, 1);
-    if (fr.keyframe) {
-        sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
-        sg_metrics_record(srv->metrics, SG_STAGE_VISION, fr.vision_ms);
-    }
-    double total = sg_now_ms() - r->t_start;
-    sg_metrics_record(srv->metrics, SG_STAGE_INGEST_FRAME, total);
+    s->dat.ops->count(s->dat.self, SG_DAT_FRAME, 0);
+    double total = sg_frame_recorded(srv, &fr, r->t_start);
     json_t *o = ack(s, seq, "accepted",
                     fr.keyframe ? "frame analysed: it is the session's scene now"
                                 : "frame skipped by the keyframe gate (no change); the scene stays");
@@ -347,7 +344,7 @@ static void stream_frame(sg_req *r, long long seq, json_t *meta, const char *pay
         const char *f;
         bool have, kf;
         long v;
-        if (!sg_req_opt_string(r, meta, "format", &f))
+        if (!sg_req_opt_string(r, meta, "format", NULL, &f))
             return;
         if (f && f[0] && strcmp(f, "jpeg") && strcmp(f, "jpg") && strcmp(f, "png")) {
             if (!strcmp(f, "yuv420") || !strcmp(f, "i420") || !strcmp(f, "nv21") ||
@@ -384,7 +381,7 @@ static void stream_imu(sg_req *r, long long seq, json_t *meta, const char *paylo
     if (meta) {
         const char *type;
         bool have;
-        if (!sg_req_opt_string(r, meta, "sensor_type", &type) ||
+        if (!sg_req_opt_string(r, meta, "sensor_type", NULL, &type) ||
             !sg_req_opt_int(r, meta, "sample_count", 1, 1000000, &have, &samples))
             return;
         if (type && strcmp(type, "accelerometer") && strcmp(type, "gyroscope") &&
@@ -400,20 +397,21 @@ static void stream_imu(sg_req *r, long long seq, json_t *meta, const char *paylo
                     "the IMU chunk limit", &data, &len))
         return;
     free(data); /* validated, never kept */
-    sg_dat_seen seen = sg_dat_claim(r->session, SG_DAT_IMU, seq);
+    sg_session *s = r->session;
+    sg_dat_seen seen = s->dat.ops->claim(s->dat.self, SG_DAT_IMU, seq);
     if (seen != SG_DAT_NEW) {
         ack_duplicate(r, "imu", seq, seen);
         return;
     }
-    sg_dat_count(r->session, SG_DAT_IMU, samples);
-    sg_req_json(r, 200, ack(r->session, seq, "accepted",
+    s->dat.ops->count(s->dat.self, SG_DAT_IMU, samples);
+    sg_req_json(r, 200, ack(s, seq, "accepted",
                             "IMU chunk validated and counted; turns do not use IMU data"));
 }
 
-static void dat_stream(sg_req *r)
+void sg_handle_dat_stream(sg_req *r)
 {
     json_t *body, *meta;
-    if (!sg_req_parse_json(r, &body))
+    if (!sg_req_body(r, &body))
         return;
     const char *type = NULL, *payload = NULL;
     bool have_seq, have_ts;
@@ -449,11 +447,18 @@ static void work_dat_turn(sg_req *r)
 {
     sg_session *s = r->session;
     sg_dat_turn t;
-    sg_dat_take_turn(s, &t); /* from here on the raw audio belongs to this turn only */
+    /* from here on the raw audio belongs to this turn only */
+    s->dat.ops->take_turn(s->dat.self, &t);
     if (t.n == 0 && blank(r->in.text)) {
-        pthread_mutex_lock(&s->lock);
+        sg_error err = {0};
+        sg_status st = sg_session_lock(s, &err);
+        if (st != SG_OK) {
+            sg_dat_turn_free(&t);
+            sg_req_fail(r, st, "INVALID_REQUEST", &err);
+            return;
+        }
         bool scene = s->vision.has_scene;
-        pthread_mutex_unlock(&s->lock);
+        sg_session_unlock(s);
         if (!scene) {
             sg_dat_turn_free(&t);
             sg_req_error(r, 400, "INVALID_REQUEST",
@@ -493,18 +498,18 @@ static void work_dat_turn(sg_req *r)
     sg_dat_turn_free(&t);
 }
 
-static void dat_turn(sg_req *r)
+void sg_handle_dat_turn(sg_req *r)
 {
     json_t *body, *meta;
-    if (!sg_req_parse_json(r, &body))
+    if (!sg_req_body(r, &body))
         return;
     const char *turn_id = NULL, *text = NULL, *lang = NULL;
     bool have_max;
     long max_tokens = 0;
     bool ok = body_session(r, body) &&
               req_string(r, body, "turn_id", "the client's id for this turn", &turn_id) &&
-              sg_req_opt_string(r, body, "query_text", &text) &&
-              sg_req_opt_string(r, body, "language", &lang) &&
+              sg_req_opt_string(r, body, "query_text", NULL, &text) &&
+              sg_req_opt_string(r, body, "language", NULL, &lang) &&
               sg_req_opt_bool(r, body, "cloud_offload", &r->in.cloud_offload) &&
               sg_req_opt_int(r, body, "max_tokens", 1, 4096, &have_max, &max_tokens) &&
               opt_object(r, body, "metadata", &meta);
@@ -525,21 +530,4 @@ static void dat_turn(sg_req *r)
     json_decref(body);
     if (ok)
         sg_req_submit(r, work_dat_turn);
-}
-
-void sg_dat_dispatch(sg_req *r)
-{
-    if (r->route == SG_ROUTE_DAT_SESSION) {
-        dat_session(r);
-        return;
-    }
-    if (!atomic_load(&r->srv->ready)) {
-        sg_req_error(r, 503, "MODEL_UNAVAILABLE", "models are still loading; retry shortly");
-        r->retry_after = 1;
-        return;
-    }
-    if (r->route == SG_ROUTE_DAT_STREAM)
-        dat_stream(r);
-    else
-        dat_turn(r);
 }

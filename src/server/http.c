@@ -43,37 +43,39 @@ void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
     sg_req_json(r, status, body);
 }
 
+int sg_http_status_of(sg_status st, const char *domain_code, const char **code)
+{
+    static const struct {
+        sg_status st;
+        int http;
+        const char *code;
+    } map[] = {
+        {SG_EIMAGE, 400, "INVALID_IMAGE"},        {SG_EAUDIO, 400, "INVALID_AUDIO"},
+        {SG_ETOOBIG, 413, "PAYLOAD_TOO_LARGE"},    {SG_ERANGE, 422, "INVALID_REQUEST"},
+        {SG_EUNSUPPORTED, 503, "MODEL_UNAVAILABLE"}, {SG_ENOMEM, 503, "OVERLOADED"},
+    };
+    *code = domain_code;
+    if (st == SG_EINVAL)
+        return 400;
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (map[i].st == st) {
+            *code = map[i].code;
+            return map[i].http;
+        }
+    *code = "INTERNAL_ERROR";
+    return 500;
+}
+
 void sg_req_fail(sg_req *r, sg_status st, const char *domain_code, const sg_error *err)
 {
     const char *msg = err && err->msg[0] ? err->msg : sg_status_name(st);
-    switch (st) {
-    case SG_EINVAL:
-        sg_req_error(r, 400, domain_code, "%s", msg);
-        break;
-    case SG_EIMAGE:
-        sg_req_error(r, 400, "INVALID_IMAGE", "%s", msg);
-        break;
-    case SG_EAUDIO:
-        sg_req_error(r, 400, "INVALID_AUDIO", "%s", msg);
-        break;
-    case SG_ETOOBIG:
-        sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "%s", msg);
-        break;
-    case SG_ERANGE:
-        sg_req_error(r, 422, "INVALID_REQUEST", "%s", msg);
-        break;
-    case SG_EUNSUPPORTED:
-        sg_req_error(r, 503, "MODEL_UNAVAILABLE", "%s", msg);
-        break;
-    case SG_ENOMEM:
-        sg_req_error(r, 503, "OVERLOADED", "%s", msg);
-        r->retry_after = r->srv->cfg->retry_after_s;
-        break;
-    default:
+    const char *code;
+    int http = sg_http_status_of(st, domain_code, &code);
+    if (http == 500)
         sg_log(SG_LOG_ERROR, "request %s: internal error: %s", r->request_id, msg);
-        sg_req_error(r, 500, "INTERNAL_ERROR", "%s", msg);
-        break;
-    }
+    sg_req_error(r, http, code, "%s", msg);
+    if (st == SG_ENOMEM)
+        r->retry_after = r->srv->cfg->retry_after_s;
 }
 
 /* Accept-Encoding: gzip is acceptable unless given q=0. */
@@ -178,9 +180,7 @@ static enum MHD_Result send_response(sg_req *r)
     MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
     /* only a well-formed id: the path segment is client bytes and must never reach a header raw */
-    if (((r->route >= SG_ROUTE_SESSIONS && r->route <= SG_ROUTE_MULTIMODAL) ||
-         r->route == SG_ROUTE_WS_AUDIO || r->route == SG_ROUTE_WS_FRAME) &&
-        sg_uuid_valid(r->session_id))
+    if (r->route && (r->route->flags & SG_ROUTE_SESSION_ID) && sg_uuid_valid(r->session_id))
         MHD_add_response_header(resp, "X-Session-ID", r->session_id);
     if (r->ws_version_header)
         MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
@@ -193,7 +193,7 @@ static enum MHD_Result send_response(sg_req *r)
         snprintf(ra, sizeof ra, "%d", r->retry_after);
         MHD_add_response_header(resp, "Retry-After", ra);
     }
-    if (r->allow)
+    if (r->allow[0])
         MHD_add_response_header(resp, "Allow", r->allow);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -229,7 +229,7 @@ static bool key_equals(const char *given, const char *key)
 static bool authorized(sg_req *r)
 {
     const char *key = r->srv->cfg->api_key;
-    if (!key[0] || r->route == SG_ROUTE_HEALTH || r->route == SG_ROUTE_READY)
+    if (!key[0] || (r->route && (r->route->flags & SG_ROUTE_OPEN)))
         return true;
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, r->srv->cfg->auth_header);
     if (h && key_equals(h, key))
@@ -307,6 +307,82 @@ static void request_id_of(struct MHD_Connection *c, char out[130])
     sg_uuid4(out);
 }
 
+/* A body that grows past SG_MAX_BODY_BYTES (a chunked upload; or memory runs out) stops being
+ * buffered and is answered 413 once it has been read. */
+static void drop_body(sg_req *r)
+{
+    r->too_large = true;
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+}
+
+static void append_body(sg_req *r, const char *data, size_t n)
+{
+    const size_t max = r->srv->cfg->max_body_bytes;
+    if (r->body_len + n > max) {
+        drop_body(r);
+        return;
+    }
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + n + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        char *p = realloc(r->body, cap);
+        if (!p) {
+            drop_body(r);
+            return;
+        }
+        r->body = p;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = 0;
+}
+
+/* The first callback of a request: its context, its row of the route table, and the answers due
+ * before any body is read (draining 503, auth 401, a Content-Length over the limit 413). */
+static sg_req *request_new(sg_server *s, struct MHD_Connection *conn, const char *url,
+                           const char *method, const char *version)
+{
+    sg_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    atomic_fetch_add(&s->inflight, 1);
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->url = url;
+    r->http_version = version;
+    r->t_start = sg_now_ms();
+    request_id_of(conn, r->request_id);
+    r->accept_gzip = accepts_gzip(
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct)
+        snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+    r->route = sg_route_match(method, url, r->session_id);
+    r->route_name = r->route ? r->route->path : "other";
+    if (atomic_load(&s->draining)) {
+        sg_req_error(r, 503, "OVERLOADED", "server is shutting down");
+        r->retry_after = s->cfg->retry_after_s;
+    } else if (!authorized(r)) {
+        sg_req_error(r, 401, "UNAUTHORIZED", "missing or invalid API key (send %s: <key> or "
+                     "Authorization: Bearer <key>)", s->cfg->auth_header);
+    } else {
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body_bytes)
+            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE",
+                         "request body of %s bytes is over the limit of %zu bytes "
+                         "(SG_MAX_BODY_BYTES)", cl, s->cfg->max_body_bytes);
+    }
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -314,75 +390,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     sg_server *s = cls;
     sg_req *r = *con_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
+        r = *con_cls = request_new(s, conn, url, method, version);
         if (!r)
             return MHD_NO;
-        *con_cls = r;
-        atomic_fetch_add(&s->inflight, 1);
-        r->srv = s;
-        r->conn = conn;
-        r->method = method;
-        r->url = url;
-        r->http_version = version;
-        r->t_start = sg_now_ms();
-        request_id_of(conn, r->request_id);
-        r->accept_gzip = accepts_gzip(
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ct)
-            snprintf(r->content_type, sizeof r->content_type, "%s", ct);
-        r->route = sg_route_match(url, r->session_id, &r->route_name);
-        if (atomic_load(&s->draining)) {
-            sg_req_error(r, 503, "OVERLOADED", "server is shutting down");
-            r->retry_after = s->cfg->retry_after_s;
-        } else if (!authorized(r)) {
-            sg_req_error(r, 401, "UNAUTHORIZED", "missing or invalid API key (send %s: <key> or "
-                         "Authorization: Bearer <key>)", s->cfg->auth_header);
-        } else {
-            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
-            if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body_bytes)
-                sg_req_error(r, 413, "PAYLOAD_TOO_LARGE",
-                             "request body of %s bytes is over the limit of %zu bytes "
-                             "(SG_MAX_BODY_BYTES)", cl, s->cfg->max_body_bytes);
-        }
-        if (r->done)
-            return send_response(r);
-        return MHD_YES;
+        return r->done ? send_response(r) : MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->done || r->too_large)
-            return MHD_YES; /* discard the rest of a body we already answered or refused */
-        if (r->body_len + n > s->cfg->max_body_bytes) {
-            /* chunked upload grew past the limit: stop buffering, answer 413 at the end */
-            r->too_large = true;
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
-            return MHD_YES;
-        }
-        if (r->body_len + n + 1 > r->body_cap) {
-            size_t cap = r->body_cap ? r->body_cap : 4096;
-            while (cap < r->body_len + n + 1)
-                cap *= 2;
-            if (cap > s->cfg->max_body_bytes + 1)
-                cap = s->cfg->max_body_bytes + 1;
-            char *p = realloc(r->body, cap);
-            if (!p) {
-                r->too_large = true;
-                free(r->body);
-                r->body = NULL;
-                r->body_len = r->body_cap = 0;
-                return MHD_YES;
-            }
-            r->body = p;
-            r->body_cap = cap;
-        }
-        memcpy(r->body + r->body_len, upload_data, n);
-        r->body_len += n;
-        r->body[r->body_len] = 0;
+        if (!r->done && !r->too_large) /* else: discard the rest of a body answered or refused */
+            append_body(r, upload_data, n);
         return MHD_YES;
     }
     if (!r->done) {
@@ -472,14 +489,14 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
     }
     s->cfg = cfg;
     s->b = backends;
-    s->sessions = sg_session_table_new(cfg);
+    s->sessions = sg_session_store_memory_new(cfg);
     s->metrics = sg_metrics_new();
     s->workq = sg_workq_new(cfg->workers, cfg->queue_depth);
     s->ws = sg_ws_hub_new();
     pthread_mutex_init(&s->reaper_lock, NULL);
     pthread_cond_init(&s->reaper_cond, NULL);
     if (!s->sessions || !s->metrics || !s->workq || !s->ws) {
-        sg_error_set(err, SG_ENOMEM, "could not create the session table, metrics or workers");
+        sg_error_set(err, SG_ENOMEM, "could not create the session store, metrics or workers");
         sg_server_free(s);
         return NULL;
     }
@@ -566,7 +583,7 @@ void sg_server_free(sg_server *s)
         sg_server_stop(s, 0);
     sg_workq_free(s->workq);
     sg_ws_hub_free(s->ws);
-    sg_session_table_free(s->sessions);
+    sg_session_store_free(s->sessions);
     sg_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->reaper_lock);
     pthread_cond_destroy(&s->reaper_cond);

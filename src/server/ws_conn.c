@@ -47,6 +47,7 @@
                                                back to the queue (HTTP jobs wait behind one slice) */
 #define RECV_CHUNK 65536
 #define INBOX_MAX_MESSAGES 256              /* also stop reading with this many waiting */
+#define STOP_REASON_MAX 64                  /* a close reason we send, with its NUL */
 
 typedef struct ws_msg {
     struct ws_msg *next;
@@ -82,7 +83,7 @@ struct sg_ws_conn {
     bool job_active, partial_active;
     long long finalized;    /* audio: utterances given their final (their partials are stale) */
     int stop_code;          /* set: close with it, drop pending work */
-    char stop_reason[64];
+    char stop_reason[STOP_REASON_MAX];
     /* the process job's */
     sg_ws_audio *sa;
     bool kept_audio_error;
@@ -211,18 +212,6 @@ static bool job_reserve(sg_server *s)
     return true;
 }
 
-static const char *frame_error_code(sg_status st)
-{
-    switch (st) {
-    case SG_EIMAGE:
-    case SG_EINVAL: return "INVALID_IMAGE";
-    case SG_ETOOBIG: return "PAYLOAD_TOO_LARGE";
-    case SG_EUNSUPPORTED: return "MODEL_UNAVAILABLE";
-    case SG_ENOMEM: return "OVERLOADED";
-    default: return "INTERNAL_ERROR";
-    }
-}
-
 static json_t *error_msg(bool typed, const char *code, const char *detail)
 {
     json_t *d = json_string(detail);
@@ -245,9 +234,10 @@ static json_t *frame_message(sg_ws_conn *c, const ws_msg *m)
                               &st, &err);
     if (o)
         return o;
-    if (strcmp(frame_error_code(st), "INTERNAL_ERROR") == 0)
+    const char *code; /* as POST /frame would answer */
+    if (sg_http_status_of(st, "INVALID_IMAGE", &code) == 500)
         sg_log(SG_LOG_ERROR, "ws %s: frame: internal error: %s", c->request_id, err.msg);
-    return error_msg(false, frame_error_code(st), err.msg[0] ? err.msg : sg_status_name(st));
+    return error_msg(false, code, err.msg[0] ? err.msg : sg_status_name(st));
 }
 
 typedef struct partial_job {
@@ -318,15 +308,18 @@ static void audio_message(sg_ws_conn *c, const ws_msg *m, bool partial_busy)
     json_t *msg;
     if (res.n16k || res.finals) {
         sg_error err = {0};
-        pthread_mutex_lock(&ses->lock);
-        sg_status st = res.n16k ? sg_session_keep_audio(ses, s->cfg, res.pcm16k, res.n16k, &err) : SG_OK;
-        json_array_foreach(res.msgs, i, msg) {
-            const char *type = json_string_value(json_object_get(msg, "type"));
-            const char *text = json_string_value(json_object_get(msg, "text"));
-            if (type && strcmp(type, "final") == 0 && text)
-                sg_session_add_transcript(ses, text); /* as POST /audio: only when STORE_TRANSCRIPTS */
+        sg_status st = sg_session_lock(ses, &err);
+        if (st == SG_OK) {
+            if (res.n16k)
+                st = sg_session_keep_audio(ses, s->cfg, res.pcm16k, res.n16k, &err);
+            json_array_foreach(res.msgs, i, msg) {
+                const char *type = json_string_value(json_object_get(msg, "type"));
+                const char *text = json_string_value(json_object_get(msg, "text"));
+                if (type && strcmp(type, "final") == 0 && text)
+                    sg_session_add_transcript(ses, text); /* as POST /audio: only when STORE_TRANSCRIPTS */
+            }
+            sg_session_unlock(ses);
         }
-        pthread_mutex_unlock(&ses->lock);
         if (st != SG_OK && !c->kept_audio_error) {
             c->kept_audio_error = true; /* once: the stream itself goes on */
             json_array_append_new(res.msgs,
@@ -437,6 +430,8 @@ typedef struct io {
     bool reply_pending; /* the peer closed: answer once its pending messages are processed */
     int reply_code;
     double close_deadline, last_rx;
+    double idle_ms;     /* no message or ping for this long: close 1001 "idle timeout" */
+    double retry_at;    /* the work queue was full: submit the job again then (0: not waiting) */
     /* received bytes not parsed yet because the inbox filled up (into rbuf or c->extra) */
     const uint8_t *stash;
     size_t stash_n;
@@ -618,140 +613,175 @@ static void flush_wbuf(sg_ws_conn *c, io *o)
     o->woff = o->wlen = 0;
 }
 
-static void *io_main(void *arg)
+/* What the jobs left for the I/O thread, taken under c->lock once a turn of its loop. */
+typedef struct io_view {
+    json_t *out;              /* messages to send (owned until sent) */
+    int stop;                 /* set: close with this code */
+    char stop_reason[STOP_REASON_MAX];
+    bool busy;                /* a job or a partial transcription is running */
+    bool pending;             /* messages wait in the inbox */
+    size_t in_bytes, in_n;    /* the inbox's fill */
+} io_view;
+
+static void inbox_view(sg_ws_conn *c, io_view *v)
 {
-    sg_ws_conn *c = arg;
-    sg_server *s = c->srv;
-    io o;
-    memset(&o, 0, sizeof o);
-    sg_ws_parser_init(&o.parser, c->max_message, true);
-    const double idle_ms = 1000.0 * (s->cfg->ws_idle_s > 0 ? s->cfg->ws_idle_s : s->cfg->session_ttl_s);
-    o.last_rx = sg_now_ms();
+    v->pending = c->in_head != NULL;
+    v->in_bytes = c->in_bytes;
+    v->in_n = c->in_n;
+}
+
+static bool unsent(const io *o) { return o->wlen > o->woff && !o->eof; }
+
+/* Start: a non-blocking socket, the parser, a DELETE that raced the upgrade, and the bytes
+ * libmicrohttpd read past the request. */
+static void io_start(sg_ws_conn *c, io *o)
+{
+    const sg_config *cfg = c->srv->cfg;
+    memset(o, 0, sizeof *o);
+    sg_ws_parser_init(&o->parser, c->max_message, true);
+    o->idle_ms = 1000.0 * (cfg->ws_idle_s > 0 ? cfg->ws_idle_s : cfg->session_ttl_s);
+    o->last_rx = sg_now_ms();
     int fl = fcntl(c->fd, F_GETFL);
     if (fl >= 0)
         fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
     /* a DELETE that came between the session lookup and on_upgrade putting c on the live list
-     * did not see this socket: the session is no longer in the table, so close as it would have */
-    sg_session *still = sg_session_get(s->sessions, c->session->id);
+     * did not see this socket: the session is no longer in the store, so close as it would have */
+    sg_session *still = sg_session_get(c->srv->sessions, c->session->id);
     if (still)
         sg_session_release(still);
     else {
         sg_log(SG_LOG_DEBUG, "ws %s: the session was deleted during the upgrade", c->request_id);
         ask_close(c, SG_WS_CLOSE_NORMAL, "session deleted");
     }
-    o.stash = c->extra;
-    o.stash_n = c->extra_len;
-    stash_parse(c, &o);
-    double retry_at = 0;
-    for (;;) {
-        double now = sg_now_ms();
-        /* what the jobs produced, and whether the socket must stop */
+    o->stash = c->extra;
+    o->stash_n = c->extra_len;
+    stash_parse(c, o);
+}
+
+/* Drain: takes what the jobs produced into the write buffer and meets what this moment asks for:
+ * a requested stop, the answer to the peer's close once everything before it is answered, the
+ * job for waiting messages, the idle timeout. *v is left describing the inbox and the jobs. */
+static void io_drain(sg_ws_conn *c, io *o, io_view *v, double now)
+{
+    pthread_mutex_lock(&c->lock);
+    v->out = c->out;
+    c->out = NULL;
+    v->stop = c->stop_code;
+    memcpy(v->stop_reason, c->stop_reason, sizeof v->stop_reason);
+    v->busy = c->job_active || c->partial_active;
+    inbox_view(c, v);
+    pthread_mutex_unlock(&c->lock);
+    if (o->stash_n && !inbox_full(c, v->in_bytes, v->in_n)) {
+        stash_parse(c, o);
         pthread_mutex_lock(&c->lock);
-        json_t *out = c->out;
-        c->out = NULL;
-        const int stop = c->stop_code;
-        char stop_reason[sizeof c->stop_reason];
-        memcpy(stop_reason, c->stop_reason, sizeof stop_reason);
-        const bool busy = c->job_active || c->partial_active;
-        bool pending = c->in_head != NULL;
-        size_t in_bytes = c->in_bytes, in_n = c->in_n;
+        inbox_view(c, v);
         pthread_mutex_unlock(&c->lock);
-        if (o.stash_n && !inbox_full(c, in_bytes, in_n)) {
-            stash_parse(c, &o);
-            pthread_mutex_lock(&c->lock);
-            in_bytes = c->in_bytes;
-            in_n = c->in_n;
-            pending = c->in_head != NULL;
-            pthread_mutex_unlock(&c->lock);
+    }
+    if (v->out) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v->out, i, m) {
+            if (o->close_sent)
+                break;
+            char *txt = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(9));
+            if (txt)
+                send_frame(o, SG_WS_OP_TEXT, txt, strlen(txt));
+            free(txt);
         }
-        if (out) {
-            size_t i;
-            json_t *m;
-            json_array_foreach(out, i, m) {
-                if (o.close_sent)
-                    break;
-                char *txt = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(9));
-                if (txt)
-                    send_frame(&o, SG_WS_OP_TEXT, txt, strlen(txt));
-                free(txt);
-            }
-            json_decref(out);
-        }
-        if (stop && !o.close_sent) {
-            inbox_drop(c);
-            send_close(c, &o, stop, stop_reason);
-        }
-        if (o.reply_pending && !o.close_sent && !busy && !pending)
-            send_close(c, &o, o.reply_code, NULL); /* everything before the peer's close is answered */
-        if (pending && !o.close_sent && (retry_at == 0 || now >= retry_at)) {
-            retry_at = 0;
-            if (!submit_process(c))
-                retry_at = now + RETRY_MS; /* queue full: the inbox waits, reading pauses */
-        }
-        if (!o.close_sent && now - o.last_rx >= idle_ms)
-            send_close(c, &o, SG_WS_CLOSE_GOING_AWAY, "idle timeout");
-        /* done? */
-        const bool unsent = o.wlen > o.woff && !o.eof;
-        if (o.broken)
+        json_decref(v->out);
+        v->out = NULL;
+    }
+    if (v->stop && !o->close_sent) {
+        inbox_drop(c);
+        send_close(c, o, v->stop, v->stop_reason);
+    }
+    if (o->reply_pending && !o->close_sent && !v->busy && !v->pending)
+        send_close(c, o, o->reply_code, NULL); /* everything before the peer's close is answered */
+    if (v->pending && !o->close_sent && (o->retry_at == 0 || now >= o->retry_at)) {
+        o->retry_at = 0;
+        if (!submit_process(c))
+            o->retry_at = now + RETRY_MS; /* queue full: the inbox waits, reading pauses */
+    }
+    if (!o->close_sent && now - o->last_rx >= o->idle_ms)
+        send_close(c, o, SG_WS_CLOSE_GOING_AWAY, "idle timeout");
+}
+
+/* Whether the thread is done with the socket. After a protocol error our side is shut once the
+ * close frame is out (the peer follows; no closing handshake). */
+static bool io_done(sg_ws_conn *c, io *o, const io_view *v, double now)
+{
+    if (o->broken)
+        return true;
+    if (o->failed && !unsent(o) && !o->shut) {
+        shutdown(c->fd, SHUT_WR);
+        o->shut = true;
+    }
+    /* after our close: the peer's answer once ours is out, or give up at the deadline - also
+     * when ours could not be sent (a peer that stopped reading would otherwise be polled with
+     * a zero timeout for ever) */
+    if (o->close_sent && ((!unsent(o) && o->close_recv) || now >= o->close_deadline))
+        return true;
+    return o->eof && !v->busy && !v->pending; /* the peer is gone; what it sent was processed */
+}
+
+/* Wait: polls the socket - for reading only while the inbox, the stash and the write buffer have
+ * room, for writing while bytes wait - and the wake-up fd, until the next deadline (the close,
+ * the idle timeout, a retry of the queue; at most a second). *can_read: reading was asked for. */
+static int io_wait(sg_ws_conn *c, const io *o, const io_view *v, double now, struct pollfd pf[2],
+                   bool *can_read)
+{
+    *can_read = !o->close_recv && !o->eof && !o->stash_n && !inbox_full(c, v->in_bytes, v->in_n) &&
+                o->wlen - o->woff < WBUF_PAUSE;
+    /* once the peer is gone the socket is left out (it would report POLLHUP for ever) while the
+     * jobs finish */
+    pf[0] = (struct pollfd){o->eof ? -1 : c->fd,
+                            (short)((*can_read ? POLLIN : 0) | (unsent(o) ? POLLOUT : 0)), 0};
+    pf[1] = (struct pollfd){c->wake_fd, POLLIN, 0};
+    double until = o->close_sent ? o->close_deadline : o->last_rx + o->idle_ms;
+    if (o->retry_at && o->retry_at < until)
+        until = o->retry_at;
+    int timeout = until <= now ? 0 : until - now > 1000.0 ? 1000 : (int)(until - now) + 1;
+    return poll(pf, 2, timeout);
+}
+
+/* Read: clears the wake-up, flushes the write buffer, reads and parses what came (up to 256 KiB,
+ * then the loop looks around again). */
+static void io_read(sg_ws_conn *c, io *o, const struct pollfd pf[2], bool can_read)
+{
+    if (pf[1].revents & POLLIN) {
+        uint64_t v;
+        ssize_t k = read(c->wake_fd, &v, sizeof v);
+        (void)k;
+    }
+    if (pf[0].revents & POLLOUT)
+        flush_wbuf(c, o);
+    if (!can_read || !(pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (pf[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+            peer_gone(c, o);
+        return;
+    }
+    for (int k = 0; k < 4 && !o->eof; k++) {
+        ssize_t got = recv(c->fd, o->rbuf, sizeof o->rbuf, 0);
+        if (got > 0) {
+            o->stash = o->rbuf;
+            o->stash_n = (size_t)got;
+            stash_parse(c, o);
+            if (o->stash_n || (size_t)got < sizeof o->rbuf)
+                break; /* the inbox is full, or the socket had no more */
+        } else if (got == 0) {
+            peer_gone(c, o);
+        } else {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                peer_gone(c, o); /* ECONNRESET: a client that closed with unread data */
             break;
-        if (o.failed && !unsent && !o.shut) {
-            shutdown(c->fd, SHUT_WR); /* the close frame is out: end our side; the peer follows */
-            o.shut = true;
-        }
-        /* after our close: the peer's answer once ours is out, or give up at the deadline - also
-         * when ours could not be sent (a peer that stopped reading would otherwise be polled with
-         * a zero timeout for ever) */
-        if (o.close_sent && ((!unsent && o.close_recv) || now >= o.close_deadline))
-            break;
-        if (o.eof && !busy && !pending)
-            break; /* the peer is gone; what it sent before was processed */
-        /* wait */
-        const bool can_read = !o.close_recv && !o.eof && !o.stash_n && !inbox_full(c, in_bytes, in_n) &&
-                              o.wlen - o.woff < WBUF_PAUSE;
-        /* once the peer is gone the socket is left out (it would report POLLHUP for ever) while
-         * the jobs finish */
-        struct pollfd pf[2] = {{o.eof ? -1 : c->fd,
-                                (short)((can_read ? POLLIN : 0) | (unsent ? POLLOUT : 0)), 0},
-                               {c->wake_fd, POLLIN, 0}};
-        double until = o.close_sent ? o.close_deadline : o.last_rx + idle_ms;
-        if (retry_at && retry_at < until)
-            until = retry_at;
-        int timeout = until <= now ? 0 : until - now > 1000.0 ? 1000 : (int)(until - now) + 1;
-        int rc = poll(pf, 2, timeout);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (rc <= 0)
-            continue;
-        if (pf[1].revents & POLLIN) {
-            uint64_t v;
-            ssize_t k = read(c->wake_fd, &v, sizeof v);
-            (void)k;
-        }
-        if (pf[0].revents & POLLOUT)
-            flush_wbuf(c, &o);
-        if (can_read && (pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            for (int k = 0; k < 4 && !o.eof; k++) { /* up to 256 KiB, then look around again */
-                ssize_t got = recv(c->fd, o.rbuf, sizeof o.rbuf, 0);
-                if (got > 0) {
-                    o.stash = o.rbuf;
-                    o.stash_n = (size_t)got;
-                    stash_parse(c, &o);
-                    if (o.stash_n || (size_t)got < sizeof o.rbuf)
-                        break; /* the inbox is full, or the socket had no more */
-                } else if (got == 0) {
-                    peer_gone(c, &o);
-                } else {
-                    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                        peer_gone(c, &o); /* ECONNRESET: a client that closed with unread data */
-                    break;
-                }
-            }
-        } else if (pf[0].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-            peer_gone(c, &o);
         }
     }
+}
 
-    /* wind down: no new work, wait for the jobs that reference c */
+/* Close: no new work, wait for the jobs that reference c, free the socket's state, give the slot
+ * back, close the TCP connection and hand c to the hub to be joined and freed. */
+static void io_close(sg_ws_conn *c, io *o)
+{
     pthread_mutex_lock(&c->lock);
     if (!c->stop_code)
         c->stop_code = SG_WS_CLOSE_ABNORMAL; /* tells jobs still running to post nothing */
@@ -759,14 +789,14 @@ static void *io_main(void *arg)
         pthread_cond_wait(&c->cond, &c->lock);
     pthread_mutex_unlock(&c->lock);
     inbox_drop(c);
-    sg_ws_parser_free(&o.parser);
-    free(o.wbuf);
+    sg_ws_parser_free(&o->parser);
+    free(o->wbuf);
     sg_ws_audio_free(c->sa); /* the audio state (up to ~1 min of samples) goes now, not at reaping */
     c->sa = NULL;
     /* the slot is free before the TCP connection closes, so a client that sees the close and
      * reconnects at once is not refused; c stays on the live list until the close is done (a
      * server stop waits for that list to empty before it stops the daemon) */
-    sg_ws_hub *h = s->ws;
+    sg_ws_hub *h = c->srv->ws;
     pthread_mutex_lock(&h->lock);
     h->slots--;
     pthread_mutex_unlock(&h->lock);
@@ -787,6 +817,29 @@ static void *io_main(void *arg)
     pthread_cond_broadcast(&h->changed);
     pthread_mutex_unlock(&h->lock);
     sg_session_release(ses); /* never deletes the session: only this reference goes */
+}
+
+/* The socket's thread: drain, wait, read, until done; then close. */
+static void *io_main(void *arg)
+{
+    sg_ws_conn *c = arg;
+    io o;
+    io_start(c, &o);
+    for (;;) {
+        const double now = sg_now_ms();
+        io_view v;
+        io_drain(c, &o, &v, now);
+        if (io_done(c, &o, &v, now))
+            break;
+        struct pollfd pf[2];
+        bool can_read;
+        int rc = io_wait(c, &o, &v, now, pf, &can_read);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc > 0)
+            io_read(c, &o, pf, can_read);
+    }
+    io_close(c, &o);
     return NULL;
 }
 
@@ -856,10 +909,11 @@ void sg_ws_request_done(sg_req *r)
     release_slot(h);
 }
 
-void sg_ws_dispatch(sg_req *r)
+/* The upgrade of GET /ws/audio|frame/{id} (the dispatcher checked method, readiness and the
+ * session). */
+static void ws_open(sg_req *r, bool audio)
 {
     sg_server *s = r->srv;
-    const bool audio = r->route == SG_ROUTE_WS_AUDIO;
     reap_dead(s->ws);
     sg_ws_request hs = {
         r->method,
@@ -946,6 +1000,9 @@ void sg_ws_dispatch(sg_req *r)
     sg_log(SG_LOG_DEBUG, "ws %s: upgrading %s for session %s", c->request_id, r->route_name,
            c->session->id);
 }
+
+void sg_handle_ws_audio(sg_req *r) { ws_open(r, true); }
+void sg_handle_ws_frame(sg_req *r) { ws_open(r, false); }
 
 /* ---- stop and session deletion ---------------------------------------------------------------- */
 

@@ -1,0 +1,484 @@
+/* The handlers of the API's own routes (../shared/API.md; the DAT routes are dat.c's, the
+ * WebSocket ones ws_conn.c's): health, readiness, sessions, metrics, and the session work - frame
+ * ingest, audio transcription and turns - parsed on the HTTP thread and run on the work queue. */
+#include "server/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/turn.h"
+#include "base/clock.h"
+
+static double ms3(double x) { return (double)(long long)(x * 1000 + 0.5) / 1000; }
+
+/* ---- health, readiness, sessions, metrics: answered on the HTTP thread ---------------------- */
+
+static json_t *models_bools(const sg_backends *b)
+{
+    return json_pack("{s:b,s:b,s:b,s:b}", "vision", b->vision != NULL, "asr", b->asr != NULL,
+                     "vad", b->vad != NULL, "llm", b->llm != NULL);
+}
+
+void sg_handle_health(sg_req *r)
+{
+    const sg_backends *b = r->srv->b;
+    json_t *o = json_pack("{s:s,s:o,s:s,s:o,s:o,s:I,s:f}", "status", "ok", "models",
+                          models_bools(b), "version", SG_VERSION, "model_names",
+                          sg_backends_models_json(b), "fallbacks",
+                          json_pack("{s:s?,s:s?}", "vision", b->vision ? NULL : "pixel-stats", "llm",
+                                    b->llm ? NULL : "rule-based"),
+                          "active_sessions", (json_int_t)sg_session_count(r->srv->sessions),
+                          "uptime_s", ms3((sg_now_ms() - r->srv->started_ms) / 1000.0));
+    sg_req_json(r, 200, o);
+}
+
+void sg_handle_ready(sg_req *r)
+{
+    if (atomic_load(&r->srv->ready)) {
+        sg_req_json(r, 200, json_pack("{s:s}", "status", "ready"));
+    } else {
+        sg_req_json(r, 503, json_pack("{s:s,s:s,s:s}", "status", "loading", "detail",
+                                      "models are still loading", "error", "MODEL_UNAVAILABLE"));
+        r->retry_after = 1;
+    }
+}
+
+void sg_handle_sessions_create(sg_req *r)
+{
+    json_t *body;
+    if (!sg_req_body(r, &body))
+        return;
+    json_decref(body);
+    sg_privacy p;
+    sg_session *s;
+    if (!sg_req_new_session(r, &s, &p))
+        return;
+    sg_req_json(r, 200, json_pack("{s:s,s:{s:b,s:b,s:b}}", "session_id", s->id, "privacy",
+                                  "store_raw_audio", p.store_raw_audio, "store_raw_frames",
+                                  p.store_raw_frames, "store_transcripts", p.store_transcripts));
+    sg_session_release(s);
+}
+
+void sg_handle_sessions_list(sg_req *r)
+{
+    json_t *list = sg_session_list_json(r->srv->sessions);
+    sg_req_json(r, 200, json_pack("{s:o,s:I}", "sessions", list, "count",
+                                  (json_int_t)json_array_size(list)));
+}
+
+void sg_handle_session_delete(sg_req *r)
+{
+    if (!sg_session_delete(r->srv->sessions, r->session_id)) {
+        sg_req_error(r, 404, "INVALID_SESSION", "session not found");
+        return;
+    }
+    sg_ws_session_deleted(r->srv, r->session_id); /* its WebSockets close with 1000 */
+    sg_req_json(r, 200, json_pack("{s:s,s:s}", "status", "deleted", "session_id", r->session_id));
+}
+
+static json_t *stage_brief(sg_metrics *m, sg_stage st)
+{
+    sg_stage_stats s;
+    sg_metrics_stage(m, st, &s);
+    return json_pack("{s:I,s:f,s:f}", "count", (json_int_t)s.count, "avg_ms", ms3(s.avg), "max_ms",
+                     ms3(s.max));
+}
+
+void sg_handle_metrics(sg_req *r)
+{
+    sg_server *s = r->srv;
+    json_t *o = sg_metrics_json(s->metrics);
+    json_object_set_new(o, "sessions",
+                        json_pack("{s:I,s:I}", "created", (json_int_t)sg_session_created(s->sessions),
+                                  "active", (json_int_t)sg_session_count(s->sessions)));
+    json_object_set_new(o, "websockets", json_pack("{s:i,s:i}", "open", sg_ws_open_count(s->ws),
+                                                   "max", s->cfg->max_websockets));
+    json_object_set_new(o, "queue", json_pack("{s:i,s:i,s:i}", "workers", s->cfg->workers, "depth",
+                                              s->cfg->queue_depth, "pending",
+                                              sg_workq_pending(s->workq)));
+    json_object_set_new(o, "uptime_s", json_real(ms3((sg_now_ms() - s->started_ms) / 1000.0)));
+    sg_req_json(r, 200, o);
+}
+
+void sg_handle_metrics_summary(sg_req *r)
+{
+    sg_server *s = r->srv;
+    sg_stage_stats fa, ff, e2e;
+    sg_metrics_stage(s->metrics, SG_STAGE_INGEST_AUDIO, &fa);
+    sg_metrics_stage(s->metrics, SG_STAGE_INGEST_FRAME, &ff);
+    sg_metrics_stage(s->metrics, SG_STAGE_E2E, &e2e);
+    bool degraded = (fa.count && fa.avg > 100.0) || (ff.count && ff.avg > 100.0) ||
+                    (e2e.count && e2e.avg > 2000.0);
+    json_t *o = json_pack(
+        "{s:s,s:{s:o,s:o,s:o},s:{s:I,s:I,s:I}}", "health", degraded ? "degraded" : "ok",
+        "dat_metrics", "ingest_audio", stage_brief(s->metrics, SG_STAGE_INGEST_AUDIO),
+        "ingest_frame", stage_brief(s->metrics, SG_STAGE_INGEST_FRAME), "end_to_end_turn",
+        stage_brief(s->metrics, SG_STAGE_E2E), "summary", "total_sessions",
+        (json_int_t)sg_session_created(s->sessions), "active_sessions",
+        (json_int_t)sg_session_count(s->sessions), "total_queries",
+        (json_int_t)sg_metrics_counter(s->metrics, SG_COUNTER_QUERIES));
+    sg_req_json(r, 200, o);
+}
+
+void sg_handle_metrics_prometheus(sg_req *r)
+{
+    sg_server *s = r->srv;
+    char *text = sg_metrics_prometheus(s->metrics, sg_session_count(s->sessions),
+                                       sg_session_created(s->sessions), sg_ws_open_count(s->ws),
+                                       (sg_now_ms() - s->started_ms) / 1000.0);
+    if (!text) {
+        sg_req_error(r, 503, "OVERLOADED", "out of memory");
+        return;
+    }
+    r->text = text;
+    r->text_type = "text/plain; version=0.0.4; charset=utf-8";
+    r->status = 200;
+    r->done = true;
+}
+
+/* ---- session work (runs on the work queue) ------------------------------------------------ */
+
+double sg_frame_recorded(sg_server *srv, const sg_frame_result *fr, double t_start)
+{
+    sg_metrics_count(srv->metrics, SG_COUNTER_FRAMES, 1);
+    if (fr->keyframe) {
+        sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
+        sg_metrics_record(srv->metrics, SG_STAGE_VISION, fr->vision_ms);
+    }
+    double total = sg_now_ms() - t_start;
+    sg_metrics_record(srv->metrics, SG_STAGE_INGEST_FRAME, total);
+    return total;
+}
+
+/* A frame with the client-keyframe hint is forced through the gate: the client ran the same gate
+ * (src/agent/keyframe.c) over every frame it captured, while this server only sees the uploads, so
+ * re-checking min_gap would count uploads instead of camera frames (skipping ~2/3 of them) and a
+ * diff to the previous upload would miss the change accumulated over the frames held back on the
+ * phone. The gate still updates its thumbnails, so unhinted frames after it compare against it.
+ * A client could hint every frame; that buys it no more than sending every frame as a query
+ * image, and the per-session rate limit and the work queue bound both. */
+json_t *sg_frame_work(sg_server *srv, sg_session *s, const uint8_t *image, size_t len,
+                      bool client_keyframe, double t_start, sg_status *status, sg_error *err)
+{
+    sg_frame_result fr = {0};
+    long index = 0;
+    sg_status st = sg_session_lock(s, err);
+    if (st == SG_OK) {
+        st = sg_frame_ingest(srv->b, &s->vision, image, len, client_keyframe, &fr, err);
+        if (st == SG_OK)
+            st = sg_session_keep_frame(s, srv->cfg, image, len, err);
+        if (st == SG_OK)
+            sg_session_frame_counted(s);
+        index = s->vision.frames;
+        sg_session_unlock(s);
+    }
+    *status = st;
+    if (st != SG_OK) {
+        json_decref(fr.scene);
+        return NULL;
+    }
+    double total = sg_frame_recorded(srv, &fr, t_start);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:o,s:I,s:{s:f,s:f,s:f}}", "session_id", s->id,
+                          "status", fr.keyframe ? "processed" : "skipped", "keyframe", fr.keyframe,
+                          "client_keyframe", client_keyframe, "scene",
+                          fr.scene ? fr.scene : json_null(), "frame_index", (json_int_t)index,
+                          "latency_ms", "decode", ms3(fr.decode_ms), "vision", ms3(fr.vision_ms),
+                          "total", ms3(total));
+    if (!o) {
+        *status = sg_error_set(err, SG_ENOMEM, "out of memory building the response");
+        return NULL;
+    }
+    return o;
+}
+
+static void work_frame(sg_req *r)
+{
+    sg_status st = SG_OK;
+    sg_error err = {0};
+    json_t *o = sg_frame_work(r->srv, r->session, r->in.image, r->in.image_len,
+                              r->in.client_keyframe, r->t_start, &st, &err);
+    if (!o) {
+        sg_req_fail(r, st, "INVALID_IMAGE", &err);
+        return;
+    }
+    sg_req_json(r, 200, o);
+}
+
+/* Decodes the request's audio and applies AUDIO_BUFFER_MAX_SECONDS with the configured policy:
+ * reject refuses longer audio, trim keeps its most recent seconds (cut before resampling). */
+static sg_status decode_request_audio(sg_req *r, sg_audio *a, sg_error *err)
+{
+    const sg_config *cfg = r->srv->cfg;
+    if (cfg->audio_policy == SG_POLICY_TRIM)
+        return sg_audio_decode_tail(r->in.audio, r->in.audio_len, r->in.audio_format,
+                                    r->in.sample_rate, cfg->audio_max_seconds, a, err);
+    sg_status st = sg_audio_decode(r->in.audio, r->in.audio_len, r->in.audio_format,
+                                   r->in.sample_rate, cfg->audio_max_seconds, a, err);
+    if (st == SG_ETOOBIG)
+        return sg_error_set(err, SG_ETOOBIG, "audio is longer than AUDIO_BUFFER_MAX_SECONDS=%g s "
+                            "(AUDIO_BUFFER_POLICY=reject)", cfg->audio_max_seconds);
+    return st;
+}
+
+static void work_audio(sg_req *r)
+{
+    sg_server *srv = r->srv;
+    sg_session *s = r->session;
+    sg_error err = {0};
+    sg_audio a;
+    sg_status st = decode_request_audio(r, &a, &err);
+    if (st != SG_OK) {
+        sg_req_fail(r, st, "INVALID_AUDIO", &err);
+        return;
+    }
+    char *transcript = NULL;
+    bool speech = false;
+    double vad_ms = -1, asr_ms = -1;
+    st = sg_session_lock(s, &err);
+    if (st == SG_OK) {
+        st = sg_turn_transcribe(srv->b, &a, r->in.language, &transcript, &speech, &vad_ms,
+                                &asr_ms, &err);
+        if (st == SG_OK)
+            st = sg_session_keep_audio(s, srv->cfg, a.samples, a.n, &err);
+        if (st == SG_OK && speech)
+            sg_session_add_transcript(s, transcript);
+        sg_session_unlock(s);
+    }
+    double dur = a.duration_s;
+    sg_audio_free(&a);
+    if (st != SG_OK) {
+        free(transcript);
+        sg_req_fail(r, st, "INVALID_AUDIO", &err);
+        return;
+    }
+    sg_metrics_record(srv->metrics, SG_STAGE_VAD, vad_ms);
+    sg_metrics_record(srv->metrics, SG_STAGE_ASR, asr_ms);
+    double total = sg_now_ms() - r->t_start;
+    sg_metrics_record(srv->metrics, SG_STAGE_INGEST_AUDIO, total);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:f,s:{s:f,s:f,s:f}}", "session_id", s->id, "transcript",
+                          transcript ? transcript : "", "speech", speech, "duration_s", ms3(dur),
+                          "latency_ms", "vad", ms3(vad_ms > 0 ? vad_ms : 0), "asr",
+                          ms3(asr_ms > 0 ? asr_ms : 0), "total", ms3(total));
+    free(transcript);
+    sg_req_json(r, 200, o);
+}
+
+json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
+{
+    sg_server *srv = r->srv;
+    sg_session *s = r->session;
+    sg_error err = {0};
+    sg_turn_output out = {0};
+    sg_status st = sg_session_lock(s, &err);
+    if (st == SG_OK) {
+        st = sg_turn_run(srv->b, &s->vision, ti, &out, &err);
+        if (st == SG_OK && ti->image)
+            st = sg_session_keep_frame(s, srv->cfg, ti->image, ti->image_len, &err);
+        if (st == SG_OK && ti->audio)
+            st = sg_session_keep_audio(s, srv->cfg, ti->audio->samples, ti->audio->n, &err);
+        if (st == SG_OK) {
+            if (out.transcript && out.speech)
+                sg_session_add_transcript(s, out.transcript);
+            sg_session_add_turn(s, out.query, out.response);
+            atomic_fetch_add(&s->query_count, 1);
+            if (ti->image)
+                sg_session_frame_counted(s);
+        }
+        sg_session_unlock(s);
+    }
+    if (st != SG_OK) {
+        sg_turn_output_free(&out);
+        sg_req_fail(r, st, "INVALID_REQUEST", &err);
+        return NULL;
+    }
+    if (speech)
+        *speech = out.speech;
+    if (ti->image) {
+        sg_metrics_count(srv->metrics, SG_COUNTER_FRAMES, 1);
+        sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
+    }
+    sg_metrics_count(srv->metrics, SG_COUNTER_QUERIES, 1);
+    sg_metrics_record(srv->metrics, SG_STAGE_VAD, out.t.vad);
+    sg_metrics_record(srv->metrics, SG_STAGE_ASR, out.t.asr);
+    sg_metrics_record(srv->metrics, SG_STAGE_VISION, out.t.vision);
+    sg_metrics_record(srv->metrics, SG_STAGE_LLM, out.t.llm);
+    sg_metrics_record(srv->metrics, SG_STAGE_E2E, sg_now_ms() - r->t_start);
+    json_t *o = json_pack("{s:s}", "session_id", s->id);
+    json_object_update(o, out.result);
+    sg_turn_output_free(&out);
+    if (!o)
+        sg_req_error(r, 503, "OVERLOADED", "out of memory");
+    return o;
+}
+
+static void work_query(sg_req *r)
+{
+    sg_error err = {0};
+    sg_audio a;
+    bool have_audio = false;
+    if (r->in.audio) {
+        sg_status st = decode_request_audio(r, &a, &err);
+        if (st != SG_OK) {
+            sg_req_fail(r, st, "INVALID_AUDIO", &err);
+            return;
+        }
+        have_audio = true;
+    }
+    sg_turn_input ti = {r->in.text, have_audio ? &a : NULL, r->in.image, r->in.image_len,
+                        r->in.language, r->in.cloud_offload, r->in.max_tokens};
+    json_t *o = sg_req_run_turn(r, &ti, NULL);
+    if (have_audio)
+        sg_audio_free(&a);
+    if (o)
+        sg_req_json(r, 200, o);
+}
+
+/* ---- session routes: parse on the HTTP thread, work on the queue ------------------------- */
+
+/* Audio fields shared by /audio and /query: format, sample_rate, the payload. */
+static bool parse_audio_fields(sg_req *r, json_t *obj, const char *b64)
+{
+    const sg_config *cfg = r->srv->cfg;
+    const char *fmt = NULL;
+    if (!sg_req_opt_string(r, obj, "format", NULL, &fmt))
+        return false;
+    sg_error err = {0};
+    if (sg_audio_format_parse(fmt, &r->in.audio_format, &err) != SG_OK) {
+        sg_req_error(r, 422, "INVALID_REQUEST",
+                     "field \"format\": %s (use wav, pcm_s16le, pcm_f32le, flac or ogg)", err.msg);
+        return false;
+    }
+    bool have_rate;
+    long rate = 0;
+    if (!sg_req_opt_int(r, obj, "sample_rate", 8000, 192000, &have_rate, &rate))
+        return false;
+    r->in.sample_rate = have_rate ? (int)rate : SG_AUDIO_RATE;
+    if (!sg_req_b64(r, "audio_base64", b64, "INVALID_AUDIO", cfg->audio_max_bytes,
+                    "AUDIO_BUFFER_MAX_BYTES", &r->in.audio, &r->in.audio_len))
+        return false;
+    if (r->in.audio_format == SG_AUDIO_AUTO) {
+        sg_audio_format sniffed = sg_audio_sniff(r->in.audio, r->in.audio_len);
+        if (sniffed != SG_AUDIO_AUTO) {
+            r->in.audio_format = sniffed; /* WAV, FLAC or Ogg by their magic */
+        } else if (have_rate) {
+            r->in.audio_format = SG_AUDIO_PCM_S16LE; /* the Android client's headerless PCM */
+        } else {
+            sg_req_error(r, 400, "INVALID_AUDIO",
+                         "audio_base64 is not a WAV, FLAC or Ogg file; for headerless PCM give "
+                         "\"format\" (pcm_s16le or pcm_f32le) and \"sample_rate\"");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The client-keyframe hint: header X-Client-Keyframe (any body) or the JSON field
+ * "client_keyframe" (a JSON body; it wins over the header when both are given). */
+void sg_handle_frame(sg_req *r)
+{
+    const sg_config *cfg = r->srv->cfg;
+    json_t *body;
+    if (!sg_req_client_keyframe_header(r, &r->in.client_keyframe) || !sg_req_body(r, &body))
+        return;
+    if (!body) { /* a raw image */
+        if (!sg_req_take_body(r, &r->in.image, &r->in.image_len)) {
+            sg_req_error(r, 400, "INVALID_IMAGE", "empty image body");
+            return;
+        }
+        if (r->in.image_len > cfg->frame_max_bytes) {
+            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "frame of %zu bytes is over FRAME_BUFFER_MAX_BYTES=%zu",
+                         r->in.image_len, cfg->frame_max_bytes);
+            return;
+        }
+    } else {
+        const char *b64;
+        bool ok = sg_req_opt_string(r, body, "image_base64", "image", &b64) &&
+                  sg_req_opt_bool(r, body, "client_keyframe", &r->in.client_keyframe);
+        if (ok && !b64) {
+            sg_req_error(r, 400, "INVALID_REQUEST", "missing \"image_base64\" (a base64 JPEG or PNG)");
+            ok = false;
+        }
+        if (ok)
+            ok = sg_req_b64(r, "image_base64", b64, "INVALID_IMAGE", cfg->frame_max_bytes,
+                            "FRAME_BUFFER_MAX_BYTES", &r->in.image, &r->in.image_len);
+        json_decref(body);
+        if (!ok)
+            return;
+    }
+    sg_req_submit(r, work_frame);
+}
+
+void sg_handle_audio(sg_req *r)
+{
+    json_t *body;
+    if (!sg_req_body(r, &body))
+        return;
+    if (!body) { /* a raw WAV, FLAC or Ogg file */
+        if (!sg_req_take_body(r, &r->in.audio, &r->in.audio_len)) {
+            sg_req_error(r, 400, "INVALID_AUDIO", "empty audio body");
+            return;
+        }
+        if (r->in.audio_len > r->srv->cfg->audio_max_bytes) {
+            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "audio of %zu bytes is over AUDIO_BUFFER_MAX_BYTES=%zu",
+                         r->in.audio_len, r->srv->cfg->audio_max_bytes);
+            return;
+        }
+        r->in.audio_format = sg_req_raw_audio_format(r);
+        r->in.sample_rate = SG_AUDIO_RATE;
+    } else {
+        const char *b64, *lang;
+        bool ok = sg_req_opt_string(r, body, "audio_base64", "audio", &b64) &&
+                  sg_req_opt_string(r, body, "language", NULL, &lang);
+        if (ok && !b64) {
+            sg_req_error(r, 400, "INVALID_REQUEST", "missing \"audio_base64\" (WAV, FLAC, Ogg or headerless PCM)");
+            ok = false;
+        }
+        if (ok && lang && !(r->in.language = strdup(lang)))
+            ok = false;
+        if (ok)
+            ok = parse_audio_fields(r, body, b64);
+        json_decref(body);
+        if (!ok) {
+            if (!r->done)
+                sg_req_error(r, 503, "OVERLOADED", "out of memory");
+            return;
+        }
+    }
+    sg_req_submit(r, work_audio);
+}
+
+void sg_handle_query(sg_req *r)
+{
+    const sg_config *cfg = r->srv->cfg;
+    json_t *body;
+    if (!sg_req_body(r, &body))
+        return;
+    const char *text, *audio, *image, *lang;
+    bool have_max;
+    long max_tokens = 0;
+    bool ok = sg_req_opt_string(r, body, "text_query", "text", &text) &&
+              sg_req_opt_string(r, body, "audio_base64", "audio", &audio) &&
+              sg_req_opt_string(r, body, "image_base64", "image", &image) &&
+              sg_req_opt_string(r, body, "language", NULL, &lang) &&
+              sg_req_opt_bool(r, body, "cloud_offload", &r->in.cloud_offload) &&
+              sg_req_opt_int(r, body, "max_tokens", 1, 4096, &have_max, &max_tokens);
+    if (ok) {
+        r->in.max_tokens = have_max ? (int)max_tokens : 0;
+        if (text && text[0] && !(r->in.text = strdup(text)))
+            ok = false;
+        if (ok && lang && !(r->in.language = strdup(lang)))
+            ok = false;
+        if (!ok)
+            sg_req_error(r, 503, "OVERLOADED", "out of memory");
+    }
+    if (ok && image && image[0])
+        ok = sg_req_b64(r, "image_base64", image, "INVALID_IMAGE", cfg->frame_max_bytes,
+                        "FRAME_BUFFER_MAX_BYTES", &r->in.image, &r->in.image_len);
+    if (ok && audio && audio[0])
+        ok = parse_audio_fields(r, body, audio);
+    json_decref(body);
+    if (!ok)
+        return;
+    sg_req_submit(r, work_query);
+}
