@@ -21,7 +21,11 @@
  * 60 s session takes 6 s and a Retry-After of 1 s waits 100 ms; network round trips and server work
  * stay real, so latencies are real milliseconds. KB/min and fps are per simulated minute/second.
  * If the machine cannot keep up with the speed, the camera falls behind (camera.max_lag_ms says
- * by how much) but no camera frame is skipped. */
+ * by how much) but no camera frame is skipped. The budget and the per-minute byte counts follow
+ * the camera's own timeline (the tick being simulated, stream.tick_ms), not the wall clock: a
+ * camera that lags has not lived the time the wall clock says, and a bucket refilled by the wall
+ * clock would let it spend a budget for seconds it never simulated (under ASan, 20 simulated
+ * seconds at 10x took 4 real seconds and spent 450 KB of a 240 KB budget). */
 #include "sg_stream.h"
 
 #include <dirent.h>
@@ -332,6 +336,7 @@ typedef struct stream {
     char sid[64];
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    double tick_ms; /* the simulated present: the camera tick being played (under mu) */
     sg_upload_queue q;
     bool done;
     double drain_deadline_real;
@@ -379,7 +384,7 @@ static bool cb_keep_trying(void *ud, sg_upload_kind kind, int attempts)
 
 static void account_bytes(stream *s, sg_upload_kind kind, uint64_t bytes)
 {
-    int m = (int)(sim_now(s) / 60000.0);
+    int m = (int)(s->tick_ms / 60000.0);
     if (m >= s->nminutes)
         m = s->nminutes - 1;
     if (m < 0)
@@ -400,7 +405,7 @@ static double charged_bytes(const sg_upload_item *it)
 /* Under s->mu: an item that was queued but will never be sent gives its charge back. */
 static void refund(stream *s, const sg_upload_item *it)
 {
-    sg_budget_spend(&s->budget, sim_now(s), it->kind, -charged_bytes(it));
+    sg_budget_spend(&s->budget, s->tick_ms, it->kind, -charged_bytes(it));
 }
 
 static bool body_bool(const sg_client_result *r, const char *key, bool *out)
@@ -430,7 +435,7 @@ static void upload_one(stream *s, const sg_upload_item *it)
     pthread_mutex_lock(&s->mu);
     account_bytes(s, it->kind, r.bytes_up);
     /* the budget charged len + overhead when it was queued; now it knows what it really cost */
-    sg_budget_spend(&s->budget, sim_now(s), it->kind, (double)r.bytes_up - charged_bytes(it));
+    sg_budget_spend(&s->budget, s->tick_ms, it->kind, (double)r.bytes_up - charged_bytes(it));
     if (st == SG_CLIENT_GAVE_UP)
         s->gave_up++;
     if (st != SG_CLIENT_OK && r.detail[0])
@@ -538,7 +543,7 @@ static void push_keep(stream *s, sg_upload_item it, long long *backpressure)
             free(ev.data);
         }
         if (st == SG_UPQ_OK || st == SG_UPQ_DROPPED_OLDEST) {
-            sg_budget_spend(&s->budget, sim_now(s), it.kind, charged_bytes(&it));
+            sg_budget_spend(&s->budget, s->tick_ms, it.kind, charged_bytes(&it));
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
             return;
@@ -934,6 +939,9 @@ int sg_cmd_stream(int argc, char **argv)
             sleep_real_ms((t - now) / o.speed);
         else if (now - t > max_lag)
             max_lag = now - t;
+        pthread_mutex_lock(&s->mu);
+        s->tick_ms = t;
+        pthread_mutex_unlock(&s->mu);
 
         /* microphone: one chunk per simulated second, never dropped */
         while (pcm && t >= next_audio) {
@@ -1012,7 +1020,7 @@ int sg_cmd_stream(int argc, char **argv)
         double kbps = s->uplink.kbps;
         int quality = o.quality > 0 ? o.quality : sg_jpeg_quality_for(o.battery, kbps);
         frame_enc fe = {enc, frame, up_w, up_h, NULL, 0, ""};
-        sg_budget_frame bf = sg_budget_fit_frame(&s->budget, sim_now(s), quality, encode_cb, &fe);
+        sg_budget_frame bf = sg_budget_fit_frame(&s->budget, t, quality, encode_cb, &fe);
         if (bf.error) {
             enc_errors++;
             snprintf(s->last_error, sizeof s->last_error, "JPEG: %s", fe.err);
