@@ -150,7 +150,7 @@ static int add_photo(source *s, const char *path, char *err, size_t errlen)
         return -1;
     }
     uint8_t *c = malloc((size_t)s->cw * (size_t)s->ch * 3);
-    if (!c || sg_rgb_fit(img.rgb, img.width, img.height, c, s->cw, s->ch) != 0) {
+    if (!c || sg_rgb_fit(img.rgb, img.width, img.height, c, s->cw, s->ch) != SG_CLIENT_OK) {
         free(c);
         sg_image_free(&img);
         snprintf(err, errlen, "%s: cannot scale the photo", path);
@@ -215,7 +215,7 @@ static int y4m_read_next(source *s, char *err, size_t errlen)
         char line[4096];
         if (fgets(line, sizeof line, s->f)) {
             size_t l = strlen(line);
-            if (sg_y4m_frame_header_len((const uint8_t *)line, l) != (long)l) {
+            if (sg_y4m_frame_header_len((const uint8_t *)line, l) != l) {
                 snprintf(err, errlen, "Y4M frame %lld: no FRAME header", s->file_frames);
                 return -1;
             }
@@ -257,8 +257,8 @@ static int source_open_y4m(source *s, const char *path, char *err, size_t errlen
     }
     uint8_t head[4096];
     size_t n = fread(head, 1, sizeof head, s->f);
-    char e[128];
-    if (sg_y4m_parse_header(head, n, &s->info, e) != 0) {
+    char e[SG_CLIENT_ERROR_SIZE];
+    if (sg_y4m_parse_header(head, n, &s->info, e) != SG_CLIENT_OK) {
         snprintf(err, errlen, "%s: %s", path, e);
         return -1;
     }
@@ -346,11 +346,11 @@ typedef struct stream {
     pthread_t uploader_thread;
     bool uploader_running;
     double tick_ms; /* the simulated present: the camera tick being played (under mu) */
-    sg_upload_queue q;
+    sg_upload_queue *q;
     bool done;
     double drain_deadline_real;
     long long uploading_seq;
-    sg_uplink uplink;
+    sg_uplink *uplink;
     /* counters, under mu */
     long long frames_sent, frames_failed, frames_abandoned, frames_unsent, frames_hinted;
     long long server_keyframes, server_skipped, shadow_agree, shadow_total;
@@ -358,7 +358,7 @@ typedef struct stream {
     long long queries_answered, queries_failed, queries_unsent, gave_up;
     double jpeg_bytes_sum, quality_sum;
     long long jpeg_count;
-    sg_budget budget;
+    sg_budget *budget;
     double audio_bytes_sum;
     long long audio_encoded;
     dvec turn_ms, http_ms[SG_UPLOAD_KINDS];
@@ -385,7 +385,7 @@ static bool cb_keep_trying(void *ud, sg_upload_kind kind, int attempts)
     bool keep = true;
     if (s->done && real_ms() > s->drain_deadline_real)
         keep = false;
-    else if (kind == SG_UPLOAD_FRAME && sg_upq_has_newer_frame(&s->q, s->uploading_seq))
+    else if (kind == SG_UPLOAD_FRAME && sg_upload_queue_has_newer_frame(s->q, s->uploading_seq))
         keep = false; /* a newer frame is waiting: this one is stale */
     pthread_mutex_unlock(&s->mu);
     return keep;
@@ -414,7 +414,7 @@ static double charged_bytes(const sg_upload_item *it)
 /* Under s->mu: an item that was queued but will never be sent gives its charge back. */
 static void refund(stream *s, const sg_upload_item *it)
 {
-    sg_budget_spend(&s->budget, s->tick_ms, it->kind, -charged_bytes(it));
+    sg_budget_spend(s->budget, s->tick_ms, it->kind, -charged_bytes(it));
 }
 
 static bool body_bool(const sg_client_result *r, const char *key, bool *out)
@@ -453,7 +453,7 @@ static void count_frame(stream *s, const sg_upload_item *it, sg_client_status st
         s->frames_hinted += (it->tag & TAG_HINT) != 0;
     }
     double net = r->latency_ms - (r->server_ms > 0 ? r->server_ms : 0.0);
-    sg_uplink_observe(&s->uplink, (size_t)r->body_up / (size_t)(r->attempts > 0 ? r->attempts : 1), net);
+    sg_uplink_observe(s->uplink, (size_t)r->body_up / (size_t)(r->attempts > 0 ? r->attempts : 1), net);
 }
 
 /* Under s->mu: what became of an audio chunk. */
@@ -501,7 +501,7 @@ static void upload_one(stream *s, const sg_upload_item *it)
     pthread_mutex_lock(&s->mu);
     account_bytes(s, it->kind, r.bytes_up);
     /* the budget charged len + overhead when it was queued; now it knows what it really cost */
-    sg_budget_spend(&s->budget, s->tick_ms, it->kind, (double)r.bytes_up - charged_bytes(it));
+    sg_budget_spend(s->budget, s->tick_ms, it->kind, (double)r.bytes_up - charged_bytes(it));
     if (st == SG_CLIENT_GAVE_UP)
         s->gave_up++;
     if (st != SG_CLIENT_OK && r.detail[0])
@@ -516,7 +516,7 @@ static void upload_one(stream *s, const sg_upload_item *it)
     else
         count_query(s, st, it->t_ms /* queries: real ms when asked */, done_real);
     pthread_mutex_unlock(&s->mu);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
 }
 
 static void *uploader(void *arg)
@@ -524,12 +524,13 @@ static void *uploader(void *arg)
     stream *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->q.n == 0 && !s->done)
+        while (sg_upload_queue_count(s->q, SG_UPLOAD_KINDS) == 0 && !s->done)
             pthread_cond_wait(&s->cv, &s->mu);
-        if (s->q.n == 0 || (s->done && real_ms() > s->drain_deadline_real))
+        if (sg_upload_queue_count(s->q, SG_UPLOAD_KINDS) == 0 ||
+            (s->done && real_ms() > s->drain_deadline_real))
             break;
         sg_upload_item it;
-        sg_upq_pop(&s->q, &it);
+        sg_upload_queue_pop(s->q, &it);
         s->uploading_seq = it.seq;
         pthread_cond_broadcast(&s->cv); /* room for a waiting producer */
         pthread_mutex_unlock(&s->mu);
@@ -539,7 +540,7 @@ static void *uploader(void *arg)
     }
     /* whatever is left after the drain deadline was never sent */
     sg_upload_item it;
-    while (sg_upq_pop(&s->q, &it)) {
+    while (sg_upload_queue_pop(s->q, &it)) {
         refund(s, &it);
         if (it.kind == SG_UPLOAD_FRAME)
             s->frames_unsent++;
@@ -560,13 +561,13 @@ static void push_keep(stream *s, sg_upload_item it, long long *backpressure)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         sg_upload_item ev;
-        sg_upq_status st = sg_upq_push(&s->q, it, &ev);
-        if (st == SG_UPQ_DROPPED_OLDEST) {
+        sg_client_status st = sg_upload_queue_push(s->q, it, &ev);
+        if (st == SG_CLIENT_DROPPED_OLDEST) {
             refund(s, &ev);
             free(ev.data);
         }
-        if (st == SG_UPQ_OK || st == SG_UPQ_DROPPED_OLDEST) {
-            sg_budget_spend(&s->budget, s->tick_ms, it.kind, charged_bytes(&it));
+        if (st == SG_CLIENT_OK || st == SG_CLIENT_DROPPED_OLDEST) {
+            sg_budget_spend(s->budget, s->tick_ms, it.kind, charged_bytes(&it));
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
             return;
@@ -722,7 +723,7 @@ static int parse_opts(int argc, char **argv, opts *o)
             }
             break;
         case 'C':
-            if (sg_audio_codec_parse(optarg, &o->audio_codec) != 0) {
+            if (sg_audio_codec_parse(optarg, &o->audio_codec) != SG_CLIENT_OK) {
                 fprintf(stderr, "sg stream: --audio-codec is opus, flac or pcm\n");
                 return 2;
             }
@@ -809,7 +810,7 @@ typedef struct glasses {
     int up_w, up_h;          /* upload size */
     uint8_t *cam, *up;       /* the captured camera frame, and it fitted to the upload size */
     sg_motion_tracker *motion;
-    sg_rate_controller rate;
+    sg_rate_controller *rate;
     sg_prefilter *pf;
     sg_jpeg_encoder *enc;
     int16_t *pcm, *chunk;    /* --audio (looped), and the second being cut from it */
@@ -839,15 +840,14 @@ static int glasses_open(glasses *g, const opts *o)
     g->up_h = o->up_h ? o->up_h : g->src.h;
     g->cam = malloc((size_t)g->src.w * (size_t)g->src.h * 3);
     g->up = malloc((size_t)g->up_w * (size_t)g->up_h * 3);
-    g->motion = sg_motion_tracker_new(10);
-    g->pf = sg_prefilter_new(0, 0);
-    g->enc = sg_jpeg_encoder_new();
     g->chunk = g->pcm ? malloc(2 * AUDIO_CHUNK_SAMPLES) : NULL;
-    if (!g->cam || !g->up || !g->motion || !g->pf || !g->enc || (g->pcm && !g->chunk)) {
+    if (!g->cam || !g->up || (g->pcm && !g->chunk) ||
+        sg_motion_tracker_new(10, &g->motion) != SG_CLIENT_OK ||
+        sg_prefilter_new(0, 0, &g->pf) != SG_CLIENT_OK || sg_jpeg_encoder_new(&g->enc) != SG_CLIENT_OK ||
+        sg_rate_controller_new(NULL, &g->rate) != SG_CLIENT_OK) {
         fprintf(stderr, "sg stream: out of memory\n");
         return 1;
     }
-    sg_rate_init(&g->rate, NULL);
     g->next_audio_ms = 1000.0;
     g->next_question_ms = o->question_every_s > 0 ? o->question_every_s * 1000.0 : INFINITY;
     return 0;
@@ -863,6 +863,7 @@ static void glasses_free(glasses *g)
     sg_motion_tracker_free(g->motion);
     sg_prefilter_free(g->pf);
     sg_jpeg_encoder_free(g->enc);
+    sg_rate_controller_free(g->rate);
 }
 
 /* ---- the phone: queue, budget, client and the uploader thread ------------------------------- */
@@ -875,19 +876,23 @@ static int stream_open(stream *s, const opts *o)
     if (s->nminutes < 1)
         s->nminutes = 1;
     s->minute_bytes = calloc((size_t)s->nminutes * SG_UPLOAD_KINDS, sizeof *s->minute_bytes);
-    if (!s->minute_bytes || sg_upq_init(&s->q, o->queue_cap, o->queue_cap / 2) != 0) {
+    if (!s->minute_bytes ||
+        sg_upload_queue_new(o->queue_cap, o->queue_cap / 2, &s->q) != SG_CLIENT_OK ||
+        sg_uplink_new(&s->uplink) != SG_CLIENT_OK) {
         fprintf(stderr, "sg stream: out of memory\n");
         return 1;
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->mu_ready = true;
-    sg_uplink_init(&s->uplink);
     sg_budget_config bc;
     sg_budget_config_default(&bc, o->battery);
     if (o->upload_budget >= 0)
         bc.kb_per_min = o->upload_budget; /* 0: unlimited */
-    sg_budget_init(&s->budget, &bc);
+    if (sg_budget_new(&bc, &s->budget) != SG_CLIENT_OK) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        return 1;
+    }
 
     sg_client_config cc;
     sg_client_config_default(&cc, o->server);
@@ -899,10 +904,9 @@ static int stream_open(stream *s, const opts *o)
     cc.keep_trying = cb_keep_trying;
     cc.ud = s;
     cc.rng_seed = o->seed;
-    char cerr[128];
+    char cerr[SG_CLIENT_ERROR_SIZE];
     s->t0_real = real_ms();
-    s->client = sg_client_new(&cc, cerr);
-    if (!s->client) {
+    if (sg_client_new(&cc, &s->client, cerr) != SG_CLIENT_OK) {
         fprintf(stderr, "sg stream: %s\n", cerr);
         return 2;
     }
@@ -911,7 +915,7 @@ static int stream_open(stream *s, const opts *o)
     if (st != SG_CLIENT_OK)
         fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s\n", o->server, r.status,
                 r.detail[0] ? r.detail : "(no answer)");
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     return st == SG_CLIENT_OK ? 0 : 1;
 }
 
@@ -944,12 +948,14 @@ static void stream_drain(stream *s, double drain_ms)
 static void stream_free(stream *s)
 {
     stream_drain(s, 0);
-    if (s->q.items) {
+    if (s->q) {
         sg_upload_item it;
-        while (sg_upq_pop(&s->q, &it))
+        while (sg_upload_queue_pop(s->q, &it))
             free(it.data);
-        sg_upq_free(&s->q);
+        sg_upload_queue_free(s->q);
     }
+    sg_uplink_free(s->uplink);
+    sg_budget_free(s->budget);
     if (s->mu_ready) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
@@ -970,18 +976,19 @@ typedef struct frame_enc {
     int w, h;
     uint8_t *jpeg; /* the last encode */
     size_t len;
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
 } frame_enc;
 
-static long encode_cb(void *ud, int quality)
+static sg_client_status encode_cb(void *ud, int quality, size_t *bytes)
 {
     frame_enc *fe = ud;
     free(fe->jpeg);
     fe->jpeg = NULL;
     fe->len = 0;
-    if (sg_jpeg_encode(fe->enc, fe->rgb, fe->w, fe->h, 0, 0, quality, &fe->jpeg, &fe->len, fe->err) != 0)
-        return -1;
-    return (long)fe->len;
+    sg_client_status st =
+        sg_jpeg_encode(fe->enc, fe->rgb, fe->w, fe->h, 0, 0, quality, &fe->jpeg, &fe->len, fe->err);
+    *bytes = fe->len;
+    return st;
 }
 
 /* Waits for the simulated time t of the tick (or notes how far behind it the camera is) and makes
@@ -1009,9 +1016,9 @@ static void tick_microphone(stream *s, glasses *g, double t)
         }
         uint8_t *copy;
         size_t wl;
-        char aerr[128];
+        char aerr[SG_CLIENT_ERROR_SIZE];
         if (sg_audio_encode(o->audio_codec, g->chunk, AUDIO_CHUNK_SAMPLES, SG_AUDIO_RATE,
-                            o->audio_bitrate, &copy, &wl, aerr) == 0) {
+                            o->audio_bitrate, &copy, &wl, aerr) == SG_CLIENT_OK) {
             sg_upload_item it = {.kind = SG_UPLOAD_AUDIO, .data = copy, .len = wl, .t_ms = t};
             pthread_mutex_lock(&s->mu);
             s->audio_bytes_sum += (double)wl;
@@ -1044,7 +1051,7 @@ static void tick_question(stream *s, glasses *g, double t)
         push_keep(s, it, &g->n.query_backpressure);
         g->n.asked++;
     }
-    sg_rate_interaction(&g->rate, t);
+    sg_rate_interaction(g->rate, t);
     g->next_question_ms += o->question_every_s * 1000.0;
 }
 
@@ -1062,22 +1069,23 @@ static void tick_capture(stream *s, glasses *g, double t)
     bool key = true;
     if (o->prefilter != PREFILTER_OFF) {
         float thumb[64];
-        sg_thumb8_rgb(frame, g->up_w, g->up_h, thumb);
+        sg_prefilter_thumb(frame, g->up_w, g->up_h, thumb);
         key = sg_prefilter_push(g->pf, thumb);
     }
     pthread_mutex_lock(&s->mu);
     /* with the pre-filter on, a frame is due when it is a keyframe or stands in for one that the
      * budget skipped; off and shadow upload every captured frame */
-    if (o->prefilter == PREFILTER_ON && !sg_budget_due(&s->budget, key)) {
+    if (o->prefilter == PREFILTER_ON && !sg_budget_due(s->budget, key)) {
         pthread_mutex_unlock(&s->mu);
         g->n.pf_skipped++;
         return;
     }
-    int quality = o->quality > 0 ? o->quality : sg_jpeg_quality_for(o->battery, s->uplink.kbps);
+    int quality = o->quality > 0 ? o->quality : sg_jpeg_quality_for(o->battery, sg_uplink_kbps(s->uplink));
     frame_enc fe = {g->enc, frame, g->up_w, g->up_h, NULL, 0, ""};
-    sg_budget_frame bf = sg_budget_fit_frame(&s->budget, t, quality, encode_cb, &fe);
-    if (bf.error || bf.quality == 0) {
-        if (bf.error) {
+    sg_budget_frame bf;
+    bool encode_error = sg_budget_fit_frame(s->budget, t, quality, encode_cb, &fe, &bf) != SG_CLIENT_OK;
+    if (encode_error || bf.quality == 0) {
+        if (encode_error) {
             g->n.enc_errors++;
             snprintf(s->last_error, sizeof s->last_error, "JPEG: %s", fe.err);
         } else {
@@ -1094,11 +1102,11 @@ static void tick_capture(stream *s, glasses *g, double t)
     long long tag = (key ? TAG_PREFILTER_KEY : 0) | (o->prefilter == PREFILTER_ON ? TAG_HINT : 0);
     sg_upload_item it = {.kind = SG_UPLOAD_FRAME, .data = fe.jpeg, .len = fe.len, .t_ms = t, .tag = tag};
     sg_upload_item ev;
-    sg_upq_status qs = sg_upq_push(&s->q, it, &ev);
-    if (qs == SG_UPQ_DROPPED_OLDEST) {
+    sg_client_status qs = sg_upload_queue_push(s->q, it, &ev);
+    if (qs == SG_CLIENT_DROPPED_OLDEST) {
         refund(s, &ev);
         free(ev.data);
-    } else if (qs == SG_UPQ_DROPPED_NEW) {
+    } else if (qs == SG_CLIENT_DROPPED_NEW) {
         refund(s, &it);
         free(fe.jpeg);
     }
@@ -1116,7 +1124,7 @@ static int tick_camera(stream *s, glasses *g, long long k, double t)
     }
     g->n.camera_frames++;
     double m = sg_motion_tracker_push(g->motion, g->src.ptr, g->src.w, g->src.h, g->src.stride, 3);
-    sg_rate_decision d = sg_rate_on_frame(&g->rate, t, s->o.battery, m);
+    sg_rate_decision d = sg_rate_on_frame(g->rate, t, s->o.battery, m);
     g->n.boosted += d.boosted;
     g->n.active_frames += d.user_active;
     if (d.capture) {
@@ -1163,6 +1171,11 @@ typedef struct report {
     const tick_counts *n;
     double sim_s, elapsed_real_ms; /* the simulated time that really ran (less after Ctrl-C) */
     sg_client_stats http;
+    sg_rate_stats rate;
+    sg_upload_queue_stats queue;
+    sg_budget_stats budget;
+    sg_budget_config budget_cfg;
+    double uplink_kbps;
     long long requests, attempts, retries, network_errors;
     uint64_t kind_bytes[SG_UPLOAD_KINDS], total_bytes;
     const char *prefilter_name;
@@ -1180,6 +1193,11 @@ static void report_gather(report *R, stream *s, const glasses *g, double elapsed
         R->sim_s = 1.0 / SG_CAMERA_FPS;
     R->elapsed_real_ms = elapsed_real_ms;
     sg_client_get_stats(s->client, &R->http);
+    sg_rate_get_stats(g->rate, &R->rate);
+    sg_upload_queue_get_stats(s->q, &R->queue);
+    sg_budget_get_stats(s->budget, &R->budget);
+    sg_budget_get_config(s->budget, &R->budget_cfg);
+    R->uplink_kbps = sg_uplink_kbps(s->uplink);
     for (int m = 0; m < s->nminutes; m++)
         for (int k = 0; k < SG_UPLOAD_KINDS; k++)
             R->kind_bytes[k] += s->minute_bytes[(size_t)m * SG_UPLOAD_KINDS + k];
@@ -1200,7 +1218,7 @@ static json_t *report_controller(const report *R)
     json_t *modes = json_object();
     for (int m = 0; m < SG_RATE_MODES; m++)
         json_object_set_new(modes, sg_rate_mode_name((sg_rate_mode)m),
-                            json_real(r2((double)R->g->rate.frames_in_mode[m] / SG_CAMERA_FPS)));
+                            json_real(r2((double)R->rate.frames_in_mode[m] / SG_CAMERA_FPS)));
     return json_pack("{s:I,s:f,s:o,s:I,s:I}", "captured", (json_int_t)n->captured, "effective_fps",
                      r2((double)n->captured / R->sim_s), "mode_seconds", modes, "boosted_frames",
                      (json_int_t)n->boosted, "active_frames", (json_int_t)n->active_frames);
@@ -1214,7 +1232,7 @@ static json_t *report_frames(const report *R)
         "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "prefilter",
         R->prefilter_name, "captured", (json_int_t)n->captured, "prefilter_skipped",
         (json_int_t)n->pf_skipped, "encoded", (json_int_t)n->encoded, "encode_errors",
-        (json_int_t)n->enc_errors, "dropped", (json_int_t)(s->q.evicted_frames + s->q.dropped_new_frames),
+        (json_int_t)n->enc_errors, "dropped", (json_int_t)(R->queue.evicted_frames + R->queue.dropped_new_frames),
         "sent", (json_int_t)s->frames_sent, "failed", (json_int_t)s->frames_failed, "abandoned",
         (json_int_t)s->frames_abandoned, "unsent", (json_int_t)s->frames_unsent, "server_keyframes",
         (json_int_t)s->server_keyframes, "server_skipped", (json_int_t)s->server_skipped, "upload_fps",
@@ -1227,16 +1245,16 @@ static json_t *report_frames(const report *R)
                         s->shadow_total ? json_real(r2((double)s->shadow_agree / (double)s->shadow_total))
                                         : json_null());
     json_object_set_new(frames, "budget_skipped", json_integer(n->budget_skipped));
-    json_object_set_new(frames, "budget_lowered", json_integer(s->budget.frames_lowered));
-    json_object_set_new(frames, "reencodes", json_integer(s->budget.reencodes));
+    json_object_set_new(frames, "budget_lowered", json_integer(R->budget.frames_lowered));
+    json_object_set_new(frames, "reencodes", json_integer(R->budget.reencodes));
     json_object_set_new(frames, "hinted", json_integer(s->frames_hinted));
     return frames;
 }
 
 static json_t *report_budget(const report *R)
 {
-    const sg_budget_config *c = &R->s->budget.cfg;
-    if (sg_budget_unlimited(&R->s->budget))
+    const sg_budget_config *c = &R->budget_cfg;
+    if (sg_budget_unlimited(R->s->budget))
         return json_pack("{s:n,s:n,s:i}", "kb_per_min", "burst_kb", "min_quality", c->min_quality);
     return json_pack("{s:f,s:f,s:i}", "kb_per_min", r2(c->kb_per_min), "burst_kb", r2(c->burst_kb),
                      "min_quality", c->min_quality);
@@ -1327,7 +1345,7 @@ static json_t *report_json(const report *R)
     json_object_set_new(out, "turn_latency_ms", pct_json(&R->s->turn_ms));
     json_object_set_new(out, "upload", report_upload(R));
     json_object_set_new(out, "http", report_http(R));
-    json_object_set_new(out, "uplink_kbps", s->uplink.kbps > 0 ? json_real(round(s->uplink.kbps)) : json_null());
+    json_object_set_new(out, "uplink_kbps", R->uplink_kbps > 0 ? json_real(round(R->uplink_kbps)) : json_null());
     json_object_set_new(out, "last_error", s->last_error[0] ? json_string(s->last_error) : json_null());
     return out;
 }
@@ -1337,7 +1355,7 @@ static void report_text(const report *R, json_t *out)
     const stream *s = R->s;
     const opts *o = R->o;
     const tick_counts *n = R->n;
-    const long long *in_mode = R->g->rate.frames_in_mode;
+    const long long *in_mode = R->rate.frames_in_mode;
     const double sim_s = R->sim_s;
     json_t *fr = json_object_get(out, "frames");
     json_t *tl = json_object_get(out, "turn_latency_ms"), *ul = json_object_get(out, "upload");
@@ -1361,10 +1379,10 @@ static void report_text(const report *R, json_t *out)
            n->audio_chunks, sg_audio_codec_name(o->audio_codec),
            s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0.0,
            s->audio_ok, s->audio_not_transcribed, s->audio_failed);
-    if (!sg_budget_unlimited(&s->budget))
+    if (!sg_budget_unlimited(s->budget))
         printf("budget   %.0f KB/min (burst %.0f KB): %lld frames at a lower quality, %lld skipped, "
-               "%lld re-encodes\n", s->budget.cfg.kb_per_min, s->budget.cfg.burst_kb,
-               s->budget.frames_lowered, n->budget_skipped, s->budget.reencodes);
+               "%lld re-encodes\n", R->budget_cfg.kb_per_min, R->budget_cfg.burst_kb,
+               R->budget.frames_lowered, n->budget_skipped, R->budget.reencodes);
     printf("turns    %lld asked, %lld answered; latency p50 %.1f ms, p95 %.1f ms\n", n->asked,
            s->queries_answered, json_number_value(json_object_get(tl, "p50")),
            json_number_value(json_object_get(tl, "p95")));

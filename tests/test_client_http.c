@@ -169,21 +169,30 @@ static bool fc_keep(void *ud, sg_upload_kind kind, int attempts)
     return c->keep_until == 0 || attempts < c->keep_until;
 }
 
-static sg_client *fake_client(int port, fake_clock *fc, bool frame_json)
+/* A client of url; with fc, on the fake clock (and 5 s per attempt). */
+static sg_client *make_client(const char *url, fake_clock *fc, bool frame_json)
 {
-    char url[64], err[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    char err[SG_CLIENT_ERROR_SIZE];
     sg_client_config cfg;
     sg_client_config_default(&cfg, url);
-    cfg.now_ms = fc_now;
-    cfg.sleep_ms = fc_sleep;
-    cfg.keep_trying = fc_keep;
-    cfg.ud = fc;
-    cfg.timeout_ms = 5000;
+    if (fc) {
+        cfg.now_ms = fc_now;
+        cfg.sleep_ms = fc_sleep;
+        cfg.keep_trying = fc_keep;
+        cfg.ud = fc;
+        cfg.timeout_ms = 5000;
+    }
     cfg.frame_json = frame_json;
-    sg_client *c = sg_client_new(&cfg, err);
-    CHECK_MSG(c != NULL, "%s", err);
+    sg_client *c = NULL;
+    CHECK_MSG(sg_client_new(&cfg, &c, err) == SG_CLIENT_OK, "%s", err);
     return c;
+}
+
+static sg_client *fake_client(int port, fake_clock *fc, bool frame_json)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    return make_client(url, fc, frame_json);
 }
 
 static const char *SID = "0b7c3f5e-1d2a-4c6b-9e8f-001122334455";
@@ -233,7 +242,7 @@ static void test_scripted(void)
     CHECK_EQ_INT(stats.by_status[4], 1);
     CHECK_EQ_INT(stats.by_status[0], 1);
     CHECK_EQ_INT(stats.by_status[2], 1);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
 
     /* no retry on other 4xx */
@@ -251,7 +260,7 @@ static void test_scripted(void)
         CHECK_EQ_INT(fc.nslept, 0);
         CHECK(strcmp(r.error, "INVALID_REQUEST") == 0 && strcmp(r.detail, "no") == 0);
         CHECK_EQ_INT(r.bytes_up, fs.received);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
         sg_client_free(c);
     }
 
@@ -273,7 +282,7 @@ static void test_scripted(void)
     CHECK_EQ_INT(r.body_up, 5 * strlen("{\"image_base64\":\"AAcO\"}"));
     CHECK(strstr(fs.last_request, "{\"image_base64\":\"AAcO\"}") != NULL);
     CHECK_EQ_INT(r.bytes_up, fs.received);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
 
     /* 503 MODEL_UNAVAILABLE without Retry-After is final; with it, it is retried */
@@ -288,12 +297,12 @@ static void test_scripted(void)
     CHECK_EQ_INT(sg_wav_pcm16(pcm, 160, 16000, wav), sizeof wav);
     st = sg_client_upload_audio(c, SID, wav, sizeof wav, &r);
     CHECK(st == SG_CLIENT_FAILED && r.attempts == 1 && strcmp(r.error, "MODEL_UNAVAILABLE") == 0);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     st = sg_client_upload_audio(c, SID, wav, sizeof wav, &r);
     fake_stop(&fs);
     CHECK(st == SG_CLIENT_OK && r.attempts == 2 && fc.slept[0] >= 1000);
     CHECK(strcasestr(fs.last_request, "Content-Type: audio/wav") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
 
     /* keep_trying says no after the first attempt: abandoned */
@@ -304,7 +313,7 @@ static void test_scripted(void)
     st = sg_client_upload_frame(c, SID, jpeg, 10, &r);
     fake_stop(&fs);
     CHECK(st == SG_CLIENT_ABANDONED && r.attempts == 1);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
 
     /* nobody listening: network errors, retried, then given up */
@@ -317,19 +326,19 @@ static void test_scripted(void)
     CHECK_EQ_INT(r.network_errors, 5);
     CHECK(r.detail[0] != 0);
     CHECK(r.total_ms >= 125 + 250 + 500 + 1000 && r.total_ms <= 250 + 500 + 1000 + 2000);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* bad arguments never reach the network */
     CHECK(sg_client_upload_frame(c, "../etc", jpeg, 10, &r) == SG_CLIENT_EINVAL);
     CHECK(sg_client_upload_frame(c, SID, NULL, 10, &r) == SG_CLIENT_EINVAL);
     CHECK(sg_client_query(c, SID, NULL, NULL, 0, &r) == SG_CLIENT_EINVAL);
     CHECK(sg_client_query(c, SID, "\xff\xfe", NULL, 0, &r) == SG_CLIENT_EINVAL);
     sg_client_free(c);
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     sg_client_config cfg;
     sg_client_config_default(&cfg, "ftp://x");
-    CHECK(sg_client_new(&cfg, err) == NULL && err[0]);
+    CHECK(sg_client_new(&cfg, &c, err) == SG_CLIENT_EINVAL && c == NULL && err[0]);
     sg_client_config_default(&cfg, "");
-    CHECK(sg_client_new(&cfg, err) == NULL);
+    CHECK(sg_client_new(&cfg, &c, err) == SG_CLIENT_EINVAL && c == NULL);
 }
 
 /* ---- JPEG encoding ----------------------------------------------------------------------------- */
@@ -345,16 +354,17 @@ static void test_jpeg(void)
             p[1] = (uint8_t)(y / 4);
             p[2] = (uint8_t)(((x / 40) + (y / 40)) % 2 ? 200 : 40);
         }
-    CHECK(sg_rgb_fit(rgb, W, H, ref, 640, 480) == 0);
-    sg_jpeg_encoder *e = sg_jpeg_encoder_new();
+    CHECK(sg_rgb_fit(rgb, W, H, ref, 640, 480) == SG_CLIENT_OK);
+    sg_jpeg_encoder *e;
+    CHECK(sg_jpeg_encoder_new(&e) == SG_CLIENT_OK);
     size_t prev = 0;
     double prev_mae = 1e9;
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     static const int qs[] = {40, 60, 85, 95};
     for (size_t i = 0; i < 4; i++) {
         uint8_t *out;
         size_t len;
-        CHECK(sg_jpeg_encode(e, rgb, W, H, 640, 480, qs[i], &out, &len, err) == 0);
+        CHECK(sg_jpeg_encode(e, rgb, W, H, 640, 480, qs[i], &out, &len, err) == SG_CLIENT_OK);
         CHECK(len > prev); /* higher quality, more bytes */
         prev = len;
         sg_image img;
@@ -372,10 +382,10 @@ static void test_jpeg(void)
     }
     uint8_t *out;
     size_t len;
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 0, &out, &len, err) == -1 && strstr(err, "quality"));
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 101, &out, &len, err) == -1);
-    CHECK(sg_jpeg_encode(e, rgb, 0, H, 0, 0, 80, &out, &len, err) == -1 && out == NULL);
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 80, &out, &len, err) == 0); /* no resize */
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 0, &out, &len, err) == SG_CLIENT_EINVAL && strstr(err, "quality"));
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 101, &out, &len, err) == SG_CLIENT_EINVAL);
+    CHECK(sg_jpeg_encode(e, rgb, 0, H, 0, 0, 80, &out, &len, err) == SG_CLIENT_EINVAL && out == NULL);
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 80, &out, &len, err) == SG_CLIENT_OK); /* no resize */
     sg_image img;
     sg_error se = {0};
     CHECK(sg_image_decode(out, len, 0, &img, &se) == SG_OK && img.width == W && img.height == H);
@@ -399,22 +409,24 @@ static uint8_t *make_jpeg(int seed, size_t *len)
             p[1] = (uint8_t)(y / 2 + seed * 90);
             p[2] = (uint8_t)((x ^ y) + seed * 20);
         }
-    sg_jpeg_encoder *e = sg_jpeg_encoder_new();
+    sg_jpeg_encoder *e;
+    CHECK(sg_jpeg_encoder_new(&e) == SG_CLIENT_OK);
     uint8_t *out = NULL;
-    char err[128];
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 85, &out, len, err) == 0);
+    char err[SG_CLIENT_ERROR_SIZE];
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 85, &out, len, err) == SG_CLIENT_OK);
     sg_jpeg_encoder_free(e);
     free(rgb);
     return out;
 }
 
-static sg_client *real_client(const sgt_server *s)
+static sg_client *real_client(const sgt_server *s) { return make_client(s->base, NULL, false); }
+
+/* A fresh sg-edge, a client of it and a session on it. */
+static sg_client *edge_session(sgt_server *srv, char sid[SG_CLIENT_SESSION_ID_SIZE])
 {
-    char err[128];
-    sg_client_config cfg;
-    sg_client_config_default(&cfg, s->base);
-    sg_client *c = sg_client_new(&cfg, err);
-    CHECK_MSG(c != NULL, "%s", err);
+    CHECK(sgt_start(srv, NULL, NULL) == 0);
+    sg_client *c = real_client(srv);
+    CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
     return c;
 }
 
@@ -423,13 +435,10 @@ static bool body_has(const sg_client_result *r, const char *s) { return r->body 
 static void test_sg_edge(void)
 {
     sgt_server srv;
-    CHECK(sgt_start(&srv, NULL, NULL) == 0);
-    sg_client *c = real_client(&srv);
-    char sid[64];
-    sg_client_result r;
-    CHECK(sg_client_create_session(c, sid, &r) == SG_CLIENT_OK);
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client *c = edge_session(&srv, sid);
     CHECK(strlen(sid) == 36);
-    sg_client_result_free(&r);
+    sg_client_result r;
 
     size_t n1, n2;
     uint8_t *f1 = make_jpeg(0, &n1), *f2 = make_jpeg(1, &n2);
@@ -438,32 +447,28 @@ static void test_sg_edge(void)
     CHECK_EQ_INT(r.body_up, n1);
     CHECK(r.server_ms >= 0 && r.latency_ms >= r.server_ms);
     uint64_t frame_bytes = r.bytes_up;
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* the same frame again: the gate skips it */
     CHECK(sg_client_upload_frame(c, sid, f1, n1, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"status\":\"skipped\""));
     frame_bytes += r.bytes_up;
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* as JSON: base64 + 19 bytes of JSON; a different picture, but only 2 frames after the
      * keyframe, so the gate (min_gap 3) still skips it */
-    sg_client_config cfg;
-    sg_client_config_default(&cfg, srv.base);
-    cfg.frame_json = true;
-    char err[128];
-    sg_client *cj = sg_client_new(&cfg, err);
+    sg_client *cj = make_client(srv.base, NULL, true);
     CHECK(sg_client_upload_frame(cj, sid, f2, n2, &r) == SG_CLIENT_OK);
     CHECK_EQ_INT(r.body_up, 4 * ((n2 + 2) / 3) + 19);
     CHECK(body_has(&r, "\"keyframe\":false"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(cj);
 
     CHECK(sg_client_query(c, sid, "what am I looking at?", NULL, 0, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"response\""));
     CHECK(r.server_ms >= 0);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_query(c, sid, "and this?", f2, n2, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"visual_context\""));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
 
     /* audio: without an ASR model the server validates it and answers 503 MODEL_UNAVAILABLE with no
      * Retry-After: final, not retried (with a model: 200) */
@@ -475,17 +480,17 @@ static void test_sg_edge(void)
     CHECK(st == SG_CLIENT_OK || (st == SG_CLIENT_FAILED && r.status == 503 &&
                                  strcmp(r.error, "MODEL_UNAVAILABLE") == 0));
     CHECK_EQ_INT(r.body_up, wl);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     free(wav);
 
     /* an unknown session: 404, final */
     CHECK(sg_client_upload_frame(c, "00000000-0000-4000-8000-000000000000", f1, n1, &r) == SG_CLIENT_FAILED);
     CHECK(r.status == 404 && r.attempts == 1 && strcmp(r.error, "INVALID_SESSION") == 0);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* garbage is a 400, final */
     CHECK(sg_client_upload_frame(c, sid, (const uint8_t *)"not a jpeg", 10, &r) == SG_CLIENT_FAILED);
     CHECK(r.status == 400 && r.attempts == 1);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
 
     sg_client_stats stats;
     sg_client_get_stats(c, &stats);
@@ -497,9 +502,9 @@ static void test_sg_edge(void)
     CHECK(stats.kind[SG_UPLOAD_FRAME].bytes_up > frame_bytes);
     CHECK(stats.kind[SG_UPLOAD_FRAME].body_up == 2 * n1 + n1 + 10);
     CHECK(sg_client_delete_session(c, sid, &r) == SG_CLIENT_OK);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_frame(c, sid, f1, n1, &r) == SG_CLIENT_FAILED && r.status == 404);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
     sgt_stop(&srv, SIGTERM);
     free(f1);
@@ -527,7 +532,7 @@ static void *upload_thread(void *p)
     a->st = sg_client_upload_frame(c, a->sid, a->jpeg, a->len, &r);
     a->retries = r.retries;
     a->total_ms = r.total_ms;
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
     return NULL;
 }
@@ -539,7 +544,7 @@ static void test_sg_edge_overloaded(void)
     const char *args[] = {"--workers", "1", "--queue-depth", "0", NULL};
     CHECK(sgt_start(&srv, env, args) == 0);
     sg_client *c = real_client(&srv);
-    char sid[64];
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
     CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
     size_t n;
     uint8_t *f = make_jpeg(2, &n);
@@ -571,7 +576,7 @@ static void test_sg_edge_rate_limited(void)
     const char *env[] = {"SG_RATE_LIMIT_RPS=1", NULL};
     CHECK(sgt_start(&srv, env, NULL) == 0);
     sg_client *c = real_client(&srv);
-    char sid[64];
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
     CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
     size_t n;
     uint8_t *f = make_jpeg(3, &n);
@@ -582,7 +587,7 @@ static void test_sg_edge_rate_limited(void)
         retries += r.retries;
         if (r.retries)
             CHECK(r.total_ms >= 1000.0 * r.retries * 0.99);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
     }
     CHECK_EQ_INT(ok, 4);
     CHECK(retries >= 1);
@@ -632,11 +637,12 @@ static int16_t *jfk_pcm(double seconds, size_t *n)
 static void test_audio_codec(void)
 {
     sg_audio_codec c;
-    CHECK(sg_audio_codec_parse("opus", &c) == 0 && c == SG_AUDIO_CODEC_OPUS);
-    CHECK(sg_audio_codec_parse("flac", &c) == 0 && c == SG_AUDIO_CODEC_FLAC);
-    CHECK(sg_audio_codec_parse("pcm", &c) == 0 && c == SG_AUDIO_CODEC_PCM);
-    CHECK(sg_audio_codec_parse("wav", &c) == 0 && c == SG_AUDIO_CODEC_PCM);
-    CHECK(sg_audio_codec_parse("mp3", &c) == -1 && sg_audio_codec_parse(NULL, &c) == -1);
+    CHECK(sg_audio_codec_parse("opus", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_OPUS);
+    CHECK(sg_audio_codec_parse("flac", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_FLAC);
+    CHECK(sg_audio_codec_parse("pcm", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_PCM);
+    CHECK(sg_audio_codec_parse("wav", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_PCM);
+    CHECK(sg_audio_codec_parse("mp3", &c) == SG_CLIENT_EINVAL);
+    CHECK(sg_audio_codec_parse(NULL, &c) == SG_CLIENT_EINVAL);
     CHECK(strcmp(sg_audio_codec_content_type(SG_AUDIO_CODEC_OPUS), "audio/ogg") == 0);
 
     size_t n;
@@ -646,12 +652,12 @@ static void test_audio_codec(void)
     float *ref = malloc(n * sizeof *ref);
     for (size_t i = 0; i < n; i++)
         ref[i] = pcm[i] / 32768.0f;
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     for (int k = 0; k < 3; k++) {
         sg_audio_codec codec = (sg_audio_codec)k;
         uint8_t *out = NULL;
         size_t len = 0;
-        CHECK_MSG(sg_audio_encode(codec, pcm, n, 16000, 0, &out, &len, err) == 0, "%s", err);
+        CHECK_MSG(sg_audio_encode(codec, pcm, n, 16000, 0, &out, &len, err) == SG_CLIENT_OK, "%s", err);
         if (!out)
             continue;
         sg_audio a;
@@ -689,19 +695,19 @@ static void test_audio_codec(void)
     /* a bitrate changes the size; bad arguments are errors */
     uint8_t *lo = NULL, *hi = NULL;
     size_t nlo = 0, nhi = 0;
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 12000, &lo, &nlo, err) == 0);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 64000, &hi, &nhi, err) == 0);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 12000, &lo, &nlo, err) == SG_CLIENT_OK);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 64000, &hi, &nhi, err) == SG_CLIENT_OK);
     CHECK_MSG(nlo < nhi, "%zu vs %zu", nlo, nhi);
     free(lo);
     free(hi);
     uint8_t *o = NULL;
     size_t ol = 0;
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 44100, 0, &o, &ol, err) == -1 && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 44100, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
     CHECK(strstr(err, "44100") != NULL);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 1000, &o, &ol, err) == -1 && !o);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, NULL, n, 16000, 0, &o, &ol, err) == -1 && !o);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, pcm, 0, 16000, 0, &o, &ol, err) == -1 && !o);
-    CHECK(sg_audio_encode((sg_audio_codec)9, pcm, n, 16000, 0, &o, &ol, err) == -1 && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 1000, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, NULL, n, 16000, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, pcm, 0, 16000, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
+    CHECK(sg_audio_encode((sg_audio_codec)9, pcm, n, 16000, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
     free(ref);
     free(pcm);
 }
@@ -718,19 +724,19 @@ static void test_hint_on_the_wire(void)
     static const uint8_t jpeg[4] = {0xFF, 0xD8, 0xFF, 0xD9};
     CHECK(sg_client_upload_frame_hint(c, SID, jpeg, 4, true, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "X-Client-Keyframe: true") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_frame_hint(c, SID, jpeg, 4, false, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "X-Client-Keyframe") == NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* the audio media type follows the magic */
     static const uint8_t ogg[8] = {'O', 'g', 'g', 'S', 0, 2, 0, 0};
     static const uint8_t flac[8] = {'f', 'L', 'a', 'C', 0, 0, 0, 34};
     CHECK(sg_client_upload_audio(c, SID, ogg, 8, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "Content-Type: audio/ogg") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_audio(c, SID, flac, 8, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "Content-Type: audio/flac") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
     /* JSON frames carry it as a field */
     fc = (fake_clock){0};
@@ -738,7 +744,7 @@ static void test_hint_on_the_wire(void)
     CHECK(sg_client_upload_frame_hint(c, SID, jpeg, 3, true, &r) == SG_CLIENT_OK);
     CHECK(strstr(fs.last_request, "{\"image_base64\":\"/9j/\",\"client_keyframe\":true}") != NULL);
     CHECK_EQ_INT(r.body_up, strlen("{\"image_base64\":\"/9j/\",\"client_keyframe\":true}"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     fake_stop(&fs);
     sg_client_free(c);
 }
@@ -746,32 +752,25 @@ static void test_hint_on_the_wire(void)
 static void test_hint_at_sg_edge(void)
 {
     sgt_server srv;
-    CHECK(sgt_start(&srv, NULL, NULL) == 0);
-    sg_client *c = real_client(&srv);
-    char sid[64];
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client *c = edge_session(&srv, sid);
     sg_client_result r;
-    CHECK(sg_client_create_session(c, sid, &r) == SG_CLIENT_OK);
-    sg_client_result_free(&r);
     size_t n1, n2;
     uint8_t *f1 = make_jpeg(0, &n1), *f2 = make_jpeg(1, &n2);
     CHECK(sg_client_upload_frame(c, sid, f1, n1, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":true"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* one frame later the gate's min_gap would skip anything; with the hint it is analysed */
     CHECK(sg_client_upload_frame(c, sid, f2, n2, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":false"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_frame_hint(c, sid, f1, n1, true, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":true") && body_has(&r, "\"client_keyframe\":true"));
-    sg_client_result_free(&r);
-    sg_client_config cfg;
-    sg_client_config_default(&cfg, srv.base);
-    cfg.frame_json = true;
-    char err[128];
-    sg_client *cj = sg_client_new(&cfg, err);
+    sg_client_result_clear(&r);
+    sg_client *cj = make_client(srv.base, NULL, true);
     CHECK(sg_client_upload_frame_hint(cj, sid, f2, n2, true, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":true"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(cj);
     /* an Opus chunk is decoded by the server (no ASR model: 503 MODEL_UNAVAILABLE after the
      * decode, final); garbage behind OggS is a 400 */
@@ -779,16 +778,16 @@ static void test_hint_at_sg_edge(void)
     int16_t *pcm = jfk_pcm(1.0, &n);
     uint8_t *opus = NULL;
     size_t ol = 0;
-    if (pcm && sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 0, &opus, &ol, err) == 0) {
+    if (pcm && sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 0, &opus, &ol, NULL) == SG_CLIENT_OK) {
         sg_client_status st = sg_client_upload_audio(c, sid, opus, ol, &r);
         CHECK_MSG(st == SG_CLIENT_OK || (r.status == 503 && strcmp(r.error, "MODEL_UNAVAILABLE") == 0),
                   "HTTP %d %s %s", r.status, r.error, r.detail);
         CHECK_EQ_INT(r.body_up, ol);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
         memset(opus + 30, 0x55, ol - 30);
         CHECK(sg_client_upload_audio(c, sid, opus, ol, &r) == SG_CLIENT_FAILED);
         CHECK(r.status == 400 && strcmp(r.error, "INVALID_AUDIO") == 0 && r.attempts == 1);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
     }
     free(opus);
     free(pcm);
