@@ -512,8 +512,11 @@ static void test_sg_edge(void)
 }
 
 /* Three phones upload at once to a server with one worker and no queue, whose every job takes
- * 400 ms: the others get 503 OVERLOADED + Retry-After and get through on a retry. */
+ * 400 ms: the others get 503 OVERLOADED + Retry-After and get through on a retry. "At once": each
+ * makes its client first and waits for the others at a barrier, so on a slow machine (ASan, a
+ * loaded CI box) a phone still starting up cannot miss the 400 ms in which the worker is busy. */
 typedef struct uploader_arg {
+    pthread_barrier_t *ready;
     const sgt_server *srv;
     const char *sid;
     const uint8_t *jpeg;
@@ -529,6 +532,7 @@ static void *upload_thread(void *p)
     uploader_arg *a = p;
     sg_client *c = real_client(a->srv);
     sg_client_result r;
+    pthread_barrier_wait(a->ready);
     a->st = sg_client_upload_frame(c, a->sid, a->jpeg, a->len, &r);
     a->retries = r.retries;
     a->total_ms = r.total_ms;
@@ -550,8 +554,10 @@ static void test_sg_edge_overloaded(void)
     uint8_t *f = make_jpeg(2, &n);
     uploader_arg a[3];
     pthread_t th[3];
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, 3);
     for (int i = 0; i < 3; i++) {
-        a[i] = (uploader_arg){.srv = &srv, .sid = sid, .jpeg = f, .len = n};
+        a[i] = (uploader_arg){.ready = &ready, .srv = &srv, .sid = sid, .jpeg = f, .len = n};
         pthread_create(&th[i], NULL, upload_thread, &a[i]);
     }
     int retries = 0;
@@ -562,6 +568,7 @@ static void test_sg_edge_overloaded(void)
         if (a[i].retries > 0)
             CHECK(a[i].total_ms >= 1000.0); /* waited for Retry-After: 1 */
     }
+    pthread_barrier_destroy(&ready);
     CHECK_MSG(retries >= 2, "only %d retries", retries);
     sg_client_free(c);
     sgt_stop(&srv, SIGTERM);
