@@ -133,7 +133,10 @@ static bool has_ext(const char *name, const char *ext)
     return n > e && strcasecmp(name + n - e, ext) == 0;
 }
 
-static int add_photo(source *s, const char *path, char *err, size_t errlen)
+/* Reads the file at path whole and decodes it into *out. 0, or -1 with "cannot read PATH" or
+ * "PATH: why" in err. */
+typedef sg_status (*decode_fn)(const uint8_t *data, size_t len, void *out, sg_error *e);
+static int read_decoded(const char *path, decode_fn decode, void *out, char *err, size_t errlen)
 {
     size_t len;
     char *data = sg_tool_read_file(path, &len);
@@ -141,14 +144,31 @@ static int add_photo(source *s, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s", path);
         return -1;
     }
-    sg_image img;
     sg_error e = {0};
-    sg_status st = sg_image_decode((const uint8_t *)data, len, 0, &img, &e);
+    sg_status st = decode((const uint8_t *)data, len, out, &e);
     free(data);
     if (st != SG_OK) {
         snprintf(err, errlen, "%s: %s", path, e.msg);
         return -1;
     }
+    return 0;
+}
+
+static sg_status decode_image(const uint8_t *data, size_t len, void *out, sg_error *e)
+{
+    return sg_image_decode(data, len, 0, out, e);
+}
+
+static sg_status decode_audio(const uint8_t *data, size_t len, void *out, sg_error *e)
+{
+    return sg_audio_decode(data, len, SG_AUDIO_AUTO, 0, 0, out, e);
+}
+
+static int add_photo(source *s, const char *path, char *err, size_t errlen)
+{
+    sg_image img;
+    if (read_decoded(path, decode_image, &img, err, errlen) != 0)
+        return -1;
     uint8_t *c = malloc((size_t)s->cw * (size_t)s->ch * 3);
     if (!c || sg_rgb_fit(img.rgb, img.width, img.height, c, s->cw, s->ch) != SG_CLIENT_OK) {
         free(c);
@@ -643,6 +663,15 @@ static int parse_num(const char *name, const char *v, double lo, double hi, doub
     return 0;
 }
 
+static int parse_int(const char *name, const char *v, double lo, double hi, int *out)
+{
+    double x;
+    if (parse_num(name, v, lo, hi, &x) != 0)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, opts *o)
 {
     static const struct option longopts[] = {
@@ -660,24 +689,13 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"audio-codec", required_argument, 0, 'C'},   {"audio-bitrate", required_argument, 0, 'B'},
         {"upload-budget", required_argument, 0, 'U'},
         {0, 0, 0, 0}};
-    memset(o, 0, sizeof *o);
-    o->battery = 100;
-    o->duration_s = 60;
-    o->speed = 1;
-    o->question_every_s = 15;
-    o->hold_s = 4;
-    o->pan = 10;
-    o->timeout_s = 10;
-    o->cam_w = 640;
-    o->cam_h = 480;
-    o->up_w = 640;
-    o->up_h = 480;
-    o->queue_cap = 16;
-    o->prefilter = PREFILTER_ON;
-    o->seed = 0; /* jitter seeded from the clock */
-    o->audio_codec = SG_AUDIO_CODEC_OPUS;
-    o->audio_bitrate = SG_OPUS_DEFAULT_BITRATE;
-    o->upload_budget = -1;
+    static const opts defaults = {
+        .battery = 100, .duration_s = 60, .speed = 1, .question_every_s = 15, .hold_s = 4, .pan = 10,
+        .timeout_s = 10, .cam_w = 640, .cam_h = 480, .up_w = 640, .up_h = 480, .queue_cap = 16,
+        .prefilter = PREFILTER_ON, .seed = 0 /* jitter seeded from the clock */,
+        .audio_codec = SG_AUDIO_CODEC_OPUS, .audio_bitrate = SG_OPUS_DEFAULT_BITRATE,
+        .upload_budget = -1};
+    *o = defaults;
     double v;
     optind = 1;
     int c;
@@ -698,14 +716,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'H': if (parse_num("--hold", optarg, 0.001, 3600, &o->hold_s)) return 2; break;
         case 'P': if (parse_num("--pan", optarg, 0, 10000, &o->pan)) return 2; break;
         case 't': if (parse_num("--timeout", optarg, 0.1, 600, &o->timeout_s)) return 2; break;
-        case 'q':
-            if (parse_num("--quality", optarg, 0, 100, &v)) return 2;
-            o->quality = (int)v;
-            break;
-        case 'n':
-            if (parse_num("--queue", optarg, 2, 100000, &v)) return 2;
-            o->queue_cap = (int)v;
-            break;
+        case 'q': if (parse_int("--quality", optarg, 0, 100, &o->quality)) return 2; break;
+        case 'n': if (parse_int("--queue", optarg, 2, 100000, &o->queue_cap)) return 2; break;
         case 'S':
             if (parse_num("--seed", optarg, 0, 1e15, &v)) return 2;
             o->seed = (unsigned long long)v;
@@ -728,10 +740,7 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return 2;
             }
             break;
-        case 'B':
-            if (parse_num("--audio-bitrate", optarg, 6000, 256000, &v)) return 2;
-            o->audio_bitrate = (int)v;
-            break;
+        case 'B': if (parse_int("--audio-bitrate", optarg, 6000, 256000, &o->audio_bitrate)) return 2; break;
         case 'U':
             if (parse_num("--upload-budget", optarg, 0, 1e9, &o->upload_budget)) return 2;
             break;
@@ -764,20 +773,9 @@ static int parse_opts(int argc, char **argv, opts *o)
 
 static int load_audio(const char *path, int16_t **pcm, size_t *n, char *err, size_t errlen)
 {
-    size_t len;
-    char *data = sg_tool_read_file(path, &len);
-    if (!data) {
-        snprintf(err, errlen, "cannot read %s", path);
-        return -1;
-    }
     sg_audio a;
-    sg_error e = {0};
-    sg_status st = sg_audio_decode((const uint8_t *)data, len, SG_AUDIO_AUTO, 0, 0, &a, &e);
-    free(data);
-    if (st != SG_OK) {
-        snprintf(err, errlen, "%s: %s", path, e.msg);
+    if (read_decoded(path, decode_audio, &a, err, errlen) != 0)
         return -1;
-    }
     *pcm = malloc(a.n * sizeof **pcm);
     if (!*pcm) {
         sg_audio_free(&a);
@@ -804,18 +802,84 @@ typedef struct tick_counts {
     double max_lag_ms; /* how far the camera fell behind the simulated clock */
 } tick_counts;
 
-/* Everything the tick loop works with besides the shared stream. */
-typedef struct glasses {
-    source src;
+/* The microphone: --audio, looped, cut into one-second chunks. */
+typedef struct microphone {
+    int16_t *pcm, *chunk; /* the whole recording, and the second being cut from it */
+    size_t n, pos;
+    double next_ms;       /* simulated time of the next chunk */
+} microphone;
+
+static int microphone_open(microphone *m, const char *path, char *err, size_t errlen)
+{
+    if (load_audio(path, &m->pcm, &m->n, err, errlen) != 0)
+        return -1;
+    m->chunk = malloc(2 * AUDIO_CHUNK_SAMPLES);
+    if (!m->chunk) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->next_ms = 1000.0;
+    return 0;
+}
+
+/* The next second of the recording (looped). */
+static const int16_t *microphone_cut(microphone *m)
+{
+    for (size_t i = 0; i < AUDIO_CHUNK_SAMPLES; i++) {
+        m->chunk[i] = m->pcm[m->pos];
+        m->pos = (m->pos + 1) % m->n;
+    }
+    return m->chunk;
+}
+
+static void microphone_free(microphone *m)
+{
+    free(m->pcm);
+    free(m->chunk);
+}
+
+/* The phone's frame path: the captured frame's buffers, the frame-rate controller, the keyframe
+ * pre-filter and the JPEG encoder. */
+typedef struct frame_path {
     int up_w, up_h;          /* upload size */
-    uint8_t *cam, *up;       /* the captured camera frame, and it fitted to the upload size */
+    uint8_t *cam, *up;       /* one allocation: the camera frame, then it fitted to the upload size */
     sg_motion_tracker *motion;
     sg_rate_controller *rate;
     sg_prefilter *pf;
     sg_jpeg_encoder *enc;
-    int16_t *pcm, *chunk;    /* --audio (looped), and the second being cut from it */
-    size_t pcm_n, audio_pos;
-    double next_audio_ms, next_question_ms;
+} frame_path;
+
+static int frame_path_open(frame_path *fp, int cam_w, int cam_h, int up_w, int up_h)
+{
+    size_t cam_bytes = (size_t)cam_w * (size_t)cam_h * 3;
+    fp->up_w = up_w;
+    fp->up_h = up_h;
+    fp->cam = malloc(cam_bytes + (size_t)up_w * (size_t)up_h * 3);
+    if (!fp->cam)
+        return -1;
+    fp->up = fp->cam + cam_bytes;
+    if (sg_motion_tracker_new(10, &fp->motion) != SG_CLIENT_OK ||
+        sg_rate_controller_new(NULL, &fp->rate) != SG_CLIENT_OK ||
+        sg_prefilter_new(0, 0, &fp->pf) != SG_CLIENT_OK || sg_jpeg_encoder_new(&fp->enc) != SG_CLIENT_OK)
+        return -1;
+    return 0;
+}
+
+static void frame_path_free(frame_path *fp)
+{
+    free(fp->cam);
+    sg_motion_tracker_free(fp->motion);
+    sg_rate_controller_free(fp->rate);
+    sg_prefilter_free(fp->pf);
+    sg_jpeg_encoder_free(fp->enc);
+}
+
+/* Everything the tick loop works with besides the shared stream. */
+typedef struct glasses {
+    source src;              /* the camera */
+    microphone mic;          /* pcm NULL: no --audio */
+    frame_path fp;
+    double next_question_ms;
     tick_counts n;
 } glasses;
 
@@ -823,8 +887,8 @@ static const char *const default_questions[] = {"What am I looking at?", "Descri
                                                 "Is there any text in front of me?",
                                                 "What colours do you see?"};
 
-/* Opens the camera and the microphone and makes the frame pipeline. 0, or the exit code (the
- * message printed). */
+/* Opens the camera and the microphone and makes the frame path. 0, or the exit code (the message
+ * printed). */
 static int glasses_open(glasses *g, const opts *o)
 {
     char err[512] = "";
@@ -832,23 +896,15 @@ static int glasses_open(glasses *g, const opts *o)
     if ((is_y4m ? source_open_y4m(&g->src, o->frames, err, sizeof err)
                 : source_open_photos(&g->src, o->frames, o->cam_w, o->cam_h, o->hold_s, o->pan, err,
                                      sizeof err)) != 0 ||
-        (o->audio && load_audio(o->audio, &g->pcm, &g->pcm_n, err, sizeof err) != 0)) {
+        (o->audio && microphone_open(&g->mic, o->audio, err, sizeof err) != 0)) {
         fprintf(stderr, "sg stream: %s\n", err);
         return 2;
     }
-    g->up_w = o->up_w ? o->up_w : g->src.w;
-    g->up_h = o->up_h ? o->up_h : g->src.h;
-    g->cam = malloc((size_t)g->src.w * (size_t)g->src.h * 3);
-    g->up = malloc((size_t)g->up_w * (size_t)g->up_h * 3);
-    g->chunk = g->pcm ? malloc(2 * AUDIO_CHUNK_SAMPLES) : NULL;
-    if (!g->cam || !g->up || (g->pcm && !g->chunk) ||
-        sg_motion_tracker_new(10, &g->motion) != SG_CLIENT_OK ||
-        sg_prefilter_new(0, 0, &g->pf) != SG_CLIENT_OK || sg_jpeg_encoder_new(&g->enc) != SG_CLIENT_OK ||
-        sg_rate_controller_new(NULL, &g->rate) != SG_CLIENT_OK) {
+    if (frame_path_open(&g->fp, g->src.w, g->src.h, o->up_w ? o->up_w : g->src.w,
+                        o->up_h ? o->up_h : g->src.h) != 0) {
         fprintf(stderr, "sg stream: out of memory\n");
         return 1;
     }
-    g->next_audio_ms = 1000.0;
     g->next_question_ms = o->question_every_s > 0 ? o->question_every_s * 1000.0 : INFINITY;
     return 0;
 }
@@ -856,14 +912,8 @@ static int glasses_open(glasses *g, const opts *o)
 static void glasses_free(glasses *g)
 {
     source_free(&g->src);
-    free(g->pcm);
-    free(g->chunk);
-    free(g->cam);
-    free(g->up);
-    sg_motion_tracker_free(g->motion);
-    sg_prefilter_free(g->pf);
-    sg_jpeg_encoder_free(g->enc);
-    sg_rate_controller_free(g->rate);
+    microphone_free(&g->mic);
+    frame_path_free(&g->fp);
 }
 
 /* ---- the phone: queue, budget, client and the uploader thread ------------------------------- */
@@ -1009,15 +1059,12 @@ static void tick_wait(stream *s, glasses *g, double t)
 static void tick_microphone(stream *s, glasses *g, double t)
 {
     const opts *o = &s->o;
-    while (g->pcm && t >= g->next_audio_ms) {
-        for (size_t i = 0; i < AUDIO_CHUNK_SAMPLES; i++) {
-            g->chunk[i] = g->pcm[g->audio_pos];
-            g->audio_pos = (g->audio_pos + 1) % g->pcm_n;
-        }
+    while (g->mic.pcm && t >= g->mic.next_ms) {
+        const int16_t *chunk = microphone_cut(&g->mic);
         uint8_t *copy;
         size_t wl;
         char aerr[SG_CLIENT_ERROR_SIZE];
-        if (sg_audio_encode(o->audio_codec, g->chunk, AUDIO_CHUNK_SAMPLES, SG_AUDIO_RATE,
+        if (sg_audio_encode(o->audio_codec, chunk, AUDIO_CHUNK_SAMPLES, SG_AUDIO_RATE,
                             o->audio_bitrate, &copy, &wl, aerr) == SG_CLIENT_OK) {
             sg_upload_item it = {.kind = SG_UPLOAD_AUDIO, .data = copy, .len = wl, .t_ms = t};
             pthread_mutex_lock(&s->mu);
@@ -1031,7 +1078,7 @@ static void tick_microphone(stream *s, glasses *g, double t)
             snprintf(s->last_error, sizeof s->last_error, "%s", aerr);
             pthread_mutex_unlock(&s->mu);
         }
-        g->next_audio_ms += 1000.0;
+        g->mic.next_ms += 1000.0;
     }
 }
 
@@ -1051,7 +1098,7 @@ static void tick_question(stream *s, glasses *g, double t)
         push_keep(s, it, &g->n.query_backpressure);
         g->n.asked++;
     }
-    sg_rate_interaction(g->rate, t);
+    sg_rate_interaction(g->fp.rate, t);
     g->next_question_ms += o->question_every_s * 1000.0;
 }
 
@@ -1060,17 +1107,18 @@ static void tick_question(stream *s, glasses *g, double t)
 static void tick_capture(stream *s, glasses *g, double t)
 {
     const opts *o = &s->o;
-    source_render(&g->src, g->cam);
-    const uint8_t *frame = g->cam;
-    if (g->up_w != g->src.w || g->up_h != g->src.h) {
-        sg_rgb_fit(g->cam, g->src.w, g->src.h, g->up, g->up_w, g->up_h);
-        frame = g->up;
+    frame_path *fp = &g->fp;
+    source_render(&g->src, fp->cam);
+    const uint8_t *frame = fp->cam;
+    if (fp->up_w != g->src.w || fp->up_h != g->src.h) {
+        sg_rgb_fit(fp->cam, g->src.w, g->src.h, fp->up, fp->up_w, fp->up_h);
+        frame = fp->up;
     }
     bool key = true;
     if (o->prefilter != PREFILTER_OFF) {
         float thumb[64];
-        sg_prefilter_thumb(frame, g->up_w, g->up_h, thumb);
-        key = sg_prefilter_push(g->pf, thumb);
+        sg_prefilter_thumb(frame, fp->up_w, fp->up_h, thumb);
+        key = sg_prefilter_push(fp->pf, thumb);
     }
     pthread_mutex_lock(&s->mu);
     /* with the pre-filter on, a frame is due when it is a keyframe or stands in for one that the
@@ -1081,7 +1129,7 @@ static void tick_capture(stream *s, glasses *g, double t)
         return;
     }
     int quality = o->quality > 0 ? o->quality : sg_jpeg_quality_for(o->battery, sg_uplink_kbps(s->uplink));
-    frame_enc fe = {g->enc, frame, g->up_w, g->up_h, NULL, 0, ""};
+    frame_enc fe = {fp->enc, frame, fp->up_w, fp->up_h, NULL, 0, ""};
     sg_budget_frame bf;
     bool encode_error = sg_budget_fit_frame(s->budget, t, quality, encode_cb, &fe, &bf) != SG_CLIENT_OK;
     if (encode_error || bf.quality == 0) {
@@ -1123,8 +1171,8 @@ static int tick_camera(stream *s, glasses *g, long long k, double t)
         return -1;
     }
     g->n.camera_frames++;
-    double m = sg_motion_tracker_push(g->motion, g->src.ptr, g->src.w, g->src.h, g->src.stride, 3);
-    sg_rate_decision d = sg_rate_on_frame(g->rate, t, s->o.battery, m);
+    double m = sg_motion_tracker_push(g->fp.motion, g->src.ptr, g->src.w, g->src.h, g->src.stride, 3);
+    sg_rate_decision d = sg_rate_on_frame(g->fp.rate, t, s->o.battery, m);
     g->n.boosted += d.boosted;
     g->n.active_frames += d.user_active;
     if (d.capture) {
@@ -1193,7 +1241,7 @@ static void report_gather(report *R, stream *s, const glasses *g, double elapsed
         R->sim_s = 1.0 / SG_CAMERA_FPS;
     R->elapsed_real_ms = elapsed_real_ms;
     sg_client_get_stats(s->client, &R->http);
-    sg_rate_get_stats(g->rate, &R->rate);
+    sg_rate_get_stats(g->fp.rate, &R->rate);
     sg_upload_queue_get_stats(s->q, &R->queue);
     sg_budget_get_stats(s->budget, &R->budget);
     sg_budget_get_config(s->budget, &R->budget_cfg);
@@ -1239,8 +1287,8 @@ static json_t *report_frames(const report *R)
         r2((double)s->frames_sent / R->sim_s), "jpeg_quality_avg",
         r2(s->jpeg_count ? s->quality_sum / (double)s->jpeg_count : 0), "jpeg_kb_avg",
         r2(s->jpeg_count ? s->jpeg_bytes_sum / (double)s->jpeg_count / 1024.0 : 0));
-    json_object_set_new(frames, "upload_width", json_integer(R->g->up_w));
-    json_object_set_new(frames, "upload_height", json_integer(R->g->up_h));
+    json_object_set_new(frames, "upload_width", json_integer(R->g->fp.up_w));
+    json_object_set_new(frames, "upload_height", json_integer(R->g->fp.up_h));
     json_object_set_new(frames, "prefilter_agreement",
                         s->shadow_total ? json_real(r2((double)s->shadow_agree / (double)s->shadow_total))
                                         : json_null());
