@@ -31,20 +31,6 @@ const char *sg_audio_codec_name(sg_audio_codec c)
     return "?";
 }
 
-sg_client_status sg_audio_codec_parse(const char *name, sg_audio_codec *out)
-{
-    for (int c = SG_AUDIO_CODEC_PCM; c <= SG_AUDIO_CODEC_OPUS; c++)
-        if (name && strcmp(name, sg_audio_codec_name((sg_audio_codec)c)) == 0) {
-            *out = (sg_audio_codec)c;
-            return SG_CLIENT_OK;
-        }
-    if (name && strcmp(name, "wav") == 0) {
-        *out = SG_AUDIO_CODEC_PCM;
-        return SG_CLIENT_OK;
-    }
-    return SG_CLIENT_EINVAL;
-}
-
 const char *sg_audio_codec_content_type(sg_audio_codec c)
 {
     switch (c) {
@@ -52,6 +38,18 @@ const char *sg_audio_codec_content_type(sg_audio_codec c)
     case SG_AUDIO_CODEC_OPUS: return "audio/ogg";
     default: return "audio/wav";
     }
+}
+
+sg_client_status sg_audio_codec_parse(const char *name, sg_audio_codec *out)
+{
+    if (name && strcmp(name, "wav") == 0)
+        name = "pcm"; /* the same chunks: PCM in a WAV file */
+    for (int c = SG_AUDIO_CODEC_PCM; c <= SG_AUDIO_CODEC_OPUS; c++)
+        if (name && strcmp(name, sg_audio_codec_name((sg_audio_codec)c)) == 0) {
+            *out = (sg_audio_codec)c;
+            return SG_CLIENT_OK;
+        }
+    return SG_CLIENT_EINVAL;
 }
 
 /* ---- Ogg: drop the OpusTags padding ------------------------------------------------------------ */

@@ -94,14 +94,15 @@ struct sg_rate_controller {
 
 sg_client_status sg_rate_controller_new(const sg_rate_config *cfg, sg_rate_controller **out)
 {
-    sg_rate_controller *rc = calloc(1, sizeof *rc);
-    *out = rc;
+    sg_rate_config def;
+    if (!cfg) {
+        sg_rate_config_default(&def);
+        cfg = &def;
+    }
+    sg_rate_controller *rc = *out = calloc(1, sizeof *rc);
     if (!rc)
         return SG_CLIENT_ENOMEM;
-    if (cfg)
-        rc->cfg = *cfg;
-    else
-        sg_rate_config_default(&rc->cfg);
+    rc->cfg = *cfg;
     if (rc->cfg.camera_fps <= 0)
         rc->cfg.camera_fps = SG_CAMERA_FPS;
     if (!(rc->cfg.motion_boost >= 1.0)) /* also NaN */

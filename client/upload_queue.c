@@ -40,9 +40,8 @@ sg_client_status sg_upload_queue_new(int capacity, int max_frames, sg_upload_que
 
 void sg_upload_queue_free(sg_upload_queue *q)
 {
-    if (!q)
-        return;
-    free(q->items);
+    if (q)
+        free(q->items);
     free(q);
 }
 
