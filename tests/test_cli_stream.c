@@ -241,28 +241,24 @@ int main(void)
     free(out);
     unlink(y4m);
 
-    /* bad arguments: exit 2 with a message; an unreachable server: exit 1 */
+    /* bad arguments: exit 2 with a message that names what is wrong; an unreachable server: exit 1 */
     CHECK_EQ_INT(sgt_run(SG_CLI_BIN " stream --frames ../shared/data/images 2>/dev/null", &out), 2);
     free(out);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames /nonexistent/dir 2>&1", srv.base);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
-    CHECK(strstr(out, "/nonexistent/dir") != NULL);
-    free(out);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --battery 120 2>&1", srv.base);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
-    CHECK(strstr(out, "--battery") != NULL);
-    free(out);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --audio-codec mp3 2>&1", srv.base);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
-    CHECK(strstr(out, "--audio-codec") != NULL);
-    free(out);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --upload-budget -5 2>&1", srv.base);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
-    CHECK(strstr(out, "--upload-budget") != NULL);
-    free(out);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s --frames ../shared/data/images --audio ../shared/data/images/text.jpg 2>&1", srv.base);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 2);
-    free(out);
+    static const struct {
+        const char *args, *says; /* says NULL: any message */
+    } bad[] = {
+        {"--frames /nonexistent/dir", "/nonexistent/dir"},
+        {"--frames ../shared/data/images --battery 120", "--battery"},
+        {"--frames ../shared/data/images --audio-codec mp3", "--audio-codec"},
+        {"--frames ../shared/data/images --upload-budget -5", "--upload-budget"},
+        {"--frames ../shared/data/images --audio ../shared/data/images/text.jpg", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server %s %s 2>&1", srv.base, bad[i].args);
+        CHECK_EQ_INT(sgt_run(cmd, &out), 2);
+        CHECK_MSG(!bad[i].says || strstr(out, bad[i].says), "%s: %s", bad[i].args, out);
+        free(out);
+    }
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " stream --server http://127.0.0.1:%d --frames ../shared/data/images --speed 100 2>&1",
              sgt_free_port());
     CHECK_EQ_INT(sgt_run(cmd, &out), 1);

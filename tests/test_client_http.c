@@ -197,6 +197,19 @@ static sg_client *fake_client(int port, fake_clock *fc, bool frame_json)
 
 static const char *SID = "0b7c3f5e-1d2a-4c6b-9e8f-001122334455";
 
+/* One frame upload against a scripted server, on the fake clock *fc (which the caller set up). */
+static sg_client_status scripted_upload(fake_server *fs, const step *script, int n, fake_clock *fc,
+                                        bool frame_json, const uint8_t *jpeg, size_t len,
+                                        sg_client_result *r)
+{
+    CHECK(fake_start(fs, script, n) == 0);
+    sg_client *c = fake_client(fs->port, fc, frame_json);
+    sg_client_status st = sg_client_upload_frame(c, SID, jpeg, len, r);
+    fake_stop(fs);
+    sg_client_free(c);
+    return st;
+}
+
 static void test_scripted(void)
 {
     static uint8_t jpeg[3000];
@@ -249,11 +262,8 @@ static void test_scripted(void)
     static const int codes[] = {400, 404, 413, 422};
     for (size_t i = 0; i < 4; i++) {
         step s2[2] = {{codes[i], NULL, "{\"detail\":\"no\",\"error\":\"INVALID_REQUEST\"}"}, {200, NULL, NULL}};
-        CHECK(fake_start(&fs, s2, 1) == 0);
         fc = (fake_clock){0};
-        c = fake_client(fs.port, &fc, false);
-        st = sg_client_upload_frame(c, SID, jpeg, 100, &r);
-        fake_stop(&fs);
+        st = scripted_upload(&fs, s2, 1, &fc, false, jpeg, 100, &r);
         CHECK(st == SG_CLIENT_FAILED);
         CHECK_EQ_INT(r.status, codes[i]);
         CHECK_EQ_INT(r.attempts, 1);
@@ -261,16 +271,12 @@ static void test_scripted(void)
         CHECK(strcmp(r.error, "INVALID_REQUEST") == 0 && strcmp(r.detail, "no") == 0);
         CHECK_EQ_INT(r.bytes_up, fs.received);
         sg_client_result_clear(&r);
-        sg_client_free(c);
     }
 
     /* 500 five times: gives up after max_attempts with growing waits; JSON frame body */
     static const step s3[] = {{500, NULL, NULL}, {500, NULL, NULL}, {500, NULL, NULL}, {500, NULL, NULL}, {500, NULL, NULL}};
-    CHECK(fake_start(&fs, s3, 5) == 0);
     fc = (fake_clock){0};
-    c = fake_client(fs.port, &fc, true);
-    st = sg_client_upload_frame(c, SID, jpeg, 3, &r);
-    fake_stop(&fs);
+    st = scripted_upload(&fs, s3, 5, &fc, true, jpeg, 3, &r);
     CHECK(st == SG_CLIENT_GAVE_UP);
     CHECK_EQ_INT(r.attempts, 5);
     CHECK_EQ_INT(fc.nslept, 4);
@@ -283,7 +289,6 @@ static void test_scripted(void)
     CHECK(strstr(fs.last_request, "{\"image_base64\":\"AAcO\"}") != NULL);
     CHECK_EQ_INT(r.bytes_up, fs.received);
     sg_client_result_clear(&r);
-    sg_client_free(c);
 
     /* 503 MODEL_UNAVAILABLE without Retry-After is final; with it, it is retried */
     static const step s4[] = {{503, NULL, "{\"detail\":\"no ASR model\",\"error\":\"MODEL_UNAVAILABLE\"}"},
@@ -307,14 +312,10 @@ static void test_scripted(void)
 
     /* keep_trying says no after the first attempt: abandoned */
     static const step s5[] = {{503, "1", NULL}};
-    CHECK(fake_start(&fs, s5, 1) == 0);
     fc = (fake_clock){.keep_until = 1};
-    c = fake_client(fs.port, &fc, false);
-    st = sg_client_upload_frame(c, SID, jpeg, 10, &r);
-    fake_stop(&fs);
+    st = scripted_upload(&fs, s5, 1, &fc, false, jpeg, 10, &r);
     CHECK(st == SG_CLIENT_ABANDONED && r.attempts == 1);
     sg_client_result_clear(&r);
-    sg_client_free(c);
 
     /* nobody listening: network errors, retried, then given up */
     fc = (fake_clock){0};
@@ -421,10 +422,11 @@ static uint8_t *make_jpeg(int seed, size_t *len)
 
 static sg_client *real_client(const sgt_server *s) { return make_client(s->base, NULL, false); }
 
-/* A fresh sg-edge, a client of it and a session on it. */
-static sg_client *edge_session(sgt_server *srv, char sid[SG_CLIENT_SESSION_ID_SIZE])
+/* A fresh sg-edge (extra environment and arguments, or NULL), a client of it and a session on it. */
+static sg_client *edge_session(sgt_server *srv, const char **env, const char **args,
+                               char sid[SG_CLIENT_SESSION_ID_SIZE])
 {
-    CHECK(sgt_start(srv, NULL, NULL) == 0);
+    CHECK(sgt_start(srv, env, args) == 0);
     sg_client *c = real_client(srv);
     CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
     return c;
@@ -436,7 +438,7 @@ static void test_sg_edge(void)
 {
     sgt_server srv;
     char sid[SG_CLIENT_SESSION_ID_SIZE];
-    sg_client *c = edge_session(&srv, sid);
+    sg_client *c = edge_session(&srv, NULL, NULL, sid);
     CHECK(strlen(sid) == 36);
     sg_client_result r;
 
@@ -546,10 +548,8 @@ static void test_sg_edge_overloaded(void)
     sgt_server srv;
     const char *env[] = {"SG_DEBUG_WORK_DELAY_MS=400", NULL};
     const char *args[] = {"--workers", "1", "--queue-depth", "0", NULL};
-    CHECK(sgt_start(&srv, env, args) == 0);
-    sg_client *c = real_client(&srv);
     char sid[SG_CLIENT_SESSION_ID_SIZE];
-    CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
+    sg_client *c = edge_session(&srv, env, args, sid);
     size_t n;
     uint8_t *f = make_jpeg(2, &n);
     uploader_arg a[3];
@@ -581,10 +581,8 @@ static void test_sg_edge_rate_limited(void)
 {
     sgt_server srv;
     const char *env[] = {"SG_RATE_LIMIT_RPS=1", NULL};
-    CHECK(sgt_start(&srv, env, NULL) == 0);
-    sg_client *c = real_client(&srv);
     char sid[SG_CLIENT_SESSION_ID_SIZE];
-    CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
+    sg_client *c = edge_session(&srv, env, NULL, sid);
     size_t n;
     uint8_t *f = make_jpeg(3, &n);
     int retries = 0, ok = 0;
@@ -760,7 +758,7 @@ static void test_hint_at_sg_edge(void)
 {
     sgt_server srv;
     char sid[SG_CLIENT_SESSION_ID_SIZE];
-    sg_client *c = edge_session(&srv, sid);
+    sg_client *c = edge_session(&srv, NULL, NULL, sid);
     sg_client_result r;
     size_t n1, n2;
     uint8_t *f1 = make_jpeg(0, &n1), *f2 = make_jpeg(1, &n2);
