@@ -359,7 +359,7 @@ typedef struct stream {
     opts o;
     double t0_real;
     sg_client *client;
-    char sid[64];
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool mu_ready;
