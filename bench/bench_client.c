@@ -130,7 +130,11 @@ int main(int argc, char **argv)
         }
     }
     int dim = clip ? sg_clip_get_info(clip)->embed_dim : 0;
-    sg_jpeg_encoder *enc = sg_jpeg_encoder_new();
+    sg_jpeg_encoder *enc = NULL;
+    if (sg_jpeg_encoder_new(&enc) != SG_CLIENT_OK) {
+        fprintf(stderr, "cannot start TurboJPEG\n");
+        return 1;
+    }
     uint8_t *frame = malloc((size_t)W * H * 3);
     double *times = malloc((size_t)runs * sizeof *times);
     float *emb = clip ? malloc((size_t)nq * dim * sizeof *emb) : NULL;
@@ -157,11 +161,11 @@ int main(int argc, char **argv)
         for (int qi = 0; qi < nq; qi++) {
             uint8_t *jpeg = NULL;
             size_t jl = 0;
-            char e[128];
+            char e[SG_CLIENT_ERROR_SIZE];
             for (int r = 0; r < runs; r++) {
                 free(jpeg);
                 double t0 = sg_now_ms();
-                if (sg_jpeg_encode(enc, frame, W, H, 0, 0, qs[qi], &jpeg, &jl, e) != 0) {
+                if (sg_jpeg_encode(enc, frame, W, H, 0, 0, qs[qi], &jpeg, &jl, e) != SG_CLIENT_OK) {
                     fprintf(stderr, "encode: %s\n", e);
                     return 1;
                 }

@@ -12,7 +12,6 @@
  * rewritten without it (RFC 7845 makes the padding optional) and its Ogg page re-checksummed.
  * Anything unexpected in the file leaves it as libsndfile wrote it. */
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +19,7 @@
 
 #include "media/sfmem.h"
 #include "sgclient.h"
+#include "status.h"
 
 const char *sg_audio_codec_name(sg_audio_codec c)
 {
@@ -31,20 +31,6 @@ const char *sg_audio_codec_name(sg_audio_codec c)
     return "?";
 }
 
-int sg_audio_codec_parse(const char *name, sg_audio_codec *out)
-{
-    for (int c = SG_AUDIO_CODEC_PCM; c <= SG_AUDIO_CODEC_OPUS; c++)
-        if (name && strcmp(name, sg_audio_codec_name((sg_audio_codec)c)) == 0) {
-            *out = (sg_audio_codec)c;
-            return 0;
-        }
-    if (name && strcmp(name, "wav") == 0) {
-        *out = SG_AUDIO_CODEC_PCM;
-        return 0;
-    }
-    return -1;
-}
-
 const char *sg_audio_codec_content_type(sg_audio_codec c)
 {
     switch (c) {
@@ -52,6 +38,18 @@ const char *sg_audio_codec_content_type(sg_audio_codec c)
     case SG_AUDIO_CODEC_OPUS: return "audio/ogg";
     default: return "audio/wav";
     }
+}
+
+sg_client_status sg_audio_codec_parse(const char *name, sg_audio_codec *out)
+{
+    if (name && strcmp(name, "wav") == 0)
+        name = "pcm"; /* the same chunks: PCM in a WAV file */
+    for (int c = SG_AUDIO_CODEC_PCM; c <= SG_AUDIO_CODEC_OPUS; c++)
+        if (name && strcmp(name, sg_audio_codec_name((sg_audio_codec)c)) == 0) {
+            *out = (sg_audio_codec)c;
+            return SG_CLIENT_OK;
+        }
+    return SG_CLIENT_EINVAL;
 }
 
 /* ---- Ogg: drop the OpusTags padding ------------------------------------------------------------ */
@@ -145,55 +143,50 @@ static size_t opus_compact_tags(uint8_t *buf, size_t len)
 
 /* ---- the encoder ------------------------------------------------------------------------------- */
 
-int sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n, int sample_rate,
-                    int bitrate_bps, uint8_t **out, size_t *out_len, char err[128])
+sg_client_status sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n,
+                                 int sample_rate, int bitrate_bps, uint8_t **out, size_t *out_len,
+                                 char err[SG_CLIENT_ERROR_SIZE])
 {
     *out = NULL;
     *out_len = 0;
-    if (!pcm || n == 0 || n > (size_t)1 << 28 || sample_rate < 8000 || sample_rate > 192000) {
-        snprintf(err, 128, "audio encode: bad arguments (%zu samples at %d Hz)", n, sample_rate);
-        return -1;
-    }
+    if (!pcm || n == 0 || n > (size_t)1 << 28 || sample_rate < 8000 || sample_rate > 192000)
+        return sg_client_fail(err, SG_CLIENT_EINVAL,
+                              "audio encode: bad arguments (%zu samples at %d Hz)", n, sample_rate);
     if (codec == SG_AUDIO_CODEC_PCM) {
         uint8_t *w = malloc(44 + 2 * n);
-        if (!w) {
-            snprintf(err, 128, "audio encode: out of memory");
-            return -1;
-        }
+        if (!w)
+            return sg_client_fail(err, SG_CLIENT_ENOMEM, "audio encode: out of memory");
         *out_len = sg_wav_pcm16(pcm, n, sample_rate, w);
         *out = w;
-        return 0;
+        return SG_CLIENT_OK;
     }
     int format;
     if (codec == SG_AUDIO_CODEC_FLAC) {
         format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
     } else if (codec == SG_AUDIO_CODEC_OPUS) {
         if (sample_rate != 8000 && sample_rate != 12000 && sample_rate != 16000 &&
-            sample_rate != 24000 && sample_rate != 48000) {
-            snprintf(err, 128, "audio encode: Opus takes 8, 12, 16, 24 or 48 kHz, not %d Hz",
-                     sample_rate);
-            return -1;
-        }
+            sample_rate != 24000 && sample_rate != 48000)
+            return sg_client_fail(err, SG_CLIENT_EINVAL,
+                                  "audio encode: Opus takes 8, 12, 16, 24 or 48 kHz, not %d Hz",
+                                  sample_rate);
         if (bitrate_bps == 0)
             bitrate_bps = SG_OPUS_DEFAULT_BITRATE;
-        if (bitrate_bps < 6000 || bitrate_bps > 256000) {
-            snprintf(err, 128, "audio encode: Opus bitrate %d is outside 6000..256000 bit/s",
-                     bitrate_bps);
-            return -1;
-        }
+        if (bitrate_bps < 6000 || bitrate_bps > 256000)
+            return sg_client_fail(err, SG_CLIENT_EINVAL,
+                                  "audio encode: Opus bitrate %d is outside 6000..256000 bit/s",
+                                  bitrate_bps);
         format = SF_FORMAT_OGG | SF_FORMAT_OPUS;
     } else {
-        snprintf(err, 128, "audio encode: unknown codec %d", (int)codec);
-        return -1;
+        return sg_client_fail(err, SG_CLIENT_EINVAL, "audio encode: unknown codec %d", (int)codec);
     }
     sg_sfmem m = sg_sfmem_writer(); /* the server's in-memory file (src/media/sfmem.c) */
     SF_VIRTUAL_IO io = sg_sfmem_io();
     SF_INFO info = {.samplerate = sample_rate, .channels = 1, .format = format};
     SNDFILE *sf = sf_open_virtual(&io, SFM_WRITE, &info, &m);
     if (!sf) {
-        snprintf(err, 128, "audio encode: libsndfile cannot write %s", sg_audio_codec_name(codec));
         free(m.buf);
-        return -1;
+        return sg_client_fail(err, SG_CLIENT_ECODEC, "audio encode: libsndfile cannot write %s",
+                              sg_audio_codec_name(codec));
     }
     if (codec == SG_AUDIO_CODEC_OPUS) {
         /* + 0.5 so libsndfile's (int) truncation lands on the requested bitrate */
@@ -201,21 +194,21 @@ int sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n, int samp
         if (sf_command(sf, SFC_SET_COMPRESSION_LEVEL, &level, sizeof level) != SF_TRUE) {
             sf_close(sf);
             free(m.buf);
-            snprintf(err, 128, "audio encode: libsndfile refused the Opus bitrate %d", bitrate_bps);
-            return -1;
+            return sg_client_fail(err, SG_CLIENT_ECODEC,
+                                  "audio encode: libsndfile refused the Opus bitrate %d", bitrate_bps);
         }
     }
     sf_count_t wrote = sf_writef_short(sf, pcm, (sf_count_t)n);
     int rc = sf_close(sf);
     if (wrote != (sf_count_t)n || rc != 0 || m.oom || m.n <= 0) {
         free(m.buf);
-        snprintf(err, 128, "audio encode: %s", m.oom ? "out of memory" : "libsndfile failed");
-        return -1;
+        return m.oom ? sg_client_fail(err, SG_CLIENT_ENOMEM, "audio encode: out of memory")
+                     : sg_client_fail(err, SG_CLIENT_ECODEC, "audio encode: libsndfile failed");
     }
     size_t len = (size_t)m.n;
     if (codec == SG_AUDIO_CODEC_OPUS)
         len = opus_compact_tags(m.buf, len);
     *out = m.buf;
     *out_len = len;
-    return 0;
+    return SG_CLIENT_OK;
 }

@@ -1,4 +1,4 @@
-/* The upload budget (policy: pure, no I/O, time passed in). See sgclient.h for the contract.
+/* The upload budget (policy: pure, no I/O, time passed in). See sgclient_policy.h for the contract.
  *
  * A token bucket in bytes: it holds at most burst_kb and refills at (kb_per_min - burst_kb) a
  * minute, so whatever 60 s one looks at, the bytes spent are at most burst + refill = kb_per_min
@@ -9,9 +9,10 @@
  * by what recent frames really weighed), and every guess is checked against the real encoded size
  * before anything is spent. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "sgclient.h"
+#include "sgclient_policy.h"
 
 /* JPEG bytes at quality q relative to q85: TurboJPEG/libjpeg 4:2:0, the eight shared photos fitted
  * to 640x480 (docs/PERFORMANCE.md, "Phone side"), q = 20, 25, ..., 100. Scenes differ in absolute
@@ -52,9 +53,23 @@ void sg_budget_config_default(sg_budget_config *c, double battery_pct)
     c->initial_kb_q85 = 50;
 }
 
-void sg_budget_init(sg_budget *b, const sg_budget_config *cfg)
+struct sg_budget {
+    sg_budget_config cfg;
+    double cap, rate;  /* bucket size (bytes), refill (bytes per ms) */
+    double tokens;     /* bytes available; below 0 after audio/questions beyond the budget */
+    double last_ms;
+    bool started;
+    bool owed;         /* a due frame was skipped: the next captured frame is due */
+    double ref_bytes;  /* estimated JPEG bytes at q85 for the current scene (learned) */
+    sg_budget_stats stats;
+};
+
+sg_client_status sg_budget_new(const sg_budget_config *cfg, sg_budget **out)
 {
-    memset(b, 0, sizeof *b);
+    sg_budget *b = calloc(1, sizeof *b);
+    *out = b;
+    if (!b)
+        return SG_CLIENT_ENOMEM;
     if (cfg)
         b->cfg = *cfg;
     else
@@ -81,7 +96,14 @@ void sg_budget_init(sg_budget *b, const sg_budget_config *cfg)
     b->rate = (c->kb_per_min - c->burst_kb) * 1024.0 / 60000.0;
     b->tokens = b->cap;
     b->ref_bytes = c->initial_kb_q85 * 1024.0;
+    return SG_CLIENT_OK;
 }
+
+void sg_budget_free(sg_budget *b) { free(b); }
+
+void sg_budget_get_config(const sg_budget *b, sg_budget_config *out) { *out = b->cfg; }
+
+void sg_budget_get_stats(const sg_budget *b, sg_budget_stats *out) { *out = b->stats; }
 
 bool sg_budget_unlimited(const sg_budget *b) { return !(b->cfg.kb_per_min > 0); }
 
@@ -109,7 +131,7 @@ void sg_budget_spend(sg_budget *b, double now_ms, sg_upload_kind kind, double by
     if (b->tokens > b->cap) /* a refund cannot overfill the bucket */
         b->tokens = b->cap;
     if (kind >= 0 && kind < SG_UPLOAD_KINDS)
-        b->spent[kind] += bytes;
+        b->stats.spent[kind] += bytes;
 }
 
 double sg_budget_frame_estimate(const sg_budget *b, int quality)
@@ -136,28 +158,29 @@ static int next_quality(const sg_budget_config *c, int want, int below)
     return q < below ? q : 0;
 }
 
-sg_budget_frame sg_budget_fit_frame(sg_budget *b, double now_ms, int want_quality,
-                                    sg_budget_encode_fn encode, void *ud)
+sg_client_status sg_budget_fit_frame(sg_budget *b, double now_ms, int want_quality,
+                                     sg_budget_encode_fn encode, void *ud, sg_budget_frame *out)
 {
-    sg_budget_frame r = {0, 0, 0, false, false};
     const sg_budget_config *c = &b->cfg;
-    b->frames_due++;
+    sg_budget_stats *st = &b->stats;
+    memset(out, 0, sizeof *out);
+    st->frames_due++;
     if (want_quality < 1)
         want_quality = 1;
     if (want_quality > 100)
         want_quality = 100;
+    size_t size;
+    sg_client_status es;
     if (sg_budget_unlimited(b)) {
-        long size = encode(ud, want_quality);
-        r.encodes = 1;
-        if (size < 0) {
-            r.error = true;
-            return r;
-        }
-        r.quality = want_quality;
-        r.bytes = size;
-        b->frames_sent++;
+        es = encode(ud, want_quality, &size);
+        out->encodes = 1;
+        if (es != SG_CLIENT_OK)
+            return es;
+        out->quality = want_quality;
+        out->bytes = size;
+        st->frames_sent++;
         sg_budget_spend(b, now_ms, SG_UPLOAD_FRAME, (double)size + c->overhead_bytes);
-        return r;
+        return SG_CLIENT_OK;
     }
     const double avail = sg_budget_available(b, now_ms);
     double ref = b->ref_bytes; /* this frame's own estimate once it has been encoded */
@@ -168,29 +191,27 @@ sg_budget_frame sg_budget_fit_frame(sg_budget *b, double now_ms, int want_qualit
             q = next_quality(c, want_quality, q);
         if (q == 0)
             break;
-        long size = encode(ud, q);
-        r.encodes++;
-        if (size < 0) {
-            r.error = true;
-            return r;
-        }
+        es = encode(ud, q, &size);
+        out->encodes++;
+        if (es != SG_CLIENT_OK)
+            return es;
         ref = (double)size / sg_jpeg_size_ratio(q);
         b->ref_bytes = 0.5 * b->ref_bytes + 0.5 * ref; /* the scene's scale, smoothed over frames */
         if ((double)size + c->overhead_bytes <= avail) {
-            r.quality = q;
-            r.bytes = size;
-            r.lowered = q < want_quality;
-            b->frames_sent++;
-            b->frames_lowered += r.lowered;
-            b->reencodes += r.encodes - 1;
+            out->quality = q;
+            out->bytes = size;
+            out->lowered = q < want_quality;
+            st->frames_sent++;
+            st->frames_lowered += out->lowered;
+            st->reencodes += out->encodes - 1;
             b->owed = false;
             sg_budget_spend(b, now_ms, SG_UPLOAD_FRAME, (double)size + c->overhead_bytes);
-            return r;
+            return SG_CLIENT_OK;
         }
         q = next_quality(c, want_quality, q);
     }
-    b->frames_skipped++;
-    b->reencodes += r.encodes > 0 ? r.encodes - 1 : 0;
+    st->frames_skipped++;
+    st->reencodes += out->encodes > 0 ? out->encodes - 1 : 0;
     b->owed = true; /* the view the skipped frame showed still has to reach the server */
-    return r;
+    return SG_CLIENT_OK;
 }

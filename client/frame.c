@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "agent/keyframe.h"
-#include "sgclient.h"
+#include "media/thumb.h"
+#include "sgclient_policy.h"
 
 /* ---- motion ---------------------------------------------------------------------------------- */
 
@@ -41,12 +42,14 @@ struct sg_motion_tracker {
     bool has_prev;
 };
 
-sg_motion_tracker *sg_motion_tracker_new(int step)
+sg_client_status sg_motion_tracker_new(int step, sg_motion_tracker **out)
 {
     sg_motion_tracker *t = calloc(1, sizeof *t);
-    if (t)
-        t->step = step >= 1 ? step : 10;
-    return t;
+    *out = t;
+    if (!t)
+        return SG_CLIENT_ENOMEM;
+    t->step = step >= 1 ? step : 10;
+    return SG_CLIENT_OK;
 }
 
 void sg_motion_tracker_free(sg_motion_tracker *t)
@@ -159,11 +162,11 @@ static int taps_make(taps *t, int src, int dst)
     return 0;
 }
 
-int sg_rgb_fit(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
+sg_client_status sg_rgb_fit(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
 {
     if (!src || !dst || sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0 || sw > 65535 || sh > 65535 ||
         dw > 65535 || dh > 65535)
-        return -1;
+        return SG_CLIENT_EINVAL;
     /* centre crop to dw:dh */
     int cw = sw, ch = sh;
     if ((long long)sw * dh > (long long)sh * dw)
@@ -178,20 +181,20 @@ int sg_rgb_fit(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
     if (cw == dw && ch == dh) {
         for (int y = 0; y < dh; y++)
             memcpy(dst + (size_t)y * dw * 3, base + (size_t)y * sw * 3, (size_t)dw * 3);
-        return 0;
+        return SG_CLIENT_OK;
     }
     taps tx, ty;
     if (taps_make(&tx, cw, dw) != 0)
-        return -1;
+        return SG_CLIENT_ENOMEM;
     if (taps_make(&ty, ch, dh) != 0) {
         taps_free(&tx);
-        return -1;
+        return SG_CLIENT_ENOMEM;
     }
     float *tmp = malloc((size_t)ch * (size_t)dw * 3 * sizeof *tmp); /* horizontal pass */
     if (!tmp) {
         taps_free(&tx);
         taps_free(&ty);
-        return -1;
+        return SG_CLIENT_ENOMEM;
     }
     for (int y = 0; y < ch; y++) {
         const uint8_t *row = base + (size_t)y * sw * 3;
@@ -224,25 +227,31 @@ int sg_rgb_fit(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
     free(tmp);
     taps_free(&tx);
     taps_free(&ty);
-    return 0;
+    return SG_CLIENT_OK;
 }
 
 /* ---- keyframe pre-filter --------------------------------------------------------------------- */
 
-/* The thumbnail itself, sg_thumb8_rgb, is the server's: src/media/thumb.c, compiled into this
- * library as well. */
+/* The thumbnail is the server's (src/media/thumb.c, compiled into this library as well); the
+ * library exports it under its own name, so a shared build need not export the server's. */
+void sg_prefilter_thumb(const uint8_t *rgb, int width, int height, float thumb[64])
+{
+    sg_thumb8_rgb(rgb, width, height, thumb);
+}
 
 struct sg_prefilter {
     sg_keyframe_gate gate;
 };
 
-sg_prefilter *sg_prefilter_new(float diff_tau, int min_gap)
+sg_client_status sg_prefilter_new(float diff_tau, int min_gap, sg_prefilter **out)
 {
     sg_prefilter *p = malloc(sizeof *p);
-    if (p)
-        sg_keyframe_gate_init(&p->gate, diff_tau > 0.0f ? diff_tau : SG_KEYFRAME_DIFF_TAU,
-                              min_gap > 0 ? min_gap : SG_KEYFRAME_MIN_GAP);
-    return p;
+    *out = p;
+    if (!p)
+        return SG_CLIENT_ENOMEM;
+    sg_keyframe_gate_init(&p->gate, diff_tau > 0.0f ? diff_tau : SG_KEYFRAME_DIFF_TAU,
+                          min_gap > 0 ? min_gap : SG_KEYFRAME_MIN_GAP);
+    return SG_CLIENT_OK;
 }
 
 void sg_prefilter_free(sg_prefilter *p) { free(p); }

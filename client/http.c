@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "sgclient.h"
+#include "status.h"
 
 #define MAX_RESPONSE_BYTES (16u << 20)
 
@@ -59,13 +60,6 @@ static void default_sleep(void *ud, double ms)
     }
 }
 
-static const char *const status_names[] = {"ok", "failed", "gave_up", "abandoned", "einval", "enomem"};
-
-const char *sg_client_status_name(sg_client_status s)
-{
-    return (s >= 0 && s <= SG_CLIENT_ENOMEM) ? status_names[s] : "?";
-}
-
 void sg_client_config_default(sg_client_config *c, const char *base_url)
 {
     memset(c, 0, sizeof *c);
@@ -76,22 +70,18 @@ void sg_client_config_default(sg_client_config *c, const char *base_url)
     c->rng_seed = 0; /* a different jitter sequence per client */
 }
 
-sg_client *sg_client_new(const sg_client_config *cfg, char err[128])
+sg_client_status sg_client_new(const sg_client_config *cfg, sg_client **out,
+                               char err[SG_CLIENT_ERROR_SIZE])
 {
-    if (!cfg || !cfg->base_url || !*cfg->base_url) {
-        snprintf(err, 128, "no server URL");
-        return NULL;
-    }
-    if (strncmp(cfg->base_url, "http://", 7) != 0 && strncmp(cfg->base_url, "https://", 8) != 0) {
-        snprintf(err, 128, "server URL must start with http:// or https://");
-        return NULL;
-    }
+    *out = NULL;
+    if (!cfg || !cfg->base_url || !*cfg->base_url)
+        return sg_client_fail(err, SG_CLIENT_EINVAL, "no server URL");
+    if (strncmp(cfg->base_url, "http://", 7) != 0 && strncmp(cfg->base_url, "https://", 8) != 0)
+        return sg_client_fail(err, SG_CLIENT_EINVAL, "server URL must start with http:// or https://");
     pthread_once(&curl_once, curl_init_once);
     sg_client *c = calloc(1, sizeof *c);
-    if (!c) {
-        snprintf(err, 128, "out of memory");
-        return NULL;
-    }
+    if (!c)
+        return sg_client_fail(err, SG_CLIENT_ENOMEM, "out of memory");
     c->cfg = *cfg;
     c->base = strdup(cfg->base_url);
     if (c->base) {
@@ -109,9 +99,8 @@ sg_client *sg_client_new(const sg_client_config *cfg, char err[128])
     c->cfg.api_key = NULL;
     c->curl = curl_easy_init();
     if (!c->base || (cfg->api_key && !c->api_key_header) || !c->curl) {
-        snprintf(err, 128, "cannot start libcurl (out of memory?)");
         sg_client_free(c);
-        return NULL;
+        return sg_client_fail(err, SG_CLIENT_ENOMEM, "cannot start libcurl (out of memory?)");
     }
     if (!c->cfg.now_ms)
         c->cfg.now_ms = default_now;
@@ -129,7 +118,8 @@ sg_client *sg_client_new(const sg_client_config *cfg, char err[128])
     if (!seed)
         seed = (uint64_t)(mono_ms() * 1e6) ^ ((uint64_t)(uintptr_t)c << 17) ^ (uint64_t)time(NULL);
     sg_rng_seed(&c->rng, seed);
-    return c;
+    *out = c;
+    return SG_CLIENT_OK;
 }
 
 void sg_client_free(sg_client *c)
@@ -146,7 +136,7 @@ void sg_client_free(sg_client *c)
 
 void sg_client_get_stats(const sg_client *c, sg_client_stats *out) { *out = c->stats; }
 
-void sg_client_result_free(sg_client_result *r)
+void sg_client_result_clear(sg_client_result *r)
 {
     if (!r)
         return;
@@ -399,7 +389,7 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
     free(url);
     curl_slist_free_all(hdrs);
     if (res == &dummy)
-        sg_client_result_free(res);
+        sg_client_result_clear(res);
     return outcome;
 }
 
@@ -414,7 +404,7 @@ sg_client_status sg_client_request(sg_client *c, sg_upload_kind kind, const char
 
 static bool valid_session_id(const char *id)
 {
-    if (!id || !*id || strlen(id) > 63)
+    if (!id || !*id || strlen(id) >= SG_CLIENT_SESSION_ID_SIZE)
         return false;
     for (const char *p = id; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-')
@@ -450,7 +440,8 @@ static char *base64_encode(const uint8_t *in, size_t n, size_t *out_len)
     return out;
 }
 
-sg_client_status sg_client_create_session(sg_client *c, char session_id[64], sg_client_result *res)
+sg_client_status sg_client_create_session(sg_client *c, char session_id[SG_CLIENT_SESSION_ID_SIZE],
+                                          sg_client_result *res)
 {
     sg_client_result local;
     sg_client_result *r = res ? res : &local;
@@ -460,7 +451,7 @@ sg_client_status sg_client_create_session(sg_client *c, char session_id[64], sg_
         json_t *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
         const char *id = json_string_value(json_object_get(j, "session_id"));
         if (id && valid_session_id(id)) {
-            snprintf(session_id, 64, "%s", id);
+            snprintf(session_id, SG_CLIENT_SESSION_ID_SIZE, "%s", id);
         } else {
             snprintf(r->detail, sizeof r->detail, "the server's answer has no session_id");
             st = r->outcome = SG_CLIENT_FAILED;
@@ -468,7 +459,7 @@ sg_client_status sg_client_create_session(sg_client *c, char session_id[64], sg_
         json_decref(j);
     }
     if (!res)
-        sg_client_result_free(&local);
+        sg_client_result_clear(&local);
     return st;
 }
 

@@ -7,9 +7,10 @@
  * is a val it reassigns, `(targetFps * 1.5).toInt()` turns LOW's 7.5 fps into 7 and then
  * `30 / 7` into every 4th frame (7.5 again, by luck), and HIGH x 1.5 = 45 would divide by zero. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "sgclient.h"
+#include "sgclient_policy.h"
 
 static const int mode_fps[SG_RATE_MODES] = {1, 5, 10, 30};
 static const char *const mode_names[SG_RATE_MODES] = {"MINIMAL", "LOW", "MEDIUM", "HIGH"};
@@ -83,18 +84,37 @@ double sg_rate_target_fps(const sg_rate_config *cfg, double battery_pct, bool us
     return boosted_fps(cfg, mode_of(cfg, b, user_active), boost);
 }
 
-void sg_rate_init(sg_rate_controller *rc, const sg_rate_config *cfg)
+struct sg_rate_controller {
+    sg_rate_config cfg;
+    bool has_interaction, has_motion;
+    double last_interaction_ms, last_motion_ms;
+    long long phase; /* capture accumulator, in milli-frames */
+    sg_rate_stats stats;
+};
+
+sg_client_status sg_rate_controller_new(const sg_rate_config *cfg, sg_rate_controller **out)
 {
-    memset(rc, 0, sizeof *rc);
-    if (cfg)
-        rc->cfg = *cfg;
-    else
-        sg_rate_config_default(&rc->cfg);
+    sg_rate_config def;
+    if (!cfg) {
+        sg_rate_config_default(&def);
+        cfg = &def;
+    }
+    sg_rate_controller *rc = *out = calloc(1, sizeof *rc);
+    if (!rc)
+        return SG_CLIENT_ENOMEM;
+    rc->cfg = *cfg;
     if (rc->cfg.camera_fps <= 0)
         rc->cfg.camera_fps = SG_CAMERA_FPS;
     if (!(rc->cfg.motion_boost >= 1.0)) /* also NaN */
         rc->cfg.motion_boost = 1.0;
+    return SG_CLIENT_OK;
 }
+
+void sg_rate_controller_free(sg_rate_controller *rc) { free(rc); }
+
+void sg_rate_force_mode(sg_rate_controller *rc, int mode) { rc->cfg.forced_mode = mode; }
+
+void sg_rate_get_stats(const sg_rate_controller *rc, sg_rate_stats *out) { *out = rc->stats; }
 
 void sg_rate_interaction(sg_rate_controller *rc, double now_ms)
 {
@@ -128,7 +148,7 @@ sg_rate_decision sg_rate_on_frame(sg_rate_controller *rc, double now_ms, double 
 
     const long long full = (long long)rc->cfg.camera_fps * 1000;
     const long long step = llround(d.target_fps * 1000.0);
-    if (rc->frames == 0)
+    if (rc->stats.frames == 0)
         rc->phase = full - step; /* the first frame is captured */
     rc->phase += step;
     if (rc->phase >= full) {
@@ -136,11 +156,11 @@ sg_rate_decision sg_rate_on_frame(sg_rate_controller *rc, double now_ms, double 
         rc->phase -= full; /* now < step <= full: never two captures' worth of credit */
     }
 
-    rc->frames++;
-    rc->frames_in_mode[d.mode]++;
+    rc->stats.frames++;
+    rc->stats.frames_in_mode[d.mode]++;
     if (d.capture) {
-        rc->captured++;
-        rc->captured_in_mode[d.mode]++;
+        rc->stats.captured++;
+        rc->stats.captured_in_mode[d.mode]++;
     }
     return d;
 }
@@ -162,13 +182,30 @@ int sg_jpeg_quality_for(double battery_pct, double uplink_kbps)
 
 /* ---- uplink estimate ------------------------------------------------------------------------ */
 
-void sg_uplink_init(sg_uplink *u)
+struct sg_uplink {
+    double kbps; /* estimate, <= 0 when none */
+    double alpha;
+    size_t min_bytes;
+    long samples;
+};
+
+sg_client_status sg_uplink_new(sg_uplink **out)
 {
-    memset(u, 0, sizeof *u);
+    sg_uplink *u = calloc(1, sizeof *u);
+    *out = u;
+    if (!u)
+        return SG_CLIENT_ENOMEM;
     u->kbps = -1.0;
     u->alpha = 0.25;
     u->min_bytes = 4096;
+    return SG_CLIENT_OK;
 }
+
+void sg_uplink_free(sg_uplink *u) { free(u); }
+
+double sg_uplink_kbps(const sg_uplink *u) { return u->kbps; }
+
+long sg_uplink_samples(const sg_uplink *u) { return u->samples; }
 
 void sg_uplink_observe(sg_uplink *u, size_t bytes, double transfer_ms)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sgclient.h"
+#include "sgclient_policy.h"
 
 void sg_rng_seed(sg_rng *r, uint64_t seed)
 {

@@ -1,10 +1,17 @@
 /* The bounded upload queue: frames are disposable (a newer one says more than an old one), audio and
  * questions are not. Items are kept in push order in a small array (capacities are tens of items,
- * so removing from the middle is a short memmove); the queue never allocates after init. */
+ * so removing from the middle is a short memmove); the queue never allocates after _new. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "sgclient.h"
+#include "sgclient_policy.h"
+
+struct sg_upload_queue {
+    sg_upload_item *items; /* push order */
+    int n, capacity, max_frames;
+    long long seq;
+    sg_upload_queue_stats stats;
+};
 
 static const char *const kind_names[SG_UPLOAD_KINDS] = {"frame", "audio", "query", "control"};
 
@@ -13,26 +20,37 @@ const char *sg_upload_kind_name(sg_upload_kind k)
     return (k >= 0 && k < SG_UPLOAD_KINDS) ? kind_names[k] : "?";
 }
 
-int sg_upq_init(sg_upload_queue *q, int capacity, int max_frames)
+sg_client_status sg_upload_queue_new(int capacity, int max_frames, sg_upload_queue **out)
 {
-    memset(q, 0, sizeof *q);
+    *out = NULL;
     if (capacity < 1 || capacity > 1000000 || max_frames < 0)
-        return -1;
-    q->items = calloc((size_t)capacity, sizeof *q->items);
-    if (!q->items)
-        return -1;
+        return SG_CLIENT_EINVAL;
+    sg_upload_queue *q = calloc(1, sizeof *q);
+    if (q)
+        q->items = calloc((size_t)capacity, sizeof *q->items);
+    if (!q || !q->items) {
+        free(q);
+        return SG_CLIENT_ENOMEM;
+    }
     q->capacity = capacity;
     q->max_frames = max_frames < capacity ? max_frames : capacity;
-    return 0;
+    *out = q;
+    return SG_CLIENT_OK;
 }
 
-void sg_upq_free(sg_upload_queue *q)
+void sg_upload_queue_free(sg_upload_queue *q)
 {
-    free(q->items);
-    memset(q, 0, sizeof *q);
+    if (q)
+        free(q->items);
+    free(q);
 }
 
-int sg_upq_count(const sg_upload_queue *q, sg_upload_kind kind)
+void sg_upload_queue_get_stats(const sg_upload_queue *q, sg_upload_queue_stats *out)
+{
+    *out = q->stats;
+}
+
+int sg_upload_queue_count(const sg_upload_queue *q, sg_upload_kind kind)
 {
     if (kind == SG_UPLOAD_KINDS)
         return q->n;
@@ -56,41 +74,42 @@ static int oldest_of(const sg_upload_queue *q, sg_upload_kind kind)
     return -1;
 }
 
-sg_upq_status sg_upq_push(sg_upload_queue *q, sg_upload_item item, sg_upload_item *evicted)
+sg_client_status sg_upload_queue_push(sg_upload_queue *q, sg_upload_item item, sg_upload_item *evicted)
 {
-    if (!q->items || item.kind < 0 || item.kind >= SG_UPLOAD_CONTROL)
-        return SG_UPQ_EINVAL;
+    if (!q || item.kind < 0 || item.kind >= SG_UPLOAD_CONTROL)
+        return SG_CLIENT_EINVAL;
     bool frame = item.kind == SG_UPLOAD_FRAME;
     if (frame && q->max_frames == 0) {
-        q->dropped_new_frames++;
-        return SG_UPQ_DROPPED_NEW;
+        q->stats.dropped_new_frames++;
+        return SG_CLIENT_DROPPED_NEW;
     }
-    bool need_room = q->n >= q->capacity || (frame && sg_upq_count(q, SG_UPLOAD_FRAME) >= q->max_frames);
-    sg_upq_status st = SG_UPQ_OK;
+    bool need_room = q->n >= q->capacity ||
+                     (frame && sg_upload_queue_count(q, SG_UPLOAD_FRAME) >= q->max_frames);
+    sg_client_status st = SG_CLIENT_OK;
     if (need_room) {
         int old = oldest_of(q, SG_UPLOAD_FRAME);
         if (old < 0) {
             /* full of audio and questions: a frame is the one thing we may drop */
             if (frame) {
-                q->dropped_new_frames++;
-                return SG_UPQ_DROPPED_NEW;
+                q->stats.dropped_new_frames++;
+                return SG_CLIENT_DROPPED_NEW;
             }
-            q->refused[item.kind]++;
-            return SG_UPQ_FULL;
+            q->stats.refused[item.kind]++;
+            return SG_CLIENT_FULL;
         }
         if (evicted)
             *evicted = q->items[old];
         remove_at(q, old);
-        q->evicted_frames++;
-        st = SG_UPQ_DROPPED_OLDEST;
+        q->stats.evicted_frames++;
+        st = SG_CLIENT_DROPPED_OLDEST;
     }
     item.seq = ++q->seq;
     q->items[q->n++] = item;
-    q->pushed[item.kind]++;
+    q->stats.pushed[item.kind]++;
     return st;
 }
 
-bool sg_upq_pop(sg_upload_queue *q, sg_upload_item *out)
+bool sg_upload_queue_pop(sg_upload_queue *q, sg_upload_item *out)
 {
     static const sg_upload_kind order[] = {SG_UPLOAD_QUERY, SG_UPLOAD_AUDIO, SG_UPLOAD_FRAME};
     for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
@@ -104,7 +123,7 @@ bool sg_upq_pop(sg_upload_queue *q, sg_upload_item *out)
     return false;
 }
 
-bool sg_upq_has_newer_frame(const sg_upload_queue *q, long long seq)
+bool sg_upload_queue_has_newer_frame(const sg_upload_queue *q, long long seq)
 {
     for (int i = 0; i < q->n; i++)
         if (q->items[i].kind == SG_UPLOAD_FRAME && q->items[i].seq > seq)

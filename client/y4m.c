@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sgclient.h"
+#include "sgclient_policy.h"
+#include "status.h"
 
 #define Y4M_MAX_HEADER 4096
 #define Y4M_MAX_DIM 16384
@@ -30,7 +31,8 @@ static int tok_is(const char *tok, size_t n, const char *name)
     return strlen(name) == n && memcmp(tok, name, n) == 0;
 }
 
-int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char err[128])
+sg_client_status sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out,
+                                     char err[SG_CLIENT_ERROR_SIZE])
 {
     memset(out, 0, sizeof *out);
     out->fps_num = 30;
@@ -38,14 +40,13 @@ int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char e
     out->chroma = 420;
     static const char magic[] = "YUV4MPEG2";
     if (!buf || len < sizeof magic || memcmp(buf, magic, sizeof magic - 1) != 0) {
-        snprintf(err, 128, "not a Y4M file (no YUV4MPEG2 signature)");
-        return -1;
+        return sg_client_fail(err, SG_CLIENT_EFORMAT, "not a Y4M file (no YUV4MPEG2 signature)");
     }
     size_t lim = len < Y4M_MAX_HEADER ? len : Y4M_MAX_HEADER;
     const uint8_t *nl = memchr(buf, '\n', lim);
     if (!nl) {
-        snprintf(err, 128, "Y4M header is truncated or longer than %d bytes", Y4M_MAX_HEADER);
-        return -1;
+        return sg_client_fail(err, SG_CLIENT_EFORMAT,
+                              "Y4M header is truncated or longer than %d bytes", Y4M_MAX_HEADER);
     }
     size_t end = (size_t)(nl - buf);
     long long w = -1, h = -1;
@@ -63,14 +64,12 @@ int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char e
         switch (tok[0]) {
         case 'W':
             if (parse_uint(tok + 1, n - 1, &w) != 0) {
-                snprintf(err, 128, "bad Y4M width");
-                return -1;
+                return sg_client_fail(err, SG_CLIENT_EFORMAT, "bad Y4M width");
             }
             break;
         case 'H':
             if (parse_uint(tok + 1, n - 1, &h) != 0) {
-                snprintf(err, 128, "bad Y4M height");
-                return -1;
+                return sg_client_fail(err, SG_CLIENT_EFORMAT, "bad Y4M height");
             }
             break;
         case 'F': {
@@ -79,8 +78,7 @@ int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char e
             if (!colon || parse_uint(tok + 1, (size_t)(colon - tok - 1), &a) != 0 ||
                 parse_uint(colon + 1, n - (size_t)(colon - tok) - 1, &b) != 0 || a <= 0 || b <= 0 ||
                 a > 1000000 || b > 1000000) {
-                snprintf(err, 128, "bad Y4M frame rate");
-                return -1;
+                return sg_client_fail(err, SG_CLIENT_EFORMAT, "bad Y4M frame rate");
             }
             out->fps_num = (int)a;
             out->fps_den = (int)b;
@@ -97,9 +95,9 @@ int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char e
             else if (tok_is(tok, n, "Cmono"))
                 out->chroma = 0;
             else {
-                snprintf(err, 128, "unsupported Y4M colour space '%.*s' (8-bit 420, 422, 444, mono)",
-                         (int)(n > 20 ? 20 : n), tok);
-                return -1;
+                return sg_client_fail(err, SG_CLIENT_EFORMAT,
+                                      "unsupported Y4M colour space '%.*s' (8-bit 420, 422, 444, mono)",
+                                      (int)(n > 20 ? 20 : n), tok);
             }
             break;
         default: /* I (interlacing), A (aspect), X (comments): nothing to do */
@@ -108,12 +106,10 @@ int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char e
         i = j;
     }
     if (w <= 0 || h <= 0) {
-        snprintf(err, 128, "Y4M header has no W/H");
-        return -1;
+        return sg_client_fail(err, SG_CLIENT_EFORMAT, "Y4M header has no W/H");
     }
     if (w > Y4M_MAX_DIM || h > Y4M_MAX_DIM || w * h > Y4M_MAX_PIXELS) {
-        snprintf(err, 128, "Y4M frames of %lldx%lld are too large", w, h);
-        return -1;
+        return sg_client_fail(err, SG_CLIENT_EFORMAT, "Y4M frames of %lldx%lld are too large", w, h);
     }
     out->width = (int)w;
     out->height = (int)h;
@@ -125,18 +121,18 @@ int sg_y4m_parse_header(const uint8_t *buf, size_t len, sg_y4m_info *out, char e
     default: out->frame_bytes = luma; break;
     }
     out->header_len = end + 1;
-    return 0;
+    return SG_CLIENT_OK;
 }
 
-long sg_y4m_frame_header_len(const uint8_t *buf, size_t len)
+size_t sg_y4m_frame_header_len(const uint8_t *buf, size_t len)
 {
     if (!buf || len < 6 || memcmp(buf, "FRAME", 5) != 0)
-        return -1;
+        return 0;
     size_t lim = len < Y4M_MAX_HEADER ? len : Y4M_MAX_HEADER;
     const uint8_t *nl = memchr(buf + 5, '\n', lim - 5);
     if (!nl || (nl != buf + 5 && buf[5] != ' '))
-        return -1;
-    return (long)(nl - buf) + 1;
+        return 0;
+    return (size_t)(nl - buf) + 1;
 }
 
 static uint8_t clamp255(int v) { return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v)); }

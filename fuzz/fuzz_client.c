@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sgclient.h"
+#include "sgclient_policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)sg_retry_after_parse(ra, 1.7e9);
 
     sg_y4m_info info;
-    char err[128];
-    if (sg_y4m_parse_header(data, size, &info, err) != 0)
+    char err[SG_CLIENT_ERROR_SIZE];
+    if (sg_y4m_parse_header(data, size, &info, err) != SG_CLIENT_OK)
         return 0;
     if (info.frame_bytes > (1u << 22)) /* keep the fuzzer's memory small; the parser allows more */
         return 0;
@@ -30,11 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t pos = info.header_len;
     for (int f = 0; f < 4 && pos < size; f++) {
-        long h = sg_y4m_frame_header_len(data + pos, size - pos);
-        if (h < 0 || (size_t)h > size - pos || info.frame_bytes > size - pos - (size_t)h)
+        size_t h = sg_y4m_frame_header_len(data + pos, size - pos);
+        if (h == 0 || h > size - pos || info.frame_bytes > size - pos - h)
             break;
         sg_y4m_to_rgb(&info, data + pos + h, rgb);
-        pos += (size_t)h + info.frame_bytes;
+        pos += h + info.frame_bytes;
     }
     free(rgb);
     return 0;

@@ -21,7 +21,17 @@
  * 60 s session takes 6 s and a Retry-After of 1 s waits 100 ms; network round trips and server work
  * stay real, so latencies are real milliseconds. KB/min and fps are per simulated minute/second.
  * If the machine cannot keep up with the speed, the camera falls behind (camera.max_lag_ms says
- * by how much) but no camera frame is skipped. */
+ * by how much) but no camera frame is skipped. The budget and the per-minute byte counts follow
+ * the camera's own timeline (the tick being simulated, stream.tick_ms), not the wall clock: a
+ * camera that lags has not lived the time the wall clock says, and a bucket refilled by the wall
+ * clock would let it spend a budget for seconds it never simulated (under ASan, 20 simulated
+ * seconds at 10x took 4 real seconds and spent 450 KB of a 240 KB budget).
+ *
+ * The code, in order: frame sources; the shared stream state and the uploader thread (uploader,
+ * upload_one); options; set-up (glasses_open: camera, microphone, frame pipeline; stream_open:
+ * queue, budget, client, session); one camera tick (tick_wait, tick_microphone, tick_question,
+ * tick_camera -> tick_capture) and the loop over them (glasses_run); the report (report_json, one
+ * function per section, and report_text); sg_cmd_stream ties them together. */
 #include "sg_stream.h"
 
 #include <dirent.h>
@@ -123,7 +133,10 @@ static bool has_ext(const char *name, const char *ext)
     return n > e && strcasecmp(name + n - e, ext) == 0;
 }
 
-static int add_photo(source *s, const char *path, char *err, size_t errlen)
+/* Reads the file at path whole and decodes it into *out. 0, or -1 with "cannot read PATH" or
+ * "PATH: why" in err. */
+typedef sg_status (*decode_fn)(const uint8_t *data, size_t len, void *out, sg_error *e);
+static int read_decoded(const char *path, decode_fn decode, void *out, char *err, size_t errlen)
 {
     size_t len;
     char *data = sg_tool_read_file(path, &len);
@@ -131,16 +144,33 @@ static int add_photo(source *s, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s", path);
         return -1;
     }
-    sg_image img;
     sg_error e = {0};
-    sg_status st = sg_image_decode((const uint8_t *)data, len, 0, &img, &e);
+    sg_status st = decode((const uint8_t *)data, len, out, &e);
     free(data);
     if (st != SG_OK) {
         snprintf(err, errlen, "%s: %s", path, e.msg);
         return -1;
     }
+    return 0;
+}
+
+static sg_status decode_image(const uint8_t *data, size_t len, void *out, sg_error *e)
+{
+    return sg_image_decode(data, len, 0, out, e);
+}
+
+static sg_status decode_audio(const uint8_t *data, size_t len, void *out, sg_error *e)
+{
+    return sg_audio_decode(data, len, SG_AUDIO_AUTO, 0, 0, out, e);
+}
+
+static int add_photo(source *s, const char *path, char *err, size_t errlen)
+{
+    sg_image img;
+    if (read_decoded(path, decode_image, &img, err, errlen) != 0)
+        return -1;
     uint8_t *c = malloc((size_t)s->cw * (size_t)s->ch * 3);
-    if (!c || sg_rgb_fit(img.rgb, img.width, img.height, c, s->cw, s->ch) != 0) {
+    if (!c || sg_rgb_fit(img.rgb, img.width, img.height, c, s->cw, s->ch) != SG_CLIENT_OK) {
         free(c);
         sg_image_free(&img);
         snprintf(err, errlen, "%s: cannot scale the photo", path);
@@ -205,7 +235,7 @@ static int y4m_read_next(source *s, char *err, size_t errlen)
         char line[4096];
         if (fgets(line, sizeof line, s->f)) {
             size_t l = strlen(line);
-            if (sg_y4m_frame_header_len((const uint8_t *)line, l) != (long)l) {
+            if (sg_y4m_frame_header_len((const uint8_t *)line, l) != l) {
                 snprintf(err, errlen, "Y4M frame %lld: no FRAME header", s->file_frames);
                 return -1;
             }
@@ -247,8 +277,8 @@ static int source_open_y4m(source *s, const char *path, char *err, size_t errlen
     }
     uint8_t head[4096];
     size_t n = fread(head, 1, sizeof head, s->f);
-    char e[128];
-    if (sg_y4m_parse_header(head, n, &s->info, e) != 0) {
+    char e[SG_CLIENT_ERROR_SIZE];
+    if (sg_y4m_parse_header(head, n, &s->info, e) != SG_CLIENT_OK) {
         snprintf(err, errlen, "%s: %s", path, e);
         return -1;
     }
@@ -329,14 +359,18 @@ typedef struct stream {
     opts o;
     double t0_real;
     sg_client *client;
-    char sid[64];
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    sg_upload_queue q;
+    bool mu_ready;
+    pthread_t uploader_thread;
+    bool uploader_running;
+    double tick_ms; /* the simulated present: the camera tick being played (under mu) */
+    sg_upload_queue *q;
     bool done;
     double drain_deadline_real;
     long long uploading_seq;
-    sg_uplink uplink;
+    sg_uplink *uplink;
     /* counters, under mu */
     long long frames_sent, frames_failed, frames_abandoned, frames_unsent, frames_hinted;
     long long server_keyframes, server_skipped, shadow_agree, shadow_total;
@@ -344,7 +378,7 @@ typedef struct stream {
     long long queries_answered, queries_failed, queries_unsent, gave_up;
     double jpeg_bytes_sum, quality_sum;
     long long jpeg_count;
-    sg_budget budget;
+    sg_budget *budget;
     double audio_bytes_sum;
     long long audio_encoded;
     dvec turn_ms, http_ms[SG_UPLOAD_KINDS];
@@ -371,7 +405,7 @@ static bool cb_keep_trying(void *ud, sg_upload_kind kind, int attempts)
     bool keep = true;
     if (s->done && real_ms() > s->drain_deadline_real)
         keep = false;
-    else if (kind == SG_UPLOAD_FRAME && sg_upq_has_newer_frame(&s->q, s->uploading_seq))
+    else if (kind == SG_UPLOAD_FRAME && sg_upload_queue_has_newer_frame(s->q, s->uploading_seq))
         keep = false; /* a newer frame is waiting: this one is stale */
     pthread_mutex_unlock(&s->mu);
     return keep;
@@ -379,7 +413,7 @@ static bool cb_keep_trying(void *ud, sg_upload_kind kind, int attempts)
 
 static void account_bytes(stream *s, sg_upload_kind kind, uint64_t bytes)
 {
-    int m = (int)(sim_now(s) / 60000.0);
+    int m = (int)(s->tick_ms / 60000.0);
     if (m >= s->nminutes)
         m = s->nminutes - 1;
     if (m < 0)
@@ -400,7 +434,7 @@ static double charged_bytes(const sg_upload_item *it)
 /* Under s->mu: an item that was queued but will never be sent gives its charge back. */
 static void refund(stream *s, const sg_upload_item *it)
 {
-    sg_budget_spend(&s->budget, sim_now(s), it->kind, -charged_bytes(it));
+    sg_budget_spend(s->budget, s->tick_ms, it->kind, -charged_bytes(it));
 }
 
 static bool body_bool(const sg_client_result *r, const char *key, bool *out)
@@ -414,10 +448,67 @@ static bool body_bool(const sg_client_result *r, const char *key, bool *out)
     return ok;
 }
 
+/* Under s->mu: what became of a frame upload (and what its round trip says about the uplink). */
+static void count_frame(stream *s, const sg_upload_item *it, sg_client_status st, const sg_client_result *r)
+{
+    if (st == SG_CLIENT_ABANDONED) {
+        s->frames_abandoned++;
+        return;
+    }
+    if (st != SG_CLIENT_OK) {
+        s->frames_failed++;
+        return;
+    }
+    s->frames_sent++;
+    bool key = false;
+    if (body_bool(r, "keyframe", &key)) {
+        if (key)
+            s->server_keyframes++;
+        else
+            s->server_skipped++;
+        if (s->o.prefilter == PREFILTER_SHADOW) {
+            s->shadow_total++;
+            s->shadow_agree += key == ((it->tag & TAG_PREFILTER_KEY) != 0);
+        }
+        s->frames_hinted += (it->tag & TAG_HINT) != 0;
+    }
+    double net = r->latency_ms - (r->server_ms > 0 ? r->server_ms : 0.0);
+    sg_uplink_observe(s->uplink, (size_t)r->body_up / (size_t)(r->attempts > 0 ? r->attempts : 1), net);
+}
+
+/* Under s->mu: what became of an audio chunk. */
+static void count_audio(stream *s, sg_client_status st, const sg_client_result *r)
+{
+    bool speech = false;
+    if (st == SG_CLIENT_OK) {
+        s->audio_ok++;
+        if (body_bool(r, "speech", &speech) && speech)
+            s->audio_speech++;
+    } else if (r->status == 503 && strcmp(r->error, "MODEL_UNAVAILABLE") == 0) {
+        s->audio_not_transcribed++; /* delivered and validated; no ASR model on the server */
+    } else if (st == SG_CLIENT_ABANDONED) {
+        s->audio_unsent++;
+    } else {
+        s->audio_failed++;
+    }
+}
+
+/* Under s->mu: what became of a question (asked_real: when it was asked, real ms). */
+static void count_query(stream *s, sg_client_status st, double asked_real, double done_real)
+{
+    if (st == SG_CLIENT_OK) {
+        s->queries_answered++;
+        dvec_push(&s->turn_ms, done_real - asked_real);
+    } else if (st == SG_CLIENT_ABANDONED) {
+        s->queries_unsent++;
+    } else {
+        s->queries_failed++;
+    }
+}
+
 static void upload_one(stream *s, const sg_upload_item *it)
 {
     sg_client_result r;
-    double asked_real = it->t_ms; /* for queries: real ms when asked */
     sg_client_status st;
     if (it->kind == SG_UPLOAD_FRAME)
         st = sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,
@@ -430,7 +521,7 @@ static void upload_one(stream *s, const sg_upload_item *it)
     pthread_mutex_lock(&s->mu);
     account_bytes(s, it->kind, r.bytes_up);
     /* the budget charged len + overhead when it was queued; now it knows what it really cost */
-    sg_budget_spend(&s->budget, sim_now(s), it->kind, (double)r.bytes_up - charged_bytes(it));
+    sg_budget_spend(s->budget, s->tick_ms, it->kind, (double)r.bytes_up - charged_bytes(it));
     if (st == SG_CLIENT_GAVE_UP)
         s->gave_up++;
     if (st != SG_CLIENT_OK && r.detail[0])
@@ -438,57 +529,14 @@ static void upload_one(stream *s, const sg_upload_item *it)
                  r.status, r.error, r.detail);
     if (r.status != 0) /* any answer, 503 MODEL_UNAVAILABLE for audio included */
         dvec_push(&s->http_ms[it->kind], r.latency_ms);
-    switch (it->kind) {
-    case SG_UPLOAD_FRAME:
-        if (st == SG_CLIENT_OK) {
-            s->frames_sent++;
-            bool key = false;
-            if (body_bool(&r, "keyframe", &key)) {
-                if (key)
-                    s->server_keyframes++;
-                else
-                    s->server_skipped++;
-                if (s->o.prefilter == PREFILTER_SHADOW) {
-                    s->shadow_total++;
-                    s->shadow_agree += key == ((it->tag & TAG_PREFILTER_KEY) != 0);
-                }
-                s->frames_hinted += (it->tag & TAG_HINT) != 0;
-            }
-            double net = r.latency_ms - (r.server_ms > 0 ? r.server_ms : 0.0);
-            sg_uplink_observe(&s->uplink, (size_t)r.body_up / (size_t)(r.attempts > 0 ? r.attempts : 1), net);
-        } else if (st == SG_CLIENT_ABANDONED) {
-            s->frames_abandoned++;
-        } else {
-            s->frames_failed++;
-        }
-        break;
-    case SG_UPLOAD_AUDIO:
-        if (st == SG_CLIENT_OK) {
-            bool speech = false;
-            s->audio_ok++;
-            if (body_bool(&r, "speech", &speech) && speech)
-                s->audio_speech++;
-        } else if (r.status == 503 && strcmp(r.error, "MODEL_UNAVAILABLE") == 0) {
-            s->audio_not_transcribed++; /* delivered and validated; no ASR model on the server */
-        } else if (st == SG_CLIENT_ABANDONED) {
-            s->audio_unsent++;
-        } else {
-            s->audio_failed++;
-        }
-        break;
-    default:
-        if (st == SG_CLIENT_OK) {
-            s->queries_answered++;
-            dvec_push(&s->turn_ms, done_real - asked_real);
-        } else if (st == SG_CLIENT_ABANDONED) {
-            s->queries_unsent++;
-        } else {
-            s->queries_failed++;
-        }
-        break;
-    }
+    if (it->kind == SG_UPLOAD_FRAME)
+        count_frame(s, it, st, &r);
+    else if (it->kind == SG_UPLOAD_AUDIO)
+        count_audio(s, st, &r);
+    else
+        count_query(s, st, it->t_ms /* queries: real ms when asked */, done_real);
     pthread_mutex_unlock(&s->mu);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
 }
 
 static void *uploader(void *arg)
@@ -496,12 +544,13 @@ static void *uploader(void *arg)
     stream *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->q.n == 0 && !s->done)
+        while (sg_upload_queue_count(s->q, SG_UPLOAD_KINDS) == 0 && !s->done)
             pthread_cond_wait(&s->cv, &s->mu);
-        if (s->q.n == 0 || (s->done && real_ms() > s->drain_deadline_real))
+        if (sg_upload_queue_count(s->q, SG_UPLOAD_KINDS) == 0 ||
+            (s->done && real_ms() > s->drain_deadline_real))
             break;
         sg_upload_item it;
-        sg_upq_pop(&s->q, &it);
+        sg_upload_queue_pop(s->q, &it);
         s->uploading_seq = it.seq;
         pthread_cond_broadcast(&s->cv); /* room for a waiting producer */
         pthread_mutex_unlock(&s->mu);
@@ -511,7 +560,7 @@ static void *uploader(void *arg)
     }
     /* whatever is left after the drain deadline was never sent */
     sg_upload_item it;
-    while (sg_upq_pop(&s->q, &it)) {
+    while (sg_upload_queue_pop(s->q, &it)) {
         refund(s, &it);
         if (it.kind == SG_UPLOAD_FRAME)
             s->frames_unsent++;
@@ -532,13 +581,13 @@ static void push_keep(stream *s, sg_upload_item it, long long *backpressure)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         sg_upload_item ev;
-        sg_upq_status st = sg_upq_push(&s->q, it, &ev);
-        if (st == SG_UPQ_DROPPED_OLDEST) {
+        sg_client_status st = sg_upload_queue_push(s->q, it, &ev);
+        if (st == SG_CLIENT_DROPPED_OLDEST) {
             refund(s, &ev);
             free(ev.data);
         }
-        if (st == SG_UPQ_OK || st == SG_UPQ_DROPPED_OLDEST) {
-            sg_budget_spend(&s->budget, sim_now(s), it.kind, charged_bytes(&it));
+        if (st == SG_CLIENT_OK || st == SG_CLIENT_DROPPED_OLDEST) {
+            sg_budget_spend(s->budget, s->tick_ms, it.kind, charged_bytes(&it));
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
             return;
@@ -614,6 +663,15 @@ static int parse_num(const char *name, const char *v, double lo, double hi, doub
     return 0;
 }
 
+static int parse_int(const char *name, const char *v, double lo, double hi, int *out)
+{
+    double x;
+    if (parse_num(name, v, lo, hi, &x) != 0)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, opts *o)
 {
     static const struct option longopts[] = {
@@ -631,24 +689,13 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"audio-codec", required_argument, 0, 'C'},   {"audio-bitrate", required_argument, 0, 'B'},
         {"upload-budget", required_argument, 0, 'U'},
         {0, 0, 0, 0}};
-    memset(o, 0, sizeof *o);
-    o->battery = 100;
-    o->duration_s = 60;
-    o->speed = 1;
-    o->question_every_s = 15;
-    o->hold_s = 4;
-    o->pan = 10;
-    o->timeout_s = 10;
-    o->cam_w = 640;
-    o->cam_h = 480;
-    o->up_w = 640;
-    o->up_h = 480;
-    o->queue_cap = 16;
-    o->prefilter = PREFILTER_ON;
-    o->seed = 0; /* jitter seeded from the clock */
-    o->audio_codec = SG_AUDIO_CODEC_OPUS;
-    o->audio_bitrate = SG_OPUS_DEFAULT_BITRATE;
-    o->upload_budget = -1;
+    static const opts defaults = {
+        .battery = 100, .duration_s = 60, .speed = 1, .question_every_s = 15, .hold_s = 4, .pan = 10,
+        .timeout_s = 10, .cam_w = 640, .cam_h = 480, .up_w = 640, .up_h = 480, .queue_cap = 16,
+        .prefilter = PREFILTER_ON, .seed = 0 /* jitter seeded from the clock */,
+        .audio_codec = SG_AUDIO_CODEC_OPUS, .audio_bitrate = SG_OPUS_DEFAULT_BITRATE,
+        .upload_budget = -1};
+    *o = defaults;
     double v;
     optind = 1;
     int c;
@@ -669,14 +716,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'H': if (parse_num("--hold", optarg, 0.001, 3600, &o->hold_s)) return 2; break;
         case 'P': if (parse_num("--pan", optarg, 0, 10000, &o->pan)) return 2; break;
         case 't': if (parse_num("--timeout", optarg, 0.1, 600, &o->timeout_s)) return 2; break;
-        case 'q':
-            if (parse_num("--quality", optarg, 0, 100, &v)) return 2;
-            o->quality = (int)v;
-            break;
-        case 'n':
-            if (parse_num("--queue", optarg, 2, 100000, &v)) return 2;
-            o->queue_cap = (int)v;
-            break;
+        case 'q': if (parse_int("--quality", optarg, 0, 100, &o->quality)) return 2; break;
+        case 'n': if (parse_int("--queue", optarg, 2, 100000, &o->queue_cap)) return 2; break;
         case 'S':
             if (parse_num("--seed", optarg, 0, 1e15, &v)) return 2;
             o->seed = (unsigned long long)v;
@@ -694,15 +735,12 @@ static int parse_opts(int argc, char **argv, opts *o)
             }
             break;
         case 'C':
-            if (sg_audio_codec_parse(optarg, &o->audio_codec) != 0) {
+            if (sg_audio_codec_parse(optarg, &o->audio_codec) != SG_CLIENT_OK) {
                 fprintf(stderr, "sg stream: --audio-codec is opus, flac or pcm\n");
                 return 2;
             }
             break;
-        case 'B':
-            if (parse_num("--audio-bitrate", optarg, 6000, 256000, &v)) return 2;
-            o->audio_bitrate = (int)v;
-            break;
+        case 'B': if (parse_int("--audio-bitrate", optarg, 6000, 256000, &o->audio_bitrate)) return 2; break;
         case 'U':
             if (parse_num("--upload-budget", optarg, 0, 1e9, &o->upload_budget)) return 2;
             break;
@@ -735,20 +773,9 @@ static int parse_opts(int argc, char **argv, opts *o)
 
 static int load_audio(const char *path, int16_t **pcm, size_t *n, char *err, size_t errlen)
 {
-    size_t len;
-    char *data = sg_tool_read_file(path, &len);
-    if (!data) {
-        snprintf(err, errlen, "cannot read %s", path);
-        return -1;
-    }
     sg_audio a;
-    sg_error e = {0};
-    sg_status st = sg_audio_decode((const uint8_t *)data, len, SG_AUDIO_AUTO, 0, 0, &a, &e);
-    free(data);
-    if (st != SG_OK) {
-        snprintf(err, errlen, "%s: %s", path, e.msg);
+    if (read_decoded(path, decode_audio, &a, err, errlen) != 0)
         return -1;
-    }
     *pcm = malloc(a.n * sizeof **pcm);
     if (!*pcm) {
         sg_audio_free(&a);
@@ -764,7 +791,414 @@ static int load_audio(const char *path, int16_t **pcm, size_t *n, char *err, siz
     return 0;
 }
 
-/* ---- report ---------------------------------------------------------------------------------- */
+/* ---- the glasses: camera, microphone and the user ------------------------------------------ */
+
+/* What the tick loop counted (it alone writes these; the report reads them after the join). */
+typedef struct tick_counts {
+    long long camera_frames, captured, boosted, active_frames;
+    long long pf_skipped, budget_skipped, encoded, enc_errors;
+    long long audio_chunks, audio_backpressure;
+    long long asked, query_backpressure;
+    double max_lag_ms; /* how far the camera fell behind the simulated clock */
+} tick_counts;
+
+/* The microphone: --audio, looped, cut into one-second chunks. */
+typedef struct microphone {
+    int16_t *pcm, *chunk; /* the whole recording, and the second being cut from it */
+    size_t n, pos;
+    double next_ms;       /* simulated time of the next chunk */
+} microphone;
+
+static int microphone_open(microphone *m, const char *path, char *err, size_t errlen)
+{
+    if (load_audio(path, &m->pcm, &m->n, err, errlen) != 0)
+        return -1;
+    m->chunk = malloc(2 * AUDIO_CHUNK_SAMPLES);
+    if (!m->chunk) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->next_ms = 1000.0;
+    return 0;
+}
+
+/* The next second of the recording (looped). */
+static const int16_t *microphone_cut(microphone *m)
+{
+    for (size_t i = 0; i < AUDIO_CHUNK_SAMPLES; i++) {
+        m->chunk[i] = m->pcm[m->pos];
+        m->pos = (m->pos + 1) % m->n;
+    }
+    return m->chunk;
+}
+
+static void microphone_free(microphone *m)
+{
+    free(m->pcm);
+    free(m->chunk);
+}
+
+/* The phone's frame path: the captured frame's buffers, the frame-rate controller, the keyframe
+ * pre-filter and the JPEG encoder. */
+typedef struct frame_path {
+    int up_w, up_h;          /* upload size */
+    uint8_t *cam, *up;       /* one allocation: the camera frame, then it fitted to the upload size */
+    sg_motion_tracker *motion;
+    sg_rate_controller *rate;
+    sg_prefilter *pf;
+    sg_jpeg_encoder *enc;
+} frame_path;
+
+static int frame_path_open(frame_path *fp, int cam_w, int cam_h, int up_w, int up_h)
+{
+    size_t cam_bytes = (size_t)cam_w * (size_t)cam_h * 3;
+    fp->up_w = up_w;
+    fp->up_h = up_h;
+    fp->cam = malloc(cam_bytes + (size_t)up_w * (size_t)up_h * 3);
+    if (!fp->cam)
+        return -1;
+    fp->up = fp->cam + cam_bytes;
+    if (sg_motion_tracker_new(10, &fp->motion) != SG_CLIENT_OK ||
+        sg_rate_controller_new(NULL, &fp->rate) != SG_CLIENT_OK ||
+        sg_prefilter_new(0, 0, &fp->pf) != SG_CLIENT_OK || sg_jpeg_encoder_new(&fp->enc) != SG_CLIENT_OK)
+        return -1;
+    return 0;
+}
+
+static void frame_path_free(frame_path *fp)
+{
+    free(fp->cam);
+    sg_motion_tracker_free(fp->motion);
+    sg_rate_controller_free(fp->rate);
+    sg_prefilter_free(fp->pf);
+    sg_jpeg_encoder_free(fp->enc);
+}
+
+/* Everything the tick loop works with besides the shared stream. */
+typedef struct glasses {
+    source src;              /* the camera */
+    microphone mic;          /* pcm NULL: no --audio */
+    frame_path fp;
+    double next_question_ms;
+    tick_counts n;
+} glasses;
+
+static const char *const default_questions[] = {"What am I looking at?", "Describe the scene.",
+                                                "Is there any text in front of me?",
+                                                "What colours do you see?"};
+
+/* Opens the camera and the microphone and makes the frame path. 0, or the exit code (the message
+ * printed). */
+static int glasses_open(glasses *g, const opts *o)
+{
+    char err[512] = "";
+    bool is_y4m = has_ext(o->frames, ".y4m");
+    if ((is_y4m ? source_open_y4m(&g->src, o->frames, err, sizeof err)
+                : source_open_photos(&g->src, o->frames, o->cam_w, o->cam_h, o->hold_s, o->pan, err,
+                                     sizeof err)) != 0 ||
+        (o->audio && microphone_open(&g->mic, o->audio, err, sizeof err) != 0)) {
+        fprintf(stderr, "sg stream: %s\n", err);
+        return 2;
+    }
+    if (frame_path_open(&g->fp, g->src.w, g->src.h, o->up_w ? o->up_w : g->src.w,
+                        o->up_h ? o->up_h : g->src.h) != 0) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        return 1;
+    }
+    g->next_question_ms = o->question_every_s > 0 ? o->question_every_s * 1000.0 : INFINITY;
+    return 0;
+}
+
+static void glasses_free(glasses *g)
+{
+    source_free(&g->src);
+    microphone_free(&g->mic);
+    frame_path_free(&g->fp);
+}
+
+/* ---- the phone: queue, budget, client and the uploader thread ------------------------------- */
+
+/* Makes the shared state and the HTTP client, and creates the session. 0, or the exit code. */
+static int stream_open(stream *s, const opts *o)
+{
+    s->o = *o;
+    s->nminutes = (int)ceil(o->duration_s / 60.0);
+    if (s->nminutes < 1)
+        s->nminutes = 1;
+    s->minute_bytes = calloc((size_t)s->nminutes * SG_UPLOAD_KINDS, sizeof *s->minute_bytes);
+    if (!s->minute_bytes ||
+        sg_upload_queue_new(o->queue_cap, o->queue_cap / 2, &s->q) != SG_CLIENT_OK ||
+        sg_uplink_new(&s->uplink) != SG_CLIENT_OK) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        return 1;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->mu_ready = true;
+    sg_budget_config bc;
+    sg_budget_config_default(&bc, o->battery);
+    if (o->upload_budget >= 0)
+        bc.kb_per_min = o->upload_budget; /* 0: unlimited */
+    if (sg_budget_new(&bc, &s->budget) != SG_CLIENT_OK) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        return 1;
+    }
+
+    sg_client_config cc;
+    sg_client_config_default(&cc, o->server);
+    cc.api_key = o->api_key;
+    cc.timeout_ms = (long)(o->timeout_s * 1000.0);
+    cc.frame_json = o->frame_json;
+    cc.now_ms = cb_now;
+    cc.sleep_ms = cb_sleep;
+    cc.keep_trying = cb_keep_trying;
+    cc.ud = s;
+    cc.rng_seed = o->seed;
+    char cerr[SG_CLIENT_ERROR_SIZE];
+    s->t0_real = real_ms();
+    if (sg_client_new(&cc, &s->client, cerr) != SG_CLIENT_OK) {
+        fprintf(stderr, "sg stream: %s\n", cerr);
+        return 2;
+    }
+    sg_client_result r;
+    sg_client_status st = sg_client_create_session(s->client, s->sid, &r);
+    if (st != SG_CLIENT_OK)
+        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s\n", o->server, r.status,
+                r.detail[0] ? r.detail : "(no answer)");
+    sg_client_result_clear(&r);
+    return st == SG_CLIENT_OK ? 0 : 1;
+}
+
+/* The glasses start now (the session was created before): the clock and the uploader. */
+static int stream_start(stream *s)
+{
+    s->t0_real = real_ms();
+    if (pthread_create(&s->uploader_thread, NULL, uploader, s) != 0) {
+        fprintf(stderr, "sg stream: cannot start the uploader thread\n");
+        return 1;
+    }
+    s->uploader_running = true;
+    return 0;
+}
+
+/* Lets the uploader send what is queued (for at most drain_ms more) and waits for it. */
+static void stream_drain(stream *s, double drain_ms)
+{
+    if (!s->uploader_running)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->done = true;
+    s->drain_deadline_real = real_ms() + drain_ms;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->uploader_thread, NULL);
+    s->uploader_running = false;
+}
+
+static void stream_free(stream *s)
+{
+    stream_drain(s, 0);
+    if (s->q) {
+        sg_upload_item it;
+        while (sg_upload_queue_pop(s->q, &it))
+            free(it.data);
+        sg_upload_queue_free(s->q);
+    }
+    sg_uplink_free(s->uplink);
+    sg_budget_free(s->budget);
+    if (s->mu_ready) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
+    sg_client_free(s->client);
+    for (int k = 0; k < SG_UPLOAD_KINDS; k++)
+        free(s->http_ms[k].v);
+    free(s->turn_ms.v);
+    free(s->minute_bytes);
+    free(s);
+}
+
+/* ---- one camera tick ---------------------------------------------------------------------- */
+
+typedef struct frame_enc {
+    sg_jpeg_encoder *enc;
+    const uint8_t *rgb;
+    int w, h;
+    uint8_t *jpeg; /* the last encode */
+    size_t len;
+    char err[SG_CLIENT_ERROR_SIZE];
+} frame_enc;
+
+static sg_client_status encode_cb(void *ud, int quality, size_t *bytes)
+{
+    frame_enc *fe = ud;
+    free(fe->jpeg);
+    fe->jpeg = NULL;
+    fe->len = 0;
+    sg_client_status st =
+        sg_jpeg_encode(fe->enc, fe->rgb, fe->w, fe->h, 0, 0, quality, &fe->jpeg, &fe->len, fe->err);
+    *bytes = fe->len;
+    return st;
+}
+
+/* Waits for the simulated time t of the tick (or notes how far behind it the camera is) and makes
+ * it the simulation's present. */
+static void tick_wait(stream *s, glasses *g, double t)
+{
+    double now = sim_now(s);
+    if (now < t)
+        sleep_real_ms((t - now) / s->o.speed);
+    else if (now - t > g->n.max_lag_ms)
+        g->n.max_lag_ms = now - t;
+    pthread_mutex_lock(&s->mu);
+    s->tick_ms = t;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The microphone: one chunk per simulated second, never dropped. */
+static void tick_microphone(stream *s, glasses *g, double t)
+{
+    const opts *o = &s->o;
+    while (g->mic.pcm && t >= g->mic.next_ms) {
+        const int16_t *chunk = microphone_cut(&g->mic);
+        uint8_t *copy;
+        size_t wl;
+        char aerr[SG_CLIENT_ERROR_SIZE];
+        if (sg_audio_encode(o->audio_codec, chunk, AUDIO_CHUNK_SAMPLES, SG_AUDIO_RATE,
+                            o->audio_bitrate, &copy, &wl, aerr) == SG_CLIENT_OK) {
+            sg_upload_item it = {.kind = SG_UPLOAD_AUDIO, .data = copy, .len = wl, .t_ms = t};
+            pthread_mutex_lock(&s->mu);
+            s->audio_bytes_sum += (double)wl;
+            s->audio_encoded++;
+            pthread_mutex_unlock(&s->mu);
+            push_keep(s, it, &g->n.audio_backpressure);
+            g->n.audio_chunks++;
+        } else {
+            pthread_mutex_lock(&s->mu);
+            snprintf(s->last_error, sizeof s->last_error, "%s", aerr);
+            pthread_mutex_unlock(&s->mu);
+        }
+        g->mic.next_ms += 1000.0;
+    }
+}
+
+/* The user asks something: a question on the queue, and an interaction for the controller. */
+static void tick_question(stream *s, glasses *g, double t)
+{
+    const opts *o = &s->o;
+    if (t < g->next_question_ms)
+        return;
+    const char *text = o->question ? o->question
+                                   : default_questions[g->n.asked % (sizeof default_questions /
+                                                                     sizeof default_questions[0])];
+    char *copy = strdup(text);
+    if (copy) {
+        sg_upload_item it = {.kind = SG_UPLOAD_QUERY, .data = (uint8_t *)copy, .len = strlen(copy),
+                             .t_ms = real_ms()};
+        push_keep(s, it, &g->n.query_backpressure);
+        g->n.asked++;
+    }
+    sg_rate_interaction(g->fp.rate, t);
+    g->next_question_ms += o->question_every_s * 1000.0;
+}
+
+/* A captured frame: fitted to the upload size, through the pre-filter, then (when due) fitted into
+ * the budget and queued. */
+static void tick_capture(stream *s, glasses *g, double t)
+{
+    const opts *o = &s->o;
+    frame_path *fp = &g->fp;
+    source_render(&g->src, fp->cam);
+    const uint8_t *frame = fp->cam;
+    if (fp->up_w != g->src.w || fp->up_h != g->src.h) {
+        sg_rgb_fit(fp->cam, g->src.w, g->src.h, fp->up, fp->up_w, fp->up_h);
+        frame = fp->up;
+    }
+    bool key = true;
+    if (o->prefilter != PREFILTER_OFF) {
+        float thumb[64];
+        sg_prefilter_thumb(frame, fp->up_w, fp->up_h, thumb);
+        key = sg_prefilter_push(fp->pf, thumb);
+    }
+    pthread_mutex_lock(&s->mu);
+    /* with the pre-filter on, a frame is due when it is a keyframe or stands in for one that the
+     * budget skipped; off and shadow upload every captured frame */
+    if (o->prefilter == PREFILTER_ON && !sg_budget_due(s->budget, key)) {
+        pthread_mutex_unlock(&s->mu);
+        g->n.pf_skipped++;
+        return;
+    }
+    int quality = o->quality > 0 ? o->quality : sg_jpeg_quality_for(o->battery, sg_uplink_kbps(s->uplink));
+    frame_enc fe = {fp->enc, frame, fp->up_w, fp->up_h, NULL, 0, ""};
+    sg_budget_frame bf;
+    bool encode_error = sg_budget_fit_frame(s->budget, t, quality, encode_cb, &fe, &bf) != SG_CLIENT_OK;
+    if (encode_error || bf.quality == 0) {
+        if (encode_error) {
+            g->n.enc_errors++;
+            snprintf(s->last_error, sizeof s->last_error, "JPEG: %s", fe.err);
+        } else {
+            g->n.budget_skipped++; /* the budget is short even at the lowest quality */
+        }
+        pthread_mutex_unlock(&s->mu);
+        free(fe.jpeg);
+        return;
+    }
+    g->n.encoded++;
+    s->jpeg_bytes_sum += (double)fe.len;
+    s->quality_sum += bf.quality;
+    s->jpeg_count++;
+    long long tag = (key ? TAG_PREFILTER_KEY : 0) | (o->prefilter == PREFILTER_ON ? TAG_HINT : 0);
+    sg_upload_item it = {.kind = SG_UPLOAD_FRAME, .data = fe.jpeg, .len = fe.len, .t_ms = t, .tag = tag};
+    sg_upload_item ev;
+    sg_client_status qs = sg_upload_queue_push(s->q, it, &ev);
+    if (qs == SG_CLIENT_DROPPED_OLDEST) {
+        refund(s, &ev);
+        free(ev.data);
+    } else if (qs == SG_CLIENT_DROPPED_NEW) {
+        refund(s, &it);
+        free(fe.jpeg);
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The camera: frame k, its motion score and the controller's decision. -1 when the source fails. */
+static int tick_camera(stream *s, glasses *g, long long k, double t)
+{
+    char err[512];
+    if (source_frame(&g->src, k, err, sizeof err) != 0) {
+        fprintf(stderr, "sg stream: %s\n", err);
+        return -1;
+    }
+    g->n.camera_frames++;
+    double m = sg_motion_tracker_push(g->fp.motion, g->src.ptr, g->src.w, g->src.h, g->src.stride, 3);
+    sg_rate_decision d = sg_rate_on_frame(g->fp.rate, t, s->o.battery, m);
+    g->n.boosted += d.boosted;
+    g->n.active_frames += d.user_active;
+    if (d.capture) {
+        g->n.captured++;
+        tick_capture(s, g, t);
+    }
+    return 0;
+}
+
+/* The tick loop: 30 camera ticks a simulated second until --duration or Ctrl-C. */
+static void glasses_run(stream *s, glasses *g)
+{
+    const double dur_ms = s->o.duration_s * 1000.0;
+    for (long long k = 0; !g_stop; k++) {
+        double t = (double)k * 1000.0 / SG_CAMERA_FPS;
+        if (t >= dur_ms)
+            break;
+        tick_wait(s, g, t);
+        tick_microphone(s, g, t);
+        tick_question(s, g, t);
+        if (tick_camera(s, g, k, t) != 0)
+            break;
+    }
+}
+
+/* ---- the report ------------------------------------------------------------------------------- */
 
 static json_t *pct_json(dvec *d)
 {
@@ -777,499 +1211,307 @@ static json_t *pct_json(dvec *d)
 
 static double r2(double x) { return round(x * 100.0) / 100.0; }
 
-/* ---- frames through the budget ------------------------------------------------------------ */
+/* What the report is made of, gathered once after the uploader has stopped. */
+typedef struct report {
+    const opts *o;
+    stream *s;
+    const glasses *g;
+    const tick_counts *n;
+    double sim_s, elapsed_real_ms; /* the simulated time that really ran (less after Ctrl-C) */
+    sg_client_stats http;
+    sg_rate_stats rate;
+    sg_upload_queue_stats queue;
+    sg_budget_stats budget;
+    sg_budget_config budget_cfg;
+    double uplink_kbps;
+    long long requests, attempts, retries, network_errors;
+    uint64_t kind_bytes[SG_UPLOAD_KINDS], total_bytes;
+    const char *prefilter_name;
+} report;
 
-typedef struct frame_enc {
-    sg_jpeg_encoder *enc;
-    const uint8_t *rgb;
-    int w, h;
-    uint8_t *jpeg; /* the last encode */
-    size_t len;
-    char err[128];
-} frame_enc;
-
-static long encode_cb(void *ud, int quality)
+static void report_gather(report *R, stream *s, const glasses *g, double elapsed_real_ms)
 {
-    frame_enc *fe = ud;
-    free(fe->jpeg);
-    fe->jpeg = NULL;
-    fe->len = 0;
-    if (sg_jpeg_encode(fe->enc, fe->rgb, fe->w, fe->h, 0, 0, quality, &fe->jpeg, &fe->len, fe->err) != 0)
-        return -1;
-    return (long)fe->len;
+    memset(R, 0, sizeof *R);
+    R->o = &s->o;
+    R->s = s;
+    R->g = g;
+    R->n = &g->n;
+    R->sim_s = (double)g->n.camera_frames / SG_CAMERA_FPS;
+    if (R->sim_s <= 0)
+        R->sim_s = 1.0 / SG_CAMERA_FPS;
+    R->elapsed_real_ms = elapsed_real_ms;
+    sg_client_get_stats(s->client, &R->http);
+    sg_rate_get_stats(g->fp.rate, &R->rate);
+    sg_upload_queue_get_stats(s->q, &R->queue);
+    sg_budget_get_stats(s->budget, &R->budget);
+    sg_budget_get_config(s->budget, &R->budget_cfg);
+    R->uplink_kbps = sg_uplink_kbps(s->uplink);
+    for (int m = 0; m < s->nminutes; m++)
+        for (int k = 0; k < SG_UPLOAD_KINDS; k++)
+            R->kind_bytes[k] += s->minute_bytes[(size_t)m * SG_UPLOAD_KINDS + k];
+    for (int k = 0; k < SG_UPLOAD_KINDS; k++) {
+        R->total_bytes += R->kind_bytes[k];
+        R->requests += (long long)R->http.kind[k].requests;
+        R->attempts += (long long)R->http.kind[k].attempts;
+        R->retries += (long long)R->http.kind[k].retries;
+        R->network_errors += (long long)R->http.kind[k].network_errors;
+    }
+    prefilter_mode pf = s->o.prefilter;
+    R->prefilter_name = pf == PREFILTER_ON ? "on" : (pf == PREFILTER_OFF ? "off" : "shadow");
 }
 
-/* ---- main ------------------------------------------------------------------------------------ */
-
-static const char *const default_questions[] = {"What am I looking at?", "Describe the scene.",
-                                                "Is there any text in front of me?",
-                                                "What colours do you see?"};
-
-int sg_cmd_stream(int argc, char **argv)
+static json_t *report_controller(const report *R)
 {
-    opts o;
-    int prc = parse_opts(argc, argv, &o);
-    if (prc >= 0)
-        return prc;
-
-    char err[512] = "";
-    stream *s = calloc(1, sizeof *s);
-    source src;
-    memset(&src, 0, sizeof src);
-    int16_t *pcm = NULL;
-    size_t pcm_n = 0;
-    uint8_t *cam = NULL, *up = NULL;
-    sg_motion_tracker *motion = NULL;
-    sg_prefilter *pf = NULL;
-    sg_jpeg_encoder *enc = NULL;
-    int rc = 1;
-    bool thread_started = false, mu_ready = false;
-    pthread_t th;
-    if (!s) {
-        fprintf(stderr, "sg stream: out of memory\n");
-        return 1;
-    }
-    s->o = o;
-
-    bool is_y4m = has_ext(o.frames, ".y4m");
-    if ((is_y4m ? source_open_y4m(&src, o.frames, err, sizeof err)
-                : source_open_photos(&src, o.frames, o.cam_w, o.cam_h, o.hold_s, o.pan, err,
-                                     sizeof err)) != 0) {
-        fprintf(stderr, "sg stream: %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    if (o.audio && load_audio(o.audio, &pcm, &pcm_n, err, sizeof err) != 0) {
-        fprintf(stderr, "sg stream: %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    int up_w = o.up_w ? o.up_w : src.w, up_h = o.up_h ? o.up_h : src.h;
-    cam = malloc((size_t)src.w * (size_t)src.h * 3);
-    up = malloc((size_t)up_w * (size_t)up_h * 3);
-    motion = sg_motion_tracker_new(10);
-    pf = sg_prefilter_new(0, 0);
-    enc = sg_jpeg_encoder_new();
-    s->nminutes = (int)ceil(o.duration_s / 60.0);
-    if (s->nminutes < 1)
-        s->nminutes = 1;
-    s->minute_bytes = calloc((size_t)s->nminutes * SG_UPLOAD_KINDS, sizeof *s->minute_bytes);
-    if (!cam || !up || !motion || !pf || !enc || !s->minute_bytes ||
-        sg_upq_init(&s->q, o.queue_cap, o.queue_cap / 2) != 0) {
-        fprintf(stderr, "sg stream: out of memory\n");
-        goto out;
-    }
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    mu_ready = true;
-    sg_uplink_init(&s->uplink);
-    sg_budget_config bc;
-    sg_budget_config_default(&bc, o.battery);
-    if (o.upload_budget >= 0)
-        bc.kb_per_min = o.upload_budget; /* 0: unlimited */
-    sg_budget_init(&s->budget, &bc);
-
-    sg_client_config cc;
-    sg_client_config_default(&cc, o.server);
-    cc.api_key = o.api_key;
-    cc.timeout_ms = (long)(o.timeout_s * 1000.0);
-    cc.frame_json = o.frame_json;
-    cc.now_ms = cb_now;
-    cc.sleep_ms = cb_sleep;
-    cc.keep_trying = cb_keep_trying;
-    cc.ud = s;
-    cc.rng_seed = o.seed;
-    char cerr[128];
-    s->t0_real = real_ms();
-    s->client = sg_client_new(&cc, cerr);
-    if (!s->client) {
-        fprintf(stderr, "sg stream: %s\n", cerr);
-        rc = 2;
-        goto out;
-    }
-    sg_client_result r;
-    if (sg_client_create_session(s->client, s->sid, &r) != SG_CLIENT_OK) {
-        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s\n", o.server, r.status,
-                r.detail[0] ? r.detail : "(no answer)");
-        sg_client_result_free(&r);
-        goto out;
-    }
-    sg_client_result_free(&r);
-
-    s->t0_real = real_ms(); /* the glasses start now (the session was created before) */
-    if (pthread_create(&th, NULL, uploader, s) != 0) {
-        fprintf(stderr, "sg stream: cannot start the uploader thread\n");
-        goto out;
-    }
-    thread_started = true;
-    struct sigaction sa, old_sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old_sa);
-    g_stop = 0;
-
-    sg_rate_controller rc_ctl;
-    sg_rate_init(&rc_ctl, NULL);
-    long long camera_frames = 0, captured = 0, pf_skipped = 0, encoded = 0, enc_errors = 0;
-    long long budget_skipped = 0;
-    long long boosted = 0, active_frames = 0;
-    long long audio_chunks = 0, audio_backpressure = 0, query_backpressure = 0, asked = 0;
-    double max_lag = 0;
-    const double dur_ms = o.duration_s * 1000.0;
-    double next_audio = 1000.0;
-    double next_question = o.question_every_s > 0 ? o.question_every_s * 1000.0 : INFINITY;
-    int16_t *chunk = pcm ? malloc(2 * AUDIO_CHUNK_SAMPLES) : NULL;
-    size_t audio_pos = 0;
-    if (pcm && !chunk) {
-        fprintf(stderr, "sg stream: out of memory\n");
-        goto stop;
-    }
-
-    for (long long k = 0; !g_stop; k++) {
-        double t = (double)k * 1000.0 / SG_CAMERA_FPS;
-        if (t >= dur_ms)
-            break;
-        double now = sim_now(s);
-        if (now < t)
-            sleep_real_ms((t - now) / o.speed);
-        else if (now - t > max_lag)
-            max_lag = now - t;
-
-        /* microphone: one chunk per simulated second, never dropped */
-        while (pcm && t >= next_audio) {
-            for (size_t i = 0; i < AUDIO_CHUNK_SAMPLES; i++) {
-                chunk[i] = pcm[audio_pos];
-                audio_pos = (audio_pos + 1) % pcm_n;
-            }
-            uint8_t *copy;
-            size_t wl;
-            char aerr[128];
-            if (sg_audio_encode(o.audio_codec, chunk, AUDIO_CHUNK_SAMPLES, SG_AUDIO_RATE,
-                                o.audio_bitrate, &copy, &wl, aerr) == 0) {
-                sg_upload_item it = {.kind = SG_UPLOAD_AUDIO, .data = copy, .len = wl, .t_ms = t};
-                pthread_mutex_lock(&s->mu);
-                s->audio_bytes_sum += (double)wl;
-                s->audio_encoded++;
-                pthread_mutex_unlock(&s->mu);
-                push_keep(s, it, &audio_backpressure);
-                audio_chunks++;
-            } else {
-                pthread_mutex_lock(&s->mu);
-                snprintf(s->last_error, sizeof s->last_error, "%s", aerr);
-                pthread_mutex_unlock(&s->mu);
-            }
-            next_audio += 1000.0;
-        }
-        /* the user asks something: an interaction */
-        if (t >= next_question) {
-            const char *qt = o.question ? o.question
-                                        : default_questions[asked % (sizeof default_questions /
-                                                                     sizeof default_questions[0])];
-            char *copy = strdup(qt);
-            if (copy) {
-                sg_upload_item it = {.kind = SG_UPLOAD_QUERY, .data = (uint8_t *)copy,
-                                     .len = strlen(copy), .t_ms = real_ms()};
-                push_keep(s, it, &query_backpressure);
-                asked++;
-            }
-            sg_rate_interaction(&rc_ctl, t);
-            next_question += o.question_every_s * 1000.0;
-        }
-
-        /* camera */
-        if (source_frame(&src, k, err, sizeof err) != 0) {
-            fprintf(stderr, "sg stream: %s\n", err);
-            break;
-        }
-        camera_frames++;
-        double m = sg_motion_tracker_push(motion, src.ptr, src.w, src.h, src.stride, 3);
-        sg_rate_decision d = sg_rate_on_frame(&rc_ctl, t, o.battery, m);
-        boosted += d.boosted;
-        active_frames += d.user_active;
-        if (!d.capture)
-            continue;
-        captured++;
-        source_render(&src, cam);
-        const uint8_t *frame = cam;
-        if (up_w != src.w || up_h != src.h) {
-            sg_rgb_fit(cam, src.w, src.h, up, up_w, up_h);
-            frame = up;
-        }
-        bool key = true;
-        if (o.prefilter != PREFILTER_OFF) {
-            float thumb[64];
-            sg_thumb8_rgb(frame, up_w, up_h, thumb);
-            key = sg_prefilter_push(pf, thumb);
-        }
-        pthread_mutex_lock(&s->mu);
-        /* with the pre-filter on, a frame is due when it is a keyframe or stands in for one that
-         * the budget skipped; off and shadow upload every captured frame */
-        if (o.prefilter == PREFILTER_ON && !sg_budget_due(&s->budget, key)) {
-            pthread_mutex_unlock(&s->mu);
-            pf_skipped++;
-            continue;
-        }
-        double kbps = s->uplink.kbps;
-        int quality = o.quality > 0 ? o.quality : sg_jpeg_quality_for(o.battery, kbps);
-        frame_enc fe = {enc, frame, up_w, up_h, NULL, 0, ""};
-        sg_budget_frame bf = sg_budget_fit_frame(&s->budget, sim_now(s), quality, encode_cb, &fe);
-        if (bf.error) {
-            enc_errors++;
-            snprintf(s->last_error, sizeof s->last_error, "JPEG: %s", fe.err);
-            pthread_mutex_unlock(&s->mu);
-            free(fe.jpeg);
-            continue;
-        }
-        if (bf.quality == 0) { /* the budget is short even at the lowest quality */
-            budget_skipped++;
-            pthread_mutex_unlock(&s->mu);
-            free(fe.jpeg);
-            continue;
-        }
-        encoded++;
-        s->jpeg_bytes_sum += (double)fe.len;
-        s->quality_sum += bf.quality;
-        s->jpeg_count++;
-        long long tag = (key ? TAG_PREFILTER_KEY : 0) | (o.prefilter == PREFILTER_ON ? TAG_HINT : 0);
-        sg_upload_item it = {.kind = SG_UPLOAD_FRAME, .data = fe.jpeg, .len = fe.len, .t_ms = t,
-                             .tag = tag};
-        sg_upload_item ev;
-        sg_upq_status qs = sg_upq_push(&s->q, it, &ev);
-        if (qs == SG_UPQ_DROPPED_OLDEST) {
-            refund(s, &ev);
-            free(ev.data);
-        } else if (qs == SG_UPQ_DROPPED_NEW) {
-            refund(s, &it);
-            free(fe.jpeg);
-        }
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-    }
-    free(chunk);
-
-stop:
-    pthread_mutex_lock(&s->mu);
-    s->done = true;
-    s->drain_deadline_real = real_ms() + 30000.0;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(th, NULL);
-    thread_started = false;
-    sigaction(SIGINT, &old_sa, NULL);
-    double elapsed_real = real_ms() - s->t0_real;
-
-    if (!o.keep_session)
-        sg_client_delete_session(s->client, s->sid, NULL);
-
-    /* the simulated time that really ran (less than --duration after Ctrl-C) */
-    double sim_s = (double)camera_frames / SG_CAMERA_FPS;
-    if (sim_s <= 0)
-        sim_s = 1.0 / SG_CAMERA_FPS;
-    sg_client_stats cs;
-    sg_client_get_stats(s->client, &cs);
-    uint64_t kind_bytes[SG_UPLOAD_KINDS] = {0}, total = 0;
-    for (int mi = 0; mi < s->nminutes; mi++)
-        for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++)
-            kind_bytes[kk] += s->minute_bytes[(size_t)mi * SG_UPLOAD_KINDS + kk];
-    for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++)
-        total += kind_bytes[kk];
-    double sim_ms = sim_s * 1000.0;
-    long long requests = 0, attempts = 0, retries = 0, neterr = 0;
-    for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++) {
-        requests += (long long)cs.kind[kk].requests;
-        attempts += (long long)cs.kind[kk].attempts;
-        retries += (long long)cs.kind[kk].retries;
-        neterr += (long long)cs.kind[kk].network_errors;
-    }
-
+    const tick_counts *n = R->n;
     json_t *modes = json_object();
-    for (int mi = 0; mi < SG_RATE_MODES; mi++)
-        json_object_set_new(modes, sg_rate_mode_name((sg_rate_mode)mi),
-                            json_real(r2((double)rc_ctl.frames_in_mode[mi] / SG_CAMERA_FPS)));
+    for (int m = 0; m < SG_RATE_MODES; m++)
+        json_object_set_new(modes, sg_rate_mode_name((sg_rate_mode)m),
+                            json_real(r2((double)R->rate.frames_in_mode[m] / SG_CAMERA_FPS)));
+    return json_pack("{s:I,s:f,s:o,s:I,s:I}", "captured", (json_int_t)n->captured, "effective_fps",
+                     r2((double)n->captured / R->sim_s), "mode_seconds", modes, "boosted_frames",
+                     (json_int_t)n->boosted, "active_frames", (json_int_t)n->active_frames);
+}
+
+static json_t *report_frames(const report *R)
+{
+    const stream *s = R->s;
+    const tick_counts *n = R->n;
+    json_t *frames = json_pack(
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "prefilter",
+        R->prefilter_name, "captured", (json_int_t)n->captured, "prefilter_skipped",
+        (json_int_t)n->pf_skipped, "encoded", (json_int_t)n->encoded, "encode_errors",
+        (json_int_t)n->enc_errors, "dropped", (json_int_t)(R->queue.evicted_frames + R->queue.dropped_new_frames),
+        "sent", (json_int_t)s->frames_sent, "failed", (json_int_t)s->frames_failed, "abandoned",
+        (json_int_t)s->frames_abandoned, "unsent", (json_int_t)s->frames_unsent, "server_keyframes",
+        (json_int_t)s->server_keyframes, "server_skipped", (json_int_t)s->server_skipped, "upload_fps",
+        r2((double)s->frames_sent / R->sim_s), "jpeg_quality_avg",
+        r2(s->jpeg_count ? s->quality_sum / (double)s->jpeg_count : 0), "jpeg_kb_avg",
+        r2(s->jpeg_count ? s->jpeg_bytes_sum / (double)s->jpeg_count / 1024.0 : 0));
+    json_object_set_new(frames, "upload_width", json_integer(R->g->fp.up_w));
+    json_object_set_new(frames, "upload_height", json_integer(R->g->fp.up_h));
+    json_object_set_new(frames, "prefilter_agreement",
+                        s->shadow_total ? json_real(r2((double)s->shadow_agree / (double)s->shadow_total))
+                                        : json_null());
+    json_object_set_new(frames, "budget_skipped", json_integer(n->budget_skipped));
+    json_object_set_new(frames, "budget_lowered", json_integer(R->budget.frames_lowered));
+    json_object_set_new(frames, "reencodes", json_integer(R->budget.reencodes));
+    json_object_set_new(frames, "hinted", json_integer(s->frames_hinted));
+    return frames;
+}
+
+static json_t *report_budget(const report *R)
+{
+    const sg_budget_config *c = &R->budget_cfg;
+    if (sg_budget_unlimited(R->s->budget))
+        return json_pack("{s:n,s:n,s:i}", "kb_per_min", "burst_kb", "min_quality", c->min_quality);
+    return json_pack("{s:f,s:f,s:i}", "kb_per_min", r2(c->kb_per_min), "burst_kb", r2(c->burst_kb),
+                     "min_quality", c->min_quality);
+}
+
+static json_t *report_audio(const report *R)
+{
+    const stream *s = R->s;
+    const opts *o = R->o;
+    json_t *audio = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I}", "chunks", (json_int_t)R->n->audio_chunks, "sent",
+        (json_int_t)(s->audio_ok + s->audio_not_transcribed), "transcribed", (json_int_t)s->audio_ok,
+        "speech", (json_int_t)s->audio_speech, "not_transcribed", (json_int_t)s->audio_not_transcribed,
+        "failed", (json_int_t)s->audio_failed, "dropped", 0, "unsent", (json_int_t)s->audio_unsent);
+    json_object_set_new(audio, "backpressure", json_integer(R->n->audio_backpressure));
+    json_object_set_new(audio, "codec", json_string(sg_audio_codec_name(o->audio_codec)));
+    json_object_set_new(audio, "bitrate",
+                        o->audio_codec == SG_AUDIO_CODEC_OPUS ? json_integer(o->audio_bitrate) : json_null());
+    json_object_set_new(audio, "kb_per_chunk",
+                        json_real(r2(s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0)));
+    return audio;
+}
+
+static json_t *report_upload(const report *R)
+{
+    const stream *s = R->s;
     json_t *per_min = json_array();
-    for (int mi = 0; mi < s->nminutes; mi++) {
-        const uint64_t *b = s->minute_bytes + (size_t)mi * SG_UPLOAD_KINDS;
-        double span = fmin(60.0, sim_s - 60.0 * mi);
+    for (int m = 0; m < s->nminutes; m++) {
+        const uint64_t *b = s->minute_bytes + (size_t)m * SG_UPLOAD_KINDS;
+        double span = fmin(60.0, R->sim_s - 60.0 * m);
         json_array_append_new(
-            per_min, json_pack("{s:i,s:f,s:f,s:f,s:f,s:f}", "minute", mi + 1, "seconds", r2(span > 0 ? span : 0),
+            per_min, json_pack("{s:i,s:f,s:f,s:f,s:f,s:f}", "minute", m + 1, "seconds", r2(span > 0 ? span : 0),
                                "kb", r2((double)(b[0] + b[1] + b[2] + b[3]) / 1024.0),
                                "frames_kb", r2((double)b[SG_UPLOAD_FRAME] / 1024.0),
                                "audio_kb", r2((double)b[SG_UPLOAD_AUDIO] / 1024.0),
                                "query_kb", r2((double)(b[SG_UPLOAD_QUERY] + b[SG_UPLOAD_CONTROL]) / 1024.0)));
     }
-    json_t *lat = json_object();
-    for (int kk = 0; kk < SG_UPLOAD_CONTROL; kk++)
-        json_object_set_new(lat, sg_upload_kind_name((sg_upload_kind)kk), pct_json(&s->http_ms[kk]));
-    const char *pf_name = o.prefilter == PREFILTER_ON ? "on" : (o.prefilter == PREFILTER_OFF ? "off" : "shadow");
-    json_t *out = json_object();
-    json_object_set_new(out, "server", json_string(o.server));
-    json_object_set_new(out, "session_id", json_string(s->sid));
-    json_object_set_new(out, "duration_s", json_real(r2(sim_s)));
-    json_object_set_new(out, "speed", json_real(o.speed));
-    json_object_set_new(out, "elapsed_real_s", json_real(r2(elapsed_real / 1000.0)));
-    json_object_set_new(out, "battery_pct", json_real(o.battery));
-    json_object_set_new(out, "camera", json_pack("{s:i,s:s,s:i,s:i,s:I,s:f}", "fps", SG_CAMERA_FPS,
-                                                 "source", src.y4m ? "y4m" : "photos", "width", src.w,
-                                                 "height", src.h, "frames", (json_int_t)camera_frames,
-                                                 "max_lag_ms", r2(max_lag)));
-    json_object_set_new(out, "controller",
-                        json_pack("{s:I,s:f,s:o,s:I,s:I}", "captured", (json_int_t)captured,
-                                  "effective_fps", r2((double)captured / sim_s), "mode_seconds", modes,
-                                  "boosted_frames", (json_int_t)boosted, "active_frames",
-                                  (json_int_t)active_frames));
-    json_t *frames = json_pack(
-        "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f}", "prefilter", pf_name,
-        "captured", (json_int_t)captured, "prefilter_skipped", (json_int_t)pf_skipped, "encoded",
-        (json_int_t)encoded, "encode_errors", (json_int_t)enc_errors, "dropped",
-        (json_int_t)(s->q.evicted_frames + s->q.dropped_new_frames), "sent", (json_int_t)s->frames_sent,
-        "failed", (json_int_t)s->frames_failed, "abandoned", (json_int_t)s->frames_abandoned,
-        "unsent", (json_int_t)s->frames_unsent, "server_keyframes", (json_int_t)s->server_keyframes,
-        "server_skipped", (json_int_t)s->server_skipped, "upload_fps", r2((double)s->frames_sent / sim_s),
-        "jpeg_quality_avg", r2(s->jpeg_count ? s->quality_sum / (double)s->jpeg_count : 0),
-        "jpeg_kb_avg", r2(s->jpeg_count ? s->jpeg_bytes_sum / (double)s->jpeg_count / 1024.0 : 0));
-    json_object_set_new(frames, "upload_width", json_integer(up_w));
-    json_object_set_new(frames, "upload_height", json_integer(up_h));
-    json_object_set_new(frames, "prefilter_agreement",
-                        s->shadow_total ? json_real(r2((double)s->shadow_agree / (double)s->shadow_total))
-                                        : json_null());
-    json_object_set_new(frames, "budget_skipped", json_integer(budget_skipped));
-    json_object_set_new(frames, "budget_lowered", json_integer(s->budget.frames_lowered));
-    json_object_set_new(frames, "reencodes", json_integer(s->budget.reencodes));
-    json_object_set_new(frames, "hinted", json_integer(s->frames_hinted));
-    json_object_set_new(out, "frames", frames);
-    json_object_set_new(
-        out, "budget",
-        sg_budget_unlimited(&s->budget)
-            ? json_pack("{s:n,s:n,s:i}", "kb_per_min", "burst_kb", "min_quality",
-                        s->budget.cfg.min_quality)
-            : json_pack("{s:f,s:f,s:i}", "kb_per_min", r2(s->budget.cfg.kb_per_min), "burst_kb",
-                        r2(s->budget.cfg.burst_kb), "min_quality", s->budget.cfg.min_quality));
-    json_object_set_new(
-        out, "audio",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I}", "chunks", (json_int_t)audio_chunks, "sent",
-                  (json_int_t)(s->audio_ok + s->audio_not_transcribed), "transcribed",
-                  (json_int_t)s->audio_ok, "speech", (json_int_t)s->audio_speech, "not_transcribed",
-                  (json_int_t)s->audio_not_transcribed, "failed", (json_int_t)s->audio_failed,
-                  "dropped", 0, "unsent", (json_int_t)s->audio_unsent));
-    json_object_set_new(json_object_get(out, "audio"), "backpressure",
-                        json_integer(audio_backpressure));
-    json_object_set_new(json_object_get(out, "audio"), "codec",
-                        json_string(sg_audio_codec_name(o.audio_codec)));
-    json_object_set_new(json_object_get(out, "audio"), "bitrate",
-                        o.audio_codec == SG_AUDIO_CODEC_OPUS ? json_integer(o.audio_bitrate) : json_null());
-    json_object_set_new(json_object_get(out, "audio"), "kb_per_chunk",
-                        json_real(r2(s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0)));
-    json_object_set_new(out, "queries",
-                        json_pack("{s:I,s:I,s:I,s:I}", "asked", (json_int_t)asked, "answered",
-                                  (json_int_t)s->queries_answered, "failed",
-                                  (json_int_t)s->queries_failed, "unsent", (json_int_t)s->queries_unsent));
-    json_object_set_new(json_object_get(out, "queries"), "backpressure",
-                        json_integer(query_backpressure));
-    json_object_set_new(out, "turn_latency_ms", pct_json(&s->turn_ms));
-    json_object_set_new(
-        out, "upload",
-        json_pack("{s:f,s:f,s:f,s:f,s:f,s:o}", "kb_total", r2((double)total / 1024.0), "kb_per_min",
-                  r2(sg_client_kb_per_min(total, sim_ms)), "frames_kb_per_min",
-                  r2(sg_client_kb_per_min(kind_bytes[SG_UPLOAD_FRAME], sim_ms)), "audio_kb_per_min",
-                  r2(sg_client_kb_per_min(kind_bytes[SG_UPLOAD_AUDIO], sim_ms)), "queries_kb_per_min",
-                  r2(sg_client_kb_per_min(kind_bytes[SG_UPLOAD_QUERY], sim_ms)), "per_minute", per_min));
-    json_object_set_new(
-        out, "http",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:o}", "requests", (json_int_t)requests,
-                  "attempts", (json_int_t)attempts, "retries", (json_int_t)retries, "network_errors",
-                  (json_int_t)neterr, "gave_up", (json_int_t)s->gave_up, "responses", "2xx",
-                  (json_int_t)cs.by_status[2], "4xx", (json_int_t)cs.by_status[4], "5xx",
-                  (json_int_t)cs.by_status[5], "none", (json_int_t)cs.by_status[0], "latency_ms", lat));
-    json_object_set_new(out, "uplink_kbps", s->uplink.kbps > 0 ? json_real(round(s->uplink.kbps)) : json_null());
-    json_object_set_new(out, "last_error", s->last_error[0] ? json_string(s->last_error) : json_null());
+    const double sim_ms = R->sim_s * 1000.0;
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:o}", "kb_total", r2((double)R->total_bytes / 1024.0),
+                     "kb_per_min", r2(sg_client_kb_per_min(R->total_bytes, sim_ms)),
+                     "frames_kb_per_min", r2(sg_client_kb_per_min(R->kind_bytes[SG_UPLOAD_FRAME], sim_ms)),
+                     "audio_kb_per_min", r2(sg_client_kb_per_min(R->kind_bytes[SG_UPLOAD_AUDIO], sim_ms)),
+                     "queries_kb_per_min", r2(sg_client_kb_per_min(R->kind_bytes[SG_UPLOAD_QUERY], sim_ms)),
+                     "per_minute", per_min);
+}
 
-    if (o.json) {
+static json_t *report_http(const report *R)
+{
+    json_t *lat = json_object();
+    for (int k = 0; k < SG_UPLOAD_CONTROL; k++)
+        json_object_set_new(lat, sg_upload_kind_name((sg_upload_kind)k), pct_json(&R->s->http_ms[k]));
+    const uint64_t *by = R->http.by_status;
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:o}", "requests",
+                     (json_int_t)R->requests, "attempts", (json_int_t)R->attempts, "retries",
+                     (json_int_t)R->retries, "network_errors", (json_int_t)R->network_errors, "gave_up",
+                     (json_int_t)R->s->gave_up, "responses", "2xx", (json_int_t)by[2], "4xx",
+                     (json_int_t)by[4], "5xx", (json_int_t)by[5], "none", (json_int_t)by[0],
+                     "latency_ms", lat);
+}
+
+/* The JSON report (--json prints it; the text report reads its rounded figures). */
+static json_t *report_json(const report *R)
+{
+    const stream *s = R->s;
+    const opts *o = R->o;
+    const source *src = &R->g->src;
+    json_t *out = json_object();
+    json_object_set_new(out, "server", json_string(o->server));
+    json_object_set_new(out, "session_id", json_string(s->sid));
+    json_object_set_new(out, "duration_s", json_real(r2(R->sim_s)));
+    json_object_set_new(out, "speed", json_real(o->speed));
+    json_object_set_new(out, "elapsed_real_s", json_real(r2(R->elapsed_real_ms / 1000.0)));
+    json_object_set_new(out, "battery_pct", json_real(o->battery));
+    json_object_set_new(out, "camera", json_pack("{s:i,s:s,s:i,s:i,s:I,s:f}", "fps", SG_CAMERA_FPS,
+                                                 "source", src->y4m ? "y4m" : "photos", "width", src->w,
+                                                 "height", src->h, "frames",
+                                                 (json_int_t)R->n->camera_frames, "max_lag_ms",
+                                                 r2(R->n->max_lag_ms)));
+    json_object_set_new(out, "controller", report_controller(R));
+    json_object_set_new(out, "frames", report_frames(R));
+    json_object_set_new(out, "budget", report_budget(R));
+    json_object_set_new(out, "audio", report_audio(R));
+    json_object_set_new(out, "queries",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "asked", (json_int_t)R->n->asked, "answered",
+                                  (json_int_t)s->queries_answered, "failed",
+                                  (json_int_t)s->queries_failed, "unsent", (json_int_t)s->queries_unsent,
+                                  "backpressure", (json_int_t)R->n->query_backpressure));
+    json_object_set_new(out, "turn_latency_ms", pct_json(&R->s->turn_ms));
+    json_object_set_new(out, "upload", report_upload(R));
+    json_object_set_new(out, "http", report_http(R));
+    json_object_set_new(out, "uplink_kbps", R->uplink_kbps > 0 ? json_real(round(R->uplink_kbps)) : json_null());
+    json_object_set_new(out, "last_error", s->last_error[0] ? json_string(s->last_error) : json_null());
+    return out;
+}
+
+static void report_text(const report *R, json_t *out)
+{
+    const stream *s = R->s;
+    const opts *o = R->o;
+    const tick_counts *n = R->n;
+    const long long *in_mode = R->rate.frames_in_mode;
+    const double sim_s = R->sim_s;
+    json_t *fr = json_object_get(out, "frames");
+    json_t *tl = json_object_get(out, "turn_latency_ms"), *ul = json_object_get(out, "upload");
+    printf("sg stream: %.1f s of glasses at battery %.0f%% against %s (speed %gx, %.1f s real)\n",
+           sim_s, o->battery, o->server, o->speed, R->elapsed_real_ms / 1000.0);
+    printf("camera   %lld frames; captured %lld = %.2f fps effective (MINIMAL %.0f s, LOW %.0f s, "
+           "MEDIUM %.0f s, HIGH %.0f s; motion boost on %lld frames)\n",
+           n->camera_frames, n->captured, (double)n->captured / sim_s, (double)in_mode[0] / 30,
+           (double)in_mode[1] / 30, (double)in_mode[2] / 30, (double)in_mode[3] / 30, n->boosted);
+    printf("frames   pre-filter (%s) skipped %lld, budget skipped %lld, encoded %lld (q%.0f avg, "
+           "%.1f KB avg), dropped %lld, sent %lld (%.2f fps), failed %lld; server: %lld keyframes, "
+           "%lld skipped\n",
+           R->prefilter_name, n->pf_skipped, n->budget_skipped, n->encoded,
+           json_real_value(json_object_get(fr, "jpeg_quality_avg")),
+           json_real_value(json_object_get(fr, "jpeg_kb_avg")),
+           (long long)json_integer_value(json_object_get(fr, "dropped")), s->frames_sent,
+           (double)s->frames_sent / sim_s, s->frames_failed + s->frames_abandoned, s->server_keyframes,
+           s->server_skipped);
+    printf("audio    %lld chunks (%s, %.1f KB avg): %lld transcribed, %lld not transcribed (no ASR "
+           "model), %lld failed, 0 dropped\n",
+           n->audio_chunks, sg_audio_codec_name(o->audio_codec),
+           s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0.0,
+           s->audio_ok, s->audio_not_transcribed, s->audio_failed);
+    if (!sg_budget_unlimited(s->budget))
+        printf("budget   %.0f KB/min (burst %.0f KB): %lld frames at a lower quality, %lld skipped, "
+               "%lld re-encodes\n", R->budget_cfg.kb_per_min, R->budget_cfg.burst_kb,
+               R->budget.frames_lowered, n->budget_skipped, R->budget.reencodes);
+    printf("turns    %lld asked, %lld answered; latency p50 %.1f ms, p95 %.1f ms\n", n->asked,
+           s->queries_answered, json_number_value(json_object_get(tl, "p50")),
+           json_number_value(json_object_get(tl, "p95")));
+    printf("upload   %.1f KB/min (frames %.1f, audio %.1f, questions %.1f); %lld requests, %lld "
+           "retries, %lld network errors\n",
+           json_real_value(json_object_get(ul, "kb_per_min")),
+           json_real_value(json_object_get(ul, "frames_kb_per_min")),
+           json_real_value(json_object_get(ul, "audio_kb_per_min")),
+           json_real_value(json_object_get(ul, "queries_kb_per_min")), R->requests, R->retries,
+           R->network_errors);
+    size_t mi;
+    json_t *pm;
+    json_array_foreach(json_object_get(ul, "per_minute"), mi, pm)
+        printf("minute %zu: %.1f KB (frames %.1f, audio %.1f) over %.0f s\n", mi + 1,
+               json_real_value(json_object_get(pm, "kb")),
+               json_real_value(json_object_get(pm, "frames_kb")),
+               json_real_value(json_object_get(pm, "audio_kb")),
+               json_real_value(json_object_get(pm, "seconds")));
+    if (s->last_error[0])
+        printf("last error: %s\n", s->last_error);
+}
+
+static void report_print(stream *s, const glasses *g, double elapsed_real_ms)
+{
+    report R;
+    report_gather(&R, s, g, elapsed_real_ms);
+    json_t *out = report_json(&R);
+    if (s->o.json) {
         char *txt = json_dumps(out, JSON_COMPACT);
         if (txt)
             puts(txt);
         free(txt);
     } else {
-        json_t *fr = json_object_get(out, "frames");
-        json_t *tl = json_object_get(out, "turn_latency_ms"), *ul = json_object_get(out, "upload");
-        printf("sg stream: %.1f s of glasses at battery %.0f%% against %s (speed %gx, %.1f s real)\n",
-               sim_s, o.battery, o.server, o.speed, elapsed_real / 1000.0);
-        printf("camera   %lld frames; captured %lld = %.2f fps effective (MINIMAL %.0f s, LOW %.0f s, "
-               "MEDIUM %.0f s, HIGH %.0f s; motion boost on %lld frames)\n",
-               camera_frames, captured, (double)captured / sim_s,
-               (double)rc_ctl.frames_in_mode[0] / 30, (double)rc_ctl.frames_in_mode[1] / 30,
-               (double)rc_ctl.frames_in_mode[2] / 30, (double)rc_ctl.frames_in_mode[3] / 30, boosted);
-        printf("frames   pre-filter (%s) skipped %lld, budget skipped %lld, encoded %lld (q%.0f avg, "
-               "%.1f KB avg), dropped %lld, sent %lld (%.2f fps), failed %lld; server: %lld keyframes, "
-               "%lld skipped\n",
-               pf_name, pf_skipped, budget_skipped, encoded,
-               json_real_value(json_object_get(fr, "jpeg_quality_avg")),
-               json_real_value(json_object_get(fr, "jpeg_kb_avg")),
-               (long long)json_integer_value(json_object_get(fr, "dropped")), s->frames_sent,
-               (double)s->frames_sent / sim_s, s->frames_failed + s->frames_abandoned,
-               s->server_keyframes, s->server_skipped);
-        printf("audio    %lld chunks (%s, %.1f KB avg): %lld transcribed, %lld not transcribed (no ASR "
-               "model), %lld failed, 0 dropped\n",
-               audio_chunks, sg_audio_codec_name(o.audio_codec),
-               s->audio_encoded ? s->audio_bytes_sum / (double)s->audio_encoded / 1024.0 : 0.0,
-               s->audio_ok, s->audio_not_transcribed, s->audio_failed);
-        if (!sg_budget_unlimited(&s->budget))
-            printf("budget   %.0f KB/min (burst %.0f KB): %lld frames at a lower quality, %lld skipped, "
-                   "%lld re-encodes\n", s->budget.cfg.kb_per_min, s->budget.cfg.burst_kb,
-                   s->budget.frames_lowered, budget_skipped, s->budget.reencodes);
-        printf("turns    %lld asked, %lld answered; latency p50 %.1f ms, p95 %.1f ms\n", asked,
-               s->queries_answered, json_number_value(json_object_get(tl, "p50")),
-               json_number_value(json_object_get(tl, "p95")));
-        printf("upload   %.1f KB/min (frames %.1f, audio %.1f, questions %.1f); %lld requests, %lld "
-               "retries, %lld network errors\n",
-               json_real_value(json_object_get(ul, "kb_per_min")),
-               json_real_value(json_object_get(ul, "frames_kb_per_min")),
-               json_real_value(json_object_get(ul, "audio_kb_per_min")),
-               json_real_value(json_object_get(ul, "queries_kb_per_min")), requests, retries, neterr);
-        size_t mi;
-        json_t *pm;
-        json_array_foreach(json_object_get(ul, "per_minute"), mi, pm)
-            printf("minute %zu: %.1f KB (frames %.1f, audio %.1f) over %.0f s\n", mi + 1,
-                   json_real_value(json_object_get(pm, "kb")),
-                   json_real_value(json_object_get(pm, "frames_kb")),
-                   json_real_value(json_object_get(pm, "audio_kb")),
-                   json_real_value(json_object_get(pm, "seconds")));
-        if (s->last_error[0])
-            printf("last error: %s\n", s->last_error);
+        report_text(&R, out);
     }
     json_decref(out);
-    rc = 0;
+}
 
-out:
-    if (thread_started) {
-        pthread_mutex_lock(&s->mu);
-        s->done = true;
-        s->drain_deadline_real = real_ms();
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(th, NULL);
+/* ---- sg stream ------------------------------------------------------------------------------ */
+
+/* The glasses run until --duration or Ctrl-C, the uploader sends what is left (30 s at most), the
+ * session goes (unless --keep-session). Returns the real milliseconds it all took. */
+static double stream_run(stream *s, glasses *g)
+{
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old_sa);
+    g_stop = 0;
+    glasses_run(s, g);
+    stream_drain(s, 30000.0);
+    sigaction(SIGINT, &old_sa, NULL);
+    double elapsed_real_ms = real_ms() - s->t0_real;
+    if (!s->o.keep_session)
+        sg_client_delete_session(s->client, s->sid, NULL);
+    return elapsed_real_ms;
+}
+
+int sg_cmd_stream(int argc, char **argv)
+{
+    opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    glasses g;
+    memset(&g, 0, sizeof g);
+    stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "sg stream: out of memory\n");
+        return 1;
     }
-    if (s->q.items) {
-        sg_upload_item it;
-        while (sg_upq_pop(&s->q, &it))
-            free(it.data);
-        sg_upq_free(&s->q);
+    rc = glasses_open(&g, &o);
+    if (rc == 0)
+        rc = stream_open(s, &o);
+    if (rc == 0)
+        rc = stream_start(s);
+    if (rc == 0) {
+        double elapsed_real_ms = stream_run(s, &g);
+        report_print(s, &g, elapsed_real_ms);
     }
-    if (mu_ready) {
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
-    }
-    sg_client_free(s->client);
-    for (int kk = 0; kk < SG_UPLOAD_KINDS; kk++)
-        free(s->http_ms[kk].v);
-    free(s->turn_ms.v);
-    free(s->minute_bytes);
-    free(s);
-    source_free(&src);
-    free(pcm);
-    free(cam);
-    free(up);
-    sg_motion_tracker_free(motion);
-    sg_prefilter_free(pf);
-    sg_jpeg_encoder_free(enc);
+    stream_free(s);
+    glasses_free(&g);
     return rc;
 }

@@ -169,24 +169,46 @@ static bool fc_keep(void *ud, sg_upload_kind kind, int attempts)
     return c->keep_until == 0 || attempts < c->keep_until;
 }
 
-static sg_client *fake_client(int port, fake_clock *fc, bool frame_json)
+/* A client of url; with fc, on the fake clock (and 5 s per attempt). */
+static sg_client *make_client(const char *url, fake_clock *fc, bool frame_json)
 {
-    char url[64], err[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    char err[SG_CLIENT_ERROR_SIZE];
     sg_client_config cfg;
     sg_client_config_default(&cfg, url);
-    cfg.now_ms = fc_now;
-    cfg.sleep_ms = fc_sleep;
-    cfg.keep_trying = fc_keep;
-    cfg.ud = fc;
-    cfg.timeout_ms = 5000;
+    if (fc) {
+        cfg.now_ms = fc_now;
+        cfg.sleep_ms = fc_sleep;
+        cfg.keep_trying = fc_keep;
+        cfg.ud = fc;
+        cfg.timeout_ms = 5000;
+    }
     cfg.frame_json = frame_json;
-    sg_client *c = sg_client_new(&cfg, err);
-    CHECK_MSG(c != NULL, "%s", err);
+    sg_client *c = NULL;
+    CHECK_MSG(sg_client_new(&cfg, &c, err) == SG_CLIENT_OK, "%s", err);
     return c;
 }
 
+static sg_client *fake_client(int port, fake_clock *fc, bool frame_json)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    return make_client(url, fc, frame_json);
+}
+
 static const char *SID = "0b7c3f5e-1d2a-4c6b-9e8f-001122334455";
+
+/* One frame upload against a scripted server, on the fake clock *fc (which the caller set up). */
+static sg_client_status scripted_upload(fake_server *fs, const step *script, int n, fake_clock *fc,
+                                        bool frame_json, const uint8_t *jpeg, size_t len,
+                                        sg_client_result *r)
+{
+    CHECK(fake_start(fs, script, n) == 0);
+    sg_client *c = fake_client(fs->port, fc, frame_json);
+    sg_client_status st = sg_client_upload_frame(c, SID, jpeg, len, r);
+    fake_stop(fs);
+    sg_client_free(c);
+    return st;
+}
 
 static void test_scripted(void)
 {
@@ -233,35 +255,28 @@ static void test_scripted(void)
     CHECK_EQ_INT(stats.by_status[4], 1);
     CHECK_EQ_INT(stats.by_status[0], 1);
     CHECK_EQ_INT(stats.by_status[2], 1);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
 
     /* no retry on other 4xx */
     static const int codes[] = {400, 404, 413, 422};
     for (size_t i = 0; i < 4; i++) {
         step s2[2] = {{codes[i], NULL, "{\"detail\":\"no\",\"error\":\"INVALID_REQUEST\"}"}, {200, NULL, NULL}};
-        CHECK(fake_start(&fs, s2, 1) == 0);
         fc = (fake_clock){0};
-        c = fake_client(fs.port, &fc, false);
-        st = sg_client_upload_frame(c, SID, jpeg, 100, &r);
-        fake_stop(&fs);
+        st = scripted_upload(&fs, s2, 1, &fc, false, jpeg, 100, &r);
         CHECK(st == SG_CLIENT_FAILED);
         CHECK_EQ_INT(r.status, codes[i]);
         CHECK_EQ_INT(r.attempts, 1);
         CHECK_EQ_INT(fc.nslept, 0);
         CHECK(strcmp(r.error, "INVALID_REQUEST") == 0 && strcmp(r.detail, "no") == 0);
         CHECK_EQ_INT(r.bytes_up, fs.received);
-        sg_client_result_free(&r);
-        sg_client_free(c);
+        sg_client_result_clear(&r);
     }
 
     /* 500 five times: gives up after max_attempts with growing waits; JSON frame body */
     static const step s3[] = {{500, NULL, NULL}, {500, NULL, NULL}, {500, NULL, NULL}, {500, NULL, NULL}, {500, NULL, NULL}};
-    CHECK(fake_start(&fs, s3, 5) == 0);
     fc = (fake_clock){0};
-    c = fake_client(fs.port, &fc, true);
-    st = sg_client_upload_frame(c, SID, jpeg, 3, &r);
-    fake_stop(&fs);
+    st = scripted_upload(&fs, s3, 5, &fc, true, jpeg, 3, &r);
     CHECK(st == SG_CLIENT_GAVE_UP);
     CHECK_EQ_INT(r.attempts, 5);
     CHECK_EQ_INT(fc.nslept, 4);
@@ -273,8 +288,7 @@ static void test_scripted(void)
     CHECK_EQ_INT(r.body_up, 5 * strlen("{\"image_base64\":\"AAcO\"}"));
     CHECK(strstr(fs.last_request, "{\"image_base64\":\"AAcO\"}") != NULL);
     CHECK_EQ_INT(r.bytes_up, fs.received);
-    sg_client_result_free(&r);
-    sg_client_free(c);
+    sg_client_result_clear(&r);
 
     /* 503 MODEL_UNAVAILABLE without Retry-After is final; with it, it is retried */
     static const step s4[] = {{503, NULL, "{\"detail\":\"no ASR model\",\"error\":\"MODEL_UNAVAILABLE\"}"},
@@ -288,24 +302,20 @@ static void test_scripted(void)
     CHECK_EQ_INT(sg_wav_pcm16(pcm, 160, 16000, wav), sizeof wav);
     st = sg_client_upload_audio(c, SID, wav, sizeof wav, &r);
     CHECK(st == SG_CLIENT_FAILED && r.attempts == 1 && strcmp(r.error, "MODEL_UNAVAILABLE") == 0);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     st = sg_client_upload_audio(c, SID, wav, sizeof wav, &r);
     fake_stop(&fs);
     CHECK(st == SG_CLIENT_OK && r.attempts == 2 && fc.slept[0] >= 1000);
     CHECK(strcasestr(fs.last_request, "Content-Type: audio/wav") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
 
     /* keep_trying says no after the first attempt: abandoned */
     static const step s5[] = {{503, "1", NULL}};
-    CHECK(fake_start(&fs, s5, 1) == 0);
     fc = (fake_clock){.keep_until = 1};
-    c = fake_client(fs.port, &fc, false);
-    st = sg_client_upload_frame(c, SID, jpeg, 10, &r);
-    fake_stop(&fs);
+    st = scripted_upload(&fs, s5, 1, &fc, false, jpeg, 10, &r);
     CHECK(st == SG_CLIENT_ABANDONED && r.attempts == 1);
-    sg_client_result_free(&r);
-    sg_client_free(c);
+    sg_client_result_clear(&r);
 
     /* nobody listening: network errors, retried, then given up */
     fc = (fake_clock){0};
@@ -317,19 +327,19 @@ static void test_scripted(void)
     CHECK_EQ_INT(r.network_errors, 5);
     CHECK(r.detail[0] != 0);
     CHECK(r.total_ms >= 125 + 250 + 500 + 1000 && r.total_ms <= 250 + 500 + 1000 + 2000);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* bad arguments never reach the network */
     CHECK(sg_client_upload_frame(c, "../etc", jpeg, 10, &r) == SG_CLIENT_EINVAL);
     CHECK(sg_client_upload_frame(c, SID, NULL, 10, &r) == SG_CLIENT_EINVAL);
     CHECK(sg_client_query(c, SID, NULL, NULL, 0, &r) == SG_CLIENT_EINVAL);
     CHECK(sg_client_query(c, SID, "\xff\xfe", NULL, 0, &r) == SG_CLIENT_EINVAL);
     sg_client_free(c);
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     sg_client_config cfg;
     sg_client_config_default(&cfg, "ftp://x");
-    CHECK(sg_client_new(&cfg, err) == NULL && err[0]);
+    CHECK(sg_client_new(&cfg, &c, err) == SG_CLIENT_EINVAL && c == NULL && err[0]);
     sg_client_config_default(&cfg, "");
-    CHECK(sg_client_new(&cfg, err) == NULL);
+    CHECK(sg_client_new(&cfg, &c, err) == SG_CLIENT_EINVAL && c == NULL);
 }
 
 /* ---- JPEG encoding ----------------------------------------------------------------------------- */
@@ -345,16 +355,17 @@ static void test_jpeg(void)
             p[1] = (uint8_t)(y / 4);
             p[2] = (uint8_t)(((x / 40) + (y / 40)) % 2 ? 200 : 40);
         }
-    CHECK(sg_rgb_fit(rgb, W, H, ref, 640, 480) == 0);
-    sg_jpeg_encoder *e = sg_jpeg_encoder_new();
+    CHECK(sg_rgb_fit(rgb, W, H, ref, 640, 480) == SG_CLIENT_OK);
+    sg_jpeg_encoder *e;
+    CHECK(sg_jpeg_encoder_new(&e) == SG_CLIENT_OK);
     size_t prev = 0;
     double prev_mae = 1e9;
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     static const int qs[] = {40, 60, 85, 95};
     for (size_t i = 0; i < 4; i++) {
         uint8_t *out;
         size_t len;
-        CHECK(sg_jpeg_encode(e, rgb, W, H, 640, 480, qs[i], &out, &len, err) == 0);
+        CHECK(sg_jpeg_encode(e, rgb, W, H, 640, 480, qs[i], &out, &len, err) == SG_CLIENT_OK);
         CHECK(len > prev); /* higher quality, more bytes */
         prev = len;
         sg_image img;
@@ -372,10 +383,10 @@ static void test_jpeg(void)
     }
     uint8_t *out;
     size_t len;
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 0, &out, &len, err) == -1 && strstr(err, "quality"));
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 101, &out, &len, err) == -1);
-    CHECK(sg_jpeg_encode(e, rgb, 0, H, 0, 0, 80, &out, &len, err) == -1 && out == NULL);
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 80, &out, &len, err) == 0); /* no resize */
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 0, &out, &len, err) == SG_CLIENT_EINVAL && strstr(err, "quality"));
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 101, &out, &len, err) == SG_CLIENT_EINVAL);
+    CHECK(sg_jpeg_encode(e, rgb, 0, H, 0, 0, 80, &out, &len, err) == SG_CLIENT_EINVAL && out == NULL);
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 80, &out, &len, err) == SG_CLIENT_OK); /* no resize */
     sg_image img;
     sg_error se = {0};
     CHECK(sg_image_decode(out, len, 0, &img, &se) == SG_OK && img.width == W && img.height == H);
@@ -399,22 +410,25 @@ static uint8_t *make_jpeg(int seed, size_t *len)
             p[1] = (uint8_t)(y / 2 + seed * 90);
             p[2] = (uint8_t)((x ^ y) + seed * 20);
         }
-    sg_jpeg_encoder *e = sg_jpeg_encoder_new();
+    sg_jpeg_encoder *e;
+    CHECK(sg_jpeg_encoder_new(&e) == SG_CLIENT_OK);
     uint8_t *out = NULL;
-    char err[128];
-    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 85, &out, len, err) == 0);
+    char err[SG_CLIENT_ERROR_SIZE];
+    CHECK(sg_jpeg_encode(e, rgb, W, H, 0, 0, 85, &out, len, err) == SG_CLIENT_OK);
     sg_jpeg_encoder_free(e);
     free(rgb);
     return out;
 }
 
-static sg_client *real_client(const sgt_server *s)
+static sg_client *real_client(const sgt_server *s) { return make_client(s->base, NULL, false); }
+
+/* A fresh sg-edge (extra environment and arguments, or NULL), a client of it and a session on it. */
+static sg_client *edge_session(sgt_server *srv, const char **env, const char **args,
+                               char sid[SG_CLIENT_SESSION_ID_SIZE])
 {
-    char err[128];
-    sg_client_config cfg;
-    sg_client_config_default(&cfg, s->base);
-    sg_client *c = sg_client_new(&cfg, err);
-    CHECK_MSG(c != NULL, "%s", err);
+    CHECK(sgt_start(srv, env, args) == 0);
+    sg_client *c = real_client(srv);
+    CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
     return c;
 }
 
@@ -423,13 +437,10 @@ static bool body_has(const sg_client_result *r, const char *s) { return r->body 
 static void test_sg_edge(void)
 {
     sgt_server srv;
-    CHECK(sgt_start(&srv, NULL, NULL) == 0);
-    sg_client *c = real_client(&srv);
-    char sid[64];
-    sg_client_result r;
-    CHECK(sg_client_create_session(c, sid, &r) == SG_CLIENT_OK);
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client *c = edge_session(&srv, NULL, NULL, sid);
     CHECK(strlen(sid) == 36);
-    sg_client_result_free(&r);
+    sg_client_result r;
 
     size_t n1, n2;
     uint8_t *f1 = make_jpeg(0, &n1), *f2 = make_jpeg(1, &n2);
@@ -438,32 +449,28 @@ static void test_sg_edge(void)
     CHECK_EQ_INT(r.body_up, n1);
     CHECK(r.server_ms >= 0 && r.latency_ms >= r.server_ms);
     uint64_t frame_bytes = r.bytes_up;
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* the same frame again: the gate skips it */
     CHECK(sg_client_upload_frame(c, sid, f1, n1, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"status\":\"skipped\""));
     frame_bytes += r.bytes_up;
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* as JSON: base64 + 19 bytes of JSON; a different picture, but only 2 frames after the
      * keyframe, so the gate (min_gap 3) still skips it */
-    sg_client_config cfg;
-    sg_client_config_default(&cfg, srv.base);
-    cfg.frame_json = true;
-    char err[128];
-    sg_client *cj = sg_client_new(&cfg, err);
+    sg_client *cj = make_client(srv.base, NULL, true);
     CHECK(sg_client_upload_frame(cj, sid, f2, n2, &r) == SG_CLIENT_OK);
     CHECK_EQ_INT(r.body_up, 4 * ((n2 + 2) / 3) + 19);
     CHECK(body_has(&r, "\"keyframe\":false"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(cj);
 
     CHECK(sg_client_query(c, sid, "what am I looking at?", NULL, 0, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"response\""));
     CHECK(r.server_ms >= 0);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_query(c, sid, "and this?", f2, n2, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"visual_context\""));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
 
     /* audio: without an ASR model the server validates it and answers 503 MODEL_UNAVAILABLE with no
      * Retry-After: final, not retried (with a model: 200) */
@@ -475,17 +482,17 @@ static void test_sg_edge(void)
     CHECK(st == SG_CLIENT_OK || (st == SG_CLIENT_FAILED && r.status == 503 &&
                                  strcmp(r.error, "MODEL_UNAVAILABLE") == 0));
     CHECK_EQ_INT(r.body_up, wl);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     free(wav);
 
     /* an unknown session: 404, final */
     CHECK(sg_client_upload_frame(c, "00000000-0000-4000-8000-000000000000", f1, n1, &r) == SG_CLIENT_FAILED);
     CHECK(r.status == 404 && r.attempts == 1 && strcmp(r.error, "INVALID_SESSION") == 0);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* garbage is a 400, final */
     CHECK(sg_client_upload_frame(c, sid, (const uint8_t *)"not a jpeg", 10, &r) == SG_CLIENT_FAILED);
     CHECK(r.status == 400 && r.attempts == 1);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
 
     sg_client_stats stats;
     sg_client_get_stats(c, &stats);
@@ -497,9 +504,9 @@ static void test_sg_edge(void)
     CHECK(stats.kind[SG_UPLOAD_FRAME].bytes_up > frame_bytes);
     CHECK(stats.kind[SG_UPLOAD_FRAME].body_up == 2 * n1 + n1 + 10);
     CHECK(sg_client_delete_session(c, sid, &r) == SG_CLIENT_OK);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_frame(c, sid, f1, n1, &r) == SG_CLIENT_FAILED && r.status == 404);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
     sgt_stop(&srv, SIGTERM);
     free(f1);
@@ -507,8 +514,11 @@ static void test_sg_edge(void)
 }
 
 /* Three phones upload at once to a server with one worker and no queue, whose every job takes
- * 400 ms: the others get 503 OVERLOADED + Retry-After and get through on a retry. */
+ * 400 ms: the others get 503 OVERLOADED + Retry-After and get through on a retry. "At once": each
+ * makes its client first and waits for the others at a barrier, so on a slow machine (ASan, a
+ * loaded CI box) a phone still starting up cannot miss the 400 ms in which the worker is busy. */
 typedef struct uploader_arg {
+    pthread_barrier_t *ready;
     const sgt_server *srv;
     const char *sid;
     const uint8_t *jpeg;
@@ -524,10 +534,11 @@ static void *upload_thread(void *p)
     uploader_arg *a = p;
     sg_client *c = real_client(a->srv);
     sg_client_result r;
+    pthread_barrier_wait(a->ready);
     a->st = sg_client_upload_frame(c, a->sid, a->jpeg, a->len, &r);
     a->retries = r.retries;
     a->total_ms = r.total_ms;
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
     return NULL;
 }
@@ -537,16 +548,16 @@ static void test_sg_edge_overloaded(void)
     sgt_server srv;
     const char *env[] = {"SG_DEBUG_WORK_DELAY_MS=400", NULL};
     const char *args[] = {"--workers", "1", "--queue-depth", "0", NULL};
-    CHECK(sgt_start(&srv, env, args) == 0);
-    sg_client *c = real_client(&srv);
-    char sid[64];
-    CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client *c = edge_session(&srv, env, args, sid);
     size_t n;
     uint8_t *f = make_jpeg(2, &n);
     uploader_arg a[3];
     pthread_t th[3];
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, 3);
     for (int i = 0; i < 3; i++) {
-        a[i] = (uploader_arg){.srv = &srv, .sid = sid, .jpeg = f, .len = n};
+        a[i] = (uploader_arg){.ready = &ready, .srv = &srv, .sid = sid, .jpeg = f, .len = n};
         pthread_create(&th[i], NULL, upload_thread, &a[i]);
     }
     int retries = 0;
@@ -557,6 +568,7 @@ static void test_sg_edge_overloaded(void)
         if (a[i].retries > 0)
             CHECK(a[i].total_ms >= 1000.0); /* waited for Retry-After: 1 */
     }
+    pthread_barrier_destroy(&ready);
     CHECK_MSG(retries >= 2, "only %d retries", retries);
     sg_client_free(c);
     sgt_stop(&srv, SIGTERM);
@@ -569,10 +581,8 @@ static void test_sg_edge_rate_limited(void)
 {
     sgt_server srv;
     const char *env[] = {"SG_RATE_LIMIT_RPS=1", NULL};
-    CHECK(sgt_start(&srv, env, NULL) == 0);
-    sg_client *c = real_client(&srv);
-    char sid[64];
-    CHECK(sg_client_create_session(c, sid, NULL) == SG_CLIENT_OK);
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client *c = edge_session(&srv, env, NULL, sid);
     size_t n;
     uint8_t *f = make_jpeg(3, &n);
     int retries = 0, ok = 0;
@@ -582,7 +592,7 @@ static void test_sg_edge_rate_limited(void)
         retries += r.retries;
         if (r.retries)
             CHECK(r.total_ms >= 1000.0 * r.retries * 0.99);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
     }
     CHECK_EQ_INT(ok, 4);
     CHECK(retries >= 1);
@@ -632,11 +642,12 @@ static int16_t *jfk_pcm(double seconds, size_t *n)
 static void test_audio_codec(void)
 {
     sg_audio_codec c;
-    CHECK(sg_audio_codec_parse("opus", &c) == 0 && c == SG_AUDIO_CODEC_OPUS);
-    CHECK(sg_audio_codec_parse("flac", &c) == 0 && c == SG_AUDIO_CODEC_FLAC);
-    CHECK(sg_audio_codec_parse("pcm", &c) == 0 && c == SG_AUDIO_CODEC_PCM);
-    CHECK(sg_audio_codec_parse("wav", &c) == 0 && c == SG_AUDIO_CODEC_PCM);
-    CHECK(sg_audio_codec_parse("mp3", &c) == -1 && sg_audio_codec_parse(NULL, &c) == -1);
+    CHECK(sg_audio_codec_parse("opus", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_OPUS);
+    CHECK(sg_audio_codec_parse("flac", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_FLAC);
+    CHECK(sg_audio_codec_parse("pcm", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_PCM);
+    CHECK(sg_audio_codec_parse("wav", &c) == SG_CLIENT_OK && c == SG_AUDIO_CODEC_PCM);
+    CHECK(sg_audio_codec_parse("mp3", &c) == SG_CLIENT_EINVAL);
+    CHECK(sg_audio_codec_parse(NULL, &c) == SG_CLIENT_EINVAL);
     CHECK(strcmp(sg_audio_codec_content_type(SG_AUDIO_CODEC_OPUS), "audio/ogg") == 0);
 
     size_t n;
@@ -646,12 +657,12 @@ static void test_audio_codec(void)
     float *ref = malloc(n * sizeof *ref);
     for (size_t i = 0; i < n; i++)
         ref[i] = pcm[i] / 32768.0f;
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     for (int k = 0; k < 3; k++) {
         sg_audio_codec codec = (sg_audio_codec)k;
         uint8_t *out = NULL;
         size_t len = 0;
-        CHECK_MSG(sg_audio_encode(codec, pcm, n, 16000, 0, &out, &len, err) == 0, "%s", err);
+        CHECK_MSG(sg_audio_encode(codec, pcm, n, 16000, 0, &out, &len, err) == SG_CLIENT_OK, "%s", err);
         if (!out)
             continue;
         sg_audio a;
@@ -689,19 +700,19 @@ static void test_audio_codec(void)
     /* a bitrate changes the size; bad arguments are errors */
     uint8_t *lo = NULL, *hi = NULL;
     size_t nlo = 0, nhi = 0;
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 12000, &lo, &nlo, err) == 0);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 64000, &hi, &nhi, err) == 0);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 12000, &lo, &nlo, err) == SG_CLIENT_OK);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 64000, &hi, &nhi, err) == SG_CLIENT_OK);
     CHECK_MSG(nlo < nhi, "%zu vs %zu", nlo, nhi);
     free(lo);
     free(hi);
     uint8_t *o = NULL;
     size_t ol = 0;
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 44100, 0, &o, &ol, err) == -1 && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 44100, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
     CHECK(strstr(err, "44100") != NULL);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 1000, &o, &ol, err) == -1 && !o);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, NULL, n, 16000, 0, &o, &ol, err) == -1 && !o);
-    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, pcm, 0, 16000, 0, &o, &ol, err) == -1 && !o);
-    CHECK(sg_audio_encode((sg_audio_codec)9, pcm, n, 16000, 0, &o, &ol, err) == -1 && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 1000, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, NULL, n, 16000, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
+    CHECK(sg_audio_encode(SG_AUDIO_CODEC_FLAC, pcm, 0, 16000, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
+    CHECK(sg_audio_encode((sg_audio_codec)9, pcm, n, 16000, 0, &o, &ol, err) == SG_CLIENT_EINVAL && !o);
     free(ref);
     free(pcm);
 }
@@ -718,19 +729,19 @@ static void test_hint_on_the_wire(void)
     static const uint8_t jpeg[4] = {0xFF, 0xD8, 0xFF, 0xD9};
     CHECK(sg_client_upload_frame_hint(c, SID, jpeg, 4, true, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "X-Client-Keyframe: true") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_frame_hint(c, SID, jpeg, 4, false, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "X-Client-Keyframe") == NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* the audio media type follows the magic */
     static const uint8_t ogg[8] = {'O', 'g', 'g', 'S', 0, 2, 0, 0};
     static const uint8_t flac[8] = {'f', 'L', 'a', 'C', 0, 0, 0, 34};
     CHECK(sg_client_upload_audio(c, SID, ogg, 8, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "Content-Type: audio/ogg") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_audio(c, SID, flac, 8, &r) == SG_CLIENT_OK);
     CHECK(strcasestr(fs.last_request, "Content-Type: audio/flac") != NULL);
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(c);
     /* JSON frames carry it as a field */
     fc = (fake_clock){0};
@@ -738,7 +749,7 @@ static void test_hint_on_the_wire(void)
     CHECK(sg_client_upload_frame_hint(c, SID, jpeg, 3, true, &r) == SG_CLIENT_OK);
     CHECK(strstr(fs.last_request, "{\"image_base64\":\"/9j/\",\"client_keyframe\":true}") != NULL);
     CHECK_EQ_INT(r.body_up, strlen("{\"image_base64\":\"/9j/\",\"client_keyframe\":true}"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     fake_stop(&fs);
     sg_client_free(c);
 }
@@ -746,32 +757,25 @@ static void test_hint_on_the_wire(void)
 static void test_hint_at_sg_edge(void)
 {
     sgt_server srv;
-    CHECK(sgt_start(&srv, NULL, NULL) == 0);
-    sg_client *c = real_client(&srv);
-    char sid[64];
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client *c = edge_session(&srv, NULL, NULL, sid);
     sg_client_result r;
-    CHECK(sg_client_create_session(c, sid, &r) == SG_CLIENT_OK);
-    sg_client_result_free(&r);
     size_t n1, n2;
     uint8_t *f1 = make_jpeg(0, &n1), *f2 = make_jpeg(1, &n2);
     CHECK(sg_client_upload_frame(c, sid, f1, n1, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":true"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     /* one frame later the gate's min_gap would skip anything; with the hint it is analysed */
     CHECK(sg_client_upload_frame(c, sid, f2, n2, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":false"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     CHECK(sg_client_upload_frame_hint(c, sid, f1, n1, true, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":true") && body_has(&r, "\"client_keyframe\":true"));
-    sg_client_result_free(&r);
-    sg_client_config cfg;
-    sg_client_config_default(&cfg, srv.base);
-    cfg.frame_json = true;
-    char err[128];
-    sg_client *cj = sg_client_new(&cfg, err);
+    sg_client_result_clear(&r);
+    sg_client *cj = make_client(srv.base, NULL, true);
     CHECK(sg_client_upload_frame_hint(cj, sid, f2, n2, true, &r) == SG_CLIENT_OK);
     CHECK(body_has(&r, "\"keyframe\":true"));
-    sg_client_result_free(&r);
+    sg_client_result_clear(&r);
     sg_client_free(cj);
     /* an Opus chunk is decoded by the server (no ASR model: 503 MODEL_UNAVAILABLE after the
      * decode, final); garbage behind OggS is a 400 */
@@ -779,16 +783,16 @@ static void test_hint_at_sg_edge(void)
     int16_t *pcm = jfk_pcm(1.0, &n);
     uint8_t *opus = NULL;
     size_t ol = 0;
-    if (pcm && sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 0, &opus, &ol, err) == 0) {
+    if (pcm && sg_audio_encode(SG_AUDIO_CODEC_OPUS, pcm, n, 16000, 0, &opus, &ol, NULL) == SG_CLIENT_OK) {
         sg_client_status st = sg_client_upload_audio(c, sid, opus, ol, &r);
         CHECK_MSG(st == SG_CLIENT_OK || (r.status == 503 && strcmp(r.error, "MODEL_UNAVAILABLE") == 0),
                   "HTTP %d %s %s", r.status, r.error, r.detail);
         CHECK_EQ_INT(r.body_up, ol);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
         memset(opus + 30, 0x55, ol - 30);
         CHECK(sg_client_upload_audio(c, sid, opus, ol, &r) == SG_CLIENT_FAILED);
         CHECK(r.status == 400 && strcmp(r.error, "INVALID_AUDIO") == 0 && r.attempts == 1);
-        sg_client_result_free(&r);
+        sg_client_result_clear(&r);
     }
     free(opus);
     free(pcm);

@@ -4,7 +4,8 @@
  * the server's own gate and thumbnail, frame fitting, the upload queue, the retry policy with a
  * fake clock and RNG, Retry-After parsing, Y4M parsing, the statistics helpers, and the upload
  * budget (bands, token bucket, quality stepping with a fake encoder, skips that stay owed, and ten
- * simulated minutes in which no 60 s window goes over the budget). */
+ * simulated minutes in which no 60 s window goes over the budget), and the library's status names,
+ * messages and version. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,22 @@
 #include "check.h"
 #include "media/image.h"
 #include "sgclient.h"
+
+/* Handles for the tests: a failed _new is a failed check, then a crash on the NULL. */
+static sg_rate_controller *new_rate(const sg_rate_config *c)
+{
+    sg_rate_controller *rc = NULL;
+    CHECK(sg_rate_controller_new(c, &rc) == SG_CLIENT_OK);
+    return rc;
+}
+
+static sg_budget *new_budget(const sg_budget_config *c)
+{
+    sg_budget *b = NULL;
+    CHECK(sg_budget_new(c, &b) == SG_CLIENT_OK);
+    return b;
+}
+
 
 /* ---- frame-rate controller ------------------------------------------------------------------ */
 
@@ -86,15 +103,14 @@ static long long captures(double battery, bool active, double motion, int forced
     sg_rate_config c;
     sg_rate_config_default(&c);
     c.forced_mode = forced;
-    sg_rate_controller rc;
-    sg_rate_init(&rc, &c);
+    sg_rate_controller *rc = new_rate(&c);
     long long n = 0, last = -1;
     *first_gap = -1;
     for (long long k = 0; k < (long long)(seconds * 30); k++) {
         double t = (double)k * 1000.0 / 30.0;
         if (active)
-            sg_rate_interaction(&rc, t);
-        sg_rate_decision d = sg_rate_on_frame(&rc, t, battery, motion);
+            sg_rate_interaction(rc, t);
+        sg_rate_decision d = sg_rate_on_frame(rc, t, battery, motion);
         if (d.capture) {
             if (last >= 0 && *first_gap < 0)
                 *first_gap = k - last;
@@ -104,8 +120,11 @@ static long long captures(double battery, bool active, double motion, int forced
             n++;
         }
     }
-    CHECK_EQ_INT(rc.captured, n);
-    CHECK_EQ_INT(rc.frames, (long long)(seconds * 30));
+    sg_rate_stats st;
+    sg_rate_get_stats(rc, &st);
+    CHECK_EQ_INT(st.captured, n);
+    CHECK_EQ_INT(st.frames, (long long)(seconds * 30));
+    sg_rate_controller_free(rc);
     return n;
 }
 
@@ -127,13 +146,12 @@ static void test_capture_counts(void)
 
     /* activity expires after 10 s: battery 45, one interaction at t = 0 -> MEDIUM for 10 s
      * (100 frames), then LOW (50 frames in the next 10 s) */
-    sg_rate_controller rc;
-    sg_rate_init(&rc, NULL);
-    sg_rate_interaction(&rc, 0.0);
+    sg_rate_controller *rc = new_rate(NULL);
+    sg_rate_interaction(rc, 0.0);
     long long first = 0, second = 0;
     for (long long k = 0; k < 600; k++) {
         double t = (double)k * 1000.0 / 30.0;
-        sg_rate_decision d = sg_rate_on_frame(&rc, t, 45, 0.0);
+        sg_rate_decision d = sg_rate_on_frame(rc, t, 45, 0.0);
         if (k < 300) {
             first += d.capture;
             CHECK(d.user_active && d.mode == SG_RATE_MEDIUM);
@@ -144,17 +162,18 @@ static void test_capture_counts(void)
     }
     CHECK_EQ_INT(first, 100);
     CHECK_NEAR(second, 50, 1);
-    CHECK(sg_rate_user_active(&rc, 20000.0) == false);
-    sg_rate_interaction(&rc, 20000.0);
-    CHECK(sg_rate_user_active(&rc, 29999.0));
-    CHECK(!sg_rate_user_active(&rc, 30000.0));
+    CHECK(sg_rate_user_active(rc, 20000.0) == false);
+    sg_rate_interaction(rc, 20000.0);
+    CHECK(sg_rate_user_active(rc, 29999.0));
+    CHECK(!sg_rate_user_active(rc, 30000.0));
 
     /* one high-motion frame (a scene cut) boosts for motion_hold_ms = 1 s, then the rate falls back */
-    sg_rate_init(&rc, NULL);
+    sg_rate_controller_free(rc);
+    rc = new_rate(NULL);
     long long boosted = 0, in_hold = 0, after = 0;
     for (long long k = 0; k < 90; k++) {
         double t = (double)k * 1000.0 / 30.0;
-        sg_rate_decision d = sg_rate_on_frame(&rc, t, 100, k == 30 ? 0.9 : 0.0);
+        sg_rate_decision d = sg_rate_on_frame(rc, t, 100, k == 30 ? 0.9 : 0.0);
         boosted += d.boosted;
         if (k >= 30 && k < 60)
             in_hold += d.capture;
@@ -169,24 +188,27 @@ static void test_capture_counts(void)
     sg_rate_config c;
     sg_rate_config_default(&c);
     c.motion_hold_ms = 0;
-    sg_rate_init(&rc, &c);
+    sg_rate_controller_free(rc);
+    rc = new_rate(&c);
     boosted = 0;
     for (long long k = 0; k < 60; k++)
-        boosted += sg_rate_on_frame(&rc, (double)k * 1000.0 / 30.0, 100, k == 10 ? 0.9 : 0.0).boosted;
+        boosted += sg_rate_on_frame(rc, (double)k * 1000.0 / 30.0, 100, k == 10 ? 0.9 : 0.0).boosted;
     CHECK_EQ_INT(boosted, 1);
 
     /* a rate change never bursts: from MINIMAL to forced HIGH, at most one capture per frame and the
      * long-run rate follows at once */
-    sg_rate_init(&rc, NULL);
+    sg_rate_controller_free(rc);
+    rc = new_rate(NULL);
     long long n = 0;
     for (long long k = 0; k < 45; k++)
-        n += sg_rate_on_frame(&rc, (double)k * 1000.0 / 30.0, 5, 0.0).capture;
+        n += sg_rate_on_frame(rc, (double)k * 1000.0 / 30.0, 5, 0.0).capture;
     CHECK_EQ_INT(n, 2); /* frames 0 and 30 */
-    rc.cfg.forced_mode = SG_RATE_HIGH;
+    sg_rate_force_mode(rc, SG_RATE_HIGH);
     n = 0;
     for (long long k = 45; k < 75; k++)
-        n += sg_rate_on_frame(&rc, (double)k * 1000.0 / 30.0, 5, 0.0).capture;
+        n += sg_rate_on_frame(rc, (double)k * 1000.0 / 30.0, 5, 0.0).capture;
     CHECK_EQ_INT(n, 30);
+    sg_rate_controller_free(rc);
 }
 
 /* ---- motion ------------------------------------------------------------------------------------ */
@@ -276,7 +298,8 @@ static void test_motion(void)
     CHECK(sg_motion_score(c4, d4, W, H, S4, 2, 10) == 0.0);
 
     /* the tracker gives the same score from its stored samples */
-    sg_motion_tracker *t = sg_motion_tracker_new(10);
+    sg_motion_tracker *t;
+    CHECK(sg_motion_tracker_new(10, &t) == SG_CLIENT_OK);
     fill(a, W, H, 0, 1, 0);
     fill(b, W, H, 0, 0, 255);
     CHECK(sg_motion_tracker_push(t, a, W, H, W * 3, 3) == 0.0);
@@ -305,20 +328,21 @@ static void test_jpeg_quality(void)
         CHECK_MSG(q == rows[i].q, "battery %g uplink %g: q%d, want q%d", rows[i].battery,
                   rows[i].kbps, q, rows[i].q);
     }
-    sg_uplink u;
-    sg_uplink_init(&u);
-    CHECK(u.kbps <= 0);
-    sg_uplink_observe(&u, 1000, 1.0); /* too small to measure the link */
-    CHECK(u.samples == 0 && u.kbps <= 0);
-    sg_uplink_observe(&u, 50000, 400.0); /* 1000 kbit/s */
-    CHECK_NEAR(u.kbps, 1000.0, 1e-9);
-    sg_uplink_observe(&u, 50000, 100.0); /* 4000: the mean moves a quarter of the way */
-    CHECK_NEAR(u.kbps, 1750.0, 1e-9);
-    sg_uplink_observe(&u, 50000, NAN);
-    sg_uplink_observe(&u, 50000, -1);
-    CHECK_EQ_INT(u.samples, 2);
-    sg_uplink_observe(&u, 50000, 0.0); /* clamped, not infinite */
-    CHECK(isfinite(u.kbps));
+    sg_uplink *u;
+    CHECK(sg_uplink_new(&u) == SG_CLIENT_OK);
+    CHECK(sg_uplink_kbps(u) <= 0);
+    sg_uplink_observe(u, 1000, 1.0); /* too small to measure the link */
+    CHECK(sg_uplink_samples(u) == 0 && sg_uplink_kbps(u) <= 0);
+    sg_uplink_observe(u, 50000, 400.0); /* 1000 kbit/s */
+    CHECK_NEAR(sg_uplink_kbps(u), 1000.0, 1e-9);
+    sg_uplink_observe(u, 50000, 100.0); /* 4000: the mean moves a quarter of the way */
+    CHECK_NEAR(sg_uplink_kbps(u), 1750.0, 1e-9);
+    sg_uplink_observe(u, 50000, NAN);
+    sg_uplink_observe(u, 50000, -1);
+    CHECK_EQ_INT(sg_uplink_samples(u), 2);
+    sg_uplink_observe(u, 50000, 0.0); /* clamped, not infinite */
+    CHECK(isfinite(sg_uplink_kbps(u)));
+    sg_uplink_free(u);
 }
 
 /* ---- thumbnail and pre-filter ----------------------------------------------------------------- */
@@ -332,7 +356,8 @@ static uint32_t rnd(void)
 
 static void test_thumb_and_prefilter(void)
 {
-    /* The thumbnail (src/media/thumb.c, the one function client and server both call) against a
+    /* The thumbnail (sg_prefilter_thumb: src/media/thumb.c, the one function client and server
+     * both call) against a
      * plain double-precision area average on odd sizes: pixel x covers [x/W, (x+1)/W) of the width,
      * cell j covers [j/8, (j+1)/8). */
     static const int sizes[][2] = {{1, 1}, {7, 5}, {8, 8}, {9, 13}, {64, 48}, {641, 479}, {640, 480}};
@@ -342,7 +367,7 @@ static void test_thumb_and_prefilter(void)
         for (size_t i = 0; i < (size_t)w * h * 3; i++)
             rgb[i] = (uint8_t)rnd();
         float got[64];
-        sg_thumb8_rgb(rgb, w, h, got);
+        sg_prefilter_thumb(rgb, w, h, got);
         double ref[64] = {0};
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
@@ -365,15 +390,15 @@ static void test_thumb_and_prefilter(void)
     }
     float none[64];
     none[7] = 5.0f;
-    sg_thumb8_rgb(NULL, 4, 4, none);
+    sg_prefilter_thumb(NULL, 4, 4, none);
     CHECK(none[7] == 0.0f);
 
     /* End to end on real photos: the thumbnail the phone takes of its raw frame against the one the
      * server's path (sg_jpeg_encode -> sg_image_decode -> sg_image_thumb8) takes of the upload, which
      * differ only by the JPEG's loss: a fraction of a grey level. */
     const char *photos[] = {"../shared/data/images/coffee.jpg", "../shared/data/images/text.jpg"};
-    sg_jpeg_encoder *enc = sg_jpeg_encoder_new();
-    CHECK(enc != NULL);
+    sg_jpeg_encoder *enc = NULL;
+    CHECK(sg_jpeg_encoder_new(&enc) == SG_CLIENT_OK);
     for (size_t p = 0; enc && p < 2; p++) {
         size_t len;
         char *data = check_read_file(photos[p], &len);
@@ -385,12 +410,13 @@ static void test_thumb_and_prefilter(void)
         CHECK(sg_image_decode((const uint8_t *)data, len, 0, &raw, &err) == SG_OK);
         uint8_t *jpeg = NULL;
         size_t jlen = 0;
-        char why[128];
-        CHECK(sg_jpeg_encode(enc, raw.rgb, raw.width, raw.height, 0, 0, 85, &jpeg, &jlen, why) == 0);
+        char why[SG_CLIENT_ERROR_SIZE];
+        CHECK(sg_jpeg_encode(enc, raw.rgb, raw.width, raw.height, 0, 0, 85, &jpeg, &jlen, why) ==
+              SG_CLIENT_OK);
         CHECK(sg_image_decode(jpeg, jlen, 0, &up, &err) == SG_OK);
         CHECK_EQ_INT(up.width, raw.width);
         float phone[64], server[64];
-        sg_thumb8_rgb(raw.rgb, raw.width, raw.height, phone);
+        sg_prefilter_thumb(raw.rgb, raw.width, raw.height, phone);
         sg_image_thumb8(&up, server);
         double mean = 0, spread = 0;
         for (int i = 0; i < 64; i++) {
@@ -408,7 +434,8 @@ static void test_thumb_and_prefilter(void)
 
     /* the pre-filter decides exactly as the server's gate on the same thumbnails: a random walk of
      * small drifts, still stretches and jumps */
-    sg_prefilter *pf = sg_prefilter_new(0, 0);
+    sg_prefilter *pf;
+    CHECK(sg_prefilter_new(0, 0, &pf) == SG_CLIENT_OK);
     sg_keyframe_gate gate;
     sg_keyframe_gate_init(&gate, SG_KEYFRAME_DIFF_TAU, SG_KEYFRAME_MIN_GAP);
     float th[64];
@@ -440,7 +467,7 @@ static void test_thumb_and_prefilter(void)
     sg_prefilter_free(pf);
 
     /* a still scene: only the first frame is uploaded */
-    pf = sg_prefilter_new(0, 0);
+    CHECK(sg_prefilter_new(0, 0, &pf) == SG_CLIENT_OK);
     for (int f = 0; f < 100; f++)
         CHECK(sg_prefilter_push(pf, th) == (f == 0));
     sg_prefilter_free(pf);
@@ -453,12 +480,12 @@ static void test_fit(void)
     enum { SW = 80, SH = 40 };
     static uint8_t src[SW * SH * 3], dst[64 * 48 * 3];
     fill(src, SW, SH, 10, 200, 30);
-    CHECK(sg_rgb_fit(src, SW, SH, dst, 40, 30) == 0); /* crop to 4:3 (53x40), shrink */
+    CHECK(sg_rgb_fit(src, SW, SH, dst, 40, 30) == SG_CLIENT_OK); /* crop to 4:3 (53x40), shrink */
     bool same = true;
     for (int i = 0; i < 40 * 30; i++)
         same &= dst[i * 3] == 10 && dst[i * 3 + 1] == 200 && dst[i * 3 + 2] == 30;
     CHECK(same);
-    CHECK(sg_rgb_fit(src, SW, SH, dst, 64, 48) == 0); /* enlarge */
+    CHECK(sg_rgb_fit(src, SW, SH, dst, 64, 48) == SG_CLIENT_OK); /* enlarge */
     same = true;
     for (int i = 0; i < 64 * 48; i++)
         same &= dst[i * 3] == 10 && dst[i * 3 + 1] == 200 && dst[i * 3 + 2] == 30;
@@ -468,7 +495,7 @@ static void test_fit(void)
         for (int x = 0; x < SW; x++)
             if (x < 10 || x >= SW - 10)
                 src[((size_t)y * SW + x) * 3] = 255;
-    CHECK(sg_rgb_fit(src, SW, SH, dst, 40, 30) == 0);
+    CHECK(sg_rgb_fit(src, SW, SH, dst, 40, 30) == SG_CLIENT_OK);
     int maxr = 0;
     for (int i = 0; i < 40 * 30; i++)
         maxr = dst[i * 3] > maxr ? dst[i * 3] : maxr;
@@ -478,14 +505,14 @@ static void test_fit(void)
     for (int y = 0; y < 4; y++)
         for (int x = 0; x < 4; x++)
             memset(chk + ((size_t)y * 4 + x) * 3, ((x + y) % 2) ? 255 : 0, 3);
-    CHECK(sg_rgb_fit(chk, 4, 4, dst, 2, 2) == 0);
+    CHECK(sg_rgb_fit(chk, 4, 4, dst, 2, 2) == SG_CLIENT_OK);
     CHECK(dst[0] == 128 && dst[3] == 128 && dst[9] == 128);
     /* same size is a copy */
-    CHECK(sg_rgb_fit(chk, 4, 4, dst, 4, 4) == 0);
+    CHECK(sg_rgb_fit(chk, 4, 4, dst, 4, 4) == SG_CLIENT_OK);
     CHECK(memcmp(chk, dst, sizeof chk) == 0);
-    CHECK(sg_rgb_fit(chk, 0, 4, dst, 2, 2) == -1);
-    CHECK(sg_rgb_fit(chk, 4, 4, dst, 0, 2) == -1);
-    CHECK(sg_rgb_fit(NULL, 4, 4, dst, 2, 2) == -1);
+    CHECK(sg_rgb_fit(chk, 0, 4, dst, 2, 2) == SG_CLIENT_EINVAL);
+    CHECK(sg_rgb_fit(chk, 4, 4, dst, 0, 2) == SG_CLIENT_EINVAL);
+    CHECK(sg_rgb_fit(NULL, 4, 4, dst, 2, 2) == SG_CLIENT_EINVAL);
 }
 
 /* ---- upload queue ---------------------------------------------------------------------------- */
@@ -496,46 +523,61 @@ static sg_upload_item item(sg_upload_kind k, long long tag)
     return it;
 }
 
+/* Counts an item taken out of the queue: audio must come out in the order it went in. */
+static void took_out(const sg_upload_item *out, long long *audio_out, long long *last_audio_out,
+                     bool *ordered, long long *frames_out)
+{
+    if (out->kind == SG_UPLOAD_AUDIO) {
+        (*audio_out)++;
+        *ordered &= out->tag == *last_audio_out + 1;
+        *last_audio_out = out->tag;
+    } else {
+        (*frames_out)++;
+    }
+}
+
 static void test_queue(void)
 {
-    sg_upload_queue q;
-    CHECK(sg_upq_init(&q, 0, 0) == -1);
-    CHECK(sg_upq_init(&q, 4, 2) == 0);
+    sg_upload_queue *q;
+    CHECK(sg_upload_queue_new(0, 0, &q) == SG_CLIENT_EINVAL && q == NULL);
+    CHECK(sg_upload_queue_new(4, 2, &q) == SG_CLIENT_OK);
+    sg_upload_queue_stats qs;
     sg_upload_item ev, out;
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_FRAME, 1), &ev) == SG_UPQ_OK);
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_FRAME, 2), &ev) == SG_UPQ_OK);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 1), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 2), &ev) == SG_CLIENT_OK);
     /* a third frame: over max_frames, the oldest frame goes */
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_FRAME, 3), &ev) == SG_UPQ_DROPPED_OLDEST);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 3), &ev) == SG_CLIENT_DROPPED_OLDEST);
     CHECK_EQ_INT(ev.tag, 1);
-    CHECK(sg_upq_has_newer_frame(&q, 2) && !sg_upq_has_newer_frame(&q, 3));
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_AUDIO, 10), &ev) == SG_UPQ_OK);
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_AUDIO, 11), &ev) == SG_UPQ_OK);
-    CHECK_EQ_INT(q.n, 4);
+    CHECK(sg_upload_queue_has_newer_frame(q, 2) && !sg_upload_queue_has_newer_frame(q, 3));
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, 10), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, 11), &ev) == SG_CLIENT_OK);
+    CHECK_EQ_INT(sg_upload_queue_count(q, SG_UPLOAD_KINDS), 4);
     /* full: audio evicts the oldest frame, never other audio */
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_AUDIO, 12), &ev) == SG_UPQ_DROPPED_OLDEST);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, 12), &ev) == SG_CLIENT_DROPPED_OLDEST);
     CHECK_EQ_INT(ev.tag, 2);
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_QUERY, 20), &ev) == SG_UPQ_DROPPED_OLDEST);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_QUERY, 20), &ev) == SG_CLIENT_DROPPED_OLDEST);
     CHECK_EQ_INT(ev.tag, 3);
     /* now full of audio and a query: more audio is refused, not dropped; a frame is dropped */
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_AUDIO, 13), &ev) == SG_UPQ_FULL);
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_FRAME, 4), &ev) == SG_UPQ_DROPPED_NEW);
-    CHECK_EQ_INT(q.n, 4);
-    CHECK_EQ_INT(q.evicted_frames, 3);
-    CHECK_EQ_INT(q.dropped_new_frames, 1);
-    CHECK_EQ_INT(q.refused[SG_UPLOAD_AUDIO], 1);
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_CONTROL, 0), &ev) == SG_UPQ_EINVAL);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, 13), &ev) == SG_CLIENT_FULL);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 4), &ev) == SG_CLIENT_DROPPED_NEW);
+    CHECK_EQ_INT(sg_upload_queue_count(q, SG_UPLOAD_KINDS), 4);
+    sg_upload_queue_get_stats(q, &qs);
+    CHECK_EQ_INT(qs.evicted_frames, 3);
+    CHECK_EQ_INT(qs.dropped_new_frames, 1);
+    CHECK_EQ_INT(qs.refused[SG_UPLOAD_AUDIO], 1);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_CONTROL, 0), &ev) == SG_CLIENT_EINVAL);
     /* pop: the query first, then audio in order */
-    CHECK(sg_upq_pop(&q, &out) && out.kind == SG_UPLOAD_QUERY);
-    CHECK(sg_upq_pop(&q, &out) && out.tag == 10);
-    CHECK(sg_upq_push(&q, item(SG_UPLOAD_FRAME, 5), &ev) == SG_UPQ_OK);
-    CHECK(sg_upq_pop(&q, &out) && out.tag == 11);
-    CHECK(sg_upq_pop(&q, &out) && out.tag == 12);
-    CHECK(sg_upq_pop(&q, &out) && out.tag == 5);
-    CHECK(!sg_upq_pop(&q, &out));
-    sg_upq_free(&q);
+    CHECK(sg_upload_queue_pop(q, &out) && out.kind == SG_UPLOAD_QUERY);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 10);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 5), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 11);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 12);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 5);
+    CHECK(!sg_upload_queue_pop(q, &out));
+    sg_upload_queue_free(q);
 
     /* random traffic: bounded, frames bounded, every accepted audio chunk comes out, in order */
-    CHECK(sg_upq_init(&q, 8, 4) == 0);
+    CHECK(sg_upload_queue_new(8, 4, &q) == SG_CLIENT_OK);
     long long audio_in = 0, audio_out = 0, next_audio = 0, last_audio_out = -1, frames_pushed = 0;
     long long frames_out = 0, frames_lost = 0;
     bool bounded = true, ordered = true;
@@ -543,42 +585,30 @@ static void test_queue(void)
         uint32_t r = rnd() % 10;
         if (r < 5) {
             frames_pushed++;
-            sg_upq_status st = sg_upq_push(&q, item(SG_UPLOAD_FRAME, step), &ev);
-            frames_lost += st == SG_UPQ_DROPPED_OLDEST || st == SG_UPQ_DROPPED_NEW;
+            sg_client_status st = sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, step), &ev);
+            frames_lost += st == SG_CLIENT_DROPPED_OLDEST || st == SG_CLIENT_DROPPED_NEW;
         } else if (r < 7) {
-            sg_upq_status st = sg_upq_push(&q, item(SG_UPLOAD_AUDIO, next_audio), &ev);
-            if (st == SG_UPQ_OK || st == SG_UPQ_DROPPED_OLDEST) {
+            sg_client_status st = sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, next_audio), &ev);
+            if (st == SG_CLIENT_OK || st == SG_CLIENT_DROPPED_OLDEST) {
                 audio_in++;
                 next_audio++;
-                frames_lost += st == SG_UPQ_DROPPED_OLDEST;
+                frames_lost += st == SG_CLIENT_DROPPED_OLDEST;
             } /* FULL: the producer keeps the chunk and offers it again (same tag) */
-        } else if (sg_upq_pop(&q, &out)) {
-            if (out.kind == SG_UPLOAD_AUDIO) {
-                audio_out++;
-                ordered &= out.tag == last_audio_out + 1;
-                last_audio_out = out.tag;
-            } else {
-                frames_out++;
-            }
+        } else if (sg_upload_queue_pop(q, &out)) {
+            took_out(&out, &audio_out, &last_audio_out, &ordered, &frames_out);
         }
-        bounded &= q.n <= 8 && sg_upq_count(&q, SG_UPLOAD_FRAME) <= 4;
+        bounded &= sg_upload_queue_count(q, SG_UPLOAD_KINDS) <= 8 && sg_upload_queue_count(q, SG_UPLOAD_FRAME) <= 4;
     }
-    while (sg_upq_pop(&q, &out)) {
-        if (out.kind == SG_UPLOAD_AUDIO) {
-            audio_out++;
-            ordered &= out.tag == last_audio_out + 1;
-            last_audio_out = out.tag;
-        } else {
-            frames_out++;
-        }
-    }
+    while (sg_upload_queue_pop(q, &out))
+        took_out(&out, &audio_out, &last_audio_out, &ordered, &frames_out);
     CHECK(bounded);
     CHECK(ordered);
     CHECK_EQ_INT(audio_in, audio_out);
     CHECK(frames_lost > 0);
     CHECK_EQ_INT(frames_out + frames_lost, frames_pushed);
-    CHECK_EQ_INT(q.evicted_frames + q.dropped_new_frames, frames_lost);
-    sg_upq_free(&q);
+    sg_upload_queue_get_stats(q, &qs);
+    CHECK_EQ_INT(qs.evicted_frames + qs.dropped_new_frames, frames_lost);
+    sg_upload_queue_free(q);
 }
 
 /* ---- retries ------------------------------------------------------------------------------------ */
@@ -719,21 +749,21 @@ static void test_retry(void)
 
 static void test_y4m(void)
 {
-    char err[128];
+    char err[SG_CLIENT_ERROR_SIZE];
     sg_y4m_info in;
     const char *h = "YUV4MPEG2 W4 H2 F15:1 Ip A1:1 C420jpeg XYSCSS=420JPEG\n";
-    CHECK(sg_y4m_parse_header((const uint8_t *)h, strlen(h), &in, err) == 0);
+    CHECK(sg_y4m_parse_header((const uint8_t *)h, strlen(h), &in, err) == SG_CLIENT_OK);
     CHECK(in.width == 4 && in.height == 2 && in.fps_num == 15 && in.fps_den == 1 && in.chroma == 420);
     CHECK_EQ_INT(in.frame_bytes, 8 + 2 * 2);
     CHECK_EQ_INT(in.header_len, strlen(h));
     const char *h2 = "YUV4MPEG2 W5 H3 C444\n";
-    CHECK(sg_y4m_parse_header((const uint8_t *)h2, strlen(h2), &in, err) == 0);
+    CHECK(sg_y4m_parse_header((const uint8_t *)h2, strlen(h2), &in, err) == SG_CLIENT_OK);
     CHECK(in.chroma == 444 && in.frame_bytes == 45 && in.fps_num == 30);
     const char *h3 = "YUV4MPEG2 W5 H3 C422\n";
-    CHECK(sg_y4m_parse_header((const uint8_t *)h3, strlen(h3), &in, err) == 0);
+    CHECK(sg_y4m_parse_header((const uint8_t *)h3, strlen(h3), &in, err) == SG_CLIENT_OK);
     CHECK_EQ_INT(in.frame_bytes, 15 + 2 * 3 * 3);
     const char *h4 = "YUV4MPEG2 W5 H3 Cmono\n";
-    CHECK(sg_y4m_parse_header((const uint8_t *)h4, strlen(h4), &in, err) == 0);
+    CHECK(sg_y4m_parse_header((const uint8_t *)h4, strlen(h4), &in, err) == SG_CLIENT_OK);
     CHECK_EQ_INT(in.frame_bytes, 15);
     const char *bad[] = {"YUV4MPEG2 W4 H2 C420p10\n", "YUV4MPEG2 W0 H2\n", "YUV4MPEG2 H2\n",
                          "YUV4MPEG2 W4 H2", "YUV4MPEG W4 H2\n", "YUV4MPEG2 W99999 H2\n",
@@ -741,15 +771,15 @@ static void test_y4m(void)
                          "YUV4MPEG2 Wx H2\n", "YUV4MPEG2 W4 H2 C420paldvx\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
-        CHECK_MSG(sg_y4m_parse_header((const uint8_t *)bad[i], strlen(bad[i]), &in, err) == -1,
+        CHECK_MSG(sg_y4m_parse_header((const uint8_t *)bad[i], strlen(bad[i]), &in, err) == SG_CLIENT_EFORMAT,
                   "accepted: %s", bad[i]);
         CHECK(err[0] != 0);
     }
     CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAME\nxxxx", 10), 6);
     CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAME Ixyz\n", 11), 11);
-    CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAMEX\n", 7), -1);
-    CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAME", 5), -1);
-    CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAME    ", 9), -1);
+    CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAMEX\n", 7), 0);
+    CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAME", 5), 0);
+    CHECK_EQ_INT(sg_y4m_frame_header_len((const uint8_t *)"FRAME    ", 9), 0);
 
     /* limited-range BT.601: Y 16 = black, 235 = white, grey stays grey; pure red */
     sg_y4m_parse_header((const uint8_t *)h, strlen(h), &in, err);
@@ -791,14 +821,28 @@ typedef struct fake_enc {
     bool fail;
 } fake_enc;
 
-static long fake_encode(void *ud, int q)
+static size_t fake_size(const fake_enc *f, int q) { return (size_t)(f->kb85 * 1024.0 * sg_jpeg_size_ratio(q)); }
+
+static sg_client_status fake_encode(void *ud, int q, size_t *bytes)
 {
     fake_enc *f = ud;
     f->calls++;
     f->last_q = q;
-    if (f->fail)
-        return -1;
-    return (long)(f->kb85 * 1024.0 * sg_jpeg_size_ratio(q));
+    *bytes = f->fail ? 0 : fake_size(f, q);
+    return f->fail ? SG_CLIENT_ECODEC : SG_CLIENT_OK;
+}
+
+/* The budget's bucket holds `bytes` at now_ms (below 0: overdrawn), reached by a charge or refund. */
+static void set_tokens(sg_budget *b, double now_ms, double bytes)
+{
+    sg_budget_spend(b, now_ms, SG_UPLOAD_CONTROL, sg_budget_available(b, now_ms) - bytes);
+}
+
+static double bucket_bytes(const sg_budget *b)
+{
+    sg_budget_config c;
+    sg_budget_get_config(b, &c);
+    return c.burst_kb * 1024.0;
 }
 
 static void test_budget_bands(void)
@@ -817,49 +861,63 @@ static void test_budget_bands(void)
     for (int q = 2; q <= 100; q++)
         CHECK_MSG(sg_jpeg_size_ratio(q) > sg_jpeg_size_ratio(q - 1), "q%d", q);
     /* configuration: burst 10 % by default, unlimited for 0, negative or NaN */
-    sg_budget b;
-    sg_budget_init(&b, NULL);
-    CHECK(b.cfg.kb_per_min == 600 && b.cfg.burst_kb == 60 && b.cfg.min_quality == 40);
-    CHECK_NEAR(b.rate * 60000.0 / 1024.0, 540, 1e-9);
-    CHECK(!sg_budget_unlimited(&b));
+    sg_budget *b = new_budget(NULL);
+    sg_budget_config used;
+    sg_budget_get_config(b, &used);
+    CHECK(used.kb_per_min == 600 && used.burst_kb == 60 && used.min_quality == 40);
+    /* the refill: 540 KB a minute, 9 KB in a second */
+    sg_budget_available(b, 0);
+    set_tokens(b, 0, 0);
+    CHECK_NEAR(sg_budget_available(b, 1000) * 60.0 / 1024.0, 540, 1e-9);
+    CHECK(!sg_budget_unlimited(b));
+    sg_budget_free(b);
     double bad[] = {0, -1, NAN, INFINITY};
     for (size_t i = 0; i < 4; i++) {
         sg_budget_config c;
         sg_budget_config_default(&c, 100);
         c.kb_per_min = bad[i];
-        sg_budget_init(&b, &c);
-        CHECK_MSG(sg_budget_unlimited(&b), "kb_per_min %g", bad[i]);
+        b = new_budget(&c);
+        CHECK_MSG(sg_budget_unlimited(b), "kb_per_min %g", bad[i]);
+        sg_budget_free(b);
     }
     sg_budget_config c;
     sg_budget_config_default(&c, 30);
-    sg_budget_init(&b, &c); /* 10 % would be 45 KB: too small for a detailed q40 frame */
-    CHECK(b.cfg.kb_per_min == 450 && b.cfg.burst_kb == SG_BUDGET_MIN_BURST_KB);
+    b = new_budget(&c); /* 10 % would be 45 KB: too small for a detailed q40 frame */
+    sg_budget_get_config(b, &used);
+    CHECK(used.kb_per_min == 450 && used.burst_kb == SG_BUDGET_MIN_BURST_KB);
+    sg_budget_free(b);
     c.burst_kb = 1000; /* larger than the budget: half of it */
-    sg_budget_init(&b, &c);
-    CHECK(b.cfg.burst_kb == 225);
+    b = new_budget(&c);
+    sg_budget_get_config(b, &used);
+    CHECK(used.burst_kb == 225);
+    sg_budget_free(b);
     c.burst_kb = 20; /* given explicitly: kept */
-    sg_budget_init(&b, &c);
-    CHECK(b.cfg.burst_kb == 20);
+    b = new_budget(&c);
+    sg_budget_get_config(b, &used);
+    CHECK(used.burst_kb == 20);
+    sg_budget_free(b);
 }
 
 static void test_budget_bucket(void)
 {
-    sg_budget b;
-    sg_budget_init(&b, NULL); /* 600 KB/min, burst 60 KB, refill 540 KB/min = 9 KB/s */
-    CHECK_NEAR(sg_budget_available(&b, 1000), 60 * 1024, 1e-9); /* starts full, at the first call */
-    sg_budget_spend(&b, 1000, SG_UPLOAD_AUDIO, 50 * 1024);
-    CHECK_NEAR(sg_budget_available(&b, 1000), 10 * 1024, 1e-9);
-    CHECK_NEAR(sg_budget_available(&b, 2000), 19 * 1024, 1e-6); /* +9 KB in 1 s */
-    CHECK_NEAR(sg_budget_available(&b, 60000), 60 * 1024, 1e-9); /* never above the burst */
-    sg_budget_spend(&b, 60000, SG_UPLOAD_AUDIO, 100 * 1024); /* audio is never refused */
-    CHECK_NEAR(sg_budget_available(&b, 60000), -40 * 1024, 1e-9);
-    sg_budget_spend(&b, 60000, SG_UPLOAD_FRAME, -200 * 1024); /* a refund stops at the burst */
-    CHECK_NEAR(sg_budget_available(&b, 60000), 60 * 1024, 1e-9);
-    CHECK_NEAR(b.spent[SG_UPLOAD_AUDIO], 150 * 1024, 1e-9);
-    CHECK_NEAR(b.spent[SG_UPLOAD_FRAME], -200 * 1024, 1e-9);
+    sg_budget *b = new_budget(NULL); /* 600 KB/min, burst 60 KB, refill 540 KB/min = 9 KB/s */
+    CHECK_NEAR(sg_budget_available(b, 1000), 60 * 1024, 1e-9); /* starts full, at the first call */
+    sg_budget_spend(b, 1000, SG_UPLOAD_AUDIO, 50 * 1024);
+    CHECK_NEAR(sg_budget_available(b, 1000), 10 * 1024, 1e-9);
+    CHECK_NEAR(sg_budget_available(b, 2000), 19 * 1024, 1e-6); /* +9 KB in 1 s */
+    CHECK_NEAR(sg_budget_available(b, 60000), 60 * 1024, 1e-9); /* never above the burst */
+    sg_budget_spend(b, 60000, SG_UPLOAD_AUDIO, 100 * 1024); /* audio is never refused */
+    CHECK_NEAR(sg_budget_available(b, 60000), -40 * 1024, 1e-9);
+    sg_budget_spend(b, 60000, SG_UPLOAD_FRAME, -200 * 1024); /* a refund stops at the burst */
+    CHECK_NEAR(sg_budget_available(b, 60000), 60 * 1024, 1e-9);
+    sg_budget_stats st;
+    sg_budget_get_stats(b, &st);
+    CHECK_NEAR(st.spent[SG_UPLOAD_AUDIO], 150 * 1024, 1e-9);
+    CHECK_NEAR(st.spent[SG_UPLOAD_FRAME], -200 * 1024, 1e-9);
     /* time going backwards changes nothing */
-    sg_budget_spend(&b, 60000, SG_UPLOAD_AUDIO, 30 * 1024);
-    CHECK_NEAR(sg_budget_available(&b, 30000), 30 * 1024, 1e-9);
+    sg_budget_spend(b, 60000, SG_UPLOAD_AUDIO, 30 * 1024);
+    CHECK_NEAR(sg_budget_available(b, 30000), 30 * 1024, 1e-9);
+    sg_budget_free(b);
 }
 
 typedef struct fit_row {
@@ -900,67 +958,82 @@ static void test_budget_fit(void)
         c.kb_per_min = r->kb_per_min;
         c.min_quality = r->min_q;
         c.initial_kb_q85 = r->est_kb85;
-        sg_budget b;
-        sg_budget_init(&b, &c);
-        sg_budget_available(&b, 0);
-        b.tokens = r->tokens_kb * 1024.0;
+        sg_budget *b = new_budget(&c);
+        sg_budget_available(b, 0);
+        set_tokens(b, 0, r->tokens_kb * 1024.0);
         fake_enc fe = {r->scene_kb85, 0, 0, false};
-        sg_budget_frame f = sg_budget_fit_frame(&b, 0, r->want, fake_encode, &fe);
+        sg_budget_frame f;
+        CHECK(sg_budget_fit_frame(b, 0, r->want, fake_encode, &fe, &f) == SG_CLIENT_OK);
+        sg_budget_stats st;
+        sg_budget_get_stats(b, &st);
+        double tokens = sg_budget_available(b, 0);
         CHECK_MSG(f.quality == r->quality, "%s: quality %d, want %d", r->why, f.quality, r->quality);
         CHECK_MSG(f.encodes == r->encodes && fe.calls == r->encodes, "%s: %d encodes, want %d",
                   r->why, f.encodes, r->encodes);
-        CHECK(!f.error);
-        if (f.quality) {
+         if (f.quality) {
             CHECK_MSG(fe.last_q == f.quality, "%s: the last encode is the one sent", r->why);
-            CHECK_EQ_INT(f.bytes, fake_encode(&fe, f.quality));
+            CHECK_EQ_INT(f.bytes, fake_size(&fe, f.quality));
             CHECK(f.lowered == (f.quality < r->want));
-            CHECK(!b.owed && b.frames_sent == 1 && b.frames_skipped == 0);
+            CHECK(!sg_budget_due(b, false) && st.frames_sent == 1 && st.frames_skipped == 0);
             if (r->kb_per_min > 0) {
                 /* what was spent fitted: tokens never go negative because of a frame */
-                CHECK_MSG(b.tokens >= -1e-9, "%s: tokens %g", r->why, b.tokens);
-                CHECK_NEAR(b.tokens, r->tokens_kb * 1024.0 - (f.bytes + oh * 1024.0), 1e-6);
+                CHECK_MSG(tokens >= -1e-9, "%s: tokens %g", r->why, tokens);
+                CHECK_NEAR(tokens, r->tokens_kb * 1024.0 - ((double)f.bytes + oh * 1024.0), 1e-6);
             }
         } else {
-            CHECK(b.owed && b.frames_skipped == 1 && b.frames_sent == 0);
-            CHECK_NEAR(b.tokens, r->tokens_kb * 1024.0, 1e-9); /* a skip costs nothing */
+            CHECK(sg_budget_due(b, false) && st.frames_skipped == 1 && st.frames_sent == 0);
+            CHECK_NEAR(tokens, r->tokens_kb * 1024.0, 1e-9); /* a skip costs nothing */
         }
+        sg_budget_free(b);
     }
     /* an encoder error is neither sent nor skipped */
-    sg_budget b;
-    sg_budget_init(&b, NULL);
+    sg_budget *b = new_budget(NULL);
     fake_enc fe = {50, 0, 0, true};
-    sg_budget_frame f = sg_budget_fit_frame(&b, 0, 85, fake_encode, &fe);
-    CHECK(f.error && f.quality == 0 && b.frames_skipped == 0 && !b.owed);
+    sg_budget_frame f;
+    CHECK(sg_budget_fit_frame(b, 0, 85, fake_encode, &fe, &f) == SG_CLIENT_ECODEC);
+    sg_budget_stats st;
+    sg_budget_get_stats(b, &st);
+    CHECK(f.quality == 0 && st.frames_skipped == 0 && !sg_budget_due(b, false));
+    sg_budget_free(b);
     /* the estimate learns the scene: after a 100 KB-at-q85 frame the next plan starts lower */
-    sg_budget_init(&b, NULL);
+    b = new_budget(NULL);
     fe = (fake_enc){100, 0, 0, false};
-    f = sg_budget_fit_frame(&b, 0, 60, fake_encode, &fe); /* 58 KB at q60: fits the 60 KB burst */
+    /* 58 KB at q60: fits the 60 KB burst */
+    CHECK(sg_budget_fit_frame(b, 0, 60, fake_encode, &fe, &f) == SG_CLIENT_OK);
     CHECK_EQ_INT(f.quality, 60);
-    CHECK_NEAR(b.ref_bytes, 0.5 * 50 * 1024 + 0.5 * 100 * 1024, 2);
-    CHECK(sg_budget_frame_estimate(&b, 85) > 75 * 1024);
+    /* the estimate at q85, without the overhead, is the learned scene size */
+    CHECK_NEAR(sg_budget_frame_estimate(b, 85) - SG_BUDGET_OVERHEAD_BYTES,
+               0.5 * 50 * 1024 + 0.5 * 100 * 1024, 2);
+    CHECK(sg_budget_frame_estimate(b, 85) > 75 * 1024);
+    sg_budget_free(b);
 }
 
 static void test_budget_owed(void)
 {
-    sg_budget b;
-    sg_budget_init(&b, NULL);
+    sg_budget *b = new_budget(NULL);
     fake_enc fe = {50, 0, 0, false};
-    CHECK(!sg_budget_due(&b, false) && sg_budget_due(&b, true));
-    sg_budget_available(&b, 0);
-    b.tokens = 5 * 1024; /* too little for anything */
-    CHECK_EQ_INT(sg_budget_fit_frame(&b, 0, 85, fake_encode, &fe).quality, 0);
+    sg_budget_frame f;
+    CHECK(!sg_budget_due(b, false) && sg_budget_due(b, true));
+    sg_budget_available(b, 0);
+    set_tokens(b, 0, 5 * 1024); /* too little for anything */
+    CHECK(sg_budget_fit_frame(b, 0, 85, fake_encode, &fe, &f) == SG_CLIENT_OK);
+    CHECK_EQ_INT(f.quality, 0);
     /* the skipped keyframe is owed: the next frames are due although the pre-filter says no */
-    CHECK(sg_budget_due(&b, false));
-    CHECK_EQ_INT(sg_budget_fit_frame(&b, 100, 85, fake_encode, &fe).quality, 0);
-    CHECK(sg_budget_due(&b, false));
+    CHECK(sg_budget_due(b, false));
+    CHECK(sg_budget_fit_frame(b, 100, 85, fake_encode, &fe, &f) == SG_CLIENT_OK);
+    CHECK_EQ_INT(f.quality, 0);
+    CHECK(sg_budget_due(b, false));
     /* 3 s later 27 KB more: a frame fits at a lower quality and the debt is paid */
-    sg_budget_frame f = sg_budget_fit_frame(&b, 3100, 85, fake_encode, &fe);
+    CHECK(sg_budget_fit_frame(b, 3100, 85, fake_encode, &fe, &f) == SG_CLIENT_OK);
     CHECK(f.quality >= 40 && f.quality < 85);
-    CHECK(!sg_budget_due(&b, false));
-    CHECK_EQ_INT(b.frames_due, 3);
-    CHECK_EQ_INT(b.frames_skipped, 2);
-    CHECK_EQ_INT(b.frames_sent, 1);
-    CHECK_EQ_INT(b.frames_lowered, 1);
+    CHECK(!sg_budget_due(b, false));
+    sg_budget_stats st;
+    sg_budget_get_stats(b, &st);
+    CHECK_EQ_INT(st.frames_due, 3);
+    CHECK_EQ_INT(st.frames_skipped, 2);
+    CHECK_EQ_INT(st.frames_sent, 1);
+    CHECK_EQ_INT(st.frames_lowered, 1);
+    sg_budget_free(b);
 }
 
 /* Ten simulated minutes: a second of Opus audio (3.4 KB with headers) every second, a question
@@ -976,8 +1049,7 @@ static void budget_sim(double battery, double audio_kb, double scene_kb85, int e
     memset(per_second, 0, sizeof per_second);
     sg_budget_config c;
     sg_budget_config_default(&c, battery);
-    sg_budget b;
-    sg_budget_init(&b, &c);
+    sg_budget *b = new_budget(&c);
     fake_enc fe = {scene_kb85, 0, 0, false};
     long long frames = 0, audio_chunks = 0;
     double min_q = 100;
@@ -985,22 +1057,23 @@ static void budget_sim(double battery, double audio_kb, double scene_kb85, int e
         double now = t10 * 100.0;
         int sec = t10 / 10;
         if (t10 % 10 == 0) {
-            sg_budget_spend(&b, now, SG_UPLOAD_AUDIO, audio_kb * 1024);
+            sg_budget_spend(b, now, SG_UPLOAD_AUDIO, audio_kb * 1024);
             per_second[sec] += audio_kb * 1024;
             audio_chunks++;
         }
         if (t10 % 150 == 75) {
-            sg_budget_spend(&b, now, SG_UPLOAD_QUERY, 400);
+            sg_budget_spend(b, now, SG_UPLOAD_QUERY, 400);
             per_second[sec] += 400;
         }
-        if (t10 % 12 == 0 && sg_budget_due(&b, true)) {
-            sg_budget_frame f = sg_budget_fit_frame(&b, now, sg_jpeg_quality_for(battery, 0),
-                                                    fake_encode, &fe);
+        if (t10 % 12 == 0 && sg_budget_due(b, true)) {
+            sg_budget_frame f;
+            CHECK(sg_budget_fit_frame(b, now, sg_jpeg_quality_for(battery, 0), fake_encode, &fe,
+                                      &f) == SG_CLIENT_OK);
             if (f.quality) {
                 frames++;
                 per_second[sec] += (double)f.bytes + SG_BUDGET_OVERHEAD_BYTES;
                 min_q = fmin(min_q, f.quality);
-                CHECK(f.bytes + SG_BUDGET_OVERHEAD_BYTES <= b.cap);
+                CHECK(f.bytes + SG_BUDGET_OVERHEAD_BYTES <= bucket_bytes(b));
             }
         }
     }
@@ -1020,10 +1093,11 @@ static void budget_sim(double battery, double audio_kb, double scene_kb85, int e
     if (audio_min <= budget)
         CHECK_MSG(worst <= budget + 1e-6, "worst window %.0f > budget %.0f", worst, budget);
     else
-        CHECK_MSG(worst <= audio_min + b.cfg.burst_kb * 1024 + 1e-6, "worst %.0f", worst);
+        CHECK_MSG(worst <= audio_min + bucket_bytes(b) + 1e-6, "worst %.0f", worst);
     CHECK_MSG(frames >= expect_frames_min && frames <= expect_frames_max, "%lld frames", frames);
     if (frames)
         CHECK(min_q >= 40);
+    sg_budget_free(b);
 }
 
 static void test_budget_simulation(void)
@@ -1039,8 +1113,28 @@ static void test_budget_simulation(void)
     budget_sim(100, 32.3, 50, 0, 2);          /* PCM audio alone is over the budget */
 }
 
+/* ---- status codes and version ------------------------------------------------------------------ */
+
+static void test_status_and_version(void)
+{
+    for (int st = SG_CLIENT_OK; st <= SG_CLIENT_FULL; st++) {
+        CHECK_MSG(strcmp(sg_client_status_name((sg_client_status)st), "?") != 0, "status %d", st);
+        CHECK_MSG(strcmp(sg_client_strerror((sg_client_status)st), "unknown status") != 0, "status %d", st);
+    }
+    CHECK(strcmp(sg_client_status_name(SG_CLIENT_GAVE_UP), "gave_up") == 0);
+    CHECK(strcmp(sg_client_status_name((sg_client_status)99), "?") == 0);
+    CHECK(strcmp(sg_client_strerror((sg_client_status)-1), "unknown status") == 0);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", SGCLIENT_VERSION_MAJOR, SGCLIENT_VERSION_MINOR,
+             SGCLIENT_VERSION_PATCH);
+    CHECK(strcmp(sg_client_version(), v) == 0 && strcmp(SGCLIENT_VERSION, v) == 0);
+    CHECK_EQ_INT(sg_client_version_num(), SGCLIENT_VERSION_NUM);
+    CHECK_EQ_INT(SGCLIENT_VERSION_NUM >> 16, SGCLIENT_VERSION_MAJOR);
+}
+
 int main(void)
 {
+    test_status_and_version();
     test_config_matrix();
     test_capture_counts();
     test_motion();

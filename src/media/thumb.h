@@ -1,7 +1,7 @@
 /* The 8x8 keyframe thumbnail of packed RGB, shared by the server (sg_image_thumb8, media/image.c)
- * and libsgclient's on-device pre-filter (sgclient.h declares the same function), so both compute
- * the same floats from the same pixels. Pure code (libc only): sgclient_policy compiles this file
- * too, without the image decoders. */
+ * and libsgclient's on-device pre-filter (which exports it as sg_prefilter_thumb, client/frame.c),
+ * so both compute the same floats from the same pixels. Pure code (libc only): sgclient_policy
+ * compiles this file too, without the image decoders. */
 #ifndef SG_MEDIA_THUMB_H
 #define SG_MEDIA_THUMB_H
 
