@@ -11,20 +11,16 @@
  *      declared size and each storage against its "<stem>/data/<key>" entry. */
 #include "nn/ptfile.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
+#include "base/file.h"
 #include "base/utf8.h"
 #include "nn/shape.h"
 
@@ -33,9 +29,8 @@
 #error "ptfile.c assumes a little-endian host"
 #endif
 
-/* Bytes of a name or path quoted in a message, so that messages fit sg_error.msg. */
+/* Bytes of a name quoted in a message, so that messages fit sg_error.msg. */
 #define NAME_CLIP 48
-#define LABEL_CLIP 72
 /* Longest storage key accepted (torch's are decimal numbers). */
 #define MAX_KEY 64
 /* Longest module or name of a GLOBAL opcode. */
@@ -84,8 +79,8 @@ typedef struct pt_entry {
 struct sg_pt_file {
     const unsigned char *base;
     size_t len;
-    void *map; /* non-NULL when base is our mapping */
-    char label[LABEL_CLIP + 8];
+    sg_file_map file; /* what sg_pt_open mapped; empty for a borrowed buffer */
+    char label[SG_FILE_LABEL_SIZE];
     pt_entry *entries; /* sorted by name */
     size_t nentries;
     const unsigned char *stem; /* "archive" of "archive/data.pkl" */
@@ -1436,7 +1431,7 @@ static sg_pt_file *pt_new(const char *label, sg_error *err)
         sg_error_set(err, SG_ENOMEM, "out of memory opening %s", label);
         return NULL;
     }
-    sg_utf8_quote(f->label, LABEL_CLIP, label, strlen(label), true);
+    sg_file_label(f->label, label);
     return f;
 }
 
@@ -1468,52 +1463,24 @@ sg_pt_file *sg_pt_open(const char *path, sg_error *err)
     sg_pt_file *f = pt_new(path, err);
     if (!f)
         return NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        zfail(f, err, SG_EIO, "cannot open: %s", strerror(errno));
-        goto fail;
+    if (sg_file_map_open(path, SIZE_MAX, &f->file, err) != SG_OK) {
+        sg_pt_close(f);
+        return NULL;
     }
-    struct stat sb;
-    const char *why = NULL;
-    if (fstat(fd, &sb) != 0)
-        why = strerror(errno);
-    else if (!S_ISREG(sb.st_mode))
-        why = "not a regular file";
-    else if ((uintmax_t)sb.st_size > SIZE_MAX)
-        why = "file too large to map";
-    if (why) {
-        zfail(f, err, SG_EIO, "cannot open: %s", why);
-        close(fd);
-        goto fail;
+    f->base = f->file.data;
+    f->len = f->file.len;
+    if (pt_parse(f, err) != SG_OK) {
+        sg_pt_close(f);
+        return NULL;
     }
-    f->len = (size_t)sb.st_size;
-    static const unsigned char empty[1];
-    f->base = empty; /* an empty file cannot be mapped; the parser reports it */
-    if (f->len) {
-        void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            zfail(f, err, SG_EIO, "cannot map: %s", strerror(errno));
-            close(fd);
-            goto fail;
-        }
-        f->map = p;
-        f->base = p;
-    }
-    close(fd);
-    if (pt_parse(f, err) != SG_OK)
-        goto fail;
     return f;
-fail:
-    sg_pt_close(f);
-    return NULL;
 }
 
 void sg_pt_close(sg_pt_file *f)
 {
     if (!f)
         return;
-    if (f->map)
-        munmap(f->map, f->len);
+    sg_file_map_close(&f->file);
     free(f->entries);
     free(f->tensors);
     free(f->by_name);
