@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/file.h"
+
 static int check_passed, check_failed;
 
 #define CHECK(cond)                                                                      \
@@ -45,26 +47,12 @@ static int check_passed, check_failed;
                   check_b_, (double)(tol));                                              \
     } while (0)
 
-/* Reads a whole file into a malloc'ed buffer with a NUL after the last byte (so text files are C
- * strings); NULL when it cannot be read. */
+/* Reads a whole file (at most 1 GiB) into a malloc'ed buffer with a NUL after the last byte (so
+ * text files are C strings); NULL when it cannot be read. */
 static inline void *check_read_file(const char *path, size_t *len)
 {
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     char *buf = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = 0;
-            *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
+    sg_file_read(path, (size_t)1 << 30, &buf, len, NULL);
     return buf;
 }
 

@@ -234,15 +234,8 @@ static uint8_t *read_photo(const char *name, size_t *len)
 {
     char path[256];
     snprintf(path, sizeof path, "../shared/data/images/%s.jpg", name);
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", path);
-    if (!f)
-        return NULL;
-    uint8_t *buf = malloc(1 << 20);
-    if (buf)
-        *len = fread(buf, 1, 1 << 20, f);
-    fclose(f);
+    uint8_t *buf = check_read_file(path, len);
+    CHECK_MSG(buf != NULL, "cannot read %s", path);
     return buf;
 }
 

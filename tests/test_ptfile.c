@@ -67,21 +67,6 @@ static void put64(bytes *b, uint64_t v)
     put32(b, (uint32_t)(v >> 32));
 }
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    bytes b = {0};
-    unsigned char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        put(&b, chunk, r);
-    fclose(fp);
-    *len = b.n;
-    return b.p ? b.p : malloc(1);
-}
-
 /* ---- pickles ------------------------------------------------------------------------------- */
 
 static void p_str(bytes *b, const char *s)
@@ -448,7 +433,7 @@ static void test_fixtures(void)
         sg_pt_close(f);
         /* the same from memory */
         size_t len = 0;
-        unsigned char *buf = read_all(path, &len);
+        unsigned char *buf = check_read_file(path, &len);
         CHECK(buf != NULL);
         f = buf ? sg_pt_open_memory(buf, len, &err) : NULL;
         CHECK_MSG(f != NULL, "%s from memory: %s", file, err.msg);
@@ -549,7 +534,7 @@ static void test_legacy_and_not_zip(void)
 static void test_truncations_and_flips(void)
 {
     size_t len = 0;
-    unsigned char *buf = read_all(FIXTURES "views.pt", &len);
+    unsigned char *buf = check_read_file(FIXTURES "views.pt", &len);
     CHECK(buf != NULL);
     if (!buf)
         return;
