@@ -1,6 +1,6 @@
 /* A minimal test harness shared by every tests/test_*.c: CHECK records a failure and goes on,
  * CHECK_EQ_INT/CHECK_NEAR print both values, and check_report() prints "N passed, N failed"
- * and returns the process exit code. */
+ * and returns the process exit code. Tests read whole files with check_read_file (base/file). */
 #ifndef SG_TESTS_CHECK_H
 #define SG_TESTS_CHECK_H
 
@@ -53,6 +53,16 @@ static inline void *check_read_file(const char *path, size_t *len)
 {
     char *buf = NULL;
     sg_file_read(path, (size_t)1 << 30, &buf, len, NULL);
+    return buf;
+}
+
+/* ../shared/data/images/NAME.jpg as check_read_file reads it; a failed CHECK when it cannot be. */
+static inline void *check_read_photo(const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "../shared/data/images/%s.jpg", name);
+    void *buf = check_read_file(path, len);
+    CHECK_MSG(buf != NULL, "cannot read %s", path);
     return buf;
 }
 

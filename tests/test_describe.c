@@ -230,19 +230,10 @@ static void test_patterns(void)
     sg_image_free(&img);
 }
 
-static uint8_t *read_photo(const char *name, size_t *len)
-{
-    char path[256];
-    snprintf(path, sizeof path, "../shared/data/images/%s.jpg", name);
-    uint8_t *buf = check_read_file(path, len);
-    CHECK_MSG(buf != NULL, "cannot read %s", path);
-    return buf;
-}
-
 static bool describe_photo(const char *name, int min_side, sg_scene *s)
 {
     size_t len;
-    uint8_t *buf = read_photo(name, &len);
+    uint8_t *buf = check_read_photo(name, &len);
     if (!buf)
         return false;
     sg_image img;

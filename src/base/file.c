@@ -19,11 +19,15 @@ const char *sg_file_label(char *buf, const char *path)
 }
 
 /* Opens path for reading into *fd and checks it: a regular file of at most max_bytes, whose
- * size goes to *size. */
-static sg_status open_checked(const char *path, size_t max_bytes, int *fd, size_t *size,
-                              sg_error *err)
+ * size goes to *size. who names the caller when path is NULL. */
+static sg_status open_checked(const char *who, const char *path, size_t max_bytes, int *fd,
+                              size_t *size, sg_error *err)
 {
     char lb[SG_FILE_LABEL_SIZE];
+    *fd = -1;
+    *size = 0;
+    if (!path)
+        return sg_error_set(err, SG_EINVAL, "%s: NULL path", who);
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
         return sg_error_set(err, SG_EIO, "%s: cannot open: %s", sg_file_label(lb, path),
@@ -50,13 +54,13 @@ static sg_status open_checked(const char *path, size_t max_bytes, int *fd, size_
 sg_status sg_file_read(const char *path, size_t max_bytes, char **data, size_t *len,
                        sg_error *err)
 {
-    if (!path || !data || !len)
-        return sg_error_set(err, SG_EINVAL, "sg_file_read: NULL argument");
+    if (!data || !len)
+        return sg_error_set(err, SG_EINVAL, "sg_file_read: NULL output");
     *data = NULL;
     *len = 0;
-    size_t size = 0;
     int fd;
-    sg_status st = open_checked(path, max_bytes, &fd, &size, err);
+    size_t size;
+    sg_status st = open_checked("sg_file_read", path, max_bytes, &fd, &size, err);
     if (st != SG_OK)
         return st;
     char lb[SG_FILE_LABEL_SIZE];
@@ -93,14 +97,12 @@ sg_status sg_file_map_open(const char *path, size_t max_bytes, sg_file_map *m, s
     if (!m)
         return sg_error_set(err, SG_EINVAL, "sg_file_map_open: NULL map");
     *m = (sg_file_map){0};
-    if (!path)
-        return sg_error_set(err, SG_EINVAL, "sg_file_map_open: NULL path");
-    size_t size = 0;
     int fd;
-    sg_status st = open_checked(path, max_bytes, &fd, &size, err);
+    size_t size;
+    sg_status st = open_checked("sg_file_map_open", path, max_bytes, &fd, &size, err);
+    void *addr = NULL;
     if (st != SG_OK)
         return st;
-    void *addr = NULL;
     if (size) { /* a mapping of 0 bytes is EINVAL */
         addr = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (addr == MAP_FAILED) {

@@ -255,23 +255,26 @@ static sg_pt_file *pt_new(const char *label, sg_error *err)
     return f;
 }
 
+/* Reads f over base[0..len); closes f and returns NULL when it is refused. */
+static sg_pt_file *pt_read(sg_pt_file *f, const unsigned char *base, size_t len, sg_error *err)
+{
+    f->base = base;
+    f->len = len;
+    if (pt_parse(f, err) == SG_OK)
+        return f;
+    sg_pt_close(f);
+    return NULL;
+}
+
 sg_pt_file *sg_pt_open_memory(const void *buf, size_t len, sg_error *err)
 {
+    static const unsigned char empty[1];
     if (!buf && len) {
         sg_error_set(err, SG_EINVAL, "sg_pt_open_memory: NULL buffer");
         return NULL;
     }
     sg_pt_file *f = pt_new("<memory>", err);
-    if (!f)
-        return NULL;
-    static const unsigned char empty[1];
-    f->base = len ? buf : empty;
-    f->len = len;
-    if (pt_parse(f, err) != SG_OK) {
-        sg_pt_close(f);
-        return NULL;
-    }
-    return f;
+    return f ? pt_read(f, len ? buf : empty, len, err) : NULL;
 }
 
 sg_pt_file *sg_pt_open(const char *path, sg_error *err)
@@ -281,19 +284,11 @@ sg_pt_file *sg_pt_open(const char *path, sg_error *err)
         return NULL;
     }
     sg_pt_file *f = pt_new(path, err);
-    if (!f)
-        return NULL;
-    if (sg_file_map_open(path, SIZE_MAX, &f->file, err) != SG_OK) {
+    if (f && sg_file_map_open(path, SIZE_MAX, &f->file, err) != SG_OK) {
         sg_pt_close(f);
         return NULL;
     }
-    f->base = f->file.data;
-    f->len = f->file.len;
-    if (pt_parse(f, err) != SG_OK) {
-        sg_pt_close(f);
-        return NULL;
-    }
-    return f;
+    return f ? pt_read(f, f->file.data, f->file.len, err) : NULL;
 }
 
 void sg_pt_close(sg_pt_file *f)

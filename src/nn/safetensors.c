@@ -531,6 +531,17 @@ static sg_st_file *st_new(const char *label, sg_error *err)
     return f;
 }
 
+/* Reads f over base[0..len); closes f and returns NULL when it is refused. */
+static sg_st_file *st_read(sg_st_file *f, const unsigned char *base, size_t len, sg_error *err)
+{
+    f->base = base;
+    f->len = len;
+    if (parse_header(f, err) == SG_OK)
+        return f;
+    sg_st_close(f);
+    return NULL;
+}
+
 sg_st_file *sg_st_open_memory(const void *buf, size_t len, sg_error *err)
 {
     if (!buf && len) {
@@ -538,15 +549,7 @@ sg_st_file *sg_st_open_memory(const void *buf, size_t len, sg_error *err)
         return NULL;
     }
     sg_st_file *f = st_new("<memory>", err);
-    if (!f)
-        return NULL;
-    f->base = buf;
-    f->len = len;
-    if (parse_header(f, err) != SG_OK) {
-        sg_st_close(f);
-        return NULL;
-    }
-    return f;
+    return f ? st_read(f, buf, len, err) : NULL;
 }
 
 sg_st_file *sg_st_open(const char *path, sg_error *err)
@@ -556,19 +559,11 @@ sg_st_file *sg_st_open(const char *path, sg_error *err)
         return NULL;
     }
     sg_st_file *f = st_new(path, err);
-    if (!f)
-        return NULL;
-    if (sg_file_map_open(path, SIZE_MAX, &f->file, err) != SG_OK) {
+    if (f && sg_file_map_open(path, SIZE_MAX, &f->file, err) != SG_OK) {
         sg_st_close(f);
         return NULL;
     }
-    f->base = f->file.data;
-    f->len = f->file.len;
-    if (parse_header(f, err) != SG_OK) {
-        sg_st_close(f);
-        return NULL;
-    }
-    return f;
+    return f ? st_read(f, f->file.data, f->file.len, err) : NULL;
 }
 
 void sg_st_close(sg_st_file *f)
