@@ -29,15 +29,16 @@ static sg_status open_checked(const char *who, const char *path, size_t max_byte
     if (!path)
         return sg_error_set(err, SG_EINVAL, "%s: NULL path", who);
     *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0)
-        return sg_error_set(err, SG_EIO, "%s: cannot open: %s", sg_file_label(lb, path),
-                            strerror(errno));
     struct stat sb;
+    if (*fd < 0 || fstat(*fd, &sb) != 0) {
+        const char *why = strerror(errno);
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        return sg_error_set(err, SG_EIO, "%s: cannot open: %s", sg_file_label(lb, path), why);
+    }
     sg_status st = SG_OK;
-    if (fstat(*fd, &sb) != 0)
-        st = sg_error_set(err, SG_EIO, "%s: cannot open: %s", sg_file_label(lb, path),
-                          strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
+    if (!S_ISREG(sb.st_mode))
         st = sg_error_set(err, SG_EIO, "%s: not a regular file", sg_file_label(lb, path));
     else if ((uintmax_t)sb.st_size > max_bytes)
         st = sg_error_set(err, SG_ETOOBIG, "%s: %jd bytes, over the limit of %zu bytes",
