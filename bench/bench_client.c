@@ -14,30 +14,13 @@
 
 #include "agent/describe.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "media/image.h"
 #include "models/clip.h"
 #include "nn/pool.h"
 #include "sgclient.h"
 
 #define MAXQ 12
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
-}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -145,10 +128,11 @@ int main(int argc, char **argv)
 
     for (int a = first; a < argc; a++) {
         size_t len;
-        char *data = slurp(argv[a], &len);
+        char *data;
         sg_image src;
-        if (!data || sg_image_decode((const uint8_t *)data, len, 0, &src, &err) != SG_OK) {
-            fprintf(stderr, "skip %s: %s\n", argv[a], data ? err.msg : "cannot read");
+        if (sg_file_read(argv[a], (size_t)1 << 30, &data, &len, &err) != SG_OK ||
+            sg_image_decode((const uint8_t *)data, len, 0, &src, &err) != SG_OK) {
+            fprintf(stderr, "skip %s: %s\n", argv[a], err.msg);
             free(data);
             continue;
         }

@@ -11,6 +11,7 @@
 #include "agent/keyframe.h"
 #include "base/base64.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "media/image.h"
 
 static const char *photos[] = {"astronaut", "camera", "chelsea", "coffee", "motorcycle_left",
@@ -28,24 +29,6 @@ static double pct(double *v, int n, double p)
     qsort(v, (size_t)n, sizeof *v, cmp);
     int i = (int)(p / 100.0 * (n - 1) + 0.5);
     return v[i];
-}
-
-static uint8_t *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 /* Bilinear resize to 640x480 and JPEG q85, as a phone camera pipeline would send. */
@@ -106,11 +89,12 @@ int main(int argc, char **argv)
         char path[256];
         snprintf(path, sizeof path, "../shared/data/images/%s.jpg", photos[p]);
         size_t len;
-        uint8_t *orig = read_all(path, &len);
+        char *orig;
         sg_image full;
         sg_error err;
-        if (!orig || sg_image_decode(orig, len, 0, &full, &err) != SG_OK) {
-            fprintf(stderr, "bench_frame: cannot read %s (run from the project root)\n", path);
+        if (sg_file_read(path, (size_t)1 << 30, &orig, &len, &err) != SG_OK ||
+            sg_image_decode((const uint8_t *)orig, len, 0, &full, &err) != SG_OK) {
+            fprintf(stderr, "bench_frame: %s (run from the project root)\n", err.msg);
             return 1;
         }
         unsigned long jl;

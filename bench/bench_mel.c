@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "media/audio.h"
 #include "media/mel.h"
 
@@ -69,23 +70,12 @@ int main(int argc, char **argv)
     if (runs < 1)
         runs = 1;
 
-    FILE *f = fopen(wav_path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", wav_path);
-        return 1;
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)len);
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        fprintf(stderr, "cannot read %s\n", wav_path);
-        return 1;
-    }
-    fclose(f);
+    char *buf;
+    size_t len;
     sg_audio clip = {0};
     sg_error err = {0};
-    if (sg_audio_decode(buf, (size_t)len, SG_AUDIO_AUTO, 0, 0, &clip, &err) != SG_OK) {
+    if (sg_file_read(wav_path, (size_t)1 << 30, &buf, &len, &err) != SG_OK ||
+        sg_audio_decode((const uint8_t *)buf, len, SG_AUDIO_AUTO, 0, 0, &clip, &err) != SG_OK) {
         fprintf(stderr, "%s: %s\n", wav_path, err.msg);
         return 1;
     }

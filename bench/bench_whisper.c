@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "media/audio.h"
 #include "media/mel.h"
 #include "models/silero_vad.h"
@@ -47,23 +48,6 @@ static long vm_rss_kb(void)
     if (f)
         fclose(f);
     return kb;
-}
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) != NULL &&
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = buf ? (size_t)n : 0;
-    return buf;
 }
 
 #define FAIL(...)                                                                          \
@@ -154,11 +138,12 @@ int main(int argc, char **argv)
     double *t = malloc((size_t)runs * sizeof *t);
 
     size_t len;
-    unsigned char *wav = read_file(audio, &len);
+    char *wav;
     sg_audio clip = {0};
     sg_error err = {0};
-    if (!wav || sg_audio_decode(wav, len, SG_AUDIO_AUTO, 0, 0, &clip, &err) != SG_OK)
-        FAIL("%s: %s", audio, wav ? err.msg : "cannot read");
+    if (sg_file_read(audio, (size_t)1 << 30, &wav, &len, &err) != SG_OK ||
+        sg_audio_decode((const uint8_t *)wav, len, SG_AUDIO_AUTO, 0, 0, &clip, &err) != SG_OK)
+        FAIL("%s: %s", audio, err.msg);
     free(wav);
     sg_silero *vad = sg_silero_load(vad_path, &err);
     if (!vad)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "fuzz_records.h"
 #include "models/silero_vad.h"
 
@@ -70,23 +71,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *path = getenv("SG_SILERO_MODEL");
-    FILE *f = fopen(path ? path : "../shared/models/silero-vad-v6.2.0-ggml.bin", "rb");
-    if (!f)
+    char *bytes = NULL;
+    if (sg_file_read(path ? path : "../shared/models/silero-vad-v6.2.0-ggml.bin", (size_t)64 << 20,
+                     &bytes, &model_len, NULL) != SG_OK)
         return 0;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n > 0 && n < (64L << 20) && fseek(f, 0, SEEK_SET) == 0 && (model = malloc((size_t)n))) {
-            if (fread(model, 1, (size_t)n, f) == (size_t)n) {
-                model_len = (size_t)n;
-            } else {
-                free(model);
-                model = NULL;
-            }
-        }
+    model = (uint8_t *)bytes;
+    if (model_len < 8) {
+        free(model);
+        model = NULL;
+        model_len = 0;
+        return 0;
     }
-    fclose(f);
-    if (!model || model_len < 8)
-        return 0;
     /* walk the records (header: magic, type string, 3 + 3 + 12 + 4 int32) */
     int32_t v;
     memcpy(&v, model + 4, 4);

@@ -1,12 +1,14 @@
 /* A minimal test harness shared by every tests/test_*.c: CHECK records a failure and goes on,
  * CHECK_EQ_INT/CHECK_NEAR print both values, and check_report() prints "N passed, N failed"
- * and returns the process exit code. */
+ * and returns the process exit code. Tests read whole files with check_read_file (base/file). */
 #ifndef SG_TESTS_CHECK_H
 #define SG_TESTS_CHECK_H
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "base/file.h"
 
 static int check_passed, check_failed;
 
@@ -45,26 +47,22 @@ static int check_passed, check_failed;
                   check_b_, (double)(tol));                                              \
     } while (0)
 
-/* Reads a whole file into a malloc'ed buffer with a NUL after the last byte (so text files are C
- * strings); NULL when it cannot be read. */
+/* Reads a whole file (at most 1 GiB) into a malloc'ed buffer with a NUL after the last byte (so
+ * text files are C strings); NULL when it cannot be read. */
 static inline void *check_read_file(const char *path, size_t *len)
 {
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     char *buf = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = 0;
-            *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
+    sg_file_read(path, (size_t)1 << 30, &buf, len, NULL);
+    return buf;
+}
+
+/* ../shared/data/images/NAME.jpg as check_read_file reads it; a failed CHECK when it cannot be. */
+static inline void *check_read_photo(const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "../shared/data/images/%s.jpg", name);
+    void *buf = check_read_file(path, len);
+    CHECK_MSG(buf != NULL, "cannot read %s", path);
     return buf;
 }
 

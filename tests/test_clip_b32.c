@@ -182,11 +182,10 @@ int main(void)
         CHECK_EQ_INT(ci->text_width, 512);
         CHECK_EQ_INT(ci->embed_dim, 512);
         sg_image img;
-        FILE *jf = fopen("../shared/data/images/rocket.jpg", "rb");
-        static uint8_t jpeg[1 << 20];
-        size_t jl = fread(jpeg, 1, sizeof jpeg, jf);
-        fclose(jf);
-        CHECK(sg_image_decode(jpeg, jl, sg_clip_min_short_side(m), &img, &err) == SG_OK);
+        size_t jl = 0;
+        uint8_t *jpeg = check_read_file("../shared/data/images/rocket.jpg", &jl);
+        CHECK(jpeg && sg_image_decode(jpeg, jl, sg_clip_min_short_side(m), &img, &err) == SG_OK);
+        free(jpeg);
         float *ie = p ? img_q8 : img_f32, *te = p ? txt_q8 : txt_f32;
         CHECK(sg_clip_encode_image(m, &img, ie, &err) == SG_OK);
         CHECK(sg_clip_encode_image(m, &img, again, &err) == SG_OK);

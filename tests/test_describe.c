@@ -230,26 +230,10 @@ static void test_patterns(void)
     sg_image_free(&img);
 }
 
-static uint8_t *read_photo(const char *name, size_t *len)
-{
-    char path[256];
-    snprintf(path, sizeof path, "../shared/data/images/%s.jpg", name);
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", path);
-    if (!f)
-        return NULL;
-    uint8_t *buf = malloc(1 << 20);
-    if (buf)
-        *len = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    return buf;
-}
-
 static bool describe_photo(const char *name, int min_side, sg_scene *s)
 {
     size_t len;
-    uint8_t *buf = read_photo(name, &len);
+    uint8_t *buf = check_read_photo(name, &len);
     if (!buf)
         return false;
     sg_image img;

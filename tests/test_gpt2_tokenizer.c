@@ -565,13 +565,9 @@ static void test_hf_errors(void)
     check_load_fails(t, &err, SG_EINVAL, "path", "NULL path");
 
     /* Without <|endoftext|>: the small vocab with that entry renamed. */
-    FILE *f = fopen(vocab, "rb");
-    static char buf[1 << 17];
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    char *eot = strstr(buf, "<|endoftext|>");
+    size_t n = 0;
+    char *buf = check_read_file(vocab, &n);
+    char *eot = buf ? strstr(buf, "<|endoftext|>") : NULL;
     CHECK(eot != NULL);
     if (eot) {
         eot[2] = 'E';
@@ -595,22 +591,16 @@ static void test_hf_errors(void)
     static const char added[] = "{\"<|endoftext|>\": 5000, \"my token\": 5001, "
                                 "\"\\u00e9t\\u00e9\": 5002}";
     const char *path = scratch_path("added.json");
-    f = fopen(vocab, "rb");
     FILE *out = fopen(path, "wb");
-    if (f && out) {
-        n = fread(buf, 1, sizeof buf - 1, f);
-        buf[n] = '\0';
-        /* replace the last member ("<|endoftext|>": 5000) by the three above */
-        char *last = strstr(buf, "\"<|endoftext|>\"");
-        if (last) {
-            fwrite(buf, 1, (size_t)(last - buf), out);
-            fputs(added + 1, out);
-        }
+    /* replace the last member ("<|endoftext|>": 5000) by the three above */
+    char *last = buf ? strstr(buf, "\"<|endoftext|>\"") : NULL;
+    if (out && last) {
+        fwrite(buf, 1, (size_t)(last - buf), out);
+        fputs(added + 1, out);
     }
-    if (f)
-        fclose(f);
     if (out)
         fclose(out);
+    free(buf);
     t = sg_bpe_load_hf(path, merges, &err);
     CHECK_MSG(t != NULL, "added tokens: %s", err.msg);
     if (t) {

@@ -23,15 +23,6 @@ static const photo photos[] = {
 };
 #define NPHOTOS ((int)(sizeof photos / sizeof photos[0]))
 
-static uint8_t *read_photo(const char *name, size_t *len)
-{
-    char path[256];
-    snprintf(path, sizeof path, "../shared/data/images/%s.jpg", name);
-    uint8_t *buf = check_read_file(path, len);
-    CHECK_MSG(buf != NULL, "cannot read %s", path);
-    return buf;
-}
-
 static int ceil_div(int a, int b)
 {
     return (a + b - 1) / b;
@@ -68,7 +59,7 @@ static void test_photos(void)
     static const int requests[] = {0, 8, 128, 224, 100000};
     for (int p = 0; p < NPHOTOS; p++) {
         size_t len;
-        uint8_t *buf = read_photo(photos[p].name, &len);
+        uint8_t *buf = check_read_photo(photos[p].name, &len);
         if (!buf)
             continue;
         CHECK_EQ_INT(sg_image_sniff(buf, len), SG_IMAGE_JPEG);
@@ -367,7 +358,7 @@ static void test_bad_input(void)
     sg_image img;
     sg_error err = {0};
     size_t len;
-    uint8_t *buf = read_photo("chelsea", &len);
+    uint8_t *buf = check_read_photo("chelsea", &len);
     if (!buf)
         return;
 
@@ -567,7 +558,7 @@ static void test_thumb8(void)
 
     /* A real photo: the same thumbnail whichever DCT scale decoded it, give or take. */
     size_t len;
-    uint8_t *buf = read_photo("coffee", &len);
+    uint8_t *buf = check_read_photo("coffee", &len);
     if (buf) {
         sg_image a, b;
         sg_error err;

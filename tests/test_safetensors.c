@@ -205,17 +205,15 @@ static void test_roundtrip_all_dtypes(void)
     sg_st_close(f);
 
     /* the same bytes through the memory API */
-    FILE *fp = fopen(path, "rb");
-    unsigned char buf[2048];
-    size_t len = fp ? fread(buf, 1, sizeof buf, fp) : 0;
-    if (fp)
-        fclose(fp);
-    CHECK(len > 8 && len < sizeof buf);
-    CHECK((buf[0] | buf[1] << 8) % 8 == 0); /* header padded to 8 bytes */
-    f = sg_st_open_memory(buf, len, &err);
+    size_t len = 0;
+    unsigned char *buf = check_read_file(path, &len);
+    CHECK(buf && len > 8 && len < 2048);
+    CHECK(buf && (buf[0] | buf[1] << 8) % 8 == 0); /* header padded to 8 bytes */
+    f = buf ? sg_st_open_memory(buf, len, &err) : NULL;
     CHECK_MSG(f != NULL, "%s", err.msg);
     CHECK(f && sg_st_count(f) == n && sg_st_find(f, "w.bool") != NULL);
     sg_st_close(f);
+    free(buf);
     unlink(path);
 }
 
@@ -488,12 +486,10 @@ static void test_writer_errors(void)
 
     /* zero tensors, no metadata: "{}" padded to 8, like the reference writer's empty file */
     CHECK(sg_st_write(path, NULL, 0, NULL, &err) == SG_OK);
-    FILE *fp = fopen(path, "rb");
-    unsigned char buf[64];
-    size_t len = fp ? fread(buf, 1, sizeof buf, fp) : 0;
-    if (fp)
-        fclose(fp);
-    CHECK(len == 16 && buf[0] == 8 && memcmp(buf + 8, "{}      ", 8) == 0);
+    size_t len = 0;
+    unsigned char *buf = check_read_file(path, &len);
+    CHECK(buf && len == 16 && buf[0] == 8 && memcmp(buf + 8, "{}      ", 8) == 0);
+    free(buf);
     sg_st_file *f = sg_st_open(path, &err);
     CHECK(f && sg_st_count(f) == 0 && sg_st_at(f, 0) == NULL && sg_st_find(f, "a") == NULL);
     sg_st_close(f);
@@ -510,7 +506,7 @@ static void test_writer_errors(void)
     CHECK(err.code == SG_EIO && strstr(err.msg, "/nonexistent-dir/x.safetensors: cannot open"));
     CHECK(sg_st_open("/tmp", &err) == NULL);
     CHECK(err.code == SG_EIO && strstr(err.msg, "not a regular file"));
-    fp = fopen(path, "wb");
+    FILE *fp = fopen(path, "wb");
     if (fp) {
         fwrite("\x02\0\0", 1, 3, fp);
         fclose(fp);

@@ -5,12 +5,12 @@
  * the text is whatever a model or a user produced. */
 #include "agent/actions.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/phrase.h"
 
 #define SKILLS_MAX_FILE_BYTES (1u << 20)
@@ -86,52 +86,6 @@ void sg_skills_free(sg_skills *s)
         return;
     skills_free_parts(s);
     free(s);
-}
-
-static sg_status read_file(const char *path, char **out, size_t *len, sg_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sg_error_set(err, SG_EIO, "skills registry %.160s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return sg_error_set(err, SG_ENOMEM, "skills registry: out of memory");
-    }
-    for (;;) {
-        if (n == cap) {
-            if (cap >= SKILLS_MAX_FILE_BYTES) {
-                free(buf);
-                fclose(f);
-                return sg_error_set(err, SG_ETOOBIG, "skills registry %.160s: larger than %u bytes",
-                                    path, SKILLS_MAX_FILE_BYTES);
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return sg_error_set(err, SG_ENOMEM, "skills registry: out of memory");
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool failed = ferror(f) != 0;
-    int saved = errno;
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return sg_error_set(err, SG_EIO, "skills registry %.160s: read error: %s", path,
-                            strerror(saved));
-    }
-    *out = buf;
-    *len = n;
-    return SG_OK;
 }
 
 /* Checks one entry of "skills" and records its id and capabilities. */
@@ -233,7 +187,7 @@ sg_skills *sg_skills_load(const char *path, sg_error *err)
     }
     char *buf = NULL;
     size_t len = 0;
-    if (read_file(path, &buf, &len, err) != SG_OK)
+    if (sg_file_read(path, SKILLS_MAX_FILE_BYTES, &buf, &len, err) != SG_OK)
         return NULL;
     json_error_t jerr;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);

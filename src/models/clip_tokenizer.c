@@ -10,22 +10,23 @@
  * needs no cache and no lock; each call allocates its own scratch space. */
 #include "models/clip_tokenizer.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <unicase.h>
 #include <unictype.h>
 #include <uninorm.h>
 #include <unistr.h>
 
+#include "base/file.h"
 #include "models/bpe_common.h"
 
 /* openai keeps 49152 - 256 - 2 merges (so that the vocabulary has 49408 entries); Hugging Face's
  * CLIPTokenizer slices merges.txt the same way. */
 #define CLIP_MAX_MERGES (49152 - 256 - 2)
+/* Largest vocab.json or merges.txt read (openai's are 1.6 MB and 0.5 MB). */
+#define MAX_FILE_BYTES ((size_t)256 << 20)
 
 #define SOT_TEXT "<|startoftext|>"
 #define EOT_TEXT "<|endoftext|>"
@@ -80,44 +81,6 @@ static void pair_put(sg_clip_tokenizer *t, int32_t left, int32_t right, int32_t 
     while (t->pairs[i].key != PAIR_EMPTY && t->pairs[i].key != key)
         i = (i + 1) & t->pair_mask;
     t->pairs[i] = (pair_slot){key, rank, merged};
-}
-
-static char *read_file(const char *path, size_t *len, sg_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        sg_error_set(err, SG_EIO, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        sg_error_set(err, SG_EIO, "cannot read %s: not a regular file", path);
-        goto done;
-    }
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        sg_error_set(err, SG_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
-        sg_error_set(err, SG_ENOMEM, "out of memory reading %s", path);
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        sg_error_set(err, SG_EIO, "cannot read %s", path);
-        free(buf);
-        buf = NULL;
-        goto done;
-    }
-    buf[size] = '\0';
-    *len = (size_t)size;
-done:
-    fclose(f);
-    return buf;
 }
 
 /* Value of c as a digit in base 10 or 16, or -1. */
@@ -358,10 +321,10 @@ static sg_status load_merges(sg_clip_tokenizer *t, const vocab_map *vocab, const
                              sg_error *err)
 {
     size_t len;
-    char *text = read_file(path, &len, err);
-    if (!text)
-        return err ? err->code : SG_EIO;
-    sg_status st = SG_OK;
+    char *text;
+    sg_status st = sg_file_read(path, MAX_FILE_BYTES, &text, &len, err);
+    if (st != SG_OK)
+        return st;
     char *concat = NULL;
     while (len > 0 && (is_ascii_blank(text[len - 1]) || text[len - 1] == '\n'))
         len--;
@@ -447,11 +410,12 @@ sg_clip_tokenizer *sg_clip_tokenizer_load(const char *vocab_json_path, const cha
         return NULL;
     }
     size_t len = 0;
-    char *text = read_file(vocab_json_path, &len, err);
+    char *text;
+    sg_status st = sg_file_read(vocab_json_path, MAX_FILE_BYTES, &text, &len, err);
     vocab_map vocab = {calloc(1024, sizeof(vocab_entry)), 1023, 0};
-    sg_status st = !text ? (err ? err->code : SG_EIO)
-                   : !vocab.slots ? sg_error_set(err, SG_ENOMEM, "out of memory")
-                                  : parse_vocab(&vocab, text, len, vocab_json_path, err);
+    if (st == SG_OK)
+        st = !vocab.slots ? sg_error_set(err, SG_ENOMEM, "out of memory")
+                          : parse_vocab(&vocab, text, len, vocab_json_path, err);
     if (st == SG_OK)
         st = load_byte_symbols(t, &vocab, vocab_json_path, err);
     if (st == SG_OK)

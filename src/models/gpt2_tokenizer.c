@@ -25,6 +25,7 @@
 #include <unistr.h>
 
 #include "base/base64.h"
+#include "base/file.h"
 #include "base/json.h"
 #include "models/bpe_common.h"
 
@@ -173,33 +174,6 @@ static sg_status build_pairs(sg_bpe *t, const pair_list *l, sg_error *err)
 
 /* ---------------------------------------------------------------------------------------------
  * Loading: shared parts */
-
-/* Reads the whole file into *buf (malloc'ed, NUL-terminated). */
-static sg_status read_file(const char *path, char **buf, size_t *len, sg_error *err)
-{
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sg_error_set(err, SG_EIO, "cannot open %s: %s", path, strerror(errno));
-    sg_status st = SG_OK;
-    struct stat info;
-    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
-        st = sg_error_set(err, SG_EIO, "cannot read %s: not a regular file", path);
-    } else if ((uintmax_t)info.st_size > MAX_FILE_BYTES) {
-        st = sg_error_set(err, SG_ETOOBIG, "%s is larger than %zu bytes", path, MAX_FILE_BYTES);
-    } else if (!(*buf = malloc((size_t)info.st_size + 1))) {
-        st = sg_error_set(err, SG_ENOMEM, "out of memory reading %s", path);
-    } else if (fread(*buf, 1, (size_t)info.st_size, f) != (size_t)info.st_size || ferror(f)) {
-        st = sg_error_set(err, SG_EIO, "cannot read %s", path);
-        free(*buf);
-        *buf = NULL;
-    } else {
-        (*buf)[info.st_size] = '\0';
-        *len = (size_t)info.st_size;
-    }
-    fclose(f);
-    return st;
-}
 
 static int is_blank(char c)
 {
@@ -395,7 +369,7 @@ sg_bpe *sg_bpe_load_tiktoken(const char *path, sg_error *err)
     }
     size_t len = 0;
     char *text;
-    if (read_file(path, &text, &len, err) != SG_OK)
+    if (sg_file_read(path, MAX_FILE_BYTES, &text, &len, err) != SG_OK)
         return NULL;
     int32_t *line_of = NULL;
     sg_bpe *t = bpe_new(err);
@@ -507,7 +481,7 @@ static sg_status load_merges(sg_bpe *t, const json_t *vocab, const char *path, s
 {
     size_t len = 0;
     char *text;
-    sg_status st = read_file(path, &text, &len, err);
+    sg_status st = sg_file_read(path, MAX_FILE_BYTES, &text, &len, err);
     if (st != SG_OK)
         return st;
     char *concat = malloc(len + 1);
@@ -574,7 +548,7 @@ sg_bpe *sg_bpe_load_hf(const char *vocab_json, const char *merges_txt, sg_error 
     }
     size_t len = 0;
     char *text;
-    if (read_file(vocab_json, &text, &len, err) != SG_OK)
+    if (sg_file_read(vocab_json, MAX_FILE_BYTES, &text, &len, err) != SG_OK)
         return NULL;
     sg_error jerr = {0};
     json_t *vocab = sg_json_parse(text, len, &jerr);

@@ -19,13 +19,12 @@
  * im2col for the convolutions); then the recurrence runs window by window with W_hh h. */
 #include "models/silero_vad.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "base/file.h"
 #include "nn/linear.h"
 
 #define GGML_MAGIC 0x67676D6Cu /* "ggml", little-endian */
@@ -356,38 +355,11 @@ sg_silero *sg_silero_load(const char *path, sg_error *err)
         sg_error_set(err, SG_EINVAL, "silero: no model path");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        sg_error_set(err, SG_EIO, "silero: cannot open %s: %s", path, strerror(errno));
+    char *buf;
+    size_t len;
+    if (sg_file_read(path, MAX_FILE_BYTES, &buf, &len, err) != SG_OK)
         return NULL;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        sg_error_set(err, SG_EIO, "silero: %s is not a regular file", path);
-        return NULL;
-    }
-    if ((unsigned long long)sb.st_size > MAX_FILE_BYTES) {
-        fclose(f);
-        sg_error_set(err, SG_EINVAL, "silero: %s is %lld bytes, too large for a Silero VAD model",
-                     path, (long long)sb.st_size);
-        return NULL;
-    }
-    const size_t len = (size_t)sb.st_size;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fclose(f);
-        sg_error_set(err, SG_ENOMEM, "silero: out of memory");
-        return NULL;
-    }
-    const size_t got = fread(buf, 1, len, f);
-    fclose(f);
-    if (got != len) {
-        free(buf);
-        sg_error_set(err, SG_EIO, "silero: cannot read %s", path);
-        return NULL;
-    }
-    sg_silero *m = sg_silero_load_memory(buf, len, err);
+    sg_silero *m = sg_silero_load_memory((const uint8_t *)buf, len, err);
     free(buf);
     return m;
 }

@@ -3,14 +3,10 @@
  * error. */
 #include "models/whisper_ggml.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/utf8.h"
 
@@ -59,8 +55,7 @@ void sg_wggml_free(sg_wggml *g)
     free(g->tok_bytes);
     free(g->tensors);
     free(g->index);
-    if (g->map)
-        munmap(g->map, g->map_len);
+    sg_file_map_close(&g->file);
     memset(g, 0, sizeof *g);
 }
 
@@ -299,43 +294,21 @@ sg_status sg_wggml_parse(const uint8_t *buf, size_t len, bool header_only, sg_wg
 sg_status sg_wggml_open(const char *path, bool header_only, sg_wggml *g, sg_error *err)
 {
     memset(g, 0, sizeof *g);
-    char q[96];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sg_error_set(err, SG_EIO, "%s: %s", sg_utf8_quote(q, 80, path, strlen(path), true),
-                            strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return sg_error_set(err, SG_EIO, "%s: not a regular file",
-                            sg_utf8_quote(q, 80, path, strlen(path), true));
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return sg_error_set(err, SG_EIO, "%s: mmap: %s",
-                                sg_utf8_quote(q, 80, path, strlen(path), true), strerror(e));
-        }
-    }
-    close(fd);
-    sg_status st = sg_wggml_parse(map, len, header_only, g, err);
+    sg_file_map file;
+    sg_status st = sg_file_map_open(path, SIZE_MAX, &file, err);
+    if (st != SG_OK)
+        return st;
+    st = sg_wggml_parse(file.data, file.len, header_only, g, err);
     if (st != SG_OK) {
-        if (map)
-            munmap(map, len);
-        /* prefix the path to the parser's message */
-        char msg[sizeof err->msg];
-        if (err) {
+        sg_file_map_close(&file);
+        if (err) { /* prefix the path to the parser's message */
+            char msg[sizeof err->msg], lb[SG_FILE_LABEL_SIZE];
             snprintf(msg, sizeof msg, "%s", err->msg);
-            sg_error_set(err, st, "%s: %s", sg_utf8_quote(q, 80, path, strlen(path), true), msg);
+            sg_error_set(err, st, "%s: %s", sg_file_label(lb, path), msg);
         }
         return st;
     }
-    g->map = map;
-    g->map_len = len;
+    g->file = file;
     return SG_OK;
 }
 
@@ -355,16 +328,8 @@ const sg_wggml_tensor *sg_wggml_find(const sg_wggml *g, const char *name)
 
 void sg_wggml_release(const sg_wggml *g, const sg_wggml_tensor *t)
 {
-    if (!g->map || !t)
-        return;
-    const long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0)
-        return;
-    uintptr_t a = (uintptr_t)t->data, e = a + t->nbytes;
-    a = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    e &= ~((uintptr_t)page - 1);
-    if (e > a)
-        madvise((void *)a, e - a, MADV_DONTNEED);
+    if (t)
+        sg_file_map_release(&g->file, t->data, t->nbytes);
 }
 
 const char *sg_wggml_token(const sg_wggml *g, int32_t id, size_t *len)

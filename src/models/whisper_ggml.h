@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
@@ -56,8 +57,7 @@ typedef struct sg_wggml {
     size_t *index, index_cap; /* open-addressing name hash: tensor i + 1, 0 = empty */
     const uint8_t *buf;      /* the file's bytes (mapped by sg_wggml_open, or borrowed) */
     size_t len;
-    void *map;               /* the mapping sg_wggml_open made, or NULL */
-    size_t map_len;
+    sg_file_map file;        /* the mapping sg_wggml_open made; empty for borrowed bytes */
 } sg_wggml;
 
 /* Parses buf[0..len) (borrowed: it must outlive g when tensors are read). header_only stops

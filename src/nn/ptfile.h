@@ -2,11 +2,12 @@
  * "<stem>/data.pkl", a pickle describing the dict, and one raw little-endian entry
  * "<stem>/data/<key>" per storage. The pickle is never executed: a small bounded pickle machine
  * builds only what a state dict contains (dicts, lists, tuples, strings, numbers, and the few
- * torch globals that rebuild tensors) and refuses everything else. Files are mmapped read-only and
- * validated in full at open (ZIP structure and CRCs, every storage present and large enough,
+ * torch globals that rebuild tensors) and refuses everything else. Files are mmapped read-only
+ * and validated in full at open (ZIP structure and CRCs, every storage present and large enough,
  * every view's elements inside its storage), so a tensor handed out always addresses bytes that
  * exist. Compressed (DEFLATE) entries are refused: torch writes every entry stored, 64-byte
- * aligned, and tensors here point straight into the mapping. */
+ * aligned, and tensors here point straight into the mapping. This header is the public face of
+ * three files: nn/zip.c (the archive), nn/pickle.c (the machine), ptfile.c (the tensors). */
 #ifndef SG_NN_PTFILE_H
 #define SG_NN_PTFILE_H
 
@@ -49,7 +50,7 @@ typedef struct sg_pt_file sg_pt_file;
 /* Maps path read-only and validates it. NULL on error: SG_EIO for system errors, SG_EINVAL for a
  * malformed archive or pickle, SG_ETOOBIG for a limit above, SG_EUNSUPPORTED for a valid file
  * this reader does not take (the legacy pre-1.6 format, compressed entries, big-endian data,
- * dtypes outside sg_dtype, quantized or sparse tensors, any global not listed in ptfile.c).
+ * dtypes outside sg_dtype, quantized or sparse tensors, any global not listed in pickle.c).
  * The top-level object must be a dict (or OrderedDict) with string keys; tensor values become
  * tensors, scalar values (None, bool, int, float, str) are skipped, anything else (a nested
  * dict, a list) is refused. As with any mapping, a file truncated while open faults when read.

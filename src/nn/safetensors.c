@@ -7,13 +7,11 @@
 #include "nn/safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -21,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "base/file.h"
 #include "base/utf8.h"
 #include "nn/shape.h"
 
@@ -29,10 +28,9 @@
 #error "safetensors.c assumes a little-endian host"
 #endif
 
-/* Bytes of a tensor name or file path quoted in a message (cut at a UTF-8 boundary), so that
- * messages fit sg_error.msg whole and stay valid UTF-8. */
+/* Bytes of a tensor name quoted in a message (cut at a UTF-8 boundary), so that messages fit
+ * sg_error.msg whole and stay valid UTF-8. */
 #define NAME_CLIP 48
-#define LABEL_CLIP 72
 
 typedef struct st_entry {
     sg_st_tensor t;
@@ -43,8 +41,8 @@ typedef struct st_entry {
 struct sg_st_file {
     const unsigned char *base; /* the whole file */
     size_t len;
-    void *map; /* non-NULL when base is our mapping */
-    char label[LABEL_CLIP + 8];
+    sg_file_map file; /* what sg_st_open mapped; empty for a borrowed buffer */
+    char label[SG_FILE_LABEL_SIZE];
     st_entry *entries; /* in data-offset order */
     size_t n;
     size_t *slots; /* open-addressing table of entry index + 1 (0 = empty), nslots a power of 2 */
@@ -529,8 +527,19 @@ static sg_st_file *st_new(const char *label, sg_error *err)
         sg_error_set(err, SG_ENOMEM, "out of memory opening %s", label);
         return NULL;
     }
-    sg_utf8_quote(f->label, LABEL_CLIP, label, strlen(label), true);
+    sg_file_label(f->label, label);
     return f;
+}
+
+/* Reads f over base[0..len); closes f and returns NULL when it is refused. */
+static sg_st_file *st_read(sg_st_file *f, const unsigned char *base, size_t len, sg_error *err)
+{
+    f->base = base;
+    f->len = len;
+    if (parse_header(f, err) == SG_OK)
+        return f;
+    sg_st_close(f);
+    return NULL;
 }
 
 sg_st_file *sg_st_open_memory(const void *buf, size_t len, sg_error *err)
@@ -540,15 +549,7 @@ sg_st_file *sg_st_open_memory(const void *buf, size_t len, sg_error *err)
         return NULL;
     }
     sg_st_file *f = st_new("<memory>", err);
-    if (!f)
-        return NULL;
-    f->base = buf;
-    f->len = len;
-    if (parse_header(f, err) != SG_OK) {
-        sg_st_close(f);
-        return NULL;
-    }
-    return f;
+    return f ? st_read(f, buf, len, err) : NULL;
 }
 
 sg_st_file *sg_st_open(const char *path, sg_error *err)
@@ -558,57 +559,18 @@ sg_st_file *sg_st_open(const char *path, sg_error *err)
         return NULL;
     }
     sg_st_file *f = st_new(path, err);
-    if (!f)
+    if (f && sg_file_map_open(path, SIZE_MAX, &f->file, err) != SG_OK) {
+        sg_st_close(f);
         return NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        sg_error_set(err, SG_EIO, "%s: cannot open: %s", f->label, strerror(errno));
-        goto fail;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        sg_error_set(err, SG_EIO, "%s: cannot stat: %s", f->label, strerror(errno));
-        close(fd);
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        sg_error_set(err, SG_EIO, "%s: not a regular file", f->label);
-        close(fd);
-        goto fail;
-    }
-    if ((uintmax_t)sb.st_size > SIZE_MAX) {
-        sg_error_set(err, SG_ETOOBIG, "%s: file too large to map", f->label);
-        close(fd);
-        goto fail;
-    }
-    f->len = (size_t)sb.st_size;
-    static const unsigned char empty[1];
-    f->base = empty; /* too short to map: parse_header reports it without reading */
-    if (f->len >= 8) {
-        void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            sg_error_set(err, SG_EIO, "%s: cannot map: %s", f->label, strerror(errno));
-            close(fd);
-            goto fail;
-        }
-        f->map = m;
-        f->base = m;
-    }
-    close(fd);
-    if (parse_header(f, err) != SG_OK)
-        goto fail;
-    return f;
-fail:
-    sg_st_close(f);
-    return NULL;
+    return f ? st_read(f, f->file.data, f->file.len, err) : NULL;
 }
 
 void sg_st_close(sg_st_file *f)
 {
     if (!f)
         return;
-    if (f->map)
-        munmap(f->map, f->len);
+    sg_file_map_close(&f->file);
     free(f->entries);
     free(f->slots);
     free(f->meta);
@@ -860,10 +822,10 @@ static bool write_all(int fd, const void *buf, size_t len)
 sg_status sg_st_write(const char *path, const sg_st_out *tensors, size_t n,
                       const char *const *metadata_kv, sg_error *err)
 {
-    char lb[LABEL_CLIP + 8];
+    char lb[SG_FILE_LABEL_SIZE];
     if (!path || (n && !tensors))
         return sg_error_set(err, SG_EINVAL, "sg_st_write: NULL path or tensors");
-    sg_utf8_quote(lb, LABEL_CLIP, path, strlen(path), true);
+    sg_file_label(lb, path);
     uint64_t data_bytes;
     json_t *root = build_header(tensors, n, metadata_kv, &data_bytes, err);
     if (!root)
@@ -934,12 +896,6 @@ done:
 
 void sg_st_release(const sg_st_file *f, const sg_st_tensor *t)
 {
-    if (!f || !t || !f->map || t->nbytes == 0)
-        return;
-    /* only whole pages inside the tensor: its neighbours may still be needed */
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-    uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
-    if (b > a)
-        madvise((void *)a, b - a, MADV_DONTNEED);
+    if (f && t)
+        sg_file_map_release(&f->file, t->data, t->nbytes);
 }
