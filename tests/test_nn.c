@@ -22,6 +22,7 @@
 #include "nn/linear.h"
 #include "nn/ops.h"
 #include "nn/pool.h"
+#include "nn/resample.h"
 #include "nn/spike.h"
 #include "nn/vec.h"
 
@@ -1256,6 +1257,74 @@ static void test_vec(void)
     sg_cpu_level_set(start);
 }
 
+/* A random resize axis: in_size inputs to n outputs, windows of 1..ksize taps that stay inside the
+ * input, weights anywhere in the fixed-point range (negative lobes and sums above one included, so
+ * the clamps are exercised). */
+static sg_resample_axis random_axis(int in_size, int n, int ksize)
+{
+    sg_resample_axis ax = {n, ksize, malloc((size_t)n * sizeof(int)), malloc((size_t)n * sizeof(int)),
+                           calloc((size_t)n * (size_t)ksize, sizeof(int32_t))};
+    for (int i = 0; i < n; i++) {
+        int cnt = 1 + (int)(rng_next() % (unsigned)(ksize < in_size ? ksize : in_size));
+        ax.count[i] = cnt;
+        ax.first[i] = (int)(rng_next() % (unsigned)(in_size - cnt + 1));
+        for (int t = 0; t < cnt; t++)
+            ax.k[(size_t)i * ksize + t] =
+                (int32_t)(rng_next() % (3u << SG_RESAMPLE_BITS)) - (1 << SG_RESAMPLE_BITS);
+    }
+    return ax;
+}
+
+static void free_axis(sg_resample_axis *ax)
+{
+    free(ax->first);
+    free(ax->count);
+    free(ax->k);
+}
+
+/* The resize passes: every level's bytes equal the scalar reference's (integer arithmetic), on
+ * random sizes around the block widths (16 rows, 32 bytes). */
+static void test_resample(void)
+{
+    const sg_cpu_level start = sg_cpu_level_get();
+    for (int iter = 0; iter < 60; iter++) {
+        const int in_w = 1 + (int)(rng_next() % 90), in_h = 1 + (int)(rng_next() % 70);
+        const int out_w = 1 + (int)(rng_next() % 80), out_h = 1 + (int)(rng_next() % 60);
+        const int ksize = 1 + (int)(rng_next() % 13);
+        const size_t in_stride = (size_t)in_w * 3 + (rng_next() % 5);
+        uint8_t *in = malloc(in_stride * (size_t)in_h);
+        for (size_t i = 0; i < in_stride * (size_t)in_h; i++)
+            in[i] = (uint8_t)rng_next();
+        sg_resample_axis hx = random_axis(in_w, out_w, ksize), vy = random_axis(in_h, out_h, ksize);
+        const size_t hbytes = (size_t)in_h * out_w * 3, vbytes = (size_t)out_h * in_w * 3;
+        uint8_t *h_ref = malloc(hbytes), *h_got = malloc(hbytes);
+        uint8_t *v_ref = malloc(vbytes), *v_got = malloc(vbytes);
+        int32_t *tcol = malloc((size_t)in_w * SG_RESAMPLE_HLANES * sizeof(int32_t));
+        sg_resample_scalar.horizontal(in, in_stride, in_h, &hx, h_ref, tcol);
+        sg_resample_scalar.vertical(in, in_stride, (size_t)in_w * 3, &vy, v_ref);
+        for (int lv = 0; lv < level_count(); lv++) {
+            sg_cpu_level_set((sg_cpu_level)lv);
+            memset(h_got, 0xa5, hbytes);
+            memset(v_got, 0xa5, vbytes);
+            sg_resample_horizontal(in, in_stride, in_h, &hx, h_got, tcol);
+            sg_resample_vertical(in, in_stride, (size_t)in_w * 3, &vy, v_got);
+            CHECK_MSG(memcmp(h_got, h_ref, hbytes) == 0, "resample horizontal %s %dx%d -> %d",
+                      sg_cpu_level_name((sg_cpu_level)lv), in_w, in_h, out_w);
+            CHECK_MSG(memcmp(v_got, v_ref, vbytes) == 0, "resample vertical %s %dx%d -> %d",
+                      sg_cpu_level_name((sg_cpu_level)lv), in_w, in_h, out_h);
+        }
+        free_axis(&hx);
+        free_axis(&vy);
+        free(in);
+        free(h_ref);
+        free(h_got);
+        free(v_ref);
+        free(v_got);
+        free(tcol);
+    }
+    sg_cpu_level_set(start);
+}
+
 int main(void)
 {
     test_cpu();
@@ -1270,6 +1339,7 @@ int main(void)
     test_logsumexp();
     test_spike();
     test_vec();
+    test_resample();
     sg_cpu_level_set(start);
     return check_report("test_nn");
 }

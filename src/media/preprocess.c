@@ -6,6 +6,8 @@
  * tensor matches bit for bit, not merely to a tolerance. */
 #include "media/preprocess.h"
 
+#include "nn/resample.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
@@ -18,26 +20,6 @@
  * mode (-std=c11); clang needs telling. */
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
-#endif
-
-/* Fixed-point weights: 32 bits minus 8 for the pixel minus 2 of headroom for a negative lobe or a
- * sum above 1, as in Pillow. */
-#define RESAMPLE_BITS 22
-#define RESAMPLE_HALF (1 << (RESAMPLE_BITS - 1))
-
-/* The two filter passes are plain integer C; on x86-64 with glibc they are also compiled for AVX2
- * (whose 8-lane 32-bit multiply the baseline SSE2 lacks, ~2x faster here) and picked at load
- * time. Integer arithmetic makes both builds bit-identical. Build with -DSG_RESAMPLE_CLONES= to
- * get only the baseline. */
-#ifndef SG_RESAMPLE_CLONES
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define SG_RESAMPLE_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#endif
-#ifndef SG_RESAMPLE_CLONES
-#define SG_RESAMPLE_CLONES
 #endif
 
 /* Keys' cubic convolution kernel with a = -0.5 (Catmull-Rom), support 2. The expressions keep the
@@ -57,13 +39,8 @@ static double cubic_weight(double x)
 
 /* Weights of one axis for output samples [o0, o0 + n) of an in_size -> out_size resize. Output
  * sample o reads inputs first[i] .. first[i] + count[i] - 1 with weights k[i * ksize + t]. */
-typedef struct resample_axis {
-    int n, ksize;
-    int *first, *count;
-    int32_t *k;
-} resample_axis;
 
-static void axis_free(resample_axis *ax)
+static void axis_free(sg_resample_axis *ax)
 {
     free(ax->first);
     free(ax->count);
@@ -71,7 +48,7 @@ static void axis_free(resample_axis *ax)
     memset(ax, 0, sizeof *ax);
 }
 
-static sg_status axis_init(resample_axis *ax, int in_size, int out_size, int o0, int n,
+static sg_status axis_init(sg_resample_axis *ax, int in_size, int out_size, int o0, int n,
                            sg_error *err)
 {
     memset(ax, 0, sizeof *ax);
@@ -122,8 +99,8 @@ static sg_status axis_init(resample_axis *ax, int in_size, int out_size, int o0,
         for (int t = 0; t < cnt; t++) {
             double v = sum != 0.0 ? w[t] / sum : w[t];
             /* round half away from zero */
-            k[t] = v < 0 ? (int32_t)(-0.5 + v * (1 << RESAMPLE_BITS))
-                         : (int32_t)(0.5 + v * (1 << RESAMPLE_BITS));
+            k[t] = v < 0 ? (int32_t)(-0.5 + v * (1 << SG_RESAMPLE_BITS))
+                         : (int32_t)(0.5 + v * (1 << SG_RESAMPLE_BITS));
         }
         for (int t = cnt; t < ksize; t++)
             k[t] = 0;
@@ -132,131 +109,6 @@ static sg_status axis_init(resample_axis *ax, int in_size, int out_size, int o0,
     }
     free(w);
     return SG_OK;
-}
-
-/* Fixed-point sum -> byte: negative sums clamp to 0, the rest shift down and clamp to 255 (the
- * reference's lookup table, branch-free so that it vectorises). */
-static inline uint8_t clip_fixed(int32_t v)
-{
-    v = v < 0 ? 0 : v;
-    v >>= RESAMPLE_BITS;
-    return (uint8_t)(v > 255 ? 255 : v);
-}
-
-/* Rows filtered together by the horizontal pass. Blocking rows turns the short per-pixel dot
- * products into fixed-width loops over (row, channel) that compilers vectorise. 16 rows (48
- * lanes) measured best with GCC 12 and clang 14 at -O2 and -O3; at 16 lanes or fewer GCC -O3
- * unrolls the lane loop into scalar code instead. */
-#define HBLOCK 16
-#define HLANES (HBLOCK * 3)
-
-/* Horizontal pass: nrows rows of packed RGB (row stride in_stride bytes) -> nrows rows of ax->n
- * pixels (stride ax->n * 3). A block of HBLOCK rows is first transposed into tcol, one column of
- * HLANES ints per input pixel (room for in_w columns), widened once and then read by every output
- * pixel whose window covers it; leftover rows go pixel by pixel. */
-SG_RESAMPLE_CLONES
-static void resample_horizontal(const uint8_t *in, size_t in_stride, int nrows,
-                                const resample_axis *ax, uint8_t *out, int32_t *tcol)
-{
-    const int n = ax->n, ksize = ax->ksize;
-    const size_t out_stride = (size_t)n * 3;
-    /* Input columns the weights read. */
-    int xlo = ax->first[0], xhi = ax->first[0] + ax->count[0];
-    for (int i = 1; i < n; i++) {
-        if (ax->first[i] < xlo)
-            xlo = ax->first[i];
-        if (ax->first[i] + ax->count[i] > xhi)
-            xhi = ax->first[i] + ax->count[i];
-    }
-
-    int y = 0;
-    for (; y + HBLOCK <= nrows; y += HBLOCK) {
-        for (int x = xlo; x < xhi; x++) {
-            int32_t *tc = tcol + (size_t)(x - xlo) * HLANES;
-            for (int r = 0; r < HBLOCK; r++) {
-                const uint8_t *p = in + (size_t)(y + r) * in_stride + (size_t)x * 3;
-                tc[3 * r + 0] = p[0];
-                tc[3 * r + 1] = p[1];
-                tc[3 * r + 2] = p[2];
-            }
-        }
-        uint8_t *o = out + (size_t)y * out_stride;
-        for (int i = 0; i < n; i++) {
-            const int32_t *tc = tcol + (size_t)(ax->first[i] - xlo) * HLANES;
-            const int32_t *k = ax->k + (size_t)i * ksize;
-            const int cnt = ax->count[i];
-            int32_t acc[HLANES];
-            for (int l = 0; l < HLANES; l++)
-                acc[l] = RESAMPLE_HALF;
-            for (int t = 0; t < cnt; t++) {
-                const int32_t kt = k[t];
-                const int32_t *c = tc + (size_t)t * HLANES;
-                for (int l = 0; l < HLANES; l++)
-                    acc[l] += c[l] * kt;
-            }
-            uint8_t px[HLANES];
-            for (int l = 0; l < HLANES; l++)
-                px[l] = clip_fixed(acc[l]);
-            for (int r = 0; r < HBLOCK; r++)
-                memcpy(o + (size_t)r * out_stride + (size_t)i * 3, px + 3 * r, 3);
-        }
-    }
-    for (; y < nrows; y++) {
-        const uint8_t *row = in + (size_t)y * in_stride;
-        uint8_t *o = out + (size_t)y * out_stride;
-        for (int i = 0; i < n; i++) {
-            const uint8_t *p = row + (size_t)ax->first[i] * 3;
-            const int32_t *k = ax->k + (size_t)i * ksize;
-            const int cnt = ax->count[i];
-            int32_t r = RESAMPLE_HALF, g = RESAMPLE_HALF, b = RESAMPLE_HALF;
-            for (int t = 0; t < cnt; t++) {
-                r += p[3 * t + 0] * k[t];
-                g += p[3 * t + 1] * k[t];
-                b += p[3 * t + 2] * k[t];
-            }
-            o[3 * i + 0] = clip_fixed(r);
-            o[3 * i + 1] = clip_fixed(g);
-            o[3 * i + 2] = clip_fixed(b);
-        }
-    }
-}
-
-/* Bytes of a row the vertical pass handles together, in registers. */
-#define VLANES 32
-
-/* Vertical pass: output row i (of ax->n) mixes input rows ax->first[i] .. (relative to in, row
- * stride in_stride), each row_bytes wide. Runs of VLANES bytes accumulate in a local array the
- * compiler keeps in vector registers; the tail goes byte by byte. */
-SG_RESAMPLE_CLONES
-static void resample_vertical(const uint8_t *in, size_t in_stride, size_t row_bytes,
-                              const resample_axis *ax, uint8_t *out)
-{
-    for (int i = 0; i < ax->n; i++) {
-        const int32_t *k = ax->k + (size_t)i * ax->ksize;
-        const int cnt = ax->count[i];
-        const uint8_t *base = in + (size_t)ax->first[i] * in_stride;
-        uint8_t *o = out + (size_t)i * row_bytes;
-        size_t j = 0;
-        for (; j + VLANES <= row_bytes; j += VLANES) {
-            int32_t acc[VLANES];
-            for (int l = 0; l < VLANES; l++)
-                acc[l] = RESAMPLE_HALF;
-            for (int t = 0; t < cnt; t++) {
-                const uint8_t *row = base + (size_t)t * in_stride + j;
-                const int32_t kt = k[t];
-                for (int l = 0; l < VLANES; l++)
-                    acc[l] += row[l] * kt;
-            }
-            for (int l = 0; l < VLANES; l++)
-                o[j + l] = clip_fixed(acc[l]);
-        }
-        for (; j < row_bytes; j++) {
-            int32_t acc = RESAMPLE_HALF;
-            for (int t = 0; t < cnt; t++)
-                acc += base[(size_t)t * in_stride + j] * k[t];
-            o[j] = clip_fixed(acc);
-        }
-    }
 }
 
 /* Computes the window [x0, x0 + rw) x [y0, y0 + rh) of the out_w x out_h Pillow resize of src
@@ -269,7 +121,7 @@ static sg_status resize_window(const sg_image *src, int out_w, int out_h, int x0
     const int in_w = src->width, in_h = src->height;
     const size_t in_stride = (size_t)in_w * 3, win_bytes = (size_t)rw * 3;
     const int need_h = out_w != in_w, need_v = out_h != in_h;
-    resample_axis hx = {0}, vy = {0};
+    sg_resample_axis hx = {0}, vy = {0};
     uint8_t *tmp = NULL;
     int32_t *tcol = NULL;
     sg_status st = SG_OK;
@@ -298,15 +150,15 @@ static sg_status resize_window(const sg_image *src, int out_w, int out_h, int x0
         if ((st = axis_init(&hx, in_w, out_w, x0, rw, err)) != SG_OK)
             goto done;
         uint8_t *hout = dst;
-        tcol = malloc((size_t)in_w * HLANES * sizeof *tcol);
+        tcol = malloc((size_t)in_w * SG_RESAMPLE_HLANES * sizeof *tcol);
         if (need_v)
             hout = tmp = malloc((size_t)(ry1 - ry0) * win_bytes);
         if (!tcol || !hout) {
             st = sg_error_set(err, SG_ENOMEM, "no memory to resize to %dx%d", out_w, out_h);
             goto done;
         }
-        resample_horizontal(src->rgb + (size_t)ry0 * in_stride, in_stride, ry1 - ry0, &hx, hout,
-                            tcol);
+        sg_resample_horizontal(src->rgb + (size_t)ry0 * in_stride, in_stride, ry1 - ry0, &hx,
+                               hout, tcol);
         if (!need_v)
             goto done;
         vin = tmp;
@@ -317,7 +169,7 @@ static sg_status resize_window(const sg_image *src, int out_w, int out_h, int x0
     }
 
     if (need_v) {
-        resample_vertical(vin, vin_stride, win_bytes, &vy, dst);
+        sg_resample_vertical(vin, vin_stride, win_bytes, &vy, dst);
     } else {
         for (int y = 0; y < rh; y++)
             memcpy(dst + (size_t)y * win_bytes, vin + (size_t)y * vin_stride, win_bytes);
