@@ -168,11 +168,35 @@ __attribute__((unused)) static const char *sgt_str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
-/* Starts sg-edge with "NAME=value" entries added to the environment; waits for /health. */
+/* Monotonic milliseconds, for tests whose bounds depend on elapsed time. */
+__attribute__((unused)) static double sgt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* True when the arguments or environment name a model: such a server answers /health while the
+ * model loads and /ready only after (tests of the loading state rely on that). */
+static bool sgt_loads_models(const char **env, const char **args)
+{
+    for (int i = 0; args && args[i]; i++)
+        if (strncmp(args[i], "--", 2) == 0 && strstr(args[i], "-model"))
+            return true;
+    for (int i = 0; env && env[i]; i++)
+        if (strncmp(env[i], "SG_", 3) == 0 && strstr(env[i], "_MODEL="))
+            return true;
+    return false;
+}
+
+/* Starts sg-edge with "NAME=value" entries added to the environment; waits (up to 30 s) for
+ * /health, and for /ready too when no model is named: main() marks the server ready a moment after
+ * it starts answering, and a request in between would see "loading". */
 __attribute__((unused)) static int sgt_start(sgt_server *s, const char **env, const char **args)
 {
     s->port = sgt_free_port();
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
+    const char *probe = sgt_loads_models(env, args) ? "/health" : "/ready";
     s->pid = fork();
     if (s->pid == 0) {
         for (int i = 0; env && env[i]; i++)
@@ -187,13 +211,13 @@ __attribute__((unused)) static int sgt_start(sgt_server *s, const char **env, co
         execv(SG_EDGE_BIN, (char **)argv);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1200; i++) {
         int st;
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             s->pid = 0;
             return -1; /* exited */
         }
-        sgt_resp r = sgt_get(s, "/health");
+        sgt_resp r = sgt_get(s, probe);
         long code = r.status;
         sgt_resp_free(&r);
         if (code == 200)

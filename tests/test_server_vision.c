@@ -13,7 +13,7 @@ static void run(const char *precision)
     CHECK(sgt_start(&s, NULL, args) == 0);
     /* sgt_start waits for /health; the model may still be loading: wait for /ready */
     long ready = 0;
-    for (int i = 0; i < 200 && ready != 200; i++) {
+    for (int i = 0; i < 1500 && ready != 200; i++) {
         sgt_resp r = sgt_get(&s, "/ready");
         ready = r.status;
         CHECK(r.status == 200 || (r.status == 503 && strcmp(sgt_str(r.json, "status"), "loading") == 0));

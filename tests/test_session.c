@@ -309,11 +309,17 @@ static void test_rate(void)
 }
 
 static atomic_int ran;
-static void slow_job(void *arg)
+static atomic_bool gate_open;
+
+/* Holds its worker until the test opens the gate, so no job can finish (and free a place) while
+ * the test counts what the queue accepts, however the threads are scheduled. */
+static void gated_job(void *arg)
 {
     (void)arg;
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    while (!atomic_load(&gate_open)) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     atomic_fetch_add(&ran, 1);
 }
 
@@ -322,8 +328,9 @@ static void test_workq(void)
     sg_workq *q = sg_workq_new(2, 3);
     int accepted = 0;
     for (int i = 0; i < 10; i++)
-        accepted += sg_workq_submit(q, slow_job, NULL);
+        accepted += sg_workq_submit(q, gated_job, NULL);
     CHECK_EQ_INT(accepted, 5); /* 2 running + 3 waiting */
+    atomic_store(&gate_open, true);
     sg_workq_free(q);          /* runs what was accepted */
     CHECK_EQ_INT(atomic_load(&ran), 5);
 }
