@@ -248,6 +248,16 @@ sg_status sg_bpe_pairs_read_merges(sg_bpe_pairs *p, const char *text, size_t len
  * The merge engine. A merge changes only the pairs on either side of it, which are updated in
  * place in the heap, so the heap never holds more than m entries and never a stale one. */
 
+#define WORK_ARRAYS 8
+
+/* The work's int32_t arrays, for growing and freeing them alike. */
+static void work_arrays(sg_bpe_work *w, int32_t **arrays[WORK_ARRAYS])
+{
+    int32_t **all[WORK_ARRAYS] = {&w->id,     &w->next, &w->prev, &w->rank,
+                                  &w->merged, &w->heap, &w->slot, &w->batch};
+    memcpy(arrays, all, sizeof all);
+}
+
 int sg_bpe_work_grow(sg_bpe_work *w, size_t m)
 {
     size_t cap = w->cap ? w->cap : 256;
@@ -257,9 +267,9 @@ int sg_bpe_work_grow(sg_bpe_work *w, size_t m)
     if (!bytes)
         return 0;
     w->bytes = bytes;
-    int32_t **arrays[] = {&w->id,   &w->next, &w->prev, &w->rank,
-                          &w->merged, &w->heap, &w->slot, &w->batch};
-    for (size_t k = 0; k < sizeof arrays / sizeof *arrays; k++) {
+    int32_t **arrays[WORK_ARRAYS];
+    work_arrays(w, arrays);
+    for (size_t k = 0; k < WORK_ARRAYS; k++) {
         int32_t *a = realloc(*arrays[k], cap * sizeof *a);
         if (!a)
             return 0;
@@ -271,15 +281,11 @@ int sg_bpe_work_grow(sg_bpe_work *w, size_t m)
 
 void sg_bpe_work_release(sg_bpe_work *w)
 {
+    int32_t **arrays[WORK_ARRAYS];
+    work_arrays(w, arrays);
+    for (size_t k = 0; k < WORK_ARRAYS; k++)
+        free(*arrays[k]);
     free(w->bytes);
-    free(w->id);
-    free(w->next);
-    free(w->prev);
-    free(w->rank);
-    free(w->merged);
-    free(w->heap);
-    free(w->slot);
-    free(w->batch);
     *w = (sg_bpe_work){0};
 }
 

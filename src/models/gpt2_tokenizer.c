@@ -669,21 +669,10 @@ static size_t piece_end(const uint8_t *s, size_t len, size_t i)
 /* ---------------------------------------------------------------------------------------------
  * Encoding and decoding */
 
-sg_status sg_bpe_encode(const sg_bpe *t, const char *text, size_t len, int32_t **ids, size_t *n,
-                        sg_error *err)
+/* The ids of s[0..len), 0 < len <= MAX_TEXT_BYTES: *ids malloc'ed, *n of them. */
+static sg_status encode_pieces(const sg_bpe *t, const uint8_t *s, size_t len, int32_t **ids,
+                               size_t *n, sg_error *err)
 {
-    if (ids)
-        *ids = NULL;
-    if (n)
-        *n = 0;
-    if (!t || !ids || !n || (!text && len > 0))
-        return sg_error_set(err, SG_EINVAL, "bpe encode: bad argument");
-    if (len > MAX_TEXT_BYTES)
-        return sg_error_set(err, SG_ETOOBIG, "bpe encode: text longer than %zu bytes",
-                            MAX_TEXT_BYTES);
-    if (len == 0)
-        return SG_OK;
-    const uint8_t *s = (const uint8_t *)text;
     int32_t *out = malloc(len * sizeof *out); /* at most one id per byte */
     sg_bpe_work w = {0};
     if (!out)
@@ -708,6 +697,25 @@ sg_status sg_bpe_encode(const sg_bpe *t, const char *text, size_t len, int32_t *
     *ids = shrunk ? shrunk : out;
     *n = count;
     return SG_OK;
+}
+
+sg_status sg_bpe_encode(const sg_bpe *t, const char *text, size_t len, int32_t **ids, size_t *n,
+                        sg_error *err)
+{
+    int32_t *out = NULL;
+    size_t count = 0;
+    sg_status st = !t || !ids || !n || (!text && len > 0)
+                       ? sg_error_set(err, SG_EINVAL, "bpe encode: bad argument")
+                   : len > MAX_TEXT_BYTES
+                       ? sg_error_set(err, SG_ETOOBIG, "bpe encode: text longer than %zu bytes",
+                                      MAX_TEXT_BYTES)
+                   : len == 0 ? SG_OK
+                              : encode_pieces(t, (const uint8_t *)text, len, &out, &count, err);
+    if (ids)
+        *ids = out;
+    if (n)
+        *n = count;
+    return st;
 }
 
 sg_status sg_bpe_decode(const sg_bpe *t, const int32_t *ids, size_t n, char **out, size_t *len,
