@@ -6,6 +6,7 @@
  * loading each vocabulary, and one JSON line.
  *   bench_bpe [--runs N] [--text PATH]   (run from the project root; the default text is the
  *   README and docs/ repeated to 4 MB) */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,20 +169,20 @@ static int run_case(bench_case *c, char *text, size_t len, int runs)
 
 int main(int argc, char **argv)
 {
-    int runs = 7;
+    static const struct option opts[] = {
+        {"runs", required_argument, NULL, 'r'}, {"text", required_argument, NULL, 't'}, {0}};
+    int runs = 7, c;
     const char *text_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--text") == 0 && i + 1 < argc)
-            text_path = argv[++i];
-        else {
-            fprintf(stderr, "usage: bench_bpe [--runs N] [--text PATH]\n");
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'r' && atoi(optarg) > 0) {
+            runs = atoi(optarg);
+        } else if (c == 't') {
+            text_path = optarg;
+        } else {
+            fprintf(stderr, "usage: bench_bpe [--runs N >= 1] [--text PATH]\n");
             return 2;
         }
     }
-    if (runs < 1)
-        runs = 1;
     size_t len = 0;
     char *text = text_path ? read_all(text_path, &len) : default_text(&len);
     if (!text || len == 0) {
