@@ -274,28 +274,6 @@ static void test_load_errors(void)
     }
 }
 
-/* Reads the fixture vocab.json into a malloc'ed string. */
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n > 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    fclose(f);
-    if (s) {
-        s[n] = '\0';
-        *len = (size_t)n;
-    }
-    return s;
-}
-
 /* Appends src to dst[*n], replacing every occurrence of from by to. dst must have room. */
 static void replace_all(char *dst, size_t *n, const char *src, const char *from, const char *to)
 {
@@ -317,7 +295,7 @@ static void replace_all(char *dst, size_t *n, const char *src, const char *from,
 static void test_vocab_spellings(const tok_case *cases, int n)
 {
     size_t len = 0;
-    char *orig = read_text(FIXTURES "/vocab.json", &len);
+    char *orig = check_read_file(FIXTURES "/vocab.json", &len);
     char *buf = orig ? malloc(3 * len + 256) : NULL;
     if (!buf) {
         CHECK_MSG(0, "cannot read vocab.json");
