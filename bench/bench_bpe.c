@@ -207,26 +207,26 @@ int main(int argc, char **argv)
     bench_case cases[] = {{"gpt2_tiktoken", tiktoken, NULL, 0, 0, 0, 0, 0},
                           {"gpt2_merges_small", hf, NULL, 0, 0, 0, 0, 0},
                           {"clip", NULL, clip, 0, 0, 0, 0, 0}};
-    const int n_cases = (int)(sizeof cases / sizeof *cases);
-    for (int k = 0; k < n_cases && rc == 0; k++) {
-        if (run_case(&cases[k], text, len, runs) != 0) {
+    char json[512];
+    int used = snprintf(json, sizeof json, "{\"bench\":\"bpe\",\"bytes\":%zu,\"runs\":%d", len,
+                        runs);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases && rc == 0; k++) {
+        bench_case *bc = &cases[k];
+        if (run_case(bc, text, len, runs) != 0) {
             rc = 1;
             break;
         }
         printf("%-18s cpu %8.2f ms median %8.2f best, wall %8.2f median  %8zu tokens  "
                "%5.2f MB/s  ids %016llx\n",
-               cases[k].name, cases[k].median_ms, cases[k].best_ms, cases[k].wall_ms,
-               cases[k].tokens, (double)len / 1e6 / (cases[k].median_ms / 1e3),
-               (unsigned long long)cases[k].checksum);
+               bc->name, bc->median_ms, bc->best_ms, bc->wall_ms, bc->tokens,
+               (double)len / 1e6 / (bc->median_ms / 1e3), (unsigned long long)bc->checksum);
+        used += snprintf(json + used, sizeof json - (size_t)used, ",\"%s_cpu_ms\":%.2f", bc->name,
+                         bc->median_ms);
     }
-    if (rc == 0) {
-        printf("load cpu ms: gpt2.tiktoken %.2f, small vocab.json + merges.txt %.2f, clip %.2f\n",
-               c1 - c0, c2 - c1, c3 - c2);
-        printf("{\"bytes\":%zu,\"runs\":%d", len, runs);
-        for (int k = 0; k < n_cases; k++)
-            printf(",\"%s_cpu_ms\":%.2f", cases[k].name, cases[k].median_ms);
-        printf("}\n");
-    }
+    if (rc == 0)
+        printf("load cpu ms: gpt2.tiktoken %.2f, small vocab.json + merges.txt %.2f, clip %.2f\n"
+               "%s}\n",
+               c1 - c0, c2 - c1, c3 - c2, json);
     sg_clip_tokenizer_free(clip);
     sg_bpe_free(hf);
     sg_bpe_free(tiktoken);
