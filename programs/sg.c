@@ -1,10 +1,13 @@
 /* sg: the smartglass-edge command-line tool. Every subcommand prints JSON, one object per line, so
- * scripts can use it. Model subcommands: clip, generate, quantize, vad, transcribe, bench. */
+ * scripts can use it. The commands are one table at the end of this file (name, synopsis, what it
+ * does, options, handler) and each command's options a table of rows with their ranges
+ * (programs/sg_opts.h): the parser checks every value and `sg COMMAND --help` prints from them. */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <getopt.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -19,44 +22,111 @@
 #include "models/whisper.h"
 #include "nn/cpu.h"
 #include "nn/pool.h"
+#include "sg_opts.h"
 #include "sg_stream.h"
 
-static void usage(FILE *f)
+/* ---- options -------------------------------------------------------------------------------- */
+
+/* Every option of every command lands here; a command sets its defaults before parsing. */
+typedef struct cli_args {
+    const char *model, *out, *labels, *prompt, *system, *tokenizer, *teacher_force;
+    const char *vad, *language, *format;
+    int precision; /* PRECISION_F32 or PRECISION_INT8 */
+    int threads, runs, max_tokens, sample_rate, audio_ctx;
+    bool probs, translate, stop_at_eos;
+} cli_args;
+
+enum { PRECISION_F32, PRECISION_INT8 }; /* the order of the words "f32|int8" */
+
+static sg_precision precision_of(const cli_args *a)
 {
-    fprintf(f, "usage: sg <command> [args]\n"
-               "commands:\n"
-               "  describe IMAGE...   low-level description of JPEG/PNG files (the vision fallback), JSON\n"
-               "  clip embed --model DIR [--precision f32|int8] [--threads N] IMAGE...\n"
-               "  clip text --model DIR [--precision f32|int8] [--threads N] TEXT...\n"
-               "  clip classify --model DIR [--precision P] [--threads N] IMAGE --labels \"a,b,c\"\n"
-               "  bench clip --model DIR [--precision P] [--threads N] [--runs R] IMAGE\n"
-               "  generate --model DIR --prompt TEXT [--system TEXT] [--max-tokens N]\n"
-               "           [--precision f32|int8] [--threads N] [--tokenizer PATH] [--stop-at-eos]\n"
-               "           [--runs R] [--teacher-force IDS]   greedy text from the SNN student\n"
-               "           (student.pt or model.safetensors + metadata.json; f32 by default);\n"
-               "           tokenizer: the model directory's, else --tokenizer or SG_LLM_TOKENIZER;\n"
-               "           --runs times R generations (median); --teacher-force reports how often\n"
-               "           the model's next token after each prefix of IDS (comma-separated) is IDS's\n"
-               "  quantize --model DIR --out DIR2   the SNN student as an int8 model.safetensors\n"
-               "  vad --model PATH [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] [--probs]\n"
-               "      AUDIO...   speech segments (Silero VAD ggml file), one JSON object per file;\n"
-               "      --probs adds each 32 ms window's speech probability\n"
-               "  transcribe --model PATH [--precision f32|int8] [--threads N] [--vad PATH]\n"
-               "      [--language xx] [--translate] [--audio-ctx auto|N] [--max-tokens N]\n"
-               "      [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] AUDIO\n"
-               "      speech to text with Whisper (Hugging Face directory or whisper.cpp ggml .bin;\n"
-               "      int8 by default): one JSON object {text, language, segments, timings_ms};\n"
-               "      --vad drops silence and cuts audio over 30 s at pauses (Silero ggml file);\n"
-               "      --audio-ctx encodes short windows at their own length (auto) or N positions;\n"
-               "      AUDIO - reads stdin\n"
-               "  bench whisper --model PATH [--precision P] [--threads N] [--vad PATH] [--runs R]\n"
-               "      [--language xx] [--audio-ctx auto|N] AUDIO   median timings of the pipeline\n"
-               "  stream --server URL --frames DIR|FILE.y4m [--audio FILE.wav] [--battery PCT]\n"
-               "      [--duration S] [--speed X] [--json] [--question-every S]   the glasses\n"
-               "      simulator (libsgclient policies; sg stream --help)\n"
-               "  version             print the version\n"
-               "  help                this text\n");
+    return a->precision == PRECISION_INT8 ? SG_PREC_Q8 : SG_PREC_F32;
 }
+
+#define AT(field) offsetof(cli_args, field)
+#define THREADS_MAX 256 /* sg_pool's ceiling (src/nn/pool.c): it would clamp more to it */
+#define RUNS_MAX 1000000
+#define RATE_MAX 1000000
+
+/* Table rows. The letters are the short options each command has always had (-r is --runs for
+ * some, --sample-rate for others). */
+#define TEXT_OPT(long_name, letter, field, value, text)                                         \
+    {.name = long_name, .short_name = letter, .type = SG_OPT_TEXT, .offset = AT(field),         \
+     .arg = value, .help = text}
+#define FLAG_OPT(long_name, letter, field, text)                                                \
+    {.name = long_name, .short_name = letter, .type = SG_OPT_FLAG, .offset = AT(field),         \
+     .help = text}
+#define INT_OPT(long_name, letter, field, value, lo, hi, default_value, text)                    \
+    {.name = long_name, .short_name = letter, .type = SG_OPT_INT, .offset = AT(field),          \
+     .arg = value, .min = lo, .max = hi, .def = default_value, .help = text}
+#define PRECISION_OPT(default_choice)                                                           \
+    {.name = "precision", .short_name = 'p', .type = SG_OPT_CHOICE, .offset = AT(precision),    \
+     .arg = "P", .words = "f32|int8", .def = default_choice,                                    \
+     .help = "the weights' precision (int8: quantized on load)"}
+#define THREADS_OPT                                                                             \
+    INT_OPT("threads", 't', threads, "N", 0, THREADS_MAX, 0, "worker threads, 0: one per core")
+#define RUNS_OPT(letter, default_runs, text)                                                    \
+    INT_OPT("runs", letter, runs, "R", 1, RUNS_MAX, default_runs, text)
+#define FORMAT_OPT                                                                              \
+    TEXT_OPT("format", 'f', format, "F",                                                        \
+             "wav, pcm_s16le, pcm_f32le, flac or ogg (default: from the bytes)")
+#define SAMPLE_RATE_OPT                                                                         \
+    INT_OPT("sample-rate", 'r', sample_rate, "HZ", 1, RATE_MAX, 0, "the rate of headerless PCM")
+
+static const sg_opt no_opts[] = {{0}}; /* --help only */
+
+/* clip embed, clip text, clip classify and bench clip take the same options. */
+static const sg_opt clip_opts[] = {
+    TEXT_OPT("model", 'm', model, "DIR", "the Hugging Face CLIP directory (required)"),
+    PRECISION_OPT(PRECISION_INT8),
+    THREADS_OPT,
+    TEXT_OPT("labels", 'l', labels, "\"a,b,c\"", "clip classify: the labels, used as given"),
+    RUNS_OPT('r', 20, "bench clip: timed runs"),
+    {0}};
+
+static const sg_opt generate_opts[] = {
+    TEXT_OPT("model", 'm', model, "DIR", "the SNN student's directory (required)"),
+    TEXT_OPT("prompt", 'P', prompt, "TEXT", "the user's prompt (required)"),
+    TEXT_OPT("system", 's', system, "TEXT", "a system prompt"),
+    INT_OPT("max-tokens", 'n', max_tokens, "N", 0, SG_SNN_MAX_CONTEXT, 64, "tokens to generate"),
+    PRECISION_OPT(PRECISION_F32),
+    THREADS_OPT,
+    TEXT_OPT("tokenizer", 'k', tokenizer, "PATH", "a .tiktoken file, or a vocab.json directory"),
+    FLAG_OPT("stop-at-eos", 'e', stop_at_eos, "stop at <|endoftext|>"),
+    RUNS_OPT('r', 1, "generations to time"),
+    TEXT_OPT("teacher-force", 'f', teacher_force, "IDS", "comma-separated token ids to follow"),
+    {0}};
+
+static const sg_opt quantize_opts[] = {
+    TEXT_OPT("model", 'm', model, "DIR", "the SNN student's directory (required)"),
+    TEXT_OPT("out", 'o', out, "DIR2", "where the int8 model goes (required)"),
+    {0}};
+
+static const sg_opt vad_opts[] = {
+    TEXT_OPT("model", 'm', model, "PATH", "the Silero VAD ggml file (required)"),
+    FORMAT_OPT,
+    SAMPLE_RATE_OPT,
+    FLAG_OPT("probs", 'p', probs, "add each 32 ms window's speech probability"),
+    {0}};
+
+/* transcribe and bench whisper. */
+static const sg_opt whisper_opts[] = {
+    TEXT_OPT("model", 'm', model, "PATH", "a Whisper directory or ggml .bin (required)"),
+    PRECISION_OPT(PRECISION_INT8),
+    THREADS_OPT,
+    TEXT_OPT("vad", 'v', vad, "PATH", "a Silero VAD ggml file: drop silence, cut at pauses"),
+    TEXT_OPT("language", 'l', language, "xx", "the spoken language (default: detected)"),
+    FLAG_OPT("translate", 'T', translate, "translate to English"),
+    {.name = "audio-ctx", .short_name = 'c', .type = SG_OPT_INT, .offset = AT(audio_ctx),
+     .arg = "N", .min = 0, .max = 100000, .words = "auto", .word_value = SG_SPEECH_AUDIO_CTX_AUTO,
+     .help = "encoder positions: auto = each window's own, 1500 = 30 s, 0 = standard"},
+    INT_OPT("max-tokens", 'n', max_tokens, "N", 0, 1000000, 0,
+            "tokens per window, 0: n_text_ctx / 2"),
+    FORMAT_OPT,
+    SAMPLE_RATE_OPT,
+    {.name = "runs", .short_name = 'R', .type = SG_OPT_INT, .offset = AT(runs), .arg = "R",
+     .min = 1, .max = RUNS_MAX, .def = 5, .only = "bench whisper", .help = "timed runs"},
+    {0}};
 
 static char *read_stream(FILE *f, size_t *len)
 {
@@ -96,8 +166,10 @@ char *sg_tool_read_file(const char *path, size_t *len)
     return buf;
 }
 
-static int cmd_describe(int argc, char **argv)
+static int cmd_describe(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
 {
+    (void)cmd;
+    (void)args;
     if (argc < 1) {
         fprintf(stderr, "sg describe: give one or more image files\n");
         return 2;
@@ -140,57 +212,7 @@ static int cmd_describe(int argc, char **argv)
     return rc;
 }
 
-
 /* ---- clip ----------------------------------------------------------------------------------- */
-
-typedef struct clip_args {
-    const char *model, *labels;
-    sg_precision prec;
-    int threads, runs;
-    int first; /* index of the first positional argument */
-} clip_args;
-
-static int parse_clip_args(int argc, char **argv, clip_args *a)
-{
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"precision", required_argument, 0, 'p'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"labels", required_argument, 0, 'l'},
-                                         {"runs", required_argument, 0, 'r'},
-                                         {0, 0, 0, 0}};
-    memset(a, 0, sizeof *a);
-    a->prec = SG_PREC_Q8;
-    a->runs = 20;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:p:t:l:r:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': a->model = optarg; break;
-        case 'l': a->labels = optarg; break;
-        case 'p':
-            if (strcmp(optarg, "int8") == 0)
-                a->prec = SG_PREC_Q8;
-            else if (strcmp(optarg, "f32") == 0)
-                a->prec = SG_PREC_F32;
-            else {
-                fprintf(stderr, "sg: --precision must be f32 or int8\n");
-                return -1;
-            }
-            break;
-        case 't': a->threads = atoi(optarg); break;
-        case 'r': a->runs = atoi(optarg); break;
-        default: return -1;
-        }
-    }
-    if (!a->model) {
-        fprintf(stderr, "sg: --model DIR is required\n");
-        return -1;
-    }
-    if (a->runs < 1)
-        a->runs = 1;
-    a->first = optind;
-    return 0;
-}
 
 static void print_json(json_t *o)
 {
@@ -227,17 +249,17 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int cmd_clip(const char *sub, int argc, char **argv)
+/* clip embed, clip text, clip classify, bench clip. */
+static int cmd_clip(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
 {
-    clip_args a;
-    if (parse_clip_args(argc, argv, &a) != 0)
-        return 2;
-    bool bench = strcmp(sub, "bench") == 0;
-    if (strcmp(sub, "embed") && strcmp(sub, "text") && strcmp(sub, "classify") && !bench) {
-        fprintf(stderr, "sg clip: unknown subcommand '%s'\n", sub);
+    const cli_args a = *(const cli_args *)args;
+    const char *sub = strcmp(cmd->name, "bench clip") == 0 ? "bench" : cmd->name + strlen("clip ");
+    const sg_precision prec = precision_of(&a);
+    if (!a.model) {
+        fprintf(stderr, "sg %s: --model DIR is required\n", cmd->name);
         return 2;
     }
-    if (a.first >= argc) {
+    if (argc < 1) {
         fprintf(stderr, "sg clip %s: nothing to do (give %s)\n", sub, strcmp(sub, "text") ? "an image" : "text");
         return 2;
     }
@@ -248,7 +270,7 @@ static int cmd_clip(const char *sub, int argc, char **argv)
     sg_error err = {0};
     double t0 = sg_now_ms();
     sg_pool *pool = sg_pool_new(a.threads);
-    sg_clip *m = pool ? sg_clip_load(a.model, a.prec, pool, &err) : NULL;
+    sg_clip *m = pool ? sg_clip_load(a.model, prec, pool, &err) : NULL;
     if (!m) {
         fprintf(stderr, "sg: cannot load %s: %s\n", a.model, err.msg);
         sg_pool_free(pool);
@@ -259,7 +281,7 @@ static int cmd_clip(const char *sub, int argc, char **argv)
     float *emb = malloc((size_t)E * sizeof(float));
     int rc = 0;
     if (strcmp(sub, "text") == 0) {
-        for (int i = a.first; i < argc; i++) {
+        for (int i = 0; i < argc; i++) {
             if (sg_clip_encode_text(m, argv[i], emb, &err) != SG_OK) {
                 print_json(json_pack("{s:s,s:s}", "text", argv[i], "error", err.msg));
                 rc = 1;
@@ -268,7 +290,7 @@ static int cmd_clip(const char *sub, int argc, char **argv)
             print_json(json_pack("{s:s,s:o}", "text", argv[i], "embedding", float_array(emb, E)));
         }
     } else if (strcmp(sub, "embed") == 0) {
-        for (int i = a.first; i < argc; i++) {
+        for (int i = 0; i < argc; i++) {
             sg_image img;
             if (load_image(m, argv[i], &img, &err) != SG_OK ||
                 (sg_clip_encode_image(m, &img, emb, &err) != SG_OK && (sg_image_free(&img), 1))) {
@@ -298,14 +320,14 @@ static int cmd_clip(const char *sub, int argc, char **argv)
                 else
                     sg_clip_normalize(le + (size_t)i * E, E);
             }
-            if (rc == 0 && load_image(m, argv[a.first], &img, &err) == SG_OK) {
+            if (rc == 0 && load_image(m, argv[0], &img, &err) == SG_OK) {
                 if (sg_clip_encode_image(m, &img, emb, &err) == SG_OK) {
                     sg_clip_normalize(emb, E);
                     sg_clip_zero_shot(m, emb, le, n, probs);
                     json_t *jl = json_array();
                     for (int i = 0; i < n; i++)
                         json_array_append_new(jl, json_string(labels[i]));
-                    print_json(json_pack("{s:s,s:o,s:o}", "image", argv[a.first], "labels", jl, "probs",
+                    print_json(json_pack("{s:s,s:o,s:o}", "image", argv[0], "labels", jl, "probs",
                                          float_array(probs, n)));
                 } else {
                     rc = 1;
@@ -315,17 +337,17 @@ static int cmd_clip(const char *sub, int argc, char **argv)
                 rc = 1;
             }
             if (rc == 1)
-                print_json(json_pack("{s:s,s:s}", "image", argv[a.first], "error", err.msg));
+                print_json(json_pack("{s:s,s:s}", "image", argv[0], "error", err.msg));
         }
         free(le);
         free(probs);
         free(copy);
     } else { /* bench: decode + preprocess + forward of one image */
         size_t len;
-        char *data = sg_tool_read_file(argv[a.first], &len);
+        char *data = sg_tool_read_file(argv[0], &len);
         double *t = malloc((size_t)a.runs * sizeof(double));
         if (!data) {
-            fprintf(stderr, "sg bench clip: cannot read %s\n", argv[a.first]);
+            fprintf(stderr, "sg bench clip: cannot read %s\n", argv[0]);
             rc = 1;
         }
         for (int r = -2; rc == 0 && r < a.runs; r++) { /* two warm-up runs */
@@ -344,7 +366,7 @@ static int cmd_clip(const char *sub, int argc, char **argv)
             qsort(t, (size_t)a.runs, sizeof *t, cmp_double);
             const sg_clip_info *ci = sg_clip_get_info(m);
             fprintf(stderr, "clip %s, %d layers x %d wide, %s, %d threads, kernels %s, load %.0f ms\n",
-                    a.model, ci->vision_layers, ci->vision_width, a.prec == SG_PREC_Q8 ? "int8" : "f32",
+                    a.model, ci->vision_layers, ci->vision_width, prec == SG_PREC_Q8 ? "int8" : "f32",
                     sg_pool_size(pool), sg_cpu_level_name(sg_cpu_level_get()), load_ms);
             printf("{\"median_ms\":%.3f,\"p90_ms\":%.3f,\"min_ms\":%.3f,\"runs\":%d}\n", t[a.runs / 2],
                    t[(int)(a.runs * 0.9) < a.runs ? (int)(a.runs * 0.9) : a.runs - 1], t[0], a.runs);
@@ -414,66 +436,32 @@ static sg_status teacher_force(sg_snn *m, const sg_snn_result *r, const char *li
     return st;
 }
 
-static int cmd_generate(int argc, char **argv)
+/* For the commands that take no operands: 0, or 2 after saying which one is too many. */
+static int no_operands(const sg_opts_cmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"prompt", required_argument, 0, 'P'},
-                                         {"system", required_argument, 0, 's'},
-                                         {"max-tokens", required_argument, 0, 'n'},
-                                         {"precision", required_argument, 0, 'p'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"tokenizer", required_argument, 0, 'k'},
-                                         {"stop-at-eos", no_argument, 0, 'e'},
-                                         {"runs", required_argument, 0, 'r'},
-                                         {"teacher-force", required_argument, 0, 'f'},
-                                         {0, 0, 0, 0}};
-    const char *model = NULL, *prompt = NULL, *system = NULL, *tokenizer = getenv("SG_LLM_TOKENIZER");
-    const char *force = NULL;
-    int max_tokens = 64, threads = 0, runs = 1;
-    bool stop = false;
-    sg_precision prec = SG_PREC_F32;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:P:s:n:p:t:k:er:f:", opts, NULL)) != -1) {
-        char *end = NULL;
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'P': prompt = optarg; break;
-        case 's': system = optarg; break;
-        case 'k': tokenizer = optarg; break;
-        case 'e': stop = true; break;
-        case 'n':
-            max_tokens = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || max_tokens < 0 || max_tokens > SG_SNN_MAX_CONTEXT) {
-                fprintf(stderr, "sg generate: --max-tokens must be 0..%d\n", SG_SNN_MAX_CONTEXT);
-                return 2;
-            }
-            break;
-        case 'p':
-            if (strcmp(optarg, "int8") == 0)
-                prec = SG_PREC_Q8;
-            else if (strcmp(optarg, "f32") == 0)
-                prec = SG_PREC_F32;
-            else {
-                fprintf(stderr, "sg generate: --precision must be f32 or int8\n");
-                return 2;
-            }
-            break;
-        case 't': threads = atoi(optarg); break;
-        case 'r': runs = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        case 'f': force = optarg; break;
-        default: return 2;
-        }
-    }
-    if (!model || !prompt || optind < argc) {
+    if (argc == 0)
+        return 0;
+    fprintf(stderr, "sg %s: unexpected argument '%s'\n", cmd->name, argv[0]);
+    return 2;
+}
+
+static int cmd_generate(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    const cli_args a = *(const cli_args *)args;
+    if (no_operands(cmd, argc, argv))
+        return 2;
+    if (!a.model || !a.prompt) {
         fprintf(stderr, "sg generate: --model DIR and --prompt TEXT are required\n");
         return 2;
     }
+    const char *model = a.model, *tokenizer = a.tokenizer ? a.tokenizer : getenv("SG_LLM_TOKENIZER");
+    const int runs = a.runs;
+    const sg_precision prec = precision_of(&a);
     if (tokenizer && !*tokenizer)
         tokenizer = NULL;
     sg_error err = {0};
     double t0 = sg_now_ms();
-    sg_pool *pool = sg_pool_new(threads);
+    sg_pool *pool = sg_pool_new(a.threads);
     sg_snn_options opt = {prec, tokenizer};
     sg_snn *m = pool ? sg_snn_load(model, &opt, pool, &err) : NULL;
     if (!m) {
@@ -488,7 +476,7 @@ static int cmd_generate(int argc, char **argv)
     for (int i = 0; i < runs && rc == 0; i++) {
         if (i > 0)
             sg_snn_result_free(&r);
-        if (sg_snn_generate(m, system, prompt, max_tokens, stop, &r, &err) != SG_OK) {
+        if (sg_snn_generate(m, a.system, a.prompt, a.max_tokens, a.stop_at_eos, &r, &err) != SG_OK) {
             fprintf(stderr, "sg generate: %s\n", err.msg);
             rc = 1;
         } else {
@@ -496,14 +484,14 @@ static int cmd_generate(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        double first = gen[0];
+        double first_ms = gen[0];
         qsort(gen, (size_t)runs, sizeof *gen, cmp_double);
         json_t *t = json_pack("{s:f,s:f,s:f,s:f}", "load", round3(load_ms), "tokenize", round3(r.tokenize_ms),
                               "generate", round3(runs > 1 ? gen[runs / 2] : r.generate_ms),
                               "total", round3(sg_now_ms() - t0));
         if (runs > 1) {
             json_object_set_new(t, "generate_min", json_real(round3(gen[0])));
-            json_object_set_new(t, "generate_first", json_real(round3(first)));
+            json_object_set_new(t, "generate_first", json_real(round3(first_ms)));
             json_object_set_new(t, "runs", json_integer(runs));
         }
         json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o,s:f}", "text", r.text, "tokens",
@@ -511,7 +499,7 @@ static int cmd_generate(int argc, char **argv)
                               id_array(r.prompt_tokens, r.n_prompt), "precision",
                               prec == SG_PREC_Q8 ? "int8" : "f32", "timings_ms", t, "spike_rate",
                               floor(sg_snn_last_firing(m) * 1e4 + 0.5) / 1e4);
-        if (force && teacher_force(m, &r, force, o, &err) != SG_OK) {
+        if (a.teacher_force && teacher_force(m, &r, a.teacher_force, o, &err) != SG_OK) {
             fprintf(stderr, "sg generate: --teacher-force: %s\n", err.msg);
             rc = 1;
         }
@@ -529,26 +517,16 @@ static int cmd_generate(int argc, char **argv)
     return rc;
 }
 
-static int cmd_quantize(int argc, char **argv)
+static int cmd_quantize(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {0, 0, 0, 0}};
-    const char *model = NULL, *out = NULL;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:o:", opts, NULL)) != -1) {
-        if (c == 'm')
-            model = optarg;
-        else if (c == 'o')
-            out = optarg;
-        else
-            return 2;
-    }
-    if (!model || !out || optind < argc) {
+    const cli_args *a = args;
+    if (no_operands(cmd, argc, argv))
+        return 2;
+    if (!a->model || !a->out) {
         fprintf(stderr, "sg quantize: --model DIR and --out DIR2 are required\n");
         return 2;
     }
+    const char *model = a->model, *out = a->out;
     sg_error err = {0};
     double t0 = sg_now_ms();
     if (sg_snn_quantize(model, out, &err) != SG_OK) {
@@ -619,236 +597,144 @@ static int vad_file(const sg_silero *m, const char *path, sg_audio_format fmt, i
     return 0;
 }
 
-static int cmd_vad(int argc, char **argv)
+static int cmd_vad(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"sample-rate", required_argument, 0, 'r'},
-                                         {"probs", no_argument, 0, 'p'},
-                                         {0, 0, 0, 0}};
-    const char *model = NULL, *format = NULL;
-    int rate = 0, with_probs = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:f:r:p", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'f': format = optarg; break;
-        case 'r': rate = atoi(optarg); break;
-        case 'p': with_probs = 1; break;
-        default: return 2;
-        }
-    }
-    if (!model || optind >= argc) {
+    (void)cmd;
+    const cli_args a = *(const cli_args *)args;
+    if (!a.model || argc < 1) {
         fprintf(stderr, "sg vad: --model PATH and at least one AUDIO file are required\n");
         return 2;
     }
     sg_error err = {0};
     sg_audio_format fmt;
-    if (sg_audio_format_parse(format, &fmt, &err) != SG_OK) {
+    if (sg_audio_format_parse(a.format, &fmt, &err) != SG_OK) {
         fprintf(stderr, "sg vad: %s\n", err.msg);
         return 2;
     }
-    if ((fmt == SG_AUDIO_PCM_S16LE || fmt == SG_AUDIO_PCM_F32LE) && rate <= 0) {
+    if ((fmt == SG_AUDIO_PCM_S16LE || fmt == SG_AUDIO_PCM_F32LE) && a.sample_rate <= 0) {
         fprintf(stderr, "sg vad: headerless PCM needs --sample-rate\n");
         return 2;
     }
     double t0 = sg_now_ms();
-    sg_silero *m = sg_silero_load(model, &err);
+    sg_silero *m = sg_silero_load(a.model, &err);
     if (!m) {
-        fprintf(stderr, "sg: cannot load %s: %s\n", model, err.msg);
+        fprintf(stderr, "sg: cannot load %s: %s\n", a.model, err.msg);
         return 1;
     }
     double load_ms = sg_now_ms() - t0;
     int rc = 0;
-    for (int i = optind; i < argc; i++)
-        rc |= vad_file(m, argv[i], fmt, rate, with_probs, load_ms);
+    for (int i = 0; i < argc; i++)
+        rc |= vad_file(m, argv[i], fmt, a.sample_rate, a.probs, load_ms);
     sg_silero_free(m);
     return rc;
 }
 
 /* ---- transcribe, bench whisper -------------------------------------------------------------- */
 
-typedef struct whisper_args {
-    const char *model, *vad, *language, *format, *audio;
-    sg_precision prec;
-    int threads, runs, rate, max_tokens, audio_ctx;
-    bool translate;
-} whisper_args;
+/* What transcribe and bench whisper work on: their arguments, the audio, the models. */
+typedef struct whisper_job {
+    cli_args a;
+    const char *audio; /* the operand; "-": standard input */
+    sg_audio au;
+    sg_pool *pool;
+    sg_whisper *model;
+    sg_silero *vad;
+    sg_speech_opts opts;
+    double load_ms;
+} whisper_job;
 
-/* Parses the options of `sg transcribe` (bench: also --runs); messages name cmd. */
-static int parse_whisper_args(const char *cmd, bool bench, int argc, char **argv, whisper_args *a)
-{
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"precision", required_argument, 0, 'p'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"vad", required_argument, 0, 'v'},
-                                         {"language", required_argument, 0, 'l'},
-                                         {"translate", no_argument, 0, 'T'},
-                                         {"audio-ctx", required_argument, 0, 'c'},
-                                         {"max-tokens", required_argument, 0, 'n'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"sample-rate", required_argument, 0, 'r'},
-                                         {"runs", required_argument, 0, 'R'},
-                                         {0, 0, 0, 0}};
-    memset(a, 0, sizeof *a);
-    a->prec = SG_PREC_Q8;
-    a->runs = 5;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:p:t:v:l:Tc:n:f:r:R:", opts, NULL)) != -1) {
-        char *end = NULL;
-        long v;
-        switch (c) {
-        case 'm': a->model = optarg; break;
-        case 'v': a->vad = optarg; break;
-        case 'l': a->language = optarg; break;
-        case 'T': a->translate = true; break;
-        case 'f': a->format = optarg; break;
-        case 'p':
-            if (strcmp(optarg, "int8") == 0)
-                a->prec = SG_PREC_Q8;
-            else if (strcmp(optarg, "f32") == 0)
-                a->prec = SG_PREC_F32;
-            else {
-                fprintf(stderr, "sg %s: --precision must be f32 or int8\n", cmd);
-                return -1;
-            }
-            break;
-        case 'c':
-            if (strcmp(optarg, "auto") == 0) {
-                a->audio_ctx = SG_SPEECH_AUDIO_CTX_AUTO;
-                break;
-            }
-            v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < 0 || v > 100000) {
-                fprintf(stderr, "sg %s: --audio-ctx must be auto or a number of encoder positions "
-                        "(1500 = 30 s; 0 = standard)\n", cmd);
-                return -1;
-            }
-            a->audio_ctx = (int)v;
-            break;
-        case 't':
-        case 'n':
-        case 'r':
-        case 'R':
-            v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < (c == 'n' ? 0 : 1) || v > 1000000) {
-                fprintf(stderr, "sg %s: --%s must be a %s number\n", cmd,
-                        c == 't' ? "threads" : c == 'n' ? "max-tokens" : c == 'r' ? "sample-rate" : "runs",
-                        c == 'n' ? "non-negative" : "positive");
-                return -1;
-            }
-            if (c == 't')
-                a->threads = (int)v;
-            else if (c == 'n')
-                a->max_tokens = (int)v;
-            else if (c == 'r')
-                a->rate = (int)v;
-            else
-                a->runs = (int)v;
-            break;
-        default: return -1;
-        }
-        if (c == 'R' && !bench) {
-            fprintf(stderr, "sg %s: --runs is for `sg bench whisper`\n", cmd);
-            return -1;
-        }
-    }
-    if (!a->model || optind != argc - 1) {
-        fprintf(stderr, "sg %s: --model PATH and exactly one AUDIO file (or -) are required\n", cmd);
-        return -1;
-    }
-    a->audio = argv[optind];
-    return 0;
-}
-
-/* Decodes AUDIO ("-": stdin) to 16 kHz mono. */
-static sg_status whisper_audio(const whisper_args *a, sg_audio *au, sg_error *err)
+/* Decodes the job's audio to 16 kHz mono. */
+static sg_status whisper_audio(whisper_job *j, sg_error *err)
 {
     sg_audio_format fmt;
-    sg_status st = sg_audio_format_parse(a->format, &fmt, err);
+    sg_status st = sg_audio_format_parse(j->a.format, &fmt, err);
     if (st != SG_OK)
         return st;
-    if ((fmt == SG_AUDIO_PCM_S16LE || fmt == SG_AUDIO_PCM_F32LE) && a->rate <= 0)
+    if ((fmt == SG_AUDIO_PCM_S16LE || fmt == SG_AUDIO_PCM_F32LE) && j->a.sample_rate <= 0)
         return sg_error_set(err, SG_EINVAL, "headerless PCM needs --sample-rate");
     size_t len = 0;
-    bool in = strcmp(a->audio, "-") == 0;
-    char *data = in ? read_stream(stdin, &len) : sg_tool_read_file(a->audio, &len);
+    bool in = strcmp(j->audio, "-") == 0;
+    char *data = in ? read_stream(stdin, &len) : sg_tool_read_file(j->audio, &len);
     if (!data)
-        return sg_error_set(err, SG_EIO, "cannot read %s", in ? "standard input" : a->audio);
-    st = sg_audio_decode((const uint8_t *)data, len, fmt, a->rate, 0, au, err);
+        return sg_error_set(err, SG_EIO, "cannot read %s", in ? "standard input" : j->audio);
+    st = sg_audio_decode((const uint8_t *)data, len, fmt, j->a.sample_rate, 0, &j->au, err);
     free(data);
     return st;
 }
 
-/* Loads the models of a whisper command; prints the reason and returns -1 on failure. */
-static int whisper_load(const char *cmd, const whisper_args *a, sg_pool **pool, sg_whisper **m,
-                        sg_silero **vad, double *load_ms)
+/* Loads the job's models; prints the reason and returns -1 on failure. */
+static int whisper_load(const char *cmd, whisper_job *j)
 {
     sg_error err = {0};
     double t0 = sg_now_ms();
-    *pool = sg_pool_new(a->threads);
-    *m = *pool ? sg_whisper_load(a->model, a->prec, *pool, &err) : NULL;
-    if (!*m) {
-        fprintf(stderr, "sg %s: cannot load the Whisper model %s: %s\n", cmd, a->model,
+    j->pool = sg_pool_new(j->a.threads);
+    j->model = j->pool ? sg_whisper_load(j->a.model, precision_of(&j->a), j->pool, &err) : NULL;
+    if (!j->model) {
+        fprintf(stderr, "sg %s: cannot load the Whisper model %s: %s\n", cmd, j->a.model,
                 err.msg[0] ? err.msg : "out of memory");
-        sg_pool_free(*pool);
+        sg_pool_free(j->pool);
         return -1;
     }
-    *load_ms = sg_now_ms() - t0;
-    *vad = NULL;
-    if (a->vad && !(*vad = sg_silero_load(a->vad, &err))) {
-        fprintf(stderr, "sg %s: cannot load the VAD model %s: %s\n", cmd, a->vad, err.msg);
-        sg_whisper_free(*m);
-        sg_pool_free(*pool);
+    j->load_ms = sg_now_ms() - t0;
+    j->vad = NULL;
+    if (j->a.vad && !(j->vad = sg_silero_load(j->a.vad, &err))) {
+        fprintf(stderr, "sg %s: cannot load the VAD model %s: %s\n", cmd, j->a.vad, err.msg);
+        sg_whisper_free(j->model);
+        sg_pool_free(j->pool);
         return -1;
     }
     return 0;
 }
 
-/* What transcribe and bench whisper both start with: arguments, the audio, the models. 0, or 2
- * after saying why on stderr (nothing left to free then). */
-static int whisper_open(const char *cmd, bool bench, int argc, char **argv, whisper_args *a,
-                        sg_audio *au, sg_pool **pool, sg_whisper **m, sg_silero **vad,
-                        double *load_ms)
+/* What transcribe and bench whisper both start with: the audio, the models. 0, or 2 after saying
+ * why on stderr (nothing left to free then). */
+static int whisper_open(const sg_opts_cmd *cmd, const void *args, int argc, char **argv,
+                        whisper_job *j)
 {
-    if (parse_whisper_args(cmd, bench, argc, argv, a) != 0)
-        return 2;
-    sg_error err = {0};
-    if (whisper_audio(a, au, &err) != SG_OK) {
-        fprintf(stderr, "sg %s: %s: %s\n", cmd, a->audio, err.msg);
+    *j = (whisper_job){.a = *(const cli_args *)args};
+    if (!j->a.model || argc != 1) {
+        fprintf(stderr, "sg %s: --model PATH and exactly one AUDIO file (or -) are required\n",
+                cmd->name);
         return 2;
     }
-    if (whisper_load(cmd, a, pool, m, vad, load_ms) != 0) {
-        sg_audio_free(au);
+    j->audio = argv[0];
+    j->opts = (sg_speech_opts){j->a.language, j->a.translate, j->a.audio_ctx, j->a.max_tokens};
+    sg_error err = {0};
+    if (whisper_audio(j, &err) != SG_OK) {
+        fprintf(stderr, "sg %s: %s: %s\n", cmd->name, j->audio, err.msg);
+        return 2;
+    }
+    if (whisper_load(cmd->name, j) != 0) {
+        sg_audio_free(&j->au);
         return 2;
     }
     return 0;
 }
 
-static int cmd_transcribe(int argc, char **argv)
+static void whisper_close(whisper_job *j)
 {
-    whisper_args a;
-    sg_audio au;
-    sg_pool *pool;
-    sg_whisper *m;
-    sg_silero *vad;
-    double load_ms;
-    if (whisper_open("transcribe", false, argc, argv, &a, &au, &pool, &m, &vad, &load_ms) != 0)
+    sg_silero_free(j->vad);
+    sg_whisper_free(j->model);
+    sg_pool_free(j->pool);
+    sg_audio_free(&j->au);
+}
+
+static int cmd_transcribe(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    whisper_job j;
+    if (whisper_open(cmd, args, argc, argv, &j) != 0)
         return 2;
-    sg_error err = {0};
-    sg_speech_opts o = {a.language, a.translate, a.audio_ctx, a.max_tokens};
-    sg_speech_result r;
     int rc = 0;
-    if (sg_speech_transcribe(m, vad, au.samples, au.n, &o, &r, &err) != SG_OK) {
+    sg_error err = {0};
+    sg_speech_result r;
+    if (sg_speech_transcribe(j.model, j.vad, j.au.samples, j.au.n, &j.opts, &r, &err) != SG_OK) {
         fprintf(stderr, "sg transcribe: %s\n", err.msg);
         rc = 2;
     } else {
-        if (!sg_whisper_has_vocab(m))
+        if (!sg_whisper_has_vocab(j.model))
             fprintf(stderr, "sg transcribe: note: %s has no vocabulary; text is empty, tokens "
-                    "are given\n", a.model);
-        json_t *o2 = sg_speech_result_json(&r, load_ms);
+                    "are given\n", j.a.model);
+        json_t *o2 = sg_speech_result_json(&r, j.load_ms);
         if (!o2) {
             fprintf(stderr, "sg transcribe: out of memory\n");
             rc = 2;
@@ -857,10 +743,7 @@ static int cmd_transcribe(int argc, char **argv)
         }
         sg_speech_result_free(&r);
     }
-    sg_silero_free(vad);
-    sg_whisper_free(m);
-    sg_pool_free(pool);
-    sg_audio_free(&au);
+    whisper_close(&j);
     return rc;
 }
 
@@ -870,27 +753,22 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static int cmd_bench_whisper(int argc, char **argv)
+static int cmd_bench_whisper(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
 {
-    whisper_args a;
-    sg_audio au;
-    sg_pool *pool;
-    sg_whisper *m;
-    sg_silero *vad;
-    double load_ms;
-    if (whisper_open("bench whisper", true, argc, argv, &a, &au, &pool, &m, &vad, &load_ms) != 0)
+    whisper_job j;
+    if (whisper_open(cmd, args, argc, argv, &j) != 0)
         return 2;
+    int rc = 0;
+    const cli_args a = j.a;
     sg_error err = {0};
-    sg_speech_opts o = {a.language, a.translate, a.audio_ctx, a.max_tokens};
     enum { MEL, VAD, ENC, DEC, TOK, TOT, NT };
     double *t[NT];
     for (int k = 0; k < NT; k++)
         t[k] = calloc((size_t)a.runs, sizeof(double));
-    int rc = 0;
     size_t windows = 0, steps = 0, tokens = 0;
     for (int i = -1; i < a.runs && rc == 0; i++) { /* one warm-up run */
         sg_speech_result r;
-        if (sg_speech_transcribe(m, vad, au.samples, au.n, &o, &r, &err) != SG_OK) {
+        if (sg_speech_transcribe(j.model, j.vad, j.au.samples, j.au.n, &j.opts, &r, &err) != SG_OK) {
             fprintf(stderr, "sg bench whisper: %s\n", err.msg);
             rc = 2;
             break;
@@ -911,9 +789,9 @@ static int cmd_bench_whisper(int argc, char **argv)
         sg_speech_result_free(&r);
     }
     if (rc == 0) {
-        const sg_whisper_info *I = sg_whisper_get_info(m);
+        const sg_whisper_info *I = sg_whisper_get_info(j.model);
         char name[128];
-        sg_speech_model_name(m, a.model, name, sizeof name);
+        sg_speech_model_name(j.model, a.model, name, sizeof name);
         double tot_min = t[TOT][0];
         for (int i = 1; i < a.runs; i++)
             tot_min = t[TOT][i] < tot_min ? t[TOT][i] : tot_min;
@@ -924,60 +802,198 @@ static int cmd_bench_whisper(int argc, char **argv)
                                 round3(median(t[TOK], a.runs)), "total",
                                 round3(median(t[TOT], a.runs)));
         print_json(json_pack("{s:s,s:s,s:s,s:i,s:s,s:i,s:f,s:I,s:I,s:I,s:o,s:f,s:f}", "model", name,
-                             "precision", a.prec == SG_PREC_Q8 ? "int8" : "f32", "kernels",
-                             sg_cpu_level_name(sg_cpu_level_get()), "threads", sg_pool_size(pool),
+                             "precision", a.precision == PRECISION_INT8 ? "int8" : "f32", "kernels",
+                             sg_cpu_level_name(sg_cpu_level_get()), "threads", sg_pool_size(j.pool),
                              "audio_ctx", a.audio_ctx == SG_SPEECH_AUDIO_CTX_AUTO ? "auto" :
                              a.audio_ctx ? "fixed" : "standard", "runs", a.runs, "audio_s",
-                             round3((double)au.n / SG_AUDIO_RATE), "windows", (json_int_t)windows,
+                             round3((double)j.au.n / SG_AUDIO_RATE), "windows", (json_int_t)windows,
                              "tokens", (json_int_t)tokens, "decoder_steps", (json_int_t)steps,
                              "median_ms", med, "total_min_ms", round3(tot_min), "load_ms",
-                             round3(load_ms)));
+                             round3(j.load_ms)));
         fprintf(stderr, "whisper %s: d_model %d, %d+%d layers, %.1f MB of weights\n", a.model,
                 I->d_model, I->enc_layers, I->dec_layers, (double)I->weight_bytes / 1e6);
     }
     for (int k = 0; k < NT; k++)
         free(t[k]);
-    sg_silero_free(vad);
-    sg_whisper_free(m);
-    sg_pool_free(pool);
-    sg_audio_free(&au);
+    whisper_close(&j);
     return rc;
+}
+
+
+/* ---- the commands -------------------------------------------------------------------------- */
+
+/* sg stream parses its own options (programs/sg_stream.c). */
+static int cmd_stream(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    (void)cmd;
+    (void)args;
+    return sg_cmd_stream(argc, argv);
+}
+
+static int cmd_version(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    (void)cmd;
+    (void)args;
+    (void)argc;
+    (void)argv;
+    printf("{\"version\":\"%s\"}\n", SG_VERSION);
+    return 0;
+}
+
+static int cmd_help(const sg_opts_cmd *cmd, const void *args, int argc, char **argv);
+
+/* One row a command, in the order `sg help` lists them. */
+static const sg_opts_cmd commands[] = {
+    {"describe", "IMAGE...", "low-level description of JPEG/PNG files (the vision fallback), JSON\n",
+     no_opts, cmd_describe},
+    {"clip embed", "--model DIR [--precision f32|int8] [--threads N] IMAGE...",
+     "CLIP image embeddings (get_image_features), one JSON object per image\n", clip_opts,
+     cmd_clip},
+    {"clip text", "--model DIR [--precision f32|int8] [--threads N] TEXT...",
+     "CLIP text embeddings (get_text_features), one JSON object per text\n", clip_opts, cmd_clip},
+    {"clip classify", "--model DIR [--precision P] [--threads N] IMAGE --labels \"a,b,c\"",
+     "zero-shot probabilities of the labels for the image\n", clip_opts, cmd_clip},
+    {"bench clip", "--model DIR [--precision P] [--threads N] [--runs R] IMAGE",
+     "median, p90 and min ms of decode + preprocess + forward of one image\n", clip_opts,
+     cmd_clip},
+    {"generate",
+     "--model DIR --prompt TEXT [--system TEXT] [--max-tokens N]\n"
+     "      [--precision f32|int8] [--threads N] [--tokenizer PATH] [--stop-at-eos]\n"
+     "      [--runs R] [--teacher-force IDS]",
+     "greedy text from the SNN student (student.pt or model.safetensors + metadata.json; f32 by\n"
+     "default); tokenizer: the model directory's, else --tokenizer or SG_LLM_TOKENIZER;\n"
+     "--runs times R generations (median); --teacher-force reports how often the model's next\n"
+     "token after each prefix of IDS (comma-separated) is IDS's\n",
+     generate_opts, cmd_generate},
+    {"quantize", "--model DIR --out DIR2", "the SNN student as an int8 model.safetensors\n",
+     quantize_opts, cmd_quantize},
+    {"vad", "--model PATH [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] [--probs] AUDIO...",
+     "speech segments (Silero VAD ggml file), one JSON object per file; --probs adds each 32 ms\n"
+     "window's speech probability\n",
+     vad_opts, cmd_vad},
+    {"transcribe",
+     "--model PATH [--precision f32|int8] [--threads N] [--vad PATH]\n"
+     "      [--language xx] [--translate] [--audio-ctx auto|N] [--max-tokens N]\n"
+     "      [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] AUDIO",
+     "speech to text with Whisper (Hugging Face directory or whisper.cpp ggml .bin; int8 by\n"
+     "default): one JSON object {text, language, segments, timings_ms}; --vad drops silence and\n"
+     "cuts audio over 30 s at pauses (Silero ggml file); --audio-ctx encodes short windows at\n"
+     "their own length (auto) or N positions; AUDIO - reads stdin\n",
+     whisper_opts, cmd_transcribe},
+    {"bench whisper",
+     "--model PATH [--precision P] [--threads N] [--vad PATH] [--runs R]\n"
+     "      [--language xx] [--audio-ctx auto|N] AUDIO",
+     "median timings of the transcribe pipeline\n", whisper_opts, cmd_bench_whisper},
+    {"stream",
+     "--server URL --frames DIR|FILE.y4m [--audio FILE.wav] [--battery PCT]\n"
+     "      [--duration S] [--speed X] [--json] [--question-every S] ...",
+     "the glasses simulator (libsgclient policies); sg stream --help for all its options\n", NULL,
+     cmd_stream},
+    {"version", "", "print the version\n", no_opts, cmd_version},
+    {"help", "[COMMAND]", "this list, or COMMAND's usage and options\n", NULL, cmd_help},
+};
+#define N_COMMANDS (sizeof commands / sizeof *commands)
+
+static void list_commands(FILE *f)
+{
+    fprintf(f, "usage: sg <command> [args]   (sg <command> --help: its usage and options)\n"
+               "commands:\n");
+    sg_opts_list(commands, N_COMMANDS, NULL, f);
+}
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/* The command argv[0] (and argv[1], for two-word names) names; *words gets how many words. */
+static const sg_opts_cmd *find_command(int argc, char **argv, int *words)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *name = commands[i].name, *space = strchr(name, ' ');
+        size_t first_len = space ? (size_t)(space - name) : strlen(name);
+        if (strncmp(argv[0], name, first_len) != 0 || argv[0][first_len] != '\0')
+            continue;
+        if (!space) {
+            *words = 1;
+            return &commands[i];
+        }
+        if (argc >= 2 && strcmp(argv[1], space + 1) == 0) {
+            *words = 2;
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* Whether word starts two-word commands ("clip", "bench"). */
+static bool is_group(const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strncmp(commands[i].name, word, n) == 0 && commands[i].name[n] == ' ')
+            return true;
+    return false;
+}
+
+/* Runs the command line argv[0..argc) after "sg": a command, a group's list, or an error. */
+static int run_command(int argc, char **argv)
+{
+    int words;
+    const sg_opts_cmd *cmd = find_command(argc, argv, &words);
+    if (cmd) {
+        argc -= words - 1; /* the command's last word is argv[0], its options follow */
+        argv += words - 1;
+        if (!cmd->opts)
+            return cmd->run(cmd, NULL, argc, argv);
+        cli_args a = {0};
+        int first, parsed = sg_opts_parse(cmd, &a, argc, argv, &first);
+        if (parsed != SG_OPTS_GO_ON)
+            return parsed;
+        return cmd->run(cmd, &a, argc - first, argv + first);
+    }
+    if (is_group(argv[0])) {
+        bool help = argc >= 2 && is_help(argv[1]);
+        FILE *f = help ? stdout : stderr;
+        if (!help && argc >= 2)
+            fprintf(stderr, "sg %s: unknown subcommand '%s'\n", argv[0], argv[1]);
+        else if (!help)
+            fprintf(stderr, "sg %s: give a subcommand\n", argv[0]);
+        fprintf(f, "usage:\n");
+        sg_opts_list(commands, N_COMMANDS, argv[0], f);
+        return help ? 0 : 2;
+    }
+    fprintf(stderr, "sg: unknown command '%s'\n", argv[0]);
+    list_commands(stderr);
+    return 2;
+}
+
+/* sg help: the list of commands; sg help COMMAND...: sg COMMAND... --help. */
+static int cmd_help(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    (void)cmd;
+    (void)args;
+    if (argc < 2 || is_help(argv[1])) {
+        list_commands(stdout);
+        return 0;
+    }
+    char help_flag[] = "--help";
+    char *line[] = {argv[1], argc >= 3 ? argv[2] : help_flag, help_flag};
+    return run_command(argc >= 3 ? 3 : 2, line);
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        list_commands(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "describe") == 0)
-        return cmd_describe(argc - 2, argv + 2);
-    if (strcmp(cmd, "clip") == 0 && argc >= 3)
-        return cmd_clip(argv[2], argc - 2, argv + 2);
-    if (strcmp(cmd, "bench") == 0 && argc >= 3 && strcmp(argv[2], "clip") == 0)
-        return cmd_clip("bench", argc - 2, argv + 2);
-    if (strcmp(cmd, "generate") == 0)
-        return cmd_generate(argc - 1, argv + 1);
-    if (strcmp(cmd, "quantize") == 0)
-        return cmd_quantize(argc - 1, argv + 1);
-    if (strcmp(cmd, "vad") == 0)
-        return cmd_vad(argc - 1, argv + 1);
-    if (strcmp(cmd, "transcribe") == 0)
-        return cmd_transcribe(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0 && argc >= 3 && strcmp(argv[2], "whisper") == 0)
-        return cmd_bench_whisper(argc - 2, argv + 2);
-    if (strcmp(cmd, "stream") == 0)
-        return sg_cmd_stream(argc - 1, argv + 1);
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("{\"version\":\"%s\"}\n", SG_VERSION);
+    if (is_help(argv[1])) {
+        list_commands(stdout);
         return 0;
     }
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "sg: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    static char version[] = "version";
+    if (strcmp(argv[1], "--version") == 0)
+        argv[1] = version;
+    return run_command(argc - 1, argv + 1);
 }

@@ -48,16 +48,10 @@ int main(void)
     CHECK(strstr(out, "Low-level image analysis") != NULL);
     free(out);
 
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " version", &out), 0);
-    CHECK(strstr(out, "\"version\"") != NULL);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " --help", &out), 0);
-    CHECK(strstr(out, "describe") != NULL);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " frobnicate 2>/dev/null", &out), 2);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " describe 2>/dev/null", &out), 2);
-    free(out);
+    CHECK(sgt_prints(SG_CLI_BIN " version", 0, "\"version\""));
+    CHECK(sgt_prints(SG_CLI_BIN " --help", 0, "describe"));
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " frobnicate 2>/dev/null"), 2);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " describe 2>/dev/null"), 2);
     /* clip subcommands on the tiny Hugging Face-layout model */
     CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny --threads 2 "
                                 "../shared/data/images/chelsea.jpg tests/fixtures/clip_tiny/synthetic_0.png", &out), 0);
@@ -89,20 +83,13 @@ int main(void)
     CHECK(json_number_value(json_object_get(cj, "median_ms")) > 0 && json_integer_value(json_object_get(cj, "runs")) == 3);
     json_decref(cj);
     free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed ../shared/data/images/coffee.jpg 2>/dev/null", &out), 2); /* no --model */
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed --model /nonexistent x.jpg 2>/dev/null", &out), 1);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny /nonexistent.jpg", &out), 1);
-    CHECK(strstr(out, "\"error\"") != NULL);
-    free(out);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " clip embed ../shared/data/images/coffee.jpg 2>/dev/null"), 2); /* no --model */
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " clip embed --model /nonexistent x.jpg 2>/dev/null"), 1);
+    CHECK(sgt_prints(SG_CLI_BIN " clip embed --model tests/fixtures/clip_tiny /nonexistent.jpg", 1,
+                     "\"error\""));
 
-    CHECK_EQ_INT(sgt_run(SG_EDGE_BIN " --version", &out), 0);
-    CHECK(strstr(out, "sg-edge") != NULL);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_EDGE_BIN " --port 99999 2>/dev/null", &out), 2);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_EDGE_BIN " --bogus 2>/dev/null", &out), 2);
-    free(out);
+    CHECK(sgt_prints(SG_EDGE_BIN " --version", 0, "sg-edge"));
+    CHECK_EQ_INT(sgt_status(SG_EDGE_BIN " --port 99999 2>/dev/null"), 2);
+    CHECK_EQ_INT(sgt_status(SG_EDGE_BIN " --bogus 2>/dev/null"), 2);
     return check_report("test_cli");
 }

@@ -35,6 +35,17 @@ static bool ids_equal(json_t *a, json_t *b)
     return json_is_array(a) && json_is_array(b) && json_equal(a, b);
 }
 
+/* Runs cmd, which must exit 0 and print the tokens of case c. */
+static void check_tokens(const char *cmd, json_t *c)
+{
+    char *out;
+    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    CHECK_MSG(ids_equal(json_object_get(j, "tokens"), json_object_get(c, "tokens")), "%s", cmd);
+    json_decref(j);
+    free(out);
+}
+
 int main(void)
 {
     json_t *exp = json_load_file("tests/fixtures/snn_tiny/expected.json", 0, NULL);
@@ -77,11 +88,8 @@ int main(void)
     char *qp = quote(json_string_value(json_object_get(c0, "prompt")));
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny_st --prompt %s --max-tokens 16 "
              "--precision f32 2>/dev/null", qp);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
-    json_t *j = json_loads(out, 0, NULL);
-    CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens")));
-    json_decref(j);
-    free(out);
+    check_tokens(cmd, c0);
+    json_t *j;
     char forced[1024] = "";
     for (size_t i = 0; i < json_array_size(json_object_get(c0, "tokens")); i++)
         snprintf(forced + strlen(forced), sizeof forced - strlen(forced), "%s%lld", i ? "," : "",
@@ -142,11 +150,7 @@ int main(void)
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt %s --max-tokens 16 "
              "--stop-at-eos --precision f32 2>/dev/null", qp);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
-    j = json_loads(out, 0, NULL);
-    CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens"))); /* no end-of-text in it */
-    json_decref(j);
-    free(out);
+    check_tokens(cmd, c0); /* no end-of-text in it */
     snprintf(cmd, sizeof cmd, "mkdir -p %s/bare && cp tests/fixtures/snn_tiny/student.pt "
              "tests/fixtures/snn_tiny/metadata.json %s/bare/", tmp, tmp);
     CHECK(system(cmd) == 0);
@@ -156,18 +160,10 @@ int main(void)
     free(out);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model %s/bare --prompt %s --max-tokens 16 --precision f32 "
              "--tokenizer tests/fixtures/snn_tiny/vocab.json 2>/dev/null", tmp, qp);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
-    j = json_loads(out, 0, NULL);
-    CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens")));
-    json_decref(j);
-    free(out);
+    check_tokens(cmd, c0);
     snprintf(cmd, sizeof cmd, "SG_LLM_TOKENIZER=tests/fixtures/snn_tiny " SG_CLI_BIN " generate --model %s/bare "
              "--prompt %s --max-tokens 16 --precision f32 2>/dev/null", tmp, qp);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 0);
-    j = json_loads(out, 0, NULL);
-    CHECK(ids_equal(json_object_get(j, "tokens"), json_object_get(c0, "tokens")));
-    json_decref(j);
-    free(out);
+    check_tokens(cmd, c0);
     /* the shared GPT-2 tokenizer does not fit the 3584-token fixture: a clear error */
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " generate --model %s/bare --prompt hi "
              "--tokenizer ../shared/tokenizers/gpt2.tiktoken 2>&1", tmp);
@@ -177,22 +173,16 @@ int main(void)
     free(qp);
 
     /* usage errors exit 2, load errors 1 */
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --prompt hi 2>/dev/null", &out), 2);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny 2>/dev/null", &out), 2);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --precision fp16 2>/dev/null", &out), 2);
-    free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --max-tokens -1 2>/dev/null", &out), 2);
-    free(out);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " generate --prompt hi 2>/dev/null"), 2);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny 2>/dev/null"), 2);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --precision fp16 2>/dev/null"), 2);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " generate --model tests/fixtures/snn_tiny --prompt hi --max-tokens -1 2>/dev/null"), 2);
     CHECK_EQ_INT(sgt_run(SG_CLI_BIN " generate --model /nonexistent --prompt hi 2>&1", &out), 1);
     CHECK(strstr(out, "/nonexistent") != NULL);
     free(out);
-    CHECK_EQ_INT(sgt_run(SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny 2>/dev/null", &out), 2);
-    free(out);
+    CHECK_EQ_INT(sgt_status(SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny 2>/dev/null"), 2);
     snprintf(cmd, sizeof cmd, SG_CLI_BIN " quantize --model /nonexistent --out %s/x 2>&1", tmp);
-    CHECK_EQ_INT(sgt_run(cmd, &out), 1);
-    free(out);
+    CHECK_EQ_INT(sgt_status(cmd), 1);
     CHECK_EQ_INT(sgt_run(SG_CLI_BIN " --help", &out), 0);
     CHECK(strstr(out, "generate --model DIR") && strstr(out, "quantize --model DIR"));
     free(out);

@@ -6,8 +6,9 @@
  * the general categories. py/clip_tokenizer_reference.py is the specification this follows.
  *
  * After loading, the tokenizer is two things: the ids of the 512 byte symbols and a hash map from
- * a pair of symbol ids to (rank, id of the merged symbol). BPE never looks at strings, so a call
- * needs no cache and no lock; each call allocates its own scratch space. */
+ * a pair of symbol ids to (rank, id of the merged symbol), merged by bpe_common.c's engine in
+ * openai's order. BPE never looks at strings, so a call needs no cache and no lock; each call
+ * allocates its own scratch space. */
 #include "models/clip_tokenizer.h"
 
 #include <stdio.h>
@@ -31,57 +32,14 @@
 #define SOT_TEXT "<|startoftext|>"
 #define EOT_TEXT "<|endoftext|>"
 
-typedef struct pair_slot {
-    uint64_t key; /* left id << 32 | right id; PAIR_EMPTY if unused */
-    int32_t rank;
-    int32_t merged;
-} pair_slot;
-
-#define PAIR_EMPTY UINT64_MAX
-
 struct sg_clip_tokenizer {
     int vocab_size;
     int32_t sot, eot;
-    int32_t byte_id[256];     /* id of the symbol spelling byte b */
-    int32_t byte_end_id[256]; /* the same followed by "</w>" (the last symbol of a word) */
-    pair_slot *pairs;         /* open addressing, linear probing */
-    size_t pair_mask;         /* capacity - 1, capacity a power of two */
+    sg_bpe_rules rules; /* the byte symbols (with "</w>" for a word's last byte), merges.txt */
 };
 
 /* ---------------------------------------------------------------------------------------------
  * Loading */
-
-static uint64_t pair_key(int32_t left, int32_t right)
-{
-    return (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
-}
-
-static size_t pair_hash(uint64_t key, size_t mask)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15u) >> 32) & mask;
-}
-
-static const pair_slot *pair_find(const sg_clip_tokenizer *t, int32_t left, int32_t right)
-{
-    uint64_t key = pair_key(left, right);
-    for (size_t i = pair_hash(key, t->pair_mask);; i = (i + 1) & t->pair_mask) {
-        if (t->pairs[i].key == key)
-            return &t->pairs[i];
-        if (t->pairs[i].key == PAIR_EMPTY)
-            return NULL;
-    }
-}
-
-/* A pair listed twice keeps its later rank, as openai's dict(zip(merges, ranks)) does. */
-static void pair_put(sg_clip_tokenizer *t, int32_t left, int32_t right, int32_t rank,
-                     int32_t merged)
-{
-    uint64_t key = pair_key(left, right);
-    size_t i = pair_hash(key, t->pair_mask);
-    while (t->pairs[i].key != PAIR_EMPTY && t->pairs[i].key != key)
-        i = (i + 1) & t->pair_mask;
-    t->pairs[i] = (pair_slot){key, rank, merged};
-}
 
 /* Value of c as a digit in base 10 or 16, or -1. */
 static int digit_value(uint32_t c, int base)
@@ -296,9 +254,9 @@ static sg_status load_byte_symbols(sg_clip_tokenizer *t, const vocab_map *vocab,
         uint8_t s[8];
         int n = u8_uctomb(s, sg_bpe_byte_char((uint8_t)b), 4);
         memcpy(s + n, "</w>", 4);
-        t->byte_id[b] = vocab_id(vocab, (const char *)s, (size_t)n);
-        t->byte_end_id[b] = vocab_id(vocab, (const char *)s, (size_t)n + 4);
-        if (t->byte_id[b] < 0 || t->byte_end_id[b] < 0)
+        t->rules.byte_id[b] = vocab_id(vocab, (const char *)s, (size_t)n);
+        t->rules.last_byte_id[b] = vocab_id(vocab, (const char *)s, (size_t)n + 4);
+        if (t->rules.byte_id[b] < 0 || t->rules.last_byte_id[b] < 0)
             return sg_error_set(err, SG_EINVAL, "%s: no entry for the symbol of byte 0x%02X",
                                 path, b);
     }
@@ -310,13 +268,12 @@ static sg_status load_byte_symbols(sg_clip_tokenizer *t, const vocab_map *vocab,
     return SG_OK;
 }
 
-static int is_ascii_blank(char c)
+static int32_t vocab_symbol_id(const void *vocab, const char *s, size_t n)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+    return vocab_id(vocab, s, n);
 }
 
-/* Reads merges.txt: a "#version" line, then "left right" per line; rank = line order. As Hugging
- * Face does, trailing blank lines are ignored and so is everything after CLIP_MAX_MERGES. */
+/* Reads merges.txt; as Hugging Face does, everything after CLIP_MAX_MERGES is ignored. */
 static sg_status load_merges(sg_clip_tokenizer *t, const vocab_map *vocab, const char *path,
                              sg_error *err)
 {
@@ -325,74 +282,8 @@ static sg_status load_merges(sg_clip_tokenizer *t, const vocab_map *vocab, const
     sg_status st = sg_file_read(path, MAX_FILE_BYTES, &text, &len, err);
     if (st != SG_OK)
         return st;
-    char *concat = NULL;
-    while (len > 0 && (is_ascii_blank(text[len - 1]) || text[len - 1] == '\n'))
-        len--;
-    size_t pos = 0;
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-        pos = 3;
-    if (len - pos < 8 || memcmp(text + pos, "#version", 8) != 0) {
-        st = sg_error_set(err, SG_EINVAL, "%s: first line is not a #version header", path);
-        goto done;
-    }
-    size_t cap = 1;
-    while (cap < 2 * (size_t)CLIP_MAX_MERGES)
-        cap <<= 1;
-    t->pairs = malloc(cap * sizeof *t->pairs);
-    concat = malloc(len + 1);
-    if (!t->pairs || !concat) {
-        st = sg_error_set(err, SG_ENOMEM, "out of memory loading %s", path);
-        goto done;
-    }
-    for (size_t i = 0; i < cap; i++)
-        t->pairs[i].key = PAIR_EMPTY;
-    t->pair_mask = cap - 1;
-
-    const char *nl = memchr(text + pos, '\n', len - pos);
-    pos = nl ? (size_t)(nl - text) + 1 : len;
-    for (int rank = 0, line_no = 2; pos < len && rank < CLIP_MAX_MERGES; rank++, line_no++) {
-        nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        const char *field[3];
-        size_t field_len[3];
-        int nfields = 0;
-        for (size_t i = pos; i < end;) {
-            while (i < end && is_ascii_blank(text[i]))
-                i++;
-            if (i == end)
-                break;
-            size_t start = i;
-            while (i < end && !is_ascii_blank(text[i]))
-                i++;
-            if (nfields < 3) {
-                field[nfields] = text + start;
-                field_len[nfields] = i - start;
-            }
-            nfields++;
-        }
-        if (nfields != 2) {
-            st = sg_error_set(err, SG_EINVAL, "%s line %d: expected two symbols", path, line_no);
-            goto done;
-        }
-        memcpy(concat, field[0], field_len[0]);
-        memcpy(concat + field_len[0], field[1], field_len[1]);
-        int32_t left = vocab_id(vocab, field[0], field_len[0]);
-        int32_t right = vocab_id(vocab, field[1], field_len[1]);
-        int32_t merged = vocab_id(vocab, concat, field_len[0] + field_len[1]);
-        if (left < 0 || right < 0 || merged < 0) {
-            st = sg_error_set(err, SG_EINVAL, "%s line %d: \"%.*s\" is not in the vocabulary",
-                              path, line_no,
-                              left < 0    ? (int)field_len[0]
-                              : right < 0 ? (int)field_len[1]
-                                          : (int)(field_len[0] + field_len[1]),
-                              left < 0 ? field[0] : right < 0 ? field[1] : concat);
-            goto done;
-        }
-        pair_put(t, left, right, rank, merged);
-        pos = end + 1;
-    }
-done:
-    free(concat);
+    st = sg_bpe_pairs_read_merges(&t->rules.pairs, text, len, path, CLIP_MAX_MERGES,
+                                  vocab_symbol_id, vocab, err);
     free(text);
     return st;
 }
@@ -409,6 +300,8 @@ sg_clip_tokenizer *sg_clip_tokenizer_load(const char *vocab_json_path, const cha
         sg_error_set(err, SG_ENOMEM, "out of memory");
         return NULL;
     }
+    t->rules.end_of_word = true;
+    t->rules.order = SG_BPE_RANK_AT_A_TIME;
     size_t len = 0;
     char *text;
     sg_status st = sg_file_read(vocab_json_path, MAX_FILE_BYTES, &text, &len, err);
@@ -455,7 +348,7 @@ void sg_clip_tokenizer_free(sg_clip_tokenizer *t)
 {
     if (!t)
         return;
-    free(t->pairs);
+    sg_bpe_pairs_free(&t->rules.pairs);
     free(t);
 }
 
@@ -886,150 +779,18 @@ static int is_exactly(const uint32_t *u, size_t n, const char *s)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Byte-pair encoding of one piece.
- *
- * openai repeatedly takes the lowest-ranked adjacent pair in the word and merges every occurrence
- * of it, left to right without overlap; then looks again. Here the symbols are a linked list and
- * the candidate pairs sit in a min-heap ordered by (rank, position), so a word of m bytes costs
- * O(m log m) rather than O(m^2). All entries of the lowest rank are taken out together and
- * merged in position order before any new pair is considered: a pair created by one of those
- * merges may rank lower, and openai would still finish the current pair first. Entries whose
- * symbols have changed since they were pushed are stale and skipped. */
+ * Byte-pair encoding of one piece: its UTF-8 bytes as byte symbols, the last one with "</w>",
+ * merged in openai's order (every occurrence of the lowest-ranked pair, then look again). */
 
-typedef struct bpe_candidate {
-    int32_t rank, left, right; /* symbol positions */
-    int32_t left_id, right_id; /* their ids when pushed, to spot stale entries */
-    int32_t merged;
-} bpe_candidate;
-
-typedef struct bpe_work {
-    uint8_t *bytes;             /* the piece as UTF-8 */
-    int32_t *id, *prev, *next;  /* symbol list over byte positions; id -1 once merged away */
-    bpe_candidate *heap, *batch; /* 3 * cap each: m - 1 pairs to start, 2 more per merge */
-    size_t cap, heap_n;
-} bpe_work;
-
-static int bpe_reserve(bpe_work *w, size_t m)
+/* BPE of the piece u[0..m) into out[0..room); returns how many ids it wrote. w has room for the
+ * piece's bytes. */
+static int bpe_piece(const sg_clip_tokenizer *t, sg_bpe_work *w, const uint32_t *u, size_t m,
+                     int32_t *out, int room)
 {
-    if (m <= w->cap)
-        return 1;
-    size_t cap = w->cap ? w->cap : 64;
-    while (cap < m)
-        cap *= 2;
-    uint8_t *bytes = realloc(w->bytes, cap);
-    if (bytes)
-        w->bytes = bytes;
-    int32_t *id = realloc(w->id, cap * sizeof *id);
-    if (id)
-        w->id = id;
-    int32_t *prev = realloc(w->prev, cap * sizeof *prev);
-    if (prev)
-        w->prev = prev;
-    int32_t *next = realloc(w->next, cap * sizeof *next);
-    if (next)
-        w->next = next;
-    bpe_candidate *heap = realloc(w->heap, 3 * cap * sizeof *heap);
-    if (heap)
-        w->heap = heap;
-    bpe_candidate *batch = realloc(w->batch, 3 * cap * sizeof *batch);
-    if (batch)
-        w->batch = batch;
-    if (!bytes || !id || !prev || !next || !heap || !batch)
-        return 0;
-    w->cap = cap;
-    return 1;
-}
-
-static void bpe_release(bpe_work *w)
-{
-    free(w->bytes);
-    free(w->id);
-    free(w->prev);
-    free(w->next);
-    free(w->heap);
-    free(w->batch);
-}
-
-static int candidate_less(const bpe_candidate *a, const bpe_candidate *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-/* Pushes the pair starting at symbol `left` if it has a rank. */
-static void heap_push_pair(const sg_clip_tokenizer *t, bpe_work *w, int32_t left)
-{
-    int32_t right = w->next[left];
-    if (right < 0)
-        return;
-    const pair_slot *p = pair_find(t, w->id[left], w->id[right]);
-    if (!p)
-        return;
-    bpe_candidate c = {p->rank, left, right, w->id[left], w->id[right], p->merged};
-    size_t i = w->heap_n++;
-    while (i > 0 && candidate_less(&c, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    w->heap[i] = c;
-}
-
-static bpe_candidate heap_pop(bpe_work *w)
-{
-    bpe_candidate top = w->heap[0], last = w->heap[--w->heap_n];
-    size_t i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= w->heap_n)
-            break;
-        if (child + 1 < w->heap_n && candidate_less(&w->heap[child + 1], &w->heap[child]))
-            child++;
-        if (!candidate_less(&w->heap[child], &last))
-            break;
-        w->heap[i] = w->heap[child];
-        i = child;
-    }
-    if (w->heap_n > 0)
-        w->heap[i] = last;
-    return top;
-}
-
-/* BPE of w->bytes[0..m), m >= 1; writes the first `room` of its ids to out, returns how many. */
-static int bpe_piece(const sg_clip_tokenizer *t, bpe_work *w, size_t m, int32_t *out, int room)
-{
-    for (size_t k = 0; k < m; k++) {
-        int last = k + 1 == m;
-        w->id[k] = last ? t->byte_end_id[w->bytes[k]] : t->byte_id[w->bytes[k]];
-        w->prev[k] = (int32_t)k - 1;
-        w->next[k] = last ? -1 : (int32_t)k + 1;
-    }
-    w->heap_n = 0;
-    for (size_t k = 0; k + 1 < m; k++)
-        heap_push_pair(t, w, (int32_t)k);
-    while (w->heap_n > 0) {
-        int32_t rank = w->heap[0].rank;
-        size_t nb = 0;
-        while (w->heap_n > 0 && w->heap[0].rank == rank)
-            w->batch[nb++] = heap_pop(w);
-        for (size_t k = 0; k < nb; k++) {
-            const bpe_candidate *c = &w->batch[k];
-            if (w->id[c->left] != c->left_id || w->next[c->left] != c->right ||
-                w->id[c->right] != c->right_id)
-                continue; /* stale */
-            int32_t after = w->next[c->right];
-            w->id[c->left] = c->merged;
-            w->next[c->left] = after;
-            if (after >= 0)
-                w->prev[after] = c->left;
-            w->id[c->right] = -1;
-            if (w->prev[c->left] >= 0)
-                heap_push_pair(t, w, w->prev[c->left]);
-            heap_push_pair(t, w, c->left);
-        }
-    }
-    int n = 0;
-    for (int32_t k = 0; k >= 0 && n < room; k = w->next[k])
-        out[n++] = w->id[k];
-    return n;
+    size_t n = 0;
+    for (size_t k = 0; k < m; k++)
+        n += (size_t)u8_uctomb(w->bytes + n, u[k], 4);
+    return (int)sg_bpe_merge(&t->rules, w, w->bytes, n, out, (size_t)room);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1060,7 +821,7 @@ int sg_clip_tokenize(const sg_clip_tokenizer *t, const char *utf8_text, int32_t 
 
     int count = 0, limit = ctx - 1; /* ids[limit] is the last place, kept for eot */
     ids[count++] = t->sot;
-    bpe_work w = {0};
+    sg_bpe_work w = {0};
     for (size_t i = 0; i < n && count < limit;) {
         size_t m = match_at(text, n, i);
         if (m == 0) {
@@ -1072,21 +833,18 @@ int sg_clip_tokenize(const sg_clip_tokenizer *t, const char *utf8_text, int32_t 
         } else if (is_exactly(text + i, m, EOT_TEXT)) {
             ids[count++] = t->eot;
         } else {
-            if (!bpe_reserve(&w, 4 * m)) {
-                bpe_release(&w);
+            if (!sg_bpe_work_reserve(&w, 4 * m)) {
+                sg_bpe_work_release(&w);
                 free(text);
                 sg_error_set(err, SG_ENOMEM, "out of memory tokenizing");
                 return -1;
             }
-            size_t nbytes = 0;
-            for (size_t k = 0; k < m; k++)
-                nbytes += (size_t)u8_uctomb(w.bytes + nbytes, text[i + k], 4);
-            count += bpe_piece(t, &w, nbytes, ids + count, limit - count);
+            count += bpe_piece(t, &w, text + i, m, ids + count, limit - count);
         }
         i += m;
     }
     ids[count++] = t->eot;
-    bpe_release(&w);
+    sg_bpe_work_release(&w);
     free(text);
     return count;
 }

@@ -11,7 +11,8 @@
  * merges.txt, each line is one pair ranked by its line, as Hugging Face and GPT-2's encoder.py
  * do (for the GPT-2 vocabulary the two give the same ids). A tiktoken vocabulary also keeps a map
  * from bytes to id, because tiktoken takes a piece that is itself a token as that token without
- * merging. Encoding reads the tokenizer and allocates its own scratch space, so it needs no lock. */
+ * merging. bpe_common.c holds the pair map and the merge engine (run in tiktoken's order).
+ * Encoding reads the tokenizer and allocates its own scratch space, so it needs no lock. */
 #include "models/gpt2_tokenizer.h"
 
 #include <dirent.h>
@@ -44,25 +45,14 @@ typedef struct token_slot {
     int32_t id; /* -1: empty */
 } token_slot;
 
-typedef struct pair_slot {
-    uint64_t key; /* left id << 32 | right id; PAIR_EMPTY if unused */
-    int32_t rank;
-    int32_t merged;
-} pair_slot;
-
-#define PAIR_EMPTY UINT64_MAX
-
 struct sg_bpe {
     int32_t n_ids; /* ids are 0..n_ids-1 */
     int32_t eot;
     char *blob;
     token_ref *tokens; /* n_ids entries */
-    int32_t byte_id[256];
     token_slot *map; /* bytes -> id of the BPE tokens; NULL: no whole-piece rule (merges.txt) */
     size_t map_mask;
-    pair_slot *pairs; /* open addressing, linear probing, Fibonacci hashing */
-    size_t pair_mask;
-    unsigned pair_shift;
+    sg_bpe_rules rules; /* the single bytes' ids, the pairs; tiktoken's order */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -109,104 +99,16 @@ static int32_t map_find(const sg_bpe *t, const uint8_t *s, size_t n)
     return map_slot(t, s, n, bytes_hash(s, n))->id;
 }
 
-static uint64_t pair_key(int32_t left, int32_t right)
-{
-    return (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
-}
-
-static size_t pair_home(const sg_bpe *t, uint64_t key)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15u) >> t->pair_shift);
-}
-
-static const pair_slot *pair_find(const sg_bpe *t, int32_t left, int32_t right)
-{
-    uint64_t key = pair_key(left, right);
-    for (size_t i = pair_home(t, key);; i = (i + 1) & t->pair_mask) {
-        if (t->pairs[i].key == key)
-            return &t->pairs[i];
-        if (t->pairs[i].key == PAIR_EMPTY)
-            return NULL;
-    }
-}
-
-typedef struct pair_list {
-    pair_slot *v; /* key, rank, merged */
-    size_t n, cap;
-} pair_list;
-
-static int pair_list_add(pair_list *l, int32_t left, int32_t right, int32_t rank, int32_t merged)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 4096;
-        pair_slot *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return 0;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = (pair_slot){pair_key(left, right), rank, merged};
-    return 1;
-}
-
-/* Builds t->pairs from the list; a pair listed twice keeps its later entry. */
-static sg_status build_pairs(sg_bpe *t, const pair_list *l, sg_error *err)
-{
-    unsigned bits = 4;
-    while (((size_t)1 << bits) < 2 * l->n)
-        bits++;
-    size_t cap = (size_t)1 << bits;
-    t->pairs = malloc(cap * sizeof *t->pairs);
-    if (!t->pairs)
-        return sg_error_set(err, SG_ENOMEM, "out of memory loading the BPE merges");
-    for (size_t i = 0; i < cap; i++)
-        t->pairs[i].key = PAIR_EMPTY;
-    t->pair_mask = cap - 1;
-    t->pair_shift = 64 - bits;
-    for (size_t k = 0; k < l->n; k++) {
-        size_t i = pair_home(t, l->v[k].key);
-        while (t->pairs[i].key != PAIR_EMPTY && t->pairs[i].key != l->v[k].key)
-            i = (i + 1) & t->pair_mask;
-        t->pairs[i] = l->v[k];
-    }
-    return SG_OK;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Loading: shared parts */
-
-static int is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* Splits line[0..n) at runs of blanks into at most `max` fields; returns the number of fields
- * there are (which may exceed max). */
-static int split_fields(const char *line, size_t n, const char **field, size_t *field_len, int max)
-{
-    int count = 0;
-    for (size_t i = 0; i < n;) {
-        while (i < n && is_blank(line[i]))
-            i++;
-        if (i == n)
-            break;
-        size_t start = i;
-        while (i < n && !is_blank(line[i]))
-            i++;
-        if (count < max) {
-            field[count] = line + start;
-            field_len[count] = i - start;
-        }
-        count++;
-    }
-    return count;
-}
 
 static sg_bpe *bpe_new(sg_error *err)
 {
     sg_bpe *t = calloc(1, sizeof *t);
     if (!t)
         sg_error_set(err, SG_ENOMEM, "out of memory loading a BPE vocabulary");
+    else
+        t->rules.order = SG_BPE_PAIR_AT_A_TIME;
     return t;
 }
 
@@ -243,9 +145,10 @@ static sg_status build_token_map(sg_bpe *t, int32_t n, const int32_t *line_of, c
  * every token into two tokens as a pair ranked (and merging into) that token. */
 static sg_status pairs_from_splits(sg_bpe *t, int32_t n, const char *path, sg_error *err)
 {
-    pair_list l = {0};
-    sg_status st = SG_OK;
-    for (int32_t id = 0; id < n && st == SG_OK; id++) {
+    /* gpt2.tiktoken has 2.2 pairs a token: reserving 2 makes one resize at most */
+    if (!sg_bpe_pairs_reserve(&t->rules.pairs, 2 * (size_t)n))
+        return sg_error_set(err, SG_ENOMEM, "out of memory loading %s", path);
+    for (int32_t id = 0; id < n; id++) {
         const uint8_t *s = token_data(t, id);
         size_t len = t->tokens[id].len;
         for (size_t k = 1; k < len; k++) {
@@ -253,16 +156,11 @@ static sg_status pairs_from_splits(sg_bpe *t, int32_t n, const char *path, sg_er
             if (left < 0)
                 continue;
             int32_t right = map_find(t, s + k, len - k);
-            if (right >= 0 && !pair_list_add(&l, left, right, id, id)) {
-                st = sg_error_set(err, SG_ENOMEM, "out of memory loading %s", path);
-                break;
-            }
+            if (right >= 0 && !sg_bpe_pairs_put(&t->rules.pairs, left, right, id, id))
+                return sg_error_set(err, SG_ENOMEM, "out of memory loading %s", path);
         }
     }
-    if (st == SG_OK)
-        st = build_pairs(t, &l, err);
-    free(l.v);
-    return st;
+    return SG_OK;
 }
 
 static int is_base64_char(char c)
@@ -312,7 +210,7 @@ static sg_status parse_tiktoken(sg_bpe *t, const char *text, size_t len, const c
             continue;
         const char *field[2];
         size_t field_len[2];
-        if (split_fields(line, line_len, field, field_len, 2) != 2)
+        if (sg_bpe_split_fields(line, line_len, field, field_len, 2) != 2)
             return sg_error_set(err, SG_EINVAL, "%s line %d: expected \"<base64> <rank>\"", path,
                                 line_no);
         uint64_t rank = 0;
@@ -379,7 +277,7 @@ sg_bpe *sg_bpe_load_tiktoken(const char *path, sg_error *err)
         st = build_token_map(t, t->eot, line_of, path, err);
     for (int b = 0; b < 256 && st == SG_OK; b++) {
         uint8_t byte = (uint8_t)b;
-        if ((t->byte_id[b] = map_find(t, &byte, 1)) < 0)
+        if ((t->rules.byte_id[b] = map_find(t, &byte, 1)) < 0)
             st = sg_error_set(err, SG_EINVAL, "%s: no token for the byte 0x%02X", path, b);
     }
     if (st == SG_OK)
@@ -467,7 +365,7 @@ static sg_status load_vocab(sg_bpe *t, const json_t *vocab, const char *path, sg
     for (int b = 0; b < 256; b++) {
         uint8_t s[4];
         int k = u8_uctomb(s, sg_bpe_byte_char((uint8_t)b), 4);
-        if ((t->byte_id[b] = vocab_id(vocab, (const char *)s, (size_t)k)) < 0)
+        if ((t->rules.byte_id[b] = vocab_id(vocab, (const char *)s, (size_t)k)) < 0)
             return sg_error_set(err, SG_EINVAL, "%s: no entry for the byte 0x%02X", path, b);
     }
     if ((t->eot = vocab_id(vocab, EOT_TEXT, strlen(EOT_TEXT))) < 0)
@@ -475,8 +373,12 @@ static sg_status load_vocab(sg_bpe *t, const json_t *vocab, const char *path, sg
     return SG_OK;
 }
 
-/* Reads merges.txt: a "#version" line, then "left right" per line; rank = line order. Blank lines
- * at the end are ignored. */
+static int32_t vocab_symbol_id(const void *vocab, const char *key, size_t n)
+{
+    return vocab_id(vocab, key, n);
+}
+
+/* Reads merges.txt: a "#version" line, then "left right" per line; rank = line order. */
 static sg_status load_merges(sg_bpe *t, const json_t *vocab, const char *path, sg_error *err)
 {
     size_t len = 0;
@@ -484,58 +386,8 @@ static sg_status load_merges(sg_bpe *t, const json_t *vocab, const char *path, s
     sg_status st = sg_file_read(path, MAX_FILE_BYTES, &text, &len, err);
     if (st != SG_OK)
         return st;
-    char *concat = malloc(len + 1);
-    pair_list l = {0};
-    while (len > 0 && (is_blank(text[len - 1]) || text[len - 1] == '\n'))
-        len--;
-    size_t pos = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-    if (!concat) {
-        st = sg_error_set(err, SG_ENOMEM, "out of memory loading %s", path);
-        goto done;
-    }
-    if (len - pos < 8 || memcmp(text + pos, "#version", 8) != 0) {
-        st = sg_error_set(err, SG_EINVAL, "%s: first line is not a #version header", path);
-        goto done;
-    }
-    const char *nl = memchr(text + pos, '\n', len - pos);
-    pos = nl ? (size_t)(nl - text) + 1 : len;
-    for (int line_no = 2; pos < len; line_no++) {
-        if (l.n >= (size_t)INT32_MAX) {
-            st = sg_error_set(err, SG_ETOOBIG, "%s: too many merges", path);
-            goto done;
-        }
-        nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        const char *field[2];
-        size_t field_len[2];
-        if (split_fields(text + pos, end - pos, field, field_len, 2) != 2) {
-            st = sg_error_set(err, SG_EINVAL, "%s line %d: expected two symbols", path, line_no);
-            goto done;
-        }
-        memcpy(concat, field[0], field_len[0]);
-        memcpy(concat + field_len[0], field[1], field_len[1]);
-        int32_t left = vocab_id(vocab, field[0], field_len[0]);
-        int32_t right = vocab_id(vocab, field[1], field_len[1]);
-        int32_t merged = vocab_id(vocab, concat, field_len[0] + field_len[1]);
-        if (left < 0 || right < 0 || merged < 0) {
-            size_t bad_len = left < 0    ? field_len[0]
-                             : right < 0 ? field_len[1]
-                                         : field_len[0] + field_len[1];
-            st = sg_error_set(err, SG_EINVAL, "%s line %d: \"%.*s\" is not in the vocabulary",
-                              path, line_no, bad_len > 64 ? 64 : (int)bad_len,
-                              left < 0 ? field[0] : right < 0 ? field[1] : concat);
-            goto done;
-        }
-        if (!pair_list_add(&l, left, right, (int32_t)l.n, merged)) {
-            st = sg_error_set(err, SG_ENOMEM, "out of memory loading %s", path);
-            goto done;
-        }
-        pos = end + 1;
-    }
-    st = build_pairs(t, &l, err);
-done:
-    free(l.v);
-    free(concat);
+    st = sg_bpe_pairs_read_merges(&t->rules.pairs, text, len, path, SIZE_MAX, vocab_symbol_id, vocab,
+                                  err);
     free(text);
     return st;
 }
@@ -647,7 +499,7 @@ void sg_bpe_free(sg_bpe *t)
     free(t->blob);
     free(t->tokens);
     free(t->map);
-    free(t->pairs);
+    sg_bpe_pairs_free(&t->rules.pairs);
     free(t);
 }
 
@@ -789,185 +641,55 @@ static size_t piece_end(const uint8_t *s, size_t len, size_t i)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Byte-pair merging of one piece.
- *
- * Symbols are a linked list over byte positions (a symbol lives at the position of its first
- * byte). Each symbol that has a mergeable right neighbour sits in an indexed min-heap keyed by
- * (rank of the pair, position), so the top is exactly the pair tiktoken's scan would pick: the
- * lowest rank, leftmost on a tie. A merge changes only the pairs on either side of it, which are
- * updated in place, so a piece of m bytes costs O(m log m) and the heap never holds more than m
- * entries. */
-
-typedef struct bpe_work {
-    int32_t *id, *next, *prev; /* the symbol list; next/prev -1 at the ends */
-    int32_t *rank, *merged;    /* of the pair (p, next[p]) while p is in the heap */
-    int32_t *heap, *slot;      /* heap of positions; slot[p] = index in heap or -1 */
-    size_t cap, heap_n;
-} bpe_work;
-
-static int work_reserve(bpe_work *w, size_t m)
-{
-    if (m <= w->cap)
-        return 1;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap < m)
-        cap *= 2;
-    int32_t **arrays[] = {&w->id, &w->next, &w->prev, &w->rank, &w->merged, &w->heap, &w->slot};
-    for (size_t k = 0; k < sizeof arrays / sizeof *arrays; k++) {
-        int32_t *p = realloc(*arrays[k], cap * sizeof *p);
-        if (!p)
-            return 0;
-        *arrays[k] = p;
-    }
-    w->cap = cap;
-    return 1;
-}
-
-static void work_release(bpe_work *w)
-{
-    free(w->id);
-    free(w->next);
-    free(w->prev);
-    free(w->rank);
-    free(w->merged);
-    free(w->heap);
-    free(w->slot);
-}
-
-static int heap_less(const bpe_work *w, int32_t a, int32_t b)
-{
-    return w->rank[a] < w->rank[b] || (w->rank[a] == w->rank[b] && a < b);
-}
-
-static void heap_place(bpe_work *w, size_t i, int32_t p)
-{
-    w->heap[i] = p;
-    w->slot[p] = (int32_t)i;
-}
-
-static void heap_fix(bpe_work *w, size_t i)
-{
-    int32_t p = w->heap[i];
-    while (i > 0 && heap_less(w, p, w->heap[(i - 1) / 2])) {
-        heap_place(w, i, w->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= w->heap_n)
-            break;
-        if (child + 1 < w->heap_n && heap_less(w, w->heap[child + 1], w->heap[child]))
-            child++;
-        if (!heap_less(w, w->heap[child], p))
-            break;
-        heap_place(w, i, w->heap[child]);
-        i = child;
-    }
-    heap_place(w, i, p);
-}
-
-static void heap_remove(bpe_work *w, int32_t p)
-{
-    int32_t i = w->slot[p];
-    if (i < 0)
-        return;
-    w->slot[p] = -1;
-    int32_t last = w->heap[--w->heap_n];
-    if (last != p) {
-        heap_place(w, (size_t)i, last);
-        heap_fix(w, (size_t)i);
-    }
-}
-
-/* Puts the pair (p, next[p]) in the heap, or takes p out if the pair cannot merge. */
-static void update_pair(const sg_bpe *t, bpe_work *w, int32_t p)
-{
-    int32_t q = w->next[p];
-    const pair_slot *pair = q >= 0 ? pair_find(t, w->id[p], w->id[q]) : NULL;
-    if (!pair) {
-        heap_remove(w, p);
-        return;
-    }
-    w->rank[p] = pair->rank;
-    w->merged[p] = pair->merged;
-    if (w->slot[p] < 0) {
-        w->slot[p] = (int32_t)w->heap_n;
-        w->heap[w->heap_n++] = p;
-    }
-    heap_fix(w, (size_t)w->slot[p]);
-}
-
-/* Appends the ids of piece s[0..m), m >= 2, to out. */
-static size_t merge_piece(const sg_bpe *t, bpe_work *w, const uint8_t *s, size_t m, int32_t *out)
-{
-    for (size_t k = 0; k < m; k++) {
-        w->id[k] = t->byte_id[s[k]];
-        w->next[k] = k + 1 < m ? (int32_t)k + 1 : -1;
-        w->prev[k] = (int32_t)k - 1;
-        w->slot[k] = -1;
-    }
-    w->heap_n = 0;
-    for (size_t k = 0; k + 1 < m; k++)
-        update_pair(t, w, (int32_t)k);
-    while (w->heap_n > 0) {
-        int32_t p = w->heap[0], q = w->next[p];
-        heap_remove(w, q);
-        w->id[p] = w->merged[p];
-        w->next[p] = w->next[q];
-        if (w->next[q] >= 0)
-            w->prev[w->next[q]] = p;
-        update_pair(t, w, p);
-        if (w->prev[p] >= 0)
-            update_pair(t, w, w->prev[p]);
-    }
-    size_t n = 0;
-    for (int32_t p = 0; p >= 0; p = w->next[p])
-        out[n++] = w->id[p];
-    return n;
-}
-
-/* ---------------------------------------------------------------------------------------------
  * Encoding and decoding */
 
-sg_status sg_bpe_encode(const sg_bpe *t, const char *text, size_t len, int32_t **ids, size_t *n,
-                        sg_error *err)
+/* The ids of s[0..len), 0 < len <= MAX_TEXT_BYTES: *ids malloc'ed, *n of them. */
+static sg_status encode_pieces(const sg_bpe *t, const uint8_t *s, size_t len, int32_t **ids,
+                               size_t *n, sg_error *err)
 {
-    if (ids)
-        *ids = NULL;
-    if (n)
-        *n = 0;
-    if (!t || !ids || !n || (!text && len > 0))
-        return sg_error_set(err, SG_EINVAL, "bpe encode: bad argument");
-    if (len > MAX_TEXT_BYTES)
-        return sg_error_set(err, SG_ETOOBIG, "bpe encode: text longer than %zu bytes",
-                            MAX_TEXT_BYTES);
-    if (len == 0)
-        return SG_OK;
-    const uint8_t *s = (const uint8_t *)text;
     int32_t *out = malloc(len * sizeof *out); /* at most one id per byte */
-    bpe_work w = {0};
+    sg_bpe_work w = {0};
     if (!out)
         return sg_error_set(err, SG_ENOMEM, "out of memory encoding %zu bytes", len);
     size_t count = 0;
     for (size_t i = 0; i < len;) {
         size_t end = piece_end(s, len, i), m = end - i;
-        int32_t whole = m == 1 ? t->byte_id[s[i]] : t->map ? map_find(t, s + i, m) : -1;
+        int32_t whole = m == 1 ? t->rules.byte_id[s[i]] : t->map ? map_find(t, s + i, m) : -1;
         if (whole >= 0) {
             out[count++] = whole;
-        } else if (work_reserve(&w, m)) {
-            count += merge_piece(t, &w, s + i, m, out + count);
+        } else if (sg_bpe_work_reserve(&w, m)) {
+            count += sg_bpe_merge(&t->rules, &w, s + i, m, out + count, m);
         } else {
-            work_release(&w);
+            sg_bpe_work_release(&w);
             free(out);
             return sg_error_set(err, SG_ENOMEM, "out of memory encoding %zu bytes", len);
         }
         i = end;
     }
-    work_release(&w);
+    sg_bpe_work_release(&w);
     int32_t *shrunk = realloc(out, count * sizeof *out);
     *ids = shrunk ? shrunk : out;
     *n = count;
     return SG_OK;
+}
+
+sg_status sg_bpe_encode(const sg_bpe *t, const char *text, size_t len, int32_t **ids, size_t *n,
+                        sg_error *err)
+{
+    int32_t *out = NULL;
+    size_t count = 0;
+    sg_status st = !t || !ids || !n || (!text && len > 0)
+                       ? sg_error_set(err, SG_EINVAL, "bpe encode: bad argument")
+                   : len > MAX_TEXT_BYTES
+                       ? sg_error_set(err, SG_ETOOBIG, "bpe encode: text longer than %zu bytes",
+                                      MAX_TEXT_BYTES)
+                   : len == 0 ? SG_OK
+                              : encode_pieces(t, (const uint8_t *)text, len, &out, &count, err);
+    if (ids)
+        *ids = out;
+    if (n)
+        *n = count;
+    return st;
 }
 
 sg_status sg_bpe_decode(const sg_bpe *t, const int32_t *ids, size_t n, char **out, size_t *len,
