@@ -14,6 +14,7 @@
 #include "agent/describe.h"
 #include "agent/speech.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "media/audio.h"
 #include "media/image.h"
 #include "models/clip.h"
@@ -128,6 +129,9 @@ static const sg_opt whisper_opts[] = {
      .min = 1, .max = RUNS_MAX, .def = 5, .only = "bench whisper", .help = "timed runs"},
     {0}};
 
+/* The CLI reads inputs up to this size (a whole audio file or photo; models are mapped). */
+#define SG_TOOL_MAX_INPUT ((size_t)1 << 30)
+
 static char *read_stream(FILE *f, size_t *len)
 {
     char *buf = NULL;
@@ -135,7 +139,7 @@ static char *read_stream(FILE *f, size_t *len)
     for (;;) {
         if (n == cap) {
             cap = cap ? cap * 2 : 65536;
-            char *p = realloc(buf, cap);
+            char *p = cap <= SG_TOOL_MAX_INPUT ? realloc(buf, cap) : NULL;
             if (!p) {
                 free(buf);
                 return NULL;
@@ -155,15 +159,11 @@ static char *read_stream(FILE *f, size_t *len)
     return buf;
 }
 
-/* Shared with sg_stream.c (declared in sg_stream.h). */
+/* Shared with sg_stream.c (declared in sg_stream.h): base/file's bounded reader. */
 char *sg_tool_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = read_stream(f, len);
-    fclose(f);
-    return buf;
+    char *data;
+    return sg_file_read(path, SG_TOOL_MAX_INPUT, &data, len, NULL) == SG_OK ? data : NULL;
 }
 
 static int cmd_describe(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
