@@ -13,6 +13,29 @@
 
 static int check_passed, check_failed;
 
+/* Cosine similarity of two vectors in double precision, the second as floats or as doubles. */
+__attribute__((unused)) static double check_cosine(const float *a, const float *b, long n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (long i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb);
+}
+
+__attribute__((unused)) static double check_cosine_d(const float *a, const double *b, long n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (long i = 0; i < n; i++) {
+        ab += a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb);
+}
+
 /* CPU seconds this thread has used: the clock for "this input must not take quadratic time"
  * bounds, which wall time breaks on a loaded machine (other processes' time is not ours). */
 __attribute__((unused)) static double check_thread_cpu_s(void)

@@ -9,6 +9,7 @@
 
 #include "agent/actions.h"
 #include "check.h"
+#include "sgtest_skills.h"
 
 static sg_skills *reg;
 
@@ -376,11 +377,7 @@ static void test_big_inputs(void)
 
 int main(void)
 {
-    sg_error err = {0};
-    reg = sg_skills_load("data/skills.json", &err);
-    if (!reg)
-        reg = sg_skills_load_default(&err);
-    CHECK_MSG(reg != NULL, "load data/skills.json: %s (run from the project root)", err.msg);
+    reg = sgt_skills_load();
     if (!reg)
         return check_report("test_actions");
     test_registry();

@@ -18,28 +18,6 @@
 
 #define DIR "tests/fixtures/clip_tiny"
 
-static double cosine(const float *a, const double *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
-static double cosine_ff(const float *a, const float *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 static void vec(json_t *arr, double *out, int n)
 {
     for (int i = 0; i < n; i++)
@@ -82,7 +60,7 @@ static void check_model(sg_precision prec, sg_pool *pool, json_t *exp, float **i
         CHECK_MSG(decode_file(path, 0, &img) == 0, "decode %s", path);
         CHECK(sg_clip_encode_image(m, &img, emb, &err) == SG_OK);
         sg_image_free(&img);
-        double c = cosine(emb, want, E);
+        double c = check_cosine_d(emb, want, E);
         if (f32)
             CHECK_MSG(c >= 0.99999, "%s f32 full decode: cosine %.7f", path, c);
         else
@@ -94,7 +72,7 @@ static void check_model(sg_precision prec, sg_pool *pool, json_t *exp, float **i
             CHECK(decode_file(path, 224, &img) == 0);
             CHECK(sg_clip_encode_image(m, &img, emb, &err) == SG_OK);
             sg_image_free(&img);
-            c = cosine(emb, want, E);
+            c = check_cosine_d(emb, want, E);
             if (getenv("SG_TEST_VERBOSE"))
                 printf("%s %s DCT-scaled: cosine %.7f\n", path, f32 ? "f32" : "int8", c);
             CHECK_MSG(c >= (f32 ? 0.995 : 0.99), "%s %s DCT-scaled decode: cosine %.7f", path,
@@ -106,7 +84,7 @@ static void check_model(sg_precision prec, sg_pool *pool, json_t *exp, float **i
         const char *text = json_string_value(json_object_get(it, "text"));
         vec(json_object_get(it, "embedding"), want, E);
         CHECK(sg_clip_encode_text(m, text, emb, &err) == SG_OK);
-        double c = cosine(emb, want, E);
+        double c = check_cosine_d(emb, want, E);
         CHECK_MSG(c >= (f32 ? 0.99999 : 0.995), "text \"%.30s\" %s: cosine %.7f", text,
                   f32 ? "f32" : "int8", c);
     }
@@ -261,7 +239,7 @@ int main(void)
         check_model(SG_PREC_F32, lvl == SG_CPU_SCALAR ? NULL : pool, exp, f32);
         check_model(SG_PREC_Q8, pool, exp, q8);
         for (size_t i = 0; i < nimg; i++) {
-            double c = cosine_ff(f32[i], q8[i], 32);
+            double c = check_cosine(f32[i], q8[i], 32);
             CHECK_MSG(c >= 0.995, "int8 vs f32 image %zu at %s: cosine %.6f", i,
                       sg_cpu_level_name((sg_cpu_level)lvl), c);
         }

@@ -114,17 +114,6 @@ static int copy(const char *from, const char *to)
     return ok ? 0 : -1;
 }
 
-static double cosine(const float *a, const float *b, int n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 int main(void)
 {
     char dir[] = "/tmp/sg_clip_b32_XXXXXX", path[256];
@@ -198,7 +187,7 @@ int main(void)
         CHECK(finite);
         sg_clip_free(m);
     }
-    double ci = cosine(img_f32, img_q8, 512), ct = cosine(txt_f32, txt_q8, 512);
+    double ci = check_cosine(img_f32, img_q8, 512), ct = check_cosine(txt_f32, txt_q8, 512);
     CHECK_MSG(ci >= 0.99, "B/32 image int8 vs f32 cosine %.5f", ci);
     CHECK_MSG(ct >= 0.99, "B/32 text int8 vs f32 cosine %.5f", ct);
     printf("B/32 random: int8 vs f32 cosine image %.5f text %.5f\n", ci, ct);

@@ -275,17 +275,6 @@ static void q8_reference(const float *x, const float *w, const float *b, int m, 
     free(ws);
 }
 
-static double cosine(const float *a, const double *b, long n)
-{
-    double dot = 0, na = 0, nb = 0;
-    for (long i = 0; i < n; i++) {
-        dot += a[i] * b[i];
-        na += (double)a[i] * a[i];
-        nb += b[i] * b[i];
-    }
-    return na > 0 && nb > 0 ? dot / sqrt(na * nb) : 1.0;
-}
-
 /* Runs one layer at every level on x with row strides ldx/ldy (>= k/n) and compares. */
 static void check_linear_shape(int m, int n, int k, sg_pool *pool, sg_arena *arena)
 {
@@ -352,7 +341,7 @@ static void check_linear_shape(int m, int n, int k, sg_pool *pool, sg_arena *are
         float *yc = malloc(sizeof(float) * (size_t)m * n);
         for (int i = 0; i < m; i++)
             memcpy(yc + (long)i * n, yq[0] + (long)i * ldy, sizeof(float) * (size_t)n);
-        const double c = cosine(yc, ref, (long)m * n);
+        const double c = check_cosine_d(yc, ref, (long)m * n);
         CHECK_MSG(c >= 0.999, "q8 m=%d n=%d k=%d: cosine %.6f to f32", m, n, k, c);
         free(yc);
     }

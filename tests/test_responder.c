@@ -11,6 +11,7 @@
 #include "agent/responder.h"
 #include "agent/safety.h"
 #include "check.h"
+#include "sgtest_skills.h"
 
 static sg_skills *reg;
 
@@ -336,11 +337,7 @@ static void test_long_query(void)
 
 int main(void)
 {
-    sg_error err = {0};
-    reg = sg_skills_load("data/skills.json", &err);
-    if (!reg)
-        reg = sg_skills_load_default(&err);
-    CHECK_MSG(reg != NULL, "load data/skills.json: %s (run from the project root)", err.msg);
+    reg = sgt_skills_load();
     if (!reg)
         return check_report("test_responder");
     test_intents();
