@@ -161,7 +161,8 @@ bool sg_req_take_body(sg_req *r, uint8_t **out, size_t *out_len);
 /* The container a raw audio body's media type names (its bytes must agree). */
 sg_audio_format sg_req_raw_audio_format(const sg_req *r);
 /* Optional fields: absent or null leaves *out NULL (string) / *present false (int) / *out as it
- * was (bool). alias: a second accepted name (the canonical one wins), or NULL. */
+ * was (bool). alias: a second accepted name (the canonical one wins), or NULL. A string holding
+ * a NUL (\u0000) is 400: it is never passed on cut short. */
 bool sg_req_opt_string(sg_req *r, json_t *obj, const char *name, const char *alias,
                        const char **out);
 bool sg_req_opt_int(sg_req *r, json_t *obj, const char *name, long lo, long hi, bool *present,

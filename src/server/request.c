@@ -157,7 +157,14 @@ bool sg_req_opt_string(sg_req *r, json_t *obj, const char *name, const char *ali
 {
     bool bad;
     json_t *v = typed_field(r, obj, name, alias, JSON_STRING, JSON_STRING, "a string", &bad);
-    *out = v ? json_string_value(v) : NULL;
+    *out = v ? sg_json_cstr(v) : NULL;
+    if (v && !*out) {
+        /* every string goes on as a C string (a prompt, base64, an id): refused rather than cut
+         * at the NUL, which would answer a shorter question than the one asked */
+        sg_req_error(r, 400, "INVALID_REQUEST", "field \"%s\" contains a NUL character (\\u0000), "
+                     "which strings may not hold", field_name(obj, name, alias));
+        return false;
+    }
     return !bad;
 }
 

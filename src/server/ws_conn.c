@@ -947,9 +947,14 @@ static void ws_open(sg_req *r, bool audio)
     if (!audio) {
         if (!sg_req_client_keyframe_header(r, &client_keyframe))
             return;
-        const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "client_keyframe");
+        const char *q = NULL;
+        size_t qn = 0;
+        if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, "client_keyframe",
+                                          strlen("client_keyframe"), &q, &qn) != MHD_YES)
+            q = NULL;
         bool qv = false;
-        if (q && !sg_parse_bool(q, &qv)) {
+        /* the decoded value carries its length: "true%00x" is not "true" */
+        if (q && (strlen(q) != qn || !sg_parse_bool(q, &qv))) {
             sg_req_error(r, 422, "INVALID_REQUEST", "query parameter client_keyframe must be true "
                          "or false");
             return;

@@ -1,0 +1,220 @@
+/* Whole request strings and the Python runtime's clients and operators, through the real binary:
+ * a \u0000 inside any JSON string (query, multimodal, language, format, image, DAT fields,
+ * /ws/audio's configuration and type) is refused with 400 naming the field, never cut short; the
+ * configuration that runtime accepted starts the server (AUDIO_BUFFER_MAX_SECONDS=0.05,
+ * FRAME_BUFFER_MAX_BYTES=300, PORTS lists, padded policies) and tiny limits then behave (trim keeps
+ * the newest 0.05 s, reject and single payloads over a limit are 413), what it refused is refused
+ * with its message; error details start with its phrases ("Unknown session id", "Invalid audio
+ * payload", "Invalid image payload", "Audio payload exceeds ..."); GET /metrics carries its keys. */
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "base/base64.h"
+#include "check.h"
+#include "sgtest_cli.h"
+#include "sgtest_png.h"
+#include "sgtest_server.h"
+#include "sgtest_ws.h"
+
+#define ASR_MODEL "tests/fixtures/whisper_tiny"
+
+/* Noise, so that the deflated size is about the raw one. */
+static void noise_pixel(uint32_t x, uint32_t y, uint8_t rgb[3])
+{
+    uint32_t v = (x * 2654435761u) ^ (y * 40503u + 0x9E3779B9u);
+    v ^= v >> 13;
+    v *= 0x5bd1e995u;
+    rgb[0] = (uint8_t)v;
+    rgb[1] = (uint8_t)(v >> 8);
+    rgb[2] = (uint8_t)(v >> 16);
+}
+
+/* A valid noisy w x w PNG in base64 (malloc'ed); *raw_len its size. */
+static char *png_b64(uint32_t w, size_t *raw_len)
+{
+    uint8_t *png = sgt_png(w, w, w, w, noise_pixel, raw_len);
+    char *b = sg_base64_encode(png, *raw_len, NULL);
+    free(png);
+    return b;
+}
+
+/* seconds of a 440 Hz tone as 16 kHz s16le PCM, base64 (malloc'ed). */
+static char *pcm_b64(double seconds)
+{
+    size_t n = (size_t)(seconds * 16000);
+    int16_t *pcm = malloc(n * 2 + 2);
+    for (size_t i = 0; i < n; i++)
+        pcm[i] = (int16_t)(8000 * sin(2 * M_PI * 440 * (double)i / 16000));
+    char *b = sg_base64_encode((const uint8_t *)pcm, n * 2, NULL);
+    free(pcm);
+    return b;
+}
+
+static sgt_resp post(const sgt_server *s, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static sgt_resp post(const sgt_server *s, const char *path, const char *fmt, ...)
+{
+    char *body;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&body, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    sgt_resp r = sgt_post_str(s, path, body);
+    free(body);
+    return r;
+}
+
+/* r is an error with this status and code whose detail starts with `starts` (when given) and
+ * holds `has` (when given). */
+static void expect(const sgt_resp *r, long status, const char *code, const char *starts,
+                   const char *has, const char *what)
+{
+    sgt_expect_error(r, status, code, what);
+    const char *d = sgt_str(r->json, "detail");
+    CHECK_MSG(!starts || strncmp(d, starts, strlen(starts)) == 0, "%s: detail \"%s\" does not start "
+              "with \"%s\"", what, d, starts);
+    CHECK_MSG(!has || strstr(d, has), "%s: detail \"%s\" lacks \"%s\"", what, d, has);
+}
+
+static char *dat_session(const sgt_server *s)
+{
+    sgt_resp r = sgt_post_str(s, "/dat/session", "{\"device_id\":\"glasses-1\",\"client_version\":\"1.0\"}");
+    CHECK_EQ_INT(r.status, 200);
+    char *id = strdup(sgt_str(r.json, "session_id"));
+    sgt_resp_free(&r);
+    return id;
+}
+
+/* ---- \u0000: refused with 400 naming the field, on every route that reads strings ----------- */
+
+static void test_nul_http(const sgt_server *s)
+{
+    char *id = sgt_new_session(s, NULL), q[128], m[128], a[128], f[128];
+    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    snprintf(m, sizeof m, "/sessions/%s/multimodal", id);
+    snprintf(a, sizeof a, "/sessions/%s/audio", id);
+    snprintf(f, sizeof f, "/sessions/%s/frame", id);
+    size_t plen;
+    char *png = png_b64(4, &plen), *pcm = pcm_b64(0.2);
+    static const struct {
+        int route; /* 0 query, 1 multimodal, 2 audio, 3 frame */
+        const char *body, *field;
+    } cases[] = {
+        {0, "{\"text_query\":\"ab\\u0000cd\"}", "text_query"},
+        {1, "{\"text\":\"ab\\u0000cd\"}", "text"},
+        {0, "{\"text_query\":\"\\u0000\"}", "text_query"},
+        {0, "{\"text_query\":\"hi\",\"language\":\"en\\u0000xx\"}", "language"},
+        {1, "{\"text\":\"hi\",\"image\":\"%s\\u0000AAAA\"}", "image"},
+        {0, "{\"text_query\":\"hi\",\"audio_base64\":\"%s\\u0000\",\"format\":\"pcm_s16le\"}", "audio_base64"},
+        {2, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\\u0000junk\",\"sample_rate\":16000}", "format"},
+        {2, "{\"audio\":\"%s\",\"format\":\"pcm_s16le\",\"language\":\"en\\u0000\"}", "language"},
+        {3, "{\"image_base64\":\"%s\\u0000garbage\"}", "image_base64"},
+    };
+    const char *paths[] = {q, m, a, f};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *payload = strstr(cases[i].field, "image") ? png : pcm;
+        char what[96];
+        snprintf(what, sizeof what, "NUL in %s (case %zu)", cases[i].field, i);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        sgt_resp r = post(s, paths[cases[i].route], cases[i].body, payload);
+#pragma GCC diagnostic pop
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "\"%s\"", cases[i].field);
+        expect(&r, 400, "INVALID_REQUEST", NULL, quoted, what);
+        CHECK_MSG(strstr(sgt_str(r.json, "detail"), "NUL"), "%s: %s", what, sgt_str(r.json, "detail"));
+        sgt_resp_free(&r);
+    }
+    /* other control characters are carried whole: the query is the whole string */
+    sgt_resp r = sgt_post_str(s, q, "{\"text_query\":\"ab\\u0001cd\"}");
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strcmp(sgt_str(r.json, "query"), "ab\x01" "cd") == 0);
+    sgt_resp_free(&r);
+    /* a NUL in an object key was refused before this issue and still is */
+    r = sgt_post_str(s, q, "{\"text_query\\u0000\":\"hi\"}");
+    expect(&r, 400, "INVALID_REQUEST", "malformed JSON body", NULL, "NUL in a key");
+    sgt_resp_free(&r);
+
+    /* DAT: the turn's query_text, and the strings that name the session and the turn */
+    char *ds = dat_session(s);
+    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t1\",\"query_text\":"
+             "\"ab\\u0000cd\"}", ds);
+    expect(&r, 400, "INVALID_REQUEST", NULL, "\"query_text\"", "NUL in DAT query_text");
+    sgt_resp_free(&r);
+    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\\u0000x\",\"turn_id\":\"t1\","
+             "\"query_text\":\"hi\"}", ds);
+    expect(&r, 400, "INVALID_REQUEST", NULL, "\"session_id\"", "NUL in DAT session_id");
+    sgt_resp_free(&r);
+    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t\\u0000\","
+             "\"query_text\":\"hi\",\"language\":\"en\"}", ds);
+    expect(&r, 400, "INVALID_REQUEST", NULL, "\"turn_id\"", "NUL in DAT turn_id");
+    sgt_resp_free(&r);
+    r = post(s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\\u0000\","
+             "\"sequence_number\":1,\"timestamp_ms\":1,\"payload\":\"AAAA\"}", ds);
+    expect(&r, 400, "INVALID_REQUEST", NULL, "\"chunk_type\"", "NUL in DAT chunk_type");
+    sgt_resp_free(&r);
+    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t2\",\"query_text\":"
+             "\"what time is it\"}", ds);
+    CHECK_EQ_INT(r.status, 200); /* the session is fine and answers whole strings */
+    CHECK(strcmp(sgt_str(r.json, "query"), "what time is it") == 0);
+    sgt_resp_free(&r);
+    free(ds);
+    /* a query parameter is decoded with its length too: true%00x is not true */
+    char wpath[192];
+    snprintf(wpath, sizeof wpath, "/ws/frame/%s?client_keyframe=true%%00x", id);
+    sgt_ws w;
+    sgt_ws_open(&w, s->port, "GET", wpath, NULL, NULL);
+    CHECK_MSG(w.status == 422 && w.json && strcmp(sgt_str(w.json, "error"), "INVALID_REQUEST") == 0,
+              "?client_keyframe=true%%00x: %d", w.status);
+    sgt_ws_free(&w);
+    free(png);
+    free(pcm);
+    free(id);
+}
+
+/* /ws/audio's text messages: a configuration or type with a NUL is an error message, not a
+ * shorter value ("end\u0000x" must not end the stream, "pcm_f32le\u0000" must not switch it). */
+static void test_nul_ws_audio(const sgt_server *s)
+{
+    char *id = sgt_new_session(s, NULL), path[128];
+    snprintf(path, sizeof path, "/ws/audio/%s", id);
+    sgt_ws w;
+    CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+    static const char *const bad[] = {"{\"format\":\"pcm_f32le\\u0000x\"}",
+                                      "{\"language\":\"en\\u0000zz\"}",
+                                      "{\"type\":\"end\\u0000x\"}",
+                                      "{\"type\":\"config\",\"format\":\"\\u0000\"}"};
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(sgt_ws_send_text(&w, bad[i]), 0);
+        json_t *j = sgt_ws_recv_json(&w, 10000, NULL);
+        CHECK_MSG(j && strcmp(sgt_str(j, "type"), "error") == 0 &&
+                      strcmp(sgt_str(j, "error"), "INVALID_REQUEST") == 0,
+                  "ws config %s answered %s", bad[i], j ? sgt_str(j, "type") : "nothing");
+        json_decref(j);
+    }
+    /* the stream is still s16le and still open */
+    CHECK_EQ_INT(sgt_ws_send_text(&w, "{\"type\":\"end\"}"), 0);
+    json_t *j = sgt_ws_recv_json(&w, 10000, NULL);
+    CHECK(j && strcmp(sgt_str(j, "type"), "end") == 0);
+    json_decref(j);
+    sgt_ws_send_close(&w, 1000, NULL);
+    CHECK(sgt_ws_wait_eof(&w, 10000));
+    sgt_ws_free(&w);
+    free(id);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    sgt_server s;
+    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
+    CHECK(sgt_start(&s, NULL, args) == 0 && sgt_wait_ready(&s));
+    if (s.pid) {
+        test_nul_http(&s);
+        test_nul_ws_audio(&s);
+        CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
+    }
+    curl_global_cleanup();
+    return check_report("test_server_compat");
+}
