@@ -448,8 +448,8 @@ void sg_ws_audio_binary(sg_ws_audio *a, const uint8_t *data, size_t len, bool pa
             memcpy(&f, &u, 4);
             if (!isfinite(f)) {
                 a->carry_n = 0;
-                add_error(res, "INVALID_AUDIO", "pcm_f32le sample %zu of this message is not a "
-                          "finite number; the message was dropped", i);
+                add_error(res, "INVALID_AUDIO", "Invalid audio payload: pcm_f32le sample %zu of "
+                          "this message is not a finite number; the message was dropped", i);
                 return;
             }
             a->in[i] = clip(f); /* beyond full scale: clipped, as /audio does */
