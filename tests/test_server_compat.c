@@ -204,6 +204,66 @@ static void test_nul_ws_audio(const sgt_server *s)
     free(id);
 }
 
+/* ---- the Python runtime's wording for its errors, our specifics after a colon ---------------- */
+
+static void test_wording(const sgt_server *s)
+{
+    static const char unknown[] = "0b8e1a9e-3c7d-4a55-9a43-0c1b2d3e4f50";
+    char path[160];
+    snprintf(path, sizeof path, "/sessions/%s/query", unknown);
+    sgt_resp r = sgt_post_str(s, path, "{\"text\":\"hi\"}");
+    expect(&r, 404, "INVALID_SESSION", "Unknown session id: ", unknown, "query, unknown session");
+    sgt_resp_free(&r);
+    snprintf(path, sizeof path, "/sessions/%s", unknown);
+    r = sgt_request(s, "DELETE", path, NULL, NULL, 0);
+    expect(&r, 404, "INVALID_SESSION", "Unknown session id: ", unknown, "delete, unknown session");
+    sgt_resp_free(&r);
+    r = sgt_post_str(s, "/sessions/not-a-uuid/frame", "{}");
+    expect(&r, 404, "INVALID_SESSION", "Unknown session id: ", NULL, "malformed id");
+    sgt_resp_free(&r);
+    r = post(s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"imu\",\"sequence_number\":1,"
+             "\"timestamp_ms\":1,\"payload\":\"AAAA\"}", unknown);
+    expect(&r, 404, "INVALID_SESSION", "Unknown session id: ", NULL, "DAT, unknown session");
+    sgt_resp_free(&r);
+
+    char *id = sgt_new_session(s, NULL), a[128], f[128];
+    snprintf(a, sizeof a, "/sessions/%s/audio", id);
+    snprintf(f, sizeof f, "/sessions/%s/frame", id);
+    r = sgt_post_str(s, a, "{\"audio_base64\":\"aGVsbG8gd29ybGQh\"}");
+    expect(&r, 400, "INVALID_AUDIO", "Invalid audio payload: ", "WAV", "audio that is no file");
+    sgt_resp_free(&r);
+    r = sgt_post_str(s, a, "{\"audio_base64\":\"not base64!\"}");
+    expect(&r, 400, "INVALID_AUDIO", "Invalid audio payload: ", "audio_base64", "audio, bad base64");
+    sgt_resp_free(&r);
+    const char *wav[] = {"Content-Type: audio/wav", NULL};
+    r = sgt_request(s, "POST", a, wav, "RIFF\x04\0\0\0WAVEjunk", 16);
+    expect(&r, 400, "INVALID_AUDIO", "Invalid audio payload: ", NULL, "a broken WAV");
+    CHECK(!strstr(sgt_str(r.json, "detail"), "audio: ")); /* the library's prefix goes */
+    sgt_resp_free(&r);
+    r = sgt_post_str(s, f, "{\"image_base64\":\"aGVsbG8gd29ybGQh\"}");
+    expect(&r, 400, "INVALID_IMAGE", "Invalid image payload: ", NULL, "an image that is none");
+    sgt_resp_free(&r);
+    const char *jpeg[] = {"Content-Type: image/jpeg", NULL};
+    r = sgt_request(s, "POST", f, jpeg, "\xff\xd8\xff\xe0garbage", 11);
+    expect(&r, 400, "INVALID_IMAGE", "Invalid image payload: ", NULL, "a broken JPEG");
+    sgt_resp_free(&r);
+
+    /* /ws/frame answers a bad frame with the same words */
+    snprintf(path, sizeof path, "/ws/frame/%s", id);
+    sgt_ws w;
+    CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+    sgt_ws_send(&w, 2, "not an image", 12);
+    json_t *j = sgt_ws_recv_json(&w, 10000, NULL);
+    CHECK_MSG(j && strcmp(sgt_str(j, "error"), "INVALID_IMAGE") == 0 &&
+                  strncmp(sgt_str(j, "detail"), "Invalid image payload: ", 23) == 0,
+              "ws frame error: %s", j ? sgt_str(j, "detail") : "none");
+    json_decref(j);
+    sgt_ws_send_close(&w, 1000, NULL);
+    sgt_ws_wait_eof(&w, 10000);
+    sgt_ws_free(&w);
+    free(id);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -213,6 +273,7 @@ int main(void)
     if (s.pid) {
         test_nul_http(&s);
         test_nul_ws_audio(&s);
+        test_wording(&s);
         CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
     }
     curl_global_cleanup();
