@@ -264,6 +264,202 @@ static void test_wording(const sgt_server *s)
     free(id);
 }
 
+/* ---- configuration the Python runtime took ------------------------------------------------------ */
+
+/* sg-edge with one variable set exits 2 with its message on stderr. */
+static void expect_refused_config(const char *assign, const char *message)
+{
+    char cmd[512], *out;
+    snprintf(cmd, sizeof cmd, "%s timeout 5 " SG_EDGE_BIN " --host 127.0.0.1 --port 1 2>&1", assign);
+    int st = sgt_run(cmd, &out);
+    CHECK_MSG(st == 2 && strstr(out, message), "%s: exit %d, \"%s\"", assign, st, out);
+    free(out);
+}
+
+/* AUDIO_BUFFER_MAX_SECONDS=0.05 and FRAME_BUFFER_MAX_BYTES=300 under reject: what passes a limit
+ * is 413 with the runtime's words, what fits is served. */
+static void test_tiny_limits_reject(void)
+{
+    sgt_server s;
+    const char *env[] = {"AUDIO_BUFFER_MAX_SECONDS=0.05", "AUDIO_BUFFER_POLICY=reject",
+                         "FRAME_BUFFER_MAX_BYTES=300", "FRAME_BUFFER_POLICY=reject",
+                         "STORE_RAW_FRAMES=true", "STORE_RAW_AUDIO=true", "PORTS=http:1,metrics:2",
+                         NULL};
+    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
+    CHECK_MSG(sgt_start(&s, env, args) == 0 && sgt_wait_ready(&s),
+              "sg-edge does not start with AUDIO_BUFFER_MAX_SECONDS=0.05 FRAME_BUFFER_MAX_BYTES=300");
+    if (!s.pid)
+        return;
+    char *id = sgt_new_session(&s, NULL), a[128], f[128], q[128];
+    snprintf(a, sizeof a, "/sessions/%s/audio", id);
+    snprintf(f, sizeof f, "/sessions/%s/frame", id);
+    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    char *long_pcm = pcm_b64(1.0), *short_pcm = pcm_b64(0.04);
+    sgt_resp r = post(&s, a, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", long_pcm);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Audio payload exceeds configured maximum buffer duration",
+           "0.05", "1 s of audio, reject");
+    sgt_resp_free(&r);
+    r = post(&s, q, "{\"text\":\"hi\",\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", long_pcm);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Audio payload exceeds configured maximum buffer duration",
+           NULL, "a query with 1 s of audio, reject");
+    sgt_resp_free(&r);
+    r = post(&s, a, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", short_pcm);
+    CHECK_MSG(r.status == 200, "0.04 s of audio: %ld %s", r.status, r.body ? r.body : "");
+    CHECK_NEAR(json_number_value(json_object_get(r.json, "duration_s")), 0.04, 1e-9);
+    sgt_resp_free(&r);
+    /* the session keeps 0.04 s; two more would pass 0.05 s: the buffer refuses */
+    r = post(&s, a, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", short_pcm);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Audio buffer would exceed configured limits", NULL,
+           "the session's audio buffer, reject");
+    sgt_resp_free(&r);
+
+    /* frames: a 4x4 PNG fits in 300 bytes, a 9x9 noisy one does not */
+    size_t small_len, big_len;
+    char *small = png_b64(4, &small_len), *big = png_b64(9, &big_len);
+    CHECK_MSG(small_len <= 150 && big_len > 300, "PNG sizes %zu, %zu", small_len, big_len);
+    r = post(&s, f, "{\"image_base64\":\"%s\"}", small);
+    CHECK_MSG(r.status == 200 && strcmp(sgt_str(r.json, "status"), "processed") == 0, "a %zu-byte "
+              "frame: %ld %s", small_len, r.status, r.body ? r.body : "");
+    sgt_resp_free(&r);
+    r = post(&s, f, "{\"image_base64\":\"%s\"}", big);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Frame payload exceeds configured maximum buffer size",
+           "FRAME_BUFFER_MAX_BYTES", "a frame over 300 bytes (base64)");
+    sgt_resp_free(&r);
+    size_t raw_len;
+    uint8_t *raw = sgt_png(9, 9, 9, 9, noise_pixel, &raw_len);
+    const char *ct[] = {"Content-Type: image/png", NULL};
+    r = sgt_request(&s, "POST", f, ct, raw, raw_len);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Frame payload exceeds configured maximum buffer size",
+           NULL, "a frame over 300 bytes (raw)");
+    sgt_resp_free(&r);
+    free(raw);
+    /* small frames are kept (STORE_RAW_FRAMES) until the next would pass 300 bytes: refused */
+    for (size_t k = 2; k <= 300 / small_len + 1; k++) {
+        r = post(&s, f, "{\"image_base64\":\"%s\"}", small);
+        if (k * small_len > 300)
+            expect(&r, 413, "PAYLOAD_TOO_LARGE", "Frame buffer would exceed configured limits",
+                   "FRAME_BUFFER_MAX_BYTES=300", "the frame buffer, reject");
+        else
+            CHECK_EQ_INT(r.status, 200);
+        sgt_resp_free(&r);
+    }
+
+    /* DAT: the limits it announces, a chunk over 0.05 s on its own, a buffer that would pass it */
+    char *ds = dat_session(&s);
+    r = post(&s, "/dat/session", "{\"device_id\":\"g\",\"client_version\":\"1\"}");
+    CHECK_NEAR(json_number_value(json_object_get(json_object_get(r.json, "limits"),
+                                                 "audio_max_seconds")), 0.05, 1e-12);
+    CHECK_EQ_INT(json_integer_value(json_object_get(r.json, "max_chunk_size_bytes")), 300);
+    sgt_resp_free(&r);
+    char *chunk = pcm_b64(0.03), *tenth = pcm_b64(0.1);
+    r = post(&s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\",\"sequence_number\":1,"
+             "\"timestamp_ms\":1,\"payload\":\"%s\"}", ds, tenth);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Audio payload exceeds configured maximum buffer duration",
+           NULL, "a DAT chunk of 0.1 s");
+    sgt_resp_free(&r);
+    r = post(&s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\",\"sequence_number\":2,"
+             "\"timestamp_ms\":2,\"payload\":\"%s\"}", ds, chunk);
+    CHECK_MSG(r.status == 200 && strcmp(sgt_str(r.json, "status"), "buffered") == 0, "DAT 0.03 s: %s",
+              r.body ? r.body : "");
+    sgt_resp_free(&r);
+    r = post(&s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\",\"sequence_number\":3,"
+             "\"timestamp_ms\":3,\"payload\":\"%s\"}", ds, chunk);
+    expect(&r, 413, "PAYLOAD_TOO_LARGE", "Audio buffer would exceed configured limits",
+           "complete the turn first", "a DAT buffer over 0.05 s");
+    sgt_resp_free(&r);
+    r = post(&s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t\"}", ds);
+    CHECK_MSG(r.status == 200, "DAT turn over 0.03 s: %ld %s", r.status, r.body ? r.body : "");
+    CHECK_NEAR(json_number_value(json_object_get(json_object_get(json_object_get(r.json, "metadata"),
+                                                                 "dat"), "audio_seconds")), 0.03, 1e-9);
+    sgt_resp_free(&r);
+
+    /* /ws/frame takes messages up to FRAME_BUFFER_MAX_BYTES: a bigger one closes with 1009 */
+    char wpath[128];
+    snprintf(wpath, sizeof wpath, "/ws/frame/%s", id);
+    sgt_ws w;
+    CHECK_EQ_INT(sgt_ws_open(&w, s.port, "GET", wpath, NULL, NULL), 101);
+    uint8_t junk[400];
+    memset(junk, 7, sizeof junk);
+    sgt_ws_send(&w, 2, junk, sizeof junk);
+    sgt_ws_frame fr = {0};
+    json_t *j = sgt_ws_recv_json(&w, 10000, &fr);
+    CHECK_MSG(!j && fr.opcode == 8 && fr.close_code == 1009, "ws frame of 400 bytes: opcode %d code %d",
+              fr.opcode, fr.close_code);
+    json_decref(j);
+    sgt_ws_frame_free(&fr);
+    sgt_ws_free(&w);
+
+    free(chunk);
+    free(tenth);
+    free(ds);
+    free(small);
+    free(big);
+    free(long_pcm);
+    free(short_pcm);
+    free(id);
+    CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
+}
+
+/* The same limits under trim (the default policy): the newest 0.05 s is kept, nothing refused. */
+static void test_tiny_limits_trim(void)
+{
+    sgt_server s;
+    const char *env[] = {"AUDIO_BUFFER_MAX_SECONDS=.05", "AUDIO_BUFFER_POLICY= Trim ",
+                         "FRAME_BUFFER_MAX_BYTES=300", "STORE_RAW_FRAMES= yes ",
+                         "STORE_RAW_AUDIO=true", NULL};
+    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
+    CHECK_MSG(sgt_start(&s, env, args) == 0 && sgt_wait_ready(&s), "sg-edge does not start with "
+              "AUDIO_BUFFER_MAX_SECONDS=.05 and padded policy and boolean");
+    if (!s.pid)
+        return;
+    char *id = sgt_new_session(&s, NULL), a[128], f[128], q[128];
+    snprintf(a, sizeof a, "/sessions/%s/audio", id);
+    snprintf(f, sizeof f, "/sessions/%s/frame", id);
+    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    char *pcm = pcm_b64(1.0);
+    for (int i = 0; i < 2; i++) {
+        sgt_resp r = post(&s, a, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", pcm);
+        CHECK_MSG(r.status == 200, "1 s of audio, trim: %ld %s", r.status, r.body ? r.body : "");
+        CHECK_NEAR(json_number_value(json_object_get(r.json, "duration_s")), 0.05, 1e-9);
+        sgt_resp_free(&r);
+    }
+    sgt_resp r = post(&s, q, "{\"text\":\"hi\",\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", pcm);
+    CHECK_MSG(r.status == 200, "a query with 1 s of audio, trim: %ld %s", r.status, r.body ? r.body : "");
+    sgt_resp_free(&r);
+    size_t small_len;
+    char *small = png_b64(4, &small_len);
+    for (int i = 0; i < 3; i++) { /* 3 frames of ~100 bytes: the oldest go, nothing is refused */
+        r = post(&s, f, "{\"image_base64\":\"%s\"}", small);
+        CHECK_EQ_INT(r.status, 200);
+        sgt_resp_free(&r);
+    }
+    char *ds = dat_session(&s), *chunk = pcm_b64(0.03);
+    for (int i = 1; i <= 3; i++) {
+        r = post(&s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\","
+                 "\"sequence_number\":%d,\"timestamp_ms\":%d,\"payload\":\"%s\"}", ds, i, i, chunk);
+        CHECK_MSG(r.status == 200, "DAT chunk %d, trim: %s", i, r.body ? r.body : "");
+        CHECK(json_number_value(json_object_get(json_object_get(r.json, "buffer"), "audio_seconds"))
+              <= 0.05 + 1e-9);
+        sgt_resp_free(&r);
+    }
+    free(ds);
+    free(chunk);
+    free(small);
+    free(pcm);
+    free(id);
+    CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
+}
+
+static void test_config_refusals(void)
+{
+    expect_refused_config("AUDIO_BUFFER_MAX_SECONDS=abc", "Invalid float value: abc");
+    expect_refused_config("AUDIO_BUFFER_MAX_SECONDS=0", "AUDIO_BUFFER_MAX_SECONDS=0 is out of range");
+    expect_refused_config("FRAME_BUFFER_MAX_BYTES=1.5", "Invalid integer value: 1.5");
+    expect_refused_config("FRAME_BUFFER_POLICY=drop", "Invalid buffer policy 'drop'. Choose one of: "
+                                                      "reject, trim");
+    expect_refused_config("STORE_RAW_AUDIO=perhaps", "Invalid boolean value; use one of:");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -276,6 +472,9 @@ int main(void)
         test_wording(&s);
         CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
     }
+    test_tiny_limits_reject();
+    test_tiny_limits_trim();
+    test_config_refusals();
     curl_global_cleanup();
     return check_report("test_server_compat");
 }
