@@ -264,6 +264,48 @@ static void test_wording(const sgt_server *s)
     free(id);
 }
 
+/* ---- /metrics: the Python runtime's keys beside ours ----------------------------------------- */
+
+static void test_metrics_keys(const sgt_server *s)
+{
+    char *id = sgt_new_session(s, NULL), q[128];
+    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    sgt_resp r = sgt_post_str(s, q, "{\"text_query\":\"what time is it\"}");
+    CHECK_EQ_INT(r.status, 200);
+    sgt_resp_free(&r);
+    r = sgt_get(s, "/metrics");
+    CHECK_EQ_INT(r.status, 200);
+    json_t *lat = json_object_get(r.json, "latencies");
+    /* ours, API.md's shape, first */
+    json_t *e2e = json_object_get(lat, "e2e");
+    CHECK(json_integer_value(json_object_get(e2e, "count")) >= 1 && json_object_get(e2e, "p99"));
+    /* the runtime's: its stage names, count/total/avg/min/max in seconds */
+    static const char *const names[] = {"ASR", "Vision", "LLM", "dat_ingest_audio_latency_ms",
+                                        "dat_ingest_frame_latency_ms", "end_to_end_turn_latency_ms",
+                                        "all"};
+    for (int i = 0; i < 7; i++) {
+        json_t *e = json_object_get(lat, names[i]);
+        CHECK_MSG(json_is_object(e) && json_is_integer(json_object_get(e, "count")) &&
+                      json_is_number(json_object_get(e, "total")) &&
+                      json_is_number(json_object_get(e, "avg")) &&
+                      json_is_number(json_object_get(e, "min")) &&
+                      json_is_number(json_object_get(e, "max")),
+                  "latencies.%s", names[i]);
+    }
+    json_t *turn = json_object_get(lat, "end_to_end_turn_latency_ms");
+    CHECK(json_integer_value(json_object_get(turn, "count")) ==
+          json_integer_value(json_object_get(e2e, "count")));
+    CHECK_NEAR(json_number_value(json_object_get(turn, "max")) * 1000.0,
+               json_number_value(json_object_get(e2e, "max")), 0.01);
+    CHECK(json_integer_value(json_object_get(json_object_get(r.json, "queries"), "total")) >= 1);
+    json_t *ses = json_object_get(r.json, "sessions");
+    CHECK(json_integer_value(json_object_get(ses, "created")) >= 1 &&
+          json_is_integer(json_object_get(ses, "active")));
+    CHECK(json_is_false(json_object_get(r.json, "display_available")));
+    sgt_resp_free(&r);
+    free(id);
+}
+
 /* ---- configuration the Python runtime took ------------------------------------------------------ */
 
 /* sg-edge with one variable set exits 2 with its message on stderr. */
@@ -470,6 +512,7 @@ int main(void)
         test_nul_http(&s);
         test_nul_ws_audio(&s);
         test_wording(&s);
+        test_metrics_keys(&s);
         CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
     }
     test_tiny_limits_reject();

@@ -98,6 +98,8 @@ void sg_handle_metrics(sg_req *r)
                                               s->cfg->queue_depth, "pending",
                                               sg_workq_pending(s->workq)));
     json_object_set_new(o, "uptime_s", json_real(ms3((sg_now_ms() - s->started_ms) / 1000.0)));
+    /* the Python runtime's key (its provider's display): a server drives no display */
+    json_object_set_new(o, "display_available", json_false());
     sg_req_json(r, 200, o);
 }
 
