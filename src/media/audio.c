@@ -415,10 +415,9 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
         return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the Ogg file: its Vorbis headers "
                             "are malformed or truncated");
     sg_sfmem mf = sg_sfmem_reader(buf, len); /* libsndfile reads the request bytes in place */
-    SF_VIRTUAL_IO io = sg_sfmem_io();
     SF_INFO info;
     memset(&info, 0, sizeof info);
-    SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &mf);
+    SNDFILE *sf = sg_sfmem_open(&mf, SFM_READ, &info); /* serialised: libsndfile's open races */
     if (!sf) /* sf_strerror(NULL) is process-global (racy): keep the message our own */
         return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the %s file: malformed, truncated "
                             "or an unsupported codec", what);
@@ -524,7 +523,7 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
     lay->rate = info.samplerate;
     lay->frame_bytes = 0;
 done:
-    sf_close(sf);
+    sg_sfmem_close(sf);
     free(block);
     if (st != SG_OK) {
         free(mono);
