@@ -154,6 +154,15 @@ __attribute__((unused)) static int sgt_ws_open(sgt_ws *w, int port, const char *
     return w->status;
 }
 
+/* The handshake for /ws/<kind>/<sid> ("audio" or "frame"); its status. */
+__attribute__((unused)) static int sgt_ws_connect(int port, sgt_ws *w, const char *kind,
+                                                  const char *sid)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/ws/%s/%s", kind, sid);
+    return sgt_ws_open(w, port, "GET", path, NULL, NULL);
+}
+
 __attribute__((unused)) static void sgt_ws_free(sgt_ws *w)
 {
     if (w->fd > 0)

@@ -77,24 +77,38 @@ static void expect(const sgt_resp *r, long status, const char *code, const char 
     CHECK_MSG(!has || strstr(d, has), "%s: detail \"%s\" lacks \"%s\"", what, d, has);
 }
 
-static char *dat_session(const sgt_server *s)
+/* A new session and its routes. */
+typedef struct session {
+    char *id;
+    char query[128], multimodal[128], audio[128], frame[128];
+} session;
+
+static session session_new(const sgt_server *s)
 {
-    sgt_resp r = sgt_post_str(s, "/dat/session", "{\"device_id\":\"glasses-1\",\"client_version\":\"1.0\"}");
-    CHECK_EQ_INT(r.status, 200);
-    char *id = strdup(sgt_str(r.json, "session_id"));
-    sgt_resp_free(&r);
-    return id;
+    session x;
+    x.id = sgt_new_session(s, NULL);
+    snprintf(x.query, sizeof x.query, "/sessions/%s/query", x.id);
+    snprintf(x.multimodal, sizeof x.multimodal, "/sessions/%s/multimodal", x.id);
+    snprintf(x.audio, sizeof x.audio, "/sessions/%s/audio", x.id);
+    snprintf(x.frame, sizeof x.frame, "/sessions/%s/frame", x.id);
+    return x;
+}
+
+/* sg-edge with the tiny Whisper fixture (audio gets transcribed) and env; false if it does not
+ * start. */
+static bool start_asr(sgt_server *s, const char **env)
+{
+    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
+    return sgt_start(s, env, args) == 0 && sgt_wait_ready(s);
 }
 
 /* ---- \u0000: refused with 400 naming the field, on every route that reads strings ----------- */
 
 static void test_nul_http(const sgt_server *s)
 {
-    char *id = sgt_new_session(s, NULL), q[128], m[128], a[128], f[128];
-    snprintf(q, sizeof q, "/sessions/%s/query", id);
-    snprintf(m, sizeof m, "/sessions/%s/multimodal", id);
-    snprintf(a, sizeof a, "/sessions/%s/audio", id);
-    snprintf(f, sizeof f, "/sessions/%s/frame", id);
+    session x = session_new(s);
+    char *id = x.id;
+    const char *q = x.query;
     size_t plen;
     char *png = png_b64(4, &plen), *pcm = pcm_b64(0.2);
     static const struct {
@@ -111,7 +125,7 @@ static void test_nul_http(const sgt_server *s)
         {2, "{\"audio\":\"%s\",\"format\":\"pcm_s16le\",\"language\":\"en\\u0000\"}", "language"},
         {3, "{\"image_base64\":\"%s\\u0000garbage\"}", "image_base64"},
     };
-    const char *paths[] = {q, m, a, f};
+    const char *paths[] = {x.query, x.multimodal, x.audio, x.frame};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *payload = strstr(cases[i].field, "image") ? png : pcm;
         char what[96];
@@ -136,24 +150,28 @@ static void test_nul_http(const sgt_server *s)
     expect(&r, 400, "INVALID_REQUEST", "malformed JSON body", NULL, "NUL in a key");
     sgt_resp_free(&r);
 
-    /* DAT: the turn's query_text, and the strings that name the session and the turn */
-    char *ds = dat_session(s);
-    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t1\",\"query_text\":"
-             "\"ab\\u0000cd\"}", ds);
-    expect(&r, 400, "INVALID_REQUEST", NULL, "\"query_text\"", "NUL in DAT query_text");
-    sgt_resp_free(&r);
-    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\\u0000x\",\"turn_id\":\"t1\","
-             "\"query_text\":\"hi\"}", ds);
-    expect(&r, 400, "INVALID_REQUEST", NULL, "\"session_id\"", "NUL in DAT session_id");
-    sgt_resp_free(&r);
-    r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t\\u0000\","
-             "\"query_text\":\"hi\",\"language\":\"en\"}", ds);
-    expect(&r, 400, "INVALID_REQUEST", NULL, "\"turn_id\"", "NUL in DAT turn_id");
-    sgt_resp_free(&r);
-    r = post(s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\\u0000\","
-             "\"sequence_number\":1,\"timestamp_ms\":1,\"payload\":\"AAAA\"}", ds);
-    expect(&r, 400, "INVALID_REQUEST", NULL, "\"chunk_type\"", "NUL in DAT chunk_type");
-    sgt_resp_free(&r);
+    /* DAT: the turn's query_text, and the strings that name the session, the turn, the chunk */
+    char *ds = sgt_dat_session(s);
+    static const struct {
+        const char *path, *body, *field;
+    } dat[] = {
+        {"/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t1\",\"query_text\":"
+                               "\"ab\\u0000cd\"}", "\"query_text\""},
+        {"/dat/turn/complete", "{\"session_id\":\"%s\\u0000x\",\"turn_id\":\"t1\",\"query_text\":"
+                               "\"hi\"}", "\"session_id\""},
+        {"/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t\\u0000\",\"query_text\":"
+                               "\"hi\",\"language\":\"en\"}", "\"turn_id\""},
+        {"/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\\u0000\",\"sequence_number\""
+                        ":1,\"timestamp_ms\":1,\"payload\":\"AAAA\"}", "\"chunk_type\""},
+    };
+    for (size_t i = 0; i < sizeof dat / sizeof *dat; i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        r = post(s, dat[i].path, dat[i].body, ds);
+#pragma GCC diagnostic pop
+        expect(&r, 400, "INVALID_REQUEST", NULL, dat[i].field, dat[i].field);
+        sgt_resp_free(&r);
+    }
     r = post(s, "/dat/turn/complete", "{\"session_id\":\"%s\",\"turn_id\":\"t2\",\"query_text\":"
              "\"what time is it\"}", ds);
     CHECK_EQ_INT(r.status, 200); /* the session is fine and answers whole strings */
@@ -177,10 +195,9 @@ static void test_nul_http(const sgt_server *s)
  * shorter value ("end\u0000x" must not end the stream, "pcm_f32le\u0000" must not switch it). */
 static void test_nul_ws_audio(const sgt_server *s)
 {
-    char *id = sgt_new_session(s, NULL), path[128];
-    snprintf(path, sizeof path, "/ws/audio/%s", id);
+    char *id = sgt_new_session(s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "audio", id), 101);
     static const char *const bad[] = {"{\"format\":\"pcm_f32le\\u0000x\"}",
                                       "{\"language\":\"en\\u0000zz\"}",
                                       "{\"type\":\"end\\u0000x\"}",
@@ -226,9 +243,9 @@ static void test_wording(const sgt_server *s)
     expect(&r, 404, "INVALID_SESSION", "Unknown session id: ", NULL, "DAT, unknown session");
     sgt_resp_free(&r);
 
-    char *id = sgt_new_session(s, NULL), a[128], f[128];
-    snprintf(a, sizeof a, "/sessions/%s/audio", id);
-    snprintf(f, sizeof f, "/sessions/%s/frame", id);
+    session x = session_new(s);
+    char *id = x.id;
+    const char *a = x.audio, *f = x.frame;
     r = sgt_post_str(s, a, "{\"audio_base64\":\"aGVsbG8gd29ybGQh\"}");
     expect(&r, 400, "INVALID_AUDIO", "Invalid audio payload: ", "WAV", "audio that is no file");
     sgt_resp_free(&r);
@@ -249,9 +266,8 @@ static void test_wording(const sgt_server *s)
     sgt_resp_free(&r);
 
     /* /ws/frame answers a bad frame with the same words */
-    snprintf(path, sizeof path, "/ws/frame/%s", id);
     sgt_ws w;
-    CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", id), 101);
     sgt_ws_send(&w, 2, "not an image", 12);
     json_t *j = sgt_ws_recv_json(&w, 10000, NULL);
     CHECK_MSG(j && strcmp(sgt_str(j, "error"), "INVALID_IMAGE") == 0 &&
@@ -268,8 +284,9 @@ static void test_wording(const sgt_server *s)
 
 static void test_metrics_keys(const sgt_server *s)
 {
-    char *id = sgt_new_session(s, NULL), q[128];
-    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    session x = session_new(s);
+    char *id = x.id;
+    const char *q = x.query;
     sgt_resp r = sgt_post_str(s, q, "{\"text_query\":\"what time is it\"}");
     CHECK_EQ_INT(r.status, 200);
     sgt_resp_free(&r);
@@ -327,15 +344,13 @@ static void test_tiny_limits_reject(void)
                          "FRAME_BUFFER_MAX_BYTES=300", "FRAME_BUFFER_POLICY=reject",
                          "STORE_RAW_FRAMES=true", "STORE_RAW_AUDIO=true", "PORTS=http:1,metrics:2",
                          NULL};
-    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
-    CHECK_MSG(sgt_start(&s, env, args) == 0 && sgt_wait_ready(&s),
+    CHECK_MSG(start_asr(&s, env),
               "sg-edge does not start with AUDIO_BUFFER_MAX_SECONDS=0.05 FRAME_BUFFER_MAX_BYTES=300");
     if (!s.pid)
         return;
-    char *id = sgt_new_session(&s, NULL), a[128], f[128], q[128];
-    snprintf(a, sizeof a, "/sessions/%s/audio", id);
-    snprintf(f, sizeof f, "/sessions/%s/frame", id);
-    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    session x = session_new(&s);
+    char *id = x.id;
+    const char *a = x.audio, *f = x.frame, *q = x.query;
     char *long_pcm = pcm_b64(1.0), *short_pcm = pcm_b64(0.04);
     sgt_resp r = post(&s, a, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", long_pcm);
     expect(&r, 413, "PAYLOAD_TOO_LARGE", "Audio payload exceeds configured maximum buffer duration",
@@ -387,7 +402,7 @@ static void test_tiny_limits_reject(void)
     }
 
     /* DAT: the limits it announces, a chunk over 0.05 s on its own, a buffer that would pass it */
-    char *ds = dat_session(&s);
+    char *ds = sgt_dat_session(&s);
     r = post(&s, "/dat/session", "{\"device_id\":\"g\",\"client_version\":\"1\"}");
     CHECK_NEAR(json_number_value(json_object_get(json_object_get(r.json, "limits"),
                                                  "audio_max_seconds")), 0.05, 1e-12);
@@ -416,10 +431,8 @@ static void test_tiny_limits_reject(void)
     sgt_resp_free(&r);
 
     /* /ws/frame takes messages up to FRAME_BUFFER_MAX_BYTES: a bigger one closes with 1009 */
-    char wpath[128];
-    snprintf(wpath, sizeof wpath, "/ws/frame/%s", id);
     sgt_ws w;
-    CHECK_EQ_INT(sgt_ws_open(&w, s.port, "GET", wpath, NULL, NULL), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", id), 101);
     uint8_t junk[400];
     memset(junk, 7, sizeof junk);
     sgt_ws_send(&w, 2, junk, sizeof junk);
@@ -449,15 +462,13 @@ static void test_tiny_limits_trim(void)
     const char *env[] = {"AUDIO_BUFFER_MAX_SECONDS=.05", "AUDIO_BUFFER_POLICY= Trim ",
                          "FRAME_BUFFER_MAX_BYTES=300", "STORE_RAW_FRAMES= yes ",
                          "STORE_RAW_AUDIO=true", NULL};
-    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
-    CHECK_MSG(sgt_start(&s, env, args) == 0 && sgt_wait_ready(&s), "sg-edge does not start with "
-              "AUDIO_BUFFER_MAX_SECONDS=.05 and padded policy and boolean");
+    CHECK_MSG(start_asr(&s, env), "sg-edge does not start with AUDIO_BUFFER_MAX_SECONDS=.05 and "
+              "padded policy and boolean");
     if (!s.pid)
         return;
-    char *id = sgt_new_session(&s, NULL), a[128], f[128], q[128];
-    snprintf(a, sizeof a, "/sessions/%s/audio", id);
-    snprintf(f, sizeof f, "/sessions/%s/frame", id);
-    snprintf(q, sizeof q, "/sessions/%s/query", id);
+    session x = session_new(&s);
+    char *id = x.id;
+    const char *a = x.audio, *f = x.frame, *q = x.query;
     char *pcm = pcm_b64(1.0);
     for (int i = 0; i < 2; i++) {
         sgt_resp r = post(&s, a, "{\"audio_base64\":\"%s\",\"format\":\"pcm_s16le\"}", pcm);
@@ -475,7 +486,7 @@ static void test_tiny_limits_trim(void)
         CHECK_EQ_INT(r.status, 200);
         sgt_resp_free(&r);
     }
-    char *ds = dat_session(&s), *chunk = pcm_b64(0.03);
+    char *ds = sgt_dat_session(&s), *chunk = pcm_b64(0.03);
     for (int i = 1; i <= 3; i++) {
         r = post(&s, "/dat/stream", "{\"session_id\":\"%s\",\"chunk_type\":\"audio\","
                  "\"sequence_number\":%d,\"timestamp_ms\":%d,\"payload\":\"%s\"}", ds, i, i, chunk);
@@ -506,8 +517,7 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sgt_server s;
-    const char *args[] = {"--asr-model", ASR_MODEL, NULL};
-    CHECK(sgt_start(&s, NULL, args) == 0 && sgt_wait_ready(&s));
+    CHECK(start_asr(&s, NULL));
     if (s.pid) {
         test_nul_http(&s);
         test_nul_ws_audio(&s);

@@ -269,8 +269,7 @@ static void send_raw(sgt_ws *w, const void *d, size_t n)
 
 static void test_ws_violations(const sgt_server *s)
 {
-    char *id = sgt_new_session(s, NULL), path[128];
-    snprintf(path, sizeof path, "/ws/frame/%s", id);
+    char *id = sgt_new_session(s, NULL);
     enum { RSV1, RSV2, RSV3, FRAG_PING, FRAG_CLOSE, CLOSE_1BYTE, CLOSE_1005, CLOSE_999,
            CLOSE_5000, CLOSE_BAD_UTF8, LEN16_SHORT, LEN64_SHORT, LEN64_MSB, TEXT_IN_TEXT,
            BINARY_IN_TEXT, UTF8_ACROSS, NCASES };
@@ -291,7 +290,7 @@ static void test_ws_violations(const sgt_server *s)
     };
     for (int k = 0; k < NCASES; k++) {
         sgt_ws w;
-        CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+        CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", id), 101);
         const uint8_t zero_mask[4] = {0, 0, 0, 0};
         switch (k) {
         case RSV1: sgt_ws_send_frame(&w, 0xC2, "abc", 3, 1); break;
@@ -380,10 +379,9 @@ static void *probe_health(void *arg)
  * keeps being answered quickly meanwhile. */
 static void test_ping_flood(const sgt_server *s)
 {
-    char *id = sgt_new_session(s, NULL), path[128];
-    snprintf(path, sizeof path, "/ws/frame/%s", id);
+    char *id = sgt_new_session(s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", id), 101);
     enum { PINGS = 20000, BATCH = 200 };
     uint8_t payload[125];
     for (int i = 0; i < 125; i++)
@@ -451,10 +449,9 @@ static void test_ping_flood(const sgt_server *s)
  * ends the connection although the close frame can never be delivered. */
 static void test_never_reads(const sgt_server *s)
 {
-    char *id = sgt_new_session(s, NULL), path[128];
-    snprintf(path, sizeof path, "/ws/frame/%s", id);
+    char *id = sgt_new_session(s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(sgt_ws_open(&w, s->port, "GET", path, NULL, NULL), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", id), 101);
     int small = 4096;
     setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     size_t plen;

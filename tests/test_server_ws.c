@@ -41,21 +41,14 @@ static long entry_int(const sgt_server *s, const char *id, const char *key)
     return v;
 }
 
-static int ws_connect(const sgt_server *s, sgt_ws *w, const char *kind, const char *sid)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/ws/%s/%s", kind, sid);
-    return sgt_ws_open(w, s->port, "GET", path, NULL, NULL);
-}
-
-/* ws_connect for a test that has just closed sockets at the SG_MAX_WEBSOCKETS cap: after a
+/* sgt_ws_connect for a test that has just closed sockets at the SG_MAX_WEBSOCKETS cap: after a
  * protocol error the server lingers until it sees our FIN (we saw its own first), so the slot may
  * be free a moment after our close; 503 is retried for up to 2 s. */
 static int ws_connect_retry(const sgt_server *s, sgt_ws *w, const char *kind, const char *sid)
 {
     int st = 0;
     for (int i = 0; i < 100; i++) {
-        st = ws_connect(s, w, kind, sid);
+        st = sgt_ws_connect(s->port, w, kind, sid);
         if (st != 503)
             break;
         sgt_ws_free(w);
@@ -159,7 +152,7 @@ static void test_frames(const sgt_server *s)
 {
     char *sid = sgt_new_session(s, NULL), *other = sgt_new_session(s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     char v[128];
     CHECK(sgt_ws_header(&w, "Sec-WebSocket-Accept", v, sizeof v) && strcmp(v, SGT_WS_ACCEPT) == 0);
     CHECK(sgt_ws_header(&w, "Upgrade", v, sizeof v) && strcasecmp(v, "websocket") == 0);
@@ -253,7 +246,7 @@ static void test_frames(const sgt_server *s)
           json_is_true(json_object_get(e, "has_frame")));
     json_decref(e);
     /* a close frame without a code is answered with 1000 */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send(&w, 8, "", 0);
     sgt_ws_recv(&w, 5000, &f);
     CHECK(f.opcode == 8 && f.close_code == 1000);
@@ -271,26 +264,26 @@ static void test_protocol_errors(const sgt_server *s)
     char *sid = sgt_new_session(s, NULL);
     sgt_ws w;
     /* an unmasked client frame */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x82, "abc", 3, 0);
     sgt_ws_expect_close(&w, 1002, NULL, "unmasked frame");
     sgt_ws_free(&w);
     /* invalid UTF-8 in a text message */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send(&w, 1, "ok \xc3\x28", 5);
     sgt_ws_expect_close(&w, 1007, NULL, "invalid UTF-8");
     sgt_ws_free(&w);
     /* a reserved opcode, then a continuation out of nowhere */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x83, "", 0, 1);
     sgt_ws_expect_close(&w, 1002, NULL, "reserved opcode");
     sgt_ws_free(&w);
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x80, "x", 1, 1);
     sgt_ws_expect_close(&w, 1002, NULL, "stray continuation");
     sgt_ws_free(&w);
     /* a ping over 125 bytes */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     char big[200] = {0};
     sgt_ws_send(&w, 9, big, 200);
     sgt_ws_expect_close(&w, 1002, NULL, "long ping");
@@ -377,12 +370,12 @@ static void test_limits_and_lifecycle(void)
     sgt_ws w, w2, w3;
 
     /* oversize: refused with 1009 as soon as the header announces it */
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 101);
     uint8_t *blob = calloc(1, 150000);
     sgt_ws_send(&w, 2, blob, 150000);
     sgt_ws_expect_close(&w, 1009, NULL, "oversize");
     sgt_ws_free(&w);
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x02, blob, 60000, 1);
     sgt_ws_send_frame(&w, 0x80, blob, 60000, 1);
     sgt_ws_expect_close(&w, 1009, NULL, "oversize in fragments");
@@ -407,8 +400,8 @@ static void test_limits_and_lifecycle(void)
 
     /* the cap: two sockets, the third is 503 until one closes */
     CHECK_EQ_INT(ws_connect_retry(&s, &w, "frame", sid), 101);
-    CHECK_EQ_INT(ws_connect(&s, &w2, "frame", sid), 101);
-    CHECK_EQ_INT(ws_connect(&s, &w3, "frame", sid), 503);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w2, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w3, "frame", sid), 503);
     CHECK(w3.json && strcmp(sgt_str(w3.json, "error"), "OVERLOADED") == 0);
     /* /metrics and Prometheus count the two open sockets */
     {
@@ -430,7 +423,7 @@ static void test_limits_and_lifecycle(void)
     CHECK(sgt_ws_wait_eof(&w2, 5000));
     sgt_ws_free(&w2);
     for (int i = 0; i < 20; i++) {
-        CHECK_EQ_INT(ws_connect(&s, &w3, "frame", sid), 101);
+        CHECK_EQ_INT(sgt_ws_connect(s.port, &w3, "frame", sid), 101);
         if (i == 19)
             break;
         sgt_ws_send_close(&w3, 1000, NULL);
@@ -448,7 +441,7 @@ static void test_limits_and_lifecycle(void)
     sgt_ws_expect_close(&w3, 1000, "session deleted", "delete (2)");
     sgt_ws_free(&w);
     sgt_ws_free(&w3);
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 404);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 404);
     sgt_ws_free(&w);
     free(sid);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
@@ -466,7 +459,7 @@ static void test_stalled_reader(void)
     CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 101);
     int small = 4096;
     setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     /* one masked ping with a 125-byte payload, sent again and again without reading a pong */
@@ -495,7 +488,7 @@ static void test_stalled_reader(void)
               "WebSocket and nothing else to do", c1 - c0);
     /* the slot is free again (SG_MAX_WEBSOCKETS=1) and the stalled connection was dropped */
     sgt_ws w2;
-    CHECK_EQ_INT(ws_connect(&s, &w2, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w2, "frame", sid), 101);
     sgt_ws_send_close(&w2, 1000, NULL);
     CHECK(sgt_ws_wait_eof(&w2, 5000));
     sgt_ws_free(&w2);
@@ -544,7 +537,7 @@ static void test_inbox_bound(void)
     }
     sgt_ws w[NS];
     for (int i = 0; i < NS; i++)
-        CHECK_EQ_INT(ws_connect(&s, &w[i], "frame", sid), 101);
+        CHECK_EQ_INT(sgt_ws_connect(s.port, &w[i], "frame", sid), 101);
     sgt_sleep_ms(200);
     const long rss0 = sgt_proc_kib(s.pid, "VmRSS");
     size_t sent = 0;
@@ -579,7 +572,7 @@ static void test_fairness(void)
     char *jpg = sgt_read_file(IMG("text"), &len);
     sgt_ws w[6];
     for (int i = 0; i < 6; i++) {
-        CHECK_EQ_INT(ws_connect(&s, &w[i], "frame", sid), 101);
+        CHECK_EQ_INT(sgt_ws_connect(s.port, &w[i], "frame", sid), 101);
         for (int k = 0; k < 10; k++)
             sgt_ws_send(&w[i], 2, jpg, len);
     }
@@ -734,7 +727,7 @@ static void test_audio(void)
 
     /* jfk.wav as a phone sends it: 100 ms of s16le at 16 kHz per message, at 4x real time */
     sgt_ws w;
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send_text(&w, "{\"sample_rate\":16000,\"format\":\"pcm_s16le\",\"language\":null}");
     transcript_log L = {.order_ok = true};
     for (size_t at = 0; at < jfk.n; at += 1600) {
@@ -789,7 +782,7 @@ static void test_audio(void)
     CHECK_EQ_INT(entry_int(&s, sid, "transcript_count"), (long)nsegs);
 
     /* 48 kHz f32 (resampled on the server): the same speech, finals near the same segments */
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send_text(&w, "{\"sample_rate\":48000,\"format\":\"pcm_f32le\"}");
     transcript_log L2 = {.order_ok = true};
     const size_t total = nup * 4;
@@ -815,7 +808,7 @@ static void test_audio(void)
     CHECK_EQ_INT(before, (long)(nsegs + nsegs4));
 
     /* an abrupt disconnect in the middle of speech: the open utterance still reaches the session */
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send(&w, 2, jfk.s + 16000, 2 * 16000 * 2); /* 1 s .. 3 s: speech */
     sgt_sleep_ms(300);
     close(w.fd);
@@ -829,7 +822,7 @@ static void test_audio(void)
     sgt_ws_free(&w);
 
     /* a graceful stop with a socket open mid-speech: close 1001, exit 0 */
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send(&w, 2, jfk.s, 16000 * 2);
     kill(s.pid, SIGTERM);
     sgt_ws_expect_close(&w, 1001, "server shutting down", "stop");
@@ -842,7 +835,7 @@ static void test_audio(void)
     CHECK(sgt_start(&s, NULL, args2) == 0);
     CHECK(sgt_wait_ready(&s));
     sid = sgt_new_session(&s, NULL);
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     transcript_log L3 = {.order_ok = true};
     for (int rep = 0; rep < 3; rep++) /* 33 s */
         for (size_t at = 0; at < jfk.n; at += 16000) {
@@ -878,8 +871,8 @@ static void test_stop(sgt_server *s)
 {
     char *sid = sgt_new_session(s, NULL);
     sgt_ws a, b;
-    CHECK_EQ_INT(ws_connect(s, &a, "frame", sid), 101);
-    CHECK_EQ_INT(ws_connect(s, &b, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &a, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &b, "frame", sid), 101);
     size_t len;
     char *jpg = sgt_read_file(IMG("astronaut"), &len);
     sgt_ws_send(&a, 2, jpg, len); /* work in flight when the stop comes */
