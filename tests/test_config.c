@@ -68,6 +68,15 @@ static void test_python_era_values(void)
                       "AUDIO_BUFFER_MAX_SECONDS=%s accepted", secs[i].value);
         }
     }
+    /* a value longer than any number here is refused, not overrun */
+    char longv[300];
+    memset(longv, '1', sizeof longv - 1);
+    longv[sizeof longv - 1] = 0;
+    setenv("AUDIO_BUFFER_MAX_SECONDS", longv, 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL);
+    setenv("AUDIO_BUFFER_MAX_BYTES", longv, 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL && strstr(err.msg, "AUDIO_BUFFER_MAX_BYTES"));
+    unsetenv("AUDIO_BUFFER_MAX_BYTES");
     /* the runtime's own words for what float() refused; a number out of range says the range */
     setenv("AUDIO_BUFFER_MAX_SECONDS", "abc", 1);
     CHECK(sg_config_from_env(&c, &err) == SG_EINVAL &&

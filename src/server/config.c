@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +76,16 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
  * space around the value, a sign, and single underscores between digits ("16_000"); floats also
  * ".5", "2.", exponents. Hex, "1,000" and the like were refused there and are refused here. */
 
-/* s without its surrounding white space, digits only (underscores dropped), into out[cap]; false
- * when s is not an optional sign followed by digit groups joined by single underscores. */
-static bool py_digits(const char **p, const char *end, char *out, size_t *n, size_t cap)
+/* Appends the digits at *p (up to end; a single underscore between two digits is skipped) to
+ * out[*n..], advancing *p past them; false when there is no digit there. out has room: the
+ * callers refuse values longer than their buffer, and the copy is never longer than the text. */
+static bool py_digits(const char **p, const char *end, char *out, size_t *n)
 {
     const char *s = *p;
     bool any = false;
     while (s < end && (isdigit((unsigned char)*s) || (*s == '_' && any && s + 1 < end &&
                                                       isdigit((unsigned char)s[1])))) {
         if (*s != '_') {
-            if (*n + 1 >= cap)
-                return false;
             out[(*n)++] = *s;
             any = true;
         }
@@ -111,9 +111,11 @@ static bool py_int(const char *s, long long *out)
     py_trim(&s, &end);
     char buf[64];
     size_t n = 0;
+    if (end - s >= (ptrdiff_t)sizeof buf) /* far beyond any limit here */
+        return false;
     if (s < end && (*s == '+' || *s == '-'))
         buf[n++] = *s++;
-    if (!py_digits(&s, end, buf, &n, sizeof buf) || s != end)
+    if (!py_digits(&s, end, buf, &n) || s != end)
         return false;
     buf[n] = 0;
     errno = 0;
@@ -131,6 +133,8 @@ static bool py_float(const char *s, double *out)
     py_trim(&s, &end);
     char buf[128];
     size_t n = 0;
+    if (end - s >= (ptrdiff_t)sizeof buf)
+        return false;
     if (s < end && (*s == '+' || *s == '-'))
         buf[n++] = *s++;
     static const char *const words[] = {"inf", "infinity", "nan"};
@@ -141,10 +145,10 @@ static bool py_float(const char *s, double *out)
             return true;
         }
     }
-    bool whole = py_digits(&s, end, buf, &n, sizeof buf), frac = false;
+    bool whole = py_digits(&s, end, buf, &n), frac = false;
     if (s < end && *s == '.') {
         buf[n++] = *s++;
-        frac = s < end && isdigit((unsigned char)*s) && py_digits(&s, end, buf, &n, sizeof buf);
+        frac = s < end && isdigit((unsigned char)*s) && py_digits(&s, end, buf, &n);
     }
     if (!whole && !frac)
         return false;
@@ -152,7 +156,7 @@ static bool py_float(const char *s, double *out)
         buf[n++] = *s++;
         if (s < end && (*s == '+' || *s == '-'))
             buf[n++] = *s++;
-        if (!py_digits(&s, end, buf, &n, sizeof buf))
+        if (!py_digits(&s, end, buf, &n))
             return false;
     }
     if (s != end)
@@ -254,10 +258,10 @@ static sg_status env_py_int(const char *name, long long lo, long long hi, long l
         return SG_OK;
     long long v;
     if (!py_int(s, &v))
-        return sg_error_set(err, SG_EINVAL, "Invalid integer value: %s (%s must be a whole number "
+        return sg_error_set(err, SG_EINVAL, "Invalid integer value: %.60s (%s must be a whole number "
                             "in %lld..%lld)", s, name, lo, hi);
     if (v < lo || v > hi)
-        return sg_error_set(err, SG_EINVAL, "%s=%s is out of range: it must be a whole number in "
+        return sg_error_set(err, SG_EINVAL, "%s=%.60s is out of range: it must be a whole number in "
                             "%lld..%lld", name, s, lo, hi);
     *out = v;
     return SG_OK;
@@ -280,10 +284,10 @@ static sg_status env_py_seconds(const char *name, double hi, double *out, sg_err
         return SG_OK;
     double v;
     if (!py_float(s, &v))
-        return sg_error_set(err, SG_EINVAL, "Invalid float value: %s (%s must be a number of "
+        return sg_error_set(err, SG_EINVAL, "Invalid float value: %.60s (%s must be a number of "
                             "seconds above 0 and at most %g, such as 2.5)", s, name, hi);
     if (!(v > 0 && v <= hi)) /* also nan and inf, which float() took */
-        return sg_error_set(err, SG_EINVAL, "%s=%s is out of range: it must be a number of "
+        return sg_error_set(err, SG_EINVAL, "%s=%.60s is out of range: it must be a number of "
                             "seconds above 0 and at most %g", name, s, hi);
     *out = v;
     return SG_OK;
@@ -300,7 +304,7 @@ static sg_status env_bool(const char *name, bool *out, sg_error *err)
     snprintf(v, sizeof v, "%.*s", (int)(e - b < 15 ? e - b : 15), b);
     if (e - b >= 15 || !sg_parse_bool(v, out))
         return sg_error_set(err, SG_EINVAL, "Invalid boolean value; use one of: true, false, 1, 0, "
-                            "yes, no, on, off (%s=\"%s\")", name, s);
+                            "yes, no, on, off (%s=\"%.60s\")", name, s);
     return SG_OK;
 }
 
@@ -316,7 +320,7 @@ static sg_status env_policy(const char *name, sg_buffer_policy *out, sg_error *e
     else if (e - b == 6 && strncasecmp(b, "reject", 6) == 0)
         *out = SG_POLICY_REJECT;
     else
-        return sg_error_set(err, SG_EINVAL, "Invalid buffer policy '%s'. Choose one of: reject, "
+        return sg_error_set(err, SG_EINVAL, "Invalid buffer policy '%.60s'. Choose one of: reject, "
                             "trim (%s)", s, name);
     return SG_OK;
 }
@@ -327,7 +331,8 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
     const char *s;
     if ((s = getenv("PORTS")) && *s) {
         if (!sg_parse_ports(s, &c->port))
-            return sg_error_set(err, SG_EINVAL, "PORTS=\"%s\" is not 8000, {\"http\":8000} or http:8000", s);
+            return sg_error_set(err, SG_EINVAL, "PORTS=\"%.60s\" is not 8000, {\"http\":8000} or "
+                                "http:8000,metrics:9000 (ports 1..65535)", s);
     }
     if ((st = env_int("SG_PORT", 1, 65535, &c->port, err)) ||
         (st = env_int("SG_HTTP_THREADS", 1, 256, &c->http_threads, err)) ||
