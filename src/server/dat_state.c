@@ -127,8 +127,8 @@ static sg_status state_add_audio(void *self, const sg_config *cfg, long long seq
         st = sg_error_set(err, SG_ETOOBIG,
                           "Audio buffer would exceed configured limits; adjust AUDIO_BUFFER_* "
                           "settings or set AUDIO_BUFFER_POLICY=trim: %zu chunks, %.3f s, %zu bytes "
-                          "buffered (AUDIO_BUFFER_MAX_SECONDS=%g, AUDIO_BUFFER_MAX_BYTES=%zu, %d "
-                          "chunks); complete the turn first",
+                          "buffered under reject (limits %g s, %zu bytes, %d chunks); complete the "
+                          "turn first",
                           d->cur.n, d->cur.seconds, d->cur.bytes, cfg->audio_max_seconds,
                           cfg->audio_max_bytes, SG_DAT_MAX_CHUNKS);
     } else if (d->cur.n == d->cap) {
