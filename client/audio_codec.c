@@ -180,9 +180,9 @@ sg_client_status sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_
         return sg_client_fail(err, SG_CLIENT_EINVAL, "audio encode: unknown codec %d", (int)codec);
     }
     sg_sfmem m = sg_sfmem_writer(); /* the server's in-memory file (src/media/sfmem.c) */
-    SF_VIRTUAL_IO io = sg_sfmem_io();
     SF_INFO info = {.samplerate = sample_rate, .channels = 1, .format = format};
-    SNDFILE *sf = sf_open_virtual(&io, SFM_WRITE, &info, &m);
+    /* open and close through sfmem's lock: an app may encode on several threads */
+    SNDFILE *sf = sg_sfmem_open(&m, SFM_WRITE, &info);
     if (!sf) {
         free(m.buf);
         return sg_client_fail(err, SG_CLIENT_ECODEC, "audio encode: libsndfile cannot write %s",
@@ -192,14 +192,14 @@ sg_client_status sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_
         /* + 0.5 so libsndfile's (int) truncation lands on the requested bitrate */
         double level = 1.0 - ((double)bitrate_bps + 0.5 - 6000.0) / 250000.0;
         if (sf_command(sf, SFC_SET_COMPRESSION_LEVEL, &level, sizeof level) != SF_TRUE) {
-            sf_close(sf);
+            sg_sfmem_close(sf);
             free(m.buf);
             return sg_client_fail(err, SG_CLIENT_ECODEC,
                                   "audio encode: libsndfile refused the Opus bitrate %d", bitrate_bps);
         }
     }
     sf_count_t wrote = sf_writef_short(sf, pcm, (sf_count_t)n);
-    int rc = sf_close(sf);
+    int rc = sg_sfmem_close(sf);
     if (wrote != (sf_count_t)n || rc != 0 || m.oom || m.n <= 0) {
         free(m.buf);
         return m.oom ? sg_client_fail(err, SG_CLIENT_ENOMEM, "audio encode: out of memory")

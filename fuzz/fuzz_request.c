@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const sg_route *r = sg_route_match(methods[size % 4], s, sid);
     if (strlen(sid) >= 40 || (r && (r < sg_routes || r >= sg_routes + sg_routes_count)))
         abort();
-    int port;
+    int port = 5000; /* a PORTS without an http entry leaves it as it was */
     if (sg_parse_ports(s, &port) && (port < 1 || port > 65535))
         abort();
     bool b;

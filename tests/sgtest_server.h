@@ -49,6 +49,16 @@ __attribute__((unused)) static void sgt_expect_refusals(const sgt_server *s, con
     }
 }
 
+/* POST /dat/session for a pair of glasses; the new session id (malloc'ed), checked to be a 200. */
+__attribute__((unused)) static char *sgt_dat_session(const sgt_server *s)
+{
+    sgt_resp r = sgt_post_str(s, "/dat/session", "{\"device_id\":\"rayban-1\",\"client_version\":\"1.0.0\"}");
+    CHECK_EQ_INT(r.status, 200);
+    char *id = strdup(sgt_str(r.json, "session_id"));
+    sgt_resp_free(&r);
+    return id;
+}
+
 /* With a VAD loaded: a query whose audio (base64 16 kHz s16le PCM) is silent answers its text,
  * with a warning. */
 __attribute__((unused)) static void sgt_expect_silent_query(const sgt_server *s, const char *qpath,

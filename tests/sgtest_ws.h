@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 /* The key of RFC 6455 section 1.3 and the accept the server must answer with. */
 #define SGT_WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define SGT_WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -150,6 +152,15 @@ __attribute__((unused)) static int sgt_ws_open(sgt_ws *w, int port, const char *
         w->len = 0;
     }
     return w->status;
+}
+
+/* The handshake for /ws/<kind>/<sid> ("audio" or "frame"); its status. */
+__attribute__((unused)) static int sgt_ws_connect(int port, sgt_ws *w, const char *kind,
+                                                  const char *sid)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/ws/%s/%s", kind, sid);
+    return sgt_ws_open(w, port, "GET", path, NULL, NULL);
 }
 
 __attribute__((unused)) static void sgt_ws_free(sgt_ws *w)
@@ -342,6 +353,24 @@ __attribute__((unused)) static int sgt_ws_wait_eof(sgt_ws *w, int timeout_ms)
         if (f.opcode == -1)
             return 0;
     }
+}
+
+/* Expects a close frame with code (and reason when given), then the TCP connection to end
+ * (after our close reply). */
+__attribute__((unused)) static void sgt_ws_expect_close(sgt_ws *w, int code, const char *reason,
+                                                        const char *what)
+{
+    sgt_ws_frame f = {0};
+    json_t *j;
+    while ((j = sgt_ws_recv_json(w, 5000, &f)) != NULL)
+        json_decref(j); /* replies to earlier messages may come first */
+    CHECK_MSG(f.opcode == 8 && f.close_code == code, "%s: opcode %d code %d (want close %d)", what,
+              f.opcode, f.close_code, code);
+    if (reason)
+        CHECK_MSG(strcmp(f.reason, reason) == 0, "%s: reason \"%s\"", what, f.reason);
+    sgt_ws_frame_free(&f);
+    sgt_ws_send_close(w, code == 1005 ? 1000 : code, NULL);
+    CHECK_MSG(sgt_ws_wait_eof(w, 5000), "%s: the server did not close the connection", what);
 }
 
 #endif

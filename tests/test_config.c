@@ -24,10 +24,103 @@ static void test_bool_and_ports(void)
     CHECK(sg_parse_ports("{\"http\":8001}", &port) && port == 8001);
     CHECK(sg_parse_ports(" { \"http\" : 8002 } ", &port) && port == 8002);
     CHECK(sg_parse_ports("http:8003", &port) && port == 8003);
-    const char *badp[] = {"", "0", "65536", "http:", "http:x", "{\"http\":\"80\"}", "{\"ws\":80}",
-                          "{", "8000abc", "-1"};
-    for (int i = 0; i < 10; i++)
+    /* the Python runtime's other forms: a comma list (the last http entry wins, a bare port is
+     * http's), string values in JSON; without an http entry the port stays as it was */
+    CHECK(sg_parse_ports("http:8004,metrics:9000", &port) && port == 8004);
+    CHECK(sg_parse_ports("metrics:9000, http : 8005,", &port) && port == 8005);
+    CHECK(sg_parse_ports("8006,metrics:9000", &port) && port == 8006);
+    CHECK(sg_parse_ports("{\"http\":\"8007\",\"metrics\":9000}", &port) && port == 8007);
+    CHECK(sg_parse_ports("metrics:9000", &port) && port == 8007);
+    CHECK(sg_parse_ports("{\"ws\":80}", &port) && port == 8007);
+    CHECK(sg_parse_ports(" 8_008 ", &port) && port == 8008);
+    const char *badp[] = {"", "0", "65536", "http:", "http:x", "{\"http\":\"x\"}", "{\"http\":0}",
+                          "{", "8000abc", "-1", "http:8000,metrics:x", "[8000]", "0x50"};
+    for (int i = 0; i < 13; i++)
         CHECK_MSG(!sg_parse_ports(badp[i], &port), "\"%s\" accepted", badp[i]);
+}
+
+/* What the Python runtime's config.py took (int() for bytes and counts, float() for seconds,
+ * stripped and case-folded policies and booleans) starts this server; what it refused is refused
+ * with its message first. Ranges: seconds above 0 up to a day, bytes from 1. */
+static void test_python_era_values(void)
+{
+    sg_config c;
+    sg_error err = {0};
+    static const struct {
+        const char *value;
+        double want; /* 0: refused */
+    } secs[] = {
+        {"0.05", 0.05}, {"2.5", 2.5}, {" 2.5 ", 2.5}, {".5", 0.5}, {"5.", 5}, {"1e2", 100},
+        {"+3", 3}, {"1_0.5", 10.5}, {"120", 120}, {"86400", 86400}, {"2.5E-1", 0.25},
+        {"abc", 0}, {"0x10", 0}, {"1,5", 0}, {"0", 0}, {"-1", 0}, {"nan", 0}, {"inf", 0},
+        {"86401", 0}, {"1__0", 0}, {"_1", 0}, {"1_", 0}, {"1e", 0}, {".", 0}, {"1e999", 0},
+        {"2.5s", 0},
+    };
+    for (size_t i = 0; i < sizeof secs / sizeof *secs; i++) {
+        sg_config_defaults(&c);
+        setenv("AUDIO_BUFFER_MAX_SECONDS", secs[i].value, 1);
+        sg_status st = sg_config_from_env(&c, &err);
+        if (secs[i].want > 0) {
+            CHECK_MSG(st == SG_OK, "AUDIO_BUFFER_MAX_SECONDS=%s refused: %s", secs[i].value, err.msg);
+            CHECK_NEAR(c.audio_max_seconds, secs[i].want, 1e-12);
+        } else {
+            CHECK_MSG(st == SG_EINVAL && strstr(err.msg, "AUDIO_BUFFER_MAX_SECONDS"),
+                      "AUDIO_BUFFER_MAX_SECONDS=%s accepted", secs[i].value);
+        }
+    }
+    /* a value longer than any number here is refused, not overrun */
+    char longv[300];
+    memset(longv, '1', sizeof longv - 1);
+    longv[sizeof longv - 1] = 0;
+    setenv("AUDIO_BUFFER_MAX_SECONDS", longv, 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL);
+    setenv("AUDIO_BUFFER_MAX_BYTES", longv, 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL && strstr(err.msg, "AUDIO_BUFFER_MAX_BYTES"));
+    unsetenv("AUDIO_BUFFER_MAX_BYTES");
+    /* the runtime's own words for what float() refused; a number out of range says the range */
+    setenv("AUDIO_BUFFER_MAX_SECONDS", "abc", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL &&
+          strncmp(err.msg, "Invalid float value: abc", 24) == 0);
+    setenv("AUDIO_BUFFER_MAX_SECONDS", "0", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL && strstr(err.msg, "above 0"));
+    unsetenv("AUDIO_BUFFER_MAX_SECONDS");
+
+    sg_config_defaults(&c);
+    setenv("FRAME_BUFFER_MAX_BYTES", "300", 1);
+    setenv("AUDIO_BUFFER_MAX_BYTES", " 1_000 ", 1);
+    setenv("FRAME_HISTORY_SIZE", "+2", 1);
+    setenv("AUDIO_BUFFER_POLICY", " Trim ", 1);
+    setenv("FRAME_BUFFER_POLICY", "REJECT", 1);
+    setenv("STORE_RAW_AUDIO", " yes ", 1);
+    CHECK_MSG(sg_config_from_env(&c, &err) == SG_OK, "%s", err.msg);
+    CHECK_EQ_INT(c.frame_max_bytes, 300);
+    CHECK_EQ_INT(c.audio_max_bytes, 1000);
+    CHECK_EQ_INT(c.frame_history, 2);
+    CHECK(c.audio_policy == SG_POLICY_TRIM && c.frame_policy == SG_POLICY_REJECT);
+    CHECK(c.privacy.store_raw_audio);
+    setenv("FRAME_BUFFER_MAX_BYTES", "1", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_OK && c.frame_max_bytes == 1);
+    setenv("FRAME_BUFFER_MAX_BYTES", "12.5", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL &&
+          strncmp(err.msg, "Invalid integer value: 12.5", 27) == 0 &&
+          strstr(err.msg, "FRAME_BUFFER_MAX_BYTES"));
+    setenv("FRAME_BUFFER_MAX_BYTES", "0", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL && strstr(err.msg, "FRAME_BUFFER_MAX_BYTES"));
+    unsetenv("FRAME_BUFFER_MAX_BYTES");
+    setenv("AUDIO_BUFFER_MAX_BYTES", "-5", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL && strstr(err.msg, "AUDIO_BUFFER_MAX_BYTES"));
+    unsetenv("AUDIO_BUFFER_MAX_BYTES");
+    setenv("AUDIO_BUFFER_POLICY", "drop", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL &&
+          strcmp(err.msg, "Invalid buffer policy 'drop'. Choose one of: reject, trim "
+                          "(AUDIO_BUFFER_POLICY)") == 0);
+    unsetenv("AUDIO_BUFFER_POLICY");
+    setenv("STORE_RAW_AUDIO", "perhaps", 1);
+    CHECK(sg_config_from_env(&c, &err) == SG_EINVAL &&
+          strncmp(err.msg, "Invalid boolean value; use one of:", 34) == 0);
+    unsetenv("STORE_RAW_AUDIO");
+    unsetenv("FRAME_HISTORY_SIZE");
+    unsetenv("FRAME_BUFFER_POLICY");
 }
 
 static void test_env(void)
@@ -207,6 +300,7 @@ int main(void)
 {
     test_bool_and_ports();
     test_env();
+    test_python_era_values();
     test_routes();
     test_routes_match_api_md();
     return check_report("test_config");

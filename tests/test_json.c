@@ -726,9 +726,27 @@ static void test_agrees_with_jansson(void)
     CHECK(n >= 100 && accepted >= 40 && refused >= 40);
 }
 
+/* sg_json_cstr: a string as a C string only when nothing of it would be cut off. */
+static void test_cstr(void)
+{
+    sg_error err = {0};
+    json_t *o = sg_json_parse("{\"a\":\"abc\",\"n\":\"ab\\u0000cd\",\"z\":\"\\u0000\","
+                              "\"e\":\"\",\"c\":\"a\\u0001b\",\"i\":1}", 69, &err);
+    CHECK(o != NULL);
+    CHECK(sg_json_cstr(json_object_get(o, "a")) && strcmp(sg_json_cstr(json_object_get(o, "a")), "abc") == 0);
+    CHECK(sg_json_cstr(json_object_get(o, "n")) == NULL);
+    CHECK(sg_json_cstr(json_object_get(o, "z")) == NULL);
+    CHECK(sg_json_cstr(json_object_get(o, "e")) && !sg_json_cstr(json_object_get(o, "e"))[0]);
+    CHECK(sg_json_cstr(json_object_get(o, "c")) && strlen(sg_json_cstr(json_object_get(o, "c"))) == 3);
+    CHECK(sg_json_cstr(json_object_get(o, "i")) == NULL);
+    CHECK(sg_json_cstr(NULL) == NULL);
+    json_decref(o);
+}
+
 int main(void)
 {
     test_values();
+    test_cstr();
     test_numbers();
     test_literals_and_structure();
     test_strings();

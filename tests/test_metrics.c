@@ -63,6 +63,32 @@ int main(void)
     CHECK_EQ_INT(json_integer_value(json_object_get(llm, "count")), 100);
     CHECK_NEAR(json_real_value(json_object_get(llm, "p95")), 95.05, 1e-9);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "counters"), "queries")), 5);
+    /* the Python runtime's keys beside ours: its stage names, seconds, count/total/avg/min/max,
+     * the "all" aggregate, queries.total */
+    json_t *lat = json_object_get(j, "latencies");
+    json_t *up = json_object_get(lat, "LLM");
+    CHECK_EQ_INT(json_integer_value(json_object_get(up, "count")), 100);
+    CHECK_NEAR(json_real_value(json_object_get(up, "total")), 5.05, 1e-9);
+    CHECK_NEAR(json_real_value(json_object_get(up, "avg")), 0.0505, 1e-9);
+    CHECK_NEAR(json_real_value(json_object_get(up, "min")), 0.001, 1e-9);
+    CHECK_NEAR(json_real_value(json_object_get(up, "max")), 0.1, 1e-9);
+    json_t *e2e = json_object_get(lat, "end_to_end_turn_latency_ms");
+    CHECK_EQ_INT(json_integer_value(json_object_get(e2e, "count")), 2 * SG_METRICS_WINDOW);
+    CHECK_NEAR(json_real_value(json_object_get(e2e, "total")), SG_METRICS_WINDOW * 1.01, 1e-6);
+    static const char *const upstream[] = {"ASR", "Vision", "dat_ingest_audio_latency_ms",
+                                           "dat_ingest_frame_latency_ms"};
+    for (int i = 0; i < 4; i++) { /* present before their first sample, all zero */
+        json_t *e = json_object_get(lat, upstream[i]);
+        CHECK_MSG(json_is_object(e) && json_integer_value(json_object_get(e, "count")) == 0 &&
+                      json_real_value(json_object_get(e, "max")) == 0.0,
+                  "latencies.%s", upstream[i]);
+    }
+    json_t *all = json_object_get(lat, "all");
+    CHECK_EQ_INT(json_integer_value(json_object_get(all, "count")), 100 + 2 * SG_METRICS_WINDOW);
+    CHECK_NEAR(json_real_value(json_object_get(all, "total")), 5.05 + SG_METRICS_WINDOW * 1.01, 1e-6);
+    CHECK_NEAR(json_real_value(json_object_get(all, "min")), 0.001, 1e-9);
+    CHECK_NEAR(json_real_value(json_object_get(all, "max")), 1.0, 1e-9);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "queries"), "total")), 5);
     json_decref(j);
 
     char *p = sg_metrics_prometheus(m, 2, 3, 4, 1.5);

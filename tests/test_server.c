@@ -313,6 +313,18 @@ static void test_gzip_and_metrics(const sgt_server *s)
     CHECK(json_integer_value(json_object_get(json_object_get(r.json, "counters"), "frames")) > 0);
     CHECK(json_integer_value(json_object_get(json_object_get(r.json, "counters"), "errors")) > 0);
     CHECK(json_is_number(json_object_get(r.json, "uptime_s")));
+    /* the Python runtime's keys beside ours, so its dashboards keep working: its stage names in
+     * seconds, queries.total, sessions.created/active, display_available */
+    json_t *up = json_object_get(lat, "end_to_end_turn_latency_ms");
+    CHECK(json_integer_value(json_object_get(up, "count")) ==
+          json_integer_value(json_object_get(json_object_get(lat, "e2e"), "count")));
+    CHECK(json_real_value(json_object_get(up, "total")) > 0);
+    CHECK(json_is_object(json_object_get(lat, "LLM")) && json_is_object(json_object_get(lat, "ASR")) &&
+          json_is_object(json_object_get(lat, "all")));
+    CHECK(json_integer_value(json_object_get(json_object_get(r.json, "queries"), "total")) ==
+          json_integer_value(json_object_get(json_object_get(r.json, "counters"), "queries")));
+    CHECK(json_integer_value(json_object_get(json_object_get(r.json, "sessions"), "created")) > 0);
+    CHECK(json_is_false(json_object_get(r.json, "display_available")));
     sgt_resp_free(&r);
 
     r = sgt_get(s, "/metrics/summary");

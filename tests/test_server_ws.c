@@ -12,6 +12,7 @@
 #include "check.h"
 #include "media/audio.h"
 #include "sgtest_http.h"
+#include "sgtest_proc.h"
 #include "sgtest_ws.h"
 
 #define IMG(name) "../shared/data/images/" name ".jpg"
@@ -40,21 +41,14 @@ static long entry_int(const sgt_server *s, const char *id, const char *key)
     return v;
 }
 
-static int ws_connect(const sgt_server *s, sgt_ws *w, const char *kind, const char *sid)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/ws/%s/%s", kind, sid);
-    return sgt_ws_open(w, s->port, "GET", path, NULL, NULL);
-}
-
-/* ws_connect for a test that has just closed sockets at the SG_MAX_WEBSOCKETS cap: after a
+/* sgt_ws_connect for a test that has just closed sockets at the SG_MAX_WEBSOCKETS cap: after a
  * protocol error the server lingers until it sees our FIN (we saw its own first), so the slot may
  * be free a moment after our close; 503 is retried for up to 2 s. */
 static int ws_connect_retry(const sgt_server *s, sgt_ws *w, const char *kind, const char *sid)
 {
     int st = 0;
     for (int i = 0; i < 100; i++) {
-        st = ws_connect(s, w, kind, sid);
+        st = sgt_ws_connect(s->port, w, kind, sid);
         if (st != 503)
             break;
         sgt_ws_free(w);
@@ -62,29 +56,6 @@ static int ws_connect_retry(const sgt_server *s, sgt_ws *w, const char *kind, co
         nanosleep(&ts, NULL);
     }
     return st;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Expects a close frame with code (and reason when given), then the TCP connection to end
- * (after our close reply). */
-static void expect_close(sgt_ws *w, int code, const char *reason, const char *what)
-{
-    sgt_ws_frame f;
-    json_t *j;
-    while ((j = sgt_ws_recv_json(w, 5000, &f)) != NULL)
-        json_decref(j); /* replies to earlier messages may come first */
-    CHECK_MSG(f.opcode == 8 && f.close_code == code, "%s: opcode %d code %d (want close %d)", what,
-              f.opcode, f.close_code, code);
-    if (reason)
-        CHECK_MSG(strcmp(f.reason, reason) == 0, "%s: reason \"%s\"", what, f.reason);
-    sgt_ws_frame_free(&f);
-    sgt_ws_send_close(w, code == 1005 ? 1000 : code, NULL);
-    CHECK_MSG(sgt_ws_wait_eof(w, 5000), "%s: the server did not close the connection", what);
 }
 
 /* ---- handshakes ---- */
@@ -181,7 +152,7 @@ static void test_frames(const sgt_server *s)
 {
     char *sid = sgt_new_session(s, NULL), *other = sgt_new_session(s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     char v[128];
     CHECK(sgt_ws_header(&w, "Sec-WebSocket-Accept", v, sizeof v) && strcmp(v, SGT_WS_ACCEPT) == 0);
     CHECK(sgt_ws_header(&w, "Upgrade", v, sizeof v) && strcasecmp(v, "websocket") == 0);
@@ -275,7 +246,7 @@ static void test_frames(const sgt_server *s)
           json_is_true(json_object_get(e, "has_frame")));
     json_decref(e);
     /* a close frame without a code is answered with 1000 */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send(&w, 8, "", 0);
     sgt_ws_recv(&w, 5000, &f);
     CHECK(f.opcode == 8 && f.close_code == 1000);
@@ -293,29 +264,29 @@ static void test_protocol_errors(const sgt_server *s)
     char *sid = sgt_new_session(s, NULL);
     sgt_ws w;
     /* an unmasked client frame */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x82, "abc", 3, 0);
-    expect_close(&w, 1002, NULL, "unmasked frame");
+    sgt_ws_expect_close(&w, 1002, NULL, "unmasked frame");
     sgt_ws_free(&w);
     /* invalid UTF-8 in a text message */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send(&w, 1, "ok \xc3\x28", 5);
-    expect_close(&w, 1007, NULL, "invalid UTF-8");
+    sgt_ws_expect_close(&w, 1007, NULL, "invalid UTF-8");
     sgt_ws_free(&w);
     /* a reserved opcode, then a continuation out of nowhere */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x83, "", 0, 1);
-    expect_close(&w, 1002, NULL, "reserved opcode");
+    sgt_ws_expect_close(&w, 1002, NULL, "reserved opcode");
     sgt_ws_free(&w);
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x80, "x", 1, 1);
-    expect_close(&w, 1002, NULL, "stray continuation");
+    sgt_ws_expect_close(&w, 1002, NULL, "stray continuation");
     sgt_ws_free(&w);
     /* a ping over 125 bytes */
-    CHECK_EQ_INT(ws_connect(s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &w, "frame", sid), 101);
     char big[200] = {0};
     sgt_ws_send(&w, 9, big, 200);
-    expect_close(&w, 1002, NULL, "long ping");
+    sgt_ws_expect_close(&w, 1002, NULL, "long ping");
     sgt_ws_free(&w);
     json_t *e = session_entry(s, sid);
     CHECK(e != NULL);
@@ -378,7 +349,7 @@ static void test_delete_during_upgrade(const sgt_server *s)
         CHECK_MSG(status == 101 || status == 404, "handshake racing a DELETE: status %d", status);
         if (status == 101) {
             upgraded++;
-            expect_close(&w, 1000, "session deleted", "a socket upgraded while its session was deleted");
+            sgt_ws_expect_close(&w, 1000, "session deleted", "a socket upgraded while its session was deleted");
         }
         close(b);
         sgt_ws_free(&w);
@@ -399,15 +370,15 @@ static void test_limits_and_lifecycle(void)
     sgt_ws w, w2, w3;
 
     /* oversize: refused with 1009 as soon as the header announces it */
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 101);
     uint8_t *blob = calloc(1, 150000);
     sgt_ws_send(&w, 2, blob, 150000);
-    expect_close(&w, 1009, NULL, "oversize");
+    sgt_ws_expect_close(&w, 1009, NULL, "oversize");
     sgt_ws_free(&w);
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 101);
     sgt_ws_send_frame(&w, 0x02, blob, 60000, 1);
     sgt_ws_send_frame(&w, 0x80, blob, 60000, 1);
-    expect_close(&w, 1009, NULL, "oversize in fragments");
+    sgt_ws_expect_close(&w, 1009, NULL, "oversize in fragments");
     sgt_ws_free(&w);
     free(blob);
 
@@ -415,22 +386,22 @@ static void test_limits_and_lifecycle(void)
     CHECK_EQ_INT(ws_connect_retry(&s, &w, "frame", sid), 101);
     double t0 = sgt_ws_now_ms();
     for (int i = 0; i < 6; i++) {
-        sleep_ms(300);
+        sgt_sleep_ms(300);
         sgt_ws_send(&w, 9, "k", 1);
         sgt_ws_frame f;
         sgt_ws_recv(&w, 2000, &f);
         CHECK_MSG(f.opcode == 10, "keep-alive ping %d answered with opcode %d", i, f.opcode);
         sgt_ws_frame_free(&f);
     }
-    expect_close(&w, 1001, "idle timeout", "idle");
+    sgt_ws_expect_close(&w, 1001, "idle timeout", "idle");
     double waited = sgt_ws_now_ms() - t0;
     CHECK_MSG(waited > 3500 && waited < 10000, "idle close after %.0f ms", waited);
     sgt_ws_free(&w);
 
     /* the cap: two sockets, the third is 503 until one closes */
     CHECK_EQ_INT(ws_connect_retry(&s, &w, "frame", sid), 101);
-    CHECK_EQ_INT(ws_connect(&s, &w2, "frame", sid), 101);
-    CHECK_EQ_INT(ws_connect(&s, &w3, "frame", sid), 503);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w2, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w3, "frame", sid), 503);
     CHECK(w3.json && strcmp(sgt_str(w3.json, "error"), "OVERLOADED") == 0);
     /* /metrics and Prometheus count the two open sockets */
     {
@@ -452,7 +423,7 @@ static void test_limits_and_lifecycle(void)
     CHECK(sgt_ws_wait_eof(&w2, 5000));
     sgt_ws_free(&w2);
     for (int i = 0; i < 20; i++) {
-        CHECK_EQ_INT(ws_connect(&s, &w3, "frame", sid), 101);
+        CHECK_EQ_INT(sgt_ws_connect(s.port, &w3, "frame", sid), 101);
         if (i == 19)
             break;
         sgt_ws_send_close(&w3, 1000, NULL);
@@ -466,41 +437,14 @@ static void test_limits_and_lifecycle(void)
     sgt_resp r = sgt_request(&s, "DELETE", dpath, NULL, NULL, 0);
     CHECK_EQ_INT(r.status, 200);
     sgt_resp_free(&r);
-    expect_close(&w, 1000, "session deleted", "delete (1)");
-    expect_close(&w3, 1000, "session deleted", "delete (2)");
+    sgt_ws_expect_close(&w, 1000, "session deleted", "delete (1)");
+    sgt_ws_expect_close(&w3, 1000, "session deleted", "delete (2)");
     sgt_ws_free(&w);
     sgt_ws_free(&w3);
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 404);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 404);
     sgt_ws_free(&w);
     free(sid);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
-}
-
-/* /proc/<pid>/<file> into buf (NUL-terminated); false when unreadable. */
-static bool proc_read(pid_t pid, const char *file, char *buf, size_t cap)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return true;
-}
-
-/* CPU seconds the process has used (user + system), from /proc; -1 when unreadable. */
-static double proc_cpu_s(pid_t pid)
-{
-    char buf[1024];
-    if (!proc_read(pid, "stat", buf, sizeof buf))
-        return -1;
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* A client that stops reading (and keeps the TCP connection open): the pongs it does not read pile
@@ -515,7 +459,7 @@ static void test_stalled_reader(void)
     CHECK(sgt_wait_ready(&s)); /* no models: ready a moment after /health */
     char *sid = sgt_new_session(&s, NULL);
     sgt_ws w;
-    CHECK_EQ_INT(ws_connect(&s, &w, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "frame", sid), 101);
     int small = 4096;
     setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     /* one masked ping with a 125-byte payload, sent again and again without reading a pong */
@@ -529,22 +473,22 @@ static void test_stalled_reader(void)
             off = (off + (size_t)k) % sizeof ping;
             idle_since = sgt_ws_now_ms();
         } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            sleep_ms(5);
+            sgt_sleep_ms(5);
         } else {
             break;
         }
     }
     CHECK_MSG(sent > ((size_t)1 << 20), "only %zu bytes of pings went out", sent);
     /* the idle close (1 s) and the close wait (2 s) are over by now */
-    sleep_ms(4500);
-    double c0 = proc_cpu_s(s.pid);
-    sleep_ms(1000);
-    double c1 = proc_cpu_s(s.pid);
+    sgt_sleep_ms(4500);
+    double c0 = sgt_proc_cpu_s(s.pid);
+    sgt_sleep_ms(1000);
+    double c1 = sgt_proc_cpu_s(s.pid);
     CHECK_MSG(c0 >= 0 && c1 - c0 < 0.3, "the server used %.2f s of CPU in 1 s with a stalled "
               "WebSocket and nothing else to do", c1 - c0);
     /* the slot is free again (SG_MAX_WEBSOCKETS=1) and the stalled connection was dropped */
     sgt_ws w2;
-    CHECK_EQ_INT(ws_connect(&s, &w2, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w2, "frame", sid), 101);
     sgt_ws_send_close(&w2, 1000, NULL);
     CHECK(sgt_ws_wait_eof(&w2, 5000));
     sgt_ws_free(&w2);
@@ -552,14 +496,6 @@ static void test_stalled_reader(void)
     sgt_ws_free(&w);
     free(sid);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
-}
-
-/* Resident memory of the process in KiB (VmRSS), -1 when unreadable. */
-static long proc_rss_kib(pid_t pid)
-{
-    char buf[4096];
-    const char *line = proc_read(pid, "status", buf, sizeof buf) ? strstr(buf, "\nVmRSS:") : NULL;
-    return line ? strtol(line + 7, NULL, 10) : -1;
 }
 
 /* Sends as much of d[0..n) as the socket takes within ~300 ms without blocking; returns it. */
@@ -573,7 +509,7 @@ static size_t send_what_fits(int fd, const uint8_t *d, size_t n)
             off += (size_t)k;
             since = sgt_ws_now_ms();
         } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            sleep_ms(5);
+            sgt_sleep_ms(5);
         } else {
             break;
         }
@@ -601,17 +537,17 @@ static void test_inbox_bound(void)
     }
     sgt_ws w[NS];
     for (int i = 0; i < NS; i++)
-        CHECK_EQ_INT(ws_connect(&s, &w[i], "frame", sid), 101);
-    sleep_ms(200);
-    const long rss0 = proc_rss_kib(s.pid);
+        CHECK_EQ_INT(sgt_ws_connect(s.port, &w[i], "frame", sid), 101);
+    sgt_sleep_ms(200);
+    const long rss0 = sgt_proc_kib(s.pid, "VmRSS");
     size_t sent = 0;
     for (int i = 0; i < NS; i++)
         sent += send_what_fits(w[i].fd, burst, 300 * 6); /* the inbox fills up */
-    sleep_ms(100);
+    sgt_sleep_ms(100);
     for (int i = 0; i < NS; i++)
         sent += send_what_fits(w[i].fd, burst + 300 * 6, (size_t)(BURST - 300) * 6);
-    sleep_ms(3000); /* the inboxes have had room again for a while */
-    const long rss1 = proc_rss_kib(s.pid);
+    sgt_sleep_ms(3000); /* the inboxes have had room again for a while */
+    const long rss1 = sgt_proc_kib(s.pid, "VmRSS");
     CHECK_MSG(rss0 > 0 && rss1 - rss0 < 3072, "the server grew by %ld KiB while %d sockets held "
               "%zu bytes of empty messages", rss1 - rss0, NS, sent);
     if (getenv("SG_TEST_VERBOSE"))
@@ -636,11 +572,11 @@ static void test_fairness(void)
     char *jpg = sgt_read_file(IMG("text"), &len);
     sgt_ws w[6];
     for (int i = 0; i < 6; i++) {
-        CHECK_EQ_INT(ws_connect(&s, &w[i], "frame", sid), 101);
+        CHECK_EQ_INT(sgt_ws_connect(s.port, &w[i], "frame", sid), 101);
         for (int k = 0; k < 10; k++)
             sgt_ws_send(&w[i], 2, jpg, len);
     }
-    sleep_ms(150);
+    sgt_sleep_ms(150);
     char fpath[128];
     snprintf(fpath, sizeof fpath, "/sessions/%s/frame", sid);
     const char *ct[] = {"Content-Type: image/jpeg", NULL};
@@ -791,13 +727,13 @@ static void test_audio(void)
 
     /* jfk.wav as a phone sends it: 100 ms of s16le at 16 kHz per message, at 4x real time */
     sgt_ws w;
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send_text(&w, "{\"sample_rate\":16000,\"format\":\"pcm_s16le\",\"language\":null}");
     transcript_log L = {.order_ok = true};
     for (size_t at = 0; at < jfk.n; at += 1600) {
         size_t n = jfk.n - at < 1600 ? jfk.n - at : 1600;
         sgt_ws_send(&w, 2, jfk.s + at, n * 2);
-        sleep_ms(25);
+        sgt_sleep_ms(25);
         drain(&w, &L, 0);
     }
     sgt_ws_send(&w, 9, "p", 1);
@@ -846,7 +782,7 @@ static void test_audio(void)
     CHECK_EQ_INT(entry_int(&s, sid, "transcript_count"), (long)nsegs);
 
     /* 48 kHz f32 (resampled on the server): the same speech, finals near the same segments */
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send_text(&w, "{\"sample_rate\":48000,\"format\":\"pcm_f32le\"}");
     transcript_log L2 = {.order_ok = true};
     const size_t total = nup * 4;
@@ -872,24 +808,24 @@ static void test_audio(void)
     CHECK_EQ_INT(before, (long)(nsegs + nsegs4));
 
     /* an abrupt disconnect in the middle of speech: the open utterance still reaches the session */
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send(&w, 2, jfk.s + 16000, 2 * 16000 * 2); /* 1 s .. 3 s: speech */
-    sleep_ms(300);
+    sgt_sleep_ms(300);
     close(w.fd);
     w.fd = -1;
     long after = before;
     for (int i = 0; i < 200 && after <= before; i++) {
-        sleep_ms(25);
+        sgt_sleep_ms(25);
         after = entry_int(&s, sid, "transcript_count");
     }
     CHECK_MSG(after == before + 1, "transcripts %ld -> %ld after a disconnect", before, after);
     sgt_ws_free(&w);
 
     /* a graceful stop with a socket open mid-speech: close 1001, exit 0 */
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     sgt_ws_send(&w, 2, jfk.s, 16000 * 2);
     kill(s.pid, SIGTERM);
-    expect_close(&w, 1001, "server shutting down", "stop");
+    sgt_ws_expect_close(&w, 1001, "server shutting down", "stop");
     sgt_ws_free(&w);
     CHECK_EQ_INT(sgt_stop(&s, SIGTERM), 0);
     free(sid);
@@ -899,7 +835,7 @@ static void test_audio(void)
     CHECK(sgt_start(&s, NULL, args2) == 0);
     CHECK(sgt_wait_ready(&s));
     sid = sgt_new_session(&s, NULL);
-    CHECK_EQ_INT(ws_connect(&s, &w, "audio", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s.port, &w, "audio", sid), 101);
     transcript_log L3 = {.order_ok = true};
     for (int rep = 0; rep < 3; rep++) /* 33 s */
         for (size_t at = 0; at < jfk.n; at += 16000) {
@@ -935,15 +871,15 @@ static void test_stop(sgt_server *s)
 {
     char *sid = sgt_new_session(s, NULL);
     sgt_ws a, b;
-    CHECK_EQ_INT(ws_connect(s, &a, "frame", sid), 101);
-    CHECK_EQ_INT(ws_connect(s, &b, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &a, "frame", sid), 101);
+    CHECK_EQ_INT(sgt_ws_connect(s->port, &b, "frame", sid), 101);
     size_t len;
     char *jpg = sgt_read_file(IMG("astronaut"), &len);
     sgt_ws_send(&a, 2, jpg, len); /* work in flight when the stop comes */
     free(jpg);
     kill(s->pid, SIGTERM);
-    expect_close(&a, 1001, "server shutting down", "stop (a)");
-    expect_close(&b, 1001, "server shutting down", "stop (b)");
+    sgt_ws_expect_close(&a, 1001, "server shutting down", "stop (a)");
+    sgt_ws_expect_close(&b, 1001, "server shutting down", "stop (b)");
     sgt_ws_free(&a);
     sgt_ws_free(&b);
     CHECK_EQ_INT(sgt_stop(s, SIGTERM), 0);

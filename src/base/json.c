@@ -636,6 +636,14 @@ json_t *sg_json_parse(const char *buf, size_t len, sg_error *err)
     return v;
 }
 
+const char *sg_json_cstr(const json_t *v)
+{
+    if (!json_is_string(v))
+        return NULL;
+    const char *s = json_string_value(v);
+    return memchr(s, 0, json_string_length(v)) ? NULL : s;
+}
+
 int sg_json_int(const json_t *o, const char *key, int def)
 {
     json_t *v = json_object_get(o, key);

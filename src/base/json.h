@@ -26,6 +26,11 @@
  * infinity; for a repeated object key the last value wins. */
 json_t *sg_json_parse(const char *buf, size_t len, sg_error *err);
 
+/* The string v as a C string, or NULL when v is not a string or when it holds a NUL (\u0000):
+ * jansson strings carry their length, and read as a C string such a one would silently stop at
+ * the NUL ("ab\u0000cd" would be "ab"). Callers that get NULL for a string refuse the value. */
+const char *sg_json_cstr(const json_t *v);
+
 /* Config-file getters: the integer / number at key, or def when absent or of another type. */
 int sg_json_int(const json_t *o, const char *key, int def);
 double sg_json_number(const json_t *o, const char *key, double def);

@@ -415,10 +415,9 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
         return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the Ogg file: its Vorbis headers "
                             "are malformed or truncated");
     sg_sfmem mf = sg_sfmem_reader(buf, len); /* libsndfile reads the request bytes in place */
-    SF_VIRTUAL_IO io = sg_sfmem_io();
     SF_INFO info;
     memset(&info, 0, sizeof info);
-    SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &mf);
+    SNDFILE *sf = sg_sfmem_open(&mf, SFM_READ, &info); /* serialised: libsndfile's open races */
     if (!sf) /* sf_strerror(NULL) is process-global (racy): keep the message our own */
         return sg_error_set(err, SG_EAUDIO, "audio: cannot decode the %s file: malformed, truncated "
                             "or an unsupported codec", what);
@@ -445,7 +444,7 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
     /* the header's length (FLAC STREAMINFO, Ogg's last granule) is a claim: it may refuse early,
      * never size a buffer */
     if (info.frames > 0 && info.frames != SF_COUNT_MAX && (double)info.frames / rate > limit_s) {
-        st = sg_error_set(err, SG_ETOOBIG, "audio: %.1f s of audio exceeds the %.1f s limit",
+        st = sg_error_set(err, SG_ETOOBIG, "audio: %.2f s of audio exceeds the %g s limit",
                           (double)info.frames / rate, limit_s);
         goto done;
     }
@@ -463,7 +462,7 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
         if (got <= 0)
             break;
         if ((size_t)got > limit - total) { /* total <= limit always */
-            st = sg_error_set(err, SG_ETOOBIG, "audio: the %s file decodes to more than the %.1f s "
+            st = sg_error_set(err, SG_ETOOBIG, "audio: the %s file decodes to more than the %g s "
                               "limit", what, limit_s);
             goto done;
         }
@@ -524,7 +523,7 @@ static sg_status sndfile_decode(const uint8_t *buf, size_t len, sg_audio_format 
     lay->rate = info.samplerate;
     lay->frame_bytes = 0;
 done:
-    sf_close(sf);
+    sg_sfmem_close(sf);
     free(block);
     if (st != SG_OK) {
         free(mono);
@@ -665,7 +664,7 @@ static sg_status audio_decode(const uint8_t *buf, size_t len, sg_audio_format fm
         return sg_error_set(err, SG_EAUDIO, "audio: no audio samples");
     double duration = (double)frames / lay.rate;
     if (max_seconds > 0 && duration > max_seconds)
-        return sg_error_set(err, SG_ETOOBIG, "audio: %.1f s of audio exceeds the %.1f s limit",
+        return sg_error_set(err, SG_ETOOBIG, "audio: %.2f s of audio exceeds the %g s limit",
                             duration, max_seconds);
     if (keep_seconds > 0 && duration > keep_seconds) {
         size_t keep = (size_t)(keep_seconds * lay.rate);

@@ -1,9 +1,13 @@
 /* libsndfile virtual I/O over memory (see sfmem.h). */
 #include "media/sfmem.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* libsndfile's open and close are not thread-safe (see sfmem.h): one lock for the process. */
+static pthread_mutex_t sndfile_lock = PTHREAD_MUTEX_INITIALIZER;
 
 sg_sfmem sg_sfmem_reader(const uint8_t *p, size_t n)
 {
@@ -68,4 +72,23 @@ static sf_count_t mem_write(const void *src, sf_count_t count, void *ud)
 SF_VIRTUAL_IO sg_sfmem_io(void)
 {
     return (SF_VIRTUAL_IO){mem_length, mem_seek, mem_read, mem_write, mem_tell};
+}
+
+SNDFILE *sg_sfmem_open(sg_sfmem *m, int mode, SF_INFO *info)
+{
+    SF_VIRTUAL_IO io = sg_sfmem_io();
+    pthread_mutex_lock(&sndfile_lock);
+    SNDFILE *sf = sf_open_virtual(&io, mode, info, m);
+    pthread_mutex_unlock(&sndfile_lock);
+    return sf;
+}
+
+int sg_sfmem_close(SNDFILE *sf)
+{
+    if (!sf)
+        return 0;
+    pthread_mutex_lock(&sndfile_lock);
+    int rc = sf_close(sf); /* an encoder writes its last pages here: they go under the lock too */
+    pthread_mutex_unlock(&sndfile_lock);
+    return rc;
 }

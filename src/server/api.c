@@ -70,7 +70,7 @@ void sg_handle_sessions_list(sg_req *r)
 void sg_handle_session_delete(sg_req *r)
 {
     if (!sg_session_delete(r->srv->sessions, r->session_id)) {
-        sg_req_error(r, 404, "INVALID_SESSION", "session not found");
+        sg_req_unknown_session(r);
         return;
     }
     sg_ws_session_deleted(r->srv, r->session_id); /* its WebSockets close with 1000 */
@@ -98,6 +98,8 @@ void sg_handle_metrics(sg_req *r)
                                               s->cfg->queue_depth, "pending",
                                               sg_workq_pending(s->workq)));
     json_object_set_new(o, "uptime_s", json_real(ms3((sg_now_ms() - s->started_ms) / 1000.0)));
+    /* the Python runtime's key (its provider's display): a server drives no display */
+    json_object_set_new(o, "display_available", json_false());
     sg_req_json(r, 200, o);
 }
 
@@ -216,7 +218,8 @@ static sg_status decode_request_audio(sg_req *r, sg_audio *a, sg_error *err)
     sg_status st = sg_audio_decode(r->in.audio, r->in.audio_len, r->in.audio_format,
                                    r->in.sample_rate, cfg->audio_max_seconds, a, err);
     if (st == SG_ETOOBIG)
-        return sg_error_set(err, SG_ETOOBIG, "audio is longer than AUDIO_BUFFER_MAX_SECONDS=%g s "
+        return sg_error_set(err, SG_ETOOBIG, "Audio payload exceeds configured maximum buffer "
+                            "duration: audio is longer than AUDIO_BUFFER_MAX_SECONDS=%g s "
                             "(AUDIO_BUFFER_POLICY=reject)", cfg->audio_max_seconds);
     return st;
 }
@@ -387,7 +390,8 @@ void sg_handle_frame(sg_req *r)
             return;
         }
         if (r->in.image_len > cfg->frame_max_bytes) {
-            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "frame of %zu bytes is over FRAME_BUFFER_MAX_BYTES=%zu",
+            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "Frame payload exceeds configured maximum "
+                         "buffer size: frame of %zu bytes is over FRAME_BUFFER_MAX_BYTES=%zu",
                          r->in.image_len, cfg->frame_max_bytes);
             return;
         }
@@ -420,7 +424,8 @@ void sg_handle_audio(sg_req *r)
             return;
         }
         if (r->in.audio_len > r->srv->cfg->audio_max_bytes) {
-            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "audio of %zu bytes is over AUDIO_BUFFER_MAX_BYTES=%zu",
+            sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "Audio payload exceeds configured maximum "
+                         "buffer size: audio of %zu bytes is over AUDIO_BUFFER_MAX_BYTES=%zu",
                          r->in.audio_len, r->srv->cfg->audio_max_bytes);
             return;
         }

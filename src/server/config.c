@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,30 +70,153 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
     return true;
 }
 
+/* ---- numbers as the Python runtime read them -------------------------------------------------
+ * The variables the Python edge runtime also read (PORTS, AUDIO_BUFFER_*, FRAME_*, STORE_*) take
+ * what its int() / float() took, so a configuration that started it starts this server: white
+ * space around the value, a sign, and single underscores between digits ("16_000"); floats also
+ * ".5", "2.", exponents. Hex, "1,000" and the like were refused there and are refused here. */
+
+/* Appends the digits at *p (up to end; a single underscore between two digits is skipped) to
+ * out[*n..], advancing *p past them; false when there is no digit there. out has room: the
+ * callers refuse values longer than their buffer, and the copy is never longer than the text. */
+static bool py_digits(const char **p, const char *end, char *out, size_t *n)
+{
+    const char *s = *p;
+    bool any = false;
+    while (s < end && (isdigit((unsigned char)*s) || (*s == '_' && any && s + 1 < end &&
+                                                      isdigit((unsigned char)s[1])))) {
+        if (*s != '_') {
+            out[(*n)++] = *s;
+            any = true;
+        }
+        s++;
+    }
+    *p = s;
+    return any;
+}
+
+static void py_trim(const char **s, const char **end)
+{
+    while (**s && isspace((unsigned char)**s))
+        (*s)++;
+    *end = *s + strlen(*s);
+    while (*end > *s && isspace((unsigned char)(*end)[-1]))
+        (*end)--;
+}
+
+/* Python's int(s): false when it would raise. */
+static bool py_int(const char *s, long long *out)
+{
+    const char *end;
+    py_trim(&s, &end);
+    char buf[64];
+    size_t n = 0;
+    if (end - s >= (ptrdiff_t)sizeof buf) /* far beyond any limit here */
+        return false;
+    if (s < end && (*s == '+' || *s == '-'))
+        buf[n++] = *s++;
+    if (!py_digits(&s, end, buf, &n) || s != end)
+        return false;
+    buf[n] = 0;
+    errno = 0;
+    long long v = strtoll(buf, NULL, 10);
+    if (errno)
+        return false; /* Python has no overflow; no limit here is anywhere near */
+    *out = v;
+    return true;
+}
+
+/* Python's float(s): false when it would raise (inf and nan parse; callers range-check). */
+static bool py_float(const char *s, double *out)
+{
+    const char *end;
+    py_trim(&s, &end);
+    char buf[128];
+    size_t n = 0;
+    if (end - s >= (ptrdiff_t)sizeof buf)
+        return false;
+    if (s < end && (*s == '+' || *s == '-'))
+        buf[n++] = *s++;
+    static const char *const words[] = {"inf", "infinity", "nan"};
+    for (int i = 0; i < 3; i++) {
+        size_t wl = strlen(words[i]);
+        if ((size_t)(end - s) == wl && strncasecmp(s, words[i], wl) == 0) {
+            *out = i == 2 ? NAN : (buf[0] == '-' ? -INFINITY : INFINITY);
+            return true;
+        }
+    }
+    bool whole = py_digits(&s, end, buf, &n), frac = false;
+    if (s < end && *s == '.') {
+        buf[n++] = *s++;
+        frac = s < end && isdigit((unsigned char)*s) && py_digits(&s, end, buf, &n);
+    }
+    if (!whole && !frac)
+        return false;
+    if (s < end && (*s == 'e' || *s == 'E')) {
+        buf[n++] = *s++;
+        if (s < end && (*s == '+' || *s == '-'))
+            buf[n++] = *s++;
+        if (!py_digits(&s, end, buf, &n))
+            return false;
+    }
+    if (s != end)
+        return false;
+    buf[n] = 0;
+    *out = strtod(buf, NULL); /* overflow gives inf, as Python's float() does */
+    return true;
+}
+
+/* A port as the Python runtime's int(); 1..65535 here (it would fail to bind outside). */
+static bool port_value(const char *s, int *port)
+{
+    long long v;
+    if (!py_int(s, &v) || v < 1 || v > 65535)
+        return false;
+    *port = (int)v;
+    return true;
+}
+
 bool sg_parse_ports(const char *s, int *port)
 {
-    long v;
     while (isspace((unsigned char)*s))
         s++;
-    if (parse_long(s, 1, 65535, &v)) {
-        *port = (int)v;
-        return true;
-    }
     if (*s == '{') {
+        /* {"http": 8000, "metrics": 9000}: values are int()-ed there, so "8000" counts too; an
+         * object without "http" leaves the port as it was */
         json_t *j = json_loads(s, 0, NULL);
-        json_t *h = j ? json_object_get(j, "http") : NULL;
-        bool ok = h && json_is_integer(h) && json_integer_value(h) >= 1 &&
-                  json_integer_value(h) <= 65535;
-        if (ok)
-            *port = (int)json_integer_value(h);
+        bool ok = json_is_object(j);
+        json_t *h = ok ? json_object_get(j, "http") : NULL;
+        if (h && json_is_integer(h))
+            ok = json_integer_value(h) >= 1 && json_integer_value(h) <= 65535 &&
+                 (*port = (int)json_integer_value(h), true);
+        else if (h)
+            ok = json_is_string(h) && port_value(json_string_value(h), port);
         json_decref(j);
         return ok;
     }
-    if (strncmp(s, "http:", 5) == 0 && parse_long(s + 5, 1, 65535, &v)) {
-        *port = (int)v;
-        return true;
+    /* "8000", or entries "name:port" (a bare port is http's) separated by commas; empty entries
+     * are skipped and the last http entry wins, as in the Python runtime */
+    char buf[256];
+    if (!*s || strlen(s) >= sizeof buf)
+        return false;
+    snprintf(buf, sizeof buf, "%s", s);
+    int http = 0;
+    for (char *save = NULL, *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(e, ':');
+        const char *name = colon ? e : "http", *value = colon ? colon + 1 : e;
+        if (colon)
+            *colon = 0;
+        const char *ne;
+        py_trim(&name, &ne);
+        int v;
+        if (!port_value(value, &v))
+            return false;
+        if ((size_t)(ne - name) == 4 && strncmp(name, "http", 4) == 0)
+            http = v;
     }
-    return false;
+    if (http)
+        *port = http;
+    return true;
 }
 
 static sg_status env_long(const char *name, long lo, long hi, long *out, sg_error *err)
@@ -121,14 +246,65 @@ static sg_status env_size(const char *name, long lo, long hi, size_t *out, sg_er
     return st;
 }
 
+/* The Python runtime's variables: what it took starts this server, and what it refused is refused
+ * with its message first (then the variable and the range). */
+
+/* A count of bytes (or frames) as the runtime's int(), held to lo..hi. */
+static sg_status env_py_int(const char *name, long long lo, long long hi, long long *out,
+                            sg_error *err)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return SG_OK;
+    long long v;
+    if (!py_int(s, &v))
+        return sg_error_set(err, SG_EINVAL, "Invalid integer value: %.60s (%s must be a whole number "
+                            "in %lld..%lld)", s, name, lo, hi);
+    if (v < lo || v > hi)
+        return sg_error_set(err, SG_EINVAL, "%s=%.60s is out of range: it must be a whole number in "
+                            "%lld..%lld", name, s, lo, hi);
+    *out = v;
+    return SG_OK;
+}
+
+static sg_status env_py_size(const char *name, long long lo, long long hi, size_t *out,
+                             sg_error *err)
+{
+    long long v = (long long)*out;
+    sg_status st = env_py_int(name, lo, hi, &v, err);
+    *out = (size_t)v;
+    return st;
+}
+
+/* Seconds as the runtime's float(): "0.05", "2.5", "1e2"; above 0 and at most hi. */
+static sg_status env_py_seconds(const char *name, double hi, double *out, sg_error *err)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return SG_OK;
+    double v;
+    if (!py_float(s, &v))
+        return sg_error_set(err, SG_EINVAL, "Invalid float value: %.60s (%s must be a number of "
+                            "seconds above 0 and at most %g, such as 2.5)", s, name, hi);
+    if (!(v > 0 && v <= hi)) /* also nan and inf, which float() took */
+        return sg_error_set(err, SG_EINVAL, "%s=%.60s is out of range: it must be a number of "
+                            "seconds above 0 and at most %g", name, s, hi);
+    *out = v;
+    return SG_OK;
+}
+
 static sg_status env_bool(const char *name, bool *out, sg_error *err)
 {
     const char *s = getenv(name);
     if (!s)
         return SG_OK;
-    if (!sg_parse_bool(s, out))
-        return sg_error_set(err, SG_EINVAL,
-                            "%s=\"%s\" is not a boolean (use 1/true/yes/on or 0/false/no/off)", name, s);
+    char v[16];
+    const char *b = s, *e;
+    py_trim(&b, &e); /* " true " was a boolean for the Python runtime */
+    snprintf(v, sizeof v, "%.*s", (int)(e - b < 15 ? e - b : 15), b);
+    if (e - b >= 15 || !sg_parse_bool(v, out))
+        return sg_error_set(err, SG_EINVAL, "Invalid boolean value; use one of: true, false, 1, 0, "
+                            "yes, no, on, off (%s=\"%.60s\")", name, s);
     return SG_OK;
 }
 
@@ -137,12 +313,15 @@ static sg_status env_policy(const char *name, sg_buffer_policy *out, sg_error *e
     const char *s = getenv(name);
     if (!s || !*s)
         return SG_OK;
-    if (strcasecmp(s, "trim") == 0)
+    const char *b = s, *e;
+    py_trim(&b, &e); /* the runtime took " Trim " */
+    if (e - b == 4 && strncasecmp(b, "trim", 4) == 0)
         *out = SG_POLICY_TRIM;
-    else if (strcasecmp(s, "reject") == 0)
+    else if (e - b == 6 && strncasecmp(b, "reject", 6) == 0)
         *out = SG_POLICY_REJECT;
     else
-        return sg_error_set(err, SG_EINVAL, "%s=\"%s\" must be trim or reject", name, s);
+        return sg_error_set(err, SG_EINVAL, "Invalid buffer policy '%.60s'. Choose one of: reject, "
+                            "trim (%s)", s, name);
     return SG_OK;
 }
 
@@ -152,7 +331,8 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
     const char *s;
     if ((s = getenv("PORTS")) && *s) {
         if (!sg_parse_ports(s, &c->port))
-            return sg_error_set(err, SG_EINVAL, "PORTS=\"%s\" is not 8000, {\"http\":8000} or http:8000", s);
+            return sg_error_set(err, SG_EINVAL, "PORTS=\"%.60s\" is not 8000, {\"http\":8000} or "
+                                "http:8000,metrics:9000 (ports 1..65535)", s);
     }
     if ((st = env_int("SG_PORT", 1, 65535, &c->port, err)) ||
         (st = env_int("SG_HTTP_THREADS", 1, 256, &c->http_threads, err)) ||
@@ -164,17 +344,18 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
         (st = env_bool("STORE_RAW_AUDIO", &c->privacy.store_raw_audio, err)) ||
         (st = env_bool("STORE_RAW_FRAMES", &c->privacy.store_raw_frames, err)) ||
         (st = env_bool("STORE_TRANSCRIPTS", &c->privacy.store_transcripts, err)) ||
-        (st = env_size("AUDIO_BUFFER_MAX_BYTES", 1024, 1L << 32, &c->audio_max_bytes, err)) ||
+        (st = env_py_size("AUDIO_BUFFER_MAX_BYTES", 1, 1LL << 32, &c->audio_max_bytes, err)) ||
+        (st = env_py_seconds("AUDIO_BUFFER_MAX_SECONDS", SG_AUDIO_MAX_SECONDS_LIMIT,
+                             &c->audio_max_seconds, err)) ||
         (st = env_policy("AUDIO_BUFFER_POLICY", &c->audio_policy, err)) ||
-        (st = env_int("FRAME_HISTORY_SIZE", 0, 1000, &c->frame_history, err)) ||
-        (st = env_size("FRAME_BUFFER_MAX_BYTES", 1024, 1L << 32, &c->frame_max_bytes, err)) ||
+        (st = env_py_size("FRAME_BUFFER_MAX_BYTES", 1, 1LL << 32, &c->frame_max_bytes, err)) ||
         (st = env_policy("FRAME_BUFFER_POLICY", &c->frame_policy, err)) ||
         (st = env_int("SG_DEBUG_WORK_DELAY_MS", 0, 60000, &c->debug_work_delay_ms, err)))
         return st;
-    long secs = (long)c->audio_max_seconds;
-    if ((st = env_long("AUDIO_BUFFER_MAX_SECONDS", 1, 86400, &secs, err)))
+    long long history = c->frame_history;
+    if ((st = env_py_int("FRAME_HISTORY_SIZE", 0, 1000, &history, err)))
         return st;
-    c->audio_max_seconds = (double)secs;
+    c->frame_history = (int)history;
     if ((s = getenv("SG_RATE_LIMIT_RPS")) && *s) {
         char *end;
         double v = strtod(s, &end);

@@ -11,6 +11,10 @@
 
 typedef enum { SG_POLICY_TRIM = 0, SG_POLICY_REJECT } sg_buffer_policy;
 
+/* AUDIO_BUFFER_MAX_SECONDS at most (a day): the decoder's output for one request is bounded by it
+ * under AUDIO_BUFFER_POLICY=reject, so an unbounded value would bound nothing. */
+#define SG_AUDIO_MAX_SECONDS_LIMIT 86400.0
+
 typedef struct sg_privacy {
     bool store_raw_audio, store_raw_frames, store_transcripts;
 } sg_privacy;
@@ -27,7 +31,7 @@ typedef struct sg_config {
     int max_sessions;        /* SG_MAX_SESSIONS */
     double rate_limit_rps;   /* SG_RATE_LIMIT_RPS per session, 0 = off */
     sg_privacy privacy;      /* STORE_RAW_AUDIO, STORE_RAW_FRAMES, STORE_TRANSCRIPTS */
-    double audio_max_seconds;     /* AUDIO_BUFFER_MAX_SECONDS */
+    double audio_max_seconds;     /* AUDIO_BUFFER_MAX_SECONDS: seconds, fractions too (0.05) */
     size_t audio_max_bytes;       /* AUDIO_BUFFER_MAX_BYTES */
     sg_buffer_policy audio_policy;/* AUDIO_BUFFER_POLICY */
     int frame_history;            /* FRAME_HISTORY_SIZE */

@@ -214,8 +214,8 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
     if (len == 0 || len % frame != 0) {
         free(data);
         sg_req_error(r, 400, "INVALID_AUDIO",
-                     "audio payload of %zu bytes is not a whole number of %zu-byte frames (%s, "
-                     "%d channel%s)", len, frame,
+                     "Invalid audio payload: %zu bytes is not a whole number of %zu-byte frames "
+                     "(%s, %d channel%s)", len, frame,
                      fmt.format == SG_AUDIO_PCM_F32LE ? "pcm_f32le" : "pcm_s16le", fmt.channels,
                      fmt.channels == 1 ? "" : "s");
         return;
@@ -226,7 +226,7 @@ static void stream_audio(sg_req *r, long long seq, json_t *meta, const char *pay
             memcpy(&x, data + i, 4); /* little-endian host (x86-64) */
             if (!isfinite(x)) {
                 free(data);
-                sg_req_error(r, 400, "INVALID_AUDIO", "audio payload has a non-finite float "
+                sg_req_error(r, 400, "INVALID_AUDIO", "Invalid audio payload: a non-finite float "
                              "sample at byte %zu", i);
                 return;
             }

@@ -118,16 +118,19 @@ static sg_status state_add_audio(void *self, const sg_config *cfg, long long seq
     sg_status st = SG_OK;
     if (len > cfg->audio_max_bytes || sec > cfg->audio_max_seconds + 1e-9) {
         st = sg_error_set(err, SG_ETOOBIG,
-                          "audio chunk of %zu bytes (%.3f s) is over the buffer limit on its own "
+                          "Audio payload exceeds configured maximum buffer %s: audio chunk of %zu "
+                          "bytes (%.3f s) is over the buffer limit on its own "
                           "(AUDIO_BUFFER_MAX_BYTES=%zu, AUDIO_BUFFER_MAX_SECONDS=%g)",
-                          len, sec, cfg->audio_max_bytes, cfg->audio_max_seconds);
+                          len > cfg->audio_max_bytes ? "size" : "duration", len, sec,
+                          cfg->audio_max_bytes, cfg->audio_max_seconds);
     } else if (dat_over(&d->cur, cfg, 1, len, sec) && cfg->audio_policy == SG_POLICY_REJECT) {
         st = sg_error_set(err, SG_ETOOBIG,
-                          "DAT audio buffer full (%zu chunks, %.3f s, %zu bytes buffered; limits "
-                          "%d chunks, AUDIO_BUFFER_MAX_SECONDS=%g, AUDIO_BUFFER_MAX_BYTES=%zu, "
-                          "AUDIO_BUFFER_POLICY=reject): complete the turn first",
-                          d->cur.n, d->cur.seconds, d->cur.bytes, SG_DAT_MAX_CHUNKS,
-                          cfg->audio_max_seconds, cfg->audio_max_bytes);
+                          "Audio buffer would exceed configured limits; adjust AUDIO_BUFFER_* "
+                          "settings or set AUDIO_BUFFER_POLICY=trim: %zu chunks, %.3f s, %zu bytes "
+                          "buffered under reject (limits %g s, %zu bytes, %d chunks); complete the "
+                          "turn first",
+                          d->cur.n, d->cur.seconds, d->cur.bytes, cfg->audio_max_seconds,
+                          cfg->audio_max_bytes, SG_DAT_MAX_CHUNKS);
     } else if (d->cur.n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 64;
         sg_dat_chunk *p = realloc(d->cur.chunks, cap * sizeof *p);

@@ -30,11 +30,12 @@ void sg_req_json(sg_req *r, int status, json_t *body)
 
 void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
 {
-    char detail[512];
+    char raw[512], detail[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    sg_error_detail(detail, sizeof detail, status, code, raw); /* the Python runtime's words first */
     json_t *body = json_object();
     /* detail may hold bytes from the request; jansson wants UTF-8, so fall back to plain text */
     json_t *d = json_string(detail);

@@ -161,7 +161,8 @@ bool sg_req_take_body(sg_req *r, uint8_t **out, size_t *out_len);
 /* The container a raw audio body's media type names (its bytes must agree). */
 sg_audio_format sg_req_raw_audio_format(const sg_req *r);
 /* Optional fields: absent or null leaves *out NULL (string) / *present false (int) / *out as it
- * was (bool). alias: a second accepted name (the canonical one wins), or NULL. */
+ * was (bool). alias: a second accepted name (the canonical one wins), or NULL. A string holding
+ * a NUL (\u0000) is 400: it is never passed on cut short. */
 bool sg_req_opt_string(sg_req *r, json_t *obj, const char *name, const char *alias,
                        const char **out);
 bool sg_req_opt_int(sg_req *r, json_t *obj, const char *name, long lo, long hi, bool *present,
@@ -171,6 +172,13 @@ bool sg_req_opt_bool(sg_req *r, json_t *obj, const char *name, bool *out);
  * does not decode. */
 bool sg_req_b64(sg_req *r, const char *name, const char *s, const char *code, size_t limit,
                 const char *limit_name, uint8_t **out, size_t *out_len);
+/* An error's detail as sent (sg_req_error, WebSocket error messages): where the Python runtime
+ * had a phrase for it (404 INVALID_SESSION "Unknown session id", 400 INVALID_AUDIO "Invalid audio
+ * payload", 400 INVALID_IMAGE "Invalid image payload") the detail starts with it, then ": " and
+ * ours; otherwise detail as it is. */
+void sg_error_detail(char *out, size_t cap, int status, const char *code, const char *detail);
+/* 404 INVALID_SESSION for r->session_id. */
+void sg_req_unknown_session(sg_req *r);
 /* Looks up r->session_id into r->session (404 INVALID_SESSION, 429 RATE_LIMITED). */
 bool sg_req_lookup_session(sg_req *r);
 /* Creates a session honouring the X-Privacy-* headers (422 on a bad header, 503 at the cap). */

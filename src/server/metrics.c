@@ -150,6 +150,7 @@ void sg_metrics_stage(sg_metrics *m, sg_stage stage, sg_stage_stats *out)
     static _Thread_local double buf[SG_METRICS_WINDOW];
     pthread_mutex_lock(&s->lock);
     out->count = s->count;
+    out->sum = s->sum;
     out->avg = s->count ? s->sum / (double)s->count : 0.0;
     out->min = s->min;
     out->max = s->max;
@@ -164,21 +165,64 @@ void sg_metrics_stage(sg_metrics *m, sg_stage stage, sg_stage_stats *out)
 
 static double r3(double x) { return (double)(long long)(x * 1000.0 + 0.5) / 1000.0; }
 
+/* The Python runtime's latency tags for our stages (its src/utils/metrics.py recorded "ASR",
+ * "Vision" and "LLM" around the models, the DAT names around ingest and turns) and its
+ * {count,total,avg,min,max} in seconds; "all" aggregates them as its registry did. */
+static const struct {
+    const char *name;
+    sg_stage stage;
+} upstream_stages[] = {
+    {"ASR", SG_STAGE_ASR},
+    {"Vision", SG_STAGE_VISION},
+    {"LLM", SG_STAGE_LLM},
+    {"dat_ingest_audio_latency_ms", SG_STAGE_INGEST_AUDIO},
+    {"dat_ingest_frame_latency_ms", SG_STAGE_INGEST_FRAME},
+    {"end_to_end_turn_latency_ms", SG_STAGE_E2E},
+};
+
+static double r6(double x) { return (double)(long long)(x * 1e6 + 0.5) / 1e6; }
+
+static json_t *upstream_entry(long count, double sum_ms, double min_ms, double max_ms)
+{
+    double total = sum_ms / 1000.0;
+    return json_pack("{s:I,s:f,s:f,s:f,s:f}", "count", (json_int_t)count, "total", r6(total),
+                     "avg", count ? r6(total / (double)count) : 0.0, "min", r6(min_ms / 1000.0),
+                     "max", r6(max_ms / 1000.0));
+}
+
 json_t *sg_metrics_json(sg_metrics *m)
 {
     json_t *lat = json_object();
+    sg_stage_stats all[SG_STAGE_COUNT];
     for (int i = 0; i < SG_STAGE_COUNT; i++) {
         sg_stage_stats st;
         sg_metrics_stage(m, (sg_stage)i, &st);
+        all[i] = st;
         json_object_set_new(lat, stage_names[i],
                             json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)st.count,
                                       "avg", r3(st.avg), "min", r3(st.min), "max", r3(st.max),
                                       "p50", r3(st.p50), "p95", r3(st.p95), "p99", r3(st.p99)));
     }
+    long n = 0;
+    double sum = 0, lo = 0, hi = 0;
+    for (size_t k = 0; k < sizeof upstream_stages / sizeof *upstream_stages; k++) {
+        const sg_stage_stats *st = &all[upstream_stages[k].stage];
+        json_object_set_new(lat, upstream_stages[k].name,
+                            upstream_entry(st->count, st->sum, st->count ? st->min : 0,
+                                           st->count ? st->max : 0));
+        if (st->count) {
+            lo = n == 0 || st->min < lo ? st->min : lo;
+            hi = n == 0 || st->max > hi ? st->max : hi;
+            n += st->count;
+            sum += st->sum;
+        }
+    }
+    json_object_set_new(lat, "all", upstream_entry(n, sum, lo, hi));
     json_t *cnt = json_object();
     for (int i = 0; i < SG_COUNTER_COUNT; i++)
         json_object_set_new(cnt, counter_names[i], json_integer(sg_metrics_counter(m, (sg_counter)i)));
-    return json_pack("{s:o,s:o}", "latencies", lat, "counters", cnt);
+    return json_pack("{s:o,s:o,s:{s:I}}", "latencies", lat, "counters", cnt, "queries", "total",
+                     (json_int_t)sg_metrics_counter(m, SG_COUNTER_QUERIES));
 }
 
 typedef struct strbuf {

@@ -42,7 +42,7 @@ void sg_metrics_request(sg_metrics *m, const char *route, int status);
 
 typedef struct sg_stage_stats {
     long count;
-    double avg, min, max, p50, p95, p99;
+    double sum, avg, min, max, p50, p95, p99;
 } sg_stage_stats;
 void sg_metrics_stage(sg_metrics *m, sg_stage stage, sg_stage_stats *out);
 const char *sg_stage_name(sg_stage stage);
@@ -50,7 +50,12 @@ const char *sg_stage_name(sg_stage stage);
 /* Percentile with linear interpolation between closest ranks (numpy's default) of sorted[0..n). */
 double sg_percentile(const double *sorted, size_t n, double p);
 
-/* GET /metrics body (latencies and counters; the server adds sessions and uptime). */
+/* GET /metrics body (latencies and counters; the server adds sessions and uptime). Beside ours
+ * (milliseconds, API.md's shape) latencies also holds the Python runtime's entries - "ASR",
+ * "Vision", "LLM", "dat_ingest_audio_latency_ms", "dat_ingest_frame_latency_ms",
+ * "end_to_end_turn_latency_ms" and their aggregate "all", each {count,total,avg,min,max} in
+ * seconds as it measured them - and the body has its "queries": {"total"}, so a dashboard built
+ * on that runtime keeps working. */
 json_t *sg_metrics_json(sg_metrics *m);
 /* Prometheus text exposition; the session and WebSocket counts are passed in by the server.
  * Returns malloc'ed text. */

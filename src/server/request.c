@@ -157,7 +157,14 @@ bool sg_req_opt_string(sg_req *r, json_t *obj, const char *name, const char *ali
 {
     bool bad;
     json_t *v = typed_field(r, obj, name, alias, JSON_STRING, JSON_STRING, "a string", &bad);
-    *out = v ? json_string_value(v) : NULL;
+    *out = v ? sg_json_cstr(v) : NULL;
+    if (v && !*out) {
+        /* every string goes on as a C string (a prompt, base64, an id): refused rather than cut
+         * at the NUL, which would answer a shorter question than the one asked */
+        sg_req_error(r, 400, "INVALID_REQUEST", "field \"%s\" contains a NUL character (\\u0000), "
+                     "which strings may not hold", field_name(obj, name, alias));
+        return false;
+    }
     return !bad;
 }
 
@@ -188,14 +195,24 @@ bool sg_req_opt_bool(sg_req *r, json_t *obj, const char *name, bool *out)
     return !bad;
 }
 
+/* The Python runtime's words for a payload over a configured size, by the limit's variable. */
+static const char *too_large_phrase(const char *limit_name)
+{
+    if (strcmp(limit_name, "AUDIO_BUFFER_MAX_BYTES") == 0)
+        return "Audio payload exceeds configured maximum buffer size: ";
+    if (strcmp(limit_name, "FRAME_BUFFER_MAX_BYTES") == 0)
+        return "Frame payload exceeds configured maximum buffer size: ";
+    return "";
+}
+
 bool sg_req_b64(sg_req *r, const char *name, const char *s, const char *code, size_t limit,
                 const char *limit_name, uint8_t **out, size_t *out_len)
 {
     sg_error err = {0};
     size_t slen = strlen(s);
     if (slen / 4 * 3 > limit + 3) {
-        sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "%s is over the limit of %zu bytes (%s)", name,
-                     limit, limit_name);
+        sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "%s%s is over the limit of %zu bytes (%s)",
+                     too_large_phrase(limit_name), name, limit, limit_name);
         return false;
     }
     if (sg_base64_decode(s, slen, out, out_len, &err) != SG_OK) {
@@ -205,24 +222,58 @@ bool sg_req_b64(sg_req *r, const char *name, const char *s, const char *code, si
     if (*out_len > limit) {
         free(*out);
         *out = NULL;
-        sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "%s is %zu bytes, over the limit of %zu bytes (%s)",
-                     name, *out_len, limit, limit_name);
+        sg_req_error(r, 413, "PAYLOAD_TOO_LARGE", "%s%s is %zu bytes, over the limit of %zu bytes "
+                     "(%s)", too_large_phrase(limit_name), name, *out_len, limit, limit_name);
         return false;
     }
     return true;
 }
 
+/* ---- error wording ------------------------------------------------------------------------- */
+
+/* The Python runtime's phrase for an error: its clients, logs and alerts match on these words, so
+ * a detail starts with them and our specifics follow after a colon. The error codes are ours. */
+static const struct {
+    int status;
+    const char *code, *phrase;
+} upstream_phrases[] = {
+    {404, "INVALID_SESSION", "Unknown session id"},
+    {400, "INVALID_AUDIO", "Invalid audio payload"},
+    {400, "INVALID_IMAGE", "Invalid image payload"},
+};
+
+void sg_error_detail(char *out, size_t cap, int status, const char *code, const char *detail)
+{
+    const char *phrase = NULL;
+    for (size_t i = 0; i < sizeof upstream_phrases / sizeof *upstream_phrases; i++)
+        if (upstream_phrases[i].status == status && strcmp(upstream_phrases[i].code, code) == 0)
+            phrase = upstream_phrases[i].phrase;
+    if (!phrase || strncmp(detail, phrase, strlen(phrase)) == 0) {
+        snprintf(out, cap, "%s", detail);
+        return;
+    }
+    if (strncmp(detail, "audio: ", 7) == 0)
+        detail += 7; /* media/audio.c's prefix says what the phrase already says */
+    snprintf(out, cap, "%s: %s", phrase, detail);
+}
+
 /* ---- sessions and headers ----------------------------------------------------------------- */
+
+void sg_req_unknown_session(sg_req *r)
+{
+    /* the id is echoed only when well-formed: it is client bytes */
+    if (sg_uuid_valid(r->session_id))
+        sg_req_error(r, 404, "INVALID_SESSION", "Unknown session id: %s (expired or deleted?)",
+                     r->session_id);
+    else
+        sg_req_error(r, 404, "INVALID_SESSION", "Unknown session id: the id is not a session UUID");
+}
 
 bool sg_req_lookup_session(sg_req *r)
 {
     r->session = sg_session_get(r->srv->sessions, r->session_id);
     if (!r->session) {
-        if (sg_uuid_valid(r->session_id))
-            sg_req_error(r, 404, "INVALID_SESSION", "session %s not found (expired or deleted?)",
-                         r->session_id);
-        else
-            sg_req_error(r, 404, "INVALID_SESSION", "session not found: the id is not a session UUID");
+        sg_req_unknown_session(r);
         return false;
     }
     memcpy(r->session_id, r->session->id, sizeof r->session->id);

@@ -142,8 +142,10 @@ sg_status sg_session_keep_frame(sg_session *s, const sg_config *cfg, const uint8
     bool full = s->frames_n == s->frames_cap || s->frames_bytes + len > cfg->frame_max_bytes;
     if (full && cfg->frame_policy == SG_POLICY_REJECT)
         return sg_error_set(err, SG_ETOOBIG,
-                            "frame buffer full (%d frames, %zu bytes; FRAME_BUFFER_POLICY=reject)",
-                            s->frames_n, s->frames_bytes);
+                            "Frame buffer would exceed configured limits; reduce frame frequency "
+                            "or set FRAME_BUFFER_POLICY=trim: %d frames, %zu bytes kept "
+                            "(FRAME_HISTORY_SIZE=%d, FRAME_BUFFER_MAX_BYTES=%zu)",
+                            s->frames_n, s->frames_bytes, cfg->frame_history, cfg->frame_max_bytes);
     /* trim: drop the oldest until the new frame fits */
     while (s->frames_n > 0 &&
            (s->frames_n == s->frames_cap || s->frames_bytes + len > cfg->frame_max_bytes)) {
@@ -179,7 +181,9 @@ sg_status sg_session_keep_audio(sg_session *s, const sg_config *cfg, const float
     if (s->audio_n + n > max_n) {
         if (cfg->audio_policy == SG_POLICY_REJECT)
             return sg_error_set(err, SG_ETOOBIG,
-                                "session audio buffer full (%.1f s kept; AUDIO_BUFFER_POLICY=reject)",
+                                "Audio buffer would exceed configured limits; adjust "
+                                "AUDIO_BUFFER_* settings or set AUDIO_BUFFER_POLICY=trim: %.3f s "
+                                "kept in the session (AUDIO_BUFFER_POLICY=reject)",
                                 (double)s->audio_n / SG_AUDIO_RATE);
         if (n >= max_n) { /* keep only the newest max_n samples */
             pcm += n - max_n;

@@ -163,8 +163,7 @@ static void configure(sg_ws_audio *a, json_t *o, sg_ws_audio_result *res)
     }
     if (fmt && !json_is_null(fmt)) {
         sg_error err = {0};
-        if (!json_is_string(fmt) ||
-            sg_audio_format_parse(json_string_value(fmt), &new_fmt, &err) != SG_OK ||
+        if (!sg_json_cstr(fmt) || sg_audio_format_parse(sg_json_cstr(fmt), &new_fmt, &err) != SG_OK ||
             (new_fmt != SG_AUDIO_PCM_S16LE && new_fmt != SG_AUDIO_PCM_F32LE)) {
             add_error(res, "INVALID_REQUEST", "\"format\" must be \"pcm_s16le\" or \"pcm_f32le\" "
                       "(a stream carries headerless PCM)");
@@ -172,7 +171,7 @@ static void configure(sg_ws_audio *a, json_t *o, sg_ws_audio_result *res)
         }
     }
     if (lang && !json_is_null(lang)) {
-        const char *l = json_is_string(lang) ? json_string_value(lang) : NULL;
+        const char *l = sg_json_cstr(lang); /* NULL too for a NUL inside: never cut short */
         bool ok = l && strlen(l) < sizeof new_lang;
         for (const char *c = l; ok && *c; c++)
             ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '-' || *c == '_';
@@ -449,8 +448,8 @@ void sg_ws_audio_binary(sg_ws_audio *a, const uint8_t *data, size_t len, bool pa
             memcpy(&f, &u, 4);
             if (!isfinite(f)) {
                 a->carry_n = 0;
-                add_error(res, "INVALID_AUDIO", "pcm_f32le sample %zu of this message is not a "
-                          "finite number; the message was dropped", i);
+                add_error(res, "INVALID_AUDIO", "Invalid audio payload: pcm_f32le sample %zu of "
+                          "this message is not a finite number; the message was dropped", i);
                 return;
             }
             a->in[i] = clip(f); /* beyond full scale: clipped, as /audio does */
@@ -515,9 +514,9 @@ void sg_ws_audio_text(sg_ws_audio *a, const char *text, size_t len, bool partial
         return;
     }
     json_t *type = json_object_get(o, "type");
-    const char *t = json_is_string(type) ? json_string_value(type) : NULL;
+    const char *t = sg_json_cstr(type); /* "end\u0000x" is not "end" */
     if (type && !json_is_null(type) && !t) {
-        add_error(res, "INVALID_REQUEST", "\"type\" must be a string");
+        add_error(res, "INVALID_REQUEST", "\"type\" must be a string without NUL characters");
     } else if (t && strcmp(t, "end") == 0) {
         end_stream(a, res);
         json_array_append_new(res->msgs, json_pack("{s:s,s:o}", "type", "end", "t_ms", ms_json(a->total)));

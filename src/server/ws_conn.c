@@ -212,9 +212,12 @@ static bool job_reserve(sg_server *s)
     return true;
 }
 
-static json_t *error_msg(bool typed, const char *code, const char *detail)
+/* status: what HTTP would answer, for the detail's wording (sg_error_detail). */
+static json_t *error_msg(bool typed, int status, const char *code, const char *detail)
 {
-    json_t *d = json_string(detail);
+    char text[600];
+    sg_error_detail(text, sizeof text, status, code, detail);
+    json_t *d = json_string(text);
     json_t *o = json_pack("{s:s,s:o}", "error", code, "detail", d ? d : json_string("error"));
     if (typed)
         json_object_set_new(o, "type", json_string("error"));
@@ -224,10 +227,10 @@ static json_t *error_msg(bool typed, const char *code, const char *detail)
 static json_t *frame_message(sg_ws_conn *c, const ws_msg *m)
 {
     if (m->kind != MSG_BINARY)
-        return error_msg(false, "INVALID_REQUEST",
+        return error_msg(false, 400, "INVALID_REQUEST",
                          "send each frame as a binary message holding one JPEG or PNG");
     if (!m->len)
-        return error_msg(false, "INVALID_IMAGE", "empty message: expected a JPEG or PNG");
+        return error_msg(false, 400, "INVALID_IMAGE", "empty message: expected a JPEG or PNG");
     sg_status st = SG_OK;
     sg_error err = {0};
     json_t *o = sg_frame_work(c->srv, c->session, m->data, m->len, c->client_keyframe, m->t_recv,
@@ -235,9 +238,10 @@ static json_t *frame_message(sg_ws_conn *c, const ws_msg *m)
     if (o)
         return o;
     const char *code; /* as POST /frame would answer */
-    if (sg_http_status_of(st, "INVALID_IMAGE", &code) == 500)
+    int status = sg_http_status_of(st, "INVALID_IMAGE", &code);
+    if (status == 500)
         sg_log(SG_LOG_ERROR, "ws %s: frame: internal error: %s", c->request_id, err.msg);
-    return error_msg(false, code, err.msg[0] ? err.msg : sg_status_name(st));
+    return error_msg(false, status, code, err.msg[0] ? err.msg : sg_status_name(st));
 }
 
 typedef struct partial_job {
@@ -323,7 +327,8 @@ static void audio_message(sg_ws_conn *c, const ws_msg *m, bool partial_busy)
         if (st != SG_OK && !c->kept_audio_error) {
             c->kept_audio_error = true; /* once: the stream itself goes on */
             json_array_append_new(res.msgs,
-                                  error_msg(true, st == SG_ETOOBIG ? "PAYLOAD_TOO_LARGE" : "OVERLOADED",
+                                  error_msg(true, st == SG_ETOOBIG ? 413 : 503,
+                                            st == SG_ETOOBIG ? "PAYLOAD_TOO_LARGE" : "OVERLOADED",
                                             "the session's raw-audio buffer is full: audio is still "
                                             "transcribed but no longer kept"));
         }
@@ -947,9 +952,14 @@ static void ws_open(sg_req *r, bool audio)
     if (!audio) {
         if (!sg_req_client_keyframe_header(r, &client_keyframe))
             return;
-        const char *q = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "client_keyframe");
+        const char *q = NULL;
+        size_t qn = 0;
+        if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, "client_keyframe",
+                                          strlen("client_keyframe"), &q, &qn) != MHD_YES)
+            q = NULL;
         bool qv = false;
-        if (q && !sg_parse_bool(q, &qv)) {
+        /* the decoded value carries its length: "true%00x" is not "true" */
+        if (q && (strlen(q) != qn || !sg_parse_bool(q, &qv))) {
             sg_req_error(r, 422, "INVALID_REQUEST", "query parameter client_keyframe must be true "
                          "or false");
             return;
