@@ -2,7 +2,8 @@
  * unsupported Transfer-Encoding, control bytes and %00 in the path, request-head limits answered
  * in JSON, Host, /health without the key; and the hostile inputs of the probe: many and huge
  * headers, bad chunking, pipelining, a head or a body trickled, a client that never reads. The
- * 2,000-connection and 60 x 15 MiB attacks are tests/test_server_edge_load.c. */
+ * 2,100-connection attack is tests/test_server_edge_slow.c, the 60 x 15 MiB one and the body
+ * budget tests/test_server_edge_body.c. */
 #include "sgtest_raw.h"
 #include "sgtest_server.h"
 

@@ -240,6 +240,10 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
     if (c->connection_reserve >= c->max_connections)
         return sg_error_set(err, SG_EINVAL, "SG_CONNECTION_RESERVE=%d must be below "
                             "SG_MAX_CONNECTIONS=%d", c->connection_reserve, c->max_connections);
+    if (c->max_inflight_body_bytes <= c->max_body_bytes)
+        return sg_error_set(err, SG_EINVAL, "SG_MAX_INFLIGHT_BODY_BYTES=%zu must be larger than "
+                            "SG_MAX_BODY_BYTES=%zu (or the largest body is never admitted)",
+                            c->max_inflight_body_bytes, c->max_body_bytes);
     /* libmicrohttpd keeps the request head in the pool (with ~56 bytes per field beside it): a
      * head within our limits must fit with room to spare, or its HTML 414/431 would answer first */
     if (c->http_max_target_bytes + c->http_max_header_bytes > c->http_pool_bytes / 2)

@@ -132,9 +132,14 @@ static char *gzip_body(const char *in, size_t len, size_t *out_len)
     return out;
 }
 
+static void release_body(sg_req *r);
+
 static enum MHD_Result send_response(sg_req *r)
 {
     sg_server *s = r->srv;
+    /* the request's inputs are spent: their memory and budget go back before the client can see
+     * the answer (and send the next body) */
+    release_body(r);
     if (r->ws) {
         /* 101: the socket goes to the WebSocket (ws_conn.c); the watchdog leaves it alone */
         sg_edge_conn_set_phase(s->edge, r->edge_conn, SG_EDGE_UPGRADED);
@@ -327,6 +332,13 @@ static void drop_body(sg_req *r)
     r->body_len = r->body_cap = 0;
     sg_edge_budget_give(r->srv->edge, r->budget);
     r->budget = 0;
+}
+
+/* The body and what was parsed from it (it may have moved into r->in): done with. */
+static void release_body(sg_req *r)
+{
+    sg_work_input_free(&r->in);
+    drop_body(r);
 }
 
 /* A body that grows past SG_MAX_BODY_BYTES (a chunked upload; or memory runs out) is answered 413
@@ -589,13 +601,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         sg_ws_request_done(r);
         if (r->session)
             sg_session_release(r->session);
-        sg_work_input_free(&r->in);
         json_decref(r->json);
         free(r->text);
         atomic_fetch_sub(&s->inflight, 1);
     }
-    free(r->body);
-    sg_edge_budget_give(s->edge, r->budget);
+    release_body(r);
     free(r->target);
     free(r->path);
     free(r);
