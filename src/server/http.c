@@ -535,14 +535,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-    (void)url; /* libmicrohttpd's decoded path, cut at a %00: r->url is the whole one */
+    (void)conn; /* r->conn, since the request line */
+    (void)url;  /* libmicrohttpd's decoded path, cut at a %00: r->url is the whole one */
     sg_server *s = cls;
     sg_req *r = *con_cls;
-    if (!r) { /* the request-line callback ran out of memory */
-        r = *con_cls = on_request_line(s, "", conn);
-        if (!r)
-            return MHD_NO;
-    }
+    if (!r)
+        return MHD_NO; /* the request-line callback ran out of memory: close */
     if (!r->started) {
         request_begin(s, r, method, version);
         /* an answer now closes the connection unread (libmicrohttpd sends Connection: close) */
@@ -565,7 +563,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (!r->done) {
-        sg_edge_conn_set_phase(s->edge, r->edge_conn, SG_EDGE_APP);
+        if (r->has_body) /* the body is in: from here the request is ours, never cut */
+            sg_edge_conn_set_phase(s->edge, r->edge_conn, SG_EDGE_APP);
         if (r->too_large) {
             sg_req_error(r, 413, "PAYLOAD_TOO_LARGE",
                          "request body is over the limit of %zu bytes (SG_MAX_BODY_BYTES)",
