@@ -81,7 +81,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     h.fields = fields;
 
-    const sg_edge_limits lim = {8192, 16384, 100};
+    static sg_config cfg;
+    if (!cfg.http_max_headers)
+        sg_config_defaults(&cfg);
+    const sg_edge_limits lim = {cfg.http_max_target_bytes, cfg.http_max_header_bytes,
+                                (size_t)cfg.http_max_headers};
     sg_edge_verdict v;
     bool ok = sg_edge_check_head(&h, &lim, &v);
     if (ok != (v.status == 0))

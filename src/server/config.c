@@ -44,10 +44,10 @@ void sg_config_defaults(sg_config *c)
     c->max_connections_per_ip = 256;
     c->connection_reserve = 64;
     c->max_inflight_body_bytes = 128u << 20;
-    c->http_max_target_bytes = 8192;
-    c->http_max_header_bytes = 16384;
+    c->http_max_target_bytes = 4096;
+    c->http_max_header_bytes = 8192;
     c->http_max_headers = 100;
-    c->http_pool_bytes = 64u << 10;
+    c->http_pool_bytes = 32u << 10;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
