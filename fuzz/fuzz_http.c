@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "server/edge.h"
 #include "server/internal.h"
 
@@ -26,11 +27,9 @@ static bool next_line(const char *p, const char *end, size_t *len, const char **
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* a private, NUL-terminated copy: libmicrohttpd parses in place and its strings end there */
-    char *buf = malloc(size + 1);
+    char *buf = fuzz_cstring(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
-    buf[size] = 0;
     const char *p = buf, *end = buf + size;
     size_t len;
     const char *next;

@@ -162,6 +162,22 @@ static sgt_conn *hold(int port, const char *path, const char *type)
     return c;
 }
 
+/* POST /sessions with a chunked body of len spaces in one chunk: the answer's status. */
+static int chunked_post(int port, size_t len)
+{
+    char *req = malloc(len + 256);
+    size_t n = (size_t)sprintf(req, "POST /sessions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                               "chunked\r\n\r\n%zx\r\n", len);
+    memset(req + n, ' ', len);
+    n += len;
+    n += (size_t)sprintf(req + n, "\r\n0\r\n\r\n");
+    sgt_raw r = sgt_raw_exchange(port, req, n, 5000);
+    int st = r.status;
+    sgt_raw_free(&r);
+    free(req);
+    return st;
+}
+
 static void test_release(void)
 {
     sgt_server s;
@@ -187,31 +203,14 @@ static void test_release(void)
     sgt_raw r = sgt_raw_exchange(port, too_big, strlen(too_big), 3000);
     CHECK_EQ_INT(r.status, 413);
     sgt_raw_free(&r);
-    size_t big = 1100000;
-    char *chunked = malloc(big + 256);
-    size_t n = (size_t)sprintf(chunked, "POST /sessions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
-                               "chunked\r\n\r\n%zx\r\n", big);
-    memset(chunked + n, ' ', big);
-    n += big;
-    n += (size_t)sprintf(chunked + n, "\r\n0\r\n\r\n");
-    r = sgt_raw_exchange(port, chunked, n, 5000);
-    CHECK_EQ_INT(r.status, 413);
-    sgt_raw_free(&r);
+    CHECK_EQ_INT(chunked_post(port, 1100000), 413);
     CHECK_EQ_INT(probe(port), 200);
 
     /* a chunked body outgrowing the budget while another holds part of it: 503 once read */
     a = hold(port, "/sessions", "application/json");
-    n = (size_t)sprintf(chunked, "POST /sessions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
-                        "chunked\r\n\r\n%x\r\n", BODY);
-    memset(chunked + n, ' ', BODY);
-    n += BODY;
-    n += (size_t)sprintf(chunked + n, "\r\n0\r\n\r\n");
-    r = sgt_raw_exchange(port, chunked, n, 5000);
-    CHECK_EQ_INT(r.status, 503);
-    sgt_raw_free(&r);
+    CHECK_EQ_INT(chunked_post(port, BODY), 503);
     sgt_raw_close(a);
     CHECK_EQ_INT(probe_settled(port), 200);
-    free(chunked);
 
     /* suspended work: a frame waiting on the work queue (800 ms) keeps its body's share */
     char *id = sgt_new_session(&s, NULL);
