@@ -4,16 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "server/config.h"
 #include "server/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *s = malloc(size + 1);
+    char *s = fuzz_cstring(data, size);
     if (!s)
         return 0;
-    memcpy(s, data, size);
-    s[size] = 0;
     char sid[40];
     static const char *const methods[] = {"GET", "POST", "DELETE", "PUT"};
     const sg_route *r = sg_route_match(methods[size % 4], s, sid);

@@ -45,9 +45,10 @@ static void test_basics(const sgt_server *s)
     /* sessions: create, list, delete */
     char *id = sgt_new_session(s, NULL);
     CHECK(sg_uuid_valid(id) && id[14] == '4');
-    /* a path segment with CR/LF must not be echoed into a header */
+    /* a path segment with CR/LF must not be echoed into a header (a control character in the
+     * path is refused outright: tests/test_server_edge.c) */
     r = sgt_post_str(s, "/sessions/%0d%0aX-Evil:%201/query", "{\"text\":\"hi\"}");
-    sgt_expect_error(&r, 404, "INVALID_SESSION", "CRLF in session id");
+    sgt_expect_error(&r, 400, "INVALID_REQUEST", "CRLF in session id");
     CHECK(strstr(r.headers, "X-Evil") == NULL);
     sgt_resp_free(&r);
     r = sgt_get(s, "/sessions");

@@ -39,6 +39,17 @@ void sg_config_defaults(sg_config *c)
     c->max_websockets = 64;
     c->ws_idle_s = 0;
     c->http_idle_s = 75;
+    c->http_header_timeout_s = 10;
+    c->http_body_grace_s = 10;
+    c->http_min_body_rate = 1024;
+    c->max_connections = 2048;
+    c->max_connections_per_ip = 256;
+    c->connection_reserve = 64;
+    c->max_inflight_body_bytes = 128u << 20;
+    c->http_max_target_bytes = 4096;
+    c->http_max_header_bytes = 8192;
+    c->http_max_headers = 100;
+    c->http_pool_bytes = 32u << 10;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
@@ -393,5 +404,32 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
         (st = env_int("SG_WS_IDLE_S", 0, 365L * 86400, &c->ws_idle_s, err)) ||
         (st = env_int("SG_HTTP_IDLE_S", 1, 86400, &c->http_idle_s, err)))
         return st;
+    /* the HTTP edge: deadlines, connection fairness, the body budget, request-head limits */
+    if ((st = env_int("SG_HTTP_HEADER_TIMEOUT_S", 1, 3600, &c->http_header_timeout_s, err)) ||
+        (st = env_int("SG_HTTP_BODY_GRACE_S", 1, 3600, &c->http_body_grace_s, err)) ||
+        (st = env_size("SG_HTTP_MIN_BODY_RATE", 0, 1L << 30, &c->http_min_body_rate, err)) ||
+        (st = env_int("SG_MAX_CONNECTIONS", 16, 1000000, &c->max_connections, err)) ||
+        (st = env_int("SG_MAX_CONNECTIONS_PER_IP", 0, 1000000, &c->max_connections_per_ip, err)) ||
+        (st = env_int("SG_CONNECTION_RESERVE", 0, 1000000, &c->connection_reserve, err)) ||
+        (st = env_size("SG_MAX_INFLIGHT_BODY_BYTES", 1024, 1L << 40, &c->max_inflight_body_bytes,
+                       err)) ||
+        (st = env_size("SG_HTTP_MAX_TARGET_BYTES", 256, 65536, &c->http_max_target_bytes, err)) ||
+        (st = env_size("SG_HTTP_MAX_HEADER_BYTES", 1024, 1L << 20, &c->http_max_header_bytes, err)) ||
+        (st = env_int("SG_HTTP_MAX_HEADERS", 8, 10000, &c->http_max_headers, err)) ||
+        (st = env_size("SG_HTTP_POOL_BYTES", 16384, 1L << 24, &c->http_pool_bytes, err)))
+        return st;
+    if (c->connection_reserve >= c->max_connections)
+        return sg_error_set(err, SG_EINVAL, "SG_CONNECTION_RESERVE=%d must be below "
+                            "SG_MAX_CONNECTIONS=%d", c->connection_reserve, c->max_connections);
+    if (c->max_inflight_body_bytes <= c->max_body_bytes)
+        return sg_error_set(err, SG_EINVAL, "SG_MAX_INFLIGHT_BODY_BYTES=%zu must be larger than "
+                            "SG_MAX_BODY_BYTES=%zu (or the largest body is never admitted)",
+                            c->max_inflight_body_bytes, c->max_body_bytes);
+    /* libmicrohttpd keeps the request head in the pool (with ~56 bytes per field beside it): a
+     * head within our limits must fit with room to spare, or its HTML 414/431 would answer first */
+    if (c->http_max_target_bytes + c->http_max_header_bytes > c->http_pool_bytes / 2)
+        return sg_error_set(err, SG_EINVAL, "SG_HTTP_MAX_TARGET_BYTES + SG_HTTP_MAX_HEADER_BYTES "
+                            "(%zu) must be at most half of SG_HTTP_POOL_BYTES (%zu)",
+                            c->http_max_target_bytes + c->http_max_header_bytes, c->http_pool_bytes);
     return SG_OK;
 }

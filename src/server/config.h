@@ -51,6 +51,18 @@ typedef struct sg_config {
     int http_idle_s;           /* SG_HTTP_IDLE_S: close an idle keep-alive connection after this
                                   long (75 s: above the 30-60 s think time of the load tests, so a
                                   client never reuses a connection the server is closing) */
+    /* The HTTP edge (server/edge.h; docs/ARCHITECTURE.md "Limits" says why each default) */
+    int http_header_timeout_s;     /* SG_HTTP_HEADER_TIMEOUT_S: the whole request head, not per byte */
+    int http_body_grace_s;         /* SG_HTTP_BODY_GRACE_S: the window of the minimum body rate */
+    size_t http_min_body_rate;     /* SG_HTTP_MIN_BODY_RATE: bytes/s in every window (0 = off) */
+    int max_connections;           /* SG_MAX_CONNECTIONS: open connections at most */
+    int max_connections_per_ip;    /* SG_MAX_CONNECTIONS_PER_IP (0 = off, e.g. behind a proxy) */
+    int connection_reserve;        /* SG_CONNECTION_RESERVE: the last slots, for light addresses */
+    size_t max_inflight_body_bytes;/* SG_MAX_INFLIGHT_BODY_BYTES: request bodies in memory, all */
+    size_t http_max_target_bytes;  /* SG_HTTP_MAX_TARGET_BYTES: the request-target (414) */
+    size_t http_max_header_bytes;  /* SG_HTTP_MAX_HEADER_BYTES: the header fields together (431) */
+    int http_max_headers;          /* SG_HTTP_MAX_HEADERS: header fields at most (431) */
+    size_t http_pool_bytes;        /* SG_HTTP_POOL_BYTES: libmicrohttpd's memory per connection */
 } sg_config;
 
 void sg_config_defaults(sg_config *c);

@@ -36,6 +36,7 @@ struct sg_server {
     bool stopping;
     atomic_bool draining;      /* graceful stop under way: new requests get 503 */
     struct sg_ws_hub *ws;      /* open WebSockets (ws_conn.c) */
+    struct sg_edge *edge;      /* connections, the watchdog, the body budget (edge.c) */
 };
 
 typedef struct sg_req sg_req;
@@ -106,10 +107,17 @@ typedef struct sg_work_input {
 struct sg_req {
     sg_server *srv;
     struct MHD_Connection *conn;
+    struct sg_edge_conn *edge_conn; /* the connection's registry entry (edge.c), or NULL */
+    bool started;              /* the head is complete: the first call has run */
+    char *target;              /* the raw request-target, copied before libmicrohttpd decodes
+                                  it (NULL when over SG_HTTP_MAX_TARGET_BYTES) */
+    size_t target_len;
+    const char *target_at;     /* where libmicrohttpd holds it (the raw-NUL check) */
+    char *path;                /* its whole decoded path, owned */
     const sg_route *route;     /* NULL: no such route */
     const char *route_name;    /* the row's path template ("other" without one), for metrics */
     const char *method;
-    const char *url;           /* owned by libmicrohttpd for the request's lifetime */
+    const char *url;           /* the decoded path (path), "" before the head is checked */
     char session_id[40];
     char request_id[130];
     double t_start;
@@ -118,7 +126,11 @@ struct sg_req {
     /* body */
     char *body;
     size_t body_len, body_cap;
+    bool has_body;             /* the head announced one (Content-Length > 0 or chunked) */
+    bool keeps_body;           /* the route reads it; otherwise it is read and dropped */
+    size_t budget;             /* bytes of SG_MAX_INFLIGHT_BODY_BYTES held, given back at the end */
     bool too_large;
+    bool over_budget;          /* a chunked body outgrew the budget: 503 once read */
     /* session work */
     sg_session *session;
     sg_work_input in;
@@ -137,6 +149,8 @@ struct sg_req {
     bool ws_version_header;    /* 426: send Sec-WebSocket-Version: 13 */
 };
 
+/* http.c: the request carries the API key (always true when auth is off). */
+bool sg_req_has_key(sg_req *r);
 /* Sets an error response {"detail","error"}. */
 void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
