@@ -178,12 +178,13 @@ static void test_nul_http(const sgt_server *s)
     CHECK(strcmp(sgt_str(r.json, "query"), "what time is it") == 0);
     sgt_resp_free(&r);
     free(ds);
-    /* a query parameter is decoded with its length too: true%00x is not true */
+    /* a query parameter is never cut at a NUL: the edge refuses %00 anywhere in the target (400)
+     * before the parameter is read (which would decode it with its length: 422) */
     char wpath[192];
     snprintf(wpath, sizeof wpath, "/ws/frame/%s?client_keyframe=true%%00x", id);
     sgt_ws w;
     sgt_ws_open(&w, s->port, "GET", wpath, NULL, NULL);
-    CHECK_MSG(w.status == 422 && w.json && strcmp(sgt_str(w.json, "error"), "INVALID_REQUEST") == 0,
+    CHECK_MSG(w.status == 400 && w.json && strcmp(sgt_str(w.json, "error"), "INVALID_REQUEST") == 0,
               "?client_keyframe=true%%00x: %d", w.status);
     sgt_ws_free(&w);
     free(png);
