@@ -67,7 +67,8 @@ static void test_png_bombs(const sgt_server *s)
         {20000, 10, 1, 1, 413, "PAYLOAD_TOO_LARGE", "a side over 16384"},
         {16384, 16384, 1, 1, 413, "PAYLOAD_TOO_LARGE", "16384x16384: over 64 Mpixel"},
         {0, 0, 1, 1, 400, "INVALID_IMAGE", "0x0"},
-        {8000, 8000, 8000, 16, 400, "INVALID_IMAGE", "8000x8000 whose data stops after 16 rows"},
+        {8000, 8000, 8000, 16, 413, "PAYLOAD_TOO_LARGE", "8000x8000: over the PNG limit of 16 Mpixel"},
+        {4000, 4000, 4000, 16, 400, "INVALID_IMAGE", "4000x4000 whose data stops after 16 rows"},
     };
     const long peak0 = sgt_proc_kib(s->pid, "VmHWM");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -94,23 +95,23 @@ static void test_png_bombs(const sgt_server *s)
     expect_peak(s, peak0, 64, "refused PNG bombs");
     expect_responsive(s, "refused PNG bombs");
 
-    /* A valid 8000x8000 PNG: 186 KB that inflate to 192 MB of pixels. It is within the limits
-     * (64 Mpixel), so it is decoded, once - the pixels are never held twice - and answered. */
+    /* A valid 4096x4096 PNG (the PNG limit): ~50 KB that inflate to 48 MB of pixels. It is
+     * decoded, once - the pixels are never held twice - and answered. */
     size_t len;
-    uint8_t *png = sgt_png(8000, 8000, 8000, 8000, NULL, &len);
+    uint8_t *png = sgt_png(4096, 4096, 4096, 4096, NULL, &len);
     CHECK_MSG(len < 256 * 1024, "the bomb is %zu bytes", len);
     double t0 = sgt_now_ms();
     sgt_resp r = sgt_request(s, "POST", f, png_ct, png, len);
     double ms = sgt_now_ms() - t0;
     CHECK_MSG(r.status == 200 && json_integer_value(json_object_get(
-                                     json_object_get(r.json, "scene"), "width")) == 8000,
-              "the 8000x8000 PNG: %ld %.200s", r.status, r.body ? r.body : "");
+                                     json_object_get(r.json, "scene"), "width")) == 4096,
+              "the 4096x4096 PNG: %ld %.200s", r.status, r.body ? r.body : "");
     if (getenv("SG_TEST_VERBOSE"))
-        fprintf(stderr, "8000x8000 PNG of %zu bytes: %.0f ms\n", len, ms);
+        fprintf(stderr, "4096x4096 PNG of %zu bytes: %.0f ms\n", len, ms);
     sgt_resp_free(&r);
     free(png);
-    expect_peak(s, peak0, 300, "a 186 KB PNG of 8000x8000");
-    expect_responsive(s, "a PNG that inflates to 192 MB");
+    expect_peak(s, peak0, 100, "a small PNG of 4096x4096");
+    expect_responsive(s, "a PNG that inflates to 48 MB");
     free(id);
 }
 

@@ -225,6 +225,10 @@ static sg_status decode_png(const uint8_t *buf, size_t len, int min_short_side, 
         return st;
     }
     sg_status st = check_dims(png.width, png.height, err);
+    if (st == SG_OK && (long long)png.width * png.height > (long long)SG_IMAGE_MAX_PNG_PIXELS)
+        st = sg_error_set(err, SG_ETOOBIG, "PNG is %ux%u, over the %u pixel limit for PNG (decoded "
+                          "whole; send a JPEG for larger frames)", png.width, png.height,
+                          SG_IMAGE_MAX_PNG_PIXELS);
     if (st != SG_OK) {
         png_image_free(&png);
         return st;

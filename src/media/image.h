@@ -20,6 +20,10 @@ typedef struct sg_image {
 /* Largest width or height accepted (decompression-bomb guard); larger gives SG_ETOOBIG. */
 #define SG_IMAGE_MAX_DIM 16384
 #define SG_IMAGE_MAX_PIXELS (64u * 1024u * 1024u)
+/* PNG is decoded whole before it is scaled down (JPEG is decoded at the scale the analysis needs),
+ * so a PNG holds 3 bytes per pixel while it decodes: 16 Mpixel (48 MB) bounds what one 100 KB
+ * upload can make a worker allocate, above any camera frame a pair of glasses sends (12 Mpixel). */
+#define SG_IMAGE_MAX_PNG_PIXELS (16u * 1024u * 1024u)
 
 /* Detects JPEG/PNG from magic bytes. */
 sg_image_format sg_image_sniff(const uint8_t *buf, size_t len);
