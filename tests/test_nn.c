@@ -1247,8 +1247,8 @@ static void test_vec(void)
 }
 
 /* A random resize axis: in_size inputs to n outputs, windows of 1..ksize taps that stay inside the
- * input, weights anywhere in the fixed-point range (negative lobes and sums above one included, so
- * the clamps are exercised). */
+ * input, weights of either sign (negative lobes and sums above one included, so the clamps are
+ * exercised). */
 static sg_resample_axis random_axis(int in_size, int n, int ksize)
 {
     sg_resample_axis ax = {n, ksize, malloc((size_t)n * sizeof(int)), malloc((size_t)n * sizeof(int)),
@@ -1257,9 +1257,18 @@ static sg_resample_axis random_axis(int in_size, int n, int ksize)
         int cnt = 1 + (int)(rng_next() % (unsigned)(ksize < in_size ? ksize : in_size));
         ax.count[i] = cnt;
         ax.first[i] = (int)(rng_next() % (unsigned)(in_size - cnt + 1));
-        for (int t = 0; t < cnt; t++)
-            ax.k[(size_t)i * ksize + t] =
-                (int32_t)(rng_next() % (3u << SG_RESAMPLE_BITS)) - (1 << SG_RESAMPLE_BITS);
+        /* taps of either sign whose magnitudes sum to at most 1.5 in fixed point: a negative
+         * lobe and a sum above one (the clamps), never past int32 with 255 * sum (as Pillow) */
+        int32_t *k = ax.k + (size_t)i * ksize;
+        int64_t mag = 0;
+        for (int t = 0; t < cnt; t++) {
+            k[t] = (int32_t)(rng_next() % (2u << SG_RESAMPLE_BITS)) - (1 << SG_RESAMPLE_BITS);
+            mag += k[t] < 0 ? -(int64_t)k[t] : k[t];
+        }
+        const int64_t cap = (int64_t)3 << (SG_RESAMPLE_BITS - 1);
+        if (mag > cap)
+            for (int t = 0; t < cnt; t++)
+                k[t] = (int32_t)((int64_t)k[t] * cap / mag);
     }
     return ax;
 }
