@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 
+#include "base/base64.h"
 #include "sgtest_http.h"
 #include "sgtest_proc.h"
 #include "sgtest_redis.h"
@@ -18,20 +19,8 @@ static void load_image(void)
     size_t len = 0;
     uint8_t *img = check_read_file("../shared/data/images/coffee.jpg", &len);
     CHECK(img != NULL);
-    if (!img)
-        return;
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    image_b64 = malloc(4 * ((len + 2) / 3) + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)img[i] << 16 | (i + 1 < len ? img[i + 1] << 8 : 0) |
-                     (i + 2 < len ? img[i + 2] : 0);
-        image_b64[o++] = tbl[v >> 18 & 63];
-        image_b64[o++] = tbl[v >> 12 & 63];
-        image_b64[o++] = i + 1 < len ? tbl[v >> 6 & 63] : '=';
-        image_b64[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    image_b64[o] = 0;
+    if (img)
+        image_b64 = sg_base64_encode(img, len, NULL);
     free(img);
 }
 
@@ -63,19 +52,6 @@ static sgt_resp query(const sgt_server *s, const char *id, const char *text)
     char path[96];
     snprintf(path, sizeof path, "/sessions/%s/query", id);
     return post(s, path, "{\"text\":\"%s\"}", text);
-}
-
-/* The listing entry of id in GET /sessions on s (a new reference), or NULL. */
-static json_t *listed(const sgt_server *s, const char *id)
-{
-    sgt_resp r = sgt_get(s, "/sessions");
-    json_t *found = NULL, *e;
-    size_t i;
-    json_array_foreach(json_object_get(r.json, "sessions"), i, e)
-        if (strcmp(sgt_str(e, "session_id"), id) == 0)
-            found = json_incref(e);
-    sgt_resp_free(&r);
-    return found;
 }
 
 static long long jint(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
@@ -193,7 +169,7 @@ static void test_shared(const sgt_server *a, const sgt_server *b, const sgt_redi
     CHECK(json_is_true(json_object_get(au.json, "speech")));
     sgt_resp_free(&au);
     free(wav);
-    json_t *e = listed(a, id);
+    json_t *e = sgt_session_entry(a, id);
     CHECK_MSG(e != NULL, "GET /sessions on A does not list the session");
     CHECK_EQ_INT(jint(e, "transcript_count"), 1);
     CHECK_EQ_INT(jint(e, "query_count"), 1);
@@ -202,7 +178,7 @@ static void test_shared(const sgt_server *a, const sgt_server *b, const sgt_redi
     json_decref(e);
     /* a session made on B is listed on A */
     char *id2 = sgt_new_session(b, NULL);
-    e = listed(a, id2);
+    e = sgt_session_entry(a, id2);
     CHECK_MSG(e != NULL, "a session made on B is not listed on A");
     json_decref(e);
     /* DAT: audio chunks streamed to both, the turn on A sees all of them once */
@@ -305,7 +281,7 @@ static void test_concurrent_frames(const sgt_server *a, const sgt_server *b)
             CHECK_MSG(false, "frame_index %ld out of 1..%d", jobs[i].index, N);
         }
     }
-    json_t *e = listed(b, id);
+    json_t *e = sgt_session_entry(b, id);
     CHECK_EQ_INT(jint(e, "frame_count"), N);
     json_decref(e);
     free(id);
@@ -411,7 +387,7 @@ static void test_corrupt(const sgt_server *a, const sgt_server *b, const sgt_red
         sgt_resp_free(&q);
     }
     /* the listing leaves the unreadable one out; DELETE still removes it */
-    json_t *e = listed(a, bad);
+    json_t *e = sgt_session_entry(a, bad);
     CHECK(e == NULL);
     json_decref(e);
     char path[96];
