@@ -11,6 +11,7 @@
 #include "sgtest_http.h"
 #include "sgtest_proc.h"
 #include "sgtest_redis.h"
+#include "sgtest_ws.h"
 
 static char *image_b64;
 
@@ -242,6 +243,32 @@ static void test_shared(const sgt_server *a, const sgt_server *b, const sgt_redi
     free(id);
 }
 
+/* ---- a WebSocket stays on its instance; what it adds is seen by the other at once ------------- */
+
+static void test_websocket(const sgt_server *a, const sgt_server *b)
+{
+    char *id = sgt_new_session(b, NULL);
+    sgt_ws w;
+    CHECK_EQ_INT(sgt_ws_connect(a->port, &w, "frame", id), 101);
+    size_t len = 0;
+    uint8_t *img = check_read_file("../shared/data/images/coffee.jpg", &len);
+    CHECK(img && sgt_ws_send(&w, 2, img, len) == 0);
+    free(img);
+    json_t *m = sgt_ws_recv_json(&w, 30000, NULL);
+    const char *summary = sgt_str(json_object_get(m, "scene"), "summary");
+    CHECK(summary[0]);
+    /* the socket is still open: B answers from the scene it made on A */
+    sgt_resp q = query(b, id, "what do I see");
+    CHECK_EQ_INT(q.status, 200);
+    CHECK_MSG(strcmp(sgt_str(q.json, "visual_context"), summary) == 0, "B sees \"%s\"",
+              sgt_str(q.json, "visual_context"));
+    sgt_resp_free(&q);
+    json_decref(m);
+    sgt_ws_send_close(&w, 1000, "bye");
+    sgt_ws_free(&w);
+    free(id);
+}
+
 /* ---- 36 concurrent frames over two instances -------------------------------------------------- */
 
 typedef struct frame_job {
@@ -424,6 +451,7 @@ int main(void)
     CHECK_MSG(up, "two instances on %s did not start", r.url);
     if (up) {
         test_shared(&a, &b, &r);
+        test_websocket(&a, &b);
         test_concurrent_frames(&a, &b);
         test_corrupt(&a, &b, &r);
     }
