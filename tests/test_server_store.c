@@ -345,7 +345,8 @@ static void test_ttl(const sgt_redis *r)
     char tcp[160], local[200];
     snprintf(tcp, sizeof tcp, "SG_SESSION_STORE=%s/3", r->url);
     snprintf(local, sizeof local, "SG_SESSION_STORE=%s?db=3", r->unix_url);
-    const char *ea[] = {tcp, "SG_SESSION_TTL_S=1", NULL}, *eb[] = {local, "SG_SESSION_TTL_S=1", NULL};
+    const char *ea[] = {tcp, "SG_SESSION_TTL_S=1", "SG_MAX_SESSIONS=2", NULL},
+               *eb[] = {local, "SG_SESSION_TTL_S=1", "SG_MAX_SESSIONS=2", NULL};
     sgt_server a, b;
     CHECK(sgt_start(&a, ea, NULL) == 0);
     CHECK(sgt_start(&b, eb, NULL) == 0);
@@ -353,6 +354,15 @@ static void test_ttl(const sgt_redis *r)
     sgt_resp f = frame(&b, id); /* over the unix socket, same database */
     CHECK_EQ_INT(f.status, 200);
     sgt_resp_free(&f);
+    /* SG_MAX_SESSIONS counts the store's sessions, whichever instance made them */
+    char *id2 = sgt_new_session(&b, NULL);
+    sgt_resp full = sgt_request(&a, "POST", "/sessions", NULL, "{}", 2);
+    char ra[16] = "";
+    CHECK_MSG(full.status == 503 && strstr(sgt_str(full.json, "detail"), "SG_MAX_SESSIONS") &&
+                  sgt_header(&full, "Retry-After", ra, sizeof ra),
+              "a third session over a cap of 2: %ld %s", full.status, full.body ? full.body : "");
+    sgt_resp_free(&full);
+    free(id2);
     redisContext *c = sgt_redis_connect(r);
     redisReply *rep = c ? redisCommand(c, "SELECT 3") : NULL;
     freeReplyObject(rep);
@@ -377,6 +387,9 @@ static void test_ttl(const sgt_redis *r)
     redisFree(c);
     /* nothing of it went to database 0 */
     CHECK_EQ_INT(sgt_redis_count_keys(r, pattern), 0);
+    /* the expired ones no longer count */
+    char *id3 = sgt_new_session(&a, NULL);
+    free(id3);
     free(id);
     sgt_stop(&a, SIGTERM);
     sgt_stop(&b, SIGTERM);
