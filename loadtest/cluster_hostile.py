@@ -9,6 +9,7 @@ Prints one line per case: what was sent, the status and the body's error code.
 """
 
 import json
+import select
 import socket
 import ssl
 import sys
@@ -30,7 +31,13 @@ def exchange(data, plain=False):
     s.settimeout(5)
     out = b""
     try:
-        s.sendall(data)
+        # in pieces, stopping as soon as an answer arrives: a server that refuses a huge head
+        # closes the connection, and bytes still arriving then would make its TCP reset the
+        # connection and lose the answer
+        for i in range(0, len(data), 4096):
+            s.sendall(data[i:i + 4096])
+            if select.select([s], [], [], 0.01)[0]:
+                break
         while True:
             chunk = s.recv(65536)
             if not chunk:

@@ -263,9 +263,12 @@ cmd_kill() {
   local pid start
   read -r _ _ pid start _ <<<"$(grep "^proc edge$1 " "$STATE")"
   alive "$pid" "$start" || die "instance $1 is not running"
+  local t0=${EPOCHREALTIME/,/.}
   kill -KILL "$pid"
+  local t1=${EPOCHREALTIME/,/.}
   for ((i = 0; i < 50; i++)); do alive "$pid" "$start" || break; sleep 0.1; done
-  echo "instance $1 (pid $pid) killed"
+  # the moment, to the microsecond, for tests that compare it with nginx's log
+  echo "instance $1 (pid $pid) killed between $t0 and $t1"
 }
 
 cmd_start() {

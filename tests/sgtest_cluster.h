@@ -84,7 +84,7 @@ __attribute__((unused)) static int sgt_cluster_down(sgt_cluster *c)
 }
 
 /* Field i (0-based) of a tab-separated access log line (log_format sg_edge of
- * deploy/nginx/sg-edge.conf: msec, request_time, connection, protocol, method, uri, status,
+ * deploy/nginx/sg-edge.conf: msec, request_time, connection, protocol, request line, status,
  * upstream_addr, upstream_status, upstream_response_time, request id, remote_addr) into out. */
 __attribute__((unused)) static const char *sgt_log_field(const char *line, int i, char *out, size_t cap)
 {

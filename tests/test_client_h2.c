@@ -115,13 +115,13 @@ int main(void)
     CHECK_MSG(sg_client_connections(c) == 1, "%llu connections after concurrent uploads, want 1",
               (unsigned long long)sg_client_connections(c));
     char lines[64][512];
-    int n = sgt_cluster_log_lines(&cl, 4, "POST", lines, 64);
-    char conn0[32] = "", f[64];
+    int n = sgt_cluster_log_lines(&cl, 3, "HTTP/2.0", lines, 64);
+    char conn0[32] = "", f[160];
     int uploads = 0;
     double latest_start = 0, earliest_end = 1e300;
     for (int i = 0; i < n; i++) {
-        const char *uri = sgt_log_field(lines[i], 5, f, sizeof f);
-        if (!strstr(uri, "/frame") && !strstr(uri, "/audio"))
+        const char *req = sgt_log_field(lines[i], 4, f, sizeof f); /* "POST /sessions/ID/frame HTTP/2.0" */
+        if (strncmp(req, "POST ", 5) != 0 || (!strstr(req, "/frame ") && !strstr(req, "/audio ")))
             continue;
         uploads++;
         char conn[32], proto[32], end_s[32], took_s[32];
