@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         default: {
             sg_dat_turn t;
-            ops->take_turn(&d, &t);
+            ops->take_turn(&d, &t, NULL);
             check_turn(&t, &cfg);
             sg_dat_turn_free(&t);
             break;
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     sg_dat_turn t;
-    ops->take_turn(&d, &t);
+    ops->take_turn(&d, &t, NULL);
     check_turn(&t, &cfg);
     sg_dat_turn_free(&t);
     sg_dat_state_free(&d);

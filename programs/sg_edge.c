@@ -46,6 +46,8 @@ static void usage(FILE *f)
             "  --asr-model PATH     Whisper: Hugging Face directory or whisper.cpp ggml-*.bin\n"
             "                       (env SG_ASR_MODEL)\n"
             "  --asr-precision P    int8 (default) or f32 (env SG_ASR_PRECISION)\n"
+            "  --session-store URL  where sessions live: memory (default), redis://[:password@]host:port[/db]\n"
+            "                       or unix:///path/redis.sock (env SG_SESSION_STORE)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
             "  --version, --help\n"
             "Without --vision-model, vision uses pixel statistics; without --llm-model, answers come\n"
@@ -97,14 +99,14 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, 'T'},      {"llm-model", required_argument, 0, 'L'},
         {"llm-precision", required_argument, 0, 'R'}, {"llm-tokenizer", required_argument, 0, 'K'},
         {"vad-model", required_argument, 0, 'D'},    {"asr-model", required_argument, 0, 'A'},
-        {"asr-precision", required_argument, 0, 'B'},
+        {"asr-precision", required_argument, 0, 'B'}, {"session-store", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
     const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
     const char *vad_model = getenv("SG_VAD_MODEL");
     const char *asr_model = getenv("SG_ASR_MODEL"), *asr_precision = getenv("SG_ASR_PRECISION");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -130,6 +132,12 @@ int main(int argc, char **argv)
         case 'B': asr_precision = optarg; break;
         case 'R': llm_precision = optarg; break;
         case 'K': llm_tokenizer = optarg; break;
+        case 'S':
+            if (sg_store_url_parse(optarg, &cfg.store, &err) != SG_OK) {
+                fprintf(stderr, "sg-edge: --session-store: %s\n", err.msg);
+                return 2;
+            }
+            break;
         case 'l': rc = set_log_level(optarg); break;
         case 'V': printf("sg-edge %s\n", SG_VERSION); return 0;
         case 'h': usage(stdout); return 0;

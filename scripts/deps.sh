@@ -12,6 +12,8 @@ PACKAGES=(
   libsndfile1-dev                             # FLAC/Ogg (Opus, Vorbis) audio: server decode, client encode
   libunistring-dev                            # Unicode categories, case mapping, NFC (tokenizers)
   libcurl4-openssl-dev                        # HTTP client for the integration tests
+  libhiredis-dev redis-server redis-tools     # the Redis session store: client library; the
+                                              # server and redis-cli its tests and benches start
   wrk                                         # HTTP benchmark (bench/)
   python3-locust python3-pil python3-matplotlib curl  # load tests and their chart (loadtest/)
   iproute2                                    # network namespaces, tc (tests/netem/run.sh)

@@ -35,24 +35,24 @@ static void test_table(void)
     char upper[37];
     for (int i = 0; i < 37; i++)
         upper[i] = (s[0]->id[i] >= 'a' && s[0]->id[i] <= 'f') ? (char)(s[0]->id[i] - 32) : s[0]->id[i];
-    sg_session *g = sg_session_get(t, upper);
+    sg_session *g = sg_session_get(t, upper, NULL);
     CHECK(g == s[0]);
     sg_session_release(g);
-    CHECK(sg_session_get(t, "nope") == NULL);
-    CHECK(sg_session_get(t, NULL) == NULL);
+    CHECK(sg_session_get(t, "nope", NULL) == NULL);
+    CHECK(sg_session_get(t, NULL, NULL) == NULL);
 
     /* delete keeps in-flight references valid */
-    sg_session *held = sg_session_get(t, s[1]->id);
-    CHECK(sg_session_delete(t, s[1]->id));
-    CHECK(!sg_session_delete(t, s[1]->id));
-    CHECK(sg_session_get(t, held->id) == NULL);
+    sg_session *held = sg_session_get(t, s[1]->id, NULL);
+    CHECK(sg_session_delete(t, s[1]->id, NULL));
+    CHECK(!sg_session_delete(t, s[1]->id, NULL));
+    CHECK(sg_session_get(t, held->id, NULL) == NULL);
     atomic_fetch_add(&held->query_count, 1); /* still usable */
     sg_session_release(held);
     sg_session_release(s[1]);
     CHECK_EQ_INT(sg_session_count(t), 2);
 
     /* expiry: idle beyond the TTL and not in use */
-    sg_session *busy = sg_session_get(t, s[2]->id);
+    sg_session *busy = sg_session_get(t, s[2]->id, NULL);
     sg_session_release(s[0]);
     sg_session_release(s[2]);
     CHECK_EQ_INT(sg_session_expire(t, sg_now_ms()), 0);
@@ -60,7 +60,7 @@ static void test_table(void)
     sg_session_release(busy);
     CHECK_EQ_INT(sg_session_expire(t, sg_now_ms() + 5000), 1);
     CHECK_EQ_INT(sg_session_count(t), 0);
-    json_t *list = sg_session_list_json(t);
+    json_t *list = sg_session_list_json(t, NULL);
     CHECK_EQ_INT(json_array_size(list), 0);
     json_decref(list);
     CHECK_EQ_INT(sg_session_created(t), 3);
@@ -152,7 +152,7 @@ static void test_dat(void)
     CHECK(ops->claim(&d, SG_DAT_IMU, 6 + 2 * W + 1) == SG_DAT_DUPLICATE);
 
     sg_dat_turn turn;
-    ops->take_turn(&d, &turn); /* counters start again */
+    ops->take_turn(&d, &turn, NULL); /* counters start again */
     CHECK_EQ_INT(turn.n, 0);
     CHECK_EQ_INT(turn.duplicates, 7);
     sg_dat_turn_free(&turn);
@@ -201,7 +201,7 @@ static void test_dat(void)
     CHECK_EQ_INT(st.trimmed, 1); /* 15 */
     CHECK_EQ_INT(st.bytes, 802);
 
-    ops->take_turn(&d, &turn);
+    ops->take_turn(&d, &turn, NULL);
     CHECK_EQ_INT(turn.n, 4);
     CHECK_EQ_INT(turn.chunks[0].seq, 20);
     CHECK_EQ_INT(turn.chunks[0].data[0], 20);
@@ -275,9 +275,9 @@ static void test_dat(void)
     CHECK(s->dat.ops->add_audio(s->dat.self, &cfg, 1, &f16, chunk, 4, &seen, &st, &err) ==
           SG_OK);
     CHECK(seen == SG_DAT_NEW && st.chunks == 1);
-    sg_session *held = sg_session_get(t, s->id);
-    CHECK(sg_session_delete(t, s->id));
-    held->dat.ops->take_turn(held->dat.self, &turn);
+    sg_session *held = sg_session_get(t, s->id, NULL);
+    CHECK(sg_session_delete(t, s->id, NULL));
+    held->dat.ops->take_turn(held->dat.self, &turn, NULL);
     CHECK_EQ_INT(turn.n, 0);
     CHECK_EQ_INT(turn.duplicates, 0); /* the turn's counters went with it */
     sg_dat_turn_free(&turn);

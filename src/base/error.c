@@ -29,6 +29,9 @@ const char *sg_status_name(sg_status code)
     case SG_EUNSUPPORTED: return "unsupported";
     case SG_ERANGE: return "value out of range";
     case SG_EINTERNAL: return "internal error";
+    case SG_EUNAVAILABLE: return "unavailable";
+    case SG_EBUSY: return "busy";
+    case SG_ECORRUPT: return "stored data unreadable";
     }
     return "unknown";
 }

@@ -14,7 +14,10 @@ typedef enum sg_status {
     SG_EIO,          /* file or system error */
     SG_EUNSUPPORTED, /* a feature that needs something not available (e.g. a model) */
     SG_ERANGE,       /* a well-formed value this server or model cannot take (e.g. a language) */
-    SG_EINTERNAL     /* a bug */
+    SG_EINTERNAL,    /* a bug */
+    SG_EUNAVAILABLE, /* a shared service (the session store) cannot be reached now: retry later */
+    SG_EBUSY,        /* a shared resource stayed taken past its wait (a session's work lock) */
+    SG_ECORRUPT      /* stored data that cannot be read (corrupt, or not this format version) */
 } sg_status;
 
 typedef struct sg_error {

@@ -40,7 +40,14 @@ void sg_handle_health(sg_req *r)
 
 void sg_handle_ready(sg_req *r)
 {
-    if (atomic_load(&r->srv->ready)) {
+    sg_error err = {0};
+    if (atomic_load(&r->srv->ready) && sg_session_store_ping(r->srv->sessions, &err) != SG_OK) {
+        /* a load balancer takes the instance out while its session store is unreachable; the
+         * ping reconnects, so it comes back by itself */
+        sg_req_json(r, 503, json_pack("{s:s,s:s,s:s}", "status", "store_unavailable", "detail",
+                                      err.msg, "error", "STORE_UNAVAILABLE"));
+        r->retry_after = r->srv->cfg->retry_after_s;
+    } else if (atomic_load(&r->srv->ready)) {
         sg_req_json(r, 200, json_pack("{s:s}", "status", "ready"));
     } else {
         sg_req_json(r, 503, json_pack("{s:s,s:s,s:s}", "status", "loading", "detail",
@@ -67,15 +74,24 @@ void sg_handle_sessions_create(sg_req *r)
 
 void sg_handle_sessions_list(sg_req *r)
 {
-    json_t *list = sg_session_list_json(r->srv->sessions);
+    sg_error err = {0};
+    json_t *list = sg_session_list_json(r->srv->sessions, &err);
+    if (!list) {
+        sg_req_fail(r, err.code, "INVALID_REQUEST", &err);
+        return;
+    }
     sg_req_json(r, 200, json_pack("{s:o,s:I}", "sessions", list, "count",
                                   (json_int_t)json_array_size(list)));
 }
 
 void sg_handle_session_delete(sg_req *r)
 {
-    if (!sg_session_delete(r->srv->sessions, r->session_id)) {
-        sg_req_unknown_session(r);
+    sg_error err = {0};
+    if (!sg_session_delete(r->srv->sessions, r->session_id, &err)) {
+        if (err.code == SG_OK)
+            sg_req_unknown_session(r);
+        else
+            sg_req_fail(r, err.code, "INVALID_REQUEST", &err);
         return;
     }
     sg_ws_session_deleted(r->srv, r->session_id); /* its WebSockets close with 1000 */
@@ -97,6 +113,7 @@ void sg_handle_metrics(sg_req *r)
     json_object_set_new(o, "sessions",
                         json_pack("{s:I,s:I}", "created", (json_int_t)sg_session_created(s->sessions),
                                   "active", (json_int_t)sg_session_count(s->sessions)));
+    json_object_set_new(o, "session_store", sg_session_store_stats_json(s->sessions));
     json_object_set_new(o, "websockets", json_pack("{s:i,s:i}", "open", sg_ws_open_count(s->ws),
                                                    "max", s->cfg->max_websockets));
     json_object_set_new(o, "queue", json_pack("{s:i,s:i,s:i}", "workers", s->cfg->workers, "depth",

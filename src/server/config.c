@@ -50,6 +50,11 @@ void sg_config_defaults(sg_config *c)
     c->http_max_header_bytes = 8192;
     c->http_max_headers = 100;
     c->http_pool_bytes = 32u << 10;
+    snprintf(c->store.shown, sizeof c->store.shown, "memory");
+    c->store_timeout_ms = 500;
+    c->store_connections = 0;
+    c->lock_ttl_ms = 30000;
+    c->lock_wait_ms = 10000;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
@@ -228,6 +233,157 @@ bool sg_parse_ports(const char *s, int *port)
     if (http)
         *port = http;
     return true;
+}
+
+/* ---- the session store's URL ------------------------------------------------------------------ */
+
+/* The URL as messages may quote it: what lies between "://" and the last '@' (the user and the
+ * password) is masked, and it is cut to 120 bytes. */
+static void store_url_masked(const char *s, char *out, size_t cap)
+{
+    const char *scheme = strstr(s, "://"), *at = strrchr(s, '@');
+    if (scheme && at && at > scheme)
+        snprintf(out, cap, "%.*s***%.80s", (int)(scheme + 3 - s), s, at);
+    else
+        snprintf(out, cap, "%.120s", s);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes s[0..n) into out; false on a bad escape, a NUL or when it does not fit. */
+static bool pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return false;
+            int h = hex_digit(s[i + 1]), l = hex_digit(s[i + 2]);
+            if (h < 0 || l < 0)
+                return false;
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (c == 0 || k + 1 >= cap)
+            return false;
+        out[k++] = (char)c;
+    }
+    out[k] = 0;
+    return true;
+}
+
+/* A whole number s[0..n) in lo..hi (digits only). */
+static bool url_number(const char *s, size_t n, long lo, long hi, int *out)
+{
+    if (n == 0 || n > 9)
+        return false;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < lo || v > hi)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+sg_status sg_store_url_parse(const char *s, sg_store_url *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || !*s || strcmp(s, "memory") == 0) {
+        snprintf(out->shown, sizeof out->shown, "memory");
+        return SG_OK;
+    }
+    char shown[160];
+    store_url_masked(s, shown, sizeof shown);
+    bool tcp = strncmp(s, "redis://", 8) == 0, local = strncmp(s, "unix://", 7) == 0;
+    if (!tcp && !local)
+        return sg_error_set(err, SG_EINVAL, "session store \"%s\" is not memory, "
+                            "redis://[:password@]host:port[/db] or unix:///path/redis.sock", shown);
+    const char *p = s + (tcp ? 8 : 7), *at = strrchr(p, '@');
+    if (at) { /* user:password@ or :password@ */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon || colon + 1 == at)
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": the part before '@' must be "
+                                ":password or user:password", shown);
+        if (!pct_decode(p, (size_t)(colon - p), out->user, sizeof out->user) ||
+            !pct_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof out->password))
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": the user or password is too "
+                                "long or has a bad %%-escape", shown);
+        p = at + 1;
+    }
+    const char *end = p + strlen(p);
+    if (local) {
+        out->kind = SG_STORE_REDIS_UNIX;
+        const char *q = strchr(p, '?');
+        const char *pe = q ? q : end;
+        if (*p != '/' || pe - p < 2 || (size_t)(pe - p) >= sizeof out->path)
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": a unix socket URL names an "
+                                "absolute path of at most %zu bytes (unix:///run/redis.sock)", shown,
+                                sizeof out->path - 1);
+        memcpy(out->path, p, (size_t)(pe - p));
+        if (q && (strncmp(q, "?db=", 4) != 0 ||
+                  !url_number(q + 4, (size_t)(end - q - 4), 0, 1000000, &out->db)))
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": after the path only ?db=N "
+                                "(0..1000000) may follow", shown);
+    } else {
+        out->kind = SG_STORE_REDIS_TCP;
+        const char *h = p, *he;
+        if (*p == '[') { /* an IPv6 address */
+            he = strchr(p, ']');
+            if (!he)
+                return sg_error_set(err, SG_EINVAL, "session store \"%s\": '[' without ']'", shown);
+            h = p + 1;
+            p = he + 1;
+        } else {
+            he = p + strcspn(p, ":/");
+            p = he;
+        }
+        size_t hn = (size_t)(he - h);
+        if (hn == 0 || hn >= sizeof out->host)
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": no host (or one over %zu "
+                                "bytes)", shown, sizeof out->host - 1);
+        for (size_t i = 0; i < hn; i++)
+            if (!isalnum((unsigned char)h[i]) && !strchr(".-_:", h[i]))
+                return sg_error_set(err, SG_EINVAL, "session store \"%s\": the host has a "
+                                    "character a host name cannot have", shown);
+        memcpy(out->host, h, hn);
+        out->port = 6379;
+        if (*p == ':') {
+            size_t n = strcspn(p + 1, "/");
+            if (!url_number(p + 1, n, 1, 65535, &out->port))
+                return sg_error_set(err, SG_EINVAL, "session store \"%s\": the port must be a "
+                                    "number in 1..65535", shown);
+            p += 1 + n;
+        }
+        if (*p == '/' && p[1] && !url_number(p + 1, (size_t)(end - p - 1), 0, 1000000, &out->db))
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": the database after '/' must "
+                                "be a number in 0..1000000", shown);
+        if (*p && *p != '/')
+            return sg_error_set(err, SG_EINVAL, "session store \"%s\": unexpected text after the "
+                                "host", shown);
+    }
+    char auth[160] = "";
+    if (out->password[0])
+        snprintf(auth, sizeof auth, "%.120s:***@", out->user);
+    if (local)
+        snprintf(out->shown, sizeof out->shown, "unix://%s%s%s", auth, out->path,
+                 out->db ? "?db=" : "");
+    else
+        snprintf(out->shown, sizeof out->shown, strchr(out->host, ':') ? "redis://%s[%s]:%d"
+                 : "redis://%s%s:%d", auth, out->host, out->port);
+    if (out->db) {
+        size_t n = strlen(out->shown);
+        snprintf(out->shown + n, sizeof out->shown - n, local ? "%d" : "/%d", out->db);
+    }
+    return SG_OK;
 }
 
 static sg_status env_long(const char *name, long lo, long hi, long *out, sg_error *err)
@@ -417,6 +573,18 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
         (st = env_size("SG_HTTP_MAX_HEADER_BYTES", 1024, 1L << 20, &c->http_max_header_bytes, err)) ||
         (st = env_int("SG_HTTP_MAX_HEADERS", 8, 10000, &c->http_max_headers, err)) ||
         (st = env_size("SG_HTTP_POOL_BYTES", 16384, 1L << 24, &c->http_pool_bytes, err)))
+        return st;
+    /* the session store: where sessions live, and the bounds on every wait for it */
+    if ((s = getenv("SG_SESSION_STORE")) && *s) {
+        sg_error e = {0};
+        if ((st = sg_store_url_parse(s, &c->store, &e)))
+            return sg_error_set(err, st, "SG_SESSION_STORE: %s", e.msg);
+    }
+    if ((st = env_int("SG_SESSION_STORE_TIMEOUT_MS", 10, 60000, &c->store_timeout_ms, err)) ||
+        (st = env_int("SG_SESSION_STORE_CONNECTIONS", 0, 4096, &c->store_connections, err)) ||
+        (st = env_int("SG_SESSION_LOCK_TTL_MS", 100, 3600000, &c->lock_ttl_ms, err)) ||
+        (st = env_int("SG_SESSION_LOCK_WAIT_MS", 0, 3600000, &c->lock_wait_ms, err)) ||
+        (st = env_int("SG_DEBUG_LOCK_HOLD_MS", 0, 60000, &c->debug_lock_hold_ms, err)))
         return st;
     if (c->connection_reserve >= c->max_connections)
         return sg_error_set(err, SG_EINVAL, "SG_CONNECTION_RESERVE=%d must be below "

@@ -19,6 +19,20 @@ typedef struct sg_privacy {
     bool store_raw_audio, store_raw_frames, store_transcripts;
 } sg_privacy;
 
+/* Where sessions live (server/session.h): SG_SESSION_STORE or --session-store. */
+typedef enum { SG_STORE_MEMORY = 0, SG_STORE_REDIS_TCP, SG_STORE_REDIS_UNIX } sg_store_kind;
+
+typedef struct sg_store_url {
+    sg_store_kind kind;
+    char host[256];       /* TCP: a name, an IPv4 address or an IPv6 one (without brackets) */
+    int port;             /* TCP: 1..65535, 6379 when the URL has none */
+    char path[108];       /* unix: the socket's absolute path (sun_path's size) */
+    int db;               /* SELECT this database first (0..1000000; Redis has 16 unless told) */
+    char user[128];       /* ACL user ("" = the default user) */
+    char password[256];   /* "" = no AUTH; never logged */
+    char shown[400];      /* the URL as logs show it: the password masked */
+} sg_store_url;
+
 typedef struct sg_config {
     char host[64];
     int port;
@@ -63,6 +77,16 @@ typedef struct sg_config {
     size_t http_max_header_bytes;  /* SG_HTTP_MAX_HEADER_BYTES: the header fields together (431) */
     int http_max_headers;          /* SG_HTTP_MAX_HEADERS: header fields at most (431) */
     size_t http_pool_bytes;        /* SG_HTTP_POOL_BYTES: libmicrohttpd's memory per connection */
+    /* The session store (server/session.h; docs/ARCHITECTURE.md "Session store") */
+    sg_store_url store;            /* SG_SESSION_STORE / --session-store: memory (default) or Redis */
+    int store_timeout_ms;          /* SG_SESSION_STORE_TIMEOUT_MS: connect and command timeout */
+    int store_connections;         /* SG_SESSION_STORE_CONNECTIONS: pool size (0 = HTTP threads +
+                                      workers + 4: one per thread that may use the store) */
+    int lock_ttl_ms;               /* SG_SESSION_LOCK_TTL_MS: a work lock's expiry (shared store) */
+    int lock_wait_ms;              /* SG_SESSION_LOCK_WAIT_MS: waiting for a taken work lock, then
+                                      503 OVERLOADED (shared store) */
+    int debug_lock_hold_ms;        /* SG_DEBUG_LOCK_HOLD_MS: tests only, holds every work lock this
+                                      much longer (an instance killed while it holds one) */
 } sg_config;
 
 void sg_config_defaults(sg_config *c);
@@ -70,6 +94,10 @@ void sg_config_defaults(sg_config *c);
 sg_status sg_config_from_env(sg_config *c, sg_error *err);
 /* Parses "1/true/yes/on" and "0/false/no/off" (any case). */
 bool sg_parse_bool(const char *s, bool *out);
+/* SG_SESSION_STORE forms: "memory", "redis://[[user]:password@]host[:port][/db]" (an IPv6 host in
+ * brackets, the password percent-encoded where it holds '@', ':' or '/'), "unix:///path/redis.sock"
+ * (optionally "unix://[[user]:password@]/path[?db=N]"). Errors never quote the password. */
+sg_status sg_store_url_parse(const char *s, sg_store_url *out, sg_error *err);
 /* PORTS forms: "8000", {"http":8000}, "http:8000". */
 bool sg_parse_ports(const char *s, int *port);
 

@@ -151,6 +151,12 @@ static json_t *ack(const sg_session *s, long long seq, const char *status, const
 
 static void ack_duplicate(sg_req *r, const char *type, long long seq, sg_dat_seen seen)
 {
+    if (seen == SG_DAT_FAILED) {
+        sg_req_error(r, 503, "STORE_UNAVAILABLE", "the session store cannot be reached: %s chunk "
+                     "%lld was not recorded; send it again", type, seq);
+        r->retry_after = r->srv->cfg->retry_after_s;
+        return;
+    }
     char msg[200];
     if (seen == SG_DAT_TOO_OLD)
         snprintf(msg, sizeof msg, "%s chunk %lld is more than %d behind the newest; treated as "
@@ -418,7 +424,7 @@ void sg_handle_dat_stream(sg_req *r)
     long seq = 0, ts = 0;
     bool ok = body_session(r, body) &&
               req_string(r, body, "chunk_type", "audio, frame or imu", &type) &&
-              sg_req_opt_int(r, body, "sequence_number", 0, LONG_MAX, &have_seq, &seq) &&
+              sg_req_opt_int(r, body, "sequence_number", 0, SG_DAT_SEQ_MAX, &have_seq, &seq) &&
               sg_req_opt_int(r, body, "timestamp_ms", 0, LONG_MAX, &have_ts, &ts) &&
               req_string(r, body, "payload", "the chunk's bytes in base64", &payload) &&
               opt_object(r, body, "meta", &meta);
@@ -447,11 +453,15 @@ static void work_dat_turn(sg_req *r)
 {
     sg_session *s = r->session;
     sg_dat_turn t;
+    sg_error err = {0};
     /* from here on the raw audio belongs to this turn only */
-    s->dat.ops->take_turn(s->dat.self, &t);
+    sg_status st = s->dat.ops->take_turn(s->dat.self, &t, &err);
+    if (st != SG_OK) {
+        sg_req_fail(r, st, "INVALID_REQUEST", &err);
+        return;
+    }
     if (t.n == 0 && blank(r->in.text)) {
-        sg_error err = {0};
-        sg_status st = sg_session_lock(s, &err);
+        st = sg_session_lock(s, &err);
         if (st != SG_OK) {
             sg_dat_turn_free(&t);
             sg_req_fail(r, st, "INVALID_REQUEST", &err);
@@ -467,9 +477,8 @@ static void work_dat_turn(sg_req *r)
             return;
         }
     }
-    sg_error err = {0};
     sg_audio a;
-    sg_status st = sg_dat_turn_audio(&t, &a, &err);
+    st = sg_dat_turn_audio(&t, &a, &err);
     if (st != SG_OK) {
         sg_dat_turn_free(&t);
         sg_req_fail(r, st, "INVALID_AUDIO", &err);

@@ -90,6 +90,34 @@ static void stats_of(const sg_dat_state *d, sg_dat_stats *out)
     out->seconds = d->cur.seconds;
 }
 
+double sg_dat_chunk_seconds(const sg_dat_audio_fmt *fmt, size_t len)
+{
+    size_t frame_bytes = (fmt->format == SG_AUDIO_PCM_F32LE ? 4u : 2u) * (size_t)fmt->channels;
+    return fmt->sample_rate > 0 && frame_bytes ? (double)(len / frame_bytes) / fmt->sample_rate : 0;
+}
+
+sg_status sg_dat_error_chunk_over(sg_error *err, const sg_config *cfg, size_t len, double sec)
+{
+    return sg_error_set(err, SG_ETOOBIG,
+                        "Audio payload exceeds configured maximum buffer %s: audio chunk of %zu "
+                        "bytes (%.3f s) is over the buffer limit on its own "
+                        "(AUDIO_BUFFER_MAX_BYTES=%zu, AUDIO_BUFFER_MAX_SECONDS=%g)",
+                        len > cfg->audio_max_bytes ? "size" : "duration", len, sec,
+                        cfg->audio_max_bytes, cfg->audio_max_seconds);
+}
+
+sg_status sg_dat_error_full(sg_error *err, const sg_config *cfg, size_t n, double seconds,
+                            size_t bytes)
+{
+    return sg_error_set(err, SG_ETOOBIG,
+                        "Audio buffer would exceed configured limits; adjust AUDIO_BUFFER_* "
+                        "settings or set AUDIO_BUFFER_POLICY=trim: %zu chunks, %.3f s, %zu bytes "
+                        "buffered under reject (limits %g s, %zu bytes, %d chunks); complete the "
+                        "turn first",
+                        n, seconds, bytes, cfg->audio_max_seconds, cfg->audio_max_bytes,
+                        SG_DAT_MAX_CHUNKS);
+}
+
 /* cur.n + 1 chunks of cur.bytes + len bytes and cur.seconds + sec seconds exceed a limit */
 static bool dat_over(const sg_dat_turn *c, const sg_config *cfg, size_t extra_n, size_t len,
                      double sec)
@@ -104,8 +132,7 @@ static sg_status state_add_audio(void *self, const sg_config *cfg, long long seq
 {
     sg_dat_state *d = self;
     memset(stats, 0, sizeof *stats);
-    size_t frame_bytes = (fmt->format == SG_AUDIO_PCM_F32LE ? 4u : 2u) * (size_t)fmt->channels;
-    double sec = fmt->sample_rate > 0 ? (double)(len / frame_bytes) / fmt->sample_rate : 0;
+    double sec = sg_dat_chunk_seconds(fmt, len);
     pthread_mutex_lock(&d->lock);
     *seen = seq <= d->audio_consumed ? SG_DAT_DUPLICATE : win_peek(&d->seen[SG_DAT_AUDIO], seq);
     if (*seen != SG_DAT_NEW) {
@@ -117,20 +144,9 @@ static sg_status state_add_audio(void *self, const sg_config *cfg, long long seq
     }
     sg_status st = SG_OK;
     if (len > cfg->audio_max_bytes || sec > cfg->audio_max_seconds + 1e-9) {
-        st = sg_error_set(err, SG_ETOOBIG,
-                          "Audio payload exceeds configured maximum buffer %s: audio chunk of %zu "
-                          "bytes (%.3f s) is over the buffer limit on its own "
-                          "(AUDIO_BUFFER_MAX_BYTES=%zu, AUDIO_BUFFER_MAX_SECONDS=%g)",
-                          len > cfg->audio_max_bytes ? "size" : "duration", len, sec,
-                          cfg->audio_max_bytes, cfg->audio_max_seconds);
+        st = sg_dat_error_chunk_over(err, cfg, len, sec);
     } else if (dat_over(&d->cur, cfg, 1, len, sec) && cfg->audio_policy == SG_POLICY_REJECT) {
-        st = sg_error_set(err, SG_ETOOBIG,
-                          "Audio buffer would exceed configured limits; adjust AUDIO_BUFFER_* "
-                          "settings or set AUDIO_BUFFER_POLICY=trim: %zu chunks, %.3f s, %zu bytes "
-                          "buffered under reject (limits %g s, %zu bytes, %d chunks); complete the "
-                          "turn first",
-                          d->cur.n, d->cur.seconds, d->cur.bytes, cfg->audio_max_seconds,
-                          cfg->audio_max_bytes, SG_DAT_MAX_CHUNKS);
+        st = sg_dat_error_full(err, cfg, d->cur.n, d->cur.seconds, d->cur.bytes);
     } else if (d->cur.n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 64;
         sg_dat_chunk *p = realloc(d->cur.chunks, cap * sizeof *p);
@@ -228,7 +244,12 @@ static void take_cur(sg_dat_state *d, sg_dat_turn *out, bool consumed)
     pthread_mutex_unlock(&d->lock);
 }
 
-static void state_take_turn(void *self, sg_dat_turn *out) { take_cur(self, out, true); }
+static sg_status state_take_turn(void *self, sg_dat_turn *out, sg_error *err)
+{
+    (void)err; /* in process it cannot fail */
+    take_cur(self, out, true);
+    return SG_OK;
+}
 
 const sg_dat_ops sg_dat_state_ops = {
     .claim = state_claim,

@@ -30,8 +30,13 @@ typedef enum sg_dat_type { SG_DAT_AUDIO = 0, SG_DAT_FRAME, SG_DAT_IMU, SG_DAT_TY
 typedef enum sg_dat_seen {
     SG_DAT_NEW = 0,   /* first time: now marked as received */
     SG_DAT_DUPLICATE, /* already received (or consumed by a completed turn) */
-    SG_DAT_TOO_OLD    /* below the window: cannot tell, treated as already received */
+    SG_DAT_TOO_OLD,   /* below the window: cannot tell, treated as already received */
+    SG_DAT_FAILED     /* a shared store could not answer: nothing was marked */
 } sg_dat_seen;
+
+/* Sequence numbers at most this (2^53 - 1): a shared store's scripts count in doubles, and a
+ * JSON client in JavaScript cannot send a larger integer exactly anyway. */
+#define SG_DAT_SEQ_MAX 9007199254740991LL
 
 typedef struct sg_dat_window {
     long long hi;                         /* highest number seen, -1 before any */
@@ -74,10 +79,12 @@ typedef struct sg_dat_stats {
  * own: chunks are answered without waiting for a running turn. */
 typedef struct sg_dat_ops {
     /* Checks number seq of chunk type t against the window and, when new, marks it received;
-     * duplicates are counted in the current turn. */
+     * duplicates are counted in the current turn. SG_DAT_FAILED: the store cannot be reached. */
     sg_dat_seen (*claim)(void *self, sg_dat_type t, long long seq);
     /* Forgets a frame / IMU claim whose chunk then failed (so a corrected retry is not a
-     * duplicate). No-op for audio: add_audio marks a number only when the chunk is buffered. */
+     * duplicate). No-op for audio: add_audio marks a number only when the chunk is buffered.
+     * unclaim and count cannot fail: a shared store that cannot be reached skips them (a retry
+     * is then a duplicate; the turn's counters miss a chunk). */
     void (*unclaim)(void *self, sg_dat_type t, long long seq);
     /* Buffers an audio chunk (takes ownership of data, also on error). The limits are the
      * server's AUDIO_BUFFER_MAX_BYTES (raw bytes buffered), AUDIO_BUFFER_MAX_SECONDS and
@@ -91,11 +98,13 @@ typedef struct sg_dat_ops {
     /* Counts a frame / IMU chunk (with its samples) in the current turn once it was handled. */
     void (*count)(void *self, sg_dat_type t, long samples);
     /* Records frame seq as the newest to analyse; false (nothing recorded) when a frame
-     * numbered higher already was. */
+     * numbered higher already was. A shared store that cannot be reached says true: the work
+     * lock that follows reports it. */
     bool (*frame_newest)(void *self, long long seq);
     /* Moves the buffered chunks and counters into *out and empties the buffer; later audio
-     * chunks numbered at or below the last one taken are late (duplicates). */
-    void (*take_turn)(void *self, sg_dat_turn *out);
+     * chunks numbered at or below the last one taken are late (duplicates). A shared store:
+     * SG_EUNAVAILABLE or SG_ECORRUPT (a stored chunk that cannot be read), *out empty. */
+    sg_status (*take_turn)(void *self, sg_dat_turn *out, sg_error *err);
 } sg_dat_ops;
 
 typedef struct sg_dat_stream {
@@ -115,6 +124,21 @@ typedef struct sg_dat_state {
 
 extern const sg_dat_ops sg_dat_state_ops;
 
+/* The Redis representation (dat_redis.c): self for sg_dat_redis_ops, one in each session handle
+ * of the Redis store. The state lives in the session's keys (hash, window bits, sorted set of
+ * chunk records), changed by Lua scripts: each operation is one atomic script. */
+struct sg_redis;
+typedef struct sg_dat_redis {
+    struct sg_redis *redis;
+    const sg_config *cfg;
+    char key_state[64], key_window[64], key_chunks[64];
+} sg_dat_redis;
+
+extern const sg_dat_ops sg_dat_redis_ops;
+/* The keys of session id's DAT state (docs/ARCHITECTURE.md "Sessions in Redis"). */
+void sg_dat_redis_init(sg_dat_redis *d, struct sg_redis *redis, const sg_config *cfg,
+                       const char *session_id);
+
 void sg_dat_state_init(sg_dat_state *d);
 /* Frees the buffered chunks and the lock. */
 void sg_dat_state_free(sg_dat_state *d);
@@ -123,6 +147,14 @@ void sg_dat_state_free(sg_dat_state *d);
 void sg_dat_state_clear(sg_dat_state *d);
 /* The current buffer's totals. */
 void sg_dat_state_stats(sg_dat_state *d, sg_dat_stats *out);
+
+/* For store backends, so every store words these alike: a chunk over a limit on its own, and a
+ * full buffer under AUDIO_BUFFER_POLICY=reject (n chunks, seconds, bytes buffered). */
+sg_status sg_dat_error_chunk_over(sg_error *err, const sg_config *cfg, size_t len, double sec);
+sg_status sg_dat_error_full(sg_error *err, const sg_config *cfg, size_t n, double seconds,
+                            size_t bytes);
+/* The seconds of len bytes of PCM in fmt. */
+double sg_dat_chunk_seconds(const sg_dat_audio_fmt *fmt, size_t len);
 
 void sg_dat_turn_free(sg_dat_turn *t);
 /* The turn's chunks as one 16 kHz mono signal: each run of consecutive chunks in one format is

@@ -56,6 +56,9 @@ int sg_http_status_of(sg_status st, const char *domain_code, const char **code)
         {SG_EIMAGE, 400, "INVALID_IMAGE"},        {SG_EAUDIO, 400, "INVALID_AUDIO"},
         {SG_ETOOBIG, 413, "PAYLOAD_TOO_LARGE"},    {SG_ERANGE, 422, "INVALID_REQUEST"},
         {SG_EUNSUPPORTED, 503, "MODEL_UNAVAILABLE"}, {SG_ENOMEM, 503, "OVERLOADED"},
+        {SG_EUNAVAILABLE, 503, "STORE_UNAVAILABLE"}, {SG_EBUSY, 503, "OVERLOADED"},
+        /* a session whose stored state cannot be read is gone for the client: it makes a new one */
+        {SG_ECORRUPT, 404, "INVALID_SESSION"},
     };
     *code = domain_code;
     if (st == SG_EINVAL)
@@ -77,7 +80,7 @@ void sg_req_fail(sg_req *r, sg_status st, const char *domain_code, const sg_erro
     if (http == 500)
         sg_log(SG_LOG_ERROR, "request %s: internal error: %s", r->request_id, msg);
     sg_req_error(r, http, code, "%s", msg);
-    if (st == SG_ENOMEM)
+    if (st == SG_ENOMEM || st == SG_EUNAVAILABLE || st == SG_EBUSY)
         r->retry_after = r->srv->cfg->retry_after_s;
 }
 
@@ -691,7 +694,11 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
     }
     s->cfg = cfg;
     s->b = backends;
-    s->sessions = sg_session_store_memory_new(cfg);
+    s->sessions = sg_session_store_new(cfg, err);
+    if (!s->sessions) {
+        free(s);
+        return NULL;
+    }
     s->metrics = sg_metrics_new();
     s->workq = sg_workq_new(cfg->workers, cfg->queue_depth);
     s->ws = sg_ws_hub_new();

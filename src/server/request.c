@@ -271,9 +271,13 @@ void sg_req_unknown_session(sg_req *r)
 
 bool sg_req_lookup_session(sg_req *r)
 {
-    r->session = sg_session_get(r->srv->sessions, r->session_id);
+    sg_error err = {0};
+    r->session = sg_session_get(r->srv->sessions, r->session_id, &err);
     if (!r->session) {
-        sg_req_unknown_session(r);
+        if (err.code == SG_OK)
+            sg_req_unknown_session(r);
+        else
+            sg_req_fail(r, err.code, "INVALID_REQUEST", &err); /* 503 STORE_UNAVAILABLE, 404 */
         return false;
     }
     memcpy(r->session_id, r->session->id, sizeof r->session->id);

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/uuid.h"
@@ -18,7 +19,26 @@ sg_status sg_session_create(sg_session_store *st, const sg_privacy *privacy, sg_
     return st->ops->create(st->self, privacy, out, err);
 }
 
-sg_session *sg_session_get(sg_session_store *st, const char *id) { return st->ops->get(st->self, id); }
+sg_session_store *sg_session_store_new(const sg_config *cfg, sg_error *err)
+{
+    sg_session_store *st = cfg->store.kind != SG_STORE_MEMORY ? sg_session_store_redis_new(cfg, err)
+                                                              : sg_session_store_memory_new(cfg);
+    if (!st && cfg->store.kind == SG_STORE_MEMORY)
+        sg_error_set(err, SG_ENOMEM, "out of memory creating the session store");
+    if (st)
+        st->debug_lock_hold_ms = cfg->debug_lock_hold_ms;
+    return st;
+}
+
+sg_session *sg_session_get(sg_session_store *st, const char *id, sg_error *err)
+{
+    sg_error local;
+    if (!err)
+        err = &local;
+    err->code = SG_OK;
+    err->msg[0] = 0;
+    return st->ops->get(st->self, id, err);
+}
 
 void sg_session_release(sg_session *s)
 {
@@ -26,11 +46,29 @@ void sg_session_release(sg_session *s)
         s->store->ops->release(s->store->self, s);
 }
 
-bool sg_session_delete(sg_session_store *st, const char *id) { return st->ops->remove(st->self, id); }
+bool sg_session_delete(sg_session_store *st, const char *id, sg_error *err)
+{
+    sg_error local;
+    if (!err)
+        err = &local;
+    err->code = SG_OK;
+    err->msg[0] = 0;
+    return st->ops->remove(st->self, id, err);
+}
 int sg_session_expire(sg_session_store *st, double now_ms) { return st->ops->expire(st->self, now_ms); }
 long sg_session_count(sg_session_store *st) { return st->ops->count(st->self); }
 long sg_session_created(sg_session_store *st) { return st->ops->created(st->self); }
-json_t *sg_session_list_json(sg_session_store *st) { return st->ops->list_json(st->self); }
+json_t *sg_session_list_json(sg_session_store *st, sg_error *err)
+{
+    return st->ops->list_json(st->self, err);
+}
+
+sg_status sg_session_store_ping(sg_session_store *st, sg_error *err)
+{
+    return st->ops->ping(st->self, err);
+}
+
+json_t *sg_session_store_stats_json(sg_session_store *st) { return st->ops->stats_json(st->self); }
 
 void sg_session_store_free(sg_session_store *st)
 {
@@ -42,7 +80,13 @@ void sg_session_touch(sg_session *s) { s->store->ops->touch(s->store->self, s); 
 
 sg_status sg_session_lock(sg_session *s, sg_error *err)
 {
-    return s->store->ops->lock(s->store->self, s, err);
+    sg_status st = s->store->ops->lock(s->store->self, s, err);
+    int hold = s->store->debug_lock_hold_ms;
+    if (st == SG_OK && hold > 0) { /* tests: an instance killed while it holds the lock */
+        struct timespec ts = {hold / 1000, (long)(hold % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return st;
 }
 
 void sg_session_unlock(sg_session *s) { s->store->ops->unlock(s->store->self, s); }
@@ -62,6 +106,23 @@ void sg_session_state_init(sg_session *s, sg_session_store *st, const sg_privacy
     s->privacy = *privacy;
     sg_visual_memory_init(&s->vision);
     s->dat_frame_analysed = -1;
+}
+
+void sg_session_state_reset(sg_session *s)
+{
+    sg_session_state_free(s);
+    sg_visual_memory_init(&s->vision);
+    s->dat_frame_analysed = -1;
+    memset(s->transcripts, 0, sizeof s->transcripts);
+    s->transcripts_head = s->transcripts_n = 0;
+    memset(s->history, 0, sizeof s->history);
+    s->history_head = s->history_n = 0;
+    s->frames = NULL;
+    s->frames_cap = s->frames_head = s->frames_n = 0;
+    s->frames_bytes = 0;
+    s->audio = NULL;
+    s->audio_n = s->audio_cap = 0;
+    s->raw_dirty = false;
 }
 
 void sg_session_state_free(sg_session *s)
@@ -128,11 +189,41 @@ void sg_session_add_turn(sg_session *s, const char *query, const char *response)
     s->history[slot][1] = response ? strdup(response) : NULL;
 }
 
+/* The frame ring laid out again with cap slots, keeping the newest frames (a shared store
+ * decodes the ring with as many slots as it held frames; FRAME_HISTORY_SIZE may have changed). */
+static sg_status frames_relayout(sg_session *s, int cap, sg_error *err)
+{
+    sg_blob *f = calloc((size_t)cap, sizeof *f);
+    if (!f)
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    int keep = s->frames_n < cap ? s->frames_n : cap;
+    for (int i = 0; i < s->frames_n; i++) {
+        sg_blob *b = &s->frames[(s->frames_head + i) % s->frames_cap];
+        if (i < s->frames_n - keep) {
+            s->frames_bytes -= b->len;
+            free(b->data);
+        } else {
+            f[i - (s->frames_n - keep)] = *b;
+        }
+    }
+    free(s->frames);
+    s->frames = f;
+    s->frames_cap = cap;
+    s->frames_head = 0;
+    s->frames_n = keep;
+    return SG_OK;
+}
+
 sg_status sg_session_keep_frame(sg_session *s, const sg_config *cfg, const uint8_t *data,
                                 size_t len, sg_error *err)
 {
     if (!s->privacy.store_raw_frames || cfg->frame_history <= 0)
         return SG_OK;
+    if (s->frames && s->frames_cap != cfg->frame_history) {
+        sg_status st = frames_relayout(s, cfg->frame_history, err);
+        if (st != SG_OK)
+            return st;
+    }
     if (!s->frames) {
         s->frames = calloc((size_t)cfg->frame_history, sizeof *s->frames);
         if (!s->frames)
@@ -166,6 +257,7 @@ sg_status sg_session_keep_frame(sg_session *s, const sg_config *cfg, const uint8
     slot->len = len;
     s->frames_n++;
     s->frames_bytes += len;
+    s->raw_dirty = true;
     return SG_OK;
 }
 
@@ -205,5 +297,6 @@ sg_status sg_session_keep_audio(sg_session *s, const sg_config *cfg, const float
     }
     memcpy(s->audio + s->audio_n, pcm, n * sizeof(float));
     s->audio_n += n;
+    s->raw_dirty = true;
     return SG_OK;
 }

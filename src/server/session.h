@@ -84,6 +84,8 @@ struct sg_session {
     /* Only when privacy.store_raw_audio: 16 kHz mono samples, bounded by the audio limits. */
     float *audio;
     size_t audio_n, audio_cap;
+    bool raw_dirty;                /* frames or audio changed since the lock (a shared store
+                                      saves them only then: they are the large part) */
 };
 
 /* A store backend. Every operation is thread-safe. Ownership: create and get hand out a
@@ -94,45 +96,64 @@ typedef struct sg_session_store_ops {
     const char *name;
     /* New session with the effective privacy flags; SG_ETOOBIG at SG_MAX_SESSIONS. */
     sg_status (*create)(void *self, const sg_privacy *privacy, sg_session **out, sg_error *err);
-    /* A reference to a live session (id case-insensitive), touched; NULL when unknown. */
-    sg_session *(*get)(void *self, const char *id);
+    /* A reference to a live session (id case-insensitive), touched. NULL when there is none, and
+     * err->code says why: SG_OK for an unknown id, SG_EUNAVAILABLE when a shared store cannot be
+     * reached, SG_ECORRUPT when what it holds for the id cannot be read (err->msg: the detail). */
+    sg_session *(*get)(void *self, const char *id, sg_error *err);
     void (*release)(void *self, sg_session *s);
-    /* Removes a session everywhere; false when unknown. References stay valid. */
-    bool (*remove)(void *self, const char *id);
+    /* Removes a session everywhere; false when it did not, err->code saying why as for get (SG_OK:
+     * unknown). References stay valid. */
+    bool (*remove)(void *self, const char *id, sg_error *err);
     /* Removes sessions idle longer than the TTL that nobody holds; returns how many. */
     int (*expire)(void *self, double now_ms);
-    long (*count)(void *self);     /* sessions live now */
-    long (*created)(void *self);   /* sessions created since start */
-    /* [{"session_id","transcript_count","has_frame","query_count","frame_count"}, …] */
-    json_t *(*list_json)(void *self);
+    long (*count)(void *self);     /* sessions live now (unreachable store: the last count seen) */
+    long (*created)(void *self);   /* sessions this process created since it started */
+    /* [{"session_id","transcript_count","has_frame","query_count","frame_count"}, …]; NULL with
+     * err when the store cannot be reached. */
+    json_t *(*list_json)(void *self, sg_error *err);
     void (*touch)(void *self, sg_session *s);
-    /* The work lock (see above); lock may fail for a shared store that cannot be reached. */
+    /* The work lock (see above). lock may fail for a shared store: SG_EUNAVAILABLE (unreachable),
+     * SG_EBUSY (still taken after SG_SESSION_LOCK_WAIT_MS), SG_ECORRUPT (unreadable state). */
     sg_status (*lock)(void *self, sg_session *s, sg_error *err);
     void (*unlock)(void *self, sg_session *s);
     /* Token bucket of the session: true when a request may proceed, else *retry_after_s. */
     bool (*rate_ok)(void *self, sg_session *s, double rps, int *retry_after_s);
+    /* SG_OK when the store can be used now (GET /ready); else SG_EUNAVAILABLE and why. */
+    sg_status (*ping)(void *self, sg_error *err);
+    /* What /metrics shows of the store: {"backend", …}. */
+    json_t *(*stats_json)(void *self);
     void (*free)(void *self);
 } sg_session_store_ops;
 
 struct sg_session_store {
     const sg_session_store_ops *ops;
     void *self;
+    int debug_lock_hold_ms; /* SG_DEBUG_LOCK_HOLD_MS (tests): sg_session_lock sleeps after taking */
 };
 
+/* The store cfg->store names: the in-process one or Redis. NULL with err when it cannot be made
+ * (out of memory); an unreachable Redis is not an error here (its operations fail until it is
+ * back). */
+sg_session_store *sg_session_store_new(const sg_config *cfg, sg_error *err);
 /* The in-process store (session_memory.c): a table of reference-counted sessions. */
 sg_session_store *sg_session_store_memory_new(const sg_config *cfg);
+/* The Redis store (session_redis.c), at cfg->store. */
+sg_session_store *sg_session_store_redis_new(const sg_config *cfg, sg_error *err);
 void sg_session_store_free(sg_session_store *st);
 
 /* The store's operations, for callers (each calls st->ops). */
 sg_status sg_session_create(sg_session_store *st, const sg_privacy *privacy, sg_session **out,
                             sg_error *err);
-sg_session *sg_session_get(sg_session_store *st, const char *id);
+/* NULL when there is none; err (may be NULL) says why: code SG_OK for an unknown id. */
+sg_session *sg_session_get(sg_session_store *st, const char *id, sg_error *err);
 void sg_session_release(sg_session *s); /* NULL: nothing */
-bool sg_session_delete(sg_session_store *st, const char *id);
+bool sg_session_delete(sg_session_store *st, const char *id, sg_error *err);
 int sg_session_expire(sg_session_store *st, double now_ms);
 long sg_session_count(sg_session_store *st);
 long sg_session_created(sg_session_store *st);
-json_t *sg_session_list_json(sg_session_store *st);
+json_t *sg_session_list_json(sg_session_store *st, sg_error *err);
+sg_status sg_session_store_ping(sg_session_store *st, sg_error *err);
+json_t *sg_session_store_stats_json(sg_session_store *st);
 /* Marks use (restarts the idle clock). */
 void sg_session_touch(sg_session *s);
 sg_status sg_session_lock(sg_session *s, sg_error *err);
@@ -142,6 +163,8 @@ bool sg_session_rate_ok(sg_session *s, double rps, int *retry_after_s);
 /* For backends: a new session's state (a fresh id, the flags, an empty scene) and its end. */
 void sg_session_state_init(sg_session *s, sg_session_store *st, const sg_privacy *privacy);
 void sg_session_state_free(sg_session *s);
+/* For backends: empties the working state (as a new session's), keeping identity and flags. */
+void sg_session_state_reset(sg_session *s);
 /* For backends: the session's entry in GET /sessions. */
 json_t *sg_session_list_entry(const sg_session *s);
 

@@ -118,8 +118,9 @@ static sg_status mem_create(void *self, const sg_privacy *privacy, sg_session **
     return SG_OK;
 }
 
-static sg_session *mem_get(void *self, const char *id)
+static sg_session *mem_get(void *self, const char *id, sg_error *err)
 {
+    (void)err; /* unknown is the only way to fail here */
     mem_store *t = self;
     char key[37];
     if (!id_key(id, key))
@@ -143,8 +144,9 @@ static void unlisted(mem_session *m)
     mem_release(NULL, &m->s);
 }
 
-static bool mem_remove(void *self, const char *id)
+static bool mem_remove(void *self, const char *id, sg_error *err)
 {
+    (void)err;
     mem_store *t = self;
     char key[37];
     if (!id_key(id, key))
@@ -204,10 +206,14 @@ static long read_counter(mem_store *t, const long *counter)
 static long mem_count(void *self) { return read_counter(self, &((mem_store *)self)->count); }
 static long mem_created(void *self) { return read_counter(self, &((mem_store *)self)->created); }
 
-static json_t *mem_list_json(void *self)
+static json_t *mem_list_json(void *self, sg_error *err)
 {
     mem_store *t = self;
     json_t *arr = json_array();
+    if (!arr) {
+        sg_error_set(err, SG_ENOMEM, "out of memory listing sessions");
+        return NULL;
+    }
     pthread_mutex_lock(&t->lock);
     for (int b = 0; b < NBUCKETS; b++)
         for (mem_session *m = t->buckets[b]; m; m = m->next)
@@ -256,6 +262,19 @@ static bool mem_rate_ok(void *self, sg_session *s, double rps, int *retry_after_
     return ok;
 }
 
+static sg_status mem_ping(void *self, sg_error *err)
+{
+    (void)self;
+    (void)err;
+    return SG_OK;
+}
+
+static json_t *mem_stats_json(void *self)
+{
+    (void)self;
+    return json_pack("{s:s}", "backend", "memory");
+}
+
 static void mem_free(void *self)
 {
     mem_store *t = self;
@@ -283,6 +302,8 @@ static const sg_session_store_ops mem_ops = {
     .lock = mem_lock,
     .unlock = mem_unlock,
     .rate_ok = mem_rate_ok,
+    .ping = mem_ping,
+    .stats_json = mem_stats_json,
     .free = mem_free,
 };
 

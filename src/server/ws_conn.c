@@ -651,10 +651,11 @@ static void io_start(sg_ws_conn *c, io *o)
         fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
     /* a DELETE that came between the session lookup and on_upgrade putting c on the live list
      * did not see this socket: the session is no longer in the store, so close as it would have */
-    sg_session *still = sg_session_get(c->srv->sessions, c->session->id);
+    sg_error gone = {0};
+    sg_session *still = sg_session_get(c->srv->sessions, c->session->id, &gone);
     if (still)
         sg_session_release(still);
-    else {
+    else if (gone.code == SG_OK) { /* unknown now; a store that cannot answer leaves it open */
         sg_log(SG_LOG_DEBUG, "ws %s: the session was deleted during the upgrade", c->request_id);
         ask_close(c, SG_WS_CLOSE_NORMAL, "session deleted");
     }
