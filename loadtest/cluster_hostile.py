@@ -9,7 +9,6 @@ Prints one line per case: what was sent, the status and the body's error code.
 """
 
 import json
-import select
 import socket
 import ssl
 import sys
@@ -31,13 +30,7 @@ def exchange(data, plain=False):
     s.settimeout(5)
     out = b""
     try:
-        # in pieces, stopping as soon as an answer arrives: a server that refuses a huge head
-        # closes the connection, and bytes still arriving then would make its TCP reset the
-        # connection and lose the answer
-        for i in range(0, len(data), 4096):
-            s.sendall(data[i:i + 4096])
-            if select.select([s], [], [], 0.01)[0]:
-                break
+        s.sendall(data)
         while True:
             chunk = s.recv(65536)
             if not chunk:
@@ -71,10 +64,10 @@ def parse(resp):
 ARGS = "&".join(f"a{i}=1" for i in range(500))
 CASES = [
     # (name, raw request, expected statuses)
-    ("request line over 4 KiB (libmicrohttpd: HTML 414 past its pool)",
-     b"GET /health?" + b"a" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", {414}),
-    ("40 KiB of header fields (libmicrohttpd: HTML 431 past its pool)",
-     b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 2000) for i in range(20)) + b"\r\n", {431}),
+    ("request line over 4 KiB (libmicrohttpd: HTML 414 past its 32 KiB pool)",
+     b"GET /health?" + b"a" * 6000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", {414}),
+    ("20 KiB of header fields (libmicrohttpd: HTML 431 past its 32 KiB pool)",
+     b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 1000) for i in range(20)) + b"\r\n", {431}),
     ("one 6 KiB header field",
      b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 6000 + b"\r\n\r\n", {431}),
     ("500 query arguments (libmicrohttpd: no answer at all)",
@@ -131,10 +124,17 @@ CASES = [
 def main():
     failed = 0
     for name, raw, want in CASES:
-        if raw is None:
-            resp = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", plain=True)
-        else:
-            resp = exchange(raw)
+        # A server that refuses a request before reading all of it closes the connection with bytes
+        # unread; its TCP then resets the connection, which can destroy the answer on its way
+        # (TCP, not nginx: any HTTP server does this). So an empty answer is tried again twice.
+        for _ in range(3):
+            if raw is None:
+                resp = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                plain=True)
+            else:
+                resp = exchange(raw)
+            if resp:
+                break
         status, headers, body = parse(resp)
         problem = None
         code = None

@@ -12,6 +12,7 @@
 
 #include "sgclient.h"
 #include "sgtest_cluster.h"
+#include "sgtest_proc.h"
 
 #define THREADS 4
 
@@ -61,6 +62,12 @@ static void upload_together(sg_client *c, char sids[THREADS][SG_CLIENT_SESSION_I
                   "upload %d: %s, HTTP %d", i, sg_client_status_name(jobs[i].st), jobs[i].status);
     }
     pthread_barrier_destroy(&start);
+}
+
+/* An access log request line "POST /sessions/ID/frame HTTP/2.0" of an upload. */
+static bool is_upload(const char *request)
+{
+    return strncmp(request, "POST ", 5) == 0 && (strstr(request, "/frame ") || strstr(request, "/audio "));
 }
 
 static sg_client *new_client(const sgt_cluster *cl, const char *ca, bool verify)
@@ -114,14 +121,23 @@ int main(void)
     upload_together(c, sids, jpeg, jpeg_len, wav, wav_len);
     CHECK_MSG(sg_client_connections(c) == 1, "%llu connections after concurrent uploads, want 1",
               (unsigned long long)sg_client_connections(c));
-    char lines[64][512];
-    int n = sgt_cluster_log_lines(&cl, 3, "HTTP/2.0", lines, 64);
+    /* nginx logs a request after its answer has left: wait (at most 5 s) for the four lines */
+    static char lines[64][512];
     char conn0[32] = "", f[160];
-    int uploads = 0;
+    int n = 0, uploads = 0;
+    for (int tries = 0; tries < 100; tries++) {
+        n = sgt_cluster_log_lines(&cl, 3, "HTTP/2.0", lines, 64);
+        uploads = 0;
+        for (int i = 0; i < n; i++)
+            uploads += is_upload(sgt_log_field(lines[i], 4, f, sizeof f));
+        if (uploads >= THREADS)
+            break;
+        sgt_sleep_ms(50);
+    }
+    uploads = 0;
     double latest_start = 0, earliest_end = 1e300;
     for (int i = 0; i < n; i++) {
-        const char *req = sgt_log_field(lines[i], 4, f, sizeof f); /* "POST /sessions/ID/frame HTTP/2.0" */
-        if (strncmp(req, "POST ", 5) != 0 || (!strstr(req, "/frame ") && !strstr(req, "/audio ")))
+        if (!is_upload(sgt_log_field(lines[i], 4, f, sizeof f)))
             continue;
         uploads++;
         char conn[32], proto[32], end_s[32], took_s[32];
