@@ -9,6 +9,9 @@
 #   scripts/cluster.sh down      # stop them (nginx, then the instances gracefully, then Redis)
 #   scripts/cluster.sh kill I    # SIGKILL instance I (1..N): a crash, for failover drills
 #   scripts/cluster.sh start I   # start instance I again (after kill) on its port
+#   scripts/cluster.sh restart I # a rolling restart of instance I that no client notices: nginx
+#                                # stops sending it requests (`down` + reload), it drains and
+#                                # stops (SIGTERM), starts again, and nginx takes it back
 #   scripts/cluster.sh env       # the cluster's facts as shell assignments (for scripts)
 #
 # Environment: SG_CLUSTER_INSTANCES (3), SG_CLUSTER_PORT (8443, nginx's TLS port; the instances
@@ -283,6 +286,66 @@ cmd_start() {
   echo "instance $1 started on port $port"
 }
 
+# nginx_children: the pids of the nginx master's children (its workers)
+nginx_children() {
+  local pid start
+  read -r _ _ pid start _ <<<"$(grep "^proc nginx " "$STATE")"
+  alive "$pid" "$start" || die "nginx is not running"
+  local f line rest
+  for f in /proc/[0-9]*/stat; do
+    { read -r line <"$f"; } 2>/dev/null || continue # processes come and go meanwhile
+    rest=${line##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    [ "$2" = "$pid" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
+  done
+  return 0
+}
+
+# nginx_reload: re-read the configuration (SIGHUP to the master) and wait until new workers run it.
+# The old workers finish the requests they hold and close their idle connections (HTTP/2 ones with
+# GOAWAY), so from then on no new request is sent by the old configuration.
+nginx_reload() {
+  local pid before now i
+  read -r _ _ pid _ _ <<<"$(grep "^proc nginx " "$STATE")"
+  before=$(nginx_children | sort)
+  "$NGINX" -t -q -p "$DIR/nginx" -c "$DIR/nginx/conf/nginx.conf" 2>"$DIR/logs/nginx-test.log" ||
+    die "nginx refused its configuration: $(cat "$DIR/logs/nginx-test.log")"
+  kill -HUP "$pid"
+  for ((i = 0; i < 100; i++)); do
+    now=$(nginx_children | sort)
+    [ -n "$(comm -13 <(echo "$before") <(echo "$now"))" ] && break
+    sleep 0.1
+  done
+  sleep 0.3 # the old workers' idle connections close
+}
+
+# upstream_down PORT yes|no: mark an instance `down` in nginx's upstream list, or not
+upstream_down() {
+  local f="$DIR/nginx/conf/sg-edge-upstreams.conf"
+  if [ "$2" = yes ]; then
+    sed -i "s/^server 127.0.0.1:$1 \(.*\);$/server 127.0.0.1:$1 \1 down;/; s/ down down;$/ down;/" "$f"
+  else
+    sed -i "s/^server 127.0.0.1:$1 \(.*\) down;$/server 127.0.0.1:$1 \1;/" "$f"
+  fi
+}
+
+cmd_restart() {
+  load_state
+  instance_arg "${1:-}"
+  local port
+  read -r _ _ _ _ port <<<"$(grep "^proc edge$1 " "$STATE")"
+  EDGE=$(sed -n 's/^edge //p' "$STATE")
+  upstream_down "$port" yes
+  nginx_reload
+  stop_proc "edge$1" TERM 35 # sg-edge answers what it has in flight, then exits
+  start_edge "$1" "$port"
+  wait_for 120 "sg-edge instance $1" edge_ready "$port"
+  upstream_down "$port" no
+  nginx_reload
+  echo "instance $1 restarted on port $port"
+}
+
 cmd_env() {
   load_state
   echo "SG_CLUSTER_DIR=$DIR"
@@ -299,6 +362,7 @@ case "${1:-}" in
   status) cmd_status ;;
   kill) cmd_kill "${2:-}" ;;
   start) cmd_start "${2:-}" ;;
+  restart) cmd_restart "${2:-}" ;;
   env) cmd_env ;;
-  *) echo "usage: scripts/cluster.sh up|down|status|kill I|start I|env" >&2; exit 2 ;;
+  *) echo "usage: scripts/cluster.sh up|down|status|kill I|start I|restart I|env" >&2; exit 2 ;;
 esac
