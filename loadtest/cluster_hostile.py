@@ -5,6 +5,8 @@ connection), and nginx's own refusals too. Raw bytes over TLS (ALPN http/1.1), s
 normalises the request on the way.
 
     python3 loadtest/cluster_hostile.py HOST PORT [CAFILE]     # exit 1 on any case that fails
+    python3 loadtest/cluster_hostile.py HOST PORT --plain      # plain HTTP (sg-edge alone: the
+                                                               # HTML answers nginx removes)
 Prints one line per case: what was sent, the status and the body's error code.
 """
 
@@ -14,7 +16,8 @@ import ssl
 import sys
 
 HOST, PORT = sys.argv[1], int(sys.argv[2])
-CAFILE = sys.argv[3] if len(sys.argv) > 3 else None
+PLAIN = len(sys.argv) > 3 and sys.argv[3] == "--plain"
+CAFILE = sys.argv[3] if len(sys.argv) > 3 and not PLAIN else None
 
 
 def tls_socket():
@@ -26,7 +29,7 @@ def tls_socket():
 
 def exchange(data, plain=False):
     """Sends data, reads until the server closes or 5 s of silence; returns the bytes read."""
-    s = socket.create_connection((HOST, PORT), timeout=5) if plain else tls_socket()
+    s = socket.create_connection((HOST, PORT), timeout=5) if plain or PLAIN else tls_socket()
     s.settimeout(5)
     out = b""
     try:
