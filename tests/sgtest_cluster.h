@@ -67,14 +67,17 @@ __attribute__((unused)) static int sgt_cluster_up(sgt_cluster *c, int instances,
     return 0;
 }
 
-/* Stops the cluster and removes its folder; returns cluster.sh down's exit status. */
+/* Stops the cluster and removes its folder (kept, with its logs, when a check has failed);
+ * returns cluster.sh down's exit status. */
 __attribute__((unused)) static int sgt_cluster_down(sgt_cluster *c)
 {
     int rc = 0;
     if (c->up)
         rc = sgt_cluster_run(c, "down", ">/dev/null");
     c->up = false;
-    if (c->dir[0] && strncmp(c->dir + strlen(c->dir) - 19, "/sgt-cluster.", 13) == 0) {
+    if (check_failed) {
+        fprintf(stderr, "sgtest_cluster: logs kept in %s/logs and %s\n", c->dir, c->access_log);
+    } else if (c->dir[0] && strncmp(c->dir + strlen(c->dir) - 19, "/sgt-cluster.", 13) == 0) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
         if (system(cmd) != 0)
