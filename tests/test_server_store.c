@@ -95,6 +95,7 @@ static int run_edge(const char *env, const char **args, char *out, size_t cap)
         close(p[0]);
         if (env)
             setenv("SG_SESSION_STORE", env, 1);
+        alarm(10); /* a server that starts instead of refusing is stopped (and fails the test) */
         const char *argv[16] = {SG_EDGE_BIN, "--host", "127.0.0.1", "--port", "0"};
         int n = 5;
         for (int i = 0; args && args[i]; i++)
@@ -152,6 +153,7 @@ static void test_settings(void)
             int devnull = open("/dev/null", O_WRONLY);
             dup2(devnull, 2);
             putenv((char *)bad_env[i]);
+            alarm(10);
             execl(SG_EDGE_BIN, SG_EDGE_BIN, "--port", "0", (char *)NULL);
             _exit(127);
         }

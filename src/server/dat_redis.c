@@ -48,14 +48,14 @@ static sg_redis_script claim_lua = {"dat claim", DAT_LUA_COMMON
     "local r, hi = peek(t, seq)\n"
     "if r == 0 then mark(t, seq, hi) else redis.call('HINCRBY', KEYS[1], 'dup', 1) end\n"
     "refresh()\n"
-    "return r\n", ""};
+    "return r\n", "", false};
 
 /* ARGV: type, seq, ttl. */
 static sg_redis_script unclaim_lua = {"dat unclaim", DAT_LUA_COMMON
     "local t, seq = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local hi = hi_of(t)\n"
     "if seq <= hi and seq > hi - W then redis.call('SETBIT', KEYS[2], t * W + seq % W, 0) end\n"
-    "return 0\n", ""};
+    "return 0\n", "", false};
 
 /* ARGV: seq, record, bytes, seconds, max chunks, max bytes, max seconds, reject (1/0), ttl.
  * Returns {code, kept, dropped, chunks, bytes, seconds as text}: code 0 buffered, 1 duplicate,
@@ -98,7 +98,7 @@ static sg_redis_script add_lua = {"dat add_audio", DAT_LUA_COMMON
     "redis.call('HSET', KEYS[1], 'bytes', string.format('%.0f', bytes), 'secs',\n"
     "           string.format('%.17g', secs))\n"
     "refresh()\n"
-    "return stats(0, kept, drop)\n", ""};
+    "return stats(0, kept, drop)\n", "", false};
 
 /* ARGV: type, samples, ttl. */
 static sg_redis_script count_lua = {"dat count", DAT_LUA_COMMON
@@ -108,7 +108,7 @@ static sg_redis_script count_lua = {"dat count", DAT_LUA_COMMON
     "  redis.call('HINCRBY', KEYS[1], 'imus', ARGV[2])\n"
     "end\n"
     "refresh()\n"
-    "return 0\n", ""};
+    "return 0\n", "", false};
 
 /* ARGV: seq, ttl. Returns 1 when seq is the newest frame (recorded), else 0. */
 static sg_redis_script newest_lua = {"dat frame_newest", DAT_LUA_COMMON
@@ -118,7 +118,7 @@ static sg_redis_script newest_lua = {"dat frame_newest", DAT_LUA_COMMON
     "  refresh()\n"
     "  return 1\n"
     "end\n"
-    "return 0\n", ""};
+    "return 0\n", "", false};
 
 /* ARGV: max chunks, max bytes of records, ttl. Returns {1, frames, imu chunks, imu samples,
  * duplicates, trimmed, record…} and empties the buffer; {-1} (buffer dropped) when the stored
@@ -138,7 +138,7 @@ static sg_redis_script take_lua = {"dat take_turn", DAT_LUA_COMMON
     "local out = {1}\n"
     "for i = 1, 5 do out[#out + 1] = tonumber(h[i] or '0') or 0 end\n"
     "for i = 1, #m, 2 do out[#out + 1] = m[i] end\n"
-    "return out\n", ""};
+    "return out\n", "", false};
 
 void sg_dat_redis_init(sg_dat_redis *d, struct sg_redis *redis, const sg_config *cfg,
                        const char *session_id)

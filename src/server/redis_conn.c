@@ -316,20 +316,28 @@ sg_status sg_redis_run(sg_redis *r, sg_redis_cmd *cmds, int n, redisReply **repl
     }
 }
 
-static void script_sha(sg_redis_script *s)
+static void script_sha(sg_redis *r, sg_redis_script *s)
 {
-    if (s->sha[0])
+    if (atomic_load(&s->ready))
         return;
-    uint8_t d[SG_SHA1_LEN];
-    sg_sha1(s->lua, strlen(s->lua), d);
-    for (int i = 0; i < SG_SHA1_LEN; i++)
-        snprintf(s->sha + 2 * i, 3, "%02x", d[i]);
+    pthread_mutex_lock(&r->lock);
+    if (!atomic_load(&s->ready)) {
+        uint8_t d[SG_SHA1_LEN];
+        sg_sha1(s->lua, strlen(s->lua), d);
+        for (int i = 0; i < SG_SHA1_LEN; i++)
+            snprintf(s->sha + 2 * i, 3, "%02x", d[i]);
+        atomic_store(&s->ready, true);
+    }
+    pthread_mutex_unlock(&r->lock);
 }
 
 sg_status sg_redis_eval(sg_redis *r, sg_redis_script *s, int nkeys, const sg_redis_cmd *args,
                         redisReply **reply, sg_error *err)
 {
-    script_sha(s); /* the same text from every thread: a benign race writing the same bytes */
+    script_sha(r, s);
+    sg_error local = {0};
+    if (!err)
+        err = &local;
     sg_redis_cmd c = {0};
     char nk[16];
     sg_redis_arg(&c, "EVALSHA", (size_t)-1);
@@ -340,7 +348,7 @@ sg_status sg_redis_eval(sg_redis *r, sg_redis_script *s, int nkeys, const sg_red
     if (c.argc != args->argc + 3)
         return sg_error_set(err, SG_EINTERNAL, "script %s: too many arguments", s->name);
     sg_status st = sg_redis_run(r, &c, 1, reply, err);
-    if (st == SG_EUNAVAILABLE && err && strstr(err->msg, "NOSCRIPT")) {
+    if (st == SG_EUNAVAILABLE && strstr(err->msg, "NOSCRIPT")) {
         /* Redis restarted (or flushed its scripts): send the text, which it caches again */
         c.argv[0] = "EVAL";
         c.len[0] = 4;

@@ -7,6 +7,7 @@
 #define SG_SERVER_REDIS_CONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,7 +20,8 @@ typedef struct sg_redis sg_redis;
 typedef struct sg_redis_script {
     const char *name; /* for messages */
     const char *lua;
-    char sha[41];
+    char sha[41];     /* written once, under the pool's lock, before ready is set */
+    atomic_bool ready;
 } sg_redis_script;
 
 /* One command of a call: argc binary-safe arguments. */

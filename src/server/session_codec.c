@@ -55,7 +55,7 @@ typedef struct writer {
 
 static void put(writer *w, const void *src, size_t n)
 {
-    if (w->oom)
+    if (w->oom || n == 0)
         return;
     if (w->n + n > w->cap) {
         size_t cap = w->cap ? w->cap : 256;

@@ -72,7 +72,7 @@ static sg_redis_script create_lua = {"create", LUA_COMMON
     "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
     "redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)\n"
     "redis.call('ZADD', KEYS[9], now, ARGV[1])\n"
-    "return 1\n", ""};
+    "return 1\n", "", false};
 
 /* ARGV: id, ttl. The metadata (TTLs refreshed), or nil. */
 static sg_redis_script get_lua = {"get", LUA_COMMON
@@ -80,14 +80,14 @@ static sg_redis_script get_lua = {"get", LUA_COMMON
     "if not meta then redis.call('ZREM', KEYS[9], ARGV[1]) return false end\n"
     "refresh(ARGV[2])\n"
     "redis.call('ZADD', KEYS[9], now_ms(), ARGV[1])\n"
-    "return meta\n", ""};
+    "return meta\n", "", false};
 
 /* ARGV: id. 1 when it existed; every key goes. */
 static sg_redis_script remove_lua = {"remove", LUA_COMMON
     "local existed = redis.call('EXISTS', KEYS[1])\n"
     "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])\n"
     "redis.call('ZREM', KEYS[9], ARGV[1])\n"
-    "return existed\n", ""};
+    "return existed\n", "", false};
 
 /* KEYS[1] index. ARGV: ttl, limit. {cutoff, id…}: ids idle past the TTL. */
 static sg_redis_script idle_lua = {"idle",
@@ -95,7 +95,7 @@ static sg_redis_script idle_lua = {"idle",
     "local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])\n"
     "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, ARGV[2])\n"
     "table.insert(ids, 1, string.format('%.0f', cutoff))\n"
-    "return ids\n", ""};
+    "return ids\n", "", false};
 
 /* ARGV: id, cutoff. Removes the session when it is still idle past the cutoff. */
 static sg_redis_script sweep_lua = {"sweep",
@@ -103,7 +103,7 @@ static sg_redis_script sweep_lua = {"sweep",
     "if not sc or tonumber(sc) > tonumber(ARGV[2]) then return 0 end\n"
     "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])\n"
     "redis.call('ZREM', KEYS[9], ARGV[1])\n"
-    "return 1\n", ""};
+    "return 1\n", "", false};
 
 /* KEYS[1] index. ARGV: ttl, limit (0: count them only). The live ids, or their number. */
 static sg_redis_script live_lua = {"live",
@@ -112,7 +112,7 @@ static sg_redis_script live_lua = {"live",
     "if ARGV[2] == '0' then\n"
     "  return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', from), '+inf') end\n"
     "return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', from), '+inf',\n"
-    "                  'LIMIT', 0, ARGV[2])\n", ""};
+    "                  'LIMIT', 0, ARGV[2])\n", "", false};
 
 /* ARGV: token, lock ttl, want raw (1/0), state max, raw max, ttl.
  * {1, meta, state, raw} locked; {0, pttl} taken; {-1} the session is gone; {-2, part} a stored
@@ -133,7 +133,7 @@ static sg_redis_script lock_lua = {"lock", LUA_COMMON
     "  raw = redis.call('GET', KEYS[3]) or ''\n"
     "end\n"
     "refresh(ARGV[6])\n"
-    "return {1, meta, redis.call('GET', KEYS[2]) or '', raw}\n", ""};
+    "return {1, meta, redis.call('GET', KEYS[2]) or '', raw}\n", "", false};
 
 /* ARGV: token, id, ttl, meta, state, raw mode (0 keep, 1 set, 2 delete), raw. 1 saved and
  * released; 0 the lock is not ours any more (expired, or the session was deleted): nothing
@@ -148,12 +148,12 @@ static sg_redis_script unlock_lua = {"unlock", LUA_COMMON
     "redis.call('DEL', KEYS[4])\n"
     "refresh(ttl)\n"
     "redis.call('ZADD', KEYS[9], now_ms(), ARGV[2])\n"
-    "return 1\n", ""};
+    "return 1\n", "", false};
 
 /* KEYS[1] lock. ARGV: token. Releases without saving. */
 static sg_redis_script release_lua = {"release",
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
-    "return 0\n", ""};
+    "return 0\n", "", false};
 
 /* KEYS[1] rate. ARGV: rate per second, burst, ttl. {1|0, tokens as text}. */
 static sg_redis_script rate_lua = {"rate",
@@ -169,7 +169,7 @@ static sg_redis_script rate_lua = {"rate",
     "redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at',\n"
     "           string.format('%.17g', now))\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-    "return {ok, string.format('%.17g', tokens)}\n", ""};
+    "return {ok, string.format('%.17g', tokens)}\n", "", false};
 
 static redis_session *handle_of(sg_session *s) { return (redis_session *)s; }
 
