@@ -977,8 +977,11 @@ static int stream_open(stream *s, const opts *o)
     sg_client_result r;
     sg_client_status st = sg_client_create_session(s->client, s->sid, &r);
     if (st != SG_CLIENT_OK)
-        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s\n", o->server, r.status,
-                r.detail[0] ? r.detail : "(no answer)");
+        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s%s\n", o->server, r.status,
+                r.detail[0] ? r.detail : "(no answer)",
+                r.status == 0 && (strstr(r.detail, "SSL") || strstr(r.detail, "certificate"))
+                    ? " (a self-signed certificate? --cacert FILE trusts it, --insecure skips the check)"
+                    : "");
     sg_client_result_clear(&r);
     return st == SG_CLIENT_OK ? 0 : 1;
 }
