@@ -276,6 +276,19 @@ __attribute__((unused)) static char *sgt_new_session(const sgt_server *s, const 
     return id;
 }
 
+/* The session's entry in GET /sessions (a new reference), NULL when absent. */
+__attribute__((unused)) static json_t *sgt_session_entry(const sgt_server *s, const char *id)
+{
+    sgt_resp r = sgt_get(s, "/sessions");
+    json_t *found = NULL, *e;
+    size_t i;
+    json_array_foreach(json_object_get(r.json, "sessions"), i, e)
+        if (strcmp(sgt_str(e, "session_id"), id) == 0)
+            found = json_incref(e);
+    sgt_resp_free(&r);
+    return found;
+}
+
 __attribute__((unused)) static char *sgt_read_file(const char *path, size_t *len)
 {
     return check_read_file(path, len);

@@ -7,19 +7,18 @@
 #define SG_TESTS_REDIS_H
 
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "sgtest_http.h"
 
 typedef struct sgt_redis {
     pid_t pid;
@@ -30,21 +29,6 @@ typedef struct sgt_redis {
     char url[96];        /* redis://127.0.0.1:PORT */
     char unix_url[128];  /* unix://DIR/redis.sock */
 } sgt_redis;
-
-/* A free loopback port (bound and released). */
-__attribute__((unused)) static int sgt_redis_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* A connection to it (NULL when it does not answer). */
 __attribute__((unused)) static redisContext *sgt_redis_connect(const sgt_redis *r)
@@ -119,7 +103,7 @@ __attribute__((unused)) static int sgt_redis_start(sgt_redis *r, bool aof)
     if (!mkdtemp(r->dir))
         return -1;
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
-    r->port = sgt_redis_free_port();
+    r->port = sgt_free_port();
     snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
     snprintf(r->unix_url, sizeof r->unix_url, "unix://%s", r->sock);
     int rc = sgt_redis_run(r);

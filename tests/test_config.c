@@ -296,8 +296,44 @@ static void test_routes_match_api_md(void)
     CHECK_MSG(ntable == ndoc, "API.md lists %d routes, the table %d", ndoc, ntable);
 }
 
+/* SG_SESSION_STORE / --session-store: the forms the issue names and what each parses to; the
+ * password never shows in what is logged. (Refusals: test_server_store.c, through the binary.) */
+static void test_store_url(void)
+{
+    sg_store_url u;
+    sg_error err = {0};
+    CHECK(sg_store_url_parse("memory", &u, &err) == SG_OK && u.kind == SG_STORE_MEMORY);
+    CHECK(sg_store_url_parse("", &u, &err) == SG_OK && u.kind == SG_STORE_MEMORY);
+    CHECK(sg_store_url_parse("redis://10.0.0.5:6380/2", &u, &err) == SG_OK);
+    CHECK(u.kind == SG_STORE_REDIS_TCP && strcmp(u.host, "10.0.0.5") == 0 && u.port == 6380 &&
+          u.db == 2 && !u.password[0]);
+    CHECK(strcmp(u.shown, "redis://10.0.0.5:6380/2") == 0);
+    CHECK(sg_store_url_parse("redis://redis.internal", &u, &err) == SG_OK && u.port == 6379 &&
+          u.db == 0 && strcmp(u.host, "redis.internal") == 0);
+    CHECK(sg_store_url_parse("redis://:s3cr%40t@127.0.0.1:7000/", &u, &err) == SG_OK);
+    CHECK(strcmp(u.password, "s3cr@t") == 0 && !u.user[0] && u.port == 7000 && u.db == 0);
+    CHECK_MSG(!strstr(u.shown, "s3cr") && strstr(u.shown, "***"), "shown: %s", u.shown);
+    CHECK(sg_store_url_parse("redis://edge:pw@[::1]:6379/1", &u, &err) == SG_OK);
+    CHECK(strcmp(u.user, "edge") == 0 && strcmp(u.password, "pw") == 0 && strcmp(u.host, "::1") == 0);
+    CHECK_MSG(strcmp(u.shown, "redis://edge:***@[::1]:6379/1") == 0, "shown: %s", u.shown);
+    CHECK(sg_store_url_parse("unix:///run/redis/redis.sock", &u, &err) == SG_OK);
+    CHECK(u.kind == SG_STORE_REDIS_UNIX && strcmp(u.path, "/run/redis/redis.sock") == 0 && u.db == 0);
+    CHECK(sg_store_url_parse("unix://:pw@/tmp/r.sock?db=4", &u, &err) == SG_OK);
+    CHECK(strcmp(u.path, "/tmp/r.sock") == 0 && u.db == 4 && strcmp(u.password, "pw") == 0);
+    CHECK_MSG(strcmp(u.shown, "unix://:***@/tmp/r.sock?db=4") == 0, "shown: %s", u.shown);
+    static const char *const bad[] = {"redis://", "redis://:@h", "redis://h:0", "redis://h:65536",
+                                      "redis://h:12x", "redis://h/1/2", "redis://h?x", "redis://a b",
+                                      "redis://:%zz@h", "unix://", "unix:///", "http://h",
+                                      "unix:///a?db=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(sg_store_url_parse(bad[i], &u, &err) == SG_EINVAL, "%s was taken", bad[i]);
+    CHECK(sg_store_url_parse("redis://:hunter2@h:99999", &u, &err) == SG_EINVAL &&
+          !strstr(err.msg, "hunter2"));
+}
+
 int main(void)
 {
+    test_store_url();
     test_bool_and_ports();
     test_env();
     test_python_era_values();

@@ -7,9 +7,11 @@
 #include <pthread.h>
 #include <stdarg.h>
 
+#include "base/base64.h"
 #include "sgtest_http.h"
 #include "sgtest_proc.h"
 #include "sgtest_redis.h"
+#include "sgtest_ws.h"
 
 static char *image_b64;
 
@@ -18,20 +20,8 @@ static void load_image(void)
     size_t len = 0;
     uint8_t *img = check_read_file("../shared/data/images/coffee.jpg", &len);
     CHECK(img != NULL);
-    if (!img)
-        return;
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    image_b64 = malloc(4 * ((len + 2) / 3) + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)img[i] << 16 | (i + 1 < len ? img[i + 1] << 8 : 0) |
-                     (i + 2 < len ? img[i + 2] : 0);
-        image_b64[o++] = tbl[v >> 18 & 63];
-        image_b64[o++] = tbl[v >> 12 & 63];
-        image_b64[o++] = i + 1 < len ? tbl[v >> 6 & 63] : '=';
-        image_b64[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    image_b64[o] = 0;
+    if (img)
+        image_b64 = sg_base64_encode(img, len, NULL);
     free(img);
 }
 
@@ -63,19 +53,6 @@ static sgt_resp query(const sgt_server *s, const char *id, const char *text)
     char path[96];
     snprintf(path, sizeof path, "/sessions/%s/query", id);
     return post(s, path, "{\"text\":\"%s\"}", text);
-}
-
-/* The listing entry of id in GET /sessions on s (a new reference), or NULL. */
-static json_t *listed(const sgt_server *s, const char *id)
-{
-    sgt_resp r = sgt_get(s, "/sessions");
-    json_t *found = NULL, *e;
-    size_t i;
-    json_array_foreach(json_object_get(r.json, "sessions"), i, e)
-        if (strcmp(sgt_str(e, "session_id"), id) == 0)
-            found = json_incref(e);
-    sgt_resp_free(&r);
-    return found;
 }
 
 static long long jint(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
@@ -193,7 +170,7 @@ static void test_shared(const sgt_server *a, const sgt_server *b, const sgt_redi
     CHECK(json_is_true(json_object_get(au.json, "speech")));
     sgt_resp_free(&au);
     free(wav);
-    json_t *e = listed(a, id);
+    json_t *e = sgt_session_entry(a, id);
     CHECK_MSG(e != NULL, "GET /sessions on A does not list the session");
     CHECK_EQ_INT(jint(e, "transcript_count"), 1);
     CHECK_EQ_INT(jint(e, "query_count"), 1);
@@ -202,7 +179,7 @@ static void test_shared(const sgt_server *a, const sgt_server *b, const sgt_redi
     json_decref(e);
     /* a session made on B is listed on A */
     char *id2 = sgt_new_session(b, NULL);
-    e = listed(a, id2);
+    e = sgt_session_entry(a, id2);
     CHECK_MSG(e != NULL, "a session made on B is not listed on A");
     json_decref(e);
     /* DAT: audio chunks streamed to both, the turn on A sees all of them once */
@@ -266,6 +243,32 @@ static void test_shared(const sgt_server *a, const sgt_server *b, const sgt_redi
     free(id);
 }
 
+/* ---- a WebSocket stays on its instance; what it adds is seen by the other at once ------------- */
+
+static void test_websocket(const sgt_server *a, const sgt_server *b)
+{
+    char *id = sgt_new_session(b, NULL);
+    sgt_ws w;
+    CHECK_EQ_INT(sgt_ws_connect(a->port, &w, "frame", id), 101);
+    size_t len = 0;
+    uint8_t *img = check_read_file("../shared/data/images/coffee.jpg", &len);
+    CHECK(img && sgt_ws_send(&w, 2, img, len) == 0);
+    free(img);
+    json_t *m = sgt_ws_recv_json(&w, 30000, NULL);
+    const char *summary = sgt_str(json_object_get(m, "scene"), "summary");
+    CHECK(summary[0]);
+    /* the socket is still open: B answers from the scene it made on A */
+    sgt_resp q = query(b, id, "what do I see");
+    CHECK_EQ_INT(q.status, 200);
+    CHECK_MSG(strcmp(sgt_str(q.json, "visual_context"), summary) == 0, "B sees \"%s\"",
+              sgt_str(q.json, "visual_context"));
+    sgt_resp_free(&q);
+    json_decref(m);
+    sgt_ws_send_close(&w, 1000, "bye");
+    sgt_ws_free(&w);
+    free(id);
+}
+
 /* ---- 36 concurrent frames over two instances -------------------------------------------------- */
 
 typedef struct frame_job {
@@ -305,7 +308,7 @@ static void test_concurrent_frames(const sgt_server *a, const sgt_server *b)
             CHECK_MSG(false, "frame_index %ld out of 1..%d", jobs[i].index, N);
         }
     }
-    json_t *e = listed(b, id);
+    json_t *e = sgt_session_entry(b, id);
     CHECK_EQ_INT(jint(e, "frame_count"), N);
     json_decref(e);
     free(id);
@@ -342,7 +345,8 @@ static void test_ttl(const sgt_redis *r)
     char tcp[160], local[200];
     snprintf(tcp, sizeof tcp, "SG_SESSION_STORE=%s/3", r->url);
     snprintf(local, sizeof local, "SG_SESSION_STORE=%s?db=3", r->unix_url);
-    const char *ea[] = {tcp, "SG_SESSION_TTL_S=1", NULL}, *eb[] = {local, "SG_SESSION_TTL_S=1", NULL};
+    const char *ea[] = {tcp, "SG_SESSION_TTL_S=1", "SG_MAX_SESSIONS=2", NULL},
+               *eb[] = {local, "SG_SESSION_TTL_S=1", "SG_MAX_SESSIONS=2", NULL};
     sgt_server a, b;
     CHECK(sgt_start(&a, ea, NULL) == 0);
     CHECK(sgt_start(&b, eb, NULL) == 0);
@@ -350,6 +354,15 @@ static void test_ttl(const sgt_redis *r)
     sgt_resp f = frame(&b, id); /* over the unix socket, same database */
     CHECK_EQ_INT(f.status, 200);
     sgt_resp_free(&f);
+    /* SG_MAX_SESSIONS counts the store's sessions, whichever instance made them */
+    char *id2 = sgt_new_session(&b, NULL);
+    sgt_resp full = sgt_request(&a, "POST", "/sessions", NULL, "{}", 2);
+    char ra[16] = "";
+    CHECK_MSG(full.status == 503 && strstr(sgt_str(full.json, "detail"), "SG_MAX_SESSIONS") &&
+                  sgt_header(&full, "Retry-After", ra, sizeof ra),
+              "a third session over a cap of 2: %ld %s", full.status, full.body ? full.body : "");
+    sgt_resp_free(&full);
+    free(id2);
     redisContext *c = sgt_redis_connect(r);
     redisReply *rep = c ? redisCommand(c, "SELECT 3") : NULL;
     freeReplyObject(rep);
@@ -374,6 +387,9 @@ static void test_ttl(const sgt_redis *r)
     redisFree(c);
     /* nothing of it went to database 0 */
     CHECK_EQ_INT(sgt_redis_count_keys(r, pattern), 0);
+    /* the expired ones no longer count */
+    char *id3 = sgt_new_session(&a, NULL);
+    free(id3);
     free(id);
     sgt_stop(&a, SIGTERM);
     sgt_stop(&b, SIGTERM);
@@ -411,7 +427,7 @@ static void test_corrupt(const sgt_server *a, const sgt_server *b, const sgt_red
         sgt_resp_free(&q);
     }
     /* the listing leaves the unreadable one out; DELETE still removes it */
-    json_t *e = listed(a, bad);
+    json_t *e = sgt_session_entry(a, bad);
     CHECK(e == NULL);
     json_decref(e);
     char path[96];
@@ -448,6 +464,7 @@ int main(void)
     CHECK_MSG(up, "two instances on %s did not start", r.url);
     if (up) {
         test_shared(&a, &b, &r);
+        test_websocket(&a, &b);
         test_concurrent_frames(&a, &b);
         test_corrupt(&a, &b, &r);
     }

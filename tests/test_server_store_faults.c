@@ -256,7 +256,7 @@ static void test_redis_down(sgt_redis *r)
 static void test_start_without_redis(void)
 {
     char url[64];
-    int port = sgt_redis_free_port();
+    int port = sgt_free_port();
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
     char store[96];
     snprintf(store, sizeof store, "SG_SESSION_STORE=%s", url);

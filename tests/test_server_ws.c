@@ -20,22 +20,9 @@
 #define VAD_MODEL "../shared/models/silero-vad-v6.2.0-ggml.bin"
 #define ASR_MODEL "tests/fixtures/whisper_tiny"
 
-/* The session's entry in GET /sessions (a new reference), NULL when absent. */
-static json_t *session_entry(const sgt_server *s, const char *id)
-{
-    sgt_resp r = sgt_get(s, "/sessions");
-    json_t *found = NULL, *e;
-    size_t i;
-    json_array_foreach(json_object_get(r.json, "sessions"), i, e)
-        if (strcmp(sgt_str(e, "session_id"), id) == 0)
-            found = json_incref(e);
-    sgt_resp_free(&r);
-    return found;
-}
-
 static long entry_int(const sgt_server *s, const char *id, const char *key)
 {
-    json_t *e = session_entry(s, id);
+    json_t *e = sgt_session_entry(s, id);
     long v = e ? (long)json_integer_value(json_object_get(e, key)) : -1;
     json_decref(e);
     return v;
@@ -107,7 +94,7 @@ static void test_handshakes(const sgt_server *s, bool have_asr)
     CHECK(sgt_header(&r, "X-Session-ID", hv, sizeof hv) && strcmp(hv, sid) == 0);
     sgt_resp_free(&r);
     /* refusals leave the session alone */
-    json_t *e = session_entry(s, sid);
+    json_t *e = sgt_session_entry(s, sid);
     CHECK(e != NULL);
     json_decref(e);
     free(sid);
@@ -241,7 +228,7 @@ static void test_frames(const sgt_server *s)
     sgt_ws_free(&w);
 
     /* the session outlives its socket */
-    json_t *e = session_entry(s, sid);
+    json_t *e = sgt_session_entry(s, sid);
     CHECK(e && json_integer_value(json_object_get(e, "frame_count")) == 5 &&
           json_is_true(json_object_get(e, "has_frame")));
     json_decref(e);
@@ -288,7 +275,7 @@ static void test_protocol_errors(const sgt_server *s)
     sgt_ws_send(&w, 9, big, 200);
     sgt_ws_expect_close(&w, 1002, NULL, "long ping");
     sgt_ws_free(&w);
-    json_t *e = session_entry(s, sid);
+    json_t *e = sgt_session_entry(s, sid);
     CHECK(e != NULL);
     json_decref(e);
     free(sid);
@@ -855,7 +842,7 @@ static void test_audio(void)
     sgt_ws_send_close(&w, 1000, NULL);
     CHECK(sgt_ws_wait_eof(&w, 5000));
     sgt_ws_free(&w);
-    json_t *e = session_entry(&s, sid);
+    json_t *e = sgt_session_entry(&s, sid);
     CHECK(e != NULL);
     json_decref(e);
     free(sid);

@@ -153,18 +153,19 @@ void sg_dat_redis_init(sg_dat_redis *d, struct sg_redis *redis, const sg_config 
              session_id);
 }
 
-/* The three keys, then the arguments the caller adds, then the TTL (call ttl_arg last). */
-static void keys3(sg_redis_cmd *c, const sg_dat_redis *d)
+/* Runs script s on the three keys with nargs integer arguments and the TTL. */
+static sg_status dat_eval(sg_dat_redis *d, sg_redis_script *s, int nargs, const long long *args,
+                          redisReply **rep, sg_error *err)
 {
-    memset(c, 0, sizeof *c);
-    sg_redis_arg(c, d->key_state, (size_t)-1);
-    sg_redis_arg(c, d->key_window, (size_t)-1);
-    sg_redis_arg(c, d->key_chunks, (size_t)-1);
-}
-
-static void ttl_arg(sg_redis_cmd *c, const sg_dat_redis *d, char *buf, size_t cap)
-{
-    sg_redis_argf(c, buf, cap, "%lld", (long long)d->cfg->session_ttl_s * 1000);
+    sg_redis_cmd c = {0};
+    char buf[5][24];
+    sg_redis_arg(&c, d->key_state, (size_t)-1);
+    sg_redis_arg(&c, d->key_window, (size_t)-1);
+    sg_redis_arg(&c, d->key_chunks, (size_t)-1);
+    for (int i = 0; i < nargs && i < 4; i++)
+        sg_redis_argf(&c, buf[i], sizeof buf[i], "%lld", args[i]);
+    sg_redis_argf(&c, buf[4], sizeof buf[4], "%lld", (long long)d->cfg->session_ttl_s * 1000);
+    return sg_redis_eval(d->redis, s, 3, &c, rep, err);
 }
 
 /* An integer reply (or an integer element), else def. */
@@ -175,16 +176,8 @@ static long long int_of(const redisReply *r, long long def)
 
 static sg_dat_seen redis_claim(void *self, sg_dat_type t, long long seq)
 {
-    sg_dat_redis *d = self;
-    sg_redis_cmd c;
-    char a[24], b[24], ttl[24];
-    keys3(&c, d);
-    sg_redis_argf(&c, a, sizeof a, "%d", (int)t);
-    sg_redis_argf(&c, b, sizeof b, "%lld", seq);
-    ttl_arg(&c, d, ttl, sizeof ttl);
     redisReply *rep;
-    sg_error err = {0};
-    if (sg_redis_eval(d->redis, &claim_lua, 3, &c, &rep, &err) != SG_OK)
+    if (dat_eval(self, &claim_lua, 2, (long long[]){t, seq}, &rep, NULL) != SG_OK)
         return SG_DAT_FAILED;
     long long v = int_of(rep, -1);
     freeReplyObject(rep);
@@ -193,18 +186,8 @@ static sg_dat_seen redis_claim(void *self, sg_dat_type t, long long seq)
 
 static void redis_unclaim(void *self, sg_dat_type t, long long seq)
 {
-    if (t == SG_DAT_AUDIO)
-        return;
-    sg_dat_redis *d = self;
-    sg_redis_cmd c;
-    char a[24], b[24], ttl[24];
-    keys3(&c, d);
-    sg_redis_argf(&c, a, sizeof a, "%d", (int)t);
-    sg_redis_argf(&c, b, sizeof b, "%lld", seq);
-    ttl_arg(&c, d, ttl, sizeof ttl);
     redisReply *rep;
-    sg_error err = {0};
-    if (sg_redis_eval(d->redis, &unclaim_lua, 3, &c, &rep, &err) == SG_OK)
+    if (t != SG_DAT_AUDIO && dat_eval(self, &unclaim_lua, 2, (long long[]){t, seq}, &rep, NULL) == SG_OK)
         freeReplyObject(rep);
 }
 
@@ -222,9 +205,11 @@ static sg_status redis_add_audio(void *self, const sg_config *cfg, long long seq
     free(data);
     if (st != SG_OK)
         return st;
-    sg_redis_cmd c;
+    sg_redis_cmd c = {0};
     char a[8][32];
-    keys3(&c, d);
+    sg_redis_arg(&c, d->key_state, (size_t)-1);
+    sg_redis_arg(&c, d->key_window, (size_t)-1);
+    sg_redis_arg(&c, d->key_chunks, (size_t)-1);
     sg_redis_argf(&c, a[0], sizeof a[0], "%lld", seq);
     sg_redis_arg(&c, rec, rec_len);
     sg_redis_argf(&c, a[1], sizeof a[1], "%zu", len);
@@ -233,7 +218,7 @@ static sg_status redis_add_audio(void *self, const sg_config *cfg, long long seq
     sg_redis_argf(&c, a[4], sizeof a[4], "%zu", cfg->audio_max_bytes);
     sg_redis_argf(&c, a[5], sizeof a[5], "%.17g", cfg->audio_max_seconds);
     sg_redis_arg(&c, cfg->audio_policy == SG_POLICY_REJECT ? "1" : "0", 1);
-    ttl_arg(&c, d, a[6], sizeof a[6]);
+    sg_redis_argf(&c, a[6], sizeof a[6], "%lld", (long long)cfg->session_ttl_s * 1000);
     redisReply *rep;
     st = sg_redis_eval(d->redis, &add_lua, 3, &c, &rep, err);
     free(rec);
@@ -264,30 +249,15 @@ static sg_status redis_add_audio(void *self, const sg_config *cfg, long long seq
 
 static void redis_count(void *self, sg_dat_type t, long samples)
 {
-    sg_dat_redis *d = self;
-    sg_redis_cmd c;
-    char a[24], b[24], ttl[24];
-    keys3(&c, d);
-    sg_redis_argf(&c, a, sizeof a, "%d", (int)t);
-    sg_redis_argf(&c, b, sizeof b, "%ld", samples);
-    ttl_arg(&c, d, ttl, sizeof ttl);
     redisReply *rep;
-    sg_error err = {0};
-    if (sg_redis_eval(d->redis, &count_lua, 3, &c, &rep, &err) == SG_OK)
+    if (dat_eval(self, &count_lua, 2, (long long[]){t, samples}, &rep, NULL) == SG_OK)
         freeReplyObject(rep);
 }
 
 static bool redis_frame_newest(void *self, long long seq)
 {
-    sg_dat_redis *d = self;
-    sg_redis_cmd c;
-    char a[24], ttl[24];
-    keys3(&c, d);
-    sg_redis_argf(&c, a, sizeof a, "%lld", seq);
-    ttl_arg(&c, d, ttl, sizeof ttl);
     redisReply *rep;
-    sg_error err = {0};
-    if (sg_redis_eval(d->redis, &newest_lua, 3, &c, &rep, &err) != SG_OK)
+    if (dat_eval(self, &newest_lua, 1, &seq, &rep, NULL) != SG_OK)
         return true; /* the work lock that follows reports the store */
     bool newest = int_of(rep, 1) != 0;
     freeReplyObject(rep);
@@ -298,15 +268,10 @@ static sg_status redis_take_turn(void *self, sg_dat_turn *out, sg_error *err)
 {
     sg_dat_redis *d = self;
     memset(out, 0, sizeof *out);
-    sg_redis_cmd c;
-    char a[24], b[24], ttl[24];
-    keys3(&c, d);
-    sg_redis_argf(&c, a, sizeof a, "%d", SG_DAT_MAX_CHUNKS);
-    sg_redis_argf(&c, b, sizeof b, "%zu",
-                  d->cfg->audio_max_bytes + (size_t)SG_DAT_MAX_CHUNKS * SG_DAT_RECORD_HEADER);
-    ttl_arg(&c, d, ttl, sizeof ttl);
+    long long limits[2] = {SG_DAT_MAX_CHUNKS, (long long)d->cfg->audio_max_bytes +
+                                                  (long long)SG_DAT_MAX_CHUNKS * SG_DAT_RECORD_HEADER};
     redisReply *rep;
-    sg_status st = sg_redis_eval(d->redis, &take_lua, 3, &c, &rep, err);
+    sg_status st = dat_eval(d, &take_lua, 2, limits, &rep, err);
     if (st != SG_OK)
         return st;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || int_of(rep->element[0], -1) != 1 ||

@@ -140,6 +140,15 @@ void sg_session_state_free(sg_session *s)
     free(s->audio);
 }
 
+bool sg_session_id_key(const char *id, char key[37])
+{
+    if (!id || !sg_uuid_valid(id))
+        return false;
+    for (int i = 0; i < 37; i++)
+        key[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
+    return true;
+}
+
 json_t *sg_session_list_entry(const sg_session *s)
 {
     return json_pack("{s:s,s:I,s:b,s:I,s:I}", "session_id", s->id, "transcript_count",

@@ -165,6 +165,9 @@ void sg_session_state_init(sg_session *s, sg_session_store *st, const sg_privacy
 void sg_session_state_free(sg_session *s);
 /* For backends: empties the working state (as a new session's), keeping identity and flags. */
 void sg_session_state_reset(sg_session *s);
+/* For backends: the lower-case form of a session id (ids match case-insensitively); false when id
+ * is not a UUID, so that it is unknown without a look (and never becomes part of a key). */
+bool sg_session_id_key(const char *id, char key[37]);
 /* For backends: the session's entry in GET /sessions. */
 json_t *sg_session_list_entry(const sg_session *s);
 

@@ -43,16 +43,6 @@ static unsigned hash_id(const char *id)
     return h & (NBUCKETS - 1);
 }
 
-/* Session ids are matched case-insensitively: the lower-case form of a 36-character id. */
-static bool id_key(const char *id, char key[37])
-{
-    if (!id || strlen(id) != 36)
-        return false;
-    for (int i = 0; i < 37; i++)
-        key[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
-    return true;
-}
-
 /* Under the table lock: the link that points at the session with this key, or at the NULL ending
  * its bucket. */
 static mem_session **find_link(mem_store *t, const char *key)
@@ -123,7 +113,7 @@ static sg_session *mem_get(void *self, const char *id, sg_error *err)
     (void)err; /* unknown is the only way to fail here */
     mem_store *t = self;
     char key[37];
-    if (!id_key(id, key))
+    if (!sg_session_id_key(id, key))
         return NULL;
     pthread_mutex_lock(&t->lock);
     mem_session *m = *find_link(t, key);
@@ -149,7 +139,7 @@ static bool mem_remove(void *self, const char *id, sg_error *err)
     (void)err;
     mem_store *t = self;
     char key[37];
-    if (!id_key(id, key))
+    if (!sg_session_id_key(id, key))
         return false;
     pthread_mutex_lock(&t->lock);
     mem_session **p = find_link(t, key), *m = *p;

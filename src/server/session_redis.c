@@ -175,16 +175,6 @@ static redis_session *handle_of(sg_session *s) { return (redis_session *)s; }
 
 static long long ttl_ms(const redis_store *t) { return (long long)t->cfg->session_ttl_s * 1000; }
 
-/* The lower-case form of a session id, when it is one (ids become key names: only UUIDs). */
-static bool id_key(const char *id, char key[37])
-{
-    if (!id || !sg_uuid_valid(id))
-        return false;
-    for (int i = 0; i < 37; i++)
-        key[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
-    return true;
-}
-
 static void make_keys(char keys[NKEYS][64], const char *id)
 {
     for (int k = 0; k < NKEYS; k++)
@@ -293,7 +283,7 @@ static sg_session *rs_get(void *self, const char *id, sg_error *err)
 {
     redis_store *t = self;
     char key[37];
-    if (!id_key(id, key))
+    if (!sg_session_id_key(id, key))
         return NULL; /* not a session id: unknown */
     char keys[NKEYS][64], a[24];
     make_keys(keys, key);
@@ -325,7 +315,7 @@ static bool rs_remove(void *self, const char *id, sg_error *err)
 {
     redis_store *t = self;
     char key[37];
-    if (!id_key(id, key))
+    if (!sg_session_id_key(id, key))
         return false;
     char keys[NKEYS][64];
     make_keys(keys, key);
@@ -360,7 +350,7 @@ static int rs_expire(void *self, double now_ms)
         for (size_t i = 1; i < rep->elements; i++) {
             const redisReply *e = rep->element[i];
             char key[37];
-            if (e->type != REDIS_REPLY_STRING || e->len != 36 || !id_key(e->str, key))
+            if (e->type != REDIS_REPLY_STRING || e->len != 36 || !sg_session_id_key(e->str, key))
                 continue;
             char keys[NKEYS][64];
             make_keys(keys, key);
@@ -414,7 +404,7 @@ static sg_status list_batch(redis_store *t, redisReply **ids, size_t n, json_t *
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         char key[37];
-        if (ids[i]->type != REDIS_REPLY_STRING || ids[i]->len != 36 || !id_key(ids[i]->str, key))
+        if (ids[i]->type != REDIS_REPLY_STRING || ids[i]->len != 36 || !sg_session_id_key(ids[i]->str, key))
             continue;
         snprintf(keys[k], 64, V "{%s}:meta", key);
         sg_redis_arg(&cmds[k], "GET", 3);
