@@ -33,6 +33,11 @@ SG_CLI=$(dirname "$SG_EDGE")/sg
 "$PY" -c 'import locust, PIL' 2>/dev/null ||
   { echo "cluster_failover.sh: needs Debian python3-locust and python3-pil (scripts/deps.sh)" >&2; exit 1; }
 
+# A session whose work lock the killed instance held is blocked until the lock expires; its next
+# request waits up to SG_SESSION_LOCK_WAIT_MS (10 s) and would be a 503 past it. The turns here
+# take milliseconds, so a 3 s lock TTL keeps such a session's next request waiting, not failing
+# (the default 30 s is for model turns of seconds).
+export SG_SESSION_LOCK_TTL_MS=${SG_SESSION_LOCK_TTL_MS:-3000}
 cl_up 3
 read -r -a edge_ports <<<"$SG_CLUSTER_EDGE_PORTS"
 killed=127.0.0.1:${edge_ports[1]}
