@@ -1,9 +1,22 @@
 /* The HTTP client of libsgclient: sessions, frame/audio uploads and queries against sg-edge's API
- * (../shared/API.md) over one libcurl handle (keep-alive), with the retry policy of retry.c and
- * byte/latency accounting per request kind. Bytes are counted as libcurl hands them to the socket
- * (its debug callback: request line + headers, then body; response headers + body), for every
- * attempt, retries included; TCP/IP and TLS overhead are not counted. (CURLINFO_REQUEST_SIZE is not
- * used: it counts a POSTFIELDS body in some cases and not in others.) */
+ * (../shared/API.md), with the retry policy of retry.c and byte/latency accounting per request kind.
+ *
+ * Transport: one libcurl multi handle per client holds its connections. Each request is an easy
+ * handle added to it; HTTP/2 over TLS is used when the server offers it by ALPN (else HTTP/1.1),
+ * and requests made at the same time from several threads share one HTTP/2 connection as
+ * concurrent streams (CURLPIPE_MULTIPLEX; CURLOPT_PIPEWAIT makes a second request wait for the
+ * first connection rather than open another). The API stays synchronous: a caller blocks until its
+ * own request is done, and whichever waiting caller holds the "driver" role runs the multi handle
+ * for everyone (curl_multi_poll / curl_multi_perform) until its own request ends, then hands the
+ * role on. (A CURLSH share of connections would let each thread keep its curl_easy_perform, but
+ * libcurl documents connection sharing as unsafe between concurrent threads, and it cannot
+ * multiplex: every easy_perform runs its own event loop.)
+ *
+ * Bytes are counted as libcurl hands them to the socket (its debug callback: request line +
+ * headers, then body; response headers + body), for every attempt, retries included; TCP/IP and
+ * TLS overhead are not counted, nor HTTP/2 framing, and HTTP/2 headers are counted as libcurl shows
+ * them before HPACK compression. (CURLINFO_REQUEST_SIZE is not used: it counts a POSTFIELDS body in
+ * some cases and not in others.) */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,20 +31,42 @@
 #include "status.h"
 
 #define MAX_RESPONSE_BYTES (16u << 20)
+#define SPARE_EASY_HANDLES 4 /* idle easy handles kept for reuse (each holds a few KB) */
 
-struct sg_client {
-    CURL *curl;
-    char *base;
-    char *api_key_header;
-    sg_client_config cfg;
-    sg_rng rng;
-    sg_client_stats stats;
-    /* per-attempt response state */
+/* One request attempt on its way through the multi handle. Its callbacks run on the driving
+ * thread; the caller reads it after `done`, under the client's lock. */
+typedef struct transfer {
+    CURL *easy;
     char *body;
     size_t body_len, body_cap;
     bool body_overflow;
     double retry_after_ms;
-    uint64_t hdr_out, data_out, hdr_in, data_in; /* this attempt, from the debug callback */
+    uint64_t hdr_out, data_out, hdr_in, data_in; /* from the debug callback */
+    CURLcode rc;
+    bool done;
+    struct transfer *next; /* in the pending list */
+} transfer;
+
+struct sg_client {
+    CURLM *multi;
+    char *base;
+    char *api_key_header;
+    sg_client_config cfg;
+    /* transport options (sg_client_set_tls, sg_client_set_http) */
+    char *ca_file;
+    bool verify_peer;
+    sg_client_http http;
+    /* under mu: */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool driving;       /* a caller is running the multi handle */
+    transfer *pending;  /* submitted, not yet added to the multi handle */
+    CURL *spare[SPARE_EASY_HANDLES];
+    int nspare;
+    sg_rng rng;
+    sg_client_stats stats;
+    long last_http_version; /* CURL_HTTP_VERSION_* of the last response, 0 = none yet */
+    uint64_t connections;   /* connections opened (CURLINFO_NUM_CONNECTS summed) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -82,7 +117,18 @@ sg_client_status sg_client_new(const sg_client_config *cfg, sg_client **out,
     sg_client *c = calloc(1, sizeof *c);
     if (!c)
         return sg_client_fail(err, SG_CLIENT_ENOMEM, "out of memory");
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return sg_client_fail(err, SG_CLIENT_ENOMEM, "cannot create a mutex");
+    }
+    if (pthread_cond_init(&c->cv, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return sg_client_fail(err, SG_CLIENT_ENOMEM, "cannot create a condition variable");
+    }
     c->cfg = *cfg;
+    c->verify_peer = true;
+    c->http = SG_CLIENT_HTTP_AUTO;
     c->base = strdup(cfg->base_url);
     if (c->base) {
         size_t n = strlen(c->base);
@@ -97,8 +143,10 @@ sg_client_status sg_client_new(const sg_client_config *cfg, sg_client **out,
     }
     c->cfg.base_url = c->base;
     c->cfg.api_key = NULL;
-    c->curl = curl_easy_init();
-    if (!c->base || (cfg->api_key && !c->api_key_header) || !c->curl) {
+    c->multi = curl_multi_init();
+    if (c->multi) /* the default since libcurl 7.62; said anyway: this is what shares a connection */
+        curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    if (!c->base || (cfg->api_key && !c->api_key_header) || !c->multi) {
         sg_client_free(c);
         return sg_client_fail(err, SG_CLIENT_ENOMEM, "cannot start libcurl (out of memory?)");
     }
@@ -126,15 +174,75 @@ void sg_client_free(sg_client *c)
 {
     if (!c)
         return;
-    if (c->curl)
-        curl_easy_cleanup(c->curl);
+    for (int i = 0; i < c->nspare; i++)
+        curl_easy_cleanup(c->spare[i]);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
     free(c->base);
     free(c->api_key_header);
-    free(c->body);
+    free(c->ca_file);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
-void sg_client_get_stats(const sg_client *c, sg_client_stats *out) { *out = c->stats; }
+sg_client_status sg_client_set_tls(sg_client *c, const char *ca_file, bool verify_peer,
+                                   char err[SG_CLIENT_ERROR_SIZE])
+{
+    if (!c)
+        return sg_client_fail(err, SG_CLIENT_EINVAL, "no client");
+    char *copy = NULL;
+    if (ca_file && !(copy = strdup(ca_file)))
+        return sg_client_fail(err, SG_CLIENT_ENOMEM, "out of memory");
+    pthread_mutex_lock(&c->mu);
+    free(c->ca_file);
+    c->ca_file = copy;
+    c->verify_peer = verify_peer;
+    pthread_mutex_unlock(&c->mu);
+    return SG_CLIENT_OK;
+}
+
+sg_client_status sg_client_set_http(sg_client *c, sg_client_http version)
+{
+    if (!c || (version != SG_CLIENT_HTTP_AUTO && version != SG_CLIENT_HTTP_1_1))
+        return SG_CLIENT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    c->http = version;
+    pthread_mutex_unlock(&c->mu);
+    return SG_CLIENT_OK;
+}
+
+const char *sg_client_http_version(const sg_client *c)
+{
+    sg_client *m = (sg_client *)c; /* the lock only */
+    pthread_mutex_lock(&m->mu);
+    long v = c->last_http_version;
+    pthread_mutex_unlock(&m->mu);
+    switch (v) {
+    case CURL_HTTP_VERSION_1_0: return "1.0";
+    case CURL_HTTP_VERSION_1_1: return "1.1";
+    case CURL_HTTP_VERSION_2_0: return "2";
+    case 30: return "3"; /* CURL_HTTP_VERSION_3, not in every libcurl's headers */
+    default: return "";
+    }
+}
+
+uint64_t sg_client_connections(const sg_client *c)
+{
+    sg_client *m = (sg_client *)c;
+    pthread_mutex_lock(&m->mu);
+    uint64_t n = c->connections;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+void sg_client_get_stats(const sg_client *c, sg_client_stats *out)
+{
+    sg_client *m = (sg_client *)c;
+    pthread_mutex_lock(&m->mu);
+    *out = c->stats;
+    pthread_mutex_unlock(&m->mu);
+}
 
 void sg_client_result_clear(sg_client_result *r)
 {
@@ -149,51 +257,51 @@ void sg_client_result_clear(sg_client_result *r)
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
-    sg_client *c = ud;
+    transfer *t = ud;
     size_t add = sz * n;
-    if (c->body_len + add + 1 > MAX_RESPONSE_BYTES) {
-        c->body_overflow = true;
+    if (t->body_len + add + 1 > MAX_RESPONSE_BYTES) {
+        t->body_overflow = true;
         return 0; /* aborts the transfer: no API response is this large */
     }
-    if (c->body_len + add + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        while (cap < c->body_len + add + 1)
+    if (t->body_len + add + 1 > t->body_cap) {
+        size_t cap = t->body_cap ? t->body_cap : 4096;
+        while (cap < t->body_len + add + 1)
             cap *= 2;
-        char *nb = realloc(c->body, cap);
+        char *nb = realloc(t->body, cap);
         if (!nb)
             return 0;
-        c->body = nb;
-        c->body_cap = cap;
+        t->body = nb;
+        t->body_cap = cap;
     }
-    memcpy(c->body + c->body_len, p, add);
-    c->body_len += add;
-    c->body[c->body_len] = 0;
+    memcpy(t->body + t->body_len, p, add);
+    t->body_len += add;
+    t->body[t->body_len] = 0;
     return add;
 }
 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
-    sg_client *c = ud;
+    transfer *t = ud;
     size_t len = sz * n;
     static const char name[] = "retry-after:";
     if (len > sizeof name - 1 && len < 256 && strncasecmp(p, name, sizeof name - 1) == 0) {
         char v[256];
         memcpy(v, p + sizeof name - 1, len - (sizeof name - 1));
         v[len - (sizeof name - 1)] = 0;
-        c->retry_after_ms = sg_retry_after_parse(v, (double)time(NULL));
+        t->retry_after_ms = sg_retry_after_parse(v, (double)time(NULL));
     } else if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        c->retry_after_ms = -1.0; /* a new response (e.g. after 100 Continue) */
+        t->retry_after_ms = -1.0; /* a new response (e.g. after 100 Continue) */
     }
     return len;
 }
 
-static void parse_error_body(sg_client *c, sg_client_result *res, int status)
+static void parse_error_body(const transfer *t, sg_client_result *res, int status)
 {
     res->error[0] = 0;
     res->server_ms = -1.0;
-    if (!c->body_len)
+    if (!t->body_len)
         return;
-    json_t *j = json_loadb(c->body, c->body_len, 0, NULL);
+    json_t *j = json_loadb(t->body, t->body_len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
         return;
@@ -219,40 +327,156 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 {
     (void)h;
     (void)data;
-    sg_client *c = ud;
+    transfer *t = ud;
     switch (type) {
-    case CURLINFO_HEADER_OUT: c->hdr_out += size; break;
-    case CURLINFO_DATA_OUT: c->data_out += size; break;
-    case CURLINFO_HEADER_IN: c->hdr_in += size; break;
-    case CURLINFO_DATA_IN: c->data_in += size; break;
+    case CURLINFO_HEADER_OUT: t->hdr_out += size; break;
+    case CURLINFO_DATA_OUT: t->data_out += size; break;
+    case CURLINFO_HEADER_IN: t->hdr_in += size; break;
+    case CURLINFO_DATA_IN: t->data_in += size; break;
     default: break;
     }
     return 0;
 }
 
-/* Returns the HTTP status, 0 when there was no response. */
-static int attempt(sg_client *c, const char *method, const char *url, struct curl_slist *hdrs,
-                   const void *body, size_t len, sg_client_result *res)
+/* Runs the multi handle (mu held on entry and on return; released inside libcurl) until `mine`
+ * is done. Every transfer that finishes meanwhile is marked done and its caller woken. */
+static void drive(sg_client *c, transfer *mine)
 {
-    CURL *h = c->curl;
+    while (!mine->done) {
+        for (transfer *t = c->pending; t; t = t->next) {
+            CURLMcode mc = curl_multi_add_handle(c->multi, t->easy);
+            if (mc != CURLM_OK) { /* out of memory in libcurl: fail this one attempt */
+                t->rc = CURLE_OUT_OF_MEMORY;
+                t->done = true;
+            }
+        }
+        c->pending = NULL;
+        pthread_mutex_unlock(&c->mu);
+        int running = 0;
+        curl_multi_perform(c->multi, &running);
+        transfer *finished = NULL;
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            transfer *t = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+            CURLcode rc = msg->data.result; /* msg is invalid after remove_handle */
+            curl_multi_remove_handle(c->multi, msg->easy_handle);
+            if (t) {
+                t->rc = rc;
+                t->next = finished;
+                finished = t;
+            }
+        }
+        pthread_mutex_lock(&c->mu);
+        if (finished) {
+            while (finished) {
+                transfer *next = finished->next;
+                finished->next = NULL;
+                finished->done = true;
+                finished = next;
+            }
+            pthread_cond_broadcast(&c->cv);
+        }
+        if (mine->done || c->pending)
+            continue;
+        pthread_mutex_unlock(&c->mu);
+        /* sleeps until a socket is ready, a timeout of libcurl's is due, or another caller's
+         * curl_multi_wakeup says it submitted a request (at most 1 s: libcurl's own timeouts
+         * are also kept by curl_multi_poll) */
+        curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        pthread_mutex_lock(&c->mu);
+    }
+}
+
+/* Submits t and returns when it is done, driving the multi handle while no one else does. */
+static void perform(sg_client *c, transfer *t)
+{
+    pthread_mutex_lock(&c->mu);
+    t->done = false;
+    t->next = c->pending;
+    c->pending = t;
+    bool someone_drives = c->driving;
+    pthread_mutex_unlock(&c->mu);
+    if (someone_drives)
+        curl_multi_wakeup(c->multi); /* thread-safe: ends the driver's curl_multi_poll */
+    pthread_mutex_lock(&c->mu);
+    while (!t->done) {
+        if (!c->driving) {
+            c->driving = true;
+            drive(c, t);
+            c->driving = false;
+            pthread_cond_broadcast(&c->cv); /* a waiting caller takes the role over */
+        } else {
+            pthread_cond_wait(&c->cv, &c->mu);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static CURL *easy_take(sg_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    CURL *h = c->nspare > 0 ? c->spare[--c->nspare] : NULL;
+    pthread_mutex_unlock(&c->mu);
+    return h ? h : curl_easy_init();
+}
+
+static void easy_give_back(sg_client *c, CURL *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->nspare < SPARE_EASY_HANDLES) {
+        c->spare[c->nspare++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+/* One attempt on t (whose easy handle is set); returns the HTTP status, 0 when there was no
+ * response. */
+static int attempt(sg_client *c, transfer *t, const char *method, const char *url,
+                   struct curl_slist *hdrs, const void *body, size_t len, sg_client_result *res)
+{
+    CURL *h = t->easy;
     curl_easy_reset(h);
-    c->body_len = 0;
-    c->body_overflow = false;
-    c->retry_after_ms = -1.0;
-    c->hdr_out = c->data_out = c->hdr_in = c->data_in = 0;
-    if (c->body)
-        c->body[0] = 0;
+    t->body_len = 0;
+    t->body_overflow = false;
+    t->retry_after_ms = -1.0;
+    t->hdr_out = t->data_out = t->hdr_in = t->data_in = 0;
+    t->rc = CURLE_OK;
+    if (t->body)
+        t->body[0] = 0;
+    pthread_mutex_lock(&c->mu);
+    long http = c->http == SG_CLIENT_HTTP_1_1 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS;
+    bool verify = c->verify_peer;
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file); /* libcurl copies the string */
+    pthread_mutex_unlock(&c->mu);
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)t);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    /* HTTP/2 when TLS's ALPN offers it, HTTP/1.1 otherwise (plain http:// is always 1.1) */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, http);
+    /* wait for a connection being set up to say whether it multiplexes, rather than opening
+     * another one next to it */
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->cfg.timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, c);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, t);
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L); /* feeds on_debug; nothing is printed */
     if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -266,27 +490,35 @@ static int attempt(sg_client *c, const char *method, const char *url, struct cur
         }
     }
     double t0 = mono_ms();
-    CURLcode rc = curl_easy_perform(h);
+    perform(c, t);
     res->latency_ms = mono_ms() - t0;
-    long code = 0;
-    res->bytes_up += c->hdr_out + c->data_out;
-    res->body_up += c->data_out;
-    res->bytes_down += c->hdr_in + c->data_in;
+    CURLcode rc = t->rc;
+    long code = 0, version = 0, connects = 0;
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    res->bytes_up += t->hdr_out + t->data_out;
+    res->body_up += t->data_out;
+    res->bytes_down += t->hdr_in + t->data_in;
     res->retry_after_ms = -1.0;
     if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        res->retry_after_ms = c->retry_after_ms;
+        curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+        res->retry_after_ms = t->retry_after_ms;
         res->detail[0] = 0;
-        parse_error_body(c, res, (int)code);
+        parse_error_body(t, res, (int)code);
     } else {
         res->network_errors++;
         res->error[0] = 0;
         res->server_ms = -1.0;
         snprintf(res->detail, sizeof res->detail, "%s",
-                 c->body_overflow ? "response too large" : curl_easy_strerror(rc));
+                 t->body_overflow ? "response too large" : curl_easy_strerror(rc));
     }
     int cls = code >= 100 && code < 600 ? (int)(code / 100) : 0;
+    pthread_mutex_lock(&c->mu);
     c->stats.by_status[cls]++;
+    c->connections += connects > 0 ? (uint64_t)connects : 0;
+    if (version)
+        c->last_http_version = version;
+    pthread_mutex_unlock(&c->mu);
     return (int)code;
 }
 
@@ -334,6 +566,14 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
         res->outcome = SG_CLIENT_ENOMEM;
         return SG_CLIENT_ENOMEM;
     }
+    transfer tr;
+    memset(&tr, 0, sizeof tr);
+    if (!(tr.easy = easy_take(c))) {
+        free(url);
+        curl_slist_free_all(hdrs);
+        res->outcome = SG_CLIENT_ENOMEM;
+        return SG_CLIENT_ENOMEM;
+    }
     sg_uniform_fn uniform = c->cfg.uniform ? c->cfg.uniform : sg_rng_uniform;
     void *rng_ud = c->cfg.uniform ? c->cfg.ud : (void *)&c->rng;
     sg_retry_state st;
@@ -341,10 +581,15 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
     double t0 = c->cfg.now_ms(c->cfg.ud);
     sg_client_status outcome;
     for (;;) {
-        int status = attempt(c, method, url, hdrs, body, len, res);
+        int status = attempt(c, &tr, method, url, hdrs, body, len, res);
         res->status = status;
+        double now = c->cfg.now_ms(c->cfg.ud);
+        if (!c->cfg.uniform) /* the client's own generator is shared by its callers */
+            pthread_mutex_lock(&c->mu);
         sg_retry_action a = sg_retry_next(&c->cfg.retry, &st, status, res->retry_after_ms,
-                                          res->error, c->cfg.now_ms(c->cfg.ud), uniform, rng_ud);
+                                          res->error, now, uniform, rng_ud);
+        if (!c->cfg.uniform)
+            pthread_mutex_unlock(&c->mu);
         if (a == SG_RETRY_DONE) {
             outcome = status >= 200 && status < 300 ? SG_CLIENT_OK : SG_CLIENT_FAILED;
             break;
@@ -361,17 +606,18 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
             break;
         }
     }
+    easy_give_back(c, tr.easy);
     res->total_ms = c->cfg.now_ms(c->cfg.ud) - t0;
     res->attempts = st.attempts;
     res->retries = st.attempts - 1;
     res->outcome = outcome;
-    if (c->body_len) {
-        res->body = malloc(c->body_len + 1);
-        if (res->body) {
-            memcpy(res->body, c->body, c->body_len + 1);
-            res->body_len = c->body_len;
-        }
+    if (tr.body_len) { /* the last attempt's body goes to the caller */
+        res->body = tr.body;
+        res->body_len = tr.body_len;
+    } else {
+        free(tr.body);
     }
+    pthread_mutex_lock(&c->mu);
     sg_client_kind_stats *k = &c->stats.kind[kind];
     k->requests++;
     k->attempts += (uint64_t)res->attempts;
@@ -386,6 +632,7 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
     } else {
         k->failed++;
     }
+    pthread_mutex_unlock(&c->mu);
     free(url);
     curl_slist_free_all(hdrs);
     if (res == &dummy)

@@ -124,6 +124,35 @@ SGCLIENT_API sg_client_status sg_client_new(const sg_client_config *cfg, sg_clie
 SGCLIENT_API void sg_client_free(sg_client *c);
 SGCLIENT_API void sg_client_get_stats(const sg_client *c, sg_client_stats *out);
 
+/* ---- transport (libsgclient 1.1) ----
+ * An sg_client is the one handle of the library that may be used from several threads at once:
+ * its requests then share its connections, and over HTTP/2 they run side by side as streams of
+ * one connection (a frame upload does not wait for a question's answer, nor open a connection of
+ * its own). Requests made one after another reuse the connection too (HTTP/1.1 keep-alive or
+ * HTTP/2). Options are functions rather than sg_client_config fields so that the layout of the
+ * config struct, part of the ABI, stays that of 1.0. Set them before the first request (they
+ * apply from the next request on). */
+
+/* TLS for https:// servers. ca_file: a PEM file of the certificates to trust (e.g. a cluster's
+ * self-signed one); NULL = the system's. verify_peer false skips verifying the certificate and
+ * the host name (testing only: anyone on the path can then read and change the traffic).
+ * The path is copied. SG_CLIENT_OK, or EINVAL / ENOMEM. */
+SGCLIENT_API sg_client_status sg_client_set_tls(sg_client *c, const char *ca_file, bool verify_peer,
+                                                char err[SG_CLIENT_ERROR_SIZE]);
+
+typedef enum sg_client_http {
+    SG_CLIENT_HTTP_AUTO = 0, /* HTTP/2 when the server offers it in the TLS handshake (ALPN), else
+                              * HTTP/1.1; plain http:// is HTTP/1.1 (the default) */
+    SG_CLIENT_HTTP_1_1       /* HTTP/1.1 only (comparisons, servers with broken HTTP/2) */
+} sg_client_http;
+SGCLIENT_API sg_client_status sg_client_set_http(sg_client *c, sg_client_http version);
+
+/* The HTTP version of the last response: "1.0", "1.1", "2" (or "3"); "" before any response. */
+SGCLIENT_API const char *sg_client_http_version(const sg_client *c);
+/* Connections the client has opened so far (libcurl's CURLINFO_NUM_CONNECTS, summed): 1 when
+ * every request went over one connection. */
+SGCLIENT_API uint64_t sg_client_connections(const sg_client *c);
+
 /* The request functions return res->outcome: SG_CLIENT_OK (2xx), FAILED, GAVE_UP, ABANDONED,
  * EINVAL or ENOMEM; res may be NULL when the caller wants only that. */
 

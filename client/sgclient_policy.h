@@ -16,8 +16,9 @@
  *    config is filled by its _default() function first, then the caller changes what it wants;
  *    _clear() releases what a result struct holds (never the struct itself);
  *  - the caller owns what it passes in and what it gets back (free() for returned buffers).
- * Nothing here is thread-safe: one handle per thread, or lock around it. Layouts of the public
- * structs are part of the ABI: changing one is a new SGCLIENT_VERSION_MAJOR. */
+ * Nothing here is thread-safe: one handle per thread, or lock around it (the HTTP client of
+ * sgclient.h, sg_client, is the one exception). Layouts of the public structs are part of the
+ * ABI: changing one is a new SGCLIENT_VERSION_MAJOR; new functions are a new MINOR. */
 #ifndef SGCLIENT_POLICY_H
 #define SGCLIENT_POLICY_H
 
@@ -26,9 +27,9 @@
 #include <stdint.h>
 
 #define SGCLIENT_VERSION_MAJOR 1
-#define SGCLIENT_VERSION_MINOR 0
+#define SGCLIENT_VERSION_MINOR 1
 #define SGCLIENT_VERSION_PATCH 0
-#define SGCLIENT_VERSION "1.0.0"
+#define SGCLIENT_VERSION "1.1.0"
 /* 0xMMmmpp, for #if comparisons (like LIBCURL_VERSION_NUM) */
 #define SGCLIENT_VERSION_NUM \
     ((SGCLIENT_VERSION_MAJOR << 16) | (SGCLIENT_VERSION_MINOR << 8) | SGCLIENT_VERSION_PATCH)

@@ -18,6 +18,10 @@ Run with Debian's python3-locust (2.12):
         --host http://127.0.0.1:5000
 Environment: SG_LOAD_WAIT_MIN / SG_LOAD_WAIT_MAX (seconds), SG_LOAD_IMAGES (a directory of
 JPEG/PNG photos), SG_LOAD_API_KEY (sent as X-API-Key when the server has auth on).
+An https:// host (the cluster's nginx, scripts/cluster.sh) is verified against SG_LOAD_CA (a PEM
+file, e.g. the cluster's self-signed certificate), else the system's CAs; SG_LOAD_INSECURE=1
+skips verification. SG_LOAD_SESSIONS_FILE: every session created is appended to it as
+"<session_id>\t<unix time>" (the failover test checks that each is still served).
 """
 
 import base64
@@ -27,6 +31,7 @@ import json
 import os
 import random
 import sys
+import time
 
 from locust import HttpUser, between, task
 from PIL import Image, ImageOps
@@ -37,6 +42,12 @@ IMAGE_DIR = os.environ.get("SG_LOAD_IMAGES",
 WAIT_MIN = float(os.environ.get("SG_LOAD_WAIT_MIN", "30"))
 WAIT_MAX = float(os.environ.get("SG_LOAD_WAIT_MAX", "60"))
 API_KEY = os.environ.get("SG_LOAD_API_KEY")
+CA_FILE = os.environ.get("SG_LOAD_CA")
+INSECURE = os.environ.get("SG_LOAD_INSECURE", "").lower() in ("1", "true", "yes", "on")
+SESSIONS_FILE = os.environ.get("SG_LOAD_SESSIONS_FILE")
+if INSECURE:
+    import urllib3  # one warning per request otherwise
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 if WAIT_MIN < 0 or WAIT_MAX < WAIT_MIN:
     sys.exit(f"locustfile: bad waits SG_LOAD_WAIT_MIN={WAIT_MIN} SG_LOAD_WAIT_MAX={WAIT_MAX}")
@@ -114,6 +125,10 @@ class GlassesUser(HttpUser):
     def on_start(self):
         if API_KEY:
             self.client.headers["X-API-Key"] = API_KEY
+        if CA_FILE:
+            self.client.verify = CA_FILE
+        elif INSECURE:
+            self.client.verify = False
         self.session_id = None
         self.images = itertools.cycle(random.sample(IMAGES, len(IMAGES)))
         self._create_session()
@@ -136,6 +151,9 @@ class GlassesUser(HttpUser):
                 return
             self.session_id = sid
             r.success()
+            if SESSIONS_FILE:
+                with open(SESSIONS_FILE, "a", encoding="ascii") as f:
+                    f.write(f"{sid}\t{time.time():.3f}\n")
 
     def _turn(self, route, body, want_visual):
         if self.session_id is None:

@@ -57,7 +57,7 @@
 typedef enum { PREFILTER_ON, PREFILTER_OFF, PREFILTER_SHADOW } prefilter_mode;
 
 typedef struct opts {
-    const char *server, *frames, *audio, *api_key;
+    const char *server, *frames, *audio, *api_key, *cacert;
     const char *question;
     double battery, duration_s, speed, question_every_s, hold_s, timeout_s, pan;
     int cam_w, cam_h, up_w, up_h;
@@ -65,7 +65,7 @@ typedef struct opts {
     double upload_budget; /* KB/min; < 0: the battery band's default; 0: unlimited */
     sg_audio_codec audio_codec;
     prefilter_mode prefilter;
-    bool json, frame_json, keep_session;
+    bool json, frame_json, keep_session, insecure, http1;
     unsigned long long seed;
 } opts;
 
@@ -615,7 +615,7 @@ static void stream_usage(FILE *f)
             "                 [--size WxH] [--prefilter on|off|shadow] [--quality Q] [--queue N]\n"
             "                 [--timeout S] [--pan PX] [--api-key KEY] [--frame-json] [--keep-session]\n"
             "                 [--seed N] [--audio-codec opus|flac|pcm] [--audio-bitrate BPS]\n"
-            "                 [--upload-budget KB]\n"
+            "                 [--upload-budget KB] [--cacert FILE] [--insecure] [--http1.1]\n"
             "  Simulates glasses + phone against sg-edge: a 30 fps camera through the adaptive\n"
             "  frame-rate controller, the keyframe pre-filter and the JPEG quality policy, 1 s audio\n"
             "  chunks (looped), a question every S seconds; prints upload KB/min, effective fps,\n"
@@ -630,7 +630,10 @@ static void stream_usage(FILE *f)
             "  --audio-codec opus (Ogg Opus chunks; flac, or pcm = WAV)   --audio-bitrate 24000 (Opus)\n"
             "  --upload-budget KB/min for frames + audio + questions (default by battery: 600 at\n"
             "  >= 50 %%, 450 at 20-50 %%, 300 below; 0 = none): frames that do not fit are sent at a\n"
-            "  lower JPEG quality (>= 40) or skipped; audio is never dropped\n");
+            "  lower JPEG quality (>= 40) or skipped; audio is never dropped\n"
+            "  https:// servers: HTTP/2 when the server offers it (the report's http_version);\n"
+            "  --cacert FILE trusts that PEM certificate (e.g. scripts/cluster.sh's), --insecure\n"
+            "  skips verification (testing only), --http1.1 never asks for HTTP/2\n");
 }
 
 static int parse_size(const char *v, int *w, int *h)
@@ -687,7 +690,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"keep-session", no_argument, 0, 'K'},        {"seed", required_argument, 0, 'S'},
         {"pan", required_argument, 0, 'P'},           {"help", no_argument, 0, 'h'},
         {"audio-codec", required_argument, 0, 'C'},   {"audio-bitrate", required_argument, 0, 'B'},
-        {"upload-budget", required_argument, 0, 'U'},
+        {"upload-budget", required_argument, 0, 'U'}, {"cacert", required_argument, 0, 'A'},
+        {"insecure", no_argument, 0, 'I'},            {"http1.1", no_argument, 0, '1'},
         {0, 0, 0, 0}};
     static const opts defaults = {
         .battery = 100, .duration_s = 60, .speed = 1, .question_every_s = 15, .hold_s = 4, .pan = 10,
@@ -706,6 +710,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'a': o->audio = optarg; break;
         case 'Q': o->question = optarg; break;
         case 'k': o->api_key = optarg; break;
+        case 'A': o->cacert = optarg; break;
+        case 'I': o->insecure = true; break;
+        case '1': o->http1 = true; break;
         case 'j': o->json = true; break;
         case 'J': o->frame_json = true; break;
         case 'K': o->keep_session = true; break;
@@ -960,11 +967,21 @@ static int stream_open(stream *s, const opts *o)
         fprintf(stderr, "sg stream: %s\n", cerr);
         return 2;
     }
+    if ((o->cacert || o->insecure) &&
+        sg_client_set_tls(s->client, o->cacert, !o->insecure, cerr) != SG_CLIENT_OK) {
+        fprintf(stderr, "sg stream: %s\n", cerr);
+        return 2;
+    }
+    if (o->http1)
+        sg_client_set_http(s->client, SG_CLIENT_HTTP_1_1);
     sg_client_result r;
     sg_client_status st = sg_client_create_session(s->client, s->sid, &r);
     if (st != SG_CLIENT_OK)
-        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s\n", o->server, r.status,
-                r.detail[0] ? r.detail : "(no answer)");
+        fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s%s\n", o->server, r.status,
+                r.detail[0] ? r.detail : "(no answer)",
+                r.status == 0 && (strstr(r.detail, "SSL") || strstr(r.detail, "certificate"))
+                    ? " (a self-signed certificate? --cacert FILE trusts it, --insecure skips the check)"
+                    : "");
     sg_client_result_clear(&r);
     return st == SG_CLIENT_OK ? 0 : 1;
 }
@@ -1393,6 +1410,10 @@ static json_t *report_json(const report *R)
     json_object_set_new(out, "turn_latency_ms", pct_json(&R->s->turn_ms));
     json_object_set_new(out, "upload", report_upload(R));
     json_object_set_new(out, "http", report_http(R));
+    /* which HTTP the server spoke ("2" through nginx over TLS) and over how many connections */
+    const char *hv = sg_client_http_version(s->client);
+    json_object_set_new(out, "http_version", hv[0] ? json_string(hv) : json_null());
+    json_object_set_new(out, "connections", json_integer((json_int_t)sg_client_connections(s->client)));
     json_object_set_new(out, "uplink_kbps", R->uplink_kbps > 0 ? json_real(round(R->uplink_kbps)) : json_null());
     json_object_set_new(out, "last_error", s->last_error[0] ? json_string(s->last_error) : json_null());
     return out;
@@ -1435,12 +1456,15 @@ static void report_text(const report *R, json_t *out)
            s->queries_answered, json_number_value(json_object_get(tl, "p50")),
            json_number_value(json_object_get(tl, "p95")));
     printf("upload   %.1f KB/min (frames %.1f, audio %.1f, questions %.1f); %lld requests, %lld "
-           "retries, %lld network errors\n",
+           "retries, %lld network errors; HTTP/%s over %lld connection(s)\n",
            json_real_value(json_object_get(ul, "kb_per_min")),
            json_real_value(json_object_get(ul, "frames_kb_per_min")),
            json_real_value(json_object_get(ul, "audio_kb_per_min")),
            json_real_value(json_object_get(ul, "queries_kb_per_min")), R->requests, R->retries,
-           R->network_errors);
+           R->network_errors, json_is_string(json_object_get(out, "http_version"))
+                                  ? json_string_value(json_object_get(out, "http_version"))
+                                  : "-",
+           (long long)json_integer_value(json_object_get(out, "connections")));
     size_t mi;
     json_t *pm;
     json_array_foreach(json_object_get(ul, "per_minute"), mi, pm)

@@ -11,9 +11,11 @@ PACKAGES=(
   libsamplerate0-dev                          # band-limited audio resampling
   libsndfile1-dev                             # FLAC/Ogg (Opus, Vorbis) audio: server decode, client encode
   libunistring-dev                            # Unicode categories, case mapping, NFC (tokenizers)
-  libcurl4-openssl-dev                        # HTTP client for the integration tests
+  libcurl4-openssl-dev libnghttp2-14          # HTTP client (tests, libsgclient), HTTP/2 in it
   libhiredis-dev redis-server redis-tools     # the Redis session store: client library; the
                                               # server and redis-cli its tests and benches start
+  nginx openssl                               # the cluster (scripts/cluster.sh): TLS, HTTP/2
+                                              # (Debian's nginx has http_v2), the test certificate
   wrk                                         # HTTP benchmark (bench/)
   python3-locust python3-pil python3-matplotlib curl  # load tests and their chart (loadtest/)
   iproute2                                    # network namespaces, tc (tests/netem/run.sh)

@@ -22,6 +22,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== load smoke: locust, 20 users for 30 s with no think time, on the Release build"
 loadtest/smoke.sh build/sg-edge
+echo "== cluster smoke: redis + 3 sg-edge + nginx (TLS, HTTP/2): malformed requests, locust 100 users 30 s, sg stream 20 s"
+loadtest/cluster_smoke.sh build/sg-edge
+echo "== cluster failover: locust 100 users 30 s, one instance SIGKILLed at 10 s and restarted at 15 s"
+loadtest/cluster_failover.sh build/sg-edge
 echo "== network conditions: sg stream over emulated Wi-Fi / 4G / poor 3G links (Release build)"
 netem_rc=0
 tests/netem/run.sh build || netem_rc=$?
