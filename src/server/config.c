@@ -53,8 +53,8 @@ void sg_config_defaults(sg_config *c)
     snprintf(c->store.shown, sizeof c->store.shown, "memory");
     c->store_timeout_ms = 500;
     c->store_connections = 0;
-    c->lock_ttl_ms = 30000;
-    c->lock_wait_ms = 10000;
+    c->lock_ttl_ms = 15000;
+    c->lock_wait_ms = 20000;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
