@@ -204,6 +204,13 @@ int main(int argc, char **argv)
     /* Models load while the server already answers /health and /ready ("loading"); one that
      * cannot load stops the server (exit 2) through the shared clean-up at the end. */
     int rc = 2;
+    /* every named model is "configured" from now on and "loaded" once it serves: a load that
+     * hangs shows as configured 1, loaded 0 (an alert in deploy/prometheus/alerts.yml) */
+    sg_metrics *metrics = sg_server_metrics(srv);
+    sg_metrics_model(metrics, SG_MODEL_VISION, cfg.vision_model != NULL, false);
+    sg_metrics_model(metrics, SG_MODEL_LLM, llm_model != NULL, false);
+    sg_metrics_model(metrics, SG_MODEL_VAD, vad_model != NULL, false);
+    sg_metrics_model(metrics, SG_MODEL_ASR, asr_model != NULL, false);
     sg_pool *pool = NULL;
     sg_clip_vision *vision = NULL;
     sg_llm_snn *llm = NULL;
@@ -228,6 +235,7 @@ int main(int argc, char **argv)
             goto done;
         }
         backends.vision = sg_clip_vision_backend(vision);
+        sg_metrics_model(metrics, SG_MODEL_VISION, true, true);
         const sg_clip_info *ci = sg_clip_get_info(sg_clip_vision_model(vision));
         sg_log(SG_LOG_INFO, "vision: %s (%d layers, width %d, %.1f MB of weights, %d threads, "
                "kernels %s) loaded in %.0f ms", backends.vision->name, ci->vision_layers,
@@ -258,6 +266,7 @@ int main(int argc, char **argv)
         }
         backends.cache = cache;
         backends.llm = sg_llm_snn_backend(llm);
+        sg_metrics_model(metrics, SG_MODEL_LLM, true, true);
         const sg_snn_info *li = sg_snn_get_info(sg_llm_snn_model(llm));
         sg_log(SG_LOG_INFO, "language: %s (SNN student, vocabulary %d, width %d, %d blocks, %s, "
                "%.1f MB of weights, cache %ld entries) loaded in %.0f ms", backends.llm->name,
@@ -275,6 +284,7 @@ int main(int argc, char **argv)
             goto done;
         }
         backends.vad = sg_vad_silero_backend(vad);
+        sg_metrics_model(metrics, SG_MODEL_VAD, true, true);
         sg_log(SG_LOG_INFO, "vad: %s loaded in %.0f ms; audio without speech is answered "
                "\"speech\": false", backends.vad->name, sg_now_ms() - t0);
     }
@@ -296,6 +306,7 @@ int main(int argc, char **argv)
             goto done;
         }
         backends.asr = sg_asr_whisper_backend(asr);
+        sg_metrics_model(metrics, SG_MODEL_ASR, true, true);
         const sg_whisper_info *wi = sg_whisper_get_info(sg_asr_whisper_model(asr));
         sg_log(SG_LOG_INFO, "speech: %s (%s, %d+%d layers, width %d, %.1f MB of weights) loaded in "
                "%.0f ms%s", backends.asr->name, wi->format ? wi->format : "hf", wi->enc_layers,

@@ -19,6 +19,8 @@ PACKAGES=(
   wrk                                         # HTTP benchmark (bench/)
   python3-locust python3-pil python3-matplotlib curl  # load tests and their chart (loadtest/)
   iproute2                                    # network namespaces, tc (tests/netem/run.sh)
+  prometheus                                  # promtool: deploy/prometheus/check.sh (also installs the Prometheus service)
+  linux-perf                                  # perf: scripts/flamegraph.sh (profiling a running sg-edge)
   ca-certificates
 )
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and runs the whole test suite twice: a Release build and an
-# AddressSanitizer + UBSan build (warnings are errors in both), and finally runs every libFuzzer
-# target for a short while (SG_FUZZ_SECONDS each, default 10; 0 skips).
+# Installs what is missing, checks the Prometheus configs and alert rules (promtool), then builds
+# and runs the whole test suite twice: a Release build and an AddressSanitizer + UBSan build
+# (warnings are errors in both), and finally runs every libFuzzer target for a short while
+# (SG_FUZZ_SECONDS each, default 10; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
+
+echo "== Prometheus: scrape configs, alert rules and their unit tests (promtool)"
+deploy/prometheus/check.sh
 
 echo "== Release build + tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSG_WERROR=ON >/dev/null

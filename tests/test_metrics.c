@@ -91,7 +91,9 @@ int main(void)
     CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "queries"), "total")), 5);
     json_decref(j);
 
-    char *p = sg_metrics_prometheus(m, 2, 3, 4, 1.5);
+    sg_metrics_live live = {.active_sessions = 2, .created_sessions = 3, .open_websockets = 4,
+                            .uptime_s = 1.5, .queue_jobs = 5, .queue_capacity = 130};
+    char *p = sg_metrics_prometheus(m, &live);
     CHECK(p != NULL);
     CHECK(strstr(p, "# TYPE smartglass_query_duration_seconds histogram") != NULL);
     /* 100 llm samples of 1..100 ms: 10 are <= 10 ms, 25 <= 25 ms, all <= 0.1 s */
@@ -105,6 +107,40 @@ int main(void)
     CHECK(strstr(p, "smartglass_requests_total{route=\"/health\",code=\"200\"} 2\n") != NULL);
     CHECK(strstr(p, "smartglass_requests_total{route=\"/sessions/{id}/query\",code=\"422\"} 1\n") != NULL);
     CHECK(strstr(p, "smartglass_queries_total 5\n") != NULL);
+    /* every model kind, store and error code is there before anything happened: alerts and
+     * rate() need the series from the start */
+    CHECK(strstr(p, "smartglass_model_configured{kind=\"asr_fallback\"} 0\n") != NULL);
+    CHECK(strstr(p, "smartglass_model_loaded{kind=\"vision\"} 0\n") != NULL);
+    CHECK(strstr(p, "smartglass_store_up 1\n") != NULL);
+    CHECK(strstr(p, "smartglass_store_errors_total 0\n") != NULL);
+    CHECK(strstr(p, "smartglass_error_responses_total{error=\"STORE_UNAVAILABLE\"} 0\n") != NULL);
+    CHECK(strstr(p, "# TYPE smartglass_queue_jobs gauge\nsmartglass_queue_jobs 5\n") != NULL);
+    CHECK(strstr(p, "# TYPE smartglass_queue_capacity gauge\nsmartglass_queue_capacity 130\n") != NULL);
+    CHECK(strstr(p, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ") != NULL);
+    CHECK(strstr(p, "# TYPE process_resident_memory_bytes gauge\n") != NULL);
+    CHECK(strstr(p, "# TYPE process_start_time_seconds gauge\n") != NULL);
+    CHECK(strstr(p, "# TYPE process_open_fds gauge\n") != NULL);
+    free(p);
+
+    sg_metrics_model(m, SG_MODEL_VISION, true, false); /* configured, still loading */
+    sg_metrics_model(m, SG_MODEL_LLM, true, true);
+    sg_metrics_model(m, SG_MODEL_COUNT, true, true);   /* out of range: ignored */
+    sg_metrics_store_up(m, false);
+    sg_metrics_store_error(m);
+    sg_metrics_store_error(m);
+    sg_metrics_error_code(m, "OVERLOADED");
+    sg_metrics_error_code(m, "OVERLOADED");
+    sg_metrics_error_code(m, "NO_SUCH_CODE");
+    sg_metrics_error_code(m, NULL);
+    p = sg_metrics_prometheus(m, &live);
+    CHECK(p != NULL);
+    CHECK(strstr(p, "smartglass_model_configured{kind=\"vision\"} 1\n") != NULL);
+    CHECK(strstr(p, "smartglass_model_loaded{kind=\"vision\"} 0\n") != NULL);
+    CHECK(strstr(p, "smartglass_model_loaded{kind=\"llm\"} 1\n") != NULL);
+    CHECK(strstr(p, "smartglass_store_up 0\n") != NULL);
+    CHECK(strstr(p, "smartglass_store_errors_total 2\n") != NULL);
+    CHECK(strstr(p, "smartglass_error_responses_total{error=\"OVERLOADED\"} 2\n") != NULL);
+    CHECK(strstr(p, "smartglass_error_responses_total{error=\"other\"} 2\n") != NULL);
     free(p);
     sg_metrics_free(m);
     return check_report("test_metrics");

@@ -148,9 +148,15 @@ void sg_handle_metrics_summary(sg_req *r)
 void sg_handle_metrics_prometheus(sg_req *r)
 {
     sg_server *s = r->srv;
-    char *text = sg_metrics_prometheus(s->metrics, sg_session_count(s->sessions),
-                                       sg_session_created(s->sessions), sg_ws_open_count(s->ws),
-                                       (sg_now_ms() - s->started_ms) / 1000.0);
+    const sg_metrics_live live = {
+        .active_sessions = sg_session_count(s->sessions),
+        .created_sessions = sg_session_created(s->sessions),
+        .open_websockets = sg_ws_open_count(s->ws),
+        .uptime_s = (sg_now_ms() - s->started_ms) / 1000.0,
+        .queue_jobs = sg_workq_pending(s->workq),
+        .queue_capacity = s->cfg->workers + s->cfg->queue_depth,
+    };
+    char *text = sg_metrics_prometheus(s->metrics, &live);
     if (!text) {
         sg_req_error(r, 503, "OVERLOADED", "out of memory");
         return;

@@ -214,6 +214,8 @@ static enum MHD_Result send_response(sg_req *r)
     MHD_destroy_response(resp);
 
     sg_metrics_request(s->metrics, r->route_name, r->status);
+    if (r->status >= 400) /* by API code: a 503 OVERLOADED is not a 503 MODEL_UNAVAILABLE */
+        sg_metrics_error_code(s->metrics, json_string_value(json_object_get(r->json, "error")));
     if (r->status == 503 || r->status == 429) {
         if (r->json && json_is_string(json_object_get(r->json, "error")) &&
             (strcmp(json_string_value(json_object_get(r->json, "error")), "OVERLOADED") == 0 ||
@@ -757,6 +759,8 @@ sg_status sg_server_start(sg_server *s, sg_error *err)
 int sg_server_port(sg_server *s) { return s->port; }
 
 void sg_server_set_ready(sg_server *s, bool ready) { atomic_store(&s->ready, ready); }
+
+sg_metrics *sg_server_metrics(sg_server *s) { return s->metrics; }
 
 void sg_server_stop(sg_server *s, double grace_s)
 {

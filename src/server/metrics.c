@@ -2,6 +2,8 @@
  * for percentiles, and cumulative histogram buckets for Prometheus. */
 #include "server/metrics.h"
 
+#include "server/procstat.h"
+
 #include <float.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,12 +33,26 @@ typedef struct route_code {
     atomic_long n;
 } route_code;
 
+/* API.md's error codes: the values of smartglass_error_responses_total's label, plus "other". */
+static const char *const error_codes[] = {
+    "INVALID_REQUEST", "INVALID_SESSION",   "INVALID_IMAGE",     "INVALID_AUDIO",
+    "PAYLOAD_TOO_LARGE", "UNAUTHORIZED",    "RATE_LIMITED",      "OVERLOADED",
+    "MODEL_UNAVAILABLE", "STORE_UNAVAILABLE", "INTERNAL_ERROR",  "other"};
+#define NERROR_CODES (sizeof error_codes / sizeof error_codes[0])
+
+static const char *const model_kinds[SG_MODEL_COUNT] = {"vision", "asr", "asr_fallback", "vad",
+                                                        "llm"};
+
 struct sg_metrics {
     stage_data stages[SG_STAGE_COUNT];
     atomic_long counters[SG_COUNTER_COUNT];
     pthread_mutex_t routes_lock;
     route_code routes[MAX_ROUTE_CODES];
     atomic_int nroutes;
+    atomic_bool model_configured[SG_MODEL_COUNT], model_loaded[SG_MODEL_COUNT];
+    atomic_bool store_up;
+    atomic_long store_errors;
+    atomic_long error_responses[NERROR_CODES];
 };
 
 static const char *stage_names[SG_STAGE_COUNT] = {"vad", "asr", "vision", "llm", "e2e",
@@ -54,6 +70,7 @@ sg_metrics *sg_metrics_new(void)
     for (int i = 0; i < SG_STAGE_COUNT; i++)
         pthread_mutex_init(&m->stages[i].lock, NULL);
     pthread_mutex_init(&m->routes_lock, NULL);
+    atomic_store(&m->store_up, true);
     return m;
 }
 
@@ -120,6 +137,26 @@ void sg_metrics_request(sg_metrics *m, const char *route, int status)
         atomic_store(&m->nroutes, n + 1); /* publish after the entry is complete */
     }
     pthread_mutex_unlock(&m->routes_lock);
+}
+
+void sg_metrics_model(sg_metrics *m, sg_model_kind kind, bool configured, bool loaded)
+{
+    if ((unsigned)kind >= SG_MODEL_COUNT)
+        return;
+    atomic_store(&m->model_configured[kind], configured);
+    atomic_store(&m->model_loaded[kind], loaded);
+}
+
+void sg_metrics_store_up(sg_metrics *m, bool up) { atomic_store(&m->store_up, up); }
+
+void sg_metrics_store_error(sg_metrics *m) { atomic_fetch_add(&m->store_errors, 1); }
+
+void sg_metrics_error_code(sg_metrics *m, const char *code)
+{
+    size_t i = 0;
+    while (i < NERROR_CODES - 1 && (!code || strcmp(code, error_codes[i]) != 0))
+        i++;
+    atomic_fetch_add(&m->error_responses[i], 1);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -260,8 +297,66 @@ static void sb_printf(strbuf *b, const char *fmt, ...)
     }
 }
 
-char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions,
-                            long open_websockets, double uptime_s)
+/* The operations block: model slots, the session store, error codes, the work queue. */
+static void prometheus_ops(strbuf *b, sg_metrics *m, const sg_metrics_live *live)
+{
+    sb_printf(b, "# HELP smartglass_model_configured 1 when the model of this kind is configured.\n"
+                 "# TYPE smartglass_model_configured gauge\n");
+    for (int k = 0; k < SG_MODEL_COUNT; k++)
+        sb_printf(b, "smartglass_model_configured{kind=\"%s\"} %d\n", model_kinds[k],
+                  atomic_load(&m->model_configured[k]) ? 1 : 0);
+    sb_printf(b, "# HELP smartglass_model_loaded 1 when the model of this kind is loaded and serving.\n"
+                 "# TYPE smartglass_model_loaded gauge\n");
+    for (int k = 0; k < SG_MODEL_COUNT; k++)
+        sb_printf(b, "smartglass_model_loaded{kind=\"%s\"} %d\n", model_kinds[k],
+                  atomic_load(&m->model_loaded[k]) ? 1 : 0);
+    sb_printf(b, "# HELP smartglass_store_up 1 when the session store can be reached.\n"
+                 "# TYPE smartglass_store_up gauge\nsmartglass_store_up %d\n"
+                 "# HELP smartglass_store_errors_total Session-store operations that failed.\n"
+                 "# TYPE smartglass_store_errors_total counter\nsmartglass_store_errors_total %ld\n",
+              atomic_load(&m->store_up) ? 1 : 0, atomic_load(&m->store_errors));
+    sb_printf(b, "# HELP smartglass_error_responses_total Error responses by their API error code.\n"
+                 "# TYPE smartglass_error_responses_total counter\n");
+    for (size_t i = 0; i < NERROR_CODES; i++)
+        sb_printf(b, "smartglass_error_responses_total{error=\"%s\"} %ld\n", error_codes[i],
+                  atomic_load(&m->error_responses[i]));
+    sb_printf(b, "# HELP smartglass_queue_jobs Work-queue jobs queued or running.\n"
+                 "# TYPE smartglass_queue_jobs gauge\nsmartglass_queue_jobs %d\n"
+                 "# HELP smartglass_queue_capacity Jobs the work queue holds (workers + depth) "
+                 "before 503 OVERLOADED.\n"
+                 "# TYPE smartglass_queue_capacity gauge\nsmartglass_queue_capacity %d\n",
+              live->queue_jobs, live->queue_capacity);
+}
+
+/* The standard process metrics, named and typed as the Prometheus client libraries export them. */
+static void prometheus_process(strbuf *b)
+{
+    sg_procstat ps;
+    if (!sg_procstat_read(&ps))
+        return;
+    sb_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                 "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+                 "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                 "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %.0f\n"
+                 "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                 "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %.0f\n",
+              ps.cpu_seconds, ps.resident_bytes, ps.virtual_bytes);
+    if (ps.start_time_s >= 0)
+        sb_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch "
+                     "in seconds.\n# TYPE process_start_time_seconds gauge\n"
+                     "process_start_time_seconds %.2f\n",
+                  ps.start_time_s);
+    if (ps.open_fds >= 0)
+        sb_printf(b, "# HELP process_open_fds Number of open file descriptors.\n"
+                     "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+                  ps.open_fds);
+    if (ps.max_fds >= 0)
+        sb_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                     "# TYPE process_max_fds gauge\nprocess_max_fds %ld\n",
+                  ps.max_fds);
+}
+
+char *sg_metrics_prometheus(sg_metrics *m, const sg_metrics_live *live)
 {
     strbuf b = {malloc(8192), 0, 8192, 0};
     if (!b.p)
@@ -292,13 +387,13 @@ char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_se
     }
     sb_printf(&b, "# HELP smartglass_active_sessions Sessions currently open.\n"
                   "# TYPE smartglass_active_sessions gauge\nsmartglass_active_sessions %ld\n",
-              active_sessions);
+              live->active_sessions);
     sb_printf(&b, "# HELP smartglass_websockets_open WebSockets open or being upgraded.\n"
                   "# TYPE smartglass_websockets_open gauge\nsmartglass_websockets_open %ld\n",
-              open_websockets);
+              live->open_websockets);
     sb_printf(&b, "# HELP smartglass_sessions_created_total Sessions created since start.\n"
                   "# TYPE smartglass_sessions_created_total counter\nsmartglass_sessions_created_total %ld\n",
-              created_sessions);
+              live->created_sessions);
     for (int i = 0; i < SG_COUNTER_COUNT; i++) {
         sb_printf(&b, "# TYPE smartglass_%s_total counter\nsmartglass_%s_total %ld\n",
                   counter_names[i], counter_names[i], sg_metrics_counter(m, (sg_counter)i));
@@ -309,7 +404,10 @@ char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_se
     for (int i = 0; i < n; i++)
         sb_printf(&b, "smartglass_requests_total{route=\"%s\",code=\"%d\"} %ld\n", m->routes[i].route,
                   m->routes[i].status, atomic_load(&m->routes[i].n));
-    sb_printf(&b, "# TYPE smartglass_uptime_seconds gauge\nsmartglass_uptime_seconds %.3f\n", uptime_s);
+    sb_printf(&b, "# TYPE smartglass_uptime_seconds gauge\nsmartglass_uptime_seconds %.3f\n",
+              live->uptime_s);
+    prometheus_ops(&b, m, live);
+    prometheus_process(&b);
     if (b.failed) {
         free(b.p);
         return NULL;

@@ -5,6 +5,7 @@
 #define SG_SERVER_METRICS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum sg_stage {
@@ -57,9 +58,43 @@ double sg_percentile(const double *sorted, size_t n, double p);
  * seconds as it measured them - and the body has its "queries": {"total"}, so a dashboard built
  * on that runtime keeps working. */
 json_t *sg_metrics_json(sg_metrics *m);
-/* Prometheus text exposition; the session and WebSocket counts are passed in by the server.
- * Returns malloc'ed text. */
-char *sg_metrics_prometheus(sg_metrics *m, long active_sessions, long created_sessions,
-                            long open_websockets, double uptime_s);
+/* ---- what operators alert on (deploy/prometheus/alerts.yml) ------------------------------ */
+
+/* The model slots of a server. Each is exported as smartglass_model_configured{kind} and
+ * smartglass_model_loaded{kind} (1/0), every kind always, so a model that is named but never
+ * becomes ready is visible (configured 1, loaded 0) and so is an instance started without one. */
+typedef enum sg_model_kind {
+    SG_MODEL_VISION = 0,
+    SG_MODEL_ASR,
+    SG_MODEL_ASR_FALLBACK,
+    SG_MODEL_VAD,
+    SG_MODEL_LLM,
+    SG_MODEL_COUNT
+} sg_model_kind;
+void sg_metrics_model(sg_metrics *m, sg_model_kind kind, bool configured, bool loaded);
+
+/* The session store's reachability (smartglass_store_up; starts at 1: the in-process store is
+ * always up) and its failed operations (smartglass_store_errors_total). A shared store reports
+ * both as it talks to its server. */
+void sg_metrics_store_up(sg_metrics *m, bool up);
+void sg_metrics_store_error(sg_metrics *m);
+
+/* An error response by its API code ("OVERLOADED", ...): smartglass_error_responses_total{error},
+ * which tells a 503 OVERLOADED from a 503 MODEL_UNAVAILABLE or STORE_UNAVAILABLE. A code outside
+ * API.md's list counts as "other", so the label's values stay a fixed set. */
+void sg_metrics_error_code(sg_metrics *m, const char *code);
+
+/* What the server passes in at each scrape: values that live elsewhere. */
+typedef struct sg_metrics_live {
+    long active_sessions, created_sessions, open_websockets;
+    double uptime_s;
+    int queue_jobs;     /* work-queue jobs queued or running */
+    int queue_capacity; /* workers + queue depth: beyond it, 503 OVERLOADED */
+} sg_metrics_live;
+
+/* Prometheus text exposition, with the process's own metrics (process_cpu_seconds_total,
+ * process_resident_memory_bytes, ... as Prometheus client libraries name them). Returns malloc'ed
+ * text. */
+char *sg_metrics_prometheus(sg_metrics *m, const sg_metrics_live *live);
 
 #endif

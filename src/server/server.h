@@ -9,6 +9,7 @@
 #include "agent/backends.h"
 #include "base/error.h"
 #include "server/config.h"
+#include "server/metrics.h"
 
 typedef struct sg_server sg_server;
 
@@ -20,6 +21,8 @@ sg_status sg_server_start(sg_server *s, sg_error *err);
 int sg_server_port(sg_server *s);
 /* /ready answers 200 once this is true (after models have loaded). */
 void sg_server_set_ready(sg_server *s, bool ready);
+/* The server's metrics: main() reports each model's state there (sg_metrics_model). */
+sg_metrics *sg_server_metrics(sg_server *s);
 /* Graceful stop: stops accepting connections, lets in-flight requests finish (up to
  * grace_s seconds), then shuts the daemon down. */
 void sg_server_stop(sg_server *s, double grace_s);
