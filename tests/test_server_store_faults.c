@@ -170,6 +170,21 @@ static void test_restart_instances(const sgt_redis *r)
 
 /* ---- Redis down, hung, back --------------------------------------------------------------------- */
 
+/* The value of an unlabelled series in GET /metrics/prometheus, -1 when absent. */
+static double prom_value(const sgt_server *s, const char *name)
+{
+    sgt_resp r = sgt_get(s, "/metrics/prometheus");
+    double v = -1;
+    size_t n = strlen(name);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+    sgt_resp_free(&r);
+    return v;
+}
+
 /* A session route answers 503 STORE_UNAVAILABLE with Retry-After, within 2 s. */
 static void check_unavailable(const sgt_server *s, const char *id, const char *when)
 {
@@ -226,6 +241,10 @@ static void test_redis_down(sgt_redis *r)
     sgt_resp health = sgt_get(&a, "/health");
     CHECK_EQ_INT(health.status, 200);
     sgt_resp_free(&health);
+    /* what the store alert reads: down, and the failures counted */
+    CHECK_MSG(prom_value(&a, "smartglass_store_up") == 0, "store_up %g with Redis stopped",
+              prom_value(&a, "smartglass_store_up"));
+    CHECK(prom_value(&a, "smartglass_store_errors_total") >= 1);
     /* back on the same port (no AOF: the session is gone, the service is not) */
     CHECK(sgt_redis_run(r) == 0);
     double t0 = sgt_now_ms();
@@ -239,6 +258,14 @@ static void test_redis_down(sgt_redis *r)
     }
     CHECK_MSG(ready_again, "/ready did not recover within 5 s of Redis");
     printf("service resumed %.0f ms after Redis was back\n", sgt_now_ms() - t0);
+    /* smartglass_store_up comes back at the reaper's next sweep (every 5 s at most) */
+    bool up_again = false;
+    for (int i = 0; i < 400 && !up_again; i++) {
+        up_again = prom_value(&a, "smartglass_store_up") == 1;
+        if (!up_again)
+            sgt_sleep_ms(20);
+    }
+    CHECK_MSG(up_again, "smartglass_store_up not 1 within 8 s of Redis");
     sgt_resp q = query(&a, id, "hello");
     CHECK_EQ_INT(q.status, 404);
     sgt_resp_free(&q);

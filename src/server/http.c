@@ -82,6 +82,12 @@ void sg_req_fail(sg_req *r, sg_status st, const char *domain_code, const sg_erro
     sg_req_error(r, http, code, "%s", msg);
     if (st == SG_ENOMEM || st == SG_EUNAVAILABLE || st == SG_EBUSY)
         r->retry_after = r->srv->cfg->retry_after_s;
+    if (st == SG_EUNAVAILABLE || st == SG_ECORRUPT) {
+        /* smartglass_store_errors_total / _store_up: what the alert on the store reads */
+        sg_metrics_store_error(r->srv->metrics);
+        if (st == SG_EUNAVAILABLE)
+            sg_metrics_store_up(r->srv->metrics, false);
+    }
 }
 
 /* Accept-Encoding: gzip is acceptable unless given q=0. */
@@ -679,6 +685,10 @@ static void *reaper_main(void *p)
         int n = sg_session_expire(s->sessions, sg_now_ms());
         if (n)
             sg_log(SG_LOG_INFO, "expired %d idle session(s)", n);
+        /* smartglass_store_up follows the store between requests too (it goes down at a failed
+         * request at once, and comes back here, at most one sweep after the store does) */
+        sg_error perr = {0};
+        sg_metrics_store_up(s->metrics, sg_session_store_ping(s->sessions, &perr) == SG_OK);
         pthread_mutex_lock(&s->reaper_lock);
     }
     pthread_mutex_unlock(&s->reaper_lock);
