@@ -95,6 +95,7 @@ void sg_handle_session_delete(sg_req *r)
         return;
     }
     sg_ws_session_deleted(r->srv, r->session_id); /* its WebSockets close with 1000 */
+    sg_telemetry_forget(r->srv->telemetry, r->session_id);
     sg_req_json(r, 200, json_pack("{s:s,s:s}", "status", "deleted", "session_id", r->session_id));
 }
 
@@ -148,6 +149,8 @@ void sg_handle_metrics_summary(sg_req *r)
 void sg_handle_metrics_prometheus(sg_req *r)
 {
     sg_server *s = r->srv;
+    sg_telemetry_snapshot clients;
+    sg_telemetry_snapshot_at(s->telemetry, sg_now_ms() / 1000.0, &clients);
     const sg_metrics_live live = {
         .active_sessions = sg_session_count(s->sessions),
         .created_sessions = sg_session_created(s->sessions),
@@ -155,6 +158,7 @@ void sg_handle_metrics_prometheus(sg_req *r)
         .uptime_s = (sg_now_ms() - s->started_ms) / 1000.0,
         .queue_jobs = sg_workq_pending(s->workq),
         .queue_capacity = s->cfg->workers + s->cfg->queue_depth,
+        .clients = &clients,
     };
     char *text = sg_metrics_prometheus(s->metrics, &live);
     if (!text) {

@@ -714,6 +714,7 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
     s->metrics = sg_metrics_new();
     s->workq = sg_workq_new(cfg->workers, cfg->queue_depth);
     s->ws = sg_ws_hub_new();
+    s->telemetry = sg_telemetry_new(2 * cfg->max_sessions, SG_TELEMETRY_WINDOW_S);
     pthread_mutex_init(&s->reaper_lock, NULL);
     pthread_cond_init(&s->reaper_cond, NULL);
     s->edge = sg_edge_new(cfg, err);
@@ -721,7 +722,7 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
         sg_server_free(s);
         return NULL;
     }
-    if (!s->sessions || !s->metrics || !s->workq || !s->ws) {
+    if (!s->sessions || !s->metrics || !s->workq || !s->ws || !s->telemetry) {
         sg_error_set(err, SG_ENOMEM, "could not create the session store, metrics or workers");
         sg_server_free(s);
         return NULL;
@@ -820,6 +821,7 @@ void sg_server_free(sg_server *s)
     sg_ws_hub_free(s->ws);
     sg_session_store_free(s->sessions);
     sg_metrics_free(s->metrics);
+    sg_telemetry_free(s->telemetry);
     pthread_mutex_destroy(&s->reaper_lock);
     pthread_cond_destroy(&s->reaper_cond);
     free(s);

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "server/telemetry.h"
+
 typedef enum sg_stage {
     SG_STAGE_VAD = 0,
     SG_STAGE_ASR,
@@ -90,6 +92,7 @@ typedef struct sg_metrics_live {
     double uptime_s;
     int queue_jobs;     /* work-queue jobs queued or running */
     int queue_capacity; /* workers + queue depth: beyond it, 503 OVERLOADED */
+    const sg_telemetry_snapshot *clients; /* the clients' reports (NULL: none) */
 } sg_metrics_live;
 
 /* Prometheus text exposition, with the process's own metrics (process_cpu_seconds_total,
