@@ -209,7 +209,7 @@ static sg_status answer(const sg_backends *b, const sg_turn_input *in, const cha
         out->response = sg_cache_get(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
         *cached = out->response != NULL;
         if (!*cached) {
-            sg_status st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens,
+            sg_status st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens, NULL, NULL,
                                             &out->response, err);
             if (st != SG_OK)
                 return st;
