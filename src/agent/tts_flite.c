@@ -8,9 +8,10 @@
  * features after it is registered; the speaking rate is therefore set as "duration_stretch" on
  * each utterance's features, which are searched before the voice's. What flite keeps globally is
  * written only while a voice registers (the voice list, the US English lexicon's one-time set-up),
- * so registration runs once per voice under a mutex. One caveat that is no race: the clustergen
- * voices (slt, rms) draw their unvoiced excitation from libc's rand(), which glibc locks; their
- * samples differ from run to run (durations and spectra do not), the others' are identical.
+ * so registration runs once per voice under a mutex. One caveat that is no race: slt, rms and awb
+ * draw excitation noise from libc's rand(), which glibc locks; their samples differ from run to run
+ * (durations do not), while the diphone voices kal and kal16 give identical samples every time -
+ * tests/test_tts.c checks those across four threads against one.
  *
  * flite's voices speak English from ASCII text, so text is prepared first: NFKD-decomposed (é ->
  * e + accent, ligatures split), accents dropped, curly quotes and dashes made ASCII, anything else
