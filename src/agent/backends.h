@@ -96,6 +96,8 @@ typedef struct sg_backends {
     sg_vad_backend *vad;       /* NULL: all audio is treated as speech */
     sg_asr_backend *asr;       /* NULL: speech cannot be transcribed (503 MODEL_UNAVAILABLE) */
     sg_llm_backend *llm;       /* NULL: rule-based responder (agent/responder.h) */
+    struct sg_tts_backend *tts; /* speech synthesis (agent/tts.h); NULL: off (SG_TTS=off), and a
+                                   request asking for speech is told so */
     struct sg_skills *skills;  /* action registry (agent/actions.h) */
     struct sg_cache *cache;    /* response cache around the LLM (agent/cache.h): a repeated
                                   normalised prompt with the same max_tokens is answered from it
