@@ -360,8 +360,9 @@ static void work_query(sg_req *r)
         }
         have_audio = true;
     }
-    sg_turn_input ti = {r->in.text, have_audio ? &a : NULL, r->in.image, r->in.image_len,
-                        r->in.language, r->in.cloud_offload, r->in.max_tokens};
+    sg_turn_input ti = {.text = r->in.text, .audio = have_audio ? &a : NULL, .image = r->in.image,
+                        .image_len = r->in.image_len, .language = r->in.language,
+                        .cloud_offload = r->in.cloud_offload, .max_tokens = r->in.max_tokens};
     json_t *o = sg_req_run_turn(r, &ti, NULL);
     if (have_audio)
         sg_audio_free(&a);
