@@ -101,6 +101,8 @@ typedef struct sg_work_input {
     char *language;
     bool cloud_offload;
     int max_tokens;
+    bool speak;                /* "speak": true: the answer's speech too (agent/tts.h) */
+    int speak_format;          /* its sg_tts_format ("speak_format": "ogg" | "wav") */
     bool client_keyframe;      /* POST /frame: the client's pre-filter marked it a keyframe */
     long long dat_seq;         /* DAT frame chunk: its sequence number */
     char *dat_turn_id;         /* DAT turn: the client's turn_id */
