@@ -12,6 +12,7 @@ PACKAGES=(
   libsndfile1-dev                             # FLAC/Ogg (Opus, Vorbis) audio: server decode, client encode
   libunistring-dev                            # Unicode categories, case mapping, NFC (tokenizers)
   libcurl4-openssl-dev libnghttp2-14          # HTTP client (tests, libsgclient), HTTP/2 in it
+  libtesseract-dev tesseract-ocr-eng         # OCR: Tesseract 5's library and its English data
   libhiredis-dev redis-server redis-tools     # the Redis session store: client library; the
                                               # server and redis-cli its tests and benches start
   nginx openssl                               # the cluster (scripts/cluster.sh): TLS, HTTP/2
