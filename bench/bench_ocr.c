@@ -157,10 +157,10 @@ int main(int argc, char **argv)
                 return 1;
             check[nc++] = r.total_ms;
             if (k == 0) {
-                false_regions += r.regions;
+                false_regions += r.engine_runs;
                 if (verbose)
-                    printf("%s (no text): regions %d, %.1f ms [%s]\n", photos[i], r.regions,
-                           r.total_ms, r.text);
+                    printf("%s (no text): regions %d, engine runs %d, %.1f ms [%s]\n", photos[i],
+                           r.regions, r.engine_runs, r.total_ms, r.text);
             }
             sg_ocr_result_free(&r);
         }
@@ -171,9 +171,10 @@ int main(int argc, char **argv)
     printf("regions+tesseract: mean CER %.3f, median %.1f ms/frame\n", cer_sum / (double)n, med);
     printf("tesseract whole frame (PSM auto): mean CER %.3f, median %.1f ms/frame\n",
            wcer_sum / (double)n, wmed);
-    printf("frames without text: median %.1f ms, %d regions on %d photos\n", cmed, false_regions, 7);
+    printf("frames without text: median %.1f ms, %d engine runs on %d photos\n", cmed,
+           false_regions, 7);
     printf("{\"frames\":%zu,\"cer\":%.4f,\"ms\":%.2f,\"whole_cer\":%.4f,\"whole_ms\":%.2f,"
-           "\"notext_ms\":%.2f,\"notext_regions\":%d}\n",
+           "\"notext_ms\":%.2f,\"notext_engine_runs\":%d}\n",
            n, cer_sum / (double)n, med, wcer_sum / (double)n, wmed, cmed, false_regions);
     TessBaseAPIEnd(whole);
     TessBaseAPIDelete(whole);

@@ -192,7 +192,27 @@ int sg_ocr_find_regions(const sg_stroke_map *map, const sg_image *img, sg_ocr_re
         y0 = y0 < 0 ? 0 : y0;
         x1 = x1 > 1 ? 1 : x1;
         y1 = y1 > 1 ? 1 : y1;
-        out[found++] = (sg_ocr_region){x0, y0, x1 - x0, y1 - y0, c->light > c->dark, c->strong};
+        sg_ocr_region r = {x0, y0, x1 - x0, y1 - y0, c->light > c->dark, c->strong};
+        /* regions whose margins overlap much are one sign seen in parts: read it once, in the
+         * box around both (a word read twice is worse than a wider crop) */
+        bool merged = false;
+        for (int k = 0; k < found && !merged; k++) {
+            sg_ocr_region *o = &out[k];
+            float ix = fminf(o->x + o->w, r.x + r.w) - fmaxf(o->x, r.x);
+            float iy = fminf(o->y + o->h, r.y + r.h) - fmaxf(o->y, r.y);
+            float smaller = fminf(o->w * o->h, r.w * r.h);
+            if (ix > 0 && iy > 0 && ix * iy >= 0.3f * smaller) {
+                float nx1 = fmaxf(o->x + o->w, r.x + r.w), ny1 = fmaxf(o->y + o->h, r.y + r.h);
+                o->x = fminf(o->x, r.x);
+                o->y = fminf(o->y, r.y);
+                o->w = nx1 - o->x;
+                o->h = ny1 - o->y;
+                o->cells += r.cells;
+                merged = true;
+            }
+        }
+        if (!merged)
+            out[found++] = r;
     }
     qsort(out, (size_t)found, sizeof *out, cmp_region_y); /* reading order, top to bottom */
 done:
@@ -210,6 +230,11 @@ done:
 #define TARGET_GLYPH_PX 32.0f
 #define MAX_SCALE 4.0f
 #define MARGIN 12
+/* A region needs this many letter-like shapes of one size to be read (one lone shape is a mark,
+ * a window, a bolt head far more often than a one-letter sign). */
+#define MIN_GLYPHS 3
+/* Letters smaller than this (median shape height, frame pixels) are too small to read. */
+#define MIN_GLYPH_PX 8
 /* Deskew search: whole degrees within +-MAX_SKEW (signs are hand-held or passed at an angle). */
 #define MAX_SKEW 10
 
@@ -249,8 +274,9 @@ typedef struct glyph_box {
     int x0, y0, x1, y1; /* inclusive */
 } glyph_box;
 
-static int keep_glyphs(uint8_t *mask, int w, int h, int *stack, glyph_box *box)
+static int keep_glyphs(uint8_t *mask, int w, int h, int *stack, glyph_box *box, int *alike)
 {
+    *alike = 0;
     /* mask: 1 ink, 0 paper; becomes 2 for kept ink, 0 for the rest */
     enum { MAXC = 512 };
     glyph_box cb[MAXC];
@@ -260,7 +286,7 @@ static int keep_glyphs(uint8_t *mask, int w, int h, int *stack, glyph_box *box)
         for (int sx = 0; sx < w; sx++) {
             if (mask[(size_t)sy * w + sx] != 1)
                 continue;
-            int label = nc < MAXC ? 3 + (nc % 250) : 255; /* only the box matters, not the value */
+            const uint8_t label = 3; /* visited; pass 2 tells the shapes apart by their order */
             glyph_box b = {sx, sy, sx, sy};
             int top = 0, n = 0;
             stack[top++] = sy * w + sx;
@@ -278,8 +304,8 @@ static int keep_glyphs(uint8_t *mask, int w, int h, int *stack, glyph_box *box)
                         if (nx < 0 || ny < 0 || nx >= w || ny >= h)
                             continue;
                         size_t j = (size_t)ny * w + nx;
-                        if (mask[j] == 1) {
-                            mask[j] = (uint8_t)label;
+                                if (mask[j] == 1) {
+                            mask[j] = label;
                             stack[top++] = (int)j;
                         }
                     }
@@ -292,14 +318,38 @@ static int keep_glyphs(uint8_t *mask, int w, int h, int *stack, glyph_box *box)
             nc++;
         }
     int ncomp = nc < MAXC ? nc : MAXC;
-    /* the typical glyph: median height of shapes that are not specks and not edge-cut */
-    int hs[MAXC], nh = 0;
+    /* Letters are shapes in a row: one is a letter candidate when another beside it is about
+     * level, of about its height, and less than two heights away. Blobs of texture are seldom in
+     * a row, so the count of candidates is how much the region reads as text (it picks the
+     * polarity, and is the last gate before the engine), and their median height is the letter
+     * size - found among the letters, not among all the clutter around them. */
+    bool cand[MAXC], letter[MAXC];
     for (int i = 0; i < ncomp; i++) {
         const glyph_box *b = &cb[i];
         bool edge = b->x0 == 0 || b->y0 == 0 || b->x1 == w - 1 || b->y1 == h - 1;
-        if (!edge && area[i] >= 12 && heights[i] >= 5)
+        cand[i] = !edge && area[i] >= 12 && heights[i] >= MIN_GLYPH_PX &&
+                  b->x1 - b->x0 + 1 <= 4 * heights[i];
+        letter[i] = false;
+    }
+    int hs[MAXC], nh = 0;
+    for (int i = 0; i < ncomp; i++) {
+        if (!cand[i])
+            continue;
+        const glyph_box *a = &cb[i];
+        for (int k = 0; k < ncomp && !letter[i]; k++) {
+            if (k == i || !cand[k] || heights[i] * 10 < heights[k] * 7 ||
+                heights[k] * 10 < heights[i] * 7)
+                continue;
+            const glyph_box *b = &cb[k];
+            int hmax = heights[i] > heights[k] ? heights[i] : heights[k];
+            int dy = (a->y0 + a->y1) - (b->y0 + b->y1); /* twice the centres' distance */
+            int gap = b->x0 > a->x1 ? b->x0 - a->x1 : a->x0 > b->x1 ? a->x0 - b->x1 : 0;
+            letter[i] = abs(dy) * 3 <= hmax * 2 && gap <= 2 * hmax;
+        }
+        if (letter[i])
             hs[nh++] = heights[i];
     }
+    *alike = nh;
     if (nh == 0) {
         memset(mask, 0, (size_t)w * h);
         return 0;
@@ -316,30 +366,25 @@ static int keep_glyphs(uint8_t *mask, int w, int h, int *stack, glyph_box *box)
     for (int i = 0; i < ncomp; i++) {
         const glyph_box *b = &cb[i];
         bool edge = b->x0 == 0 || b->y0 == 0 || b->x1 == w - 1 || b->y1 == h - 1;
-        int bw = b->x1 - b->x0 + 1;
         /* letters, digits, and the dots and dashes between them; not a border or a blob */
-        keep[i] = !edge && heights[i] <= 2 * med && bw <= 6 * med && area[i] >= 3;
-        if (keep[i] && heights[i] * 2 >= med) { /* the box is the letters' (not stray dots') */
+        keep[i] = !edge && heights[i] <= 2 * med && b->x1 - b->x0 + 1 <= 6 * med && area[i] >= 3;
+        if (letter[i]) {
             box->x0 = b->x0 < box->x0 ? b->x0 : box->x0;
             box->y0 = b->y0 < box->y0 ? b->y0 : box->y0;
             box->x1 = b->x1 > box->x1 ? b->x1 : box->x1;
             box->y1 = b->y1 > box->y1 ? b->y1 : box->y1;
         }
     }
-    /* pass 2: relabel kept shapes' pixels as 2 - every pixel is inside its own shape's box, so
-     * test each ink pixel against the boxes of kept shapes it lies in, by flood again */
+    /* pass 2: kept shapes' pixels become 2, the others 0. The scan meets the shapes at the same
+     * first pixels in the same order as pass 1 did, so the n-th shape met is shape n. */
+    int which = 0;
     for (int sy = 0; sy < h; sy++)
         for (int sx = 0; sx < w; sx++) {
             uint8_t v = mask[(size_t)sy * w + sx];
             if (v < 3)
                 continue;
-            /* find which shape this pixel starts: the first shape whose box begins here in scan
-             * order is the one labelled first at this pixel */
-            int which = -1;
-            for (int i = 0; i < ncomp && which < 0; i++)
-                if (cb[i].y0 == sy && cb[i].x0 <= sx && sx <= cb[i].x1)
-                    which = i;
-            uint8_t to = which >= 0 && keep[which] ? 2 : 0;
+            uint8_t to = which < ncomp && keep[which] ? 2 : 0;
+            which++;
             int top = 0;
             stack[top++] = sy * w + sx;
             mask[(size_t)sy * w + sx] = to;
@@ -416,11 +461,11 @@ sg_status sg_ocr_prepare(const sg_image *img, const sg_ocr_region *r, sg_ocr_pre
         return sg_error_set(err, SG_ETOOBIG, "text region too large to read");
 
     const size_t cn = (size_t)cw * ch;
-    uint8_t *g = malloc(cn), *mask = malloc(cn);
+    uint8_t *g = malloc(cn), *mask = malloc(cn), *mask2 = malloc(cn);
     int *stack = malloc(cn * sizeof *stack);
     uint8_t *o = NULL;
     sg_status st = SG_OK;
-    if (!g || !mask || !stack) {
+    if (!g || !mask || !mask2 || !stack) {
         st = sg_error_set(err, SG_ENOMEM, "out of memory preparing a text region");
         goto done;
     }
@@ -431,19 +476,26 @@ sg_status sg_ocr_prepare(const sg_image *img, const sg_ocr_region *r, sg_ocr_pre
             q[x] = (uint8_t)((77 * p[0] + 150 * p[1] + 29 * p[2] + 128) >> 8);
     }
     const int thr = otsu(g, cn);
-    /* Which side of the threshold is ink: the minority in the middle of the region, where the
-     * plate (paper) fills most of what is not letters. More reliable than the stroke counts, as
-     * large letters give thin lines of both polarities. */
-    long above = 0, total = 0;
-    for (int y = ch / 4; y < ch - ch / 4; y++)
-        for (int x = cw / 4; x < cw - cw / 4; x++, total++)
-            above += g[(size_t)y * cw + x] > thr;
-    const bool light = above * 2 < total;
+    /* Which side of the threshold is ink: the one whose shapes look more like a line of letters
+     * of one size (dark on light, or light on dark, as the sign is). */
     for (size_t i = 0; i < cn; i++)
-        mask[i] = light ? g[i] > thr : g[i] <= thr;
-    glyph_box gb;
-    const int med = keep_glyphs(mask, cw, ch, stack, &gb);
-    if (med == 0) {
+        mask[i] = g[i] <= thr;
+    glyph_box gb, gb2;
+    int alike, alike2;
+    int med = keep_glyphs(mask, cw, ch, stack, &gb, &alike);
+    for (size_t i = 0; i < cn; i++)
+        mask2[i] = g[i] > thr;
+    int med2 = keep_glyphs(mask2, cw, ch, stack, &gb2, &alike2);
+    const bool light = alike2 > alike;
+    if (light) {
+        uint8_t *t = mask;
+        mask = mask2;
+        mask2 = t;
+        med = med2;
+        gb = gb2;
+        alike = alike2;
+    }
+    if (med == 0 || alike < MIN_GLYPHS) {
         st = sg_error_set(err, SG_EINVAL, "no letter shapes in the text region");
         goto done;
     }
@@ -501,6 +553,7 @@ sg_status sg_ocr_prepare(const sg_image *img, const sg_ocr_region *r, sg_ocr_pre
 done:
     free(g);
     free(mask);
+    free(mask2);
     free(stack);
     free(o);
     return st;
@@ -582,8 +635,9 @@ json_t *sg_ocr_result_to_json(const sg_ocr_result *r)
             return NULL;
         }
     }
-    return json_pack("{s:s,s:o,s:i,s:{s:o,s:o,s:o,s:o}}", "text", r->text ? r->text : "", "lines",
-                     lines, "regions", r->regions, "timings_ms", "find", ms(r->find_ms),
+    return json_pack("{s:s,s:o,s:i,s:i,s:{s:o,s:o,s:o,s:o}}", "text", r->text ? r->text : "",
+                     "lines", lines, "regions", r->regions, "engine_runs", r->engine_runs,
+                     "timings_ms", "find", ms(r->find_ms),
                      "prepare", ms(r->prepare_ms), "recognize", ms(r->recognize_ms), "total",
                      ms(r->total_ms));
 }

@@ -67,7 +67,8 @@ typedef struct sg_ocr_result {
     char *text;          /* the lines joined by '\n' ("" when nothing was read), malloc'ed */
     sg_ocr_line *lines;
     int nlines;
-    int regions;         /* regions found (0 = no text-like area: the engine was not called) */
+    int regions;         /* text-like regions found (0: nothing else ran) */
+    int engine_runs;     /* regions that held a row of letter shapes and went to the engine */
     double find_ms, prepare_ms, recognize_ms, total_ms;
 } sg_ocr_result;
 
@@ -77,7 +78,7 @@ sg_status sg_ocr_result_add_line(sg_ocr_result *r, const char *text, float confi
                                  int y, int w, int h, sg_error *err);
 /* Sets r->text from the lines. */
 sg_status sg_ocr_result_join(sg_ocr_result *r, sg_error *err);
-/* {"text","lines":[{"text","confidence","box":[x,y,w,h]}],"regions",
+/* {"text","lines":[{"text","confidence","box":[x,y,w,h]}],"regions","engine_runs",
  *  "timings_ms":{"find","prepare","recognize","total"}} */
 json_t *sg_ocr_result_to_json(const sg_ocr_result *r);
 

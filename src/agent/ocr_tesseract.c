@@ -16,6 +16,7 @@
 #define MAX_ENGINES 16
 /* Words the engine itself doubts this much are dropped (see read_region). */
 #define MIN_WORD_CONFIDENCE 55.0f
+#define MIN_SHORT_CONFIDENCE 90.0f
 
 enum { SLOT_EMPTY = 0, SLOT_IDLE, SLOT_BUSY };
 
@@ -133,11 +134,18 @@ static void release(sg_ocr_tesseract *t, int i)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* An ASCII letter or digit, or the start of a non-ASCII character outside U+2000..U+2FFF (the
+ * quotes, dashes, arrows and rules a texture is misread as). */
+static bool is_alnum_start(unsigned char c)
+{
+    return isalnum(c) || (c >= 0xC0 && c != 0xE2);
+}
+
 /* True when s holds a letter or digit (a lone mark or rule is the plate's edge read as text). */
 static bool has_alnum(const char *s)
 {
     for (; *s; s++)
-        if (isalnum((unsigned char)*s) || (unsigned char)*s >= 0x80)
+        if (is_alnum_start((unsigned char)*s))
             return true;
     return false;
 }
@@ -153,8 +161,16 @@ typedef struct line_acc {
 static sg_status flush_line(line_acc *a, const sg_ocr_prepared *p, sg_ocr_result *out,
                             sg_error *err)
 {
-    if (a->words == 0)
+    size_t alnum = 0;
+    for (const char *c = a->text; *c; c++)
+        alnum += is_alnum_start((unsigned char)*c);
+    /* a line of one or two characters is a sign's only when the engine is sure of it: short
+     * "words" are what texture and bolt heads are read as */
+    bool keep = a->words > 0 && (alnum > 2 || a->conf_sum / (float)a->words >= MIN_SHORT_CONFIDENCE);
+    if (!keep) {
+        memset(a, 0, sizeof *a);
         return SG_OK;
+    }
     int x = p->x0 + (int)((float)(a->l - p->margin) / p->scale);
     int y = p->y0 + (int)((float)(a->t - p->margin) / p->scale);
     int w = (int)((float)(a->r - a->l) / p->scale + 0.5f);
@@ -246,27 +262,30 @@ static sg_status tess_read(void *self, const sg_image *img, const sg_ocr_region 
     out->regions = n;
     out->find_ms = sg_now_ms() - t0;
     sg_status st = SG_OK;
-    if (n > 0) {
-        int slot = acquire(t, err);
-        if (slot < 0)
-            return err ? err->code : SG_EUNSUPPORTED;
-        for (int i = 0; i < n && st == SG_OK; i++) {
-            double t1 = sg_now_ms();
-            sg_ocr_prepared p;
-            st = sg_ocr_prepare(img, &regions[i], &p, err);
-            double t2 = sg_now_ms();
-            out->prepare_ms += t2 - t1;
-            if (st == SG_EINVAL) { /* a sliver at the frame's edge: nothing to read there */
-                st = SG_OK;
-                continue;
-            }
-            if (st == SG_OK)
-                st = read_region(t->eng[slot], &p, out, err);
-            out->recognize_ms += sg_now_ms() - t2;
-            sg_ocr_prepared_free(&p);
+    /* an engine is taken only when a region holds letters: a frame of texture never waits for
+     * one */
+    int slot = -1;
+    for (int i = 0; i < n && st == SG_OK; i++) {
+        double t1 = sg_now_ms();
+        sg_ocr_prepared p;
+        st = sg_ocr_prepare(img, &regions[i], &p, err);
+        double t2 = sg_now_ms();
+        out->prepare_ms += t2 - t1;
+        if (st == SG_EINVAL) { /* no row of letters there (or a sliver at the frame's edge) */
+            st = SG_OK;
+            continue;
         }
-        release(t, slot);
+        if (st == SG_OK && slot < 0 && (slot = acquire(t, err)) < 0)
+            st = err ? err->code : SG_EUNSUPPORTED;
+        if (st == SG_OK) {
+            out->engine_runs++;
+            st = read_region(t->eng[slot], &p, out, err);
+        }
+        out->recognize_ms += sg_now_ms() - t2;
+        sg_ocr_prepared_free(&p);
     }
+    if (slot >= 0)
+        release(t, slot);
     if (st == SG_OK)
         st = sg_ocr_result_join(out, err);
     out->total_ms = sg_now_ms() - t0;
