@@ -420,8 +420,8 @@ static size_t clean_ocr(const char *t, char *out, size_t cap)
         return 0;
     for (size_t i = 0; i < valid && o + 3 < cap;) {
         unsigned char c = (unsigned char)t[i];
-        if (c == '\n') {
-            while (o > 0 && out[o - 1] == ' ')
+        if (c == '\n') { /* blank lines add nothing */
+            while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == ','))
                 o--;
             if (o > 0) {
                 out[o++] = ',';
