@@ -2,10 +2,13 @@
  * the whole frame (page segmentation auto, what `tesseract IMAGE -` does), on the same sign
  * frames in the same run: mean character error rate and median ms per frame for each, and the
  * cost of the "is there text?" check on frames without text (the shared photos).
- *   bench_ocr [--dir DIR] [--runs N] [--verbose]   (DIR: a py/gen_signs.py set with truth.json;
- *                                                   default tests/fixtures/signs)
+ *   bench_ocr [--dir DIR] [--runs N] [--threads T] [--verbose]
+ * DIR: a py/gen_signs.py set with truth.json (default tests/fixtures/signs). With --threads T > 1
+ * also T threads read every frame at once (the server's workers sharing the engine pool): median
+ * and p90 ms per frame under that load, and frames per second.
  * Run from the project root with OMP_THREAD_LIMIT=1 set (as the programs set it). */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,25 +70,77 @@ static char *whole_frame(TessBaseAPI *api, const sg_image *img)
     return copy;
 }
 
+typedef struct worker {
+    sg_ocr_backend *b;
+    sg_image *imgs;
+    size_t n;
+    int runs;
+    double *ms; /* n * runs */
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int k = 0; k < w->runs; k++)
+        for (size_t i = 0; i < w->n; i++) {
+            sg_ocr_result r;
+            sg_error err;
+            double t0 = sg_now_ms();
+            if (sg_ocr_read_image(w->b, &w->imgs[i], &r, &err) == SG_OK)
+                sg_ocr_result_free(&r);
+            w->ms[(size_t)k * w->n + i] = sg_now_ms() - t0;
+        }
+    return NULL;
+}
+
+/* threads threads read every frame runs times at once; prints the per-frame latency. */
+static void concurrent(sg_ocr_backend *b, sg_image *imgs, size_t n, int runs, int threads)
+{
+    worker w[16];
+    pthread_t t[16];
+    double t0 = sg_now_ms();
+    for (int i = 0; i < threads; i++) {
+        w[i] = (worker){b, imgs, n, runs, calloc(n * (size_t)runs, sizeof(double))};
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    double wall = sg_now_ms() - t0;
+    size_t total = n * (size_t)runs * (size_t)threads, k = 0;
+    double *all = malloc(total * sizeof *all);
+    for (int i = 0; i < threads; i++) {
+        for (size_t j = 0; j < n * (size_t)runs; j++)
+            all[k++] = w[i].ms[j];
+        free(w[i].ms);
+    }
+    qsort(all, total, sizeof *all, cmp);
+    printf("%d threads at once: median %.1f ms/frame, p90 %.1f ms, %.1f frames/s\n", threads,
+           all[total / 2], all[(total * 9) / 10], (double)total / (wall / 1000.0));
+    free(all);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = "tests/fixtures/signs";
-    int runs = 3;
+    int runs = 3, threads = 1;
     int verbose = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--verbose"))
             verbose = 1;
         else {
-            fprintf(stderr, "usage: bench_ocr [--dir DIR] [--runs N] [--verbose]\n");
+            fprintf(stderr, "usage: bench_ocr [--dir DIR] [--runs N] [--threads T] [--verbose]\n");
             return 2;
         }
     }
     if (runs < 1)
         runs = 1;
+    threads = threads < 1 ? 1 : threads > 16 ? 16 : threads;
     sg_ocr_tesseract_thread_env();
     char path[4096];
     snprintf(path, sizeof path, "%s/truth.json", dir);
@@ -97,7 +152,8 @@ int main(int argc, char **argv)
         return 1;
     }
     sg_error err = {0};
-    sg_ocr_tesseract *t = sg_ocr_tesseract_open(NULL, &err);
+    sg_ocr_tesseract_options topt = {NULL, NULL, threads};
+    sg_ocr_tesseract *t = sg_ocr_tesseract_open(&topt, &err);
     if (!t) {
         fprintf(stderr, "bench_ocr: %s\n", err.msg);
         return 1;
@@ -109,6 +165,7 @@ int main(int argc, char **argv)
                      names, values, 1, 0);
 
     size_t n = json_array_size(signs);
+    sg_image *imgs = calloc(n, sizeof *imgs);
     double *ms = calloc(n * (size_t)runs, sizeof *ms), *wms = calloc(n, sizeof *wms);
     double cer_sum = 0, wcer_sum = 0;
     for (size_t i = 0; i < n; i++) {
@@ -139,7 +196,7 @@ int main(int argc, char **argv)
                    cer, wcer, r.total_ms, r.text, w);
         free(w);
         sg_ocr_result_free(&r);
-        sg_image_free(&img);
+        imgs[i] = img;
     }
     /* frames without text: the shared photos but the page of print */
     static const char *const photos[] = {"astronaut", "camera", "chelsea", "coffee",
@@ -176,6 +233,11 @@ int main(int argc, char **argv)
     printf("{\"frames\":%zu,\"cer\":%.4f,\"ms\":%.2f,\"whole_cer\":%.4f,\"whole_ms\":%.2f,"
            "\"notext_ms\":%.2f,\"notext_engine_runs\":%d}\n",
            n, cer_sum / (double)n, med, wcer_sum / (double)n, wmed, cmed, false_regions);
+    if (threads > 1)
+        concurrent(b, imgs, n, runs, threads);
+    for (size_t i = 0; i < n; i++)
+        sg_image_free(&imgs[i]);
+    free(imgs);
     TessBaseAPIEnd(whole);
     TessBaseAPIDelete(whole);
     sg_ocr_tesseract_free(t);
