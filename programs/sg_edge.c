@@ -201,10 +201,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "sg-edge: skills registry: %s\n", err.msg);
         return 2;
     }
+    /* OCR starts before the server listens: its first engine takes ~0.1-0.3 s, and a server with
+     * no model to load is ready as soon as it answers (nothing for /ready to wait for) */
+    sg_ocr_tesseract *ocr = NULL;
+    if (ocr_lang && strcmp(ocr_lang, "off") == 0) {
+        sg_log(SG_LOG_INFO, "ocr: off (SG_OCR_LANG=off); the read intent says text cannot be read");
+    } else {
+        double t0 = sg_now_ms();
+        sg_ocr_tesseract_options oo = {ocr_lang, ocr_tessdata, cfg.workers};
+        ocr = sg_ocr_tesseract_open(&oo, &err);
+        if (ocr) {
+            backends.ocr = sg_ocr_tesseract_backend(ocr);
+            sg_log(SG_LOG_INFO, "ocr: %s loaded in %.0f ms (up to %d engines); keyframes with "
+                   "text-like areas are read", backends.ocr->name, sg_now_ms() - t0, cfg.workers);
+        } else {
+            /* OCR is an extra, not a reason to stop: say so and serve without it */
+            sg_log(SG_LOG_WARN, "ocr: unavailable: %s", err.msg);
+            err = (sg_error){0};
+        }
+    }
     sg_server *srv = sg_server_new(&cfg, &backends, &err);
     if (!srv || sg_server_start(srv, &err) != SG_OK) {
         fprintf(stderr, "sg-edge: %s\n", err.msg);
         sg_server_free(srv);
+        sg_ocr_tesseract_free(ocr);
         sg_skills_free(backends.skills);
         return 1;
     }
@@ -229,7 +249,6 @@ int main(int argc, char **argv)
     sg_cache *cache = NULL;
     sg_vad_silero *vad = NULL;
     sg_asr_whisper *asr = NULL;
-    sg_ocr_tesseract *ocr = NULL;
     if (cfg.vision_model) {
         double t0 = sg_now_ms();
         pool = sg_pool_new(cfg.threads);
@@ -328,21 +347,6 @@ int main(int argc, char **argv)
     } else {
         sg_log(SG_LOG_INFO, "speech: no ASR model (--asr-model); audio with speech is answered 503 "
                "MODEL_UNAVAILABLE");
-    }
-    if (ocr_lang && strcmp(ocr_lang, "off") == 0) {
-        sg_log(SG_LOG_INFO, "ocr: off (SG_OCR_LANG=off); the read intent says text cannot be read");
-    } else {
-        double t0 = sg_now_ms();
-        sg_ocr_tesseract_options oo = {ocr_lang, ocr_tessdata, cfg.workers};
-        ocr = sg_ocr_tesseract_open(&oo, &err);
-        if (ocr) {
-            backends.ocr = sg_ocr_tesseract_backend(ocr);
-            sg_log(SG_LOG_INFO, "ocr: %s loaded in %.0f ms (up to %d engines); keyframes with "
-                   "text-like areas are read", backends.ocr->name, sg_now_ms() - t0, cfg.workers);
-        } else {
-            /* OCR is an extra, not a reason to stop: say so and serve without it */
-            sg_log(SG_LOG_WARN, "ocr: unavailable: %s", err.msg);
-        }
     }
     sg_server_set_ready(srv, true);
 
