@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "agent/describe.h"
+#include "agent/ocr_tesseract.h"
 #include "agent/speech.h"
 #include "agent/tts.h"
 #include "agent/tts_flite.h"
@@ -35,6 +36,7 @@ typedef struct cli_args {
     const char *model, *out, *labels, *prompt, *system, *tokenizer, *teacher_force;
     const char *vad, *language, *format, *voice;
     double speak_rate; /* say: 0 = not given (SG_TTS_RATE, else 1) */
+    const char *ocr_lang, *tessdata;
     int precision; /* PRECISION_F32 or PRECISION_INT8 */
     int threads, runs, max_tokens, sample_rate, audio_ctx;
     bool probs, translate, stop_at_eos;
@@ -78,6 +80,13 @@ static sg_precision precision_of(const cli_args *a)
     INT_OPT("sample-rate", 'r', sample_rate, "HZ", 1, RATE_MAX, 0, "the rate of headerless PCM")
 
 static const sg_opt no_opts[] = {{0}}; /* --help only */
+
+static const sg_opt ocr_opts[] = {
+    TEXT_OPT("lang", 'l', ocr_lang, "L", "Tesseract languages, e.g. eng+deu (default: SG_OCR_LANG, "
+             "else eng)"),
+    TEXT_OPT("tessdata", 'd', tessdata, "DIR", "Tesseract's data directory (default: "
+             "SG_OCR_TESSDATA, else Debian's)"),
+    {0}};
 
 /* clip embed, clip text, clip classify and bench clip take the same options. */
 static const sg_opt clip_opts[] = {
@@ -234,6 +243,62 @@ static void print_json(json_t *o)
         puts(s);
     free(s);
     json_decref(o);
+}
+
+/* ---- ocr ------------------------------------------------------------------------------------ */
+
+static int cmd_ocr(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    (void)cmd;
+    const cli_args *a = args;
+    if (argc < 1) {
+        fprintf(stderr, "sg ocr: give one or more image files\n");
+        return 2;
+    }
+    sg_ocr_tesseract_thread_env(); /* before Tesseract starts its OpenMP threads */
+    sg_ocr_tesseract_options o = {a->ocr_lang ? a->ocr_lang : getenv("SG_OCR_LANG"),
+                                  a->tessdata ? a->tessdata : getenv("SG_OCR_TESSDATA"), 1};
+    sg_error err = {0};
+    sg_ocr_tesseract *t = sg_ocr_tesseract_open(&o, &err);
+    if (!t) {
+        fprintf(stderr, "sg ocr: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t len;
+        char *data = sg_tool_read_file(argv[i], &len);
+        json_t *out;
+        if (!data) {
+            out = json_pack("{s:s,s:s}", "image", argv[i], "error", "cannot read the file");
+            rc = 1;
+        } else {
+            sg_image img;
+            sg_ocr_result r = {0};
+            double t0 = sg_now_ms();
+            sg_status st = sg_image_decode((const uint8_t *)data, len, 0, &img, &err);
+            double decode_ms = sg_now_ms() - t0;
+            free(data);
+            if (st == SG_OK) {
+                st = sg_ocr_read_image(sg_ocr_tesseract_backend(t), &img, &r, &err);
+                sg_image_free(&img);
+            }
+            out = st == SG_OK ? sg_ocr_result_to_json(&r) : NULL;
+            if (out) {
+                json_object_set_new(out, "image", json_string(argv[i]));
+                json_object_set_new(json_object_get(out, "timings_ms"), "decode",
+                                    json_real(round(decode_ms * 1000.0) / 1000.0));
+            } else {
+                out = json_pack("{s:s,s:s}", "image", argv[i], "error",
+                                st == SG_OK ? "out of memory" : err.msg);
+                rc = 1;
+            }
+            sg_ocr_result_free(&r);
+        }
+        print_json(out);
+    }
+    sg_ocr_tesseract_free(t);
+    return rc;
 }
 
 static json_t *float_array(const float *v, int n)
@@ -956,6 +1021,10 @@ static int cmd_help(const sg_opts_cmd *cmd, const void *args, int argc, char **a
 static const sg_opts_cmd commands[] = {
     {"describe", "IMAGE...", "low-level description of JPEG/PNG files (the vision fallback), JSON\n",
      no_opts, cmd_describe},
+    {"ocr", "[--lang L] [--tessdata DIR] IMAGE...",
+     "the text in JPEG/PNG files (text regions read by Tesseract), one JSON object per image:\n"
+     "{text, lines: [{text, confidence, box: [x, y, w, h]}], regions, timings_ms}\n",
+     ocr_opts, cmd_ocr},
     {"clip embed", "--model DIR [--precision f32|int8] [--threads N] IMAGE...",
      "CLIP image embeddings (get_image_features), one JSON object per image\n", clip_opts,
      cmd_clip},

@@ -15,6 +15,7 @@
 #include "agent/turn.h"
 #include "agent/tts_flite.h"
 #include "agent/vad_silero.h"
+#include "agent/ocr_tesseract.h"
 #include "agent/vision_clip.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -47,6 +48,10 @@ static void usage(FILE *f)
             "  --asr-model PATH     Whisper: Hugging Face directory or whisper.cpp ggml-*.bin\n"
             "                       (env SG_ASR_MODEL)\n"
             "  --asr-precision P    int8 (default) or f32 (env SG_ASR_PRECISION)\n"
+            "  --ocr-lang L         Tesseract languages for OCR, e.g. eng+deu (env SG_OCR_LANG;\n"
+            "                       default eng; off: no OCR)\n"
+            "  --ocr-tessdata DIR   Tesseract's data directory (env SG_OCR_TESSDATA; default\n"
+            "                       Debian's /usr/share/tesseract-ocr/5/tessdata)\n"
             "  --session-store URL  where sessions live: memory (default), redis://[:password@]host:port[/db]\n"
             "                       or unix:///path/redis.sock (env SG_SESSION_STORE)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
@@ -103,13 +108,15 @@ int main(int argc, char **argv)
         {"llm-precision", required_argument, 0, 'R'}, {"llm-tokenizer", required_argument, 0, 'K'},
         {"vad-model", required_argument, 0, 'D'},    {"asr-model", required_argument, 0, 'A'},
         {"asr-precision", required_argument, 0, 'B'}, {"session-store", required_argument, 0, 'S'},
+        {"ocr-lang", required_argument, 0, 'O'},     {"ocr-tessdata", required_argument, 0, 'Y'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
     const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
     const char *vad_model = getenv("SG_VAD_MODEL");
     const char *asr_model = getenv("SG_ASR_MODEL"), *asr_precision = getenv("SG_ASR_PRECISION");
+    const char *ocr_lang = getenv("SG_OCR_LANG"), *ocr_tessdata = getenv("SG_OCR_TESSDATA");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:O:Y:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -134,6 +141,8 @@ int main(int argc, char **argv)
         case 'A': asr_model = optarg; break;
         case 'B': asr_precision = optarg; break;
         case 'R': llm_precision = optarg; break;
+        case 'O': ocr_lang = optarg; break;
+        case 'Y': ocr_tessdata = optarg; break;
         case 'K': llm_tokenizer = optarg; break;
         case 'S':
             if (sg_store_url_parse(optarg, &cfg.store, &err) != SG_OK) {
@@ -192,6 +201,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Tesseract's OpenMP threads would fight the workers: one thread per engine, set before any
+     * thread starts (setenv is not thread-safe) */
+    sg_ocr_tesseract_thread_env();
     /* Block the stop signals before any thread starts, so only sigwait below sees them. */
     sigset_t stop;
     sigemptyset(&stop);
@@ -206,10 +218,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "sg-edge: skills registry: %s\n", err.msg);
         return 2;
     }
+    /* OCR starts before the server listens: its first engine takes ~0.1-0.3 s, and a server with
+     * no model to load is ready as soon as it answers (nothing for /ready to wait for) */
+    sg_ocr_tesseract *ocr = NULL;
+    if (ocr_lang && strcmp(ocr_lang, "off") == 0) {
+        sg_log(SG_LOG_INFO, "ocr: off (SG_OCR_LANG=off); the read intent says text cannot be read");
+    } else {
+        double t0 = sg_now_ms();
+        sg_ocr_tesseract_options oo = {ocr_lang, ocr_tessdata, cfg.workers};
+        ocr = sg_ocr_tesseract_open(&oo, &err);
+        if (ocr) {
+            backends.ocr = sg_ocr_tesseract_backend(ocr);
+            sg_log(SG_LOG_INFO, "ocr: %s loaded in %.0f ms (up to %d engines); keyframes with "
+                   "text-like areas are read", backends.ocr->name, sg_now_ms() - t0, cfg.workers);
+        } else {
+            /* OCR is an extra, not a reason to stop: say so and serve without it */
+            sg_log(SG_LOG_WARN, "ocr: unavailable: %s", err.msg);
+            err = (sg_error){0};
+        }
+    }
     sg_server *srv = sg_server_new(&cfg, &backends, &err);
     if (!srv || sg_server_start(srv, &err) != SG_OK) {
         fprintf(stderr, "sg-edge: %s\n", err.msg);
         sg_server_free(srv);
+        sg_ocr_tesseract_free(ocr);
         sg_skills_free(backends.skills);
         return 1;
     }
@@ -365,6 +397,7 @@ done:
     sg_vad_silero_free(vad);
     sg_asr_whisper_free(asr);
     sg_tts_flite_free(tts);
+    sg_ocr_tesseract_free(ocr);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);
     if (rc == 0)

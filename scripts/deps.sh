@@ -14,6 +14,7 @@ PACKAGES=(
   flite1-dev                                  # speech synthesis: flite 2.2, US English voices
   flite                                       # its CLI: bench/bench_tts.c compares against it
   libcurl4-openssl-dev libnghttp2-14          # HTTP client (tests, libsgclient), HTTP/2 in it
+  libtesseract-dev tesseract-ocr-eng         # OCR: Tesseract 5's library and its English data
   libhiredis-dev redis-server redis-tools     # the Redis session store: client library; the
                                               # server and redis-cli its tests and benches start
   nginx openssl                               # the cluster (scripts/cluster.sh): TLS, HTTP/2

@@ -213,6 +213,31 @@ static void test_read_translate(void)
     a = answer("read the sign", "No visual input", NULL, 0, NULL);
     CHECK(strstr(a, "don't have a camera frame") != NULL);
     free(a);
+    /* with OCR: what it read, quoted and made speakable; what it did not find, said */
+    sg_responder_input in = {.query = "read the sign", .visual_context = sc.summary, .scene = &sc,
+                             .ocr_available = true, .ocr_text = "EMERGENCY EXIT\nKEEP CLEAR"};
+    sg_intent it;
+    a = sg_responder_answer(&in, &it);
+    CHECK_MSG(strcmp(a, "The sign says: \"EMERGENCY EXIT, KEEP CLEAR\".") == 0, "%s", a);
+    CHECK(it == SG_INTENT_READ);
+    free(a);
+    in.query = "what does the label say";
+    in.ocr_text = "Fresh \"Bread\"\x01\n\nDaily\n";
+    a = sg_responder_answer(&in, NULL);
+    CHECK_MSG(strcmp(a, "The text says: \"Fresh 'Bread', Daily\".") == 0, "%s", a);
+    free(a);
+    in.ocr_text = "";
+    a = sg_responder_answer(&in, NULL);
+    CHECK_MSG(strstr(a, "couldn't read any"), "%s", a);
+    free(a);
+    in.ocr_text = NULL; /* OCR did not run on the frame in view: no text-like area */
+    a = sg_responder_answer(&in, NULL);
+    CHECK_MSG(strstr(a, "didn't find text"), "%s", a);
+    free(a);
+    in.ocr_text = "\xff\xfe"; /* not UTF-8: never quoted */
+    a = sg_responder_answer(&in, NULL);
+    CHECK(strstr(a, "\xff") == NULL);
+    free(a);
     a = answer("translate this sign", NULL, NULL, 0, NULL);
     CHECK_MSG(strcmp(ids_of(a), "skill_005") == 0, "%s", a);
     free(a);

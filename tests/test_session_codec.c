@@ -44,6 +44,7 @@ static void fill(sg_session *s, const sg_config *cfg)
     for (int i = 0; i < 8; i++)
         m->embedding[i] = (float)i / 8;
     m->embedding_dim = 8;
+    m->ocr_text = strdup("EMERGENCY EXIT\nKEEP CLEAR");
     m->frames = 9;
     m->keyframes = 4;
     s->dat_frame_analysed = 77;
@@ -95,6 +96,7 @@ static void test_roundtrip(void)
     CHECK(strcmp(b->pixels.brightness_label, "dim") == 0 && strcmp(b->pixels.sharpness_label, "sharp") == 0);
     CHECK(strcmp(b->pixels.colors[1].name, "gray") == 0 && b->pixels.change == -1);
     CHECK(b->embedding_dim == 8 && memcmp(a->embedding, b->embedding, 8 * sizeof(float)) == 0);
+    CHECK(b->ocr_text && strcmp(b->ocr_text, "EMERGENCY EXIT\nKEEP CLEAR") == 0);
     CHECK(b->frames == 9 && b->keyframes == 4 && d.dat_frame_analysed == 77);
     CHECK_EQ_INT(d.transcripts_n, SG_TRANSCRIPTS_KEPT);
     CHECK(strcmp(d.transcripts[0], "transcript 3") == 0); /* oldest kept first */

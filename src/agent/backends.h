@@ -1,6 +1,6 @@
 /* The model interfaces a turn plugs into. Each backend is a small vtable plus an opaque self
  * pointer, so a model issue only has to fill one in: vision (CLIP), ASR (Whisper), VAD (Silero),
- * LLM (the SNN student). A NULL backend means "no model configured": the turn then uses the
+ * LLM (the SNN student), OCR (Tesseract). A NULL backend means "no model configured": the turn then uses the
  * pixel-statistics describer for vision and the rule-based responder for language, reports that
  * honestly in metadata, and refuses work that truly needs a model (speech without ASR). */
 #ifndef SG_AGENT_BACKENDS_H
@@ -91,6 +91,19 @@ typedef struct sg_llm_backend {
     void *self;
 } sg_llm_backend;
 
+struct sg_ocr_region;
+struct sg_ocr_result;
+typedef struct sg_ocr_backend {
+    const char *name; /* reported in metadata.models.ocr, e.g. "tesseract 5.3.0 eng" */
+    /* Reads the text in img (decoded at full size) into *out (agent/ocr.h; freed with
+     * sg_ocr_result_free). regions: the text regions already found on this frame, or NULL to
+     * find them here; with regions given and nregions 0 nothing runs. Safe to call from several
+     * threads at once. */
+    sg_status (*read)(void *self, const sg_image *img, const struct sg_ocr_region *regions,
+                      int nregions, struct sg_ocr_result *out, sg_error *err);
+    void *self;
+} sg_ocr_backend;
+
 typedef struct sg_backends {
     sg_vision_backend *vision; /* NULL: pixel statistics (agent/describe.h) */
     sg_vad_backend *vad;       /* NULL: all audio is treated as speech */
@@ -98,6 +111,7 @@ typedef struct sg_backends {
     sg_llm_backend *llm;       /* NULL: rule-based responder (agent/responder.h) */
     struct sg_tts_backend *tts; /* speech synthesis (agent/tts.h); NULL: off (SG_TTS=off), and a
                                    request asking for speech is told so */
+    sg_ocr_backend *ocr;       /* NULL: no text recognition (the read intent says so) */
     struct sg_skills *skills;  /* action registry (agent/actions.h) */
     struct sg_cache *cache;    /* response cache around the LLM (agent/cache.h): a repeated
                                   normalised prompt with the same max_tokens is answered from it

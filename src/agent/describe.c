@@ -88,6 +88,7 @@ typedef struct features {
     double light_strokes; /* share of cells at the centre of a thin light line */
     long color_count[C_COUNT];
     long color_total;
+    uint8_t *cells;       /* optional: per cell SG_CELL_* flags (the OCR region finder's input) */
 } features;
 
 static int pick_factor(int w, int h)
@@ -163,8 +164,11 @@ static void measure_strokes(const float *L, features *ft)
                 valley = lo > valley ? lo : valley;
                 ridge = hi < ridge ? hi : ridge;
             }
-            dark += valley - p[0] >= STROKE_DEPTH;
-            light += p[0] - ridge >= STROKE_DEPTH;
+            int d = valley - p[0] >= STROKE_DEPTH, l = p[0] - ridge >= STROKE_DEPTH;
+            dark += d;
+            light += l;
+            if (ft->cells)
+                ft->cells[(size_t)y * gw + x] |= (uint8_t)(d * SG_CELL_DARK | l * SG_CELL_LIGHT);
         }
     }
     const double n = (double)(gw - 4) * (double)(gh - 4);
@@ -208,7 +212,10 @@ static void measure_plane(const float *L, features *ft)
         for (int x = 0; x < gw; x++) {
             float dx = x + 1 < gw ? row[x + 1] - row[x] : 0.0f;
             float dy = y + 1 < gh ? row[x + gw] - row[x] : 0.0f;
-            edges += dx * dx + dy * dy > EDGE_STEP * EDGE_STEP;
+            int e = dx * dx + dy * dy > EDGE_STEP * EDGE_STEP;
+            edges += e;
+            if (ft->cells && e)
+                ft->cells[(size_t)y * gw + x] |= SG_CELL_EDGE;
         }
     }
     ft->edge_density = (double)edges / (double)n;
@@ -323,6 +330,22 @@ static float change_to(const sg_image *img, const float *prev_key_thumb)
 
 void sg_describe_image(const sg_image *img, const float *prev_key_thumb, sg_scene *out)
 {
+    sg_describe_image_map(img, prev_key_thumb, out, NULL);
+}
+
+void sg_stroke_map_free(sg_stroke_map *map)
+{
+    if (map) {
+        free(map->cells);
+        memset(map, 0, sizeof *map);
+    }
+}
+
+void sg_describe_image_map(const sg_image *img, const float *prev_key_thumb, sg_scene *out,
+                           sg_stroke_map *map)
+{
+    if (map)
+        memset(map, 0, sizeof *map);
     memset(out, 0, sizeof *out);
     out->change = -1.0f;
     if (!img || !img->rgb || img->width <= 0 || img->height <= 0) {
@@ -342,9 +365,18 @@ void sg_describe_image(const sg_image *img, const float *prev_key_thumb, sg_scen
         describe_nothing(out, "the image could not be analysed (out of memory)");
         return;
     }
+    if (map) /* no map (out of memory) only costs the OCR its regions, not the description */
+        ft.cells = calloc((size_t)ft.gw * (size_t)ft.gh, 1);
     build_plane(img, f, luma, &ft);
     measure_plane(luma, &ft);
     free(luma);
+    if (ft.cells) {
+        map->gw = ft.gw;
+        map->gh = ft.gh;
+        map->img_w = img->width;
+        map->img_h = img->height;
+        map->cells = ft.cells;
+    }
 
     out->brightness = (float)ft.mean;
     out->brightness_label = brightness_label(ft.mean);

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "media/image.h"
 
@@ -39,6 +40,23 @@ typedef struct sg_scene {
  * mostly gray and blue, with dense fine detail that may be text; large change since the previous
  * keyframe." */
 void sg_describe_image(const sg_image *img, const float *prev_key_thumb, sg_scene *out);
+
+/* The per-cell stroke map behind text_like, kept for the OCR region finder (agent/ocr.h) so it
+ * reads the same statistics instead of measuring the frame again. One cell is factor x factor
+ * pixels of the decoded image (factor = img_w / gw, rounded down); cells on the 2-cell border
+ * carry no stroke flags. */
+enum { SG_CELL_DARK = 1, SG_CELL_LIGHT = 2, SG_CELL_EDGE = 4 };
+typedef struct sg_stroke_map {
+    int gw, gh;       /* cells */
+    int img_w, img_h; /* the decoded image the cells cover */
+    uint8_t *cells;   /* gw*gh SG_CELL_* flags, malloc'ed; NULL when there is no map */
+} sg_stroke_map;
+
+/* sg_describe_image, also filling *map (freed with sg_stroke_map_free; map->cells stays NULL when
+ * the image is empty or memory ran out). */
+void sg_describe_image_map(const sg_image *img, const float *prev_key_thumb, sg_scene *out,
+                           sg_stroke_map *map);
+void sg_stroke_map_free(sg_stroke_map *map);
 
 /* {"width","height","brightness","brightness_label","contrast","colors":[{"name","fraction"}],
  *  "sharpness","sharpness_label","edge_density","text_like","change","summary","source":"pixel-stats"} */

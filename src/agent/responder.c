@@ -409,8 +409,70 @@ static void answer_identify(sbuf *b, const sg_scene *sc, const char *visual)
     }
 }
 
-static void answer_read(sbuf *b, const sg_scene *sc, const char *visual)
+/* OCR's text made safe to speak and quote: lines joined by ", ", control characters, quotes and
+ * backticks replaced, at most cap-1 bytes cut on a character boundary; 0 when the text is empty
+ * or not valid UTF-8. */
+static size_t clean_ocr(const char *t, char *out, size_t cap)
 {
+    size_t o = 0, n = strlen(t);
+    size_t valid = utf8_valid_prefix((const unsigned char *)t, n);
+    if (valid == (size_t)-1)
+        return 0;
+    for (size_t i = 0; i < valid && o + 3 < cap;) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '\n') { /* blank lines add nothing */
+            while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == ','))
+                o--;
+            if (o > 0) {
+                out[o++] = ',';
+                out[o++] = ' ';
+            }
+            i++;
+            continue;
+        }
+        size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (o + l + 1 >= cap)
+            break;
+        if (l == 1)
+            out[o++] = (c < 0x20 || c == 0x7F) ? ' ' : c == '"' || c == '`' ? '\'' : (char)c;
+        else
+            memcpy(out + o, t + i, l), o += l;
+        i += l;
+    }
+    while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == ','))
+        o--;
+    out[o] = '\0';
+    return o;
+}
+
+static void answer_read(sbuf *b, const sg_scene *sc, const char *visual, const char *query,
+                        bool ocr, const char *ocr_text)
+{
+    char text[400];
+    if (ocr && ocr_text && clean_ocr(ocr_text, text, sizeof text)) {
+        /* "The sign says" when the wearer asked about a sign, else what the text is */
+        bool sign = false;
+        for (const unsigned char *q = (const unsigned char *)query; *q && !sign; q++)
+            sign = (q == (const unsigned char *)query || !sg_phrase_word_at(q - 1)) &&
+                   sg_phrase_match(q, "sign*") > 0;
+        sb_printf(b, "%s says: \"%s\".", sign ? "The sign" : "The text", text);
+        return;
+    }
+    if (ocr && ocr_text) {
+        sb_printf(b, "I looked for text in this frame but couldn't read any. Try holding still a "
+                     "little closer to it, with the text filling more of the view.");
+        return;
+    }
+    if (ocr && (sc || *visual)) {
+        sb_printf(b, "I didn't find text to read in the last frame. Point the camera at the text "
+                     "and ask again with the frame, and I'll read it out.");
+        return;
+    }
+    if (ocr) {
+        sb_printf(b, "I don't have a camera frame to read from. Point the camera at the text and "
+                     "ask again, and I'll read it out.");
+        return;
+    }
     if (sc && sc->text_like) {
         sb_printf(b, "There seems to be text in view (dense, fine, high-contrast detail), but text "
                      "recognition (OCR) isn't loaded on this server, so I can't read the words "
@@ -504,7 +566,9 @@ char *sg_responder_answer(const sg_responder_input *in, sg_intent *intent_out)
     switch (intent) {
     case SG_INTENT_NAVIGATE: answer_navigate(&b, q, &hits[which]); break;
     case SG_INTENT_IDENTIFY: answer_identify(&b, in->scene, visual); break;
-    case SG_INTENT_READ: answer_read(&b, in->scene, visual); break;
+    case SG_INTENT_READ:
+        answer_read(&b, in->scene, visual, (const char *)q, in->ocr_available, in->ocr_text);
+        break;
     case SG_INTENT_TRANSLATE: answer_translate(&b, in->scene); break;
     case SG_INTENT_REMIND:
         if (hits[which].phrase < NOTE_PHRASES)

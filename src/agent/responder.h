@@ -5,6 +5,7 @@
 #ifndef SG_AGENT_RESPONDER_H
 #define SG_AGENT_RESPONDER_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "agent/describe.h"
@@ -26,6 +27,9 @@ typedef struct sg_responder_input {
     const char *visual_context; /* "No visual input" or the vision stage's text */
     const sg_scene *scene;      /* pixel statistics when the fallback vision ran, else NULL */
     time_t now;                 /* for time/date answers */
+    bool ocr_available;         /* an OCR backend is loaded */
+    const char *ocr_text;       /* what it read in the frame in view ("" = no text), NULL when it
+                                   did not read that frame */
 } sg_responder_input;
 
 sg_intent sg_intent_detect(const char *query);

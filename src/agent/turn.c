@@ -9,6 +9,7 @@
 
 #include "agent/actions.h"
 #include "agent/cache.h"
+#include "agent/ocr.h"
 #include "agent/responder.h"
 #include "agent/safety.h"
 #include "base/clock.h"
@@ -25,14 +26,69 @@ void sg_visual_memory_free(sg_visual_memory *m)
     m->scene = NULL;
     free(m->embedding);
     m->embedding = NULL;
+    free(m->ocr_text);
+    m->ocr_text = NULL;
 }
 
 static double round3(double x) { return (double)(long long)(x * 1000.0 + (x >= 0 ? 0.5 : -0.5)) / 1000.0; }
 
+/* OCR on a keyframe (see sg_frame_ingest_ocr): the regions the describer's statistics show on img
+ * (the decode the vision stage used), read on the frame at full size. Sets m->ocr_text and the
+ * scene's "text"; never fails the frame. */
+static void frame_ocr(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes, size_t len,
+                      const sg_image *img, const sg_stroke_map *map, bool read_text, json_t *scene,
+                      sg_frame_result *out)
+{
+    free(m->ocr_text); /* a new keyframe: what the last one said is no longer in view */
+    m->ocr_text = NULL;
+    sg_ocr_region regions[SG_OCR_MAX_REGIONS];
+    int n = sg_ocr_find_regions(map, img, regions, SG_OCR_MAX_REGIONS);
+    if (n == 0 && !read_text)
+        return; /* a frame without text costs nothing more */
+    const double t0 = sg_now_ms();
+    sg_image full;
+    sg_error err = {0};
+    bool same = img->width == img->src_width && img->height == img->src_height;
+    if (!same && sg_image_decode(bytes, len, 0, &full, &err) != SG_OK)
+        return;
+    sg_ocr_result r;
+    /* asked to read but no region found at the describer's scale: look again at full size */
+    sg_status st = b->ocr->read(b->ocr->self, same ? img : &full, n ? regions : NULL, n, &r, &err);
+    if (!same)
+        sg_image_free(&full);
+    if (st != SG_OK)
+        return;
+    size_t tl = strlen(r.text);
+    if (tl > SG_OCR_TEXT_MAX) { /* cut on a character boundary */
+        tl = SG_OCR_TEXT_MAX;
+        while (tl > 0 && ((unsigned char)r.text[tl] & 0xC0) == 0x80)
+            tl--;
+        r.text[tl] = '\0';
+    }
+    m->ocr_text = strdup(r.text);
+    json_t *j = sg_ocr_result_to_json(&r);
+    if (j && scene) {
+        json_object_del(j, "timings_ms");
+        json_object_set_new(scene, "text", j);
+    } else {
+        json_decref(j);
+    }
+    sg_ocr_result_free(&r);
+    out->ocr_ms = sg_now_ms() - t0;
+}
+
 sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes,
                           size_t len, bool force, sg_frame_result *out, sg_error *err)
 {
+    return sg_frame_ingest_ocr(b, m, bytes, len, force, false, out, err);
+}
+
+sg_status sg_frame_ingest_ocr(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes,
+                              size_t len, bool force, bool read_text, sg_frame_result *out,
+                              sg_error *err)
+{
     memset(out, 0, sizeof *out);
+    out->ocr_ms = -1;
     double t0 = sg_now_ms();
     int need = b->vision ? b->vision->min_short_side : SG_DESCRIBE_MIN_SIDE;
     sg_image img;
@@ -57,6 +113,7 @@ sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8
     m->keyframes++;
     double t1 = sg_now_ms();
     json_t *scene = NULL;
+    sg_stroke_map map = {0};
     if (b->vision) {
         sg_vision_result vr;
         memset(&vr, 0, sizeof vr);
@@ -72,13 +129,21 @@ sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8
         m->embedding = vr.embedding; /* kept so later text queries reuse it at no cost */
         m->embedding_dim = vr.embedding ? vr.embedding_dim : 0;
     } else {
-        sg_describe_image(&img, had_key ? prev_key : NULL, &m->pixels);
+        sg_describe_image_map(&img, had_key ? prev_key : NULL, &m->pixels, b->ocr ? &map : NULL);
         m->pixels_valid = true;
         snprintf(m->visual_context, sizeof m->visual_context, "%s", m->pixels.summary);
         scene = sg_scene_to_json(&m->pixels);
     }
-    sg_image_free(&img);
     out->vision_ms = sg_now_ms() - t1;
+    if (b->ocr && scene) {
+        if (!map.cells) { /* a vision model ran: the describer's statistics for the text test */
+            sg_scene pixels;
+            sg_describe_image_map(&img, NULL, &pixels, &map);
+        }
+        frame_ocr(b, m, bytes, len, &img, &map, read_text, scene, out);
+    }
+    sg_stroke_map_free(&map);
+    sg_image_free(&img);
     if (!scene)
         return sg_error_set(err, SG_ENOMEM, "out of memory building the scene");
     json_decref(m->scene);
@@ -90,11 +155,12 @@ sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8
 
 json_t *sg_backends_models_json(const sg_backends *b)
 {
-    return json_pack("{s:o,s:o,s:o,s:o}",
+    return json_pack("{s:o,s:o,s:o,s:o,s:o}",
                      "vision", b->vision ? json_string(b->vision->name) : json_null(),
                      "asr", b->asr ? json_string(b->asr->name) : json_null(),
                      "vad", b->vad ? json_string(b->vad->name) : json_null(),
-                     "llm", b->llm ? json_string(b->llm->name) : json_null());
+                     "llm", b->llm ? json_string(b->llm->name) : json_null(),
+                     "ocr", b->ocr ? json_string(b->ocr->name) : json_null());
 }
 
 sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const char *language,
@@ -153,6 +219,27 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
     return st;
 }
 
+/* text with its line breaks as " / " (malloc'ed; NULL when out of memory) */
+static char *one_line(const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n' ? 3 : 1;
+    char *o = malloc(n + 1), *q = o;
+    if (!o)
+        return NULL;
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            memcpy(q, " / ", 3);
+            q += 3;
+        } else {
+            *q++ = *p;
+        }
+    }
+    *q = '\0';
+    return o;
+}
+
 static json_t *latency_json(const sg_turn_timing *t, bool streamed)
 {
     json_t *o = json_object();
@@ -160,6 +247,7 @@ static json_t *latency_json(const sg_turn_timing *t, bool streamed)
     json_object_set_new(o, "asr", json_real(round3(t->asr > 0 ? t->asr : 0)));
     json_object_set_new(o, "vision", json_real(round3(t->vision > 0 ? t->vision : 0)));
     json_object_set_new(o, "llm", json_real(round3(t->llm > 0 ? t->llm : 0)));
+    json_object_set_new(o, "ocr", json_real(round3(t->ocr > 0 ? t->ocr : 0)));
     json_object_set_new(o, "total", json_real(round3(t->total)));
     if (streamed) {
         json_object_set_new(o, "first_token",
@@ -206,7 +294,8 @@ static sg_status hear(const sg_backends *b, const sg_turn_input *in, sg_turn_out
 /* 4. The language backend (through the cache) or, without one, the rule-based responder: the
  * answer into out->response. *intent: the responder's intent; *cached: the cache answered. */
 static sg_status answer(const sg_backends *b, const sg_turn_input *in, const char *prompt,
-                        const char *visual, const sg_scene *pixels, sg_answer_stream *as,
+                        const char *visual, const sg_scene *pixels, const char *ocr_text,
+                        sg_answer_stream *as,
                         sg_turn_output *out, const char **intent, bool *cached, sg_error *err)
 {
     double t1 = sg_now_ms();
@@ -224,7 +313,7 @@ static sg_status answer(const sg_backends *b, const sg_turn_input *in, const cha
                 sg_cache_put(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens, out->response);
         }
     } else {
-        sg_responder_input ri = {out->query, visual, pixels, time(NULL)};
+        sg_responder_input ri = {out->query, visual, pixels, time(NULL), b->ocr != NULL, ocr_text};
         sg_intent it;
         out->response = sg_responder_answer(&ri, &it);
         *intent = sg_intent_name(it);
@@ -263,7 +352,7 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
                       sg_turn_output *out, sg_error *err)
 {
     memset(out, 0, sizeof *out);
-    out->t.vad = out->t.asr = out->t.vision = out->t.llm = -1;
+    out->t.vad = out->t.asr = out->t.vision = out->t.llm = out->t.ocr = -1;
     out->t.first_token = out->t.first_audio = -1;
     const double t0 = sg_now_ms();
     json_t *warnings = json_array();
@@ -289,12 +378,17 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
 
     /* 2. Vision: an image in the request wins over the remembered scene. */
     if (in->image) {
+        /* a question that asks to read has the frame read even where the describer saw no
+         * text-like area */
+        sg_intent it = sg_intent_detect(words);
+        bool read_text = b->ocr && (it == SG_INTENT_READ || it == SG_INTENT_TRANSLATE);
         sg_frame_result fr;
-        st = sg_frame_ingest(b, m, in->image, in->image_len, true, &fr, err);
+        st = sg_frame_ingest_ocr(b, m, in->image, in->image_len, true, read_text, &fr, err);
         if (st != SG_OK)
             goto done;
         json_decref(fr.scene);
-        out->t.vision = fr.decode_ms + fr.vision_ms;
+        out->t.vision = fr.decode_ms + fr.vision_ms + (fr.ocr_ms > 0 ? fr.ocr_ms : 0);
+        out->t.ocr = fr.ocr_ms;
     }
     const char *visual = m->has_scene ? m->visual_context : SG_NO_VISUAL_INPUT;
     const sg_scene *pixels = m->has_scene && m->pixels_valid ? &m->pixels : NULL;
@@ -324,7 +418,13 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     sg_safety_check(out->query, &safety);
 
     /* 4. Prompt and language backend; 5. safety on the way out. */
-    if (asprintf(&prompt, "Visual context: %s\nUser query: %s", visual, out->query) < 0) {
+    /* what OCR read in view goes to the language model as its own line, its lines joined */
+    char *seen = m->has_scene && m->ocr_text && m->ocr_text[0] ? one_line(m->ocr_text) : NULL;
+    int pn = asprintf(&prompt, "Visual context: %s\n%s%s%sUser query: %s", visual,
+                      seen ? "Text in view: " : "", seen ? seen : "", seen ? "\n" : "",
+                      out->query);
+    free(seen);
+    if (pn < 0) {
         prompt = NULL;
         st = sg_error_set(err, SG_ENOMEM, "out of memory");
         goto done;
@@ -332,7 +432,8 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     const char *intent = NULL;
     bool cached = false;
     if (!safety.blocked) {
-        st = answer(b, in, prompt, visual, pixels, as, out, &intent, &cached, err);
+        st = answer(b, in, prompt, visual, pixels, m->has_scene ? m->ocr_text : NULL, as, out,
+                    &intent, &cached, err);
         if (st != SG_OK)
             goto done;
         sg_safety_check(out->response, &safety);

@@ -33,6 +33,8 @@ typedef struct sg_visual_memory {
     json_t *scene;         /* last keyframe's scene JSON (owned), NULL before any keyframe */
     float *embedding;      /* last keyframe's vision embedding (owned) when a model produced one */
     int embedding_dim;
+    char *ocr_text;        /* text OCR read on the last keyframe (owned; "" = it ran and read
+                              none), NULL when OCR did not run on it (no text-like area) */
     long frames, keyframes;
 } sg_visual_memory;
 
@@ -43,13 +45,24 @@ typedef struct sg_frame_result {
     bool keyframe;
     json_t *scene;        /* new reference to the keyframe's scene, NULL when skipped */
     double decode_ms, vision_ms;
+    double ocr_ms;        /* < 0 when OCR did not run */
     int width, height;    /* size in the file */
 } sg_frame_result;
+
+/* Text kept from one keyframe's OCR, bytes at most (a sign, a menu page; not a book). */
+#define SG_OCR_TEXT_MAX 2048
 
 /* Decodes an encoded frame, runs the keyframe gate (force = always a keyframe) and, on a
  * keyframe, vision; updates m. Errors: SG_EIMAGE, SG_ETOOBIG, SG_ENOMEM, vision errors. */
 sg_status sg_frame_ingest(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes,
                           size_t len, bool force, sg_frame_result *out, sg_error *err);
+/* The same; with an OCR backend, a keyframe whose describer statistics show text-like areas is
+ * read (the frame decoded again at full size, only then) and the text kept with the scene
+ * (m->ocr_text, scene "text"); read_text reads a keyframe even without such areas (the question
+ * asks to read). An OCR failure never fails the frame: the text is then unknown (NULL). */
+sg_status sg_frame_ingest_ocr(const sg_backends *b, sg_visual_memory *m, const uint8_t *bytes,
+                              size_t len, bool force, bool read_text, sg_frame_result *out,
+                              sg_error *err);
 
 typedef struct sg_turn_input {
     const char *text;            /* may be NULL */
@@ -70,6 +83,7 @@ typedef struct sg_turn_input {
 typedef struct sg_turn_timing {
     double vad, asr, vision, llm, total; /* ms; < 0 when the stage did not run */
     double first_token, first_audio;     /* streamed turns: ms from the start, < 0 none */
+    double ocr;                          /* ms of it inside vision; < 0 when OCR did not run */
 } sg_turn_timing;
 
 typedef struct sg_turn_output {
@@ -95,7 +109,7 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
                              char **transcript, bool *speech, double *vad_ms, double *asr_ms,
                              sg_error *err);
 
-/* {"vision":name|null,"asr":…,"vad":…,"llm":…} */
+/* {"vision":name|null,"asr":…,"vad":…,"llm":…,"ocr":…} */
 json_t *sg_backends_models_json(const sg_backends *b);
 
 #endif

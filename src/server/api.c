@@ -17,8 +17,9 @@ static double ms3(double x) { return (double)(long long)(x * 1000 + 0.5) / 1000;
 
 static json_t *models_bools(const sg_backends *b)
 {
-    return json_pack("{s:b,s:b,s:b,s:b,s:b}", "vision", b->vision != NULL, "asr", b->asr != NULL,
-                     "vad", b->vad != NULL, "llm", b->llm != NULL, "tts", b->tts != NULL);
+    return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b}", "vision", b->vision != NULL, "asr", b->asr != NULL,
+                     "vad", b->vad != NULL, "llm", b->llm != NULL, "tts", b->tts != NULL, "ocr",
+                     b->ocr != NULL);
 }
 
 /* model_names with the synthesiser's ("tts": null when SG_TTS=off). */
@@ -229,6 +230,8 @@ json_t *sg_frame_work(sg_server *srv, sg_session *s, const uint8_t *image, size_
                           fr.scene ? fr.scene : json_null(), "frame_index", (json_int_t)index,
                           "latency_ms", "decode", ms3(fr.decode_ms), "vision", ms3(fr.vision_ms),
                           "total", ms3(total));
+    if (o && fr.ocr_ms >= 0) /* OCR ran on this keyframe (its text is in the scene) */
+        json_object_set_new(json_object_get(o, "latency_ms"), "ocr", json_real(ms3(fr.ocr_ms)));
     if (!o) {
         *status = sg_error_set(err, SG_ENOMEM, "out of memory building the response");
         return NULL;

@@ -18,6 +18,8 @@
  *         13 embedding u32 dim, f32[dim]
  *         14 transcripts u32 n <= SG_TRANSCRIPTS_KEPT, str[n] oldest first
  *         15 history  u32 n <= SG_HISTORY_TURNS, n x (u8 1 query | 2 response, the strings)
+ *         16 ocr      str the text OCR read on the last keyframe (<= SG_OCR_TEXT_MAX bytes;
+ *                     absent when OCR did not run on it)
  *   RAW   20 frames   u32 n, n x (u32 length, bytes) oldest first
  *         21 audio    u64 n, f32[n] */
 #include "server/session_codec.h"
@@ -36,6 +38,7 @@
 enum {
     F_PRIVACY = 1, F_CREATED = 2, F_COUNTERS = 3,
     F_GATE = 10, F_SCENE = 11, F_PIXELS = 12, F_EMBEDDING = 13, F_TRANSCRIPTS = 14, F_HISTORY = 15,
+    F_OCR = 16,
     F_FRAMES = 20, F_AUDIO = 21,
 };
 
@@ -189,6 +192,11 @@ static void put_state(writer *w, const sg_session *s)
         field_begin(w, F_EMBEDDING);
         put_u32(w, (uint32_t)m->embedding_dim);
         put(w, m->embedding, (size_t)m->embedding_dim * sizeof(float));
+        field_end(w);
+    }
+    if (m->ocr_text) {
+        field_begin(w, F_OCR);
+        put_str(w, m->ocr_text);
         field_end(w);
     }
     if (s->transcripts_n > 0) {
@@ -568,6 +576,7 @@ static const char *field_name(unsigned tag)
     case F_EMBEDDING: return "embedding";
     case F_TRANSCRIPTS: return "transcripts";
     case F_HISTORY: return "history";
+    case F_OCR: return "ocr text";
     case F_FRAMES: return "raw frames";
     case F_AUDIO: return "raw audio";
     }
@@ -579,7 +588,7 @@ static bool tag_allowed(sg_session_part part, unsigned tag)
 {
     switch (part) {
     case SG_SESSION_PART_META: return tag >= F_PRIVACY && tag <= F_COUNTERS;
-    case SG_SESSION_PART_STATE: return tag >= F_GATE && tag <= F_HISTORY;
+    case SG_SESSION_PART_STATE: return tag >= F_GATE && tag <= F_OCR;
     case SG_SESSION_PART_RAW: return tag == F_FRAMES || tag == F_AUDIO;
     }
     return false;
@@ -667,6 +676,7 @@ static void each_session_field(void *ctx, unsigned tag, reader *r)
     case F_EMBEDDING: read_embedding(r, &s->vision); break;
     case F_TRANSCRIPTS: read_transcripts(r, s); break;
     case F_HISTORY: read_history(r, s); break;
+    case F_OCR: s->vision.ocr_text = get_str(r, SG_OCR_TEXT_MAX); break;
     case F_FRAMES: read_frames(r, s); break;
     case F_AUDIO: read_audio(r, s); break;
     default: fail(r, "unknown field"); break;

@@ -392,11 +392,14 @@ static void run_answer(void *arg)
     /* the scene as it is now: the turn reads it without the session's lock */
     sg_visual_memory scene;
     sg_status st = sg_session_lock(ses, &err);
+    const bool scene_taken = st == SG_OK;
     if (st == SG_OK) {
-        scene = ses->vision;
+        scene = ses->vision; /* its owned parts copied: a frame may replace them meanwhile */
         json_incref(scene.scene);
         scene.embedding = NULL;
         scene.embedding_dim = 0;
+        if (scene.ocr_text && !(scene.ocr_text = strdup(scene.ocr_text)))
+            st = sg_error_set(&err, SG_ENOMEM, "out of memory");
         sg_session_unlock(ses);
     }
     sg_turn_output out = {0};
@@ -404,7 +407,10 @@ static void run_answer(void *arg)
         const sg_turn_stream cb = {answer_stage, answer_text, answer_reset, answer_sentence, j};
         sg_turn_input ti = {.text = j->text, .stream = &cb, .first_audio_at = &j->first_audio_at};
         st = sg_turn_run(s->b, &scene, &ti, &out, &err);
+    }
+    if (scene_taken) {
         json_decref(scene.scene);
+        free(scene.ocr_text);
     }
     if (st == SG_OK && !out.stopped) {
         if (sg_session_lock(ses, &err) == SG_OK) {
