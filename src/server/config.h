@@ -56,6 +56,8 @@ typedef struct sg_config {
     size_t gzip_min_bytes;   /* compress responses at least this large */
     const char *skills_path; /* SG_SKILLS_PATH or --skills */
     int debug_work_delay_ms; /* SG_DEBUG_WORK_DELAY_MS: tests only, makes every job slow */
+    int debug_answer_delay_ms; /* SG_DEBUG_ANSWER_DELAY_MS: tests only, a /ws/audio answer waits
+                                  this long (or until cancelled) before its first text */
     size_t sse_buffer_bytes; /* SG_SSE_BUFFER_BYTES: a streamed answer's bytes waiting for its client */
     int sse_stall_ms;        /* SG_SSE_STALL_MS: how long an event waits for a client that does not read */
     const char *vision_model;   /* SG_VISION_MODEL or --vision-model: a CLIP directory */

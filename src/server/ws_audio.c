@@ -22,6 +22,7 @@
 #define KEEP_IDLE RATE /* samples kept before the open utterance or the present */
 #define MAX_UTT ((long long)SG_WS_AUDIO_MAX_UTTERANCE_S * RATE)
 #define PARTIAL_EVERY ((long long)SG_WS_AUDIO_PARTIAL_EVERY_S * RATE)
+#define BARGE_IN (RATE * 3 / 10) /* 300 ms of speech: the VAD's shortest kept segment is 250 */
 
 struct sg_ws_audio {
     const sg_backends *b;
@@ -34,6 +35,7 @@ struct sg_ws_audio {
     /* the answer to each final (agent/answer_stream.h), and its speech: any time */
     bool answer, speak;
     int speak_format;
+    long long speech_at; /* when the VAD heard the open utterance begin; -1 once reported */
     uint8_t carry[4];
     int carry_n;
     SRC_STATE *src;
@@ -99,6 +101,8 @@ sg_ws_audio *sg_ws_audio_new(const sg_backends *b, sg_error *err)
         return NULL;
     }
     sg_ws_audio *a = calloc(1, sizeof *a);
+    if (a)
+        a->speech_at = -1;
     if (!a) {
         sg_error_set(err, SG_ENOMEM, "out of memory");
         return NULL;
@@ -345,7 +349,7 @@ static void vad_events(sg_ws_audio *a, const sg_vad_event *ev, size_t nev, sg_ws
         case SG_VAD_EV_START:
             if (!a->in_utt)
                 begin_utterance(a, s);
-            res->speech_started = true; /* the wearer speaks: barge-in on an answer */
+            a->speech_at = at; /* barge-in once it lasts (see after the events) */
             break;
         case SG_VAD_EV_END:
             if (a->in_utt) /* after a 30 s cut the segment's start is in an earlier final */
@@ -410,6 +414,12 @@ static void process16k(sg_ws_audio *a, const float *pcm, size_t n, bool partial_
         else
             vad_events(a, ev, nev, res);
         free(ev);
+        /* the wearer speaks (barge-in on an answer): speech the VAD has kept for BARGE_IN_MS,
+         * so a click it drops as too short interrupts nothing */
+        if (a->in_utt && a->speech_at >= 0 && a->total - a->speech_at >= BARGE_IN) {
+            res->speech_started = true;
+            a->speech_at = -1;
+        }
     } else if (!a->in_utt) {
         begin_utterance(a, a->total - (long long)n);
     }

@@ -59,7 +59,8 @@ typedef struct sg_ws_audio_result {
     long long finalized;      /* the last utterance given its final by this call, 0 if none */
     double asr_ms;            /* time spent on finals */
     int finals;
-    bool speech_started;      /* the VAD heard speech begin (barge-in on a streaming answer) */
+    bool speech_started;      /* the VAD has heard 300 ms of a new utterance (barge-in on a
+                                 streaming answer); once per utterance, never without a VAD */
 } sg_ws_audio_result;
 
 /* b->asr is required; b->vad is used when it can stream. */

@@ -87,6 +87,7 @@ struct sg_ws_conn {
     /* the answer to a final (sg_ws_audio_set_answer): one at a time; barge-in cancels it */
     bool answer_active, answer_cancel;
     char *answer_pending;   /* a final that came while an answer was being cancelled */
+    long long answers;      /* answers started (the running one's number) */
     int stop_code;          /* set: close with it, drop pending work */
     char stop_reason[STOP_REASON_MAX];
     /* the process job's */
@@ -313,6 +314,8 @@ static void start_partial(sg_ws_conn *c, sg_ws_partial *p)
 
 typedef struct answer_job {
     sg_ws_conn *c;
+    long long seq;          /* the socket's answers are numbered from 1: "answer" in each message */
+    bool waited;            /* SG_DEBUG_ANSWER_DELAY_MS done */
     char *text;
     bool speak;
     sg_tts_format format;
@@ -322,10 +325,13 @@ typedef struct answer_job {
 
 static void start_answer(sg_ws_conn *c, char *text);
 
-/* Posts msg unless the answer was cancelled or the socket is closing; false then (stop). */
+/* Posts msg (with the answer's number) unless the answer was cancelled or the socket is closing;
+ * false then (stop). */
 static bool answer_post(answer_job *j, json_t *msg)
 {
     sg_ws_conn *c = j->c;
+    if (msg)
+        json_object_set_new(msg, "answer", json_integer(j->seq));
     pthread_mutex_lock(&c->lock);
     const bool live = !c->stop_code && !c->answer_cancel;
     if (live && msg) {
@@ -351,9 +357,27 @@ static void answer_stage(void *ud, const char *event, json_t *data)
     answer_post(ud, typed(event, data));
 }
 
+static bool answer_live(answer_job *j)
+{
+    pthread_mutex_lock(&j->c->lock);
+    const bool live = !j->c->stop_code && !j->c->answer_cancel;
+    pthread_mutex_unlock(&j->c->lock);
+    return live;
+}
+
 static bool answer_text(void *ud, const char *piece, size_t len)
 {
-    return answer_post(ud, json_pack("{s:s,s:s%}", "type", "token", "text", piece, len));
+    answer_job *j = ud;
+    const int delay = j->c->srv->cfg->debug_answer_delay_ms;
+    if (delay > 0 && !j->waited) { /* tests: a window for barge-in, cut short by it */
+        j->waited = true;
+        const double until = sg_now_ms() + delay;
+        while (sg_now_ms() < until && answer_live(j)) {
+            struct timespec ts = {0, 5000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return answer_post(j, json_pack("{s:s,s:s%}", "type", "token", "text", piece, len));
 }
 
 static bool answer_reset(void *ud) { return answer_post(ud, typed("reset", NULL)); }
@@ -361,12 +385,8 @@ static bool answer_reset(void *ud) { return answer_post(ud, typed("reset", NULL)
 static bool answer_sentence(void *ud, int n, const char *sentence)
 {
     answer_job *j = ud;
-    if (!j->speak) {
-        pthread_mutex_lock(&j->c->lock);
-        const bool live = !j->c->stop_code && !j->c->answer_cancel;
-        pthread_mutex_unlock(&j->c->lock);
-        return live;
-    }
+    if (!j->speak || !answer_live(j)) /* (barge-in: no synthesis for an answer cut short) */
+        return answer_live(j);
     sg_tts_audio a;
     sg_error err = {0};
     if (sg_tts_speak_sentence(j->c->srv->b->tts, sentence, 0, j->format, &j->budget, &a, &err) !=
@@ -462,6 +482,7 @@ static void start_answer(sg_ws_conn *c, char *text)
         return;
     }
     j->c = c;
+    j->seq = ++c->answers;
     j->text = text;
     j->speak = speak && c->srv->b->tts;
     j->format = (sg_tts_format)fmt;
@@ -491,7 +512,8 @@ static void answer_follow(sg_ws_conn *c, const sg_ws_audio_result *res)
     sg_ws_audio_answer_mode(c->sa, &answer, &speak, &fmt);
     if (res->speech_started && c->answer_active && !c->answer_cancel) {
         c->answer_cancel = true;
-        post(c, json_pack("{s:s,s:s}", "type", "answer_cancelled", "reason", "barge_in"));
+        post(c, json_pack("{s:s,s:s,s:I}", "type", "answer_cancelled", "reason", "barge_in",
+                          "answer", (json_int_t)c->answers));
     }
     if (!answer || c->stop_code)
         return;
@@ -511,8 +533,8 @@ static void answer_follow(sg_ws_conn *c, const sg_ws_audio_result *res)
         if (c->answer_active) { /* being cancelled (or not yet): this final goes next */
             if (!c->answer_cancel) {
                 c->answer_cancel = true;
-                post(c, json_pack("{s:s,s:s}", "type", "answer_cancelled", "reason",
-                                  "new_utterance"));
+                post(c, json_pack("{s:s,s:s,s:I}", "type", "answer_cancelled", "reason",
+                                  "new_utterance", "answer", (json_int_t)c->answers));
             }
             free(c->answer_pending);
             c->answer_pending = copy;
