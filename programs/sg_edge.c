@@ -20,6 +20,7 @@
 #include "nn/cpu.h"
 #include "nn/pool.h"
 #include "server/config.h"
+#include "server/degrade.h"
 #include "server/server.h"
 
 static void usage(FILE *f)
@@ -46,6 +47,10 @@ static void usage(FILE *f)
             "  --asr-model PATH     Whisper: Hugging Face directory or whisper.cpp ggml-*.bin\n"
             "                       (env SG_ASR_MODEL)\n"
             "  --asr-precision P    int8 (default) or f32 (env SG_ASR_PRECISION)\n"
+            "  --asr-fallback-model PATH  a smaller Whisper (e.g. tiny for base) that turns step\n"
+            "                       down to when they would break the latency budget\n"
+            "                       (env SG_ASR_FALLBACK_MODEL; budget: SG_LATENCY_BUDGET_MS,\n"
+            "                       default 2000, 0 = never degrade)\n"
             "  --session-store URL  where sessions live: memory (default), redis://[:password@]host:port[/db]\n"
             "                       or unix:///path/redis.sock (env SG_SESSION_STORE)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
@@ -100,13 +105,15 @@ int main(int argc, char **argv)
         {"llm-precision", required_argument, 0, 'R'}, {"llm-tokenizer", required_argument, 0, 'K'},
         {"vad-model", required_argument, 0, 'D'},    {"asr-model", required_argument, 0, 'A'},
         {"asr-precision", required_argument, 0, 'B'}, {"session-store", required_argument, 0, 'S'},
+        {"asr-fallback-model", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
     const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
     const char *vad_model = getenv("SG_VAD_MODEL");
     const char *asr_model = getenv("SG_ASR_MODEL"), *asr_precision = getenv("SG_ASR_PRECISION");
+    const char *asr_fallback_model = getenv("SG_ASR_FALLBACK_MODEL");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:F:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -130,6 +137,7 @@ int main(int argc, char **argv)
         case 'D': vad_model = optarg; break;
         case 'A': asr_model = optarg; break;
         case 'B': asr_precision = optarg; break;
+        case 'F': asr_fallback_model = optarg; break;
         case 'R': llm_precision = optarg; break;
         case 'K': llm_tokenizer = optarg; break;
         case 'S':
@@ -169,6 +177,13 @@ int main(int argc, char **argv)
         return 2;
     }
     const bool asr_int8 = !(asr_precision && strcmp(asr_precision, "f32") == 0);
+    if (asr_fallback_model && !*asr_fallback_model)
+        asr_fallback_model = NULL;
+    if (asr_fallback_model && !asr_model) {
+        fprintf(stderr, "sg-edge: --asr-fallback-model (SG_ASR_FALLBACK_MODEL) needs --asr-model: "
+                "it stands in for that model when a turn would break the latency budget\n");
+        return 2;
+    }
     const long cache_entries = sg_cache_entries_from_env();
     if (cache_entries < 0) {
         fprintf(stderr, "sg-edge: SG_CACHE_ENTRIES must be a whole number in 0..1000000\n");
@@ -211,12 +226,13 @@ int main(int argc, char **argv)
     sg_metrics_model(metrics, SG_MODEL_LLM, llm_model != NULL, false);
     sg_metrics_model(metrics, SG_MODEL_VAD, vad_model != NULL, false);
     sg_metrics_model(metrics, SG_MODEL_ASR, asr_model != NULL, false);
+    sg_metrics_model(metrics, SG_MODEL_ASR_FALLBACK, asr_fallback_model != NULL, false);
     sg_pool *pool = NULL;
     sg_clip_vision *vision = NULL;
     sg_llm_snn *llm = NULL;
     sg_cache *cache = NULL;
     sg_vad_silero *vad = NULL;
-    sg_asr_whisper *asr = NULL;
+    sg_asr_whisper *asr = NULL, *asr_fallback = NULL;
     if (cfg.vision_model) {
         double t0 = sg_now_ms();
         pool = sg_pool_new(cfg.threads);
@@ -316,6 +332,36 @@ int main(int argc, char **argv)
         sg_log(SG_LOG_INFO, "speech: no ASR model (--asr-model); audio with speech is answered 503 "
                "MODEL_UNAVAILABLE");
     }
+    if (asr_fallback_model) {
+        double t0 = sg_now_ms();
+        sg_whisper *wm = sg_whisper_load(asr_fallback_model, asr_int8 ? SG_PREC_Q8 : SG_PREC_F32,
+                                         pool, &err);
+        if (wm) {
+            char base[96], name[128];
+            sg_speech_model_name(wm, asr_fallback_model, base, sizeof base);
+            snprintf(name, sizeof name, "%s %s", base, asr_int8 ? "int8" : "f32");
+            asr_fallback = sg_asr_whisper_new(wm, name, NULL, &err);
+        }
+        if (!asr_fallback) {
+            sg_log(SG_LOG_ERROR, "cannot load the fallback speech model %s: %s", asr_fallback_model,
+                   err.msg[0] ? err.msg : "out of memory");
+            goto done;
+        }
+        backends.asr_fallback = sg_asr_whisper_backend(asr_fallback);
+        sg_metrics_model(metrics, SG_MODEL_ASR_FALLBACK, true, true);
+        /* until the fallback has been measured, its time is guessed from the weights' sizes; a
+         * fallback no smaller than the model is never stepped down to (never slower) */
+        const sg_whisper_info *full = sg_whisper_get_info(sg_asr_whisper_model(asr));
+        const sg_whisper_info *fb = sg_whisper_get_info(sg_asr_whisper_model(asr_fallback));
+        double ratio = full->weight_bytes ? (double)fb->weight_bytes / (double)full->weight_bytes : 1;
+        sg_degrade_set_step(sg_server_degrade(srv), SG_DEG_ASR, 1, true, ratio);
+        sg_log(SG_LOG_INFO, "speech fallback: %s (%.1f MB of weights, %.2f of the model's) loaded in "
+               "%.0f ms; turns step down to it beyond SG_LATENCY_BUDGET_MS=%d", backends.asr_fallback->name,
+               (double)fb->weight_bytes / 1e6, ratio, sg_now_ms() - t0, cfg.latency_budget_ms);
+        if (ratio >= 1)
+            sg_log(SG_LOG_WARN, "the fallback speech model is not smaller than --asr-model: turns "
+                   "never step down to it (it would not be faster)");
+    }
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -331,6 +377,7 @@ done:
     sg_clip_vision_free(vision);
     sg_vad_silero_free(vad);
     sg_asr_whisper_free(asr);
+    sg_asr_whisper_free(asr_fallback);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);
     if (rc == 0)

@@ -56,6 +56,9 @@ typedef struct sg_config {
     size_t gzip_min_bytes;   /* compress responses at least this large */
     const char *skills_path; /* SG_SKILLS_PATH or --skills */
     int debug_work_delay_ms; /* SG_DEBUG_WORK_DELAY_MS: tests only, makes every job slow */
+    int latency_budget_ms;   /* SG_LATENCY_BUDGET_MS: a turn's budget, request to answer; beyond
+                                it turns step down the degradation ladder (server/degrade.h);
+                                0 = never degrade */
     const char *vision_model;   /* SG_VISION_MODEL or --vision-model: a CLIP directory */
     int vision_int8;           /* SG_VISION_PRECISION int8 (1, default) or f32 (0) */
     int threads;               /* SG_THREADS or --threads: the inference thread pool (0 = cores) */

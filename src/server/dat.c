@@ -485,7 +485,7 @@ static void work_dat_turn(sg_req *r)
         return;
     }
     sg_turn_input ti = {r->in.text, t.n ? &a : NULL, NULL, 0, r->in.language,
-                        r->in.cloud_offload, r->in.max_tokens};
+                        r->in.cloud_offload, r->in.max_tokens, NULL};
     bool speech = false;
     json_t *o = sg_req_run_turn(r, &ti, &speech);
     sg_audio_free(&a);

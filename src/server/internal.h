@@ -13,6 +13,7 @@
 #include "agent/backends.h"
 #include "media/audio.h"
 #include "server/config.h"
+#include "server/degrade.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -37,6 +38,7 @@ struct sg_server {
     atomic_bool draining;      /* graceful stop under way: new requests get 503 */
     struct sg_ws_hub *ws;      /* open WebSockets (ws_conn.c) */
     struct sg_edge *edge;      /* connections, the watchdog, the body budget (edge.c) */
+    struct sg_degrade *degrade;/* the latency budget's ladder (degrade.c) */
 };
 
 typedef struct sg_req sg_req;
