@@ -348,6 +348,15 @@ int main(int argc, char **argv)
             goto done;
         }
         backends.asr_fallback = sg_asr_whisper_backend(asr_fallback);
+        /* one untimed transcription of a second of silence: the first turn that steps down to the
+         * fallback is measured warm (a cold first call, measured slower than the model, would
+         * keep turns from ever stepping down to it again) */
+        static const float silence[SG_AUDIO_RATE];
+        char *warm = NULL;
+        if (backends.asr_fallback->transcribe(backends.asr_fallback->self, silence, SG_AUDIO_RATE,
+                                              NULL, &warm, &err) != SG_OK)
+            sg_log(SG_LOG_WARN, "the fallback speech model's warm-up failed: %s", err.msg);
+        free(warm);
         sg_metrics_model(metrics, SG_MODEL_ASR_FALLBACK, true, true);
         /* until the fallback has been measured, its time is guessed from the weights' sizes; a
          * fallback no smaller than the model is never stepped down to (never slower) */
