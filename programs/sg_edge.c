@@ -12,6 +12,7 @@
 #include "agent/backends.h"
 #include "agent/cache.h"
 #include "agent/llm_snn.h"
+#include "agent/slow.h"
 #include "agent/turn.h"
 #include "agent/vad_silero.h"
 #include "agent/vision_clip.h"
@@ -184,6 +185,14 @@ int main(int argc, char **argv)
                 "it stands in for that model when a turn would break the latency budget\n");
         return 2;
     }
+    /* debug only (loadtest/degrade.sh with the tiny models): simulated model cost per stage */
+    sg_model_delays delays = {0};
+    const char *delay_spec = getenv("SG_DEBUG_MODEL_DELAY_MS");
+    if (delay_spec && *delay_spec && sg_model_delays_parse(delay_spec, &delays, &err) != SG_OK) {
+        fprintf(stderr, "sg-edge: SG_DEBUG_MODEL_DELAY_MS: %s\n", err.msg);
+        return 2;
+    }
+    sg_slow_backends *slow = NULL;
     const long cache_entries = sg_cache_entries_from_env();
     if (cache_entries < 0) {
         fprintf(stderr, "sg-edge: SG_CACHE_ENTRIES must be a whole number in 0..1000000\n");
@@ -371,6 +380,12 @@ int main(int argc, char **argv)
             sg_log(SG_LOG_WARN, "the fallback speech model is not smaller than --asr-model: turns "
                    "never step down to it (it would not be faster)");
     }
+    if (delay_spec && *delay_spec) {
+        if (!(slow = sg_slow_wrap(&backends, &delays)))
+            goto done;
+        sg_log(SG_LOG_WARN, "SG_DEBUG_MODEL_DELAY_MS=%s: every model call sleeps first (simulated "
+               "model cost, for load figures only)", delay_spec);
+    }
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -381,6 +396,7 @@ int main(int argc, char **argv)
 done:
     sg_server_stop(srv, rc == 0 ? 30.0 : 5.0);
     sg_server_free(srv);
+    sg_slow_free(slow);
     sg_cache_free(cache);
     sg_llm_snn_free(llm);
     sg_clip_vision_free(vision);

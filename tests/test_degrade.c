@@ -4,6 +4,7 @@
  * (hysteresis) or an idle spell, and a zero budget never degrades. */
 #include <string.h>
 
+#include "agent/slow.h"
 #include "check.h"
 #include "server/degrade.h"
 
@@ -323,8 +324,29 @@ static void test_controller(void)
     sg_degrade_free(d);
 }
 
+/* SG_DEBUG_MODEL_DELAY_MS's parser (simulated model cost for the load figures). */
+static void test_model_delays(void)
+{
+    sg_model_delays d;
+    sg_error err = {0};
+    CHECK(sg_model_delays_parse("vision=300,asr=400,asr_fallback=120,llm=600", &d, &err) == SG_OK);
+    CHECK(d.vision == 300 && d.asr == 400 && d.asr_fallback == 120 && d.llm == 600);
+    CHECK(sg_model_delays_parse("llm=5", &d, &err) == SG_OK);
+    CHECK(d.vision == 0 && d.asr == 0 && d.asr_fallback == 0 && d.llm == 5);
+    CHECK(sg_model_delays_parse("", &d, &err) == SG_OK);
+    static const char *const bad[] = {"llm", "llm=", "llm=-1", "llm=60001", "llm=1x", "gpu=3",
+                                      "asr_fallbac=1", "vision=1,,", "llm=99999999999999999999",
+                                      "=5", NULL};
+    for (int i = 0; bad[i]; i++) {
+        err.msg[0] = 0;
+        CHECK_MSG(sg_model_delays_parse(bad[i], &d, &err) == SG_EINVAL && err.msg[0],
+                  "\"%s\" accepted", bad[i]);
+    }
+}
+
 int main(void)
 {
+    test_model_delays();
     test_names();
     test_ewma();
     test_estimates();

@@ -390,7 +390,8 @@ json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
         *speech = out.speech;
     if (ti->image) {
         sg_metrics_count(srv->metrics, SG_COUNTER_FRAMES, 1);
-        sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
+        if (!out.degraded.vision_remembered) /* analysed, not answered from the remembered scene */
+            sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
     }
     sg_metrics_count(srv->metrics, SG_COUNTER_QUERIES, 1);
     sg_metrics_record(srv->metrics, SG_STAGE_VAD, out.t.vad);
