@@ -141,6 +141,34 @@ static size_t opus_compact_tags(uint8_t *buf, size_t len)
     return len;
 }
 
+/* ---- WAV (with the encoder, so the server's speech synthesis can compile this file alone) ---- */
+
+static void put_le(uint8_t *p, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+size_t sg_wav_pcm16(const int16_t *samples, size_t n, int sample_rate, uint8_t *out)
+{
+    uint32_t data = (uint32_t)(n * 2);
+    memcpy(out, "RIFF", 4);
+    put_le(out + 4, 36 + data, 4);
+    memcpy(out + 8, "WAVEfmt ", 8);
+    put_le(out + 16, 16, 4);
+    put_le(out + 20, 1, 2); /* PCM */
+    put_le(out + 22, 1, 2); /* mono */
+    put_le(out + 24, (uint32_t)sample_rate, 4);
+    put_le(out + 28, (uint32_t)sample_rate * 2, 4);
+    put_le(out + 32, 2, 2);
+    put_le(out + 34, 16, 2);
+    memcpy(out + 36, "data", 4);
+    put_le(out + 40, data, 4);
+    for (size_t i = 0; i < n; i++)
+        put_le(out + 44 + 2 * i, (uint16_t)samples[i], 2);
+    return 44 + (size_t)data;
+}
+
 /* ---- the encoder ------------------------------------------------------------------------------- */
 
 sg_client_status sg_audio_encode(sg_audio_codec codec, const int16_t *pcm, size_t n,

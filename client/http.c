@@ -18,11 +18,13 @@
  * them before HPACK compression. (CURLINFO_REQUEST_SIZE is not used: it counts a POSTFIELDS body in
  * some cases and not in others.) */
 #include <ctype.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -67,6 +69,12 @@ struct sg_client {
     sg_client_stats stats;
     long last_http_version; /* CURL_HTTP_VERSION_* of the last response, 0 = none yet */
     uint64_t connections;   /* connections opened (CURLINFO_NUM_CONNECTS summed) */
+    /* telemetry (sg_client_set_device): what the device said, what was sent when */
+    double battery_pct;     /* NaN: not said, nothing is sent */
+    int charging;
+    double telemetry_interval_ms;
+    double telemetry_sent_ms; /* config clock; -1: never */
+    sg_usage_meter *usage;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -129,6 +137,10 @@ sg_client_status sg_client_new(const sg_client_config *cfg, sg_client **out,
     c->cfg = *cfg;
     c->verify_peer = true;
     c->http = SG_CLIENT_HTTP_AUTO;
+    c->battery_pct = NAN;
+    c->charging = -1;
+    c->telemetry_interval_ms = SG_CLIENT_TELEMETRY_INTERVAL_MS;
+    c->telemetry_sent_ms = -1;
     c->base = strdup(cfg->base_url);
     if (c->base) {
         size_t n = strlen(c->base);
@@ -146,7 +158,8 @@ sg_client_status sg_client_new(const sg_client_config *cfg, sg_client **out,
     c->multi = curl_multi_init();
     if (c->multi) /* the default since libcurl 7.62; said anyway: this is what shares a connection */
         curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    if (!c->base || (cfg->api_key && !c->api_key_header) || !c->multi) {
+    if (!c->base || (cfg->api_key && !c->api_key_header) || !c->multi ||
+        sg_usage_meter_new(&c->usage) != SG_CLIENT_OK) {
         sg_client_free(c);
         return sg_client_fail(err, SG_CLIENT_ENOMEM, "cannot start libcurl (out of memory?)");
     }
@@ -181,6 +194,7 @@ void sg_client_free(sg_client *c)
     free(c->base);
     free(c->api_key_header);
     free(c->ca_file);
+    sg_usage_meter_free(c->usage);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -522,6 +536,83 @@ static int attempt(sg_client *c, transfer *t, const char *method, const char *ur
     return (int)code;
 }
 
+/* ---- telemetry ------------------------------------------------------------------------------ */
+
+void sg_client_set_device(sg_client *c, double battery_pct, int charging)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->battery_pct = battery_pct >= 0 && battery_pct <= 100 ? battery_pct : NAN;
+    c->charging = charging == 0 || charging == 1 ? charging : -1;
+    pthread_mutex_unlock(&c->mu);
+}
+
+sg_client_status sg_client_set_telemetry_interval(sg_client *c, double interval_ms)
+{
+    if (!c || !(interval_ms >= 0) || !isfinite(interval_ms))
+        return SG_CLIENT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    c->telemetry_interval_ms = interval_ms;
+    pthread_mutex_unlock(&c->mu);
+    return SG_CLIENT_OK;
+}
+
+/* The process's resident bytes (/proc/self/statm: Linux and Android), or -1. */
+static double resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    unsigned long long size, resident;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (double)resident * (double)page : -1;
+}
+
+/* Under c->mu. */
+static void telemetry_now(sg_client *c, double now_ms, sg_client_telemetry *out)
+{
+    out->battery_pct = c->battery_pct;
+    out->charging = c->charging;
+    sg_usage_meter_rates(c->usage, now_ms, &out->fps, &out->upload_kb_per_min);
+    out->memory_bytes = resident_bytes();
+}
+
+void sg_client_get_telemetry(sg_client *c, sg_client_telemetry *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    double now = c->cfg.now_ms(c->cfg.ud);
+    pthread_mutex_lock(&c->mu);
+    telemetry_now(c, now, out);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The telemetry header line into line when one is due on a request to path: the device's state
+ * is known, the interval has passed since the last, and the path is a session's own route
+ * ("/sessions/{id}/..."), where the server records it. */
+static bool telemetry_due(sg_client *c, const char *path, char line[SG_TELEMETRY_HEADER_SIZE])
+{
+    if (strncmp(path, "/sessions/", 10) != 0 || !strchr(path + 10, '/'))
+        return false;
+    double now = c->cfg.now_ms(c->cfg.ud);
+    bool due = false;
+    pthread_mutex_lock(&c->mu);
+    if (!isnan(c->battery_pct) && c->telemetry_interval_ms > 0 &&
+        (c->telemetry_sent_ms < 0 || now - c->telemetry_sent_ms >= c->telemetry_interval_ms)) {
+        sg_client_telemetry t;
+        telemetry_now(c, now, &t);
+        due = sg_client_telemetry_header(&t, line) == SG_CLIENT_OK;
+        if (due)
+            c->telemetry_sent_ms = now;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return due;
+}
+
 /* sg_client_request with one more header line ("Name: value", or NULL). */
 static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char *method,
                                    const char *path, const char *content_type, const char *extra,
@@ -558,6 +649,11 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
     }
     if (ok && extra) {
         ok = (t = curl_slist_append(hdrs, extra)) != NULL;
+        hdrs = ok ? t : hdrs;
+    }
+    char telemetry[SG_TELEMETRY_HEADER_SIZE];
+    if (ok && telemetry_due(c, path, telemetry)) {
+        ok = (t = curl_slist_append(hdrs, telemetry)) != NULL;
         hdrs = ok ? t : hdrs;
     }
     if (!ok) {
@@ -632,6 +728,8 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
     } else {
         k->failed++;
     }
+    sg_usage_meter_add(c->usage, c->cfg.now_ms(c->cfg.ud), res->bytes_up,
+                       kind == SG_UPLOAD_FRAME && outcome == SG_CLIENT_OK);
     pthread_mutex_unlock(&c->mu);
     free(url);
     curl_slist_free_all(hdrs);
@@ -829,32 +927,4 @@ sg_client_status sg_client_query(sg_client *c, const char *session_id, const cha
     sg_client_status st = sg_client_request(c, SG_UPLOAD_QUERY, "POST", path, NULL, body, strlen(body), res);
     free(body);
     return st;
-}
-
-/* ---- WAV ---------------------------------------------------------------------------------------- */
-
-static void put_le(uint8_t *p, uint32_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-size_t sg_wav_pcm16(const int16_t *samples, size_t n, int sample_rate, uint8_t *out)
-{
-    uint32_t data = (uint32_t)(n * 2);
-    memcpy(out, "RIFF", 4);
-    put_le(out + 4, 36 + data, 4);
-    memcpy(out + 8, "WAVEfmt ", 8);
-    put_le(out + 16, 16, 4);
-    put_le(out + 20, 1, 2); /* PCM */
-    put_le(out + 22, 1, 2); /* mono */
-    put_le(out + 24, (uint32_t)sample_rate, 4);
-    put_le(out + 28, (uint32_t)sample_rate * 2, 4);
-    put_le(out + 32, 2, 2);
-    put_le(out + 34, 16, 2);
-    memcpy(out + 36, "data", 4);
-    put_le(out + 40, data, 4);
-    for (size_t i = 0; i < n; i++)
-        put_le(out + 44 + 2 * i, (uint16_t)samples[i], 2);
-    return 44 + (size_t)data;
 }

@@ -153,6 +153,21 @@ SGCLIENT_API const char *sg_client_http_version(const sg_client *c);
  * every request went over one connection. */
 SGCLIENT_API uint64_t sg_client_connections(const sg_client *c);
 
+/* ---- telemetry (libsgclient 1.2) ----
+ * The client tells the server how the device is doing: battery level and charging state (the app
+ * says them), the frame rate and upload rate it measures itself over the last minute (every
+ * request's bytes, frames delivered), and the process's resident memory. They go in an
+ * X-Client-Telemetry header on the next request to a session's route (frame, audio, query) once
+ * every interval: no request of their own, so no radio wake-up of their own, and a few dozen bytes
+ * every 30 s. Nothing is sent until sg_client_set_device gives a battery level. */
+#define SG_CLIENT_TELEMETRY_INTERVAL_MS 30000.0
+/* battery_pct 0..100 (anything else: unknown, telemetry off); charging 1, 0, or -1 unknown. */
+SGCLIENT_API void sg_client_set_device(sg_client *c, double battery_pct, int charging);
+/* At most one report every interval_ms on the config clock; 0 = never. EINVAL for < 0 or NaN. */
+SGCLIENT_API sg_client_status sg_client_set_telemetry_interval(sg_client *c, double interval_ms);
+/* What a report would say now. */
+SGCLIENT_API void sg_client_get_telemetry(sg_client *c, sg_client_telemetry *out);
+
 /* The request functions return res->outcome: SG_CLIENT_OK (2xx), FAILED, GAVE_UP, ABANDONED,
  * EINVAL or ENOMEM; res may be NULL when the caller wants only that. */
 

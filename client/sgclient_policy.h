@@ -27,9 +27,9 @@
 #include <stdint.h>
 
 #define SGCLIENT_VERSION_MAJOR 1
-#define SGCLIENT_VERSION_MINOR 1
+#define SGCLIENT_VERSION_MINOR 2
 #define SGCLIENT_VERSION_PATCH 0
-#define SGCLIENT_VERSION "1.1.0"
+#define SGCLIENT_VERSION "1.2.0"
 /* 0xMMmmpp, for #if comparisons (like LIBCURL_VERSION_NUM) */
 #define SGCLIENT_VERSION_NUM \
     ((SGCLIENT_VERSION_MAJOR << 16) | (SGCLIENT_VERSION_MINOR << 8) | SGCLIENT_VERSION_PATCH)
@@ -427,6 +427,39 @@ SGCLIENT_API sg_client_status sg_y4m_parse_header(const uint8_t *buf, size_t len
 SGCLIENT_API size_t sg_y4m_frame_header_len(const uint8_t *buf, size_t len);
 /* Planes of one frame (frame_bytes bytes) -> packed RGB (BT.601, limited range). */
 SGCLIENT_API void sg_y4m_to_rgb(const sg_y4m_info *info, const uint8_t *planes, uint8_t *rgb);
+
+/* ==== telemetry (libsgclient 1.2) ============================================================== */
+
+/* What a client says about itself to the server (its X-Client-Telemetry header, aggregated by the
+ * server into smartglass_battery_level{band} and friends; docs/OPERATIONS.md). Caller-allocated. */
+typedef struct sg_client_telemetry {
+    double battery_pct;       /* 0..100; NaN = unknown (then nothing is sent) */
+    int charging;             /* 1, 0; -1 = unknown */
+    double fps;               /* frames a second delivered; < 0 = unknown */
+    double upload_kb_per_min; /* KB (1024 bytes) a minute uploaded, headers included; < 0 = unknown */
+    double memory_bytes;      /* the app's resident memory; < 0 = unknown */
+} sg_client_telemetry;
+
+#define SG_TELEMETRY_HEADER_SIZE 192 /* the longest header line and its NUL */
+/* The header line "X-Client-Telemetry: battery=80.0; charging=0; fps=9.80; upload_kb_per_min=412.0;
+ * memory=18350080" (unknown fields left out) into out. SG_CLIENT_OK, or SG_CLIENT_EINVAL when the
+ * battery level is unknown or outside 0..100 (out is then ""); other values are clamped to what
+ * the server takes. */
+SGCLIENT_API sg_client_status sg_client_telemetry_header(const sg_client_telemetry *t,
+                                                         char out[SG_TELEMETRY_HEADER_SIZE]);
+
+/* Frames and bytes sent over the last minute: what the fps and upload_kb_per_min above measure.
+ * Sixty one-second buckets: a rate is over the last 60 s, or since the first add when that is
+ * more recent (at least 1 s). */
+typedef struct sg_usage_meter sg_usage_meter;
+SGCLIENT_API sg_client_status sg_usage_meter_new(sg_usage_meter **out); /* OK or ENOMEM */
+SGCLIENT_API void sg_usage_meter_free(sg_usage_meter *m);
+/* bytes uploaded and frames delivered at now_ms (monotonic). Time going backwards counts in the
+ * newest bucket. */
+SGCLIENT_API void sg_usage_meter_add(sg_usage_meter *m, double now_ms, uint64_t bytes, int frames);
+/* Rates at now_ms: frames a second and KB (1024 bytes) a minute; both 0 before any add. */
+SGCLIENT_API void sg_usage_meter_rates(const sg_usage_meter *m, double now_ms, double *fps,
+                                       double *kb_per_min);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,8 @@
 
 #include "agent/describe.h"
 #include "agent/speech.h"
+#include "agent/tts.h"
+#include "agent/tts_flite.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "media/audio.h"
@@ -31,7 +33,8 @@
 /* Every option of every command lands here; a command sets its defaults before parsing. */
 typedef struct cli_args {
     const char *model, *out, *labels, *prompt, *system, *tokenizer, *teacher_force;
-    const char *vad, *language, *format;
+    const char *vad, *language, *format, *voice;
+    double speak_rate; /* say: 0 = not given (SG_TTS_RATE, else 1) */
     int precision; /* PRECISION_F32 or PRECISION_INT8 */
     int threads, runs, max_tokens, sample_rate, audio_ctx;
     bool probs, translate, stop_at_eos;
@@ -108,6 +111,16 @@ static const sg_opt vad_opts[] = {
     FORMAT_OPT,
     SAMPLE_RATE_OPT,
     FLAG_OPT("probs", 'p', probs, "add each 32 ms window's speech probability"),
+    {0}};
+
+static const sg_opt say_opts[] = {
+    TEXT_OPT("out", 'o', out, "FILE", "where the audio goes: FILE.ogg (Ogg Opus) or FILE.wav (required)"),
+    TEXT_OPT("format", 'f', format, "F", "ogg or wav (default: from FILE's extension, else ogg)"),
+    TEXT_OPT("voice", 'v', voice, "V",
+             "a flite voice: " SG_TTS_FLITE_VOICES " (default: SG_TTS_VOICE, else slt)"),
+    {.name = "rate", .short_name = 'r', .type = SG_OPT_NUMBER, .offset = AT(speak_rate),
+     .arg = "R", .min = SG_TTS_RATE_MIN, .max = SG_TTS_RATE_MAX, .def = 0,
+     .help = "speaking rate, 2 = twice as fast (default: SG_TTS_RATE, else 1)"},
     {0}};
 
 /* transcribe and bench whisper. */
@@ -629,6 +642,103 @@ static int cmd_vad(const sg_opts_cmd *cmd, const void *args, int argc, char **ar
     return rc;
 }
 
+/* ---- say ------------------------------------------------------------------------------------ */
+
+static bool write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return false;
+    bool ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+static int cmd_say(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
+{
+    (void)cmd;
+    const cli_args a = *(const cli_args *)args;
+    if (!a.out || argc < 1) {
+        fprintf(stderr, "sg say: TEXT and --out FILE.ogg|FILE.wav are required\n");
+        return 2;
+    }
+    sg_error err = {0};
+    sg_tts_format fmt = SG_TTS_OGG;
+    const char *dot = strrchr(a.out, '.');
+    const char *fmt_name = a.format ? a.format : dot && strcmp(dot, ".wav") == 0 ? "wav" : "ogg";
+    if (sg_tts_format_parse(fmt_name, &fmt, &err) != SG_OK) {
+        fprintf(stderr, "sg say: --format: %s\n", err.msg);
+        return 2;
+    }
+    double rate = a.speak_rate;
+    const char *env_rate = getenv("SG_TTS_RATE");
+    if (rate == 0 && env_rate && *env_rate && sg_tts_rate_parse(env_rate, &rate, &err) != SG_OK) {
+        fprintf(stderr, "sg say: SG_TTS_RATE: %s\n", err.msg);
+        return 2;
+    }
+    const char *voice = a.voice ? a.voice : getenv("SG_TTS_VOICE");
+    /* the operands are the text, joined by spaces; "-" alone reads it from stdin */
+    char *text = NULL;
+    size_t len = 0;
+    if (argc == 1 && strcmp(argv[0], "-") == 0) {
+        text = read_stream(stdin, &len);
+        char *z = text ? realloc(text, len + 1) : NULL;
+        if (!z) {
+            free(text);
+            fprintf(stderr, "sg say: cannot read the text from stdin\n");
+            return 1;
+        }
+        text = z;
+        text[len] = 0;
+    } else {
+        for (int i = 0; i < argc; i++)
+            len += strlen(argv[i]) + 1;
+        text = calloc(1, len + 1);
+        for (int i = 0; text && i < argc; i++) {
+            if (i)
+                strcat(text, " ");
+            strcat(text, argv[i]);
+        }
+        if (!text)
+            return 1;
+    }
+    double t0 = sg_now_ms();
+    sg_tts_flite *f = sg_tts_flite_open(voice, rate, &err);
+    if (!f) {
+        fprintf(stderr, "sg say: %s\n", err.msg);
+        free(text);
+        return 2;
+    }
+    double t1 = sg_now_ms();
+    const sg_tts_backend *tts = sg_tts_flite_backend(f);
+    sg_tts_audio au;
+    sg_status st = sg_tts_speak(tts, text, 0, 0, fmt, &au, &err);
+    double t2 = sg_now_ms();
+    free(text);
+    int rc = 0;
+    if (st != SG_OK) {
+        fprintf(stderr, "sg say: %s\n", err.msg);
+        rc = 1;
+    } else if (!write_file(a.out, au.data, au.len)) {
+        fprintf(stderr, "sg say: cannot write %s\n", a.out);
+        rc = 1;
+    } else {
+        if (au.truncated)
+            fprintf(stderr, "sg say: the text is longer than %d characters (or %.0f s of speech): "
+                    "only its first %zu characters were spoken\n", SG_TTS_MAX_CHARS,
+                    SG_TTS_MAX_SECONDS, au.chars);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:f,s:I,s:b,s:{s:f,s:f},s:f}", "out", a.out, "voice",
+                              tts->name, "format", sg_tts_format_name(au.format), "sample_rate",
+                              au.sample_rate, "duration_s", round3(au.duration_s), "chars",
+                              (json_int_t)au.chars, "truncated", au.truncated, "timings_ms",
+                              "voice", round3(t1 - t0), "synthesis", round3(t2 - t1),
+                              "real_time_factor", round3((t2 - t1) / 1000.0 / au.duration_s));
+        print_json(o);
+    }
+    sg_tts_audio_free(&au);
+    sg_tts_flite_free(f);
+    return rc;
+}
+
 /* ---- transcribe, bench whisper -------------------------------------------------------------- */
 
 /* What transcribe and bench whisper work on: their arguments, the audio, the models. */
@@ -871,6 +981,10 @@ static const sg_opts_cmd commands[] = {
      "speech segments (Silero VAD ggml file), one JSON object per file; --probs adds each 32 ms\n"
      "window's speech probability\n",
      vad_opts, cmd_vad},
+    {"say", "--out FILE.ogg|FILE.wav [--format ogg|wav] [--voice V] [--rate R] TEXT...",
+     "speech from text with flite (Ogg Opus or WAV); TEXT - reads stdin; longer than 2,000\n"
+     "characters: the start is spoken and the JSON says truncated\n",
+     say_opts, cmd_say},
     {"transcribe",
      "--model PATH [--precision f32|int8] [--threads N] [--vad PATH]\n"
      "      [--language xx] [--translate] [--audio-ctx auto|N] [--max-tokens N]\n"

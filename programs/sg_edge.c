@@ -14,6 +14,7 @@
 #include "agent/llm_snn.h"
 #include "agent/slow.h"
 #include "agent/turn.h"
+#include "agent/tts_flite.h"
 #include "agent/vad_silero.h"
 #include "agent/vision_clip.h"
 #include "base/clock.h"
@@ -57,7 +58,9 @@ static void usage(FILE *f)
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
             "  --version, --help\n"
             "Without --vision-model, vision uses pixel statistics; without --llm-model, answers come\n"
-            "from the rule-based responder; every response says which models ran.\n");
+            "from the rule-based responder; every response says which models ran.\n"
+            "Speech synthesis (flite): env SG_TTS=off disables it; SG_TTS_VOICE slt (default), kal,\n"
+            "kal16, awb or rms; SG_TTS_RATE 0.5..2 (default 1).\n");
 }
 
 static int parse_int_arg(const char *name, const char *v, int lo, int hi, int *out)
@@ -193,6 +196,20 @@ int main(int argc, char **argv)
         return 2;
     }
     sg_slow_backends *slow = NULL;
+    /* speech synthesis (flite, agent/tts_flite.h): on unless SG_TTS=off; voice and rate checked
+     * here so a typo stops the server with the choices rather than speaking with a default */
+    const char *tts_env = getenv("SG_TTS"), *tts_voice = getenv("SG_TTS_VOICE");
+    const char *tts_rate_env = getenv("SG_TTS_RATE");
+    const bool tts_on = !(tts_env && (strcmp(tts_env, "off") == 0 || strcmp(tts_env, "0") == 0));
+    if (tts_env && *tts_env && tts_on && strcmp(tts_env, "on") && strcmp(tts_env, "1")) {
+        fprintf(stderr, "sg-edge: SG_TTS must be on or off\n");
+        return 2;
+    }
+    double tts_rate = 1.0;
+    if (tts_rate_env && *tts_rate_env && sg_tts_rate_parse(tts_rate_env, &tts_rate, &err) != SG_OK) {
+        fprintf(stderr, "sg-edge: SG_TTS_RATE: %s\n", err.msg);
+        return 2;
+    }
     const long cache_entries = sg_cache_entries_from_env();
     if (cache_entries < 0) {
         fprintf(stderr, "sg-edge: SG_CACHE_ENTRIES must be a whole number in 0..1000000\n");
@@ -242,6 +259,22 @@ int main(int argc, char **argv)
     sg_cache *cache = NULL;
     sg_vad_silero *vad = NULL;
     sg_asr_whisper *asr = NULL, *asr_fallback = NULL;
+    sg_tts_flite *tts = NULL;
+    if (tts_on) {
+        double t0 = sg_now_ms();
+        tts = sg_tts_flite_open(tts_voice, tts_rate, &err);
+        if (!tts) {
+            sg_log(SG_LOG_ERROR, "cannot start speech synthesis (SG_TTS_VOICE, SG_TTS_RATE): %s",
+                   err.msg);
+            goto done;
+        }
+        backends.tts = sg_tts_flite_backend(tts);
+        sg_log(SG_LOG_INFO, "tts: %s (%d Hz, rate %.2f) ready in %.0f ms; \"speak\": true adds "
+               "the answer's audio", backends.tts->name, backends.tts->sample_rate, tts_rate,
+               sg_now_ms() - t0);
+    } else {
+        sg_log(SG_LOG_INFO, "tts: off (SG_TTS=off); \"speak\": true is answered without audio");
+    }
     if (cfg.vision_model) {
         double t0 = sg_now_ms();
         pool = sg_pool_new(cfg.threads);
@@ -403,6 +436,7 @@ done:
     sg_vad_silero_free(vad);
     sg_asr_whisper_free(asr);
     sg_asr_whisper_free(asr_fallback);
+    sg_tts_flite_free(tts);
     sg_pool_free(pool);
     sg_skills_free(backends.skills);
     if (rc == 0)

@@ -63,6 +63,8 @@ typedef struct opts {
     int cam_w, cam_h, up_w, up_h;
     int queue_cap, quality, audio_bitrate;
     double upload_budget; /* KB/min; < 0: the battery band's default; 0: unlimited */
+    bool charging;         /* --charging: said in the telemetry */
+    double telemetry_every_s; /* --telemetry-every: s between telemetry reports, 0 = none */
     sg_audio_codec audio_codec;
     prefilter_mode prefilter;
     bool json, frame_json, keep_session, insecure, http1;
@@ -616,6 +618,7 @@ static void stream_usage(FILE *f)
             "                 [--timeout S] [--pan PX] [--api-key KEY] [--frame-json] [--keep-session]\n"
             "                 [--seed N] [--audio-codec opus|flac|pcm] [--audio-bitrate BPS]\n"
             "                 [--upload-budget KB] [--cacert FILE] [--insecure] [--http1.1]\n"
+            "                 [--charging] [--telemetry-every S]\n"
             "  Simulates glasses + phone against sg-edge: a 30 fps camera through the adaptive\n"
             "  frame-rate controller, the keyframe pre-filter and the JPEG quality policy, 1 s audio\n"
             "  chunks (looped), a question every S seconds; prints upload KB/min, effective fps,\n"
@@ -633,7 +636,9 @@ static void stream_usage(FILE *f)
             "  lower JPEG quality (>= 40) or skipped; audio is never dropped\n"
             "  https:// servers: HTTP/2 when the server offers it (the report's http_version);\n"
             "  --cacert FILE trusts that PEM certificate (e.g. scripts/cluster.sh's), --insecure\n"
-            "  skips verification (testing only), --http1.1 never asks for HTTP/2\n");
+            "  skips verification (testing only), --http1.1 never asks for HTTP/2\n"
+            "  Telemetry: battery (--battery), --charging, the measured fps and upload KB/min and\n"
+            "  the memory go to the server on an upload every --telemetry-every 30 s (0 = never)\n");
 }
 
 static int parse_size(const char *v, int *w, int *h)
@@ -692,13 +697,14 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"audio-codec", required_argument, 0, 'C'},   {"audio-bitrate", required_argument, 0, 'B'},
         {"upload-budget", required_argument, 0, 'U'}, {"cacert", required_argument, 0, 'A'},
         {"insecure", no_argument, 0, 'I'},            {"http1.1", no_argument, 0, '1'},
+        {"charging", no_argument, 0, 'G'},            {"telemetry-every", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     static const opts defaults = {
         .battery = 100, .duration_s = 60, .speed = 1, .question_every_s = 15, .hold_s = 4, .pan = 10,
         .timeout_s = 10, .cam_w = 640, .cam_h = 480, .up_w = 640, .up_h = 480, .queue_cap = 16,
         .prefilter = PREFILTER_ON, .seed = 0 /* jitter seeded from the clock */,
         .audio_codec = SG_AUDIO_CODEC_OPUS, .audio_bitrate = SG_OPUS_DEFAULT_BITRATE,
-        .upload_budget = -1};
+        .upload_budget = -1, .telemetry_every_s = SG_CLIENT_TELEMETRY_INTERVAL_MS / 1000.0};
     *o = defaults;
     double v;
     optind = 1;
@@ -712,6 +718,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'k': o->api_key = optarg; break;
         case 'A': o->cacert = optarg; break;
         case 'I': o->insecure = true; break;
+        case 'G': o->charging = true; break;
+        case 'T': if (parse_num("--telemetry-every", optarg, 0, 86400, &o->telemetry_every_s)) return 2; break;
         case '1': o->http1 = true; break;
         case 'j': o->json = true; break;
         case 'J': o->frame_json = true; break;
@@ -974,6 +982,9 @@ static int stream_open(stream *s, const opts *o)
     }
     if (o->http1)
         sg_client_set_http(s->client, SG_CLIENT_HTTP_1_1);
+    /* the device's state rides on the uploads (X-Client-Telemetry) on the simulated clock */
+    sg_client_set_device(s->client, o->battery, o->charging ? 1 : 0);
+    sg_client_set_telemetry_interval(s->client, o->telemetry_every_s * 1000.0);
     sg_client_result r;
     sg_client_status st = sg_client_create_session(s->client, s->sid, &r);
     if (st != SG_CLIENT_OK)

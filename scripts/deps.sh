@@ -11,6 +11,8 @@ PACKAGES=(
   libsamplerate0-dev                          # band-limited audio resampling
   libsndfile1-dev                             # FLAC/Ogg (Opus, Vorbis) audio: server decode, client encode
   libunistring-dev                            # Unicode categories, case mapping, NFC (tokenizers)
+  flite1-dev                                  # speech synthesis: flite 2.2, US English voices
+  flite                                       # its CLI: bench/bench_tts.c compares against it
   libcurl4-openssl-dev libnghttp2-14          # HTTP client (tests, libsgclient), HTTP/2 in it
   libhiredis-dev redis-server redis-tools     # the Redis session store: client library; the
                                               # server and redis-cli its tests and benches start

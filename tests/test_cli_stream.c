@@ -31,6 +31,15 @@ static json_t *stream_json(const sgt_server *srv, const char *extra)
     return j;
 }
 
+static double reports_total(const sgt_server *srv)
+{
+    sgt_resp r = sgt_get(srv, "/metrics/prometheus");
+    const char *p = r.body ? strstr(r.body, "\nsmartglass_client_reports_total ") : NULL;
+    double v = p ? strtod(p + strlen("\nsmartglass_client_reports_total "), NULL) : -1;
+    sgt_resp_free(&r);
+    return v;
+}
+
 static long long geti(json_t *j, const char *a, const char *b)
 {
     json_t *o = b ? json_object_get(json_object_get(j, a), b) : json_object_get(j, a);
@@ -164,8 +173,13 @@ int main(void)
         json_decref(j);
     }
 
-    /* battery 10 %: MINIMAL, 1 fps, JPEG quality 60 */
-    j = stream_json(&srv, "--battery 10 --duration 6 --question-every 0");
+    /* battery 10 %: MINIMAL, 1 fps, JPEG quality 60; its telemetry (battery 10, charging) rides on
+     * its first upload and the server counts it (the session is deleted at the end, so the band's
+     * gauges are back at 0: the report counter says it came) */
+    const double reports0 = reports_total(&srv);
+    j = stream_json(&srv, "--battery 10 --duration 6 --question-every 0 --charging");
+    CHECK_MSG(reports_total(&srv) >= reports0 + 1, "sg stream sent no telemetry (%g -> %g)",
+              reports0, reports_total(&srv));
     if (j) {
         check_consistent(j);
         CHECK_EQ_INT(geti(j, "frames", "captured"), 6);

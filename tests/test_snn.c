@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
 #include "check.h"
 #include "models/snn.h"
 #include "nn/cpu.h"
@@ -81,6 +82,51 @@ static bool same(const int32_t *a, int na, const int32_t *b, int nb)
 }
 
 /* f32: token ids and text equal the reference's for every case. */
+/* The streamed text: pieces of valid UTF-8 whose concatenation is the text, the same tokens; a
+ * callback that says stop after its third piece stops the generation there. */
+typedef struct pieces {
+    char text[4096];
+    size_t len;
+    int n, stop_after;
+    bool valid;
+} pieces;
+
+static bool on_piece(void *ud, const char *p, size_t len)
+{
+    pieces *ps = ud;
+    ps->valid &= sg_utf8_valid((const unsigned char *)p, len) && len > 0 && strlen(p) == len;
+    if (ps->len + len < sizeof ps->text) {
+        memcpy(ps->text + ps->len, p, len);
+        ps->len += len;
+        ps->text[ps->len] = 0;
+    }
+    return ++ps->n != ps->stop_after;
+}
+
+static void check_stream(sg_snn *m, const tcase *t, const char *what, int c)
+{
+    pieces ps = {.valid = true};
+    sg_snn_result r;
+    sg_error err = {0};
+    CHECK_EQ_INT(sg_snn_generate_stream(m, t->system, t->prompt, max_tokens, false, on_piece, &ps,
+                                        &r, &err), SG_OK);
+    CHECK_MSG(r.text && strcmp(ps.text, r.text) == 0 && ps.valid && !r.stopped,
+              "%s case %d: streamed '%s' != '%s'", what, c, ps.text, r.text ? r.text : "");
+    CHECK(same(r.tokens, r.n_tokens, t->tokens, t->ntokens));
+    CHECK(ps.n >= 1 && ps.n <= r.n_tokens);
+    sg_snn_result_free(&r);
+    if (ps.n < 3)
+        return;
+    pieces st = {.valid = true, .stop_after = 3};
+    CHECK_EQ_INT(sg_snn_generate_stream(m, t->system, t->prompt, max_tokens, false, on_piece, &st,
+                                        &r, &err), SG_OK);
+    CHECK(r.stopped && st.n == 3 && r.n_tokens >= 3 && r.n_tokens < t->ntokens);
+    /* what was handed on starts the text (a character still incomplete at the stop is not) */
+    CHECK_MSG(strncmp(st.text, r.text, st.len) == 0, "%s case %d: stopped text '%s' vs '%s'", what,
+              c, st.text, r.text);
+    sg_snn_result_free(&r);
+}
+
 static void check_f32(sg_snn *m, const char *what)
 {
     for (int c = 0; c < ncases; c++) {
@@ -97,6 +143,7 @@ static void check_f32(sg_snn *m, const char *what)
         CHECK_MSG(r.text && strcmp(r.text, t->text) == 0, "%s case %d: text '%s' != '%s'", what, c,
                   r.text ? r.text : "(null)", t->text);
         sg_snn_result_free(&r);
+        check_stream(m, t, what, c);
     }
 }
 

@@ -79,11 +79,15 @@ typedef struct sg_asr_backend {
     void *self;
 } sg_asr_backend;
 
+/* Hears a reply as it is generated: a piece of valid UTF-8 text; false stops the generation. */
+typedef bool (*sg_text_fn)(void *ud, const char *piece, size_t len);
+
 typedef struct sg_llm_backend {
     const char *name;
-    /* Generates a reply; *text is malloc'ed. */
+    /* Generates a reply; *text is malloc'ed. on_text (may be NULL) hears it piece by piece as it
+     * is made (the pieces concatenated are *text); when it says stop, *text is what was made. */
     sg_status (*generate)(void *self, const char *system, const char *prompt, int max_tokens,
-                          char **text, sg_error *err);
+                          sg_text_fn on_text, void *ud, char **text, sg_error *err);
     void *self;
 } sg_llm_backend;
 
@@ -94,6 +98,8 @@ typedef struct sg_backends {
     sg_asr_backend *asr_fallback; /* a smaller Whisper for turns degraded to keep within the
                                      latency budget (--asr-fallback-model); NULL: none */
     sg_llm_backend *llm;       /* NULL: rule-based responder (agent/responder.h) */
+    struct sg_tts_backend *tts; /* speech synthesis (agent/tts.h); NULL: off (SG_TTS=off), and a
+                                   request asking for speech is told so */
     struct sg_skills *skills;  /* action registry (agent/actions.h) */
     struct sg_cache *cache;    /* response cache around the LLM (agent/cache.h): a repeated
                                   normalised prompt with the same max_tokens is answered from it

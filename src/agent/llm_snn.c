@@ -14,12 +14,13 @@ struct sg_llm_snn {
 };
 
 static sg_status snn_generate(void *self, const char *system, const char *prompt, int max_tokens,
-                              char **text, sg_error *err)
+                              sg_text_fn on_text, void *ud, char **text, sg_error *err)
 {
     sg_llm_snn *b = self;
     *text = NULL;
     sg_snn_result r;
-    sg_status st = sg_snn_generate(b->model, system, prompt, max_tokens, b->stop_at_eos, &r, err);
+    sg_status st = sg_snn_generate_stream(b->model, system, prompt, max_tokens, b->stop_at_eos,
+                                          on_text, ud, &r, err);
     if (st != SG_OK)
         return st;
     *text = r.text; /* handed over */

@@ -104,11 +104,11 @@ static sg_status asr_transcribe_segments(void *self, const float *pcm, size_t n,
 }
 
 static sg_status llm_generate(void *self, const char *system, const char *prompt, int max_tokens,
-                              char **text, sg_error *err)
+                              sg_text_fn on_text, void *ud, char **text, sg_error *err)
 {
     slow_llm *l = self;
     sleep_ms((double)l->ms * (double)max_tokens / SG_DEFAULT_MAX_TOKENS);
-    return l->inner->generate(l->inner->self, system, prompt, max_tokens, text, err);
+    return l->inner->generate(l->inner->self, system, prompt, max_tokens, on_text, ud, text, err);
 }
 
 static sg_asr_backend *wrap_asr(slow_asr *a, sg_asr_backend *inner, int ms)

@@ -161,7 +161,7 @@ sg_status sg_turn_transcribe_with(const sg_backends *b, const sg_asr_backend *as
     return st;
 }
 
-static json_t *latency_json(const sg_turn_timing *t)
+static json_t *latency_json(const sg_turn_timing *t, bool streamed)
 {
     json_t *o = json_object();
     json_object_set_new(o, "vad", json_real(round3(t->vad > 0 ? t->vad : 0)));
@@ -169,6 +169,12 @@ static json_t *latency_json(const sg_turn_timing *t)
     json_object_set_new(o, "vision", json_real(round3(t->vision > 0 ? t->vision : 0)));
     json_object_set_new(o, "llm", json_real(round3(t->llm > 0 ? t->llm : 0)));
     json_object_set_new(o, "total", json_real(round3(t->total)));
+    if (streamed) {
+        json_object_set_new(o, "first_token",
+                            t->first_token >= 0 ? json_real(round3(t->first_token)) : json_null());
+        json_object_set_new(o, "first_audio",
+                            t->first_audio >= 0 ? json_real(round3(t->first_audio)) : json_null());
+    }
     return o;
 }
 
@@ -211,8 +217,8 @@ static sg_status hear(const sg_backends *b, const sg_turn_input *in, sg_turn_out
 /* 4. The language backend (through the cache) or, without one, the rule-based responder: the
  * answer into out->response. *intent: the responder's intent; *cached: the cache answered. */
 static sg_status answer(const sg_backends *b, const sg_turn_input *in, const char *prompt,
-                        const char *visual, const sg_scene *pixels, sg_turn_output *out,
-                        const char **intent, bool *cached, sg_error *err)
+                        const char *visual, const sg_scene *pixels, sg_answer_stream *as,
+                        sg_turn_output *out, const char **intent, bool *cached, sg_error *err)
 {
     double t1 = sg_now_ms();
     const sg_turn_degrade *dg = in->degrade;
@@ -225,10 +231,12 @@ static sg_status answer(const sg_backends *b, const sg_turn_input *in, const cha
         *cached = out->response != NULL;
         if (!*cached) {
             sg_status st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens,
+                                            as ? sg_answer_stream_piece : NULL, as,
                                             &out->response, err);
             if (st != SG_OK)
                 return st;
-            sg_cache_put(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens, out->response);
+            if (!as || !sg_answer_stream_stopped(as)) /* never cache an answer cut short */
+                sg_cache_put(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens, out->response);
         }
     } else {
         sg_responder_input ri = {out->query, visual, pixels, time(NULL)};
@@ -262,7 +270,7 @@ static json_t *degraded_json(const sg_turn_degrade *d)
 
 static json_t *metadata_json(const sg_backends *b, const sg_turn_output *out,
                              const sg_safety_result *safety, bool cached, const char *intent,
-                             json_t *warnings)
+                             json_t *warnings, bool streamed)
 {
     json_t *meta = json_object();
     json_object_set_new(meta, "cloud_offload", json_false());
@@ -272,7 +280,7 @@ static json_t *metadata_json(const sg_backends *b, const sg_turn_output *out,
         json_object_set_new(meta, "safety_category", json_string(safety->category));
     }
     json_object_set_new(meta, "cached", json_boolean(cached));
-    json_object_set_new(meta, "latency_ms", latency_json(&out->t));
+    json_object_set_new(meta, "latency_ms", latency_json(&out->t, streamed));
     json_t *models = sg_backends_models_json(b);
     if (out->degraded.asr_fallback) /* the model that transcribed this turn */
         json_object_set_new(models, "asr", json_string(b->asr_fallback->name));
@@ -296,15 +304,28 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
 {
     memset(out, 0, sizeof *out);
     out->t.vad = out->t.asr = out->t.vision = out->t.llm = -1;
+    out->t.first_token = out->t.first_audio = -1;
     const double t0 = sg_now_ms();
     json_t *warnings = json_array();
     char *prompt = NULL;
     const char *words;
+    const sg_turn_stream *stream = in->stream;
+    sg_answer_stream *as = NULL;
+    if (stream && !(as = sg_answer_stream_new(stream))) {
+        json_decref(warnings);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
 
     /* 1. The user's words. */
     sg_status st = hear(b, in, out, warnings, &words, err);
     if (st != SG_OK)
         goto done;
+    if (stream && stream->on_stage && out->transcript) {
+        json_t *d = json_pack("{s:s,s:b}", "text", out->transcript, "speech", out->speech);
+        if (d)
+            stream->on_stage(stream->ud, "transcript", d);
+        json_decref(d);
+    }
 
     /* 2. Vision: an image in the request wins over the remembered scene, unless the turn is
      * degraded to the remembered scene (only when there is one). */
@@ -320,6 +341,13 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     }
     const char *visual = m->has_scene ? m->visual_context : SG_NO_VISUAL_INPUT;
     const sg_scene *pixels = m->has_scene && m->pixels_valid ? &m->pixels : NULL;
+    if (stream && stream->on_stage) {
+        json_t *d = json_pack("{s:s,s:b,s:O?}", "visual_context", visual, "new_frame",
+                              in->image != NULL, "scene", m->has_scene ? m->scene : NULL);
+        if (d)
+            stream->on_stage(stream->ud, "vision", d);
+        json_decref(d);
+    }
     if (blank(words) && !m->has_scene) {
         st = in->audio && !out->speech
                  ? sg_error_set(err, SG_EINVAL, "no speech was detected in the audio and there is "
@@ -347,7 +375,7 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     const char *intent = NULL;
     bool cached = false;
     if (!safety.blocked) {
-        st = answer(b, in, prompt, visual, pixels, out, &intent, &cached, err);
+        st = answer(b, in, prompt, visual, pixels, as, out, &intent, &cached, err);
         if (st != SG_OK)
             goto done;
         sg_safety_check(out->response, &safety);
@@ -369,11 +397,23 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
             actions = json_array();
     }
     out->blocked = safety.blocked;
+    if (as) {
+        /* the rest of the answer (or, when the moderation replaced it, a reset and the fallback) */
+        st = sg_answer_stream_end(as, out->response, &out->stopped, err);
+        if (st != SG_OK || out->stopped) {
+            json_decref(actions);
+            goto done;
+        }
+        const double ft = sg_answer_stream_first_text_ms(as);
+        out->t.first_token = ft >= 0 ? ft - t0 : -1;
+        if (in->first_audio_at && *in->first_audio_at >= 0)
+            out->t.first_audio = *in->first_audio_at - t0;
+    }
     out->t.total = sg_now_ms() - t0;
     if (in->cloud_offload)
         json_array_append_new(warnings, json_string("cloud_offload requested but no cloud backend "
                                                     "is configured; answered on device"));
-    json_t *meta = metadata_json(b, out, &safety, cached, intent, warnings);
+    json_t *meta = metadata_json(b, out, &safety, cached, intent, warnings, as != NULL);
     out->result = json_pack("{s:s,s:o,s:s,s:s,s:o,s:o,s:{s:s,s:s,s:s}}",
                             "query", out->query,
                             "transcript", out->transcript ? json_string(out->transcript) : json_null(),
@@ -385,6 +425,7 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     if (!out->result)
         st = sg_error_set(err, SG_ENOMEM, "out of memory building the result");
 done:
+    sg_answer_stream_free(as);
     free(prompt);
     json_decref(warnings);
     return st;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/answer_stream.h"
 #include "agent/backends.h"
 #include "agent/describe.h"
 #include "agent/keyframe.h"
@@ -68,10 +69,17 @@ typedef struct sg_turn_input {
     bool cloud_offload;
     int max_tokens;              /* <= 0: SG_DEFAULT_MAX_TOKENS */
     const sg_turn_degrade *degrade; /* NULL: every stage at its normal model */
+    /* NULL: the answer comes whole in the result. Else the turn hands on its stages, the answer's
+     * text and sentences as they are made (agent/answer_stream.h); the result's
+     * metadata.latency_ms then has first_token and first_audio. */
+    const sg_turn_stream *stream;
+    /* With a stream: where the caller writes when the first audio went out (sg_now_ms), -1 none. */
+    const double *first_audio_at;
 } sg_turn_input;
 
 typedef struct sg_turn_timing {
     double vad, asr, vision, llm, total; /* ms; < 0 when the stage did not run */
+    double first_token, first_audio;     /* streamed turns: ms from the start, < 0 none */
 } sg_turn_timing;
 
 typedef struct sg_turn_output {
@@ -81,6 +89,7 @@ typedef struct sg_turn_output {
     char *response;        /* final response text, malloc'ed */
     bool speech;           /* audio contained speech */
     bool blocked;
+    bool stopped;          /* streamed: a callback said stop (result is NULL) */
     sg_turn_timing t;
     sg_turn_degrade degraded; /* the steps of in->degrade that were taken (metadata.degraded) */
 } sg_turn_output;

@@ -635,8 +635,10 @@ static sg_status check_ids(const sg_snn *m, const int32_t *ids, int n, sg_error 
     return SG_OK;
 }
 
+/* on_token (may be NULL) hears each new token as it is made; false from it stops generating. */
 static sg_status generate_locked(sg_snn *m, const int32_t *prompt, int n, int max_tokens,
-                                 bool stop_at_eos, int32_t *out, int *n_out, sg_error *err)
+                                 bool stop_at_eos, int32_t *out, int *n_out,
+                                 bool (*on_token)(void *ud, int32_t id), void *ud, sg_error *err)
 {
     *n_out = 0;
     if (max_tokens < 0 || n < 0)
@@ -659,6 +661,8 @@ static sg_status generate_locked(sg_snn *m, const int32_t *prompt, int n, int ma
         out[(*n_out)++] = t;
         g.ids[L] = t;
         from = L++;
+        if (on_token && !on_token(ud, t))
+            break;
     }
     long f = 0, s = 0;
     for (int i = 0; i < g.ntasks; i++) {
@@ -673,7 +677,7 @@ sg_status sg_snn_generate_ids(sg_snn *m, const int32_t *prompt, int n, int max_t
                               bool stop_at_eos, int32_t *out, int *n_out, sg_error *err)
 {
     pthread_mutex_lock(&m->lock);
-    sg_status st = generate_locked(m, prompt, n, max_tokens, stop_at_eos, out, n_out, err);
+    sg_status st = generate_locked(m, prompt, n, max_tokens, stop_at_eos, out, n_out, NULL, NULL, err);
     pthread_mutex_unlock(&m->lock);
     return st;
 }
@@ -771,8 +775,108 @@ void sg_snn_result_free(sg_snn_result *r)
     }
 }
 
+/* Where the text of bytes[0..n) is settled: n, or the start of a UTF-8 sequence at the end that
+ * is valid so far but incomplete (more bytes may complete it). No sequence of utf8_sanitize
+ * crosses that point (it is a lead byte), so sanitising the settled parts one after the other
+ * gives the text of sanitising the whole. */
+static size_t utf8_settled(const unsigned char *p, size_t n)
+{
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        const size_t i = n - back;
+        const unsigned c = p[i];
+        if (c < 0x80)
+            return n;
+        if (c < 0xC0)
+            continue; /* a continuation byte: its lead is further back */
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            lo = c == 0xE0 ? 0xA0 : 0x80;
+            hi = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            lo = c == 0xF0 ? 0x90 : 0x80;
+            hi = c == 0xF4 ? 0x8F : 0xBF;
+        } else {
+            return n; /* not a lead byte: ill-formed, settled */
+        }
+        if (back - 1 >= need)
+            return n; /* complete (or followed by stray bytes: settled either way) */
+        for (size_t j = i + 1; j < n; j++) {
+            const unsigned b = p[j];
+            if (b < (j == i + 1 ? lo : 0x80) || b > (j == i + 1 ? hi : 0xBF))
+                return n; /* already ill-formed */
+        }
+        return i;
+    }
+    return n;
+}
+
+/* The text stream of a generation: each token's bytes, handed on as settled text. */
+typedef struct text_stream {
+    const sg_bpe *tok;
+    sg_snn_text_fn on_text;
+    void *ud;
+    char *bytes;
+    size_t len, cap, sent; /* bytes[0..sent) have been handed on */
+    bool stopped;          /* on_text said stop */
+    sg_status st;          /* out of memory while streaming */
+} text_stream;
+
+static bool stream_flush(text_stream *ts, size_t upto)
+{
+    if (upto <= ts->sent)
+        return true;
+    char *piece = utf8_sanitize(ts->bytes + ts->sent, upto - ts->sent);
+    if (!piece) {
+        ts->st = SG_ENOMEM;
+        return false;
+    }
+    ts->sent = upto;
+    bool go_on = ts->on_text(ts->ud, piece, strlen(piece));
+    free(piece);
+    ts->stopped |= !go_on;
+    return go_on;
+}
+
+static bool stream_token(void *ud, int32_t id)
+{
+    text_stream *ts = ud;
+    char *b = NULL;
+    size_t n = 0;
+    if (sg_bpe_decode(ts->tok, &id, 1, &b, &n, NULL) != SG_OK) {
+        ts->st = SG_ENOMEM;
+        return false;
+    }
+    if (ts->len + n > ts->cap) {
+        size_t cap = (ts->len + n) * 2 + 64;
+        char *nb = realloc(ts->bytes, cap);
+        if (!nb) {
+            free(b);
+            ts->st = SG_ENOMEM;
+            return false;
+        }
+        ts->bytes = nb;
+        ts->cap = cap;
+    }
+    memcpy(ts->bytes + ts->len, b, n);
+    ts->len += n;
+    free(b);
+    return stream_flush(ts, utf8_settled((const unsigned char *)ts->bytes, ts->len));
+}
+
 sg_status sg_snn_generate(sg_snn *m, const char *system, const char *prompt, int max_tokens,
                           bool stop_at_eos, sg_snn_result *out, sg_error *err)
+{
+    return sg_snn_generate_stream(m, system, prompt, max_tokens, stop_at_eos, NULL, NULL, out, err);
+}
+
+sg_status sg_snn_generate_stream(sg_snn *m, const char *system, const char *prompt, int max_tokens,
+                                 bool stop_at_eos, sg_snn_text_fn on_text, void *ud,
+                                 sg_snn_result *out, sg_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!m->tok)
@@ -809,7 +913,17 @@ sg_status sg_snn_generate(sg_snn *m, const char *system, const char *prompt, int
         sg_snn_result_free(out);
         return sg_error_set(err, SG_ENOMEM, "out of memory");
     }
-    st = sg_snn_generate_ids(m, ids, (int)n, max_tokens, stop_at_eos, out->tokens, &out->n_tokens, err);
+    text_stream ts = {m->tok, on_text, ud, NULL, 0, 0, 0, false, SG_OK};
+    pthread_mutex_lock(&m->lock);
+    st = generate_locked(m, ids, (int)n, max_tokens, stop_at_eos, out->tokens, &out->n_tokens,
+                         on_text ? stream_token : NULL, &ts, err);
+    pthread_mutex_unlock(&m->lock);
+    if (st == SG_OK && on_text && !ts.stopped && ts.st == SG_OK)
+        stream_flush(&ts, ts.len); /* an incomplete sequence at the very end */
+    free(ts.bytes);
+    if (st == SG_OK && ts.st != SG_OK)
+        st = sg_error_set(err, ts.st, "out of memory");
+    out->stopped = ts.stopped;
     out->generate_ms = sg_now_ms() - t1;
     char *bytes = NULL;
     size_t len = 0;

@@ -73,6 +73,7 @@ typedef struct sg_snn_result {
     int32_t *tokens, *prompt_tokens;
     int n_tokens, n_prompt;
     double tokenize_ms, generate_ms;
+    bool stopped;            /* the stream's callback stopped it (text is what was made so far) */
 } sg_snn_result;
 
 /* The reference's prompt: "{system}\n\n{prompt}" when system is not NULL, else prompt, encoded
@@ -81,6 +82,15 @@ typedef struct sg_snn_result {
 sg_status sg_snn_generate(sg_snn *m, const char *system, const char *prompt, int max_tokens,
                           bool stop_at_eos, sg_snn_result *out, sg_error *err);
 void sg_snn_result_free(sg_snn_result *r);
+
+/* Hears the text as it is generated: each call a piece of valid UTF-8 (a token's text, or more
+ * when a character spans tokens); the pieces concatenated are the result's text. Return false
+ * to stop generating (the result then holds what was made so far, with stopped set). */
+typedef bool (*sg_snn_text_fn)(void *ud, const char *piece, size_t len);
+/* sg_snn_generate, handing on the text as it is made (on_text NULL: as sg_snn_generate). */
+sg_status sg_snn_generate_stream(sg_snn *m, const char *system, const char *prompt, int max_tokens,
+                                 bool stop_at_eos, sg_snn_text_fn on_text, void *ud,
+                                 sg_snn_result *out, sg_error *err);
 
 /* Fraction of the spike sites evaluated in the last generation that fired (both spikes of every
  * block; rows the decoder reused are not re-counted). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/tts.h"
 #include "agent/turn.h"
 #include "base/clock.h"
 
@@ -16,8 +17,17 @@ static double ms3(double x) { return (double)(long long)(x * 1000 + 0.5) / 1000;
 
 static json_t *models_bools(const sg_backends *b)
 {
-    return json_pack("{s:b,s:b,s:b,s:b}", "vision", b->vision != NULL, "asr", b->asr != NULL,
-                     "vad", b->vad != NULL, "llm", b->llm != NULL);
+    return json_pack("{s:b,s:b,s:b,s:b,s:b}", "vision", b->vision != NULL, "asr", b->asr != NULL,
+                     "vad", b->vad != NULL, "llm", b->llm != NULL, "tts", b->tts != NULL);
+}
+
+/* model_names with the synthesiser's ("tts": null when SG_TTS=off). */
+static json_t *model_names(const sg_backends *b)
+{
+    json_t *o = sg_backends_models_json(b);
+    if (o)
+        json_object_set_new(o, "tts", b->tts ? json_string(b->tts->name) : json_null());
+    return o;
 }
 
 void sg_handle_health(sg_req *r)
@@ -30,7 +40,7 @@ void sg_handle_health(sg_req *r)
     const sg_backends *b = r->srv->b;
     json_t *o = json_pack("{s:s,s:o,s:s,s:o,s:o,s:I,s:f}", "status", "ok", "models",
                           models_bools(b), "version", SG_VERSION, "model_names",
-                          sg_backends_models_json(b), "fallbacks",
+                          model_names(b), "fallbacks",
                           json_pack("{s:s?,s:s?}", "vision", b->vision ? NULL : "pixel-stats", "llm",
                                     b->llm ? NULL : "rule-based"),
                           "active_sessions", (json_int_t)sg_session_count(r->srv->sessions),
@@ -95,6 +105,7 @@ void sg_handle_session_delete(sg_req *r)
         return;
     }
     sg_ws_session_deleted(r->srv, r->session_id); /* its WebSockets close with 1000 */
+    sg_telemetry_forget(r->srv->telemetry, r->session_id);
     sg_req_json(r, 200, json_pack("{s:s,s:s}", "status", "deleted", "session_id", r->session_id));
 }
 
@@ -148,6 +159,8 @@ void sg_handle_metrics_summary(sg_req *r)
 void sg_handle_metrics_prometheus(sg_req *r)
 {
     sg_server *s = r->srv;
+    sg_telemetry_snapshot clients;
+    sg_telemetry_snapshot_at(s->telemetry, sg_now_ms() / 1000.0, &clients);
     sg_metrics_live live = {
         .active_sessions = sg_session_count(s->sessions),
         .created_sessions = sg_session_created(s->sessions),
@@ -155,6 +168,7 @@ void sg_handle_metrics_prometheus(sg_req *r)
         .uptime_s = (sg_now_ms() - s->started_ms) / 1000.0,
         .queue_jobs = sg_workq_pending(s->workq),
         .queue_capacity = s->cfg->workers + s->cfg->queue_depth,
+        .clients = &clients,
     };
     sg_degrade_levels_now(s->degrade, sg_now_ms(), live.degraded_level);
     char *text = sg_metrics_prometheus(s->metrics, &live);
@@ -407,6 +421,33 @@ json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
     return o;
 }
 
+/* "speak": true on a query: the whole answer's speech as one file in "audio" (additive; an SSE
+ * answer streams it sentence by sentence instead). A server without a synthesiser, or an answer
+ * with nothing to speak, gets {"error", "detail"} there and the answer still stands. */
+static void add_speech(sg_req *r, json_t *o)
+{
+    const sg_tts_backend *tts = r->srv->b->tts;
+    json_t *audio;
+    if (!tts) {
+        audio = json_pack("{s:s,s:s}", "error", "MODEL_UNAVAILABLE", "detail",
+                          "speech synthesis is off on this server (SG_TTS=off)");
+    } else {
+        const char *text = json_string_value(json_object_get(o, "response"));
+        sg_tts_audio a;
+        sg_error err = {0};
+        double t0 = sg_now_ms();
+        sg_status st = sg_tts_speak(tts, text ? text : "", 0, 0,
+                                    (sg_tts_format)r->in.speak_format, &a, &err);
+        audio = st == SG_OK ? sg_tts_audio_json(&a)
+                            : json_pack("{s:s,s:s}", "error", st == SG_ENOMEM ? "OVERLOADED"
+                                        : "NOTHING_TO_SPEAK", "detail", err.msg);
+        if (st == SG_OK && audio)
+            json_object_set_new(audio, "synthesis_ms", json_real(ms3(sg_now_ms() - t0)));
+        sg_tts_audio_free(&a);
+    }
+    json_object_set_new(o, "audio", audio ? audio : json_null());
+}
+
 static void work_query(sg_req *r)
 {
     sg_error err = {0};
@@ -420,11 +461,14 @@ static void work_query(sg_req *r)
         }
         have_audio = true;
     }
-    sg_turn_input ti = {r->in.text, have_audio ? &a : NULL, r->in.image, r->in.image_len,
-                        r->in.language, r->in.cloud_offload, r->in.max_tokens, NULL};
+    sg_turn_input ti = {.text = r->in.text, .audio = have_audio ? &a : NULL, .image = r->in.image,
+                        .image_len = r->in.image_len, .language = r->in.language,
+                        .cloud_offload = r->in.cloud_offload, .max_tokens = r->in.max_tokens};
     json_t *o = sg_req_run_turn(r, &ti, NULL);
     if (have_audio)
         sg_audio_free(&a);
+    if (o && r->in.speak)
+        add_speech(r, o);
     if (o)
         sg_req_json(r, 200, o);
 }
@@ -551,7 +595,7 @@ void sg_handle_query(sg_req *r)
     json_t *body;
     if (!sg_req_body(r, &body))
         return;
-    const char *text, *audio, *image, *lang;
+    const char *text, *audio, *image, *lang, *speak_format = NULL;
     bool have_max;
     long max_tokens = 0;
     bool ok = sg_req_opt_string(r, body, "text_query", "text", &text) &&
@@ -559,7 +603,18 @@ void sg_handle_query(sg_req *r)
               sg_req_opt_string(r, body, "image_base64", "image", &image) &&
               sg_req_opt_string(r, body, "language", NULL, &lang) &&
               sg_req_opt_bool(r, body, "cloud_offload", &r->in.cloud_offload) &&
-              sg_req_opt_int(r, body, "max_tokens", 1, 4096, &have_max, &max_tokens);
+              sg_req_opt_int(r, body, "max_tokens", 1, 4096, &have_max, &max_tokens) &&
+              sg_req_opt_bool(r, body, "speak", &r->in.speak) &&
+              sg_req_opt_string(r, body, "speak_format", NULL, &speak_format);
+    if (ok && r->in.speak) {
+        sg_tts_format f = SG_TTS_OGG;
+        sg_error ferr = {0};
+        if (sg_tts_format_parse(speak_format, &f, &ferr) != SG_OK) {
+            sg_req_fail(r, SG_EINVAL, "INVALID_REQUEST", &ferr);
+            ok = false;
+        }
+        r->in.speak_format = (int)f;
+    }
     if (ok) {
         r->in.max_tokens = have_max ? (int)max_tokens : 0;
         if (text && text[0] && !(r->in.text = strdup(text)))

@@ -484,8 +484,8 @@ static void work_dat_turn(sg_req *r)
         sg_req_fail(r, st, "INVALID_AUDIO", &err);
         return;
     }
-    sg_turn_input ti = {r->in.text, t.n ? &a : NULL, NULL, 0, r->in.language,
-                        r->in.cloud_offload, r->in.max_tokens, NULL};
+    sg_turn_input ti = {.text = r->in.text, .audio = t.n ? &a : NULL, .language = r->in.language,
+                        .cloud_offload = r->in.cloud_offload, .max_tokens = r->in.max_tokens};
     bool speech = false;
     json_t *o = sg_req_run_turn(r, &ti, &speech);
     sg_audio_free(&a);

@@ -722,6 +722,7 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
     sg_degrade_cfg dc;
     sg_degrade_cfg_defaults(&dc, cfg->latency_budget_ms, cfg->workers);
     s->degrade = sg_degrade_new(&dc);
+    s->telemetry = sg_telemetry_new(2 * cfg->max_sessions, SG_TELEMETRY_WINDOW_S);
     pthread_mutex_init(&s->reaper_lock, NULL);
     pthread_cond_init(&s->reaper_cond, NULL);
     s->edge = sg_edge_new(cfg, err);
@@ -729,7 +730,7 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
         sg_server_free(s);
         return NULL;
     }
-    if (!s->sessions || !s->metrics || !s->workq || !s->ws || !s->degrade) {
+    if (!s->sessions || !s->metrics || !s->workq || !s->ws || !s->telemetry || !s->degrade) {
         sg_error_set(err, SG_ENOMEM, "could not create the session store, metrics or workers");
         sg_server_free(s);
         return NULL;
@@ -831,6 +832,7 @@ void sg_server_free(sg_server *s)
     sg_session_store_free(s->sessions);
     sg_metrics_free(s->metrics);
     sg_degrade_free(s->degrade);
+    sg_telemetry_free(s->telemetry);
     pthread_mutex_destroy(&s->reaper_lock);
     pthread_cond_destroy(&s->reaper_cond);
     free(s);

@@ -12,6 +12,7 @@
 
 #include "agent/backends.h"
 #include "media/audio.h"
+#include "server/telemetry.h"
 #include "server/config.h"
 #include "server/degrade.h"
 #include "server/metrics.h"
@@ -39,6 +40,7 @@ struct sg_server {
     struct sg_ws_hub *ws;      /* open WebSockets (ws_conn.c) */
     struct sg_edge *edge;      /* connections, the watchdog, the body budget (edge.c) */
     struct sg_degrade *degrade;/* the latency budget's ladder (degrade.c) */
+    struct sg_telemetry *telemetry; /* the clients' last reports (telemetry.c) */
 };
 
 typedef struct sg_req sg_req;
@@ -101,6 +103,8 @@ typedef struct sg_work_input {
     char *language;
     bool cloud_offload;
     int max_tokens;
+    bool speak;                /* "speak": true: the answer's speech too (agent/tts.h) */
+    int speak_format;          /* its sg_tts_format ("speak_format": "ogg" | "wav") */
     bool client_keyframe;      /* POST /frame: the client's pre-filter marked it a keyframe */
     long long dat_seq;         /* DAT frame chunk: its sequence number */
     char *dat_turn_id;         /* DAT turn: the client's turn_id */
@@ -202,6 +206,9 @@ bool sg_req_new_session(sg_req *r, sg_session **out, sg_privacy *p);
 /* The X-Client-Keyframe header of the request (absent = false). false after a 422 for a value
  * that is not true/false/1/0/yes/no/on/off. */
 bool sg_req_client_keyframe_header(sg_req *r, bool *out);
+/* Records the X-Client-Telemetry header of a request on r->session_id's session (absent: nothing);
+ * false after a 422 for a header that does not parse. */
+bool sg_req_telemetry(sg_req *r);
 
 /* ---- the handlers: api.c (the API of ../shared/API.md), dat.c, ws_conn.c ----------------------
  * A handler runs on the HTTP thread once the dispatcher has checked what its row's flags ask; it

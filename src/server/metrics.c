@@ -356,6 +356,51 @@ static void prometheus_ops(strbuf *b, sg_metrics *m, const sg_metrics_live *live
                   sg_deg_stage_name((sg_deg_stage)s), live->degraded_level[s]);
 }
 
+/* The clients' telemetry by battery band. The means are over the sessions that said the value;
+ * a band without such sessions has no sample (no data, rather than a mean of 0). */
+static void prometheus_clients(strbuf *b, const sg_telemetry_snapshot *c)
+{
+    static const sg_telemetry_snapshot none;
+    if (!c)
+        c = &none;
+    sb_printf(b, "# HELP smartglass_client_sessions Sessions whose client reported telemetry in "
+                 "the last %.0f s, by battery band.\n# TYPE smartglass_client_sessions gauge\n",
+              SG_TELEMETRY_WINDOW_S);
+    for (int k = 0; k < SG_BAND_COUNT; k++)
+        sb_printf(b, "smartglass_client_sessions{band=\"%s\"} %ld\n",
+                  sg_battery_band_name((sg_battery_band)k), c->band[k].sessions);
+    static const struct {
+        const char *name, *help;
+    } means[] = {
+        {"smartglass_battery_level", "Mean battery level (percent) of the reporting clients."},
+        {"smartglass_client_fps", "Mean frames a second the reporting clients send."},
+        {"smartglass_client_upload_kb_per_min", "Mean KB a minute the reporting clients upload."},
+    };
+    for (int i = 0; i < 3; i++) {
+        sb_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", means[i].name, means[i].help, means[i].name);
+        for (int k = 0; k < SG_BAND_COUNT; k++) {
+            const sg_telemetry_band *t = &c->band[k];
+            const long n = i == 0 ? t->sessions : i == 1 ? t->fps_n : t->upload_n;
+            const double sum = i == 0 ? t->battery_sum : i == 1 ? t->fps_sum : t->upload_sum;
+            if (n > 0)
+                sb_printf(b, "%s{band=\"%s\"} %.6g\n", means[i].name,
+                          sg_battery_band_name((sg_battery_band)k), sum / (double)n);
+        }
+    }
+    sb_printf(b, "# HELP smartglass_client_charging Reporting clients that are charging.\n"
+                 "# TYPE smartglass_client_charging gauge\nsmartglass_client_charging %ld\n"
+                 "# HELP smartglass_client_memory_bytes Resident memory of the reporting clients: "
+                 "their mean and the largest.\n# TYPE smartglass_client_memory_bytes gauge\n",
+              c->charging);
+    if (c->memory_n > 0)
+        sb_printf(b, "smartglass_client_memory_bytes{stat=\"mean\"} %.0f\n"
+                     "smartglass_client_memory_bytes{stat=\"max\"} %.0f\n",
+                  c->memory_sum / (double)c->memory_n, c->memory_max);
+    sb_printf(b, "# HELP smartglass_client_reports_total Telemetry reports received.\n"
+                 "# TYPE smartglass_client_reports_total counter\nsmartglass_client_reports_total %ld\n",
+              c->reports);
+}
+
 /* The standard process metrics, named and typed as the Prometheus client libraries export them. */
 static void prometheus_process(strbuf *b)
 {
@@ -435,6 +480,7 @@ char *sg_metrics_prometheus(sg_metrics *m, const sg_metrics_live *live)
     sb_printf(&b, "# TYPE smartglass_uptime_seconds gauge\nsmartglass_uptime_seconds %.3f\n",
               live->uptime_s);
     prometheus_ops(&b, m, live);
+    prometheus_clients(&b, live->clients);
     prometheus_process(&b);
     if (b.failed) {
         free(b.p);

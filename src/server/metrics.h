@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "server/telemetry.h"
+
 typedef enum sg_stage {
     SG_STAGE_VAD = 0,
     SG_STAGE_ASR,
@@ -98,6 +100,7 @@ typedef struct sg_metrics_live {
     int queue_capacity; /* workers + queue depth: beyond it, 503 OVERLOADED */
     int degraded_level[3]; /* the ladder's step in effect per stage (asr, llm, vision), 0 = normal:
                               smartglass_degraded_level{stage} */
+    const sg_telemetry_snapshot *clients; /* the clients' reports (NULL: none) */
 } sg_metrics_live;
 
 /* Prometheus text exposition, with the process's own metrics (process_cpu_seconds_total,

@@ -10,8 +10,10 @@
 #include <strings.h>
 
 #include "base/base64.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/uuid.h"
+#include "server/telemetry.h"
 
 /* ---- the body ---------------------------------------------------------------------------- */
 
@@ -340,5 +342,22 @@ bool sg_req_client_keyframe_header(sg_req *r, bool *out)
                      "(got \"%.40s\")", h);
         return false;
     }
+    return true;
+}
+
+bool sg_req_telemetry(sg_req *r)
+{
+    const char *h = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_HEADER_KIND, SG_TELEMETRY_HEADER,
+                                      strlen(SG_TELEMETRY_HEADER), &h, &len) != MHD_YES || !h)
+        return true;
+    sg_client_report rep;
+    sg_error err = {0};
+    if (sg_client_report_parse(h, len, &rep, &err) != SG_OK) {
+        sg_req_error(r, 422, "INVALID_REQUEST", "header " SG_TELEMETRY_HEADER ": %s", err.msg);
+        return false;
+    }
+    sg_telemetry_report(r->srv->telemetry, r->session_id, &rep, sg_now_ms() / 1000.0);
     return true;
 }

@@ -170,7 +170,7 @@ void sg_route_dispatch(sg_req *r)
         r->retry_after = 1;
         return;
     }
-    if ((row->flags & SG_ROUTE_SESSION) && !sg_req_lookup_session(r))
+    if ((row->flags & SG_ROUTE_SESSION) && (!sg_req_lookup_session(r) || !sg_req_telemetry(r)))
         return;
     row->handler(r);
 }
