@@ -182,7 +182,8 @@ static sg_status speak_one(void *user, const char *sentence, size_t len, sg_erro
         return SG_OK;
     }
     if (st != SG_OK) {
-        *err = e;
+        if (err)
+            *err = e;
         return st;
     }
     if (n > j->cap - j->n) {

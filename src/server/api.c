@@ -379,6 +379,12 @@ json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
             dti.degrade = &td;
         }
         st = sg_turn_run(srv->b, &s->vision, &dti, &out, &err);
+        if (st == SG_OK && out.stopped) {
+            /* a streamed answer its client stopped: nothing of it is kept */
+            sg_session_unlock(s);
+            sg_turn_output_free(&out);
+            return NULL;
+        }
         if (st == SG_OK)
             turn_degrade_done(srv, &out, sg_now_ms() - t_service);
         if (st == SG_OK && ti->image)
@@ -448,6 +454,92 @@ static void add_speech(sg_req *r, json_t *o)
     json_object_set_new(o, "audio", audio ? audio : json_null());
 }
 
+/* ---- a streamed answer (Accept: text/event-stream; server/sse.h) ------------------------- */
+
+typedef struct answer_sink {
+    sg_req *r;
+    sg_sse *sse;
+    bool speak;
+    sg_tts_format format;
+    sg_tts_budget budget;
+    double first_audio_at; /* sg_now_ms of the first audio event, -1 */
+} answer_sink;
+
+static void sink_stage(void *ud, const char *event, json_t *data)
+{
+    answer_sink *k = ud;
+    sg_sse_event(k->sse, event, data);
+}
+
+static bool sink_text(void *ud, const char *piece, size_t len)
+{
+    answer_sink *k = ud;
+    json_t *d = json_pack("{s:s%}", "text", piece, len);
+    bool ok = d && sg_sse_event(k->sse, "token", d);
+    json_decref(d);
+    return ok;
+}
+
+static bool sink_reset(void *ud)
+{
+    answer_sink *k = ud;
+    json_t *d = json_pack("{s:s}", "reason", "moderation");
+    bool ok = d && sg_sse_event(k->sse, "reset", d);
+    json_decref(d);
+    return ok;
+}
+
+/* A complete sentence: spoken and sent before the next one is generated. A sentence the voice
+ * cannot speak, or a spent budget, is no audio event (the text went out already). */
+static bool sink_sentence(void *ud, int n, const char *sentence)
+{
+    answer_sink *k = ud;
+    if (!k->speak)
+        return !sg_sse_broken(k->sse);
+    sg_tts_audio a;
+    sg_error err = {0};
+    sg_status st = sg_tts_speak_sentence(k->r->srv->b->tts, sentence, 0, k->format, &k->budget, &a,
+                                         &err);
+    if (st != SG_OK)
+        return st != SG_ENOMEM && !sg_sse_broken(k->sse);
+    json_t *d = sg_tts_event_json((size_t)n, sentence, &a);
+    sg_tts_audio_free(&a);
+    bool ok = d && sg_sse_event(k->sse, "audio", d);
+    json_decref(d);
+    if (ok && k->first_audio_at < 0)
+        k->first_audio_at = sg_now_ms();
+    return ok;
+}
+
+/* The turn with its answer streamed; the result goes out as the `done` event, an error after the
+ * stream started as an `error` event (before it, as the JSON error response). */
+static void stream_turn(sg_req *r, sg_turn_input *ti)
+{
+    answer_sink k = {r, r->sse, r->in.speak, (sg_tts_format)r->in.speak_format, {0}, -1};
+    sg_tts_budget_init(&k.budget, 0);
+    const sg_turn_stream cb = {sink_stage, sink_text, sink_reset, sink_sentence, &k};
+    ti->stream = &cb;
+    ti->first_audio_at = &k.first_audio_at;
+    json_t *o = sg_req_run_turn(r, ti, NULL);
+    if (o) {
+        if (k.budget.truncated)
+            json_object_set_new(o, "speech_truncated", json_true());
+        sg_sse_event(r->sse, "done", o);
+        json_decref(o);
+    } else if (r->done && sg_sse_started(r->sse)) {
+        json_t *e = json_deep_copy(r->json);
+        if (e) {
+            json_object_set_new(e, "status", json_integer(r->status));
+            sg_sse_event(r->sse, "error", e);
+        }
+        json_decref(e);
+    } else if (!r->done) {
+        /* stopped: the client went away or stopped reading; nothing more to send */
+        r->done = true;
+        r->status = 200;
+    }
+}
+
 static void work_query(sg_req *r)
 {
     sg_error err = {0};
@@ -464,6 +556,12 @@ static void work_query(sg_req *r)
     sg_turn_input ti = {.text = r->in.text, .audio = have_audio ? &a : NULL, .image = r->in.image,
                         .image_len = r->in.image_len, .language = r->in.language,
                         .cloud_offload = r->in.cloud_offload, .max_tokens = r->in.max_tokens};
+    if (r->sse) {
+        stream_turn(r, &ti);
+        if (have_audio)
+            sg_audio_free(&a);
+        return;
+    }
     json_t *o = sg_req_run_turn(r, &ti, NULL);
     if (have_audio)
         sg_audio_free(&a);
@@ -632,5 +730,17 @@ void sg_handle_query(sg_req *r)
     json_decref(body);
     if (!ok)
         return;
+    if (sg_req_wants_events(r)) {
+        if (r->in.speak && !r->srv->b->tts) {
+            sg_req_error(r, 503, "MODEL_UNAVAILABLE",
+                         "speech synthesis is off on this server (SG_TTS=off): ask without "
+                         "\"speak\", or turn it on");
+            return;
+        }
+        if (!(r->sse = sg_sse_new(r->conn, r->srv->cfg->sse_buffer_bytes, r->srv->cfg->sse_stall_ms))) {
+            sg_req_error(r, 503, "OVERLOADED", "out of memory");
+            return;
+        }
+    }
     sg_req_submit(r, work_query);
 }

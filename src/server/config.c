@@ -56,6 +56,8 @@ void sg_config_defaults(sg_config *c)
     c->lock_ttl_ms = 15000;
     c->lock_wait_ms = 20000;
     c->latency_budget_ms = 2000; /* the guide's 2 s end to end */
+    c->sse_buffer_bytes = 4u << 20;
+    c->sse_stall_ms = 10000;
 }
 
 bool sg_parse_bool(const char *s, bool *out)
@@ -574,7 +576,9 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
         (st = env_size("SG_HTTP_MAX_TARGET_BYTES", 256, 65536, &c->http_max_target_bytes, err)) ||
         (st = env_size("SG_HTTP_MAX_HEADER_BYTES", 1024, 1L << 20, &c->http_max_header_bytes, err)) ||
         (st = env_int("SG_HTTP_MAX_HEADERS", 8, 10000, &c->http_max_headers, err)) ||
-        (st = env_size("SG_HTTP_POOL_BYTES", 16384, 1L << 24, &c->http_pool_bytes, err)))
+        (st = env_size("SG_HTTP_POOL_BYTES", 16384, 1L << 24, &c->http_pool_bytes, err)) ||
+        (st = env_size("SG_SSE_BUFFER_BYTES", 4096, 1L << 30, &c->sse_buffer_bytes, err)) ||
+        (st = env_int("SG_SSE_STALL_MS", 100, 600000, &c->sse_stall_ms, err)))
         return st;
     /* the session store: where sessions live, and the bounds on every wait for it */
     if ((s = getenv("SG_SESSION_STORE")) && *s) {

@@ -59,6 +59,8 @@ typedef struct sg_config {
     int latency_budget_ms;   /* SG_LATENCY_BUDGET_MS: a turn's budget, request to answer; beyond
                                 it turns step down the degradation ladder (server/degrade.h);
                                 0 = never degrade */
+    size_t sse_buffer_bytes; /* SG_SSE_BUFFER_BYTES: a streamed answer's bytes waiting for its client */
+    int sse_stall_ms;        /* SG_SSE_STALL_MS: how long an event waits for a client that does not read */
     const char *vision_model;   /* SG_VISION_MODEL or --vision-model: a CLIP directory */
     int vision_int8;           /* SG_VISION_PRECISION int8 (1, default) or f32 (0) */
     int threads;               /* SG_THREADS or --threads: the inference thread pool (0 = cores) */

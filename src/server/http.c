@@ -144,6 +144,46 @@ static char *gzip_body(const char *in, size_t len, size_t *out_len)
 
 static void release_body(sg_req *r);
 
+/* A request's memory, its session reference and its share of the body budget. */
+static void req_free(sg_req *r)
+{
+    sg_server *s = r->srv;
+    if (r->started) {
+        sg_ws_request_done(r);
+        if (r->session)
+            sg_session_release(r->session);
+        json_decref(r->json);
+        free(r->text);
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+    sg_sse_unref(r->sse);
+    release_body(r);
+    free(r->target);
+    free(r->path);
+    free(r);
+}
+
+/* 200 with the event stream of a streamed answer (sse.h). */
+static enum MHD_Result send_events(sg_req *r)
+{
+    sg_server *s = r->srv;
+    /* the body stays: the worker is still reading what was parsed from it (r->in) */
+    struct MHD_Response *resp = sg_sse_response(r->sse);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: pass events at once */
+    MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+    if (sg_uuid_valid(r->session_id))
+        MHD_add_response_header(resp, "X-Session-ID", r->session_id);
+    r->status = 200;
+    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    sg_metrics_request(s->metrics, r->route_name, 200);
+    return ret;
+}
+
 static enum MHD_Result send_response(sg_req *r)
 {
     sg_server *s = r->srv;
@@ -295,6 +335,17 @@ static void run_job(void *arg)
     j->fn(r);
     free(j);
     sg_degrade_observe_job(deg, sg_now_ms() - t0); /* before the resume: r may go with it */
+    if (r->sse) {
+        /* a streamed answer: once it started, the response is the stream and the connection
+         * runs on its own (sse.h); the request may even have completed already */
+        const bool started = sg_sse_started(r->sse);
+        if (sg_sse_job_done(r->sse)) {
+            req_free(r);
+            return;
+        }
+        if (started)
+            return;
+    }
     if (!r->done)
         sg_req_error(r, 500, "INTERNAL_ERROR", "handler produced no response");
     MHD_resume_connection(r->conn);
@@ -313,6 +364,8 @@ void sg_req_submit(sg_req *r, void (*fn)(sg_req *r))
     MHD_suspend_connection(r->conn);
     if (!sg_workq_submit(r->srv->workq, run_job, j)) {
         free(j);
+        if (r->sse)
+            sg_sse_job_done(r->sse); /* no job: the request ends as any other */
         sg_req_error(r, 503, "OVERLOADED",
                      "server is at capacity (%d workers busy, queue of %d full); retry shortly",
                      r->srv->cfg->workers, r->srv->cfg->queue_depth);
@@ -579,6 +632,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             append_body(r, upload_data, n);
         return MHD_YES;
     }
+    if (r->sse && sg_sse_started(r->sse)) /* resumed by the first event of a streamed answer */
+        return send_events(r); /* (its worker may have failed since: r->json is an error event) */
     if (!r->done) {
         if (r->has_body) /* the body is in: from here the request is ours, never cut */
             sg_edge_conn_set_phase(s->edge, r->edge_conn, SG_EDGE_APP);
@@ -613,19 +668,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     sg_edge_conn_set_phase(s->edge, r->edge_conn, SG_EDGE_IDLE);
-    if (r->started) {
-        sg_ws_request_done(r);
-        if (r->session)
-            sg_session_release(r->session);
-        json_decref(r->json);
-        free(r->text);
-        atomic_fetch_sub(&s->inflight, 1);
-    }
-    release_body(r);
-    free(r->target);
-    free(r->path);
-    free(r);
     *con_cls = NULL;
+    r->edge_conn = NULL;
+    if (r->started && r->sse && !sg_sse_request_completed(r->sse))
+        return; /* its worker still streams (to nobody now): the worker frees it (run_job) */
+    req_free(r);
 }
 
 /* Connection hooks of the edge (server/edge.h): the accept policy, and the registry the watchdog

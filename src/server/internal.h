@@ -12,6 +12,7 @@
 
 #include "agent/backends.h"
 #include "media/audio.h"
+#include "server/sse.h"
 #include "server/telemetry.h"
 #include "server/config.h"
 #include "server/degrade.h"
@@ -137,6 +138,8 @@ struct sg_req {
     size_t budget;             /* bytes of SG_MAX_INFLIGHT_BODY_BYTES held, given back at the end */
     bool too_large;
     bool over_budget;          /* a chunked body outgrew the budget: 503 once read */
+    /* a streamed answer (Accept: text/event-stream): the events' buffer (sse.h), NULL otherwise */
+    struct sg_sse *sse;
     /* session work */
     sg_session *session;
     sg_work_input in;
@@ -206,6 +209,8 @@ bool sg_req_new_session(sg_req *r, sg_session **out, sg_privacy *p);
 /* The X-Client-Keyframe header of the request (absent = false). false after a 422 for a value
  * that is not true/false/1/0/yes/no/on/off. */
 bool sg_req_client_keyframe_header(sg_req *r, bool *out);
+/* The request asks for Server-Sent Events (its Accept names text/event-stream). */
+bool sg_req_wants_events(sg_req *r);
 /* Records the X-Client-Telemetry header of a request on r->session_id's session (absent: nothing);
  * false after a 422 for a header that does not parse. */
 bool sg_req_telemetry(sg_req *r);

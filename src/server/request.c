@@ -361,3 +361,18 @@ bool sg_req_telemetry(sg_req *r)
     sg_telemetry_report(r->srv->telemetry, r->session_id, &rep, sg_now_ms() / 1000.0);
     return true;
 }
+
+bool sg_req_wants_events(sg_req *r)
+{
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Accept");
+    if (!h)
+        return false;
+    /* a media range list: "text/event-stream", "text/event-stream;q=1, application/json" */
+    for (const char *p = h; (p = strcasestr(p, "text/event-stream")); p += 17) {
+        const bool starts = p == h || p[-1] == ',' || p[-1] == ' ' || p[-1] == '\t';
+        const char e = p[17];
+        if (starts && (e == 0 || e == ',' || e == ';' || e == ' ' || e == '\t'))
+            return true;
+    }
+    return false;
+}

@@ -24,9 +24,11 @@ struct sg_sse {
     bool gone;                /* the client went away (response freed, request completed) */
     bool broken;              /* given up: a client that stopped reading */
     bool request_completed;
+    size_t max_buffered;
+    int stall_ms;
 };
 
-sg_sse *sg_sse_new(struct MHD_Connection *conn)
+sg_sse *sg_sse_new(struct MHD_Connection *conn, size_t max_buffered, int stall_ms)
 {
     sg_sse *s = calloc(1, sizeof *s);
     if (!s)
@@ -39,6 +41,8 @@ sg_sse *sg_sse_new(struct MHD_Connection *conn)
     pthread_condattr_destroy(&ca);
     s->conn = conn;
     s->refs = 1;
+    s->max_buffered = max_buffered;
+    s->stall_ms = stall_ms;
     return s;
 }
 
@@ -94,14 +98,18 @@ bool sg_sse_event(sg_sse *s, const char *name, json_t *data)
     const size_t need = 7 + nlen + 7 + jlen + 2; /* "event: " name "\ndata: " json "\n\n" */
     pthread_mutex_lock(&s->lock);
     /* a client that does not read: wait a while for it, then give up */
-    if (!s->gone && !s->broken && s->len - s->off + need > SG_SSE_MAX_BUFFERED && s->started) {
+    /* (an event larger than the bound goes when nothing waits: one event is bounded by what
+     * makes it, e.g. the speech budget) */
+    if (!s->gone && !s->broken && s->len > s->off && s->len - s->off + need > s->max_buffered) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)SG_SSE_STALL_S;
-        while (!s->gone && s->len - s->off + need > SG_SSE_MAX_BUFFERED)
+        long ns = until.tv_nsec + (long)(s->stall_ms % 1000) * 1000000L;
+        until.tv_sec += s->stall_ms / 1000 + ns / 1000000000L;
+        until.tv_nsec = ns % 1000000000L;
+        while (!s->gone && s->len > s->off && s->len - s->off + need > s->max_buffered)
             if (pthread_cond_timedwait(&s->drained, &s->lock, &until) == ETIMEDOUT)
                 break;
-        if (s->len - s->off + need > SG_SSE_MAX_BUFFERED)
+        if (s->len > s->off && s->len - s->off + need > s->max_buffered)
             s->broken = true;
     }
     bool ok = !s->gone && !s->broken && room_locked(s, need);

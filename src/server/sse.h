@@ -7,8 +7,9 @@
  * resumes it. An error before the first event is an ordinary JSON error response; after it, an
  * `error` event.
  *
- * Bounds: at most SG_SSE_MAX_BUFFERED bytes wait for a client; an event that would pass that waits
- * up to SG_SSE_STALL_S for the client to read, then the stream is given up (the worker's turn is
+ * Bounds: at most SG_SSE_BUFFER_BYTES wait for a client (or one event, when it is larger: an
+ * event is bounded by what makes it, the speech budget for audio); an event that would pass that waits
+ * up to SG_SSE_STALL_MS for the client to read, then the stream is given up (the worker's turn is
  * told to stop, and the connection ends at the server's idle timeout). A client that goes away
  * stops the turn at its next event.
  *
@@ -24,13 +25,13 @@
 
 #include <microhttpd.h>
 
-#define SG_SSE_MAX_BUFFERED (4u << 20) /* bytes waiting for one client */
-#define SG_SSE_STALL_S 10.0            /* how long an event waits for a client that does not read */
 
 typedef struct sg_sse sg_sse;
 
-/* NULL when out of memory. The request holds the first reference. */
-sg_sse *sg_sse_new(struct MHD_Connection *conn);
+/* max_buffered: bytes that may wait for the client (SG_SSE_BUFFER_BYTES, 4 MiB); stall_ms: how
+ * long an event that would pass it waits (SG_SSE_STALL_MS, 10 s). NULL when out of memory. The
+ * request holds the first reference. */
+sg_sse *sg_sse_new(struct MHD_Connection *conn, size_t max_buffered, int stall_ms);
 /* Drops a reference (the request's, or the response's through libmicrohttpd). */
 void sg_sse_unref(sg_sse *s);
 

@@ -31,6 +31,9 @@ struct sg_ws_audio {
     int rate;
     char language[16];
     bool started; /* audio arrived in this stream: no more configuration */
+    /* the answer to each final (agent/answer_stream.h), and its speech: any time */
+    bool answer, speak;
+    int speak_format;
     uint8_t carry[4];
     int carry_n;
     SRC_STATE *src;
@@ -140,8 +143,64 @@ void sg_ws_partial_free(sg_ws_partial *p)
 
 /* ---- configuration ---------------------------------------------------------------------------- */
 
+/* {"answer": bool, "speak": bool, "speak_format": "ogg"|"wav"}: whether finals are answered
+ * (and spoken). false after an error message. */
+static bool configure_answer(sg_ws_audio *a, json_t *o, sg_ws_audio_result *res)
+{
+    json_t *ans = json_object_get(o, "answer"), *sp = json_object_get(o, "speak"),
+           *sf = json_object_get(o, "speak_format");
+    if ((ans && !json_is_boolean(ans) && !json_is_null(ans)) ||
+        (sp && !json_is_boolean(sp) && !json_is_null(sp))) {
+        add_error(res, "INVALID_REQUEST", "\"answer\" and \"speak\" must be true or false");
+        return false;
+    }
+    int fmt = a->speak_format;
+    if (sf && !json_is_null(sf)) {
+        const char *f = sg_json_cstr(sf);
+        if (f && (strcmp(f, "ogg") == 0 || strcmp(f, "opus") == 0))
+            fmt = 0;
+        else if (f && strcmp(f, "wav") == 0)
+            fmt = 1;
+        else {
+            add_error(res, "INVALID_REQUEST", "\"speak_format\" must be \"ogg\" or \"wav\"");
+            return false;
+        }
+    }
+    if (json_is_boolean(ans))
+        a->answer = json_is_true(ans);
+    if (json_is_boolean(sp))
+        a->speak = json_is_true(sp);
+    if (a->speak)
+        a->answer = true; /* speaking the answer asks for it */
+    a->speak_format = fmt;
+    return true;
+}
+
+void sg_ws_audio_set_answer(sg_ws_audio *a, bool answer, bool speak)
+{
+    a->answer = answer || speak;
+    a->speak = speak;
+}
+
+void sg_ws_audio_answer_mode(const sg_ws_audio *a, bool *answer, bool *speak, int *speak_format)
+{
+    *answer = a->answer;
+    *speak = a->speak;
+    *speak_format = a->speak_format;
+}
+
 static void configure(sg_ws_audio *a, json_t *o, sg_ws_audio_result *res)
 {
+    if (!configure_answer(a, o, res))
+        return;
+    /* only the answer's settings: allowed while audio flows */
+    size_t stream_keys = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) stream_keys += strcmp(key, "answer") && strcmp(key, "speak") &&
+                                                  strcmp(key, "speak_format") && strcmp(key, "type");
+    if (!stream_keys)
+        return;
     if (a->started) {
         add_error(res, "INVALID_REQUEST", "send the configuration before the audio (or after an "
                   "{\"type\":\"end\"}); this one was ignored");
@@ -286,6 +345,7 @@ static void vad_events(sg_ws_audio *a, const sg_vad_event *ev, size_t nev, sg_ws
         case SG_VAD_EV_START:
             if (!a->in_utt)
                 begin_utterance(a, s);
+            res->speech_started = true; /* the wearer speaks: barge-in on an answer */
             break;
         case SG_VAD_EV_END:
             if (a->in_utt) /* after a 30 s cut the segment's start is in an earlier final */

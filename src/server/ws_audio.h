@@ -59,6 +59,7 @@ typedef struct sg_ws_audio_result {
     long long finalized;      /* the last utterance given its final by this call, 0 if none */
     double asr_ms;            /* time spent on finals */
     int finals;
+    bool speech_started;      /* the VAD heard speech begin (barge-in on a streaming answer) */
 } sg_ws_audio_result;
 
 /* b->asr is required; b->vad is used when it can stream. */
@@ -73,6 +74,13 @@ void sg_ws_audio_binary(sg_ws_audio *a, const uint8_t *data, size_t len, bool pa
                         sg_ws_audio_result *res);
 /* The socket is closing: a final for the speech still open (no "end" acknowledgement). */
 void sg_ws_audio_flush(sg_ws_audio *a, sg_ws_audio_result *res);
+
+/* Answers: {"answer": true} (or "speak": true, which also speaks them) in a configuration
+ * message - allowed at any time, also while audio flows - or the socket's query string: each
+ * non-empty final is then answered as POST /query answers (server/ws_conn.c streams it). */
+void sg_ws_audio_set_answer(sg_ws_audio *a, bool answer, bool speak);
+/* speak_format: 0 Ogg Opus, 1 WAV (agent/tts.h's sg_tts_format). */
+void sg_ws_audio_answer_mode(const sg_ws_audio *a, bool *answer, bool *speak, int *speak_format);
 
 /* The utterances given a final so far (partials of these are stale). */
 long long sg_ws_audio_finalized(const sg_ws_audio *a);

@@ -32,6 +32,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/tts.h"
+#include "agent/turn.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/uuid.h"
@@ -82,6 +84,9 @@ struct sg_ws_conn {
     json_t *out;            /* messages for the I/O thread to send */
     bool job_active, partial_active;
     long long finalized;    /* audio: utterances given their final (their partials are stale) */
+    /* the answer to a final (sg_ws_audio_set_answer): one at a time; barge-in cancels it */
+    bool answer_active, answer_cancel;
+    char *answer_pending;   /* a final that came while an answer was being cancelled */
     int stop_code;          /* set: close with it, drop pending work */
     char stop_reason[STOP_REASON_MAX];
     /* the process job's */
@@ -125,6 +130,8 @@ static void msgs_free(ws_msg *m)
 
 static void conn_free(sg_ws_conn *c)
 {
+    if (c)
+        free(c->answer_pending);
     if (!c)
         return;
     sg_session_release(c->session);
@@ -296,6 +303,219 @@ static void start_partial(sg_ws_conn *c, sg_ws_partial *p)
     }
 }
 
+/* ---- the answer to a final (sg_ws_audio_set_answer) --------------------------------------------
+ * A job of its own beside the socket's: it runs the turn on the final's text against a copy of
+ * the session's scene (taken under the session's lock, which the turn then does not hold, so the
+ * socket's audio keeps flowing and the VAD can hear the wearer barge in), and posts the answer as
+ * it is made: vision, token, reset, audio, then done (or error). Speech heard while it runs sets
+ * answer_cancel: the job posts nothing more and stops at its next token or sentence, and the
+ * socket gets {"type":"answer_cancelled"} at once. */
+
+typedef struct answer_job {
+    sg_ws_conn *c;
+    char *text;
+    bool speak;
+    sg_tts_format format;
+    sg_tts_budget budget;
+    double first_audio_at;
+} answer_job;
+
+static void start_answer(sg_ws_conn *c, char *text);
+
+/* Posts msg unless the answer was cancelled or the socket is closing; false then (stop). */
+static bool answer_post(answer_job *j, json_t *msg)
+{
+    sg_ws_conn *c = j->c;
+    pthread_mutex_lock(&c->lock);
+    const bool live = !c->stop_code && !c->answer_cancel;
+    if (live && msg) {
+        post(c, msg);
+        wake(c);
+    } else {
+        json_decref(msg);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return live && msg;
+}
+
+static json_t *typed(const char *type, json_t *data)
+{
+    json_t *m = json_pack("{s:s}", "type", type);
+    if (m && data)
+        json_object_update(m, data);
+    return m;
+}
+
+static void answer_stage(void *ud, const char *event, json_t *data)
+{
+    answer_post(ud, typed(event, data));
+}
+
+static bool answer_text(void *ud, const char *piece, size_t len)
+{
+    return answer_post(ud, json_pack("{s:s,s:s%}", "type", "token", "text", piece, len));
+}
+
+static bool answer_reset(void *ud) { return answer_post(ud, typed("reset", NULL)); }
+
+static bool answer_sentence(void *ud, int n, const char *sentence)
+{
+    answer_job *j = ud;
+    if (!j->speak) {
+        pthread_mutex_lock(&j->c->lock);
+        const bool live = !j->c->stop_code && !j->c->answer_cancel;
+        pthread_mutex_unlock(&j->c->lock);
+        return live;
+    }
+    sg_tts_audio a;
+    sg_error err = {0};
+    if (sg_tts_speak_sentence(j->c->srv->b->tts, sentence, 0, j->format, &j->budget, &a, &err) !=
+        SG_OK)
+        return true; /* nothing to speak in it, or the budget is spent: the text went out */
+    json_t *d = sg_tts_event_json((size_t)n, sentence, &a);
+    sg_tts_audio_free(&a);
+    bool ok = answer_post(j, d ? typed("audio", d) : NULL);
+    json_decref(d);
+    if (ok && j->first_audio_at < 0)
+        j->first_audio_at = sg_now_ms();
+    return ok;
+}
+
+static void run_answer(void *arg)
+{
+    answer_job *j = arg;
+    sg_ws_conn *c = j->c;
+    sg_server *s = c->srv;
+    sg_session *ses = c->session;
+    const double t0 = sg_now_ms();
+    sg_error err = {0};
+    /* the scene as it is now: the turn reads it without the session's lock */
+    sg_visual_memory scene;
+    sg_status st = sg_session_lock(ses, &err);
+    if (st == SG_OK) {
+        scene = ses->vision;
+        json_incref(scene.scene);
+        scene.embedding = NULL;
+        scene.embedding_dim = 0;
+        sg_session_unlock(ses);
+    }
+    sg_turn_output out = {0};
+    if (st == SG_OK) {
+        const sg_turn_stream cb = {answer_stage, answer_text, answer_reset, answer_sentence, j};
+        sg_turn_input ti = {.text = j->text, .stream = &cb, .first_audio_at = &j->first_audio_at};
+        st = sg_turn_run(s->b, &scene, &ti, &out, &err);
+        json_decref(scene.scene);
+    }
+    if (st == SG_OK && !out.stopped) {
+        if (sg_session_lock(ses, &err) == SG_OK) {
+            sg_session_add_turn(ses, out.query, out.response);
+            atomic_fetch_add(&ses->query_count, 1);
+            sg_session_unlock(ses);
+        }
+        sg_metrics_count(s->metrics, SG_COUNTER_QUERIES, 1);
+        sg_metrics_record(s->metrics, SG_STAGE_LLM, out.t.llm);
+        sg_metrics_record(s->metrics, SG_STAGE_E2E, sg_now_ms() - t0);
+        json_t *result = json_pack("{s:s}", "session_id", ses->id);
+        json_object_update(result, out.result);
+        answer_post(j, json_pack("{s:s,s:o}", "type", "done", "result", result));
+    } else if (st != SG_OK) {
+        const char *code;
+        int status = sg_http_status_of(st, "INVALID_REQUEST", &code);
+        answer_post(j, error_msg(true, status, code, err.msg[0] ? err.msg : sg_status_name(st)));
+    }
+    sg_turn_output_free(&out);
+    free(j->text);
+    free(j);
+    pthread_mutex_lock(&c->lock);
+    c->answer_active = false;
+    c->answer_cancel = false;
+    char *next = c->answer_pending;
+    c->answer_pending = NULL;
+    if (next && !c->stop_code)
+        start_answer(c, next); /* the final that came while this one was cancelled */
+    else
+        free(next);
+    wake(c);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock); /* the last touch of c (unless a new answer runs) */
+    atomic_fetch_sub(&s->ws->jobs, 1);
+}
+
+/* Under c->lock: answers text (taken), or says why it cannot. */
+static void start_answer(sg_ws_conn *c, char *text)
+{
+    answer_job *j = calloc(1, sizeof *j);
+    bool answer, speak;
+    int fmt;
+    sg_ws_audio_answer_mode(c->sa, &answer, &speak, &fmt);
+    if (!j || !job_reserve(c->srv)) {
+        free(j);
+        free(text);
+        post(c, error_msg(true, 503, "OVERLOADED", "no worker is free to answer; the transcript "
+                          "stands"));
+        return;
+    }
+    j->c = c;
+    j->text = text;
+    j->speak = speak && c->srv->b->tts;
+    j->format = (sg_tts_format)fmt;
+    j->first_audio_at = -1;
+    sg_tts_budget_init(&j->budget, 0);
+    if (speak && !c->srv->b->tts)
+        post(c, error_msg(true, 503, "MODEL_UNAVAILABLE", "speech synthesis is off on this server "
+                          "(SG_TTS=off): the answer comes as text"));
+    c->answer_active = true;
+    c->answer_cancel = false;
+    if (!sg_workq_submit(c->srv->workq, run_answer, j)) {
+        c->answer_active = false;
+        atomic_fetch_sub(&c->srv->ws->jobs, 1);
+        free(j->text);
+        free(j);
+        post(c, error_msg(true, 503, "OVERLOADED", "no worker is free to answer; the transcript "
+                          "stands"));
+    }
+}
+
+/* Under c->lock: what the audio logic's result means for the answer: speech cancels a running
+ * one (barge-in); each non-empty final is answered when the socket asked for answers. */
+static void answer_follow(sg_ws_conn *c, const sg_ws_audio_result *res)
+{
+    bool answer, speak;
+    int fmt;
+    sg_ws_audio_answer_mode(c->sa, &answer, &speak, &fmt);
+    if (res->speech_started && c->answer_active && !c->answer_cancel) {
+        c->answer_cancel = true;
+        post(c, json_pack("{s:s,s:s}", "type", "answer_cancelled", "reason", "barge_in"));
+    }
+    if (!answer || c->stop_code)
+        return;
+    size_t i;
+    json_t *msg;
+    json_array_foreach(res->msgs, i, msg) {
+        const char *type = json_string_value(json_object_get(msg, "type"));
+        const char *text = json_string_value(json_object_get(msg, "text"));
+        bool words = false;
+        for (const char *p = text; p && *p && !words; p++)
+            words = *p != ' ' && *p != '\t' && *p != '\n';
+        if (!type || strcmp(type, "final") != 0 || !words)
+            continue;
+        char *copy = strdup(text);
+        if (!copy)
+            continue;
+        if (c->answer_active) { /* being cancelled (or not yet): this final goes next */
+            if (!c->answer_cancel) {
+                c->answer_cancel = true;
+                post(c, json_pack("{s:s,s:s}", "type", "answer_cancelled", "reason",
+                                  "new_utterance"));
+            }
+            free(c->answer_pending);
+            c->answer_pending = copy;
+        } else {
+            start_answer(c, copy);
+        }
+    }
+}
+
 static void audio_message(sg_ws_conn *c, const ws_msg *m, bool partial_busy)
 {
     sg_server *s = c->srv;
@@ -340,6 +560,7 @@ static void audio_message(sg_ws_conn *c, const ws_msg *m, bool partial_busy)
         c->finalized = res.finalized;
     if (!c->stop_code) {
         json_array_foreach(res.msgs, i, msg) post(c, json_incref(msg));
+        answer_follow(c, &res);
         wake(c);
     }
     if (res.partial)
@@ -792,7 +1013,7 @@ static void io_close(sg_ws_conn *c, io *o)
     pthread_mutex_lock(&c->lock);
     if (!c->stop_code)
         c->stop_code = SG_WS_CLOSE_ABNORMAL; /* tells jobs still running to post nothing */
-    while (c->job_active || c->partial_active)
+    while (c->job_active || c->partial_active || c->answer_active)
         pthread_cond_wait(&c->cond, &c->lock);
     pthread_mutex_unlock(&c->lock);
     inbox_drop(c);
@@ -968,6 +1189,21 @@ static void ws_open(sg_req *r, bool audio)
         }
         client_keyframe = client_keyframe || qv;
     }
+    /* /ws/audio?answer=true&speak=true: answer each final (and speak the answers) */
+    bool want[2] = {false, false};
+    static const char *const answer_args[2] = {"answer", "speak"};
+    for (int k = 0; audio && k < 2; k++) {
+        const char *q = NULL;
+        size_t qn = 0;
+        if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, answer_args[k],
+                                          strlen(answer_args[k]), &q, &qn) != MHD_YES)
+            q = NULL;
+        if (q && (strlen(q) != qn || !sg_parse_bool(q, &want[k]))) {
+            sg_req_error(r, 422, "INVALID_REQUEST", "query parameter %s must be true or false",
+                         answer_args[k]);
+            return;
+        }
+    }
     sg_ws_hub *h = s->ws;
     pthread_mutex_lock(&h->lock);
     const bool room = !h->stopping && h->slots < s->cfg->max_websockets;
@@ -986,8 +1222,8 @@ static void ws_open(sg_req *r, bool audio)
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cond, NULL);
     }
-    if (c && audio)
-        c->sa = sg_ws_audio_new(s->b, &err);
+    if (c && audio && (c->sa = sg_ws_audio_new(s->b, &err)))
+        sg_ws_audio_set_answer(c->sa, want[0], want[1]);
     if (!c || c->wake_fd < 0 || (audio && !c->sa)) {
         conn_free(c);
         release_slot(h);
