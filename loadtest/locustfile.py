@@ -22,6 +22,9 @@ An https:// host (the cluster's nginx, scripts/cluster.sh) is verified against S
 file, e.g. the cluster's self-signed certificate), else the system's CAs; SG_LOAD_INSECURE=1
 skips verification. SG_LOAD_SESSIONS_FILE: every session created is appended to it as
 "<session_id>\t<unix time>" (the failover test checks that each is still served).
+SG_LOAD_DEGRADED_FILE: at the end, {"turns": N, "degraded": N, "steps": {"llm:rule-based": N, ...}}
+is written there - the successful turns and those whose metadata.degraded says they stepped down
+(loadtest/degrade.sh).
 """
 
 import base64
@@ -33,7 +36,7 @@ import random
 import sys
 import time
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, events, task
 from PIL import Image, ImageOps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,6 +48,8 @@ API_KEY = os.environ.get("SG_LOAD_API_KEY")
 CA_FILE = os.environ.get("SG_LOAD_CA")
 INSECURE = os.environ.get("SG_LOAD_INSECURE", "").lower() in ("1", "true", "yes", "on")
 SESSIONS_FILE = os.environ.get("SG_LOAD_SESSIONS_FILE")
+DEGRADED_FILE = os.environ.get("SG_LOAD_DEGRADED_FILE")
+DEGRADED = {"turns": 0, "degraded": 0, "steps": {}}
 if INSECURE:
     import urllib3  # one warning per request otherwise
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -119,6 +124,27 @@ def _check_turn(resp, session_id, want_visual):
     return None
 
 
+def _tally_degraded(resp):
+    """Counts a successful turn, and its metadata.degraded steps."""
+    try:
+        deg = resp.json().get("metadata", {}).get("degraded")
+    except (ValueError, AttributeError):
+        return
+    DEGRADED["turns"] += 1
+    if isinstance(deg, dict) and deg:
+        DEGRADED["degraded"] += 1
+        for stage, step in deg.items():
+            key = f"{stage}:{step}"
+            DEGRADED["steps"][key] = DEGRADED["steps"].get(key, 0) + 1
+
+
+@events.test_stop.add_listener
+def _write_degraded(**_kwargs):
+    if DEGRADED_FILE:
+        with open(DEGRADED_FILE, "w", encoding="ascii") as f:
+            json.dump(DEGRADED, f)
+
+
 class GlassesUser(HttpUser):
     wait_time = between(WAIT_MIN, WAIT_MAX)
 
@@ -169,6 +195,8 @@ class GlassesUser(HttpUser):
                 r.failure(problem)
             else:
                 r.success()
+                if DEGRADED_FILE:
+                    _tally_degraded(r)
 
     @task(3)
     def text_query(self):

@@ -12,6 +12,7 @@
 #include "agent/backends.h"
 #include "agent/cache.h"
 #include "agent/llm_snn.h"
+#include "agent/slow.h"
 #include "agent/turn.h"
 #include "agent/tts_flite.h"
 #include "agent/vad_silero.h"
@@ -22,6 +23,7 @@
 #include "nn/cpu.h"
 #include "nn/pool.h"
 #include "server/config.h"
+#include "server/degrade.h"
 #include "server/server.h"
 
 static void usage(FILE *f)
@@ -52,6 +54,10 @@ static void usage(FILE *f)
             "                       default eng; off: no OCR)\n"
             "  --ocr-tessdata DIR   Tesseract's data directory (env SG_OCR_TESSDATA; default\n"
             "                       Debian's /usr/share/tesseract-ocr/5/tessdata)\n"
+            "  --asr-fallback-model PATH  a smaller Whisper (e.g. tiny for base) that turns step\n"
+            "                       down to when they would break the latency budget\n"
+            "                       (env SG_ASR_FALLBACK_MODEL; budget: SG_LATENCY_BUDGET_MS,\n"
+            "                       default 2000, 0 = never degrade)\n"
             "  --session-store URL  where sessions live: memory (default), redis://[:password@]host:port[/db]\n"
             "                       or unix:///path/redis.sock (env SG_SESSION_STORE)\n"
             "  --log-level LEVEL    debug|info|warn|error (env SG_LOG_LEVEL)\n"
@@ -109,14 +115,16 @@ int main(int argc, char **argv)
         {"vad-model", required_argument, 0, 'D'},    {"asr-model", required_argument, 0, 'A'},
         {"asr-precision", required_argument, 0, 'B'}, {"session-store", required_argument, 0, 'S'},
         {"ocr-lang", required_argument, 0, 'O'},     {"ocr-tessdata", required_argument, 0, 'Y'},
+        {"asr-fallback-model", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *llm_model = getenv("SG_LLM_MODEL"), *llm_precision = getenv("SG_LLM_PRECISION");
     const char *llm_tokenizer = getenv("SG_LLM_TOKENIZER");
     const char *vad_model = getenv("SG_VAD_MODEL");
     const char *asr_model = getenv("SG_ASR_MODEL"), *asr_precision = getenv("SG_ASR_PRECISION");
     const char *ocr_lang = getenv("SG_OCR_LANG"), *ocr_tessdata = getenv("SG_OCR_TESSDATA");
+    const char *asr_fallback_model = getenv("SG_ASR_FALLBACK_MODEL");
     int c;
-    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:O:Y:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:p:t:w:q:s:l:M:P:T:L:R:K:D:A:B:S:O:Y:F:Vh", opts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'H':
@@ -140,6 +148,7 @@ int main(int argc, char **argv)
         case 'D': vad_model = optarg; break;
         case 'A': asr_model = optarg; break;
         case 'B': asr_precision = optarg; break;
+        case 'F': asr_fallback_model = optarg; break;
         case 'R': llm_precision = optarg; break;
         case 'O': ocr_lang = optarg; break;
         case 'Y': ocr_tessdata = optarg; break;
@@ -181,6 +190,21 @@ int main(int argc, char **argv)
         return 2;
     }
     const bool asr_int8 = !(asr_precision && strcmp(asr_precision, "f32") == 0);
+    if (asr_fallback_model && !*asr_fallback_model)
+        asr_fallback_model = NULL;
+    if (asr_fallback_model && !asr_model) {
+        fprintf(stderr, "sg-edge: --asr-fallback-model (SG_ASR_FALLBACK_MODEL) needs --asr-model: "
+                "it stands in for that model when a turn would break the latency budget\n");
+        return 2;
+    }
+    /* debug only (loadtest/degrade.sh with the tiny models): simulated model cost per stage */
+    sg_model_delays delays = {0};
+    const char *delay_spec = getenv("SG_DEBUG_MODEL_DELAY_MS");
+    if (delay_spec && *delay_spec && sg_model_delays_parse(delay_spec, &delays, &err) != SG_OK) {
+        fprintf(stderr, "sg-edge: SG_DEBUG_MODEL_DELAY_MS: %s\n", err.msg);
+        return 2;
+    }
+    sg_slow_backends *slow = NULL;
     /* speech synthesis (flite, agent/tts_flite.h): on unless SG_TTS=off; voice and rate checked
      * here so a typo stops the server with the choices rather than speaking with a default */
     const char *tts_env = getenv("SG_TTS"), *tts_voice = getenv("SG_TTS_VOICE");
@@ -260,12 +284,13 @@ int main(int argc, char **argv)
     sg_metrics_model(metrics, SG_MODEL_LLM, llm_model != NULL, false);
     sg_metrics_model(metrics, SG_MODEL_VAD, vad_model != NULL, false);
     sg_metrics_model(metrics, SG_MODEL_ASR, asr_model != NULL, false);
+    sg_metrics_model(metrics, SG_MODEL_ASR_FALLBACK, asr_fallback_model != NULL, false);
     sg_pool *pool = NULL;
     sg_clip_vision *vision = NULL;
     sg_llm_snn *llm = NULL;
     sg_cache *cache = NULL;
     sg_vad_silero *vad = NULL;
-    sg_asr_whisper *asr = NULL;
+    sg_asr_whisper *asr = NULL, *asr_fallback = NULL;
     sg_tts_flite *tts = NULL;
     if (tts_on) {
         double t0 = sg_now_ms();
@@ -381,6 +406,51 @@ int main(int argc, char **argv)
         sg_log(SG_LOG_INFO, "speech: no ASR model (--asr-model); audio with speech is answered 503 "
                "MODEL_UNAVAILABLE");
     }
+    if (asr_fallback_model) {
+        double t0 = sg_now_ms();
+        sg_whisper *wm = sg_whisper_load(asr_fallback_model, asr_int8 ? SG_PREC_Q8 : SG_PREC_F32,
+                                         pool, &err);
+        if (wm) {
+            char base[96], name[128];
+            sg_speech_model_name(wm, asr_fallback_model, base, sizeof base);
+            snprintf(name, sizeof name, "%s %s", base, asr_int8 ? "int8" : "f32");
+            asr_fallback = sg_asr_whisper_new(wm, name, NULL, &err);
+        }
+        if (!asr_fallback) {
+            sg_log(SG_LOG_ERROR, "cannot load the fallback speech model %s: %s", asr_fallback_model,
+                   err.msg[0] ? err.msg : "out of memory");
+            goto done;
+        }
+        backends.asr_fallback = sg_asr_whisper_backend(asr_fallback);
+        /* one untimed transcription of a second of silence: the first turn that steps down to the
+         * fallback is measured warm (a cold first call, measured slower than the model, would
+         * keep turns from ever stepping down to it again) */
+        static const float silence[SG_AUDIO_RATE];
+        char *warm = NULL;
+        if (backends.asr_fallback->transcribe(backends.asr_fallback->self, silence, SG_AUDIO_RATE,
+                                              NULL, &warm, &err) != SG_OK)
+            sg_log(SG_LOG_WARN, "the fallback speech model's warm-up failed: %s", err.msg);
+        free(warm);
+        sg_metrics_model(metrics, SG_MODEL_ASR_FALLBACK, true, true);
+        /* until the fallback has been measured, its time is guessed from the weights' sizes; a
+         * fallback no smaller than the model is never stepped down to (never slower) */
+        const sg_whisper_info *full = sg_whisper_get_info(sg_asr_whisper_model(asr));
+        const sg_whisper_info *fb = sg_whisper_get_info(sg_asr_whisper_model(asr_fallback));
+        double ratio = full->weight_bytes ? (double)fb->weight_bytes / (double)full->weight_bytes : 1;
+        sg_degrade_set_step(sg_server_degrade(srv), SG_DEG_ASR, 1, true, ratio);
+        sg_log(SG_LOG_INFO, "speech fallback: %s (%.1f MB of weights, %.2f of the model's) loaded in "
+               "%.0f ms; turns step down to it beyond SG_LATENCY_BUDGET_MS=%d", backends.asr_fallback->name,
+               (double)fb->weight_bytes / 1e6, ratio, sg_now_ms() - t0, cfg.latency_budget_ms);
+        if (ratio >= 1)
+            sg_log(SG_LOG_WARN, "the fallback speech model is not smaller than --asr-model: turns "
+                   "never step down to it (it would not be faster)");
+    }
+    if (delay_spec && *delay_spec) {
+        if (!(slow = sg_slow_wrap(&backends, &delays)))
+            goto done;
+        sg_log(SG_LOG_WARN, "SG_DEBUG_MODEL_DELAY_MS=%s: every model call sleeps first (simulated "
+               "model cost, for load figures only)", delay_spec);
+    }
     sg_server_set_ready(srv, true);
 
     int sig = 0;
@@ -391,11 +461,13 @@ int main(int argc, char **argv)
 done:
     sg_server_stop(srv, rc == 0 ? 30.0 : 5.0);
     sg_server_free(srv);
+    sg_slow_free(slow);
     sg_cache_free(cache);
     sg_llm_snn_free(llm);
     sg_clip_vision_free(vision);
     sg_vad_silero_free(vad);
     sg_asr_whisper_free(asr);
+    sg_asr_whisper_free(asr_fallback);
     sg_tts_flite_free(tts);
     sg_ocr_tesseract_free(ocr);
     sg_pool_free(pool);

@@ -191,7 +191,10 @@ static bool sgt_loads_models(const char **env, const char **args)
 
 /* Starts sg-edge with "NAME=value" entries added to the environment; waits (up to 30 s) for
  * /health, and for /ready too when no model is named: main() marks the server ready a moment after
- * it starts answering, and a request in between would see "loading". */
+ * it starts answering, and a request in between would see "loading". Graceful degradation is off
+ * (SG_LATENCY_BUDGET_MS=0) unless env sets the budget: on a loaded machine (or under the
+ * sanitizers) a slow turn would otherwise step the next ones down, and a test of what a model
+ * answers would see the rule-based responder. tests/test_server_degrade.c turns it on. */
 __attribute__((unused)) static int sgt_start(sgt_server *s, const char **env, const char **args)
 {
     s->port = sgt_free_port();
@@ -199,6 +202,7 @@ __attribute__((unused)) static int sgt_start(sgt_server *s, const char **env, co
     const char *probe = sgt_loads_models(env, args) ? "/health" : "/ready";
     s->pid = fork();
     if (s->pid == 0) {
+        putenv((char *)"SG_LATENCY_BUDGET_MS=0");
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
         char port[16];

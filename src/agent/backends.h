@@ -108,6 +108,8 @@ typedef struct sg_backends {
     sg_vision_backend *vision; /* NULL: pixel statistics (agent/describe.h) */
     sg_vad_backend *vad;       /* NULL: all audio is treated as speech */
     sg_asr_backend *asr;       /* NULL: speech cannot be transcribed (503 MODEL_UNAVAILABLE) */
+    sg_asr_backend *asr_fallback; /* a smaller Whisper for turns degraded to keep within the
+                                     latency budget (--asr-fallback-model); NULL: none */
     sg_llm_backend *llm;       /* NULL: rule-based responder (agent/responder.h) */
     struct sg_tts_backend *tts; /* speech synthesis (agent/tts.h); NULL: off (SG_TTS=off), and a
                                    request asking for speech is told so */

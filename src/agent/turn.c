@@ -167,6 +167,14 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
                              char **transcript, bool *speech, double *vad_ms, double *asr_ms,
                              sg_error *err)
 {
+    return sg_turn_transcribe_with(b, b->asr, audio, language, transcript, speech, vad_ms, asr_ms,
+                                   err);
+}
+
+sg_status sg_turn_transcribe_with(const sg_backends *b, const sg_asr_backend *asr,
+                                  const sg_audio *audio, const char *language, char **transcript,
+                                  bool *speech, double *vad_ms, double *asr_ms, sg_error *err)
+{
     *transcript = NULL;
     *speech = false;
     *vad_ms = -1;
@@ -185,7 +193,7 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
             return *transcript ? SG_OK : sg_error_set(err, SG_ENOMEM, "out of memory");
         }
     }
-    if (!b->asr) {
+    if (!asr) {
         free(segs);
         return sg_error_set(err, SG_EUNSUPPORTED,
                             "speech recognition is not available: no ASR model is loaded "
@@ -194,9 +202,9 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
     *speech = true;
     double t1 = sg_now_ms();
     sg_status st;
-    if (nsegs && b->asr->transcribe_segments) {
+    if (nsegs && asr->transcribe_segments) {
         /* the backend trims the silence and cuts windows at the pauses itself */
-        st = b->asr->transcribe_segments(b->asr->self, audio->samples, audio->n, segs, nsegs,
+        st = asr->transcribe_segments(asr->self, audio->samples, audio->n, segs, nsegs,
                                          language, transcript, err);
     } else {
         /* a backend without segment support sees the span from the first speech start to the
@@ -211,7 +219,7 @@ sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const 
             if (from >= to)
                 from = 0;
         }
-        st = b->asr->transcribe(b->asr->self, audio->samples + from, to - from, language,
+        st = asr->transcribe(asr->self, audio->samples + from, to - from, language,
                                 transcript, err);
     }
     *asr_ms = sg_now_ms() - t1;
@@ -275,8 +283,11 @@ static sg_status hear(const sg_backends *b, const sg_turn_input *in, sg_turn_out
     *words = in->text;
     if (!in->audio)
         return SG_OK;
-    sg_status st = sg_turn_transcribe(b, in->audio, in->language, &out->transcript, &out->speech,
-                                      &out->t.vad, &out->t.asr, err);
+    const bool fallback = in->degrade && in->degrade->asr_fallback && b->asr && b->asr_fallback;
+    sg_status st = sg_turn_transcribe_with(b, fallback ? b->asr_fallback : b->asr, in->audio,
+                                           in->language, &out->transcript, &out->speech,
+                                           &out->t.vad, &out->t.asr, err);
+    out->degraded.asr_fallback = fallback && out->t.asr >= 0;
     if (st == SG_EUNSUPPORTED && !blank(in->text)) {
         /* Degrade honestly: answer the typed words and say the audio was not used. */
         json_array_append_new(warnings, json_string("audio ignored: no ASR model is loaded"));
@@ -299,8 +310,12 @@ static sg_status answer(const sg_backends *b, const sg_turn_input *in, const cha
                         sg_turn_output *out, const char **intent, bool *cached, sg_error *err)
 {
     double t1 = sg_now_ms();
-    if (b->llm) {
+    const sg_turn_degrade *dg = in->degrade;
+    out->degraded.llm_rule_based = b->llm && dg && dg->llm_rule_based;
+    if (b->llm && !out->degraded.llm_rule_based) {
         int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
+        if (dg && dg->llm_max_tokens > 0 && dg->llm_max_tokens < max_tokens)
+            max_tokens = out->degraded.llm_max_tokens = dg->llm_max_tokens;
         out->response = sg_cache_get(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
         *cached = out->response != NULL;
         if (!*cached) {
@@ -324,6 +339,24 @@ static sg_status answer(const sg_backends *b, const sg_turn_input *in, const cha
     return SG_OK;
 }
 
+/* metadata.degraded: {"stage": "step"} for each step taken to keep within the latency budget;
+ * NULL when none was. */
+static json_t *degraded_json(const sg_turn_degrade *d)
+{
+    if (!d->asr_fallback && !d->llm_rule_based && d->llm_max_tokens <= 0 && !d->vision_remembered)
+        return NULL;
+    json_t *o = json_object();
+    if (d->asr_fallback)
+        json_object_set_new(o, "asr", json_string("fallback-model"));
+    if (d->llm_rule_based)
+        json_object_set_new(o, "llm", json_string("rule-based"));
+    else if (d->llm_max_tokens > 0)
+        json_object_set_new(o, "llm", json_string("fewer-tokens"));
+    if (d->vision_remembered)
+        json_object_set_new(o, "vision", json_string("remembered-scene"));
+    return o;
+}
+
 static json_t *metadata_json(const sg_backends *b, const sg_turn_output *out,
                              const sg_safety_result *safety, bool cached, const char *intent,
                              json_t *warnings, bool streamed)
@@ -337,10 +370,17 @@ static json_t *metadata_json(const sg_backends *b, const sg_turn_output *out,
     }
     json_object_set_new(meta, "cached", json_boolean(cached));
     json_object_set_new(meta, "latency_ms", latency_json(&out->t, streamed));
-    json_object_set_new(meta, "models", sg_backends_models_json(b));
+    json_t *models = sg_backends_models_json(b);
+    if (out->degraded.asr_fallback) /* the model that transcribed this turn */
+        json_object_set_new(models, "asr", json_string(b->asr_fallback->name));
+    json_object_set_new(meta, "models", models);
+    const bool rules = !b->llm || out->degraded.llm_rule_based;
     json_object_set_new(meta, "fallbacks",
                         json_pack("{s:s?,s:s?}", "vision", b->vision ? NULL : "pixel-stats",
-                                  "llm", b->llm ? NULL : "rule-based"));
+                                  "llm", rules ? "rule-based" : NULL));
+    json_t *degraded = degraded_json(&out->degraded);
+    if (degraded)
+        json_object_set_new(meta, "degraded", degraded);
     if (intent)
         json_object_set_new(meta, "intent", json_string(intent));
     if (json_array_size(warnings))
@@ -376,8 +416,11 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
         json_decref(d);
     }
 
-    /* 2. Vision: an image in the request wins over the remembered scene. */
-    if (in->image) {
+    /* 2. Vision: an image in the request wins over the remembered scene, unless the turn is
+     * degraded to the remembered scene (only when there is one). */
+    out->degraded.vision_remembered = in->image && in->degrade && in->degrade->vision_remembered &&
+                                      m->has_scene;
+    if (in->image && !out->degraded.vision_remembered) {
         /* a question that asks to read has the frame read even where the describer saw no
          * text-like area */
         sg_intent it = sg_intent_detect(words);

@@ -64,6 +64,15 @@ sg_status sg_frame_ingest_ocr(const sg_backends *b, sg_visual_memory *m, const u
                               size_t len, bool force, bool read_text, sg_frame_result *out,
                               sg_error *err);
 
+/* Cheaper steps a turn is asked to take to keep within the latency budget (server/degrade.h
+ * decides them). Each is taken only where it applies, and the output says which were. */
+typedef struct sg_turn_degrade {
+    bool asr_fallback;      /* transcribe with b->asr_fallback (when loaded) */
+    int llm_max_tokens;     /* > 0: generate at most this many tokens (when below the request's) */
+    bool llm_rule_based;    /* answer with the rule-based responder instead of the LLM */
+    bool vision_remembered; /* do not analyse the request's image when the session has a scene */
+} sg_turn_degrade;
+
 typedef struct sg_turn_input {
     const char *text;            /* may be NULL */
     const sg_audio *audio;       /* decoded 16 kHz mono, may be NULL */
@@ -72,6 +81,7 @@ typedef struct sg_turn_input {
     const char *language;        /* may be NULL */
     bool cloud_offload;
     int max_tokens;              /* <= 0: SG_DEFAULT_MAX_TOKENS */
+    const sg_turn_degrade *degrade; /* NULL: every stage at its normal model */
     /* NULL: the answer comes whole in the result. Else the turn hands on its stages, the answer's
      * text and sentences as they are made (agent/answer_stream.h); the result's
      * metadata.latency_ms then has first_token and first_audio. */
@@ -95,6 +105,7 @@ typedef struct sg_turn_output {
     bool blocked;
     bool stopped;          /* streamed: a callback said stop (result is NULL) */
     sg_turn_timing t;
+    sg_turn_degrade degraded; /* the steps of in->degrade that were taken (metadata.degraded) */
 } sg_turn_output;
 
 /* Runs one turn. *out is always to be freed with sg_turn_output_free: on an error it holds what
@@ -108,6 +119,10 @@ void sg_turn_output_free(sg_turn_output *o);
 sg_status sg_turn_transcribe(const sg_backends *b, const sg_audio *audio, const char *language,
                              char **transcript, bool *speech, double *vad_ms, double *asr_ms,
                              sg_error *err);
+/* The same with the given ASR backend (b->asr or b->asr_fallback). */
+sg_status sg_turn_transcribe_with(const sg_backends *b, const sg_asr_backend *asr,
+                                  const sg_audio *audio, const char *language, char **transcript,
+                                  bool *speech, double *vad_ms, double *asr_ms, sg_error *err);
 
 /* {"vision":name|null,"asr":…,"vad":…,"llm":…,"ocr":…} */
 json_t *sg_backends_models_json(const sg_backends *b);

@@ -162,7 +162,7 @@ void sg_handle_metrics_prometheus(sg_req *r)
     sg_server *s = r->srv;
     sg_telemetry_snapshot clients;
     sg_telemetry_snapshot_at(s->telemetry, sg_now_ms() / 1000.0, &clients);
-    const sg_metrics_live live = {
+    sg_metrics_live live = {
         .active_sessions = sg_session_count(s->sessions),
         .created_sessions = sg_session_created(s->sessions),
         .open_websockets = sg_ws_open_count(s->ws),
@@ -171,6 +171,7 @@ void sg_handle_metrics_prometheus(sg_req *r)
         .queue_capacity = s->cfg->workers + s->cfg->queue_depth,
         .clients = &clients,
     };
+    sg_degrade_levels_now(s->degrade, sg_now_ms(), live.degraded_level);
     char *text = sg_metrics_prometheus(s->metrics, &live);
     if (!text) {
         sg_req_error(r, 503, "OVERLOADED", "out of memory");
@@ -312,21 +313,83 @@ static void work_audio(sg_req *r)
     sg_req_json(r, 200, o);
 }
 
+/* The latency budget's steps for this turn, decided once it holds its session: what it has waited
+ * (queue and lock) is known then. */
+static sg_degrade_plan plan_turn(sg_req *r, const sg_turn_input *ti, sg_turn_degrade *td)
+{
+    const sg_server *srv = r->srv;
+    const sg_backends *b = srv->b;
+    const double now = sg_now_ms();
+    const sg_turn_load load = {
+        .uses = {[SG_DEG_ASR] = ti->audio && b->asr, [SG_DEG_LLM] = b->llm != NULL,
+                 [SG_DEG_VISION] = ti->image != NULL},
+        .has_scene = r->session->vision.has_scene,
+        .waited_ms = now - r->t_start,
+        .queued = sg_workq_queued(srv->workq),
+        .now_ms = now,
+    };
+    sg_degrade_plan p = sg_degrade_plan_turn(srv->degrade, &load);
+    memset(td, 0, sizeof *td);
+    td->asr_fallback = p.level[SG_DEG_ASR] >= 1;
+    if (p.level[SG_DEG_LLM] >= 2) {
+        td->llm_rule_based = true;
+    } else if (p.level[SG_DEG_LLM] == 1) {
+        int full = ti->max_tokens > 0 ? ti->max_tokens : SG_DEFAULT_MAX_TOKENS;
+        td->llm_max_tokens = full / 2 > SG_DEGRADE_MIN_TOKENS ? full / 2 : SG_DEGRADE_MIN_TOKENS;
+    }
+    td->vision_remembered = p.level[SG_DEG_VISION] >= 1;
+    return p;
+}
+
+/* After the turn: the estimates learn what each stage cost at the step it ran, and every step
+ * taken is counted. */
+static void turn_degrade_done(sg_server *srv, const sg_turn_output *out, double service_ms)
+{
+    const sg_turn_degrade *d = &out->degraded;
+    sg_degrade_sample smp = {
+        .ms = {[SG_DEG_ASR] = out->t.asr, [SG_DEG_LLM] = out->t.llm, [SG_DEG_VISION] = out->t.vision},
+        .level = {[SG_DEG_ASR] = d->asr_fallback ? 1 : 0,
+                  [SG_DEG_LLM] = d->llm_rule_based ? 2 : d->llm_max_tokens > 0 ? 1 : 0,
+                  [SG_DEG_VISION] = 0},
+        .service_ms = service_ms,
+    };
+    if (!srv->b->llm) /* the responder is no step down then: nothing to learn */
+        smp.ms[SG_DEG_LLM] = -1;
+    if (d->vision_remembered) { /* the remembered scene costs nothing */
+        smp.ms[SG_DEG_VISION] = 0;
+        smp.level[SG_DEG_VISION] = 1;
+    }
+    sg_degrade_observe_turn(srv->degrade, &smp);
+    for (int k = 0; k < SG_DEG_STAGES; k++)
+        if (smp.level[k] > 0 && smp.ms[k] >= 0)
+            sg_metrics_degraded(srv->metrics, k, "budget");
+}
+
 json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
 {
     sg_server *srv = r->srv;
     sg_session *s = r->session;
     sg_error err = {0};
     sg_turn_output out = {0};
+    sg_turn_input dti = *ti;
+    sg_turn_degrade td;
+    double t_service = 0;
     sg_status st = sg_session_lock(s, &err);
     if (st == SG_OK) {
-        st = sg_turn_run(srv->b, &s->vision, ti, &out, &err);
+        t_service = sg_now_ms();
+        if (sg_degrade_enabled(srv->degrade)) {
+            plan_turn(r, ti, &td);
+            dti.degrade = &td;
+        }
+        st = sg_turn_run(srv->b, &s->vision, &dti, &out, &err);
         if (st == SG_OK && out.stopped) {
             /* a streamed answer its client stopped: nothing of it is kept */
             sg_session_unlock(s);
             sg_turn_output_free(&out);
             return NULL;
         }
+        if (st == SG_OK)
+            turn_degrade_done(srv, &out, sg_now_ms() - t_service);
         if (st == SG_OK && ti->image)
             st = sg_session_keep_frame(s, srv->cfg, ti->image, ti->image_len, &err);
         if (st == SG_OK && ti->audio)
@@ -350,7 +413,8 @@ json_t *sg_req_run_turn(sg_req *r, const sg_turn_input *ti, bool *speech)
         *speech = out.speech;
     if (ti->image) {
         sg_metrics_count(srv->metrics, SG_COUNTER_FRAMES, 1);
-        sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
+        if (!out.degraded.vision_remembered) /* analysed, not answered from the remembered scene */
+            sg_metrics_count(srv->metrics, SG_COUNTER_KEYFRAMES, 1);
     }
     sg_metrics_count(srv->metrics, SG_COUNTER_QUERIES, 1);
     sg_metrics_record(srv->metrics, SG_STAGE_VAD, out.t.vad);

@@ -55,6 +55,7 @@ void sg_config_defaults(sg_config *c)
     c->store_connections = 0;
     c->lock_ttl_ms = 15000;
     c->lock_wait_ms = 20000;
+    c->latency_budget_ms = 2000; /* the guide's 2 s end to end */
     c->sse_buffer_bytes = 4u << 20;
     c->sse_stall_ms = 10000;
 }
@@ -520,7 +521,8 @@ sg_status sg_config_from_env(sg_config *c, sg_error *err)
         (st = env_py_size("FRAME_BUFFER_MAX_BYTES", 1, 1LL << 32, &c->frame_max_bytes, err)) ||
         (st = env_policy("FRAME_BUFFER_POLICY", &c->frame_policy, err)) ||
         (st = env_int("SG_DEBUG_WORK_DELAY_MS", 0, 60000, &c->debug_work_delay_ms, err)) ||
-        (st = env_int("SG_DEBUG_ANSWER_DELAY_MS", 0, 60000, &c->debug_answer_delay_ms, err)))
+        (st = env_int("SG_DEBUG_ANSWER_DELAY_MS", 0, 60000, &c->debug_answer_delay_ms, err)) ||
+        (st = env_int("SG_LATENCY_BUDGET_MS", 0, 600000, &c->latency_budget_ms, err)))
         return st;
     long long history = c->frame_history;
     if ((st = env_py_int("FRAME_HISTORY_SIZE", 0, 1000, &history, err)))

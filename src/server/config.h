@@ -58,6 +58,9 @@ typedef struct sg_config {
     int debug_work_delay_ms; /* SG_DEBUG_WORK_DELAY_MS: tests only, makes every job slow */
     int debug_answer_delay_ms; /* SG_DEBUG_ANSWER_DELAY_MS: tests only, a /ws/audio answer waits
                                   this long (or until cancelled) before its first text */
+    int latency_budget_ms;   /* SG_LATENCY_BUDGET_MS: a turn's budget, request to answer; beyond
+                                it turns step down the degradation ladder (server/degrade.h);
+                                0 = never degrade */
     size_t sse_buffer_bytes; /* SG_SSE_BUFFER_BYTES: a streamed answer's bytes waiting for its client */
     int sse_stall_ms;        /* SG_SSE_STALL_MS: how long an event waits for a client that does not read */
     const char *vision_model;   /* SG_VISION_MODEL or --vision-model: a CLIP directory */

@@ -323,6 +323,10 @@ static void run_job(void *arg)
 {
     job *j = arg;
     sg_req *r = j->r;
+    sg_degrade *deg = r->srv->degrade;
+    const double t0 = sg_now_ms();
+    /* debug only (tests, loadtest/degrade.sh): the delay stands for service time no ladder step
+     * saves, so queues form with tiny models */
     if (r->srv->cfg->debug_work_delay_ms > 0) {
         struct timespec ts = {r->srv->cfg->debug_work_delay_ms / 1000,
                               (long)(r->srv->cfg->debug_work_delay_ms % 1000) * 1000000L};
@@ -330,6 +334,7 @@ static void run_job(void *arg)
     }
     j->fn(r);
     free(j);
+    sg_degrade_observe_job(deg, sg_now_ms() - t0); /* before the resume: r may go with it */
     if (r->sse) {
         /* a streamed answer: once it started, the response is the stream and the connection
          * runs on its own (sse.h); the request may even have completed already */
@@ -761,6 +766,9 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
     s->metrics = sg_metrics_new();
     s->workq = sg_workq_new(cfg->workers, cfg->queue_depth);
     s->ws = sg_ws_hub_new();
+    sg_degrade_cfg dc;
+    sg_degrade_cfg_defaults(&dc, cfg->latency_budget_ms, cfg->workers);
+    s->degrade = sg_degrade_new(&dc);
     s->telemetry = sg_telemetry_new(2 * cfg->max_sessions, SG_TELEMETRY_WINDOW_S);
     pthread_mutex_init(&s->reaper_lock, NULL);
     pthread_cond_init(&s->reaper_cond, NULL);
@@ -769,7 +777,7 @@ sg_server *sg_server_new(const sg_config *cfg, const sg_backends *backends, sg_e
         sg_server_free(s);
         return NULL;
     }
-    if (!s->sessions || !s->metrics || !s->workq || !s->ws || !s->telemetry) {
+    if (!s->sessions || !s->metrics || !s->workq || !s->ws || !s->telemetry || !s->degrade) {
         sg_error_set(err, SG_ENOMEM, "could not create the session store, metrics or workers");
         sg_server_free(s);
         return NULL;
@@ -820,6 +828,8 @@ void sg_server_set_ready(sg_server *s, bool ready) { atomic_store(&s->ready, rea
 
 sg_metrics *sg_server_metrics(sg_server *s) { return s->metrics; }
 
+sg_degrade *sg_server_degrade(sg_server *s) { return s->degrade; }
+
 void sg_server_stop(sg_server *s, double grace_s)
 {
     if (!s->daemon)
@@ -868,6 +878,7 @@ void sg_server_free(sg_server *s)
     sg_ws_hub_free(s->ws);
     sg_session_store_free(s->sessions);
     sg_metrics_free(s->metrics);
+    sg_degrade_free(s->degrade);
     sg_telemetry_free(s->telemetry);
     pthread_mutex_destroy(&s->reaper_lock);
     pthread_cond_destroy(&s->reaper_cond);

@@ -15,6 +15,7 @@
 #include "server/sse.h"
 #include "server/telemetry.h"
 #include "server/config.h"
+#include "server/degrade.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -39,6 +40,7 @@ struct sg_server {
     atomic_bool draining;      /* graceful stop under way: new requests get 503 */
     struct sg_ws_hub *ws;      /* open WebSockets (ws_conn.c) */
     struct sg_edge *edge;      /* connections, the watchdog, the body budget (edge.c) */
+    struct sg_degrade *degrade;/* the latency budget's ladder (degrade.c) */
     struct sg_telemetry *telemetry; /* the clients' last reports (telemetry.c) */
 };
 

@@ -2,6 +2,7 @@
  * for percentiles, and cumulative histogram buckets for Prometheus. */
 #include "server/metrics.h"
 
+#include "server/degrade.h"
 #include "server/procstat.h"
 
 #include <float.h>
@@ -40,6 +41,10 @@ static const char *const error_codes[] = {
     "MODEL_UNAVAILABLE", "STORE_UNAVAILABLE", "INTERNAL_ERROR",  "other"};
 #define NERROR_CODES (sizeof error_codes / sizeof error_codes[0])
 
+/* smartglass_degraded_total's reasons (a fixed set, so every series exists from the start) */
+static const char *const degrade_reasons[] = {"budget"};
+#define NDEGRADE_REASONS (sizeof degrade_reasons / sizeof degrade_reasons[0])
+
 static const char *const model_kinds[SG_MODEL_COUNT] = {"vision", "asr", "asr_fallback", "vad",
                                                         "llm"};
 
@@ -53,6 +58,7 @@ struct sg_metrics {
     atomic_bool store_up;
     atomic_long store_errors;
     atomic_long error_responses[NERROR_CODES];
+    atomic_long degraded[SG_DEG_STAGES][NDEGRADE_REASONS];
 };
 
 static const char *stage_names[SG_STAGE_COUNT] = {"vad", "asr", "vision", "llm", "e2e",
@@ -157,6 +163,15 @@ void sg_metrics_error_code(sg_metrics *m, const char *code)
     while (i < NERROR_CODES - 1 && (!code || strcmp(code, error_codes[i]) != 0))
         i++;
     atomic_fetch_add(&m->error_responses[i], 1);
+}
+
+void sg_metrics_degraded(sg_metrics *m, int stage, const char *reason)
+{
+    if (stage < 0 || stage >= SG_DEG_STAGES)
+        return;
+    for (size_t i = 0; i < NDEGRADE_REASONS; i++)
+        if (reason && strcmp(reason, degrade_reasons[i]) == 0)
+            atomic_fetch_add(&m->degraded[stage][i], 1);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -326,6 +341,19 @@ static void prometheus_ops(strbuf *b, sg_metrics *m, const sg_metrics_live *live
                  "before 503 OVERLOADED.\n"
                  "# TYPE smartglass_queue_capacity gauge\nsmartglass_queue_capacity %d\n",
               live->queue_jobs, live->queue_capacity);
+    sb_printf(b, "# HELP smartglass_degraded_total Turn stages served below their normal model to "
+                 "keep within SG_LATENCY_BUDGET_MS, by stage and reason.\n"
+                 "# TYPE smartglass_degraded_total counter\n");
+    for (int s = 0; s < SG_DEG_STAGES; s++)
+        for (size_t i = 0; i < NDEGRADE_REASONS; i++)
+            sb_printf(b, "smartglass_degraded_total{stage=\"%s\",reason=\"%s\"} %ld\n",
+                      sg_deg_stage_name((sg_deg_stage)s), degrade_reasons[i],
+                      atomic_load(&m->degraded[s][i]));
+    sb_printf(b, "# HELP smartglass_degraded_level The degradation ladder's step in effect per "
+                 "stage (0 = normal).\n# TYPE smartglass_degraded_level gauge\n");
+    for (int s = 0; s < SG_DEG_STAGES; s++)
+        sb_printf(b, "smartglass_degraded_level{stage=\"%s\"} %d\n",
+                  sg_deg_stage_name((sg_deg_stage)s), live->degraded_level[s]);
 }
 
 /* The clients' telemetry by battery band. The means are over the sessions that said the value;

@@ -86,12 +86,20 @@ void sg_metrics_store_error(sg_metrics *m);
  * API.md's list counts as "other", so the label's values stay a fixed set. */
 void sg_metrics_error_code(sg_metrics *m, const char *code);
 
+/* Graceful degradation (server/degrade.h): a step a turn took below its normal model, by stage
+ * (0 asr, 1 llm, 2 vision: sg_deg_stage) and reason ("budget": the turn would have broken
+ * SG_LATENCY_BUDGET_MS) - smartglass_degraded_total{stage,reason}, every pair exported from the
+ * start at 0. */
+void sg_metrics_degraded(sg_metrics *m, int stage, const char *reason);
+
 /* What the server passes in at each scrape: values that live elsewhere. */
 typedef struct sg_metrics_live {
     long active_sessions, created_sessions, open_websockets;
     double uptime_s;
     int queue_jobs;     /* work-queue jobs queued or running */
     int queue_capacity; /* workers + queue depth: beyond it, 503 OVERLOADED */
+    int degraded_level[3]; /* the ladder's step in effect per stage (asr, llm, vision), 0 = normal:
+                              smartglass_degraded_level{stage} */
     const sg_telemetry_snapshot *clients; /* the clients' reports (NULL: none) */
 } sg_metrics_live;
 

@@ -23,6 +23,9 @@ int sg_server_port(sg_server *s);
 void sg_server_set_ready(sg_server *s, bool ready);
 /* The server's metrics: main() reports each model's state there (sg_metrics_model). */
 sg_metrics *sg_server_metrics(sg_server *s);
+/* The degradation controller (server/degrade.h): main() offers it the ASR fallback step once that
+ * model has loaded. */
+struct sg_degrade *sg_server_degrade(sg_server *s);
 /* Graceful stop: stops accepting connections, lets in-flight requests finish (up to
  * grace_s seconds), then shuts the daemon down. */
 void sg_server_stop(sg_server *s, double grace_s);

@@ -97,6 +97,14 @@ int sg_workq_pending(sg_workq *q)
     return n;
 }
 
+int sg_workq_queued(sg_workq *q)
+{
+    pthread_mutex_lock(&q->lock);
+    int n = q->len;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
 void sg_workq_free(sg_workq *q)
 {
     if (!q)

@@ -15,6 +15,8 @@ sg_workq *sg_workq_new(int workers, int depth);
 bool sg_workq_submit(sg_workq *q, sg_job_fn fn, void *arg);
 /* Jobs queued or running. */
 int sg_workq_pending(sg_workq *q);
+/* Jobs waiting for a worker (not yet running). */
+int sg_workq_queued(sg_workq *q);
 /* Runs every queued job to completion, then joins the workers. */
 void sg_workq_free(sg_workq *q);
 

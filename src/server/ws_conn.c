@@ -640,6 +640,7 @@ static void run_process(void *arg)
         free(m->data);
         free(m);
     }
+    sg_degrade_observe_job(s->degrade, sg_now_ms() - t0); /* the queue's wait estimate */
     pthread_mutex_lock(&c->lock);
     c->job_active = false;
     wake(c);
