@@ -29,11 +29,12 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "base/base64.h"
 #include "sgclient.h"
+#include "client_internal.h"
 #include "status.h"
 
 #define MAX_RESPONSE_BYTES (16u << 20)
-#define SPARE_EASY_HANDLES 4 /* idle easy handles kept for reuse (each holds a few KB) */
 
 /* One request attempt on its way through the multi handle. Its callbacks run on the driving
  * thread; the caller reads it after `done`, under the client's lock. */
@@ -49,38 +50,11 @@ typedef struct transfer {
     struct transfer *next; /* in the pending list */
 } transfer;
 
-struct sg_client {
-    CURLM *multi;
-    char *base;
-    char *api_key_header;
-    sg_client_config cfg;
-    /* transport options (sg_client_set_tls, sg_client_set_http) */
-    char *ca_file;
-    bool verify_peer;
-    sg_client_http http;
-    /* under mu: */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool driving;       /* a caller is running the multi handle */
-    transfer *pending;  /* submitted, not yet added to the multi handle */
-    CURL *spare[SPARE_EASY_HANDLES];
-    int nspare;
-    sg_rng rng;
-    sg_client_stats stats;
-    long last_http_version; /* CURL_HTTP_VERSION_* of the last response, 0 = none yet */
-    uint64_t connections;   /* connections opened (CURLINFO_NUM_CONNECTS summed) */
-    /* telemetry (sg_client_set_device): what the device said, what was sent when */
-    double battery_pct;     /* NaN: not said, nothing is sent */
-    int charging;
-    double telemetry_interval_ms;
-    double telemetry_sent_ms; /* config clock; -1: never */
-    sg_usage_meter *usage;
-};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-static double mono_ms(void)
+double sg_client_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -90,7 +64,7 @@ static double mono_ms(void)
 static double default_now(void *ud)
 {
     (void)ud;
-    return mono_ms();
+    return sg_client_mono_ms();
 }
 
 static void default_sleep(void *ud, double ms)
@@ -177,7 +151,7 @@ sg_client_status sg_client_new(const sg_client_config *cfg, sg_client **out,
      * comes from the clock and its own address */
     uint64_t seed = cfg->rng_seed;
     if (!seed)
-        seed = (uint64_t)(mono_ms() * 1e6) ^ ((uint64_t)(uintptr_t)c << 17) ^ (uint64_t)time(NULL);
+        seed = (uint64_t)(sg_client_mono_ms() * 1e6) ^ ((uint64_t)(uintptr_t)c << 17) ^ (uint64_t)time(NULL);
     sg_rng_seed(&c->rng, seed);
     *out = c;
     return SG_CLIENT_OK;
@@ -503,9 +477,9 @@ static int attempt(sg_client *c, transfer *t, const char *method, const char *ur
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         }
     }
-    double t0 = mono_ms();
+    double t0 = sg_client_mono_ms();
     perform(c, t);
-    res->latency_ms = mono_ms() - t0;
+    res->latency_ms = sg_client_mono_ms() - t0;
     CURLcode rc = t->rc;
     long code = 0, version = 0, connects = 0;
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
@@ -594,7 +568,7 @@ void sg_client_get_telemetry(sg_client *c, sg_client_telemetry *out)
 /* The telemetry header line into line when one is due on a request to path: the device's state
  * is known, the interval has passed since the last, and the path is a session's own route
  * ("/sessions/{id}/..."), where the server records it. */
-static bool telemetry_due(sg_client *c, const char *path, char line[SG_TELEMETRY_HEADER_SIZE])
+bool sg_client_telemetry_due(sg_client *c, const char *path, char line[SG_TELEMETRY_HEADER_SIZE])
 {
     if (strncmp(path, "/sessions/", 10) != 0 || !strchr(path + 10, '/'))
         return false;
@@ -652,7 +626,7 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
         hdrs = ok ? t : hdrs;
     }
     char telemetry[SG_TELEMETRY_HEADER_SIZE];
-    if (ok && telemetry_due(c, path, telemetry)) {
+    if (ok && sg_client_telemetry_due(c, path, telemetry)) {
         ok = (t = curl_slist_append(hdrs, telemetry)) != NULL;
         hdrs = ok ? t : hdrs;
     }
@@ -757,33 +731,6 @@ static bool valid_session_id(const char *id)
     return true;
 }
 
-static char *base64_encode(const uint8_t *in, size_t n, size_t *out_len)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t len = 4 * ((n + 2) / 3);
-    char *out = malloc(len + 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = tbl[v >> 18];
-        *o++ = tbl[(v >> 12) & 63];
-        *o++ = tbl[(v >> 6) & 63];
-        *o++ = tbl[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        *o++ = tbl[v >> 18];
-        *o++ = tbl[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = 0;
-    *out_len = len;
-    return out;
-}
 
 sg_client_status sg_client_create_session(sg_client *c, char session_id[SG_CLIENT_SESSION_ID_SIZE],
                                           sg_client_result *res)
@@ -850,7 +797,7 @@ sg_client_status sg_client_upload_frame_hint(sg_client *c, const char *session_i
         return request_ex(c, SG_UPLOAD_FRAME, "POST", path, "image/jpeg",
                           client_keyframe ? "X-Client-Keyframe: true" : NULL, jpeg, len, res);
     size_t b64n;
-    char *b64 = base64_encode(jpeg, len, &b64n);
+    char *b64 = sg_base64_encode(jpeg, len, &b64n);
     static const char pre[] = "{\"image_base64\":\"";
     const char *post = client_keyframe ? "\",\"client_keyframe\":true}" : "\"}";
     const size_t post_len = strlen(post);
@@ -908,7 +855,7 @@ sg_client_status sg_client_query(sg_client *c, const char *session_id, const cha
     json_decref(t);
     if (ok && jpeg && jpeg_len) {
         size_t b64n;
-        char *b64 = base64_encode(jpeg, jpeg_len, &b64n);
+        char *b64 = sg_base64_encode(jpeg, jpeg_len, &b64n);
         ok = b64 && json_object_set_new(o, "image_base64", json_stringn(b64, b64n)) == 0;
         free(b64);
     }

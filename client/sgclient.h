@@ -168,6 +168,48 @@ SGCLIENT_API sg_client_status sg_client_set_telemetry_interval(sg_client *c, dou
 /* What a report would say now. */
 SGCLIENT_API void sg_client_get_telemetry(sg_client *c, sg_client_telemetry *out);
 
+/* ---- streamed answers (libsgclient 1.2) ----
+ * A question answered as it is made (the server's Server-Sent Events, ../shared/API.md and
+ * docs/ARCHITECTURE.md): the scene, the answer's text piece by piece, each sentence's speech as
+ * soon as it is synthesised, then the turn result. The same events come from /ws/audio when the
+ * socket asks for answers; an app holding that socket passes its messages to
+ * sg_answer_ws_message. */
+typedef struct sg_answer_event {
+    const char *type;      /* "vision", "transcript", "token", "reset", "audio", "done", "error";
+                              from /ws/audio also "partial", "final", "end", "answer_cancelled" */
+    const char *text;      /* token: the piece; audio: the sentence; transcript, partial, final:
+                              the text; error: the detail; else NULL */
+    int sentence;          /* audio: the sentence's number from 0; else -1 */
+    const char *format;    /* audio: "ogg" (Ogg Opus) or "wav" */
+    int sample_rate;       /* audio */
+    const uint8_t *audio;  /* audio: the file (decoded from base64), audio_len bytes */
+    size_t audio_len;
+    long long answer;      /* /ws/audio: which answer (1, 2, ...); 0 over HTTP */
+    const char *json;      /* the event's data as sent, json_len bytes (done: the turn result) */
+    size_t json_len;
+    double t_ms;           /* over HTTP: ms since the request was sent; -1 from /ws/audio */
+} sg_answer_event;
+/* Everything in ev is valid during the call only. Return false to stop (the request ends). */
+typedef bool (*sg_answer_fn)(void *ud, const sg_answer_event *ev);
+
+/* POST /sessions/{id}/query with Accept: text/event-stream: {"text_query": text, "image_base64":
+ * jpeg?, "speak": speak}. on_event runs on the calling thread for each event as it arrives (the
+ * stream has a connection of its own). Before the stream starts, failures are retried as any
+ * request's; once it started, never. res (may be NULL): SG_CLIENT_OK when the done event came
+ * (res->body is its data: the turn result, as sg_client_query's body); FAILED after an error
+ * event (res->status, error, detail are its), a stream cut short, or an error answer; ABANDONED
+ * when on_event said stop; GAVE_UP, EINVAL, ENOMEM as other requests. The stream is cut when
+ * nothing arrives for the config's timeout_ms, not at a total time. */
+SGCLIENT_API sg_client_status sg_client_query_stream(sg_client *c, const char *session_id,
+                                                     const char *text, const uint8_t *jpeg,
+                                                     size_t jpeg_len, bool speak,
+                                                     sg_answer_fn on_event, void *ud,
+                                                     sg_client_result *res);
+/* One /ws/audio text message (JSON with a "type") as an event: SG_CLIENT_OK after on_event, or
+ * EFORMAT (not such a message), ABANDONED (on_event said stop), EINVAL. */
+SGCLIENT_API sg_client_status sg_answer_ws_message(const char *msg, size_t len,
+                                                   sg_answer_fn on_event, void *ud);
+
 /* The request functions return res->outcome: SG_CLIENT_OK (2xx), FAILED, GAVE_UP, ABANDONED,
  * EINVAL or ENOMEM; res may be NULL when the caller wants only that. */
 

@@ -461,6 +461,25 @@ SGCLIENT_API void sg_usage_meter_add(sg_usage_meter *m, double now_ms, uint64_t 
 SGCLIENT_API void sg_usage_meter_rates(const sg_usage_meter *m, double now_ms, double *fps,
                                        double *kb_per_min);
 
+/* ==== Server-Sent Events (libsgclient 1.2) ===================================================== */
+
+/* The text/event-stream parser under sg_client_query_stream, for apps with their own HTTP stack:
+ * lines end in LF, CRLF or CR; "event:" names the event (default "message"), "data:" lines are
+ * joined with LF, a line starting with ':' is a comment, other fields are ignored; an empty line
+ * dispatches. Bounded: an event's data over max_event_bytes is SG_CLIENT_EFORMAT. */
+typedef struct sg_sse_parser sg_sse_parser;
+/* max_event_bytes 0 = SG_SSE_DEFAULT_MAX_EVENT. SG_CLIENT_OK or ENOMEM. */
+#define SG_SSE_DEFAULT_MAX_EVENT (32u << 20)
+SGCLIENT_API sg_client_status sg_sse_parser_new(size_t max_event_bytes, sg_sse_parser **out);
+SGCLIENT_API void sg_sse_parser_free(sg_sse_parser *p);
+/* event: NUL-terminated name; data: NUL-terminated at data[len]; both valid during the call.
+ * Return false to stop. */
+typedef bool (*sg_sse_event_fn)(void *ud, const char *event, const char *data, size_t len);
+/* Feeds bytes as they arrive. SG_CLIENT_OK; SG_CLIENT_ABANDONED when fn said stop; EFORMAT (an
+ * event or line too long, a NUL byte) or ENOMEM: the stream cannot go on. */
+SGCLIENT_API sg_client_status sg_sse_parser_feed(sg_sse_parser *p, const char *bytes, size_t n,
+                                                 sg_sse_event_fn fn, void *ud);
+
 #ifdef __cplusplus
 }
 #endif

@@ -68,6 +68,9 @@ typedef struct opts {
     sg_audio_codec audio_codec;
     prefilter_mode prefilter;
     bool json, frame_json, keep_session, insecure, http1;
+    bool stream_answers;   /* --stream-answers: questions answered as events (SSE) */
+    bool speak;            /* --speak: ... with their speech */
+    const char *answer_dir;/* --answer-audio DIR: each answer's speech written there */
     unsigned long long seed;
 } opts;
 
@@ -384,6 +387,8 @@ typedef struct stream {
     double audio_bytes_sum;
     long long audio_encoded;
     dvec turn_ms, http_ms[SG_UPLOAD_KINDS];
+    dvec first_token_ms, first_audio_ms; /* streamed answers: from asking, real ms */
+    long long answer_sentences, answer_files, answer_audio_bytes, answers_streamed;
     uint64_t *minute_bytes; /* [minute][kind] */
     int nminutes;
     char last_error[384];
@@ -508,17 +513,58 @@ static void count_query(stream *s, sg_client_status st, double asked_real, doubl
     }
 }
 
+/* A streamed answer as it arrives: first text, first speech, the speech into files. */
+typedef struct answer_cb {
+    stream *s;
+    long long n;            /* the answer's number in this run */
+    double first_token, first_audio; /* ms from sending, -1 */
+    long long sentences, files, bytes;
+} answer_cb;
+
+static bool on_answer(void *ud, const sg_answer_event *ev)
+{
+    answer_cb *a = ud;
+    if (strcmp(ev->type, "token") == 0 && a->first_token < 0)
+        a->first_token = ev->t_ms;
+    if (strcmp(ev->type, "audio") != 0)
+        return true;
+    if (a->first_audio < 0)
+        a->first_audio = ev->t_ms;
+    a->sentences++;
+    a->bytes += (long long)ev->audio_len;
+    const char *dir = a->s->o.answer_dir;
+    if (!dir)
+        return true;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/answer-%03lld-%02d.%s", dir, a->n, ev->sentence,
+             ev->format && strcmp(ev->format, "wav") == 0 ? "wav" : "ogg");
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        a->files += fwrite(ev->audio, 1, ev->audio_len, f) == ev->audio_len;
+        fclose(f);
+    }
+    return true;
+}
+
 static void upload_one(stream *s, const sg_upload_item *it)
 {
     sg_client_result r;
     sg_client_status st;
-    if (it->kind == SG_UPLOAD_FRAME)
+    answer_cb ans = {s, 0, -1, -1, 0, 0, 0};
+    if (it->kind == SG_UPLOAD_FRAME) {
         st = sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,
                                          (it->tag & TAG_HINT) != 0, &r);
-    else if (it->kind == SG_UPLOAD_AUDIO)
+    } else if (it->kind == SG_UPLOAD_AUDIO) {
         st = sg_client_upload_audio(s->client, s->sid, it->data, it->len, &r);
-    else
+    } else if (s->o.stream_answers) {
+        pthread_mutex_lock(&s->mu);
+        ans.n = ++s->answers_streamed;
+        pthread_mutex_unlock(&s->mu);
+        st = sg_client_query_stream(s->client, s->sid, (const char *)it->data, NULL, 0, s->o.speak,
+                                    on_answer, &ans, &r);
+    } else {
         st = sg_client_query(s->client, s->sid, (const char *)it->data, NULL, 0, &r);
+    }
     double done_real = real_ms();
     pthread_mutex_lock(&s->mu);
     account_bytes(s, it->kind, r.bytes_up);
@@ -537,6 +583,13 @@ static void upload_one(stream *s, const sg_upload_item *it)
         count_audio(s, st, &r);
     else
         count_query(s, st, it->t_ms /* queries: real ms when asked */, done_real);
+    if (ans.first_token >= 0)
+        dvec_push(&s->first_token_ms, ans.first_token);
+    if (ans.first_audio >= 0)
+        dvec_push(&s->first_audio_ms, ans.first_audio);
+    s->answer_sentences += ans.sentences;
+    s->answer_files += ans.files;
+    s->answer_audio_bytes += ans.bytes;
     pthread_mutex_unlock(&s->mu);
     sg_client_result_clear(&r);
 }
@@ -619,6 +672,7 @@ static void stream_usage(FILE *f)
             "                 [--seed N] [--audio-codec opus|flac|pcm] [--audio-bitrate BPS]\n"
             "                 [--upload-budget KB] [--cacert FILE] [--insecure] [--http1.1]\n"
             "                 [--charging] [--telemetry-every S]\n"
+            "                 [--stream-answers] [--speak] [--answer-audio DIR]\n"
             "  Simulates glasses + phone against sg-edge: a 30 fps camera through the adaptive\n"
             "  frame-rate controller, the keyframe pre-filter and the JPEG quality policy, 1 s audio\n"
             "  chunks (looped), a question every S seconds; prints upload KB/min, effective fps,\n"
@@ -638,7 +692,10 @@ static void stream_usage(FILE *f)
             "  --cacert FILE trusts that PEM certificate (e.g. scripts/cluster.sh's), --insecure\n"
             "  skips verification (testing only), --http1.1 never asks for HTTP/2\n"
             "  Telemetry: battery (--battery), --charging, the measured fps and upload KB/min and\n"
-            "  the memory go to the server on an upload every --telemetry-every 30 s (0 = never)\n");
+            "  the memory go to the server on an upload every --telemetry-every 30 s (0 = never)\n"
+            "  Answers: --stream-answers asks with Accept: text/event-stream and reports time to\n"
+            "  the first token; --speak also asks for speech (time to the first audio);\n"
+            "  --answer-audio DIR writes each spoken sentence to DIR/answer-NNN-SS.ogg (implies both)\n");
 }
 
 static int parse_size(const char *v, int *w, int *h)
@@ -698,6 +755,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"upload-budget", required_argument, 0, 'U'}, {"cacert", required_argument, 0, 'A'},
         {"insecure", no_argument, 0, 'I'},            {"http1.1", no_argument, 0, '1'},
         {"charging", no_argument, 0, 'G'},            {"telemetry-every", required_argument, 0, 'T'},
+        {"stream-answers", no_argument, 0, 'E'},      {"speak", no_argument, 0, 'W'},
+        {"answer-audio", required_argument, 0, 'O'},
         {0, 0, 0, 0}};
     static const opts defaults = {
         .battery = 100, .duration_s = 60, .speed = 1, .question_every_s = 15, .hold_s = 4, .pan = 10,
@@ -719,6 +778,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'A': o->cacert = optarg; break;
         case 'I': o->insecure = true; break;
         case 'G': o->charging = true; break;
+        case 'E': o->stream_answers = true; break;
+        case 'W': o->speak = o->stream_answers = true; break;
+        case 'O': o->answer_dir = optarg; o->speak = o->stream_answers = true; break;
         case 'T': if (parse_num("--telemetry-every", optarg, 0, 86400, &o->telemetry_every_s)) return 2; break;
         case '1': o->http1 = true; break;
         case 'j': o->json = true; break;
@@ -1419,6 +1481,14 @@ static json_t *report_json(const report *R)
                                   (json_int_t)s->queries_failed, "unsent", (json_int_t)s->queries_unsent,
                                   "backpressure", (json_int_t)R->n->query_backpressure));
     json_object_set_new(out, "turn_latency_ms", pct_json(&R->s->turn_ms));
+    if (R->o->stream_answers)
+        json_object_set_new(out, "answers",
+                            json_pack("{s:o,s:o,s:I,s:I,s:I}", "first_token_ms",
+                                      pct_json(&R->s->first_token_ms), "first_audio_ms",
+                                      pct_json(&R->s->first_audio_ms), "sentences_spoken",
+                                      (json_int_t)s->answer_sentences, "audio_files",
+                                      (json_int_t)s->answer_files, "audio_bytes",
+                                      (json_int_t)s->answer_audio_bytes));
     json_object_set_new(out, "upload", report_upload(R));
     json_object_set_new(out, "http", report_http(R));
     /* which HTTP the server spoke ("2" through nginx over TLS) and over how many connections */
@@ -1466,6 +1536,18 @@ static void report_text(const report *R, json_t *out)
     printf("turns    %lld asked, %lld answered; latency p50 %.1f ms, p95 %.1f ms\n", n->asked,
            s->queries_answered, json_number_value(json_object_get(tl, "p50")),
            json_number_value(json_object_get(tl, "p95")));
+    json_t *an = json_object_get(out, "answers");
+    if (an) {
+        json_t *ft = json_object_get(an, "first_token_ms"), *fa = json_object_get(an, "first_audio_ms");
+        printf("answers  streamed; first token p50 %.1f ms, p95 %.1f ms; first audio p50 %.1f ms, "
+               "p95 %.1f ms; %lld sentences spoken, %lld audio files\n",
+               json_number_value(json_object_get(ft, "p50")),
+               json_number_value(json_object_get(ft, "p95")),
+               json_number_value(json_object_get(fa, "p50")),
+               json_number_value(json_object_get(fa, "p95")),
+               (long long)json_integer_value(json_object_get(an, "sentences_spoken")),
+               (long long)json_integer_value(json_object_get(an, "audio_files")));
+    }
     printf("upload   %.1f KB/min (frames %.1f, audio %.1f, questions %.1f); %lld requests, %lld "
            "retries, %lld network errors; HTTP/%s over %lld connection(s)\n",
            json_real_value(json_object_get(ul, "kb_per_min")),

@@ -191,8 +191,12 @@ static json_t *check_done_stream(const stream *s, const char *what, bool speak)
                 continue;
             json_t *a = s->v[i].data;
             CHECK_MSG(first_token >= 0 && first_token < i, "%s: audio before any text", what);
+            /* sentences in order; a long first one in two parts (agent/tts.h) */
+            json_t *part = json_object_get(a, "part");
             CHECK_EQ_INT(json_integer_value(json_object_get(a, "sentence")), next);
-            next++;
+            CHECK(!part || (next == 0 && json_integer_value(part) <= 1));
+            if (!part || json_integer_value(part) == 1)
+                next++;
             CHECK(strcmp(json_string_value(json_object_get(a, "format")), "ogg") == 0);
             const char *b64 = json_string_value(json_object_get(a, "audio_base64"));
             size_t blen = b64 ? strlen(b64) : 0, n = 0;

@@ -3,6 +3,7 @@
  * (client/audio_codec.c, compiled into sgcore as well), the one the client uses for its uploads,
  * so the server and the client share one libsndfile writer and its fixes. */
 #include "agent/tts.h"
+#include "media/opus_ogg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,12 @@ void sg_tts_audio_free(sg_tts_audio *a)
 sg_status sg_tts_encode(const int16_t *pcm, size_t n, int sample_rate, sg_tts_format fmt,
                         uint8_t **out, size_t *out_len, sg_error *err)
 {
+    if (fmt == SG_TTS_OGG) /* low complexity: the first sentence reaches the wearer sooner */
+        return sg_opus_ogg_encode(pcm, n, sample_rate, TTS_OPUS_BITRATE,
+                                  SG_OPUS_SPEECH_COMPLEXITY, out, out_len, err);
     char msg[SG_CLIENT_ERROR_SIZE] = "";
-    sg_client_status st = sg_audio_encode(fmt == SG_TTS_WAV ? SG_AUDIO_CODEC_PCM
-                                                            : SG_AUDIO_CODEC_OPUS,
-                                          pcm, n, sample_rate, TTS_OPUS_BITRATE, out, out_len, msg);
+    sg_client_status st = sg_audio_encode(SG_AUDIO_CODEC_PCM, pcm, n, sample_rate,
+                                          TTS_OPUS_BITRATE, out, out_len, msg);
     if (st == SG_CLIENT_OK)
         return SG_OK;
     return sg_error_set(err, st == SG_CLIENT_ENOMEM ? SG_ENOMEM
@@ -149,6 +152,62 @@ sg_status sg_tts_speak_sentence(const sg_tts_backend *tts, const char *sentence,
     st = finish_audio(tts, pcm, n, fmt, chars, truncated, out, err);
     free(pcm);
     return st;
+}
+
+/* ---- streamed: sentence by sentence ----------------------------------------------------------- */
+
+size_t sg_tts_lead_cut(const char *sentence)
+{
+    const size_t len = strlen(sentence);
+    if (len <= SG_TTS_LEAD_BYTES + SG_TTS_LEAD_BYTES / 2)
+        return len; /* short enough: one part */
+    /* a clause break (", ; :") with a word or two before it and some sentence after it */
+    for (size_t i = 12; i < len - 12 && i <= 2 * SG_TTS_LEAD_BYTES; i++)
+        if ((sentence[i] == ',' || sentence[i] == ';' || sentence[i] == ':') &&
+            sentence[i + 1] == ' ')
+            return i + 1;
+    /* else the last word break before SG_TTS_LEAD_BYTES */
+    for (size_t i = SG_TTS_LEAD_BYTES; i > 12; i--)
+        if (sentence[i] == ' ')
+            return i;
+    return len;
+}
+
+static bool speak_part(const sg_tts_backend *tts, int n, int part, const char *text,
+                       sg_tts_format fmt, sg_tts_budget *budget, sg_tts_emit_fn emit, void *ud)
+{
+    sg_tts_audio a;
+    sg_error err = {0};
+    sg_status st = sg_tts_speak_sentence(tts, text, 0, fmt, budget, &a, &err);
+    if (st == SG_ENOMEM)
+        return false;
+    if (st != SG_OK)
+        return true; /* nothing to speak in it, or the budget is spent: no audio, go on */
+    json_t *ev = sg_tts_event_json((size_t)n, text, &a);
+    sg_tts_audio_free(&a);
+    if (!ev)
+        return false;
+    if (part >= 0)
+        json_object_set_new(ev, "part", json_integer(part));
+    return emit(ud, ev);
+}
+
+bool sg_tts_speak_streamed(const sg_tts_backend *tts, int n, const char *sentence,
+                           sg_tts_format fmt, sg_tts_budget *budget, sg_tts_emit_fn emit,
+                           void *ud)
+{
+    const size_t len = strlen(sentence), cut = n == 0 ? sg_tts_lead_cut(sentence) : len;
+    if (cut >= len)
+        return speak_part(tts, n, -1, sentence, fmt, budget, emit, ud);
+    char *lead = strndup(sentence, cut);
+    if (!lead)
+        return false;
+    bool go_on = speak_part(tts, n, 0, lead, fmt, budget, emit, ud);
+    free(lead);
+    const char *rest = sentence + cut;
+    while (*rest == ' ')
+        rest++;
+    return go_on && speak_part(tts, n, 1, rest, fmt, budget, emit, ud);
 }
 
 /* ---- a whole text ---------------------------------------------------------------------------- */

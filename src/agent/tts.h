@@ -89,6 +89,21 @@ sg_status sg_tts_speak(const sg_tts_backend *tts, const char *text, size_t max_c
                        sg_tts_format fmt, sg_tts_audio *out, sg_error *err);
 void sg_tts_audio_free(sg_tts_audio *a);
 
+/* Streamed answers: speaks sentence n (from 0) within budget and hands each audio event's JSON
+ * (sg_tts_event_json, plus "part" when split) to emit, which owns it and returns false to stop.
+ * The first sentence of an answer, when long, is spoken in two parts - up to its first clause
+ * break (or a word break near SG_TTS_LEAD_BYTES), then the rest - so the wearer hears the start
+ * sooner: a part's synthesis and encoding take time in proportion to its length. A sentence with
+ * nothing to speak, or a spent budget, emits nothing. Returns false when emit said stop (or out
+ * of memory). */
+#define SG_TTS_LEAD_BYTES 40
+typedef bool (*sg_tts_emit_fn)(void *ud, json_t *event);
+bool sg_tts_speak_streamed(const sg_tts_backend *tts, int n, const char *sentence,
+                           sg_tts_format fmt, sg_tts_budget *budget, sg_tts_emit_fn emit,
+                           void *ud);
+/* Where the lead part of a long first sentence ends (bytes), or strlen(sentence): no split. */
+size_t sg_tts_lead_cut(const char *sentence);
+
 /* {"format", "sample_rate", "duration_s", "audio_base64"[, "truncated": true]}: the "audio" member
  * of a query answer. NULL when out of memory. */
 json_t *sg_tts_audio_json(const sg_tts_audio *a);

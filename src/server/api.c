@@ -492,26 +492,24 @@ static bool sink_reset(void *ud)
     return ok;
 }
 
-/* A complete sentence: spoken and sent before the next one is generated. A sentence the voice
- * cannot speak, or a spent budget, is no audio event (the text went out already). */
+static bool sink_audio(void *ud, json_t *event)
+{
+    answer_sink *k = ud;
+    bool ok = sg_sse_event(k->sse, "audio", event);
+    json_decref(event);
+    if (ok && k->first_audio_at < 0)
+        k->first_audio_at = sg_now_ms();
+    return ok;
+}
+
+/* A complete sentence: spoken and sent before the next one is generated (agent/tts.h). */
 static bool sink_sentence(void *ud, int n, const char *sentence)
 {
     answer_sink *k = ud;
     if (!k->speak)
         return !sg_sse_broken(k->sse);
-    sg_tts_audio a;
-    sg_error err = {0};
-    sg_status st = sg_tts_speak_sentence(k->r->srv->b->tts, sentence, 0, k->format, &k->budget, &a,
-                                         &err);
-    if (st != SG_OK)
-        return st != SG_ENOMEM && !sg_sse_broken(k->sse);
-    json_t *d = sg_tts_event_json((size_t)n, sentence, &a);
-    sg_tts_audio_free(&a);
-    bool ok = d && sg_sse_event(k->sse, "audio", d);
-    json_decref(d);
-    if (ok && k->first_audio_at < 0)
-        k->first_audio_at = sg_now_ms();
-    return ok;
+    return sg_tts_speak_streamed(k->r->srv->b->tts, n, sentence, k->format, &k->budget,
+                                 sink_audio, k);
 }
 
 /* The turn with its answer streamed; the result goes out as the `done` event, an error after the

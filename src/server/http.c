@@ -362,7 +362,9 @@ void sg_req_submit(sg_req *r, void (*fn)(sg_req *r))
     j->r = r;
     j->fn = fn;
     MHD_suspend_connection(r->conn);
+    r->queued = true; /* before the worker can run: the HTTP thread reads it after dispatch */
     if (!sg_workq_submit(r->srv->workq, run_job, j)) {
+        r->queued = false;
         free(j);
         if (r->sse)
             sg_sse_job_done(r->sse); /* no job: the request ends as any other */
@@ -648,6 +650,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->retry_after = s->cfg->retry_after_s;
         } else {
             sg_route_dispatch(r);
+            if (r->queued) {
+                /* the work is on the queue: r belongs to its worker until it resumes us (it may
+                 * already have set r->done, or started a stream: never read them here) */
+                r->queued = false;
+                return MHD_YES;
+            }
         }
     }
     if (r->done)

@@ -138,6 +138,7 @@ struct sg_req {
     size_t budget;             /* bytes of SG_MAX_INFLIGHT_BODY_BYTES held, given back at the end */
     bool too_large;
     bool over_budget;          /* a chunked body outgrew the budget: 503 once read */
+    bool queued;               /* sg_req_submit put its work on the queue in this call */
     /* a streamed answer (Accept: text/event-stream): the events' buffer (sse.h), NULL otherwise */
     struct sg_sse *sse;
     /* session work */

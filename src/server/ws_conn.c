@@ -382,23 +382,24 @@ static bool answer_text(void *ud, const char *piece, size_t len)
 
 static bool answer_reset(void *ud) { return answer_post(ud, typed("reset", NULL)); }
 
+static bool answer_audio(void *ud, json_t *event)
+{
+    answer_job *j = ud;
+    json_t *m = typed("audio", event);
+    json_decref(event);
+    const bool ok = answer_post(j, m);
+    if (ok && j->first_audio_at < 0)
+        j->first_audio_at = sg_now_ms();
+    return ok;
+}
+
 static bool answer_sentence(void *ud, int n, const char *sentence)
 {
     answer_job *j = ud;
     if (!j->speak || !answer_live(j)) /* (barge-in: no synthesis for an answer cut short) */
         return answer_live(j);
-    sg_tts_audio a;
-    sg_error err = {0};
-    if (sg_tts_speak_sentence(j->c->srv->b->tts, sentence, 0, j->format, &j->budget, &a, &err) !=
-        SG_OK)
-        return true; /* nothing to speak in it, or the budget is spent: the text went out */
-    json_t *d = sg_tts_event_json((size_t)n, sentence, &a);
-    sg_tts_audio_free(&a);
-    bool ok = answer_post(j, d ? typed("audio", d) : NULL);
-    json_decref(d);
-    if (ok && j->first_audio_at < 0)
-        j->first_audio_at = sg_now_ms();
-    return ok;
+    return sg_tts_speak_streamed(j->c->srv->b->tts, n, sentence, j->format, &j->budget,
+                                 answer_audio, j);
 }
 
 static void run_answer(void *arg)
