@@ -159,15 +159,15 @@ sg_status sg_tts_speak_sentence(const sg_tts_backend *tts, const char *sentence,
 size_t sg_tts_lead_cut(const char *sentence)
 {
     const size_t len = strlen(sentence);
-    if (len <= SG_TTS_LEAD_BYTES + SG_TTS_LEAD_BYTES / 2)
+    if (len < 32)
         return len; /* short enough: one part */
-    /* a clause break (", ; :") with a word or two before it and some sentence after it */
-    for (size_t i = 12; i < len - 12 && i <= 2 * SG_TTS_LEAD_BYTES; i++)
+    /* a clause break (", ; :") with a few words before it and some sentence after it */
+    for (size_t i = 12; i + 12 < len && i <= 2 * SG_TTS_LEAD_BYTES; i++)
         if ((sentence[i] == ',' || sentence[i] == ';' || sentence[i] == ':') &&
             sentence[i + 1] == ' ')
             return i + 1;
-    /* else the last word break before SG_TTS_LEAD_BYTES */
-    for (size_t i = SG_TTS_LEAD_BYTES; i > 12; i--)
+    /* else the last word break before SG_TTS_LEAD_BYTES, leaving a few words for the rest */
+    for (size_t i = SG_TTS_LEAD_BYTES < len - 8 ? SG_TTS_LEAD_BYTES : len - 8; i > 12; i--)
         if (sentence[i] == ' ')
             return i;
     return len;

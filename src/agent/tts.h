@@ -91,12 +91,13 @@ void sg_tts_audio_free(sg_tts_audio *a);
 
 /* Streamed answers: speaks sentence n (from 0) within budget and hands each audio event's JSON
  * (sg_tts_event_json, plus "part" when split) to emit, which owns it and returns false to stop.
- * The first sentence of an answer, when long, is spoken in two parts - up to its first clause
+ * The first sentence of an answer, unless short, is spoken in two parts - up to its first clause
  * break (or a word break near SG_TTS_LEAD_BYTES), then the rest - so the wearer hears the start
- * sooner: a part's synthesis and encoding take time in proportion to its length. A sentence with
+ * sooner: a part's synthesis and encoding take time in proportion to its length, and the rest is
+ * made while the first part plays. A sentence with
  * nothing to speak, or a spent budget, emits nothing. Returns false when emit said stop (or out
  * of memory). */
-#define SG_TTS_LEAD_BYTES 40
+#define SG_TTS_LEAD_BYTES 28
 typedef bool (*sg_tts_emit_fn)(void *ud, json_t *event);
 bool sg_tts_speak_streamed(const sg_tts_backend *tts, int n, const char *sentence,
                            sg_tts_format fmt, sg_tts_budget *budget, sg_tts_emit_fn emit,
