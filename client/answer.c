@@ -342,23 +342,7 @@ sg_client_status sg_client_query_stream(sg_client *c, const char *session_id, co
     res->retries = res->attempts - 1;
     res->total_ms = c->cfg.now_ms(c->cfg.ud) - start;
     res->outcome = outcome;
-    pthread_mutex_lock(&c->mu);
-    sg_client_kind_stats *k = &c->stats.kind[SG_UPLOAD_QUERY];
-    k->requests++;
-    k->attempts += (uint64_t)res->attempts;
-    k->retries += (uint64_t)res->retries;
-    k->network_errors += (uint64_t)res->network_errors;
-    k->bytes_up += res->bytes_up;
-    k->body_up += res->body_up;
-    k->bytes_down += res->bytes_down;
-    if (outcome == SG_CLIENT_OK) {
-        k->ok++;
-        k->latency_sum_ms += res->latency_ms;
-    } else {
-        k->failed++;
-    }
-    sg_usage_meter_add(c->usage, c->cfg.now_ms(c->cfg.ud), res->bytes_up, 0);
-    pthread_mutex_unlock(&c->mu);
+    sg_client_account(c, SG_UPLOAD_QUERY, res, 0);
     json_decref(s.done);
     json_decref(s.error);
     free(s.body);

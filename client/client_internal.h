@@ -42,6 +42,8 @@ struct sg_client {
     sg_usage_meter *usage;
 };
 
+/* A finished request in the client's statistics and usage meter (res->outcome set). */
+void sg_client_account(sg_client *c, sg_upload_kind kind, const sg_client_result *res, int frames);
 /* CLOCK_MONOTONIC in ms. */
 double sg_client_mono_ms(void);
 /* The telemetry header line into line when one is due on a request to path (and notes it sent). */

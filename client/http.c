@@ -512,6 +512,27 @@ static int attempt(sg_client *c, transfer *t, const char *method, const char *ur
 
 /* ---- telemetry ------------------------------------------------------------------------------ */
 
+void sg_client_account(sg_client *c, sg_upload_kind kind, const sg_client_result *res, int frames)
+{
+    pthread_mutex_lock(&c->mu);
+    sg_client_kind_stats *k = &c->stats.kind[kind];
+    k->requests++;
+    k->attempts += (uint64_t)res->attempts;
+    k->retries += (uint64_t)res->retries;
+    k->network_errors += (uint64_t)res->network_errors;
+    k->bytes_up += res->bytes_up;
+    k->body_up += res->body_up;
+    k->bytes_down += res->bytes_down;
+    if (res->outcome == SG_CLIENT_OK) {
+        k->ok++;
+        k->latency_sum_ms += res->latency_ms;
+    } else {
+        k->failed++;
+    }
+    sg_usage_meter_add(c->usage, c->cfg.now_ms(c->cfg.ud), res->bytes_up, frames);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void sg_client_set_device(sg_client *c, double battery_pct, int charging)
 {
     if (!c)
@@ -687,24 +708,7 @@ static sg_client_status request_ex(sg_client *c, sg_upload_kind kind, const char
     } else {
         free(tr.body);
     }
-    pthread_mutex_lock(&c->mu);
-    sg_client_kind_stats *k = &c->stats.kind[kind];
-    k->requests++;
-    k->attempts += (uint64_t)res->attempts;
-    k->retries += (uint64_t)res->retries;
-    k->network_errors += (uint64_t)res->network_errors;
-    k->bytes_up += res->bytes_up;
-    k->body_up += res->body_up;
-    k->bytes_down += res->bytes_down;
-    if (outcome == SG_CLIENT_OK) {
-        k->ok++;
-        k->latency_sum_ms += res->latency_ms;
-    } else {
-        k->failed++;
-    }
-    sg_usage_meter_add(c->usage, c->cfg.now_ms(c->cfg.ud), res->bytes_up,
-                       kind == SG_UPLOAD_FRAME && outcome == SG_CLIENT_OK);
-    pthread_mutex_unlock(&c->mu);
+    sg_client_account(c, kind, res, kind == SG_UPLOAD_FRAME && outcome == SG_CLIENT_OK);
     free(url);
     curl_slist_free_all(hdrs);
     if (res == &dummy)

@@ -714,6 +714,27 @@ void sg_snn_set_shift_limit(sg_snn *m, float limit)
  * Text in, text out
  * ============================================================================================= */
 
+/* The continuation bytes a UTF-8 lead byte c >= 0x80 needs (1..3) and the range of the first of
+ * them; 0 when c cannot start a sequence. */
+static int utf8_lead(unsigned c, unsigned *lo, unsigned *hi)
+{
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        return 1;
+    if (c >= 0xE0 && c <= 0xEF) {
+        *lo = c == 0xE0 ? 0xA0 : 0x80;
+        *hi = c == 0xED ? 0x9F : 0xBF;
+        return 2;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        *lo = c == 0xF0 ? 0x90 : 0x80;
+        *hi = c == 0xF4 ? 0x8F : 0xBF;
+        return 3;
+    }
+    return 0;
+}
+
 /* Invalid UTF-8 becomes U+FFFD per maximal ill-formed subsequence, as Python's
  * bytes.decode("utf-8", errors="replace") does (so the text matches the reference's decode). */
 static char *utf8_sanitize(const char *s, size_t n)
@@ -730,19 +751,8 @@ static char *utf8_sanitize(const char *s, size_t n)
             i++;
             continue;
         }
-        int need = 0;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        }
+        unsigned lo, hi;
+        const int need = utf8_lead(c, &lo, &hi);
         size_t j = i + 1;
         int got = 0;
         while (need && got < need && j < n) {
@@ -788,22 +798,11 @@ static size_t utf8_settled(const unsigned char *p, size_t n)
             return n;
         if (c < 0xC0)
             continue; /* a continuation byte: its lead is further back */
-        size_t need;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else {
+        unsigned lo, hi;
+        const int need = utf8_lead(c, &lo, &hi);
+        if (need == 0)
             return n; /* not a lead byte: ill-formed, settled */
-        }
-        if (back - 1 >= need)
+        if (back - 1 >= (size_t)need)
             return n; /* complete (or followed by stray bytes: settled either way) */
         for (size_t j = i + 1; j < n; j++) {
             const unsigned b = p[j];
