@@ -19,11 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def num(s):
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return float("nan")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import num  # noqa: E402  (loadtest/report.py: a locust cell as a number)
 
 
 def read_run(out, name, users):

@@ -93,6 +93,18 @@ static int set_log_level(const char *v)
     return -1;
 }
 
+/* A Whisper model as the turn's ASR backend, named "<size> <precision>"; NULL with err. */
+static sg_asr_whisper *load_asr(const char *path, bool int8, sg_pool *pool, sg_error *err)
+{
+    sg_whisper *wm = sg_whisper_load(path, int8 ? SG_PREC_Q8 : SG_PREC_F32, pool, err);
+    if (!wm)
+        return NULL;
+    char base[96], name[128];
+    sg_speech_model_name(wm, path, base, sizeof base);
+    snprintf(name, sizeof name, "%s %s", base, int8 ? "int8" : "f32");
+    return sg_asr_whisper_new(wm, name, NULL, err);
+}
+
 int main(int argc, char **argv)
 {
     sg_config cfg;
@@ -382,14 +394,7 @@ int main(int argc, char **argv)
         double t0 = sg_now_ms();
         if (!pool)
             pool = sg_pool_new(cfg.threads);
-        sg_whisper *wm = pool ? sg_whisper_load(asr_model, asr_int8 ? SG_PREC_Q8 : SG_PREC_F32, pool,
-                                                &err) : NULL;
-        if (wm) {
-            char base[96], name[128];
-            sg_speech_model_name(wm, asr_model, base, sizeof base);
-            snprintf(name, sizeof name, "%s %s", base, asr_int8 ? "int8" : "f32");
-            asr = sg_asr_whisper_new(wm, name, NULL, &err);
-        }
+        asr = pool ? load_asr(asr_model, asr_int8, pool, &err) : NULL;
         if (!asr) {
             sg_log(SG_LOG_ERROR, "cannot load the speech model %s: %s", asr_model,
                    err.msg[0] ? err.msg : "out of memory");
@@ -408,14 +413,7 @@ int main(int argc, char **argv)
     }
     if (asr_fallback_model) {
         double t0 = sg_now_ms();
-        sg_whisper *wm = sg_whisper_load(asr_fallback_model, asr_int8 ? SG_PREC_Q8 : SG_PREC_F32,
-                                         pool, &err);
-        if (wm) {
-            char base[96], name[128];
-            sg_speech_model_name(wm, asr_fallback_model, base, sizeof base);
-            snprintf(name, sizeof name, "%s %s", base, asr_int8 ? "int8" : "f32");
-            asr_fallback = sg_asr_whisper_new(wm, name, NULL, &err);
-        }
+        asr_fallback = load_asr(asr_fallback_model, asr_int8, pool, &err);
         if (!asr_fallback) {
             sg_log(SG_LOG_ERROR, "cannot load the fallback speech model %s: %s", asr_fallback_model,
                    err.msg[0] ? err.msg : "out of memory");

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "media/audio.h"
 #include "sgtest_cli.h"
+#include "sgtest_speech.h"
 
 #define VAD_MODEL "../shared/models/silero-vad-v6.2.0-ggml.bin"
 
@@ -38,22 +39,7 @@ static double decoded_seconds(const char *name, const sg_vad_backend *vad, doubl
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t len;
     uint8_t *buf = check_read_file(path, &len);
-    *speech = 0;
-    if (!buf)
-        return 0;
-    sg_audio a;
-    sg_error err = {0};
-    double secs = 0;
-    if (sg_audio_decode(buf, len, SG_AUDIO_AUTO, 0, 0, &a, &err) == SG_OK) {
-        secs = a.duration_s;
-        sg_speech_segment *segs = NULL;
-        size_t n = 0;
-        if (vad->segments(vad->self, a.samples, a.n, &segs, &n, &err) == SG_OK)
-            for (size_t i = 0; i < n; i++)
-                *speech += segs[i].end_s - segs[i].start_s;
-        free(segs);
-        sg_audio_free(&a);
-    }
+    const double secs = sgt_speech_seconds(buf, buf ? len : 0, vad, speech);
     free(buf);
     return secs;
 }

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "media/audio.h"
 #include "sgtest_server.h"
+#include "sgtest_speech.h"
 
 /* The decoded "audio" member: its length in seconds (0 when it does not decode). */
 static double audio_seconds(json_t *audio, const char *want_format, const sg_vad_backend *vad,
@@ -20,18 +21,7 @@ static double audio_seconds(json_t *audio, const char *want_format, const sg_vad
     sg_error err = {0};
     if (sg_base64_decode(b64, strlen(b64), &raw, &len, &err) != SG_OK)
         return 0;
-    sg_audio a;
-    double secs = 0;
-    if (sg_audio_decode(raw, len, SG_AUDIO_AUTO, 0, 0, &a, &err) == SG_OK) {
-        secs = a.duration_s;
-        sg_speech_segment *segs = NULL;
-        size_t n = 0;
-        if (vad->segments(vad->self, a.samples, a.n, &segs, &n, &err) == SG_OK)
-            for (size_t i = 0; i < n; i++)
-                *speech += segs[i].end_s - segs[i].start_s;
-        free(segs);
-        sg_audio_free(&a);
-    }
+    const double secs = sgt_speech_seconds(raw, len, vad, speech);
     free(raw);
     return secs;
 }
