@@ -279,6 +279,7 @@ sg_client_status sg_client_query_stream(sg_client *c, const char *session_id, co
         return SG_CLIENT_ENOMEM;
     }
     sg_retry_state rs = {0};
+    sg_retry_action last = SG_RETRY_DONE; /* the retry policy's word on the last attempt */
     sg_client_status outcome;
     const double start = c->cfg.now_ms(c->cfg.ud);
     s.t0 = sg_client_mono_ms();
@@ -304,6 +305,7 @@ sg_client_status sg_client_query_stream(sg_client *c, const char *session_id, co
                                           c->cfg.uniform ? c->cfg.ud : (void *)&c->rng);
         if (!c->cfg.uniform)
             pthread_mutex_unlock(&c->mu);
+        last = a;
         if (a != SG_RETRY_WAIT)
             break;
         double wait = rs.next_at_ms - c->cfg.now_ms(c->cfg.ud);
@@ -333,10 +335,7 @@ sg_client_status sg_client_query_stream(sg_client *c, const char *session_id, co
         if (!res->detail[0])
             snprintf(res->detail, sizeof res->detail, "the event stream ended without done");
     } else {
-        outcome = rs.attempts >= c->cfg.retry.max_attempts && res->status != 200 &&
-                          (res->status == 0 || res->status >= 500 || res->status == 429)
-                      ? SG_CLIENT_GAVE_UP
-                      : SG_CLIENT_FAILED;
+        outcome = last == SG_RETRY_GIVE_UP ? SG_CLIENT_GAVE_UP : SG_CLIENT_FAILED;
     }
     res->attempts = rs.attempts > 0 ? rs.attempts : 1;
     res->retries = res->attempts - 1;

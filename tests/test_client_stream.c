@@ -156,6 +156,33 @@ static void check_http(void)
     CHECK_EQ_INT(sgt_stop(&srv, SIGTERM), 0);
 }
 
+static void no_sleep(void *ud, double ms)
+{
+    (void)ud;
+    (void)ms;
+}
+
+/* Nobody listens: retried as any request, then GAVE_UP with the network error. */
+static void check_gave_up(void)
+{
+    sg_client_config cc;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", sgt_free_port());
+    sg_client_config_default(&cc, url);
+    cc.retry.max_attempts = 3;
+    cc.sleep_ms = no_sleep;
+    sg_client *c;
+    char err[SG_CLIENT_ERROR_SIZE];
+    CHECK(sg_client_new(&cc, &c, err) == SG_CLIENT_OK);
+    got g = {0};
+    sg_client_result r;
+    CHECK(sg_client_query_stream(c, "some-session", "hi", NULL, 0, false, on_answer, &g, &r) ==
+          SG_CLIENT_GAVE_UP);
+    CHECK(r.attempts == 3 && r.network_errors == 3 && r.status == 0 && r.detail[0] && !g.events);
+    sg_client_result_clear(&r);
+    sg_client_free(c);
+}
+
 static bool count_ws(void *ud, const sg_answer_event *ev)
 {
     got *g = ud;
@@ -188,6 +215,7 @@ int main(void)
 {
     check_parser();
     check_ws_messages();
+    check_gave_up();
     check_http();
     return check_report("test_client_stream");
 }
