@@ -1,0 +1,42 @@
+/* Word timestamps as openai/whisper's timing.py computes them: the decoder is run once over
+ * [sot sequence, <|notimestamps|>, text tokens, <|endoftext|>] on the window's encoder output,
+ * the cross-attention weights of the alignment heads (the model's own list: a Hugging Face
+ * directory's generation_config.json "alignment_heads"; when the file names none, every head of
+ * the last half of the decoder layers) are taken at the text tokens, softmaxed over source
+ * positions, normalised per head (mean / std over tokens), median-filtered (width 7), averaged
+ * over heads; dynamic time warping on the negated matrix gives token boundaries; tokens become
+ * words (split at spaces, or per character for languages without spaces), punctuation is merged
+ * into neighbours, and add_word_timestamps's rules fix the segment boundaries. */
+#ifndef SG_MODELS_WHISPER_TIMING_H
+#define SG_MODELS_WHISPER_TIMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "models/whisper.h"
+#include "models/whisper_transcribe.h"
+
+#define SG_WHISPER_PREPEND_PUNCTUATIONS "\"'\xe2\x80\x9c\xc2\xbf([{-"
+#define SG_WHISPER_APPEND_PUNCTUATIONS \
+    "\"'.\xe3\x80\x82,\xef\xbc\x8c!\xef\xbc\x81?\xef\xbc\x9f:\xef\xbc\x9a\xe2\x80\x9d)]}\xe3\x80\x81"
+
+typedef struct sg_whisper_head {
+    int layer, head;
+} sg_whisper_head;
+
+/* The alignment heads in use (the file's, or the last half of the decoder's); *n entries, owned
+ * by the model. */
+const sg_whisper_head *sg_whisper_alignment_heads(const sg_whisper *m, int *n);
+
+/* openai's add_word_timestamps for one window's segments (segs[0..nsegs), their tokens as
+ * sg_whisper_transcribe made them, times already absolute): needs that window encoded last
+ * (the model's cross-attention keys/values). sot/n_sot: the window's <|startoftranscript|>
+ * [lang] [task] sequence; num_frames: the window's content frames (segment_size);
+ * *last_speech_timestamp is read and updated as in transcribe(). Fills each segment's words and
+ * may move its start/end. */
+sg_status sg_whisper_add_word_timestamps(sg_whisper *m, sg_whisper_segment *segs, size_t nsegs,
+                                         const int32_t *sot, int n_sot, int num_frames,
+                                         float *last_speech_timestamp, sg_error *err);
+
+#endif
