@@ -24,6 +24,7 @@ PACKAGES=(
   iproute2                                    # network namespaces, tc (tests/netem/run.sh)
   prometheus                                  # promtool: deploy/prometheus/check.sh (also installs the Prometheus service)
   linux-perf                                  # perf: scripts/flamegraph.sh (profiling a running sg-edge)
+  nodejs                                      # runs OpenAI's official Node SDK against /v1 (tests/openai)
   ca-certificates
 )
 
@@ -31,6 +32,8 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm installs the pinned SDK the OpenAI tests run; a nodejs that bundles npm needs no package
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -24,6 +24,13 @@ typedef struct sg_vision_backend {
     const char *name;   /* reported in metadata.models.vision, e.g. "clip-vit-base-patch32 int8" */
     int min_short_side; /* decode frames at least this large on the short side */
     sg_status (*analyze)(void *self, const sg_image *img, sg_vision_result *out, sg_error *err);
+    /* Optional (NULL when the backend has none): L2-normalised embeddings in the model's joint
+     * text-image space, embedding_dim floats (POST /v1/embeddings). embed_text refuses (SG_ERANGE)
+     * text longer than the model's context; *n_tokens: the tokens it took. */
+    int embedding_dim;
+    int context; /* tokens embed_text takes, start and end included */
+    sg_status (*embed_text)(void *self, const char *text, float *out, int *n_tokens, sg_error *err);
+    sg_status (*embed_image)(void *self, const sg_image *img, float *out, sg_error *err);
     void *self;
 } sg_vision_backend;
 
@@ -82,12 +89,29 @@ typedef struct sg_asr_backend {
 /* Hears a reply as it is generated: a piece of valid UTF-8 text; false stops the generation. */
 typedef bool (*sg_text_fn)(void *ud, const char *piece, size_t len);
 
+/* How to generate: the length and the sampling (OpenAI's chat parameters). */
+typedef struct sg_llm_params {
+    int max_tokens;
+    double temperature;      /* 0: greedy, exactly the reference's argmax */
+    double top_p;            /* nucleus: the smallest set of tokens whose probability reaches
+                                top_p (1 or 0: all) */
+    unsigned long long seed; /* the sampler's seed: the same seed gives the same text */
+} sg_llm_params;
+
+/* What a generation took and made. */
+typedef struct sg_llm_usage {
+    int prompt_tokens, completion_tokens;
+    bool hit_max_tokens; /* it ended at max_tokens rather than at the end of text */
+} sg_llm_usage;
+
 typedef struct sg_llm_backend {
     const char *name;
     /* Generates a reply; *text is malloc'ed. on_text (may be NULL) hears it piece by piece as it
-     * is made (the pieces concatenated are *text); when it says stop, *text is what was made. */
-    sg_status (*generate)(void *self, const char *system, const char *prompt, int max_tokens,
-                          sg_text_fn on_text, void *ud, char **text, sg_error *err);
+     * is made (the pieces concatenated are *text); when it says stop, *text is what was made.
+     * usage (may be NULL) gets the token counts. */
+    sg_status (*generate)(void *self, const char *system, const char *prompt,
+                          const sg_llm_params *p, sg_text_fn on_text, void *ud, char **text,
+                          sg_llm_usage *usage, sg_error *err);
     void *self;
 } sg_llm_backend;
 

@@ -13,16 +13,22 @@ struct sg_llm_snn {
     char name[128];
 };
 
-static sg_status snn_generate(void *self, const char *system, const char *prompt, int max_tokens,
-                              sg_text_fn on_text, void *ud, char **text, sg_error *err)
+static sg_status snn_generate(void *self, const char *system, const char *prompt,
+                              const sg_llm_params *p, sg_text_fn on_text, void *ud, char **text,
+                              sg_llm_usage *usage, sg_error *err)
 {
     sg_llm_snn *b = self;
     *text = NULL;
     sg_snn_result r;
-    sg_status st = sg_snn_generate_stream(b->model, system, prompt, max_tokens, b->stop_at_eos,
+    sg_status st = sg_snn_generate_stream(b->model, system, prompt, p->max_tokens, b->stop_at_eos,
                                           on_text, ud, &r, err);
     if (st != SG_OK)
         return st;
+    if (usage) {
+        usage->prompt_tokens = r.n_prompt;
+        usage->completion_tokens = r.n_tokens;
+        usage->hit_max_tokens = r.n_tokens >= p->max_tokens;
+    }
     *text = r.text; /* handed over */
     r.text = NULL;
     sg_snn_result_free(&r);

@@ -103,12 +103,13 @@ static sg_status asr_transcribe_segments(void *self, const float *pcm, size_t n,
     return a->inner->transcribe_segments(a->inner->self, pcm, n, segs, nsegs, language, text, err);
 }
 
-static sg_status llm_generate(void *self, const char *system, const char *prompt, int max_tokens,
-                              sg_text_fn on_text, void *ud, char **text, sg_error *err)
+static sg_status llm_generate(void *self, const char *system, const char *prompt,
+                              const sg_llm_params *p, sg_text_fn on_text, void *ud, char **text,
+                              sg_llm_usage *usage, sg_error *err)
 {
     slow_llm *l = self;
-    sleep_ms((double)l->ms * (double)max_tokens / SG_DEFAULT_MAX_TOKENS);
-    return l->inner->generate(l->inner->self, system, prompt, max_tokens, on_text, ud, text, err);
+    sleep_ms((double)l->ms * (double)p->max_tokens / SG_DEFAULT_MAX_TOKENS);
+    return l->inner->generate(l->inner->self, system, prompt, p, on_text, ud, text, usage, err);
 }
 
 static sg_asr_backend *wrap_asr(slow_asr *a, sg_asr_backend *inner, int ms)

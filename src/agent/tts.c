@@ -10,6 +10,7 @@
 
 #include "agent/sentences.h"
 #include "base/base64.h"
+#include "media/sfmem.h"
 #include "sgclient.h"
 
 #define TTS_OPUS_BITRATE 24000 /* speech stays clear; ~3 KB per second */
@@ -27,7 +28,61 @@ sg_status sg_tts_format_parse(const char *name, sg_tts_format *out, sg_error *er
     return sg_error_set(err, SG_EINVAL, "unknown audio format '%.32s' (use ogg or wav)", name);
 }
 
-const char *sg_tts_format_name(sg_tts_format f) { return f == SG_TTS_WAV ? "wav" : "ogg"; }
+static const struct {
+    const char *name, *content_type;
+} formats[] = {
+    [SG_TTS_OGG] = {"ogg", "audio/ogg"},   [SG_TTS_WAV] = {"wav", "audio/wav"},
+    [SG_TTS_FLAC] = {"flac", "audio/flac"}, [SG_TTS_MP3] = {"mp3", "audio/mpeg"},
+    [SG_TTS_PCM] = {"pcm", "audio/pcm"},
+};
+
+sg_status sg_tts_format_parse_any(const char *name, sg_tts_format *out, sg_error *err)
+{
+    for (size_t i = 0; name && i < sizeof formats / sizeof *formats; i++)
+        if (strcmp(name, formats[i].name) == 0) {
+            *out = (sg_tts_format)i;
+            return SG_OK;
+        }
+    if (!name || !*name || strcmp(name, "opus") == 0) {
+        *out = SG_TTS_OGG;
+        return SG_OK;
+    }
+    return sg_error_set(err, SG_EINVAL,
+                        "unknown audio format '%.32s' (use opus, ogg, wav, flac, mp3 or pcm)", name);
+}
+
+const char *sg_tts_format_name(sg_tts_format f)
+{
+    return (unsigned)f < sizeof formats / sizeof *formats ? formats[f].name : "ogg";
+}
+
+const char *sg_tts_format_content_type(sg_tts_format f)
+{
+    return (unsigned)f < sizeof formats / sizeof *formats ? formats[f].content_type : "audio/ogg";
+}
+
+/* MPEG layer III through libsndfile's writer (LAME inside libsndfile 1.1+). */
+static sg_status encode_mp3(const int16_t *pcm, size_t n, int sample_rate, uint8_t **out,
+                            size_t *out_len, sg_error *err)
+{
+    sg_sfmem m = sg_sfmem_writer();
+    SF_INFO info = {.samplerate = sample_rate, .channels = 1,
+                    .format = SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III};
+    SNDFILE *sf = sg_sfmem_open(&m, SFM_WRITE, &info);
+    if (!sf) {
+        free(m.buf);
+        return sg_error_set(err, SG_EUNSUPPORTED, "tts: this libsndfile cannot write MP3");
+    }
+    sf_count_t wrote = sf_writef_short(sf, pcm, (sf_count_t)n);
+    int rc = sg_sfmem_close(sf);
+    if (wrote != (sf_count_t)n || rc != 0 || m.oom || m.n <= 0) {
+        free(m.buf);
+        return sg_error_set(err, m.oom ? SG_ENOMEM : SG_EINTERNAL, "tts: MP3 encoding failed");
+    }
+    *out = m.buf;
+    *out_len = (size_t)m.n;
+    return SG_OK;
+}
 
 void sg_tts_budget_init(sg_tts_budget *b, size_t max_chars)
 {
@@ -52,8 +107,22 @@ sg_status sg_tts_encode(const int16_t *pcm, size_t n, int sample_rate, sg_tts_fo
     if (fmt == SG_TTS_OGG) /* low complexity: the first sentence reaches the wearer sooner */
         return sg_opus_ogg_encode(pcm, n, sample_rate, TTS_OPUS_BITRATE,
                                   SG_OPUS_SPEECH_COMPLEXITY, out, out_len, err);
+    if (fmt == SG_TTS_MP3)
+        return encode_mp3(pcm, n, sample_rate, out, out_len, err);
+    if (fmt == SG_TTS_PCM) {
+        *out = malloc(2 * n + 1);
+        if (!*out)
+            return sg_error_set(err, SG_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) { /* little-endian whatever the host */
+            (*out)[2 * i] = (uint8_t)((uint16_t)pcm[i] & 0xFF);
+            (*out)[2 * i + 1] = (uint8_t)((uint16_t)pcm[i] >> 8);
+        }
+        *out_len = 2 * n;
+        return SG_OK;
+    }
     char msg[SG_CLIENT_ERROR_SIZE] = "";
-    sg_client_status st = sg_audio_encode(SG_AUDIO_CODEC_PCM, pcm, n, sample_rate,
+    sg_client_status st = sg_audio_encode(fmt == SG_TTS_FLAC ? SG_AUDIO_CODEC_FLAC : SG_AUDIO_CODEC_PCM,
+                                          pcm, n, sample_rate,
                                           TTS_OPUS_BITRATE, out, out_len, msg);
     if (st == SG_CLIENT_OK)
         return SG_OK;

@@ -44,12 +44,20 @@ typedef struct sg_tts_backend {
 
 typedef enum sg_tts_format {
     SG_TTS_OGG = 0, /* Ogg Opus (the default): ~3 KB per second of speech */
-    SG_TTS_WAV      /* 16-bit PCM WAV at the voice's rate: 32 KB per second at 16 kHz */
+    SG_TTS_WAV,     /* 16-bit PCM WAV at the voice's rate: 32 KB per second at 16 kHz */
+    SG_TTS_FLAC,    /* FLAC 16-bit (lossless, about half of WAV) */
+    SG_TTS_MP3,     /* MPEG layer III (libsndfile's LAME writer; OpenAI's default format) */
+    SG_TTS_PCM      /* raw 16-bit little-endian mono samples at the voice's rate, no header */
 } sg_tts_format;
 
-/* "ogg" (also "opus"), "wav"; NULL or "" = ogg. Else SG_EINVAL. */
+/* "ogg" (also "opus"), "wav"; NULL or "" = ogg. Else SG_EINVAL. The streamed answers take only
+ * these two; sg_tts_format_parse_any also takes "flac", "mp3" and "pcm" (whole files: POST
+ * /v1/audio/speech). */
 sg_status sg_tts_format_parse(const char *name, sg_tts_format *out, sg_error *err);
-const char *sg_tts_format_name(sg_tts_format f); /* "ogg", "wav" */
+sg_status sg_tts_format_parse_any(const char *name, sg_tts_format *out, sg_error *err);
+const char *sg_tts_format_name(sg_tts_format f); /* "ogg", "wav", "flac", "mp3", "pcm" */
+/* audio/ogg, audio/wav, audio/flac, audio/mpeg, audio/pcm */
+const char *sg_tts_format_content_type(sg_tts_format f);
 
 /* What one request may still synthesise. */
 typedef struct sg_tts_budget {

@@ -316,16 +316,20 @@ static sg_status answer(const sg_backends *b, const sg_turn_input *in, const cha
         int max_tokens = in->max_tokens > 0 ? in->max_tokens : SG_DEFAULT_MAX_TOKENS;
         if (dg && dg->llm_max_tokens > 0 && dg->llm_max_tokens < max_tokens)
             max_tokens = out->degraded.llm_max_tokens = dg->llm_max_tokens;
-        out->response = sg_cache_get(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens);
+        const char *system = in->system ? in->system : SG_SYSTEM_PROMPT;
+        /* a sampled answer is never the cache's: asked again, it may differ */
+        const bool sampled = in->temperature > 0 || in->no_cache;
+        out->response = sampled ? NULL : sg_cache_get(b->cache, system, prompt, max_tokens);
         *cached = out->response != NULL;
         if (!*cached) {
-            sg_status st = b->llm->generate(b->llm->self, SG_SYSTEM_PROMPT, prompt, max_tokens,
+            const sg_llm_params lp = {max_tokens, in->temperature, in->top_p, in->seed};
+            sg_status st = b->llm->generate(b->llm->self, system, prompt, &lp,
                                             as ? sg_answer_stream_piece : NULL, as,
-                                            &out->response, err);
+                                            &out->response, &out->usage, err);
             if (st != SG_OK)
                 return st;
-            if (!as || !sg_answer_stream_stopped(as)) /* never cache an answer cut short */
-                sg_cache_put(b->cache, SG_SYSTEM_PROMPT, prompt, max_tokens, out->response);
+            if (!sampled && (!as || !sg_answer_stream_stopped(as))) /* never an answer cut short */
+                sg_cache_put(b->cache, system, prompt, max_tokens, out->response);
         }
     } else {
         sg_responder_input ri = {out->query, visual, pixels, time(NULL), b->ocr != NULL, ocr_text};
@@ -463,8 +467,10 @@ sg_status sg_turn_run(const sg_backends *b, sg_visual_memory *m, const sg_turn_i
     /* 4. Prompt and language backend; 5. safety on the way out. */
     /* what OCR read in view goes to the language model as its own line, its lines joined */
     char *seen = m->has_scene && m->ocr_text && m->ocr_text[0] ? one_line(m->ocr_text) : NULL;
-    int pn = asprintf(&prompt, "Visual context: %s\n%s%s%sUser query: %s", visual,
+    const char *hist = in->history && in->history[0] ? in->history : NULL;
+    int pn = asprintf(&prompt, "Visual context: %s\n%s%s%s%s%sUser query: %s", visual,
                       seen ? "Text in view: " : "", seen ? seen : "", seen ? "\n" : "",
+                      hist ? hist : "", hist && hist[strlen(hist) - 1] != '\n' ? "\n" : "",
                       out->query);
     free(seen);
     if (pn < 0) {

@@ -88,6 +88,15 @@ typedef struct sg_turn_input {
     const sg_turn_stream *stream;
     /* With a stream: where the caller writes when the first audio went out (sg_now_ms), -1 none. */
     const double *first_audio_at;
+    /* OpenAI's chat messages (POST /v1/chat/completions): system replaces SG_SYSTEM_PROMPT when
+     * not NULL; history (earlier "User: …" / "Assistant: …" lines) goes into the prompt before
+     * "User query:". NULL: none. */
+    const char *system;
+    const char *history;
+    /* the language model's sampling (0, 0, 0: greedy); a sampled answer bypasses the cache */
+    double temperature, top_p;
+    unsigned long long seed;
+    bool no_cache; /* bypass the response cache (the OpenAI routes: their usage counts tokens) */
 } sg_turn_input;
 
 typedef struct sg_turn_timing {
@@ -106,6 +115,8 @@ typedef struct sg_turn_output {
     bool stopped;          /* streamed: a callback said stop (result is NULL) */
     sg_turn_timing t;
     sg_turn_degrade degraded; /* the steps of in->degrade that were taken (metadata.degraded) */
+    sg_llm_usage usage;    /* the language model's token counts (zeros: the responder or the
+                              cache answered) */
 } sg_turn_output;
 
 /* Runs one turn. *out is always to be freed with sg_turn_output_free: on an error it holds what

@@ -130,6 +130,33 @@ static sg_status analyze(void *self, const sg_image *img, sg_vision_result *out,
     return out->scene ? SG_OK : sg_error_set(err, SG_ENOMEM, "out of memory");
 }
 
+static sg_status embed_text(void *self, const char *text, float *out, int *n_tokens,
+                            sg_error *err)
+{
+    sg_clip_vision *v = self;
+    const sg_clip_info *I = sg_clip_get_info(v->model);
+    int n = sg_clip_count_tokens(v->model, text, err);
+    if (n < 0)
+        return err->code;
+    *n_tokens = n;
+    if (n > I->context)
+        return sg_error_set(err, SG_ERANGE, "the text takes %s%d tokens; this model's context is %d",
+                            n >= 4096 ? "at least " : "", n, I->context);
+    sg_status st = sg_clip_encode_text(v->model, text, out, err);
+    if (st == SG_OK)
+        sg_clip_normalize(out, I->embed_dim);
+    return st;
+}
+
+static sg_status embed_image(void *self, const sg_image *img, float *out, sg_error *err)
+{
+    sg_clip_vision *v = self;
+    sg_status st = sg_clip_encode_image(v->model, img, out, err);
+    if (st == SG_OK)
+        sg_clip_normalize(out, sg_clip_get_info(v->model)->embed_dim);
+    return st;
+}
+
 sg_clip_vision *sg_clip_vision_new(sg_clip *model, const char *name, sg_error *err)
 {
     sg_clip_vision *v = calloc(1, sizeof *v);
@@ -153,6 +180,10 @@ sg_clip_vision *sg_clip_vision_new(sg_clip *model, const char *name, sg_error *e
     v->backend.name = v->name;
     v->backend.min_short_side = sg_clip_min_short_side(model);
     v->backend.analyze = analyze;
+    v->backend.embedding_dim = sg_clip_get_info(model)->embed_dim;
+    v->backend.context = sg_clip_get_info(model)->context;
+    v->backend.embed_text = embed_text;
+    v->backend.embed_image = embed_image;
     v->backend.self = v;
     return v;
 }

@@ -422,6 +422,18 @@ sg_status sg_clip_encode_image(sg_clip *m, const sg_image *img, float *emb, sg_e
     return st;
 }
 
+int sg_clip_count_tokens(const sg_clip *m, const char *text, sg_error *err)
+{
+    int32_t *ids = malloc(4096 * sizeof *ids);
+    if (!ids) {
+        sg_error_set(err, SG_ENOMEM, "out of memory");
+        return -1;
+    }
+    int n = sg_clip_tokenize(m->tok, text, ids, 4096, err);
+    free(ids);
+    return n;
+}
+
 sg_status sg_clip_encode_text(sg_clip *m, const char *text, float *emb, sg_error *err)
 {
     const int d = m->txt.width, ctx = m->info.context;

@@ -42,6 +42,10 @@ sg_status sg_clip_encode_image(sg_clip *m, const sg_image *img, float *emb, sg_e
 /* Tokenize (77 context) then the text tower (get_text_features). */
 sg_status sg_clip_encode_text(sg_clip *m, const char *text, float *emb, sg_error *err);
 
+/* Tokens text takes, <|startoftext|> and <|endoftext|> included, counted up to 4096 (more than
+ * context means sg_clip_encode_text would truncate it); -1 with err on bad UTF-8. */
+int sg_clip_count_tokens(const sg_clip *m, const char *text, sg_error *err);
+
 /* Zero-shot helpers: L2-normalises v in place; softmax(exp(logit_scale) * cos) over n labels
  * whose normalised embeddings are rows of labels[n][embed_dim]. */
 void sg_clip_normalize(float *v, int dim);

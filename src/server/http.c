@@ -37,6 +37,11 @@ void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (sg_req_is_openai(r)) {
+        json_t *e = sg_openai_error_json(status, code, raw);
+        sg_req_json(r, status, e ? e : json_pack("{s:{s:s}}", "error", "message", "error"));
+        return;
+    }
     sg_error_detail(detail, sizeof detail, status, code, raw); /* the Python runtime's words first */
     json_t *body = json_object();
     /* detail may hold bytes from the request; jansson wants UTF-8, so fall back to plain text */
@@ -201,7 +206,7 @@ static enum MHD_Result send_response(sg_req *r)
     if (r->text) {
         body = r->text;
         r->text = NULL;
-        len = strlen(body);
+        len = r->text_len ? r->text_len : strlen(body);
         ctype = r->text_type;
     } else {
         if (!r->json)

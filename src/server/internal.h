@@ -63,6 +63,8 @@ enum {
                                      well-formed (from the path, the body or a new session) */
     SG_ROUTE_WEBSOCKET = 1 << 4,  /* an Upgrade: websocket GET; the handler answers 101 and hands
                                      the socket to ws_conn.c */
+    SG_ROUTE_OPENAI = 1 << 5,     /* OpenAI's API (/v1): errors in its shape
+                                     {"error":{"message","type","param","code"}} (openai.c) */
 };
 
 /* What a route reads as its body (sg_req_body). A multipart kind would go here. */
@@ -71,6 +73,7 @@ typedef enum sg_body_kind {
     SG_BODY_JSON,           /* a JSON object; empty is {}; another media type is 415 */
     SG_BODY_JSON_OR_IMAGE,  /* JSON, or the raw bytes of an image/jpeg or image/png */
     SG_BODY_JSON_OR_AUDIO,  /* JSON, or the raw bytes of an audio/wav, audio/flac or audio/ogg */
+    SG_BODY_MULTIPART,      /* multipart/form-data (server/multipart.h), kept raw in r->body */
 } sg_body_kind;
 
 typedef struct sg_route {
@@ -109,6 +112,20 @@ typedef struct sg_work_input {
     bool client_keyframe;      /* POST /frame: the client's pre-filter marked it a keyframe */
     long long dat_seq;         /* DAT frame chunk: its sequence number */
     char *dat_turn_id;         /* DAT turn: the client's turn_id */
+    /* OpenAI's routes (openai.c, openai_audio.c) */
+    char *system, *history;    /* chat: the system messages, the earlier turns */
+    double temperature, top_p; /* chat: sampling (temperature 0: greedy) */
+    unsigned long long seed;
+    bool has_seed;
+    bool v1_stream;            /* chat: "stream": true */
+    bool v1_usage_chunk;       /* chat: stream_options.include_usage */
+    bool v1_base64;            /* embeddings: encoding_format "base64" */
+    double v1_speed;           /* speech: speaking rate (0: the voice's own) */
+    const void *v1_backend;    /* the backend the request's model names (NULL: the responder) */
+    char *v1_model;            /* the model id to answer with */
+    json_t *v1_inputs;         /* embeddings: the inputs (array of strings) */
+    void *v1_audio;            /* transcriptions: its parsed form (openai_audio.c) */
+    void (*v1_audio_free)(void *);
 } sg_work_input;
 
 struct sg_req {
@@ -149,6 +166,7 @@ struct sg_req {
     int status;
     json_t *json;              /* response body, owned */
     char *text;                /* alternative plain-text body (Prometheus), owned */
+    size_t text_len;           /* its length when it is binary (audio); 0: strlen */
     const char *text_type;
     int retry_after;           /* > 0: Retry-After header */
     char allow[32];            /* Allow header for 405 ("": none) */
@@ -161,7 +179,7 @@ struct sg_req {
 
 /* http.c: the request carries the API key (always true when auth is off). */
 bool sg_req_has_key(sg_req *r);
-/* Sets an error response {"detail","error"}. */
+/* Sets an error response {"detail","error"} (OpenAI's shape on its routes: openai.c). */
 void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Maps a library status to an HTTP error response; domain_code is used for SG_EINVAL-like input
@@ -215,6 +233,14 @@ bool sg_req_wants_events(sg_req *r);
 /* Records the X-Client-Telemetry header of a request on r->session_id's session (absent: nothing);
  * false after a 422 for a header that does not parse. */
 bool sg_req_telemetry(sg_req *r);
+
+/* ---- OpenAI's API (openai.c, openai_audio.c) ---------------------------------------------------- */
+/* Whether errors of this request take OpenAI's shape: a /v1 row, or a /v1/... path with none. */
+bool sg_req_is_openai(const sg_req *r);
+/* OpenAI's error body for one of our codes: {"error":{"message","type","param":null,"code"}}. */
+json_t *sg_openai_error_json(int status, const char *code, const char *message);
+sg_handler sg_handle_v1_models, sg_handle_v1_model, sg_handle_v1_chat, sg_handle_v1_embeddings,
+    sg_handle_v1_speech, sg_handle_v1_transcriptions;
 
 /* ---- the handlers: api.c (the API of ../shared/API.md), dat.c, ws_conn.c ----------------------
  * A handler runs on the HTTP thread once the dispatcher has checked what its row's flags ask; it

@@ -24,6 +24,12 @@ void sg_work_input_free(sg_work_input *in)
     free(in->audio);
     free(in->language);
     free(in->dat_turn_id);
+    free(in->system);
+    free(in->history);
+    free(in->v1_model);
+    json_decref(in->v1_inputs);
+    if (in->v1_audio_free)
+        in->v1_audio_free(in->v1_audio);
     memset(in, 0, sizeof *in);
 }
 

@@ -18,6 +18,8 @@
 #define SID SG_ROUTE_SESSION_ID
 #define WORK (SG_ROUTE_MODELS | SG_ROUTE_SESSION | SG_ROUTE_SESSION_ID) /* work on the path's session */
 #define WS SG_ROUTE_WEBSOCKET
+#define V1 SG_ROUTE_OPENAI
+#define V1WORK (SG_ROUTE_OPENAI | SG_ROUTE_MODELS)
 
 const sg_route sg_routes[] = {
     /* methods   path                          handler                        flags        body */
@@ -39,6 +41,14 @@ const sg_route sg_routes[] = {
     {POST,       "/dat/session",              sg_handle_dat_session,        SID,         SG_BODY_JSON},
     {POST,       "/dat/stream",               sg_handle_dat_stream,         MODELS | SID, SG_BODY_JSON},
     {POST,       "/dat/turn/complete",        sg_handle_dat_turn,           MODELS | SID, SG_BODY_JSON},
+    /* OpenAI's API (openai.c): its error shape; {id} of /v1/models/{id} is a model id */
+    {GET | HEAD, "/v1/models",                sg_handle_v1_models,          V1,          SG_BODY_NONE},
+    {GET | HEAD, "/v1/models/{id}",           sg_handle_v1_model,           V1,          SG_BODY_NONE},
+    {POST,       "/v1/chat/completions",      sg_handle_v1_chat,            V1WORK,      SG_BODY_JSON},
+    {POST,       "/v1/embeddings",            sg_handle_v1_embeddings,      V1WORK,      SG_BODY_JSON},
+    {POST,       "/v1/audio/speech",          sg_handle_v1_speech,          V1WORK,      SG_BODY_JSON},
+    {POST,       "/v1/audio/transcriptions",  sg_handle_v1_transcriptions,  V1WORK,      SG_BODY_MULTIPART},
+    {POST,       "/v1/audio/translations",    sg_handle_v1_transcriptions,  V1WORK,      SG_BODY_MULTIPART},
 };
 #undef GET
 #undef HEAD
@@ -49,6 +59,8 @@ const sg_route sg_routes[] = {
 #undef SID
 #undef WORK
 #undef WS
+#undef V1
+#undef V1WORK
 const size_t sg_routes_count = sizeof sg_routes / sizeof *sg_routes;
 
 #define MAX_SEGMENTS 5 /* one more than the longest template: a longer path matches nothing */

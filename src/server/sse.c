@@ -88,14 +88,12 @@ static bool room_locked(sg_sse *s, size_t need)
     return true;
 }
 
-bool sg_sse_event(sg_sse *s, const char *name, json_t *data)
+/* Appends "event: name\ndata: payload\n\n" (name NULL: no event line); payload has no newline. */
+static bool append(sg_sse *s, const char *name, const char *payload)
 {
-    char *json = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    if (!json)
-        return false;
-    /* JSON from json_dumps has no raw newline: one data line */
-    const size_t nlen = strlen(name), jlen = strlen(json);
-    const size_t need = 7 + nlen + 7 + jlen + 2; /* "event: " name "\ndata: " json "\n\n" */
+    const size_t nlen = name ? strlen(name) : 0, jlen = strlen(payload);
+    const size_t head = name ? 7 + nlen + 1 : 0; /* "event: " name "\n" */
+    const size_t need = head + 6 + jlen + 2;       /* "data: " payload "\n\n" */
     pthread_mutex_lock(&s->lock);
     /* a client that does not read: wait a while for it, then give up */
     /* (an event larger than the bound goes when nothing waits: one event is bounded by what
@@ -115,11 +113,15 @@ bool sg_sse_event(sg_sse *s, const char *name, json_t *data)
     bool ok = !s->gone && !s->broken && room_locked(s, need);
     if (ok) {
         char *p = s->buf + s->len;
-        memcpy(p, "event: ", 7);
-        memcpy(p + 7, name, nlen);
-        memcpy(p + 7 + nlen, "\ndata: ", 7);
-        memcpy(p + 14 + nlen, json, jlen);
-        memcpy(p + 14 + nlen + jlen, "\n\n", 2);
+        if (name) {
+            memcpy(p, "event: ", 7);
+            memcpy(p + 7, name, nlen);
+            p[7 + nlen] = '\n';
+            p += head;
+        }
+        memcpy(p, "data: ", 6);
+        memcpy(p + 6, payload, jlen);
+        memcpy(p + 6 + jlen, "\n\n", 2);
         s->len += need;
         if (!s->started) {
             s->started = true;
@@ -130,8 +132,23 @@ bool sg_sse_event(sg_sse *s, const char *name, json_t *data)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+bool sg_sse_event(sg_sse *s, const char *name, json_t *data)
+{
+    /* JSON from json_dumps has no raw newline: one data line */
+    char *json = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (!json)
+        return false;
+    bool ok = append(s, name, json);
     free(json);
     return ok;
+}
+
+bool sg_sse_data(sg_sse *s, const char *payload)
+{
+    return !strpbrk(payload, "\r\n") && append(s, NULL, payload);
 }
 
 bool sg_sse_started(sg_sse *s)

@@ -39,6 +39,9 @@ void sg_sse_unref(sg_sse *s);
  * the suspended request so that it answers with the stream. false: the client is gone or does not
  * read (the turn should stop); the event was not sent. */
 bool sg_sse_event(sg_sse *s, const char *name, json_t *data);
+/* The same without an event line: "data: payload\n\n" (OpenAI's streams: JSON chunks, then
+ * "[DONE]"). payload must hold no CR or LF (false). */
+bool sg_sse_data(sg_sse *s, const char *payload);
 /* Whether an event has gone into the stream (the response is the stream, not a JSON body). */
 bool sg_sse_started(sg_sse *s);
 /* Whether the client is gone or the stream was given up. */
