@@ -14,6 +14,7 @@
 #include "agent/describe.h"
 #include "agent/ocr_tesseract.h"
 #include "agent/speech.h"
+#include "agent/transcript_format.h"
 #include "agent/tts.h"
 #include "agent/tts_flite.h"
 #include "base/clock.h"
@@ -24,6 +25,7 @@
 #include "models/silero_vad.h"
 #include "models/snn.h"
 #include "models/whisper.h"
+#include "models/whisper_transcribe.h"
 #include "nn/cpu.h"
 #include "nn/pool.h"
 #include "sg_opts.h"
@@ -40,6 +42,9 @@ typedef struct cli_args {
     int precision; /* PRECISION_F32 or PRECISION_INT8 */
     int threads, runs, max_tokens, sample_rate, audio_ctx;
     bool probs, translate, stop_at_eos;
+    const char *response_format; /* transcribe: openai's transcribe() in this OpenAI format */
+    bool word_timestamps;
+    double temperature;
 } cli_args;
 
 enum { PRECISION_F32, PRECISION_INT8 }; /* the order of the words "f32|int8" */
@@ -149,6 +154,17 @@ static const sg_opt whisper_opts[] = {
     SAMPLE_RATE_OPT,
     {.name = "runs", .short_name = 'R', .type = SG_OPT_INT, .offset = AT(runs), .arg = "R",
      .min = 1, .max = RUNS_MAX, .def = 5, .only = "bench whisper", .help = "timed runs"},
+    {.name = "response-format", .short_name = 'F', .type = SG_OPT_TEXT, .offset = AT(response_format),
+     .arg = "FMT", .only = "transcribe",
+     .help = "json|text|srt|vtt|verbose_json: openai/whisper's transcribe() (timestamps, seeking, "
+             "temperature fallback; no VAD), printed as POST /v1/audio/transcriptions answers"},
+    {.name = "word-timestamps", .short_name = 'w', .type = SG_OPT_FLAG, .offset = AT(word_timestamps),
+     .only = "transcribe", .help = "with --response-format verbose_json: word times too"},
+    {.name = "temperature", .type = SG_OPT_NUMBER, .offset = AT(temperature), .arg = "T", .min = 0,
+     .max = 1, .def = 0, .only = "transcribe",
+     .help = "with --response-format: the first temperature (fallback steps of 0.2 up to 1)"},
+    {.name = "prompt", .type = SG_OPT_TEXT, .offset = AT(prompt), .arg = "TEXT", .only = "transcribe",
+     .help = "with --response-format: openai's initial_prompt"},
     {0}};
 
 /* The CLI reads inputs up to this size (a whole audio file or photo; models are mapped). */
@@ -894,11 +910,62 @@ static void whisper_close(whisper_job *j)
     sg_audio_free(&j->au);
 }
 
+/* sg transcribe --response-format: what POST /v1/audio/transcriptions (or /translations) answers
+ * for the same audio, model and options, byte for byte. */
+static int transcribe_openai(whisper_job *j)
+{
+    const cli_args *a = &j->a;
+    sg_error err = {0};
+    sg_transcript_format fmt;
+    sg_transcript_format_opts fo = {.translate = a->translate};
+    sg_whisper_transcribe_opts o;
+    sg_whisper_transcribe_opts_default(&o);
+    o.translate = a->translate;
+    o.initial_prompt = a->prompt;
+    o.word_timestamps = a->word_timestamps;
+    o.n_temperatures = 0;
+    for (int i = 0; i < SG_WHISPER_MAX_TEMPERATURES && a->temperature + 0.2 * i <= 1.0 + 1e-6; i++)
+        o.temperatures[o.n_temperatures++] = (float)(a->temperature + 0.2 * i);
+    if (a->word_timestamps)
+        fo.granularities = SG_TRANSCRIPT_GRAN_SEGMENT | SG_TRANSCRIPT_GRAN_WORD;
+    if (sg_transcript_format_parse(a->response_format, &fmt, &err) != SG_OK) {
+        fprintf(stderr, "sg transcribe: %s\n", err.msg);
+        return 2;
+    }
+    if (a->language && a->language[0] && sg_whisper_get_info(j->model)->multilingual) {
+        const char *code = sg_whisper_language_lookup(a->language);
+        if ((o.language = code ? sg_whisper_language_token(j->model, code) : -1) < 0) {
+            fprintf(stderr, "sg transcribe: unknown language '%s'\n", a->language);
+            return 2;
+        }
+    }
+    sg_whisper_transcript t;
+    char *out = NULL;
+    sg_status st = sg_speech_transcribe_openai(j->model, j->au.samples, j->au.n, &o, &t, &err);
+    if (st == SG_OK) {
+        fo.language = t.language >= 0 ? sg_whisper_language_code(j->model, t.language) : NULL;
+        st = sg_transcript_format_write(&t, fmt, &fo, &out, NULL, &err);
+    }
+    sg_whisper_transcript_free(&t);
+    if (st != SG_OK) {
+        fprintf(stderr, "sg transcribe: %s\n", err.msg);
+        return 2;
+    }
+    fputs(out, stdout);
+    free(out);
+    return 0;
+}
+
 static int cmd_transcribe(const sg_opts_cmd *cmd, const void *args, int argc, char **argv)
 {
     whisper_job j;
     if (whisper_open(cmd, args, argc, argv, &j) != 0)
         return 2;
+    if (j.a.response_format) {
+        int rc2 = transcribe_openai(&j);
+        whisper_close(&j);
+        return rc2;
+    }
     int rc = 0;
     sg_error err = {0};
     sg_speech_result r;
@@ -1057,6 +1124,8 @@ static const sg_opts_cmd commands[] = {
     {"transcribe",
      "--model PATH [--precision f32|int8] [--threads N] [--vad PATH]\n"
      "      [--language xx] [--translate] [--audio-ctx auto|N] [--max-tokens N]\n"
+     "      [--response-format json|text|srt|vtt|verbose_json [--word-timestamps]\n"
+     "       [--temperature T] [--prompt TEXT]]\n"
      "      [--format wav|pcm_s16le|pcm_f32le] [--sample-rate HZ] AUDIO",
      "speech to text with Whisper (Hugging Face directory or whisper.cpp ggml .bin; int8 by\n"
      "default): one JSON object {text, language, segments, timings_ms}; --vad drops silence and\n"

@@ -2,6 +2,7 @@
  * path) the pipeline trims silence and cuts windows at the pauses; without, it transcribes the
  * audio in plain 30 s windows. A lock keeps each transcription's encode + decode together. */
 #include "agent/asr_whisper.h"
+#include "models/whisper_transcribe.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -48,6 +49,19 @@ static sg_status asr_transcribe_segments(void *self, const float *pcm, size_t n,
     return run(self, pcm, n, true, segs, nsegs, language, text, err);
 }
 
+static sg_status asr_transcribe_full(void *self, const float *pcm, size_t n,
+                                     const sg_whisper_transcribe_opts *o,
+                                     sg_whisper_transcript *out, sg_error *err)
+{
+    sg_asr_whisper *a = self;
+    pthread_mutex_lock(&a->lock);
+    sg_status st = sg_speech_transcribe_openai(a->model, pcm, n, o, out, err);
+    pthread_mutex_unlock(&a->lock);
+    return st;
+}
+
+static sg_whisper *asr_whisper_model(void *self) { return ((sg_asr_whisper *)self)->model; }
+
 sg_asr_whisper *sg_asr_whisper_new(sg_whisper *model, const char *name, const sg_speech_opts *opts,
                                    sg_error *err)
 {
@@ -77,6 +91,8 @@ sg_asr_whisper *sg_asr_whisper_new(sg_whisper *model, const char *name, const sg
     a->backend.name = a->name;
     a->backend.transcribe = asr_transcribe;
     a->backend.transcribe_segments = asr_transcribe_segments;
+    a->backend.transcribe_full = asr_transcribe_full;
+    a->backend.whisper = asr_whisper_model;
     a->backend.self = a;
     return a;
 }

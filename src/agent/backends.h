@@ -83,6 +83,13 @@ typedef struct sg_asr_backend {
     sg_status (*transcribe_segments)(void *self, const float *pcm, size_t n,
                                      const sg_speech_segment *segs, size_t nsegs,
                                      const char *language, char **text, sg_error *err);
+    /* Optional: openai/whisper's transcribe() with its options and its detailed transcript
+     * (models/whisper_transcribe.h; POST /v1/audio/transcriptions). NULL: not a Whisper. */
+    sg_status (*transcribe_full)(void *self, const float *pcm, size_t n,
+                                 const struct sg_whisper_transcribe_opts *o,
+                                 struct sg_whisper_transcript *out, sg_error *err);
+    /* Optional: the Whisper model behind it (languages, vocabulary), NULL when none. */
+    struct sg_whisper *(*whisper)(void *self);
     void *self;
 } sg_asr_backend;
 

@@ -86,6 +86,20 @@ static sg_status vision_analyze(void *self, const sg_image *img, sg_vision_resul
     return v->inner->analyze(v->inner->self, img, out, err);
 }
 
+/* embeddings are not delayed: the budget's ladder has no step for them */
+static sg_status vision_embed_text(void *self, const char *text, float *out, int *n_tokens,
+                                   sg_error *err)
+{
+    slow_vision *v = self;
+    return v->inner->embed_text(v->inner->self, text, out, n_tokens, err);
+}
+
+static sg_status vision_embed_image(void *self, const sg_image *img, float *out, sg_error *err)
+{
+    slow_vision *v = self;
+    return v->inner->embed_image(v->inner->self, img, out, err);
+}
+
 static sg_status asr_transcribe(void *self, const float *pcm, size_t n, const char *language,
                                 char **text, sg_error *err)
 {
@@ -112,6 +126,21 @@ static sg_status llm_generate(void *self, const char *system, const char *prompt
     return l->inner->generate(l->inner->self, system, prompt, p, on_text, ud, text, usage, err);
 }
 
+static sg_status asr_transcribe_full(void *self, const float *pcm, size_t n,
+                                     const struct sg_whisper_transcribe_opts *o,
+                                     struct sg_whisper_transcript *out, sg_error *err)
+{
+    slow_asr *a = self;
+    sleep_ms(a->ms);
+    return a->inner->transcribe_full(a->inner->self, pcm, n, o, out, err);
+}
+
+static struct sg_whisper *asr_whisper(void *self)
+{
+    slow_asr *a = self;
+    return a->inner->whisper(a->inner->self);
+}
+
 static sg_asr_backend *wrap_asr(slow_asr *a, sg_asr_backend *inner, int ms)
 {
     if (!inner || ms <= 0)
@@ -122,6 +151,8 @@ static sg_asr_backend *wrap_asr(slow_asr *a, sg_asr_backend *inner, int ms)
     a->be.self = a;
     a->be.transcribe = asr_transcribe;
     a->be.transcribe_segments = inner->transcribe_segments ? asr_transcribe_segments : NULL;
+    a->be.transcribe_full = inner->transcribe_full ? asr_transcribe_full : NULL;
+    a->be.whisper = inner->whisper ? asr_whisper : NULL;
     return &a->be;
 }
 
@@ -134,6 +165,8 @@ sg_slow_backends *sg_slow_wrap(sg_backends *b, const sg_model_delays *d)
         s->vision = (slow_vision){*b->vision, b->vision, d->vision};
         s->vision.be.self = &s->vision;
         s->vision.be.analyze = vision_analyze;
+        s->vision.be.embed_text = b->vision->embed_text ? vision_embed_text : NULL;
+        s->vision.be.embed_image = b->vision->embed_image ? vision_embed_image : NULL;
         b->vision = &s->vision.be;
     }
     b->asr = wrap_asr(&s->asr, b->asr, d->asr);

@@ -1,6 +1,7 @@
 /* The speech pipeline (see speech.h for the decisions): VAD segments -> windows -> log-mel ->
  * Whisper encode -> language -> greedy decode -> segments with openai's statistics. */
 #include "agent/speech.h"
+#include "models/whisper_transcribe.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -451,4 +452,21 @@ void sg_speech_model_name(const sg_whisper *m, const char *path, char *out, size
         snprintf(out, cap, "whisper");
     else
         snprintf(out, cap, "%.*s", (int)bl, base);
+}
+
+sg_status sg_speech_transcribe_openai(sg_whisper *m, const float *pcm, size_t n,
+                                      const sg_whisper_transcribe_opts *o,
+                                      sg_whisper_transcript *out, sg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const sg_whisper_info *I = sg_whisper_get_info(m);
+    float *mel = NULL;
+    int frames = 0;
+    sg_status st = sg_log_mel_padded(pcm, n, I->n_mels, sg_whisper_mel_filters(m),
+                                     (size_t)SG_MEL_FRAMES_30S * SG_MEL_HOP, &mel, &frames, err);
+    if (st != SG_OK)
+        return st;
+    st = sg_whisper_transcribe(m, mel, frames, frames - SG_MEL_FRAMES_30S, o, out, err);
+    free(mel);
+    return st;
 }

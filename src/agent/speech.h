@@ -114,6 +114,14 @@ sg_status sg_speech_transcribe_segments(sg_whisper *m, const float *pcm, size_t 
 
 void sg_speech_result_free(sg_speech_result *res);
 
+/* openai/whisper's transcribe() on 16 kHz mono audio (models/whisper_transcribe.h): the log-mel
+ * of the whole audio with 30 s of silence appended (sg_log_mel_padded), then the seek loop. No
+ * VAD: what POST /v1/audio/transcriptions and `sg transcribe --response-format` run. out is
+ * freed with sg_whisper_transcript_free even on error. */
+sg_status sg_speech_transcribe_openai(sg_whisper *m, const float *pcm, size_t n,
+                                      const struct sg_whisper_transcribe_opts *o,
+                                      struct sg_whisper_transcript *out, sg_error *err);
+
 /* {"text","language","segments":[{"start","end","text","tokens","avg_logprob","no_speech_prob",
  * "compression_ratio"}],"timings_ms":{"load","mel","vad","encode","decode","total"}} with
  * load_ms as given; times rounded to 0.001 ms, start/end to 0.001 s. NULL when out of memory. */
