@@ -24,6 +24,9 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
+echo "== OpenAI's official Node SDK (npm openai, pinned) against /v1 on the Release build"
+tests/openai/run.sh build
+
 echo "== load smoke: locust, 20 users for 30 s with no think time, on the Release build"
 loadtest/smoke.sh build/sg-edge
 echo "== cluster smoke: redis + 3 sg-edge + nginx (TLS, HTTP/2): malformed requests, locust 100 users 30 s, sg stream 20 s"
