@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 #include "media/image.h"
@@ -82,6 +83,17 @@ typedef struct sg_asr_backend {
 /* Hears a reply as it is generated: a piece of valid UTF-8 text; false stops the generation. */
 typedef bool (*sg_text_fn)(void *ud, const char *piece, size_t len);
 
+/* How a reply's tokens are chosen (OpenAI's chat completion parameters). A zeroed struct is
+ * greedy. temperature 0: greedy (argmax); > 0: sampled from softmax(logits / temperature), kept to
+ * the nucleus when 0 < top_p < 1 (the smallest set of most probable tokens whose probability
+ * reaches top_p; 0 or 1 keep all), drawn from a generator seeded with seed: the same seed gives
+ * the same reply. A caller without a seed from its client picks one. */
+typedef struct sg_llm_sampling {
+    float temperature;
+    float top_p;
+    uint64_t seed;
+} sg_llm_sampling;
+
 typedef struct sg_llm_backend {
     const char *name;
     /* Generates a reply; *text is malloc'ed. on_text (may be NULL) hears it piece by piece as it
@@ -89,7 +101,31 @@ typedef struct sg_llm_backend {
     sg_status (*generate)(void *self, const char *system, const char *prompt, int max_tokens,
                           sg_text_fn on_text, void *ud, char **text, sg_error *err);
     void *self;
+    /* Optional (NULL: the backend only decodes greedily): generate with sampling (NULL: greedy,
+     * as generate). Errors as generate, and SG_EINVAL for sampling values out of range. Call it
+     * through sg_llm_generate. */
+    sg_status (*generate_sampled)(void *self, const char *system, const char *prompt,
+                                  int max_tokens, const sg_llm_sampling *sampling,
+                                  sg_text_fn on_text, void *ud, char **text, sg_error *err);
 } sg_llm_backend;
+
+/* generate_sampled when the backend has it; otherwise generate, which is right for greedy
+ * sampling and refused (SG_EUNSUPPORTED) for temperature > 0 so no caller believes it sampled. */
+static inline sg_status sg_llm_generate(const sg_llm_backend *b, const char *system,
+                                        const char *prompt, int max_tokens,
+                                        const sg_llm_sampling *sampling, sg_text_fn on_text,
+                                        void *ud, char **text, sg_error *err)
+{
+    if (b->generate_sampled)
+        return b->generate_sampled(b->self, system, prompt, max_tokens, sampling, on_text, ud,
+                                   text, err);
+    if (sampling && sampling->temperature > 0.0f) {
+        *text = NULL;
+        return sg_error_set(err, SG_EUNSUPPORTED, "the language model %s decodes greedily only "
+                            "(temperature 0)", b->name ? b->name : "");
+    }
+    return b->generate(b->self, system, prompt, max_tokens, on_text, ud, text, err);
+}
 
 struct sg_ocr_region;
 struct sg_ocr_result;

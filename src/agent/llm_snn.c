@@ -13,20 +13,30 @@ struct sg_llm_snn {
     char name[128];
 };
 
-static sg_status snn_generate(void *self, const char *system, const char *prompt, int max_tokens,
-                              sg_text_fn on_text, void *ud, char **text, sg_error *err)
+static sg_status snn_generate_sampled(void *self, const char *system, const char *prompt,
+                                      int max_tokens, const sg_llm_sampling *sampling,
+                                      sg_text_fn on_text, void *ud, char **text, sg_error *err)
 {
     sg_llm_snn *b = self;
     *text = NULL;
+    sg_snn_sampling smp = {0};
+    if (sampling)
+        smp = (sg_snn_sampling){sampling->temperature, sampling->top_p, sampling->seed};
     sg_snn_result r;
-    sg_status st = sg_snn_generate_stream(b->model, system, prompt, max_tokens, b->stop_at_eos,
-                                          on_text, ud, &r, err);
+    sg_status st = sg_snn_generate_ex(b->model, system, prompt, max_tokens, b->stop_at_eos,
+                                      sampling ? &smp : NULL, on_text, ud, &r, err);
     if (st != SG_OK)
         return st;
     *text = r.text; /* handed over */
     r.text = NULL;
     sg_snn_result_free(&r);
     return SG_OK;
+}
+
+static sg_status snn_generate(void *self, const char *system, const char *prompt, int max_tokens,
+                              sg_text_fn on_text, void *ud, char **text, sg_error *err)
+{
+    return snn_generate_sampled(self, system, prompt, max_tokens, NULL, on_text, ud, text, err);
 }
 
 sg_llm_snn *sg_llm_snn_new(sg_snn *model, const char *name, bool stop_at_eos, sg_error *err)
@@ -53,6 +63,7 @@ sg_llm_snn *sg_llm_snn_new(sg_snn *model, const char *name, bool stop_at_eos, sg
     snprintf(b->name, sizeof b->name, "%s", name ? name : "snn");
     b->backend.name = b->name;
     b->backend.generate = snn_generate;
+    b->backend.generate_sampled = snn_generate_sampled;
     b->backend.self = b;
     return b;
 }

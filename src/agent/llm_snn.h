@@ -1,6 +1,7 @@
 /* The SNN student (models/snn.h) as the turn's language backend: generate(system, prompt,
  * max_tokens) is the reference's "{system}\n\n{prompt}", greedy, exactly max_tokens tokens (or up
- * to end-of-text when asked), decoded to text. */
+ * to end-of-text when asked), decoded to text; generate_sampled the same with temperature / top_p /
+ * seed (models/snn.h: sg_snn_generate_ex). */
 #ifndef SG_AGENT_LLM_SNN_H
 #define SG_AGENT_LLM_SNN_H
 

@@ -111,6 +111,16 @@ static sg_status llm_generate(void *self, const char *system, const char *prompt
     return l->inner->generate(l->inner->self, system, prompt, max_tokens, on_text, ud, text, err);
 }
 
+static sg_status llm_generate_sampled(void *self, const char *system, const char *prompt,
+                                      int max_tokens, const sg_llm_sampling *sampling,
+                                      sg_text_fn on_text, void *ud, char **text, sg_error *err)
+{
+    slow_llm *l = self;
+    sleep_ms((double)l->ms * (double)max_tokens / SG_DEFAULT_MAX_TOKENS);
+    return l->inner->generate_sampled(l->inner->self, system, prompt, max_tokens, sampling, on_text,
+                                      ud, text, err);
+}
+
 static sg_asr_backend *wrap_asr(slow_asr *a, sg_asr_backend *inner, int ms)
 {
     if (!inner || ms <= 0)
@@ -141,6 +151,7 @@ sg_slow_backends *sg_slow_wrap(sg_backends *b, const sg_model_delays *d)
         s->llm = (slow_llm){*b->llm, b->llm, d->llm};
         s->llm.be.self = &s->llm;
         s->llm.be.generate = llm_generate;
+        s->llm.be.generate_sampled = b->llm->generate_sampled ? llm_generate_sampled : NULL;
         b->llm = &s->llm.be;
     }
     return s;
