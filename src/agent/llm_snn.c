@@ -19,9 +19,11 @@ static sg_status snn_generate(void *self, const char *system, const char *prompt
 {
     sg_llm_snn *b = self;
     *text = NULL;
+    /* temperature 0: the greedy path, exactly the reference's tokens */
+    const sg_snn_sampling smp = {(float)p->temperature, (float)p->top_p, p->seed};
     sg_snn_result r;
-    sg_status st = sg_snn_generate_stream(b->model, system, prompt, p->max_tokens, b->stop_at_eos,
-                                          on_text, ud, &r, err);
+    sg_status st = sg_snn_generate_ex(b->model, system, prompt, p->max_tokens, b->stop_at_eos,
+                                      p->temperature > 0 ? &smp : NULL, on_text, ud, &r, err);
     if (st != SG_OK)
         return st;
     if (usage) {

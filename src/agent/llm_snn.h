@@ -1,6 +1,7 @@
-/* The SNN student (models/snn.h) as the turn's language backend: generate(system, prompt,
- * max_tokens) is the reference's "{system}\n\n{prompt}", greedy, exactly max_tokens tokens (or up
- * to end-of-text when asked), decoded to text. */
+/* The SNN student (models/snn.h) as the turn's language backend: generate(system, prompt, params)
+ * is the reference's "{system}\n\n{prompt}", exactly max_tokens tokens (or up to end-of-text when
+ * asked), decoded to text; greedy at temperature 0, else sampled with top_p and the seed
+ * (models/snn.h: sg_snn_generate_ex); usage counts the prompt's and the reply's tokens. */
 #ifndef SG_AGENT_LLM_SNN_H
 #define SG_AGENT_LLM_SNN_H
 

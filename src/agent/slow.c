@@ -141,6 +141,7 @@ static struct sg_whisper *asr_whisper(void *self)
     return a->inner->whisper(a->inner->self);
 }
 
+
 static sg_asr_backend *wrap_asr(slow_asr *a, sg_asr_backend *inner, int ms)
 {
     if (!inner || ms <= 0)

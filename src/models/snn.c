@@ -635,10 +635,108 @@ static sg_status check_ids(const sg_snn *m, const int32_t *ids, int n, sg_error 
     return SG_OK;
 }
 
-/* on_token (may be NULL) hears each new token as it is made; false from it stops generating. */
+/* ================================================================================================
+ * Sampling (temperature > 0): softmax(logits / T), nucleus top_p, splitmix64
+ * ============================================================================================= */
+
+static bool sampling_on(const sg_snn_sampling *s) { return s && s->temperature > 0.0f; }
+
+static sg_status check_sampling(const sg_snn_sampling *s, sg_error *err)
+{
+    if (!s)
+        return SG_OK;
+    if (!isfinite(s->temperature) || s->temperature < 0.0f)
+        return sg_error_set(err, SG_EINVAL, "temperature must be a finite number >= 0 (got %g)",
+                            (double)s->temperature);
+    if (!(s->top_p >= 0.0f && s->top_p <= 1.0f))
+        return sg_error_set(err, SG_EINVAL, "top_p must be between 0 and 1 (got %g)",
+                            (double)s->top_p);
+    return SG_OK;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A call's sampling state: the generator and two vocabulary-sized buffers, allocated once. */
+typedef struct sampler {
+    float temperature, top_p;
+    uint64_t state;
+    double *p;     /* [vocab] exp((logit - max) / T) */
+    int32_t *order; /* [vocab] ids by p, for top_p */
+} sampler;
+
+static int by_p_desc(const void *a, const void *b, void *ud)
+{
+    const double *p = ud;
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (p[x] != p[y])
+        return p[x] > p[y] ? -1 : 1;
+    return x < y ? -1 : x > y; /* equal weights: lower id first, so the order is deterministic */
+}
+
+/* One token from logits[0..V): argmax when the distribution degenerates (non-finite or zero mass). */
+static int32_t sample_token(sampler *S, const float *logits, int V, int32_t argmax)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    if (!isfinite(mx))
+        return argmax;
+    double total = 0.0;
+    for (int i = 0; i < V; i++) {
+        const double e = exp(((double)logits[i] - mx) / S->temperature);
+        S->p[i] = isfinite(e) ? e : 0.0; /* NaN logits weigh nothing */
+        total += S->p[i];
+    }
+    if (!(total > 0.0) || !isfinite(total))
+        return argmax;
+    /* uniform in [0, 1) from the top 53 bits */
+    const double u = (double)(splitmix64(&S->state) >> 11) * 0x1.0p-53;
+    if (S->top_p > 0.0f && S->top_p < 1.0f) {
+        /* the smallest set of most probable tokens whose probability reaches top_p */
+        for (int i = 0; i < V; i++)
+            S->order[i] = i;
+        qsort_r(S->order, (size_t)V, sizeof *S->order, by_p_desc, S->p);
+        const double want = (double)S->top_p * total;
+        double kept = 0.0;
+        int n = 0;
+        while (n < V && (n == 0 || kept < want))
+            kept += S->p[S->order[n++]];
+        const double target = u * kept;
+        double c = 0.0;
+        for (int i = 0; i < n; i++) {
+            c += S->p[S->order[i]];
+            if (target < c)
+                return S->order[i];
+        }
+        return S->order[n - 1];
+    }
+    const double target = u * total;
+    double c = 0.0;
+    int32_t last = argmax;
+    for (int i = 0; i < V; i++) {
+        if (S->p[i] <= 0.0)
+            continue;
+        c += S->p[i];
+        last = i;
+        if (target < c)
+            return i;
+    }
+    return last; /* rounding left target at the very end */
+}
+
+/* on_token (may be NULL) hears each new token as it is made; false from it stops generating.
+ * smp NULL or temperature 0: greedy, the argmax of the screened head exactly as before. */
 static sg_status generate_locked(sg_snn *m, const int32_t *prompt, int n, int max_tokens,
-                                 bool stop_at_eos, int32_t *out, int *n_out,
-                                 bool (*on_token)(void *ud, int32_t id), void *ud, sg_error *err)
+                                 bool stop_at_eos, const sg_snn_sampling *smp, int32_t *out,
+                                 int *n_out, bool (*on_token)(void *ud, int32_t id), void *ud,
+                                 sg_error *err)
 {
     *n_out = 0;
     if (max_tokens < 0 || n < 0)
@@ -646,16 +744,37 @@ static sg_status generate_locked(sg_snn *m, const int32_t *prompt, int n, int ma
     if ((long)n + max_tokens > SG_SNN_MAX_CONTEXT)
         return sg_error_set(err, SG_ETOOBIG, "a prompt of %d tokens plus %d new tokens exceeds the "
                             "context limit of %d tokens", n, max_tokens, SG_SNN_MAX_CONTEXT);
-    sg_status st = check_ids(m, prompt, n, err);
+    sg_status st = check_sampling(smp, err);
+    if (st == SG_OK)
+        st = check_ids(m, prompt, n, err);
     if (st != SG_OK || n == 0 || max_tokens == 0)
         return st; /* an empty prompt generates nothing, as the reference */
+    sampler S = {0};
+    if (sampling_on(smp)) {
+        S.temperature = smp->temperature;
+        S.top_p = smp->top_p;
+        S.state = smp->seed;
+        S.p = malloc((size_t)m->info.vocab * sizeof *S.p);
+        S.order = malloc((size_t)m->info.vocab * sizeof *S.order);
+        if (!S.p || !S.order) {
+            free(S.p);
+            free(S.order);
+            return sg_error_set(err, SG_ENOMEM, "out of memory");
+        }
+    }
     gen g;
-    if ((st = gen_setup(m, &g, n + max_tokens, err)) != SG_OK)
+    if ((st = gen_setup(m, &g, n + max_tokens, err)) != SG_OK) {
+        free(S.p);
+        free(S.order);
         return st;
+    }
     memcpy(g.ids, prompt, (size_t)n * sizeof(int32_t));
     int L = n, from = 0;
     while (*n_out < max_tokens) {
-        const int32_t t = forward_step(m, &g, from, L, false);
+        /* sampling needs every logit: the dense head */
+        int32_t t = forward_step(m, &g, from, L, S.p != NULL);
+        if (S.p)
+            t = sample_token(&S, g.logits, m->info.vocab, t);
         if (stop_at_eos && t == m->info.eos)
             break;
         out[(*n_out)++] = t;
@@ -670,14 +789,24 @@ static sg_status generate_locked(sg_snn *m, const int32_t *prompt, int n, int ma
         s += g.sites[i];
     }
     m->firing = s ? (double)f / (double)s : 0.0;
+    free(S.p);
+    free(S.order);
     return SG_OK;
 }
 
 sg_status sg_snn_generate_ids(sg_snn *m, const int32_t *prompt, int n, int max_tokens,
                               bool stop_at_eos, int32_t *out, int *n_out, sg_error *err)
 {
+    return sg_snn_generate_ids_ex(m, prompt, n, max_tokens, stop_at_eos, NULL, out, n_out, err);
+}
+
+sg_status sg_snn_generate_ids_ex(sg_snn *m, const int32_t *prompt, int n, int max_tokens,
+                                 bool stop_at_eos, const sg_snn_sampling *sampling, int32_t *out,
+                                 int *n_out, sg_error *err)
+{
     pthread_mutex_lock(&m->lock);
-    sg_status st = generate_locked(m, prompt, n, max_tokens, stop_at_eos, out, n_out, NULL, NULL, err);
+    sg_status st = generate_locked(m, prompt, n, max_tokens, stop_at_eos, sampling, out, n_out,
+                                   NULL, NULL, err);
     pthread_mutex_unlock(&m->lock);
     return st;
 }
@@ -877,6 +1006,14 @@ sg_status sg_snn_generate_stream(sg_snn *m, const char *system, const char *prom
                                  bool stop_at_eos, sg_snn_text_fn on_text, void *ud,
                                  sg_snn_result *out, sg_error *err)
 {
+    return sg_snn_generate_ex(m, system, prompt, max_tokens, stop_at_eos, NULL, on_text, ud, out,
+                              err);
+}
+
+sg_status sg_snn_generate_ex(sg_snn *m, const char *system, const char *prompt, int max_tokens,
+                             bool stop_at_eos, const sg_snn_sampling *sampling,
+                             sg_snn_text_fn on_text, void *ud, sg_snn_result *out, sg_error *err)
+{
     memset(out, 0, sizeof *out);
     if (!m->tok)
         return sg_error_set(err, SG_EUNSUPPORTED, "no tokenizer: put vocab.json + merges.txt or a "
@@ -914,8 +1051,8 @@ sg_status sg_snn_generate_stream(sg_snn *m, const char *system, const char *prom
     }
     text_stream ts = {m->tok, on_text, ud, NULL, 0, 0, 0, false, SG_OK};
     pthread_mutex_lock(&m->lock);
-    st = generate_locked(m, ids, (int)n, max_tokens, stop_at_eos, out->tokens, &out->n_tokens,
-                         on_text ? stream_token : NULL, &ts, err);
+    st = generate_locked(m, ids, (int)n, max_tokens, stop_at_eos, sampling, out->tokens,
+                         &out->n_tokens, on_text ? stream_token : NULL, &ts, err);
     pthread_mutex_unlock(&m->lock);
     if (st == SG_OK && on_text && !ts.stopped && ts.st == SG_OK)
         stream_flush(&ts, ts.len); /* an incomplete sequence at the very end */

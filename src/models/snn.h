@@ -68,6 +68,25 @@ const sg_snn_info *sg_snn_get_info(const sg_snn *m);
 sg_status sg_snn_generate_ids(sg_snn *m, const int32_t *prompt, int n, int max_tokens,
                               bool stop_at_eos, int32_t *out, int *n_out, sg_error *err);
 
+/* Sampling instead of greedy decoding. temperature 0 is greedy: the same tokens as
+ * sg_snn_generate_ids, bit for bit. temperature > 0 draws each token from softmax(logits / T)
+ * over the whole head (computed densely), kept to the nucleus when 0 < top_p < 1 (as OpenAI: the
+ * smallest set of most probable tokens whose probability reaches top_p; top_p 0 or 1 keeps every
+ * token, so a zeroed struct with a temperature samples plainly). Draws come from splitmix64
+ * seeded with seed (uniform doubles from its top 53 bits): the same seed, prompt and model give
+ * the same tokens. Errors: SG_EINVAL for a negative or non-finite temperature or top_p outside
+ * [0, 1]. */
+typedef struct sg_snn_sampling {
+    float temperature;
+    float top_p;
+    uint64_t seed;
+} sg_snn_sampling;
+
+/* sg_snn_generate_ids with sampling (NULL: greedy). */
+sg_status sg_snn_generate_ids_ex(sg_snn *m, const int32_t *prompt, int n, int max_tokens,
+                                 bool stop_at_eos, const sg_snn_sampling *sampling, int32_t *out,
+                                 int *n_out, sg_error *err);
+
 typedef struct sg_snn_result {
     char *text;              /* decoded new tokens, valid UTF-8 (invalid bytes become U+FFFD) */
     int32_t *tokens, *prompt_tokens;
@@ -91,6 +110,11 @@ typedef bool (*sg_snn_text_fn)(void *ud, const char *piece, size_t len);
 sg_status sg_snn_generate_stream(sg_snn *m, const char *system, const char *prompt, int max_tokens,
                                  bool stop_at_eos, sg_snn_text_fn on_text, void *ud,
                                  sg_snn_result *out, sg_error *err);
+
+/* sg_snn_generate_stream with sampling (NULL: greedy, exactly sg_snn_generate_stream). */
+sg_status sg_snn_generate_ex(sg_snn *m, const char *system, const char *prompt, int max_tokens,
+                             bool stop_at_eos, const sg_snn_sampling *sampling,
+                             sg_snn_text_fn on_text, void *ud, sg_snn_result *out, sg_error *err);
 
 /* Fraction of the spike sites evaluated in the last generation that fired (both spikes of every
  * block; rows the decoder reused are not re-counted). */
