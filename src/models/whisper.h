@@ -109,6 +109,27 @@ const int32_t *sg_whisper_non_speech_tokens(bool multilingual, int *n);
  * filters are sg_mel_filters'). */
 const float *sg_whisper_mel_filters(const sg_whisper *m);
 
+/* Positions of the last encoded window (frames / 2), 0 when nothing is encoded. */
+int sg_whisper_encoded_positions(const sg_whisper *m);
+
+/* The logits of one row of a teacher-forced pass (vocab floats). */
+typedef void (*sg_whisper_row_fn)(void *ctx, int row, const float *logits, int vocab);
+
+struct sg_whisper_head;
+
+/* The decoder over a whole token sequence tok[0..n) (positions 0.., n <= n_text_ctx) on the last
+ * encoded window, as openai's model(mel, tokens) with its cross-attention hooks (timing.py's
+ * find_alignment): for each of the nheads (layer, head) pairs, qk[k][i][j] (k-major, [n][cols]
+ * each) = the cross-attention logits q.k / sqrt(head_dim) before the softmax (openai's
+ * qk = (q * scale) @ (k * scale)^T, scale = head_dim^-0.25) of token row i at source position
+ * j < cols (cols: 1..encoded positions); row_fn (may be NULL) gets the logits of each row
+ * i >= first_row, in order, computed a few rows at a time. At Q8 the scores are those of the
+ * int8 keys. The self-attention cache is overwritten. Errors: SG_EINVAL (nothing encoded, bad
+ * tokens, sizes or heads), SG_ENOMEM. */
+sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n,
+                              const struct sg_whisper_head *heads, int nheads, float *qk, int cols,
+                              int first_row, sg_whisper_row_fn row_fn, void *ctx, sg_error *err);
+
 /* encode + decode_greedy; *tokens malloc'ed (the caller frees it). */
 sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int frames,
                                        int32_t **tokens, size_t *n, float *avg_logprob,

@@ -39,4 +39,16 @@ sg_status sg_whisper_add_word_timestamps(sg_whisper *m, sg_whisper_segment *segs
                                          const int32_t *sot, int n_sot, int num_frames,
                                          float *last_speech_timestamp, sg_error *err);
 
+/* openai's median_filter along the rows of x [rows][n] (in place): reflect padding by width / 2,
+ * each value the middle of its sorted window (NaN sorts last, as torch's sort); rows shorter than
+ * width / 2 + 1 are left as they are. width odd. SG_EINVAL, SG_ENOMEM. */
+sg_status sg_whisper_median_filter(float *x, int rows, int n, int width, sg_error *err);
+
+/* openai's dtw_cpu + backtrace on the cost matrix x [N][M]: float32 cumulative costs, ties broken
+ * as dtw_cpu breaks them (diagonal only when strictly cheapest, then up, else left); the path from
+ * (0, 0) to (N - 1, M - 1) as text_idx[k], time_idx[k], k < *len (capacity N + M each; indices
+ * may be -1 at the start, as the backtrace gives them). SG_EINVAL, SG_ENOMEM. */
+sg_status sg_whisper_dtw(const float *x, int N, int M, int *text_idx, int *time_idx, int *len,
+                         sg_error *err);
+
 #endif
