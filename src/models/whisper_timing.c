@@ -23,12 +23,22 @@
 /* ---- median filter and DTW ----------------------------------------------------------------- */
 
 /* torch's sort order: NaN after every number */
-static int fcmp(const void *a, const void *b)
+static bool f_less(float x, float y)
 {
-    const float x = *(const float *)a, y = *(const float *)b;
-    if (isnan(x) || isnan(y))
-        return isnan(x) - isnan(y);
-    return (x > y) - (x < y);
+    return isnan(y) ? !isnan(x) : x < y;
+}
+
+/* the middle of w[0..n) sorted (insertion sort: n is the filter width, 7) */
+static float middle(float *w, int n)
+{
+    for (int i = 1; i < n; i++) {
+        const float v = w[i];
+        int j = i;
+        for (; j > 0 && f_less(v, w[j - 1]); j--)
+            w[j] = w[j - 1];
+        w[j] = v;
+    }
+    return w[n / 2];
 }
 
 sg_status sg_whisper_median_filter(float *x, int rows, int n, int width, sg_error *err)
@@ -56,8 +66,7 @@ sg_status sg_whisper_median_filter(float *x, int rows, int n, int width, sg_erro
         }
         for (int i = 0; i < n; i++) {
             memcpy(win, p + i, (size_t)width * sizeof(float));
-            qsort(win, (size_t)width, sizeof(float), fcmp);
-            row[i] = win[pad];
+            row[i] = middle(win, width);
         }
     }
     free(p);
