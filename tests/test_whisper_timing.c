@@ -457,6 +457,59 @@ static void test_fixture(const char *fixture, sg_pool *pool, const float *mel, i
     json_decref(exp);
 }
 
+/* SG_WHISPER_TIMING_MODEL=dir (e.g. py/gen_whisper_base.py's real-size random base.en): the
+ * cost of word timestamps for the greedy transcript of jfk.wav next to decoding it */
+static void cost_real(const char *path, sg_pool *pool, const float *mel, int frames)
+{
+    for (int q = 0; q < 2; q++) {
+        sg_error err = {0};
+        sg_whisper *m = sg_whisper_load(path, q ? SG_PREC_Q8 : SG_PREC_F32, pool, &err);
+        CHECK_MSG(m != NULL, "%s: %s", path, err.msg);
+        if (!m)
+            return;
+        const sg_whisper_info *I = sg_whisper_get_info(m);
+        CHECK(sg_whisper_encode(m, mel, frames, NULL, &err) == SG_OK);
+        double best_a = 1e30, best_d = 1e30;
+        size_t nt = 0, nw = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            sg_whisper_result r;
+            const double t0 = now_ms();
+            CHECK(sg_whisper_decode_greedy(m, 0, &r, &err) == SG_OK);
+            const double t1 = now_ms();
+            int32_t *tok = malloc((r.n + 2) * sizeof *tok);
+            tok[0] = I->no_timestamps + 1;
+            memcpy(tok + 1, r.tokens, r.n * sizeof *tok);
+            tok[r.n + 1] = I->no_timestamps + 1 + 550;
+            sg_whisper_segment seg = {.start = 0, .end = 11, .tokens = tok, .n_tokens = r.n + 2};
+            int32_t sot[3] = {I->sot, -1, -1};
+            int n_sot = 1;
+            if (I->multilingual) {
+                sot[1] = r.language;
+                sot[2] = I->transcribe;
+                n_sot = 3;
+            }
+            float last = 0;
+            const double t2 = now_ms();
+            CHECK_MSG(sg_whisper_add_word_timestamps(m, &seg, 1, sot, n_sot, 1100, &last, &err) ==
+                          SG_OK, "%s", err.msg);
+            const double t3 = now_ms();
+            nt = r.n;
+            nw = seg.n_words;
+            for (size_t w = 0; w < seg.n_words; w++)
+                free(seg.words[w].word);
+            free(seg.words);
+            free(tok);
+            sg_whisper_result_free(&r);
+            best_d = t1 - t0 < best_d ? t1 - t0 : best_d;
+            best_a = t3 - t2 < best_a ? t3 - t2 : best_a;
+        }
+        fprintf(stderr, "%s %s: %zu tokens, %zu words: word timestamps %.2f ms, greedy decoding "
+                "%.2f ms (+%.1f%%)\n", path, q ? "int8" : "f32", nt, nw, best_a, best_d,
+                100.0 * best_a / best_d);
+        sg_whisper_free(m);
+    }
+}
+
 int main(void)
 {
     int frames = 0;
@@ -470,6 +523,9 @@ int main(void)
     test_fixture("tests/fixtures/whisper_en", pool, mel, frames);
     test_fixture("tests/fixtures/whisper_ml", pool, mel, frames);
     test_heads_config(pool);
+    const char *real = getenv("SG_WHISPER_TIMING_MODEL");
+    if (real && *real)
+        cost_real(real, pool, mel, frames);
     rmdir(tmpdir);
     sg_pool_free(pool);
     free(mel);

@@ -31,10 +31,21 @@ const sg_whisper_head *sg_whisper_alignment_heads(const sg_whisper *m, int *n);
 
 /* openai's add_word_timestamps for one window's segments (segs[0..nsegs), their tokens as
  * sg_whisper_transcribe made them, times already absolute): needs that window encoded last
- * (the model's cross-attention keys/values). sot/n_sot: the window's <|startoftranscript|>
- * [lang] [task] sequence; num_frames: the window's content frames (segment_size);
- * *last_speech_timestamp is read and updated as in transcribe(). Fills each segment's words and
- * may move its start/end. */
+ * (the model's cross-attention keys/values; sg_whisper_cross_qk runs the decoder over
+ * [sot, <|notimestamps|>, text, <|endoftext|>]) and the model's vocabulary (word texts).
+ * sot/n_sot (1..8 tokens): the window's <|startoftranscript|> [lang] [task] sequence; its
+ * language token picks per-character splitting (zh ja th lo my yue) over splitting at spaces.
+ * num_frames: the window's content frames (segment_size; the scores are sliced to
+ * num_frames / 2 positions, at most the encoded ones). Fills each segment's words (any words
+ * the segments held are freed first; none for a segment without text tokens) and may move its
+ * start/end; probability is the mean of the word's token probabilities (softmax over the
+ * logits below <|endoftext|>, as find_alignment takes them). *last_speech_timestamp is read
+ * (openai's parameter, updated segment by segment inside the call) and, when any word was
+ * made, set to the end of the last word, as transcribe() does after the call.
+ * Memory: heads x (n_sot + text + 2) x num_frames / 2 floats of scores, the DTW tables
+ * ((text + 1) x (num_frames / 2 + 1) floats and bytes) and one row block of logits.
+ * Errors: SG_EINVAL (bad arguments, tokens outside the vocabulary, more tokens than the
+ * decoder's context, nothing encoded, no vocabulary), SG_ENOMEM; segments keep no words then. */
 sg_status sg_whisper_add_word_timestamps(sg_whisper *m, sg_whisper_segment *segs, size_t nsegs,
                                          const int32_t *sot, int n_sot, int num_frames,
                                          float *last_speech_timestamp, sg_error *err);
