@@ -374,6 +374,8 @@ static void test_fixture(const char *fixture, sg_pool *pool, const float *mel, i
         json_object_foreach(cases, key, c)
         {
             json_t *fh = json_object_get(c, "file_heads");
+            if (fmt == 0 && json_is_true(json_object_get(c, "hf_only")))
+                continue; /* pieces of characters: the ggml vocabulary lost their bytes */
             char dir[512], what[256], *gen = NULL;
             if (json_is_array(fh)) {
                 if (fmt == 0)
