@@ -308,11 +308,11 @@ static void test_errors(sg_whisper *m, json_t *c, const float *mel, int frames, 
     /* cross_qk's own checks */
     sg_whisper_head h = {7, 0};
     float qk[4];
-    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 4, 0, NULL, NULL, &err) == SG_EINVAL);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 4, 0, 0, NULL, NULL, &err) == SG_EINVAL);
     h.layer = 0;
-    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 0, 0, NULL, NULL, &err) == SG_EINVAL);
-    CHECK(sg_whisper_cross_qk(m, S.sot, 0, &h, 1, qk, 4, 0, NULL, NULL, &err) == SG_EINVAL);
-    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 4, 0, NULL, NULL, &err) == SG_OK);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 0, 0, 0, NULL, NULL, &err) == SG_EINVAL);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 0, &h, 1, qk, 4, 0, 0, NULL, NULL, &err) == SG_EINVAL);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 4, 0, 0, NULL, NULL, &err) == SG_OK);
     /* nothing encoded yet */
     sg_whisper *fresh = sg_whisper_load("tests/fixtures/whisper_en/ggml-model.bin", SG_PREC_F32, pool, &err);
     CHECK(fresh != NULL);

@@ -1157,7 +1157,7 @@ int sg_whisper_encoded_positions(const sg_whisper *m) { return m ? m->n_src : 0;
 #define QK_LOGIT_ROWS 16
 
 sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n, const sg_whisper_head *heads,
-                              int nheads, float *qk, int cols, int first_row,
+                              int nheads, float *qk, int cols, int row0, int row1,
                               sg_whisper_row_fn row_fn, void *ctx, sg_error *err)
 {
     if (!m || !tok)
@@ -1203,8 +1203,10 @@ sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n, const sg
     int R = QK_LOGIT_ROWS;
     while (R > 1 && a->cap - a->used < sg_linear_scratch_bytes(&m->logits, R) + 64 * 4)
         R /= 2;
-    for (int r0 = first_row < 0 ? 0 : first_row; row_fn && r0 < n; r0 += R) {
-        const int rows = n - r0 < R ? n - r0 : R;
+    if (row1 > n)
+        row1 = n;
+    for (int r0 = row0 < 0 ? 0 : row0; row_fn && r0 < row1; r0 += R) {
+        const int rows = row1 - r0 < R ? row1 - r0 : R;
         float *xr = x + (size_t)r0 * d;
         sg_layernorm(xr, xr, rows, d, m->dec_ln_g, m->dec_ln_b, LN_EPS);
         sg_linear_forward(&m->logits, xr, rows, d, logits, I->vocab, m->pool, a);

@@ -123,12 +123,13 @@ struct sg_whisper_head;
  * each) = the cross-attention logits q.k / sqrt(head_dim) before the softmax (openai's
  * qk = (q * scale) @ (k * scale)^T, scale = head_dim^-0.25) of token row i at source position
  * j < cols (cols: 1..encoded positions); row_fn (may be NULL) gets the logits of each row
- * i >= first_row, in order, computed a few rows at a time. At Q8 the scores are those of the
+ * row0 <= i < row1 (clipped to n), in order, computed a few rows at a time. At Q8 the scores are those of the
  * int8 keys. The self-attention cache is overwritten. Errors: SG_EINVAL (nothing encoded, bad
  * tokens, sizes or heads), SG_ENOMEM. */
 sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n,
                               const struct sg_whisper_head *heads, int nheads, float *qk, int cols,
-                              int first_row, sg_whisper_row_fn row_fn, void *ctx, sg_error *err);
+                              int row0, int row1, sg_whisper_row_fn row_fn, void *ctx,
+                              sg_error *err);
 
 /* encode + decode_greedy; *tokens malloc'ed (the caller frees it). */
 sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int frames,

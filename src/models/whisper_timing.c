@@ -489,10 +489,12 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     int *tj = malloc(((size_t)nt + 1 + cols) * sizeof(int));
     double *acc = malloc((size_t)(nt + 1) * cols * sizeof(double));
     double *jt = malloc(((size_t)nt + 2 + cols) * sizeof(double));
+    double *sum = malloc((size_t)cols * 2 * sizeof(double)), *sum2 = sum ? sum + cols : NULL;
+    float *fmean = malloc((size_t)cols * 2 * sizeof(float)), *fstd = fmean ? fmean + cols : NULL;
     wt *w = NULL;
     int nw = 0;
     sg_status st = SG_OK;
-    if (!seq || !qk || !probs || !mat || !ti || !tj || !acc || !jt) {
+    if (!seq || !qk || !probs || !mat || !ti || !tj || !acc || !jt || !sum || !fmean) {
         st = sg_error_set(err, SG_ENOMEM, "out of memory");
         goto done;
     }
@@ -501,7 +503,8 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     memcpy(seq + n_sot + 1, text, (size_t)nt * sizeof *seq);
     seq[n - 1] = I->eot;
     tctx c = {m, text, nt, n_sot, probs};
-    st = sg_whisper_cross_qk(m, seq, n, heads, H, qk, cols, n_sot, prob_row, &c, err);
+    st = sg_whisper_cross_qk(m, seq, n, heads, H, qk, cols, n_sot, n_sot + nt, prob_row, &c,
+                             err);
     if (st != SG_OK)
         goto done;
     /* per head: softmax over the frames, (w - mean) / std over the tokens, median filter; then
@@ -511,20 +514,33 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     for (int h = 0; h < H; h++) {
         float *W = qk + (size_t)h * n * cols;
         sg_softmax_rows(W, n, cols);
-        for (int j = 0; j < cols; j++) {
-            double s = 0, s2 = 0;
-            for (int i = 0; i < n; i++)
-                s += W[(size_t)i * cols + j];
-            const double mean = s / n;
-            for (int i = 0; i < n; i++) {
-                const double d = W[(size_t)i * cols + j] - mean;
-                s2 += d * d;
-            }
-            const float fm = (float)mean, fs = (float)sqrt(s2 / n);
-            for (int i = 0; i < n; i++)
-                W[(size_t)i * cols + j] = (W[(size_t)i * cols + j] - fm) / fs;
+        /* mean and (biased) std over the tokens, a row at a time (the loops over columns
+         * vectorise); only the rows the mean over heads keeps are normalised and filtered */
+        for (int j = 0; j < cols; j++)
+            sum[j] = sum2[j] = 0;
+        for (int i = 0; i < n; i++) {
+            const float *r = W + (size_t)i * cols;
+            for (int j = 0; j < cols; j++)
+                sum[j] += r[j];
         }
-        /* along each row: only the rows the mean keeps need it */
+        for (int j = 0; j < cols; j++)
+            sum[j] /= n;
+        for (int i = 0; i < n; i++) {
+            const float *r = W + (size_t)i * cols;
+            for (int j = 0; j < cols; j++) {
+                const double d = r[j] - sum[j];
+                sum2[j] += d * d;
+            }
+        }
+        for (int j = 0; j < cols; j++) {
+            fmean[j] = (float)sum[j];
+            fstd[j] = (float)sqrt(sum2[j] / n);
+        }
+        for (int i = n_sot; i <= n_sot + nt; i++) {
+            float *r = W + (size_t)i * cols;
+            for (int j = 0; j < cols; j++)
+                r[j] = (r[j] - fmean[j]) / fstd[j];
+        }
         st = sg_whisper_median_filter(W + (size_t)n_sot * cols, nt + 1, cols, MEDFILT_WIDTH, err);
         if (st != SG_OK)
             goto done;
@@ -580,6 +596,8 @@ done:
     free(tj);
     free(acc);
     free(jt);
+    free(sum);
+    free(fmean);
     if (st != SG_OK) {
         free_words(w, nw);
         return st;
