@@ -39,7 +39,10 @@ typedef struct sg_whisper_info {
  * vocab.json + merges.txt or a *.tiktoken) or a whisper.cpp ggml-*.bin file (magic "ggml"); the
  * format is chosen by what path is. pool may be NULL and must outlive the model. Errors name the
  * file and tensor: SG_EIO, SG_EINVAL (bad config or file, missing tensor, wrong shape),
- * SG_EUNSUPPORTED (quantized ggml files, other activations), SG_ENOMEM. */
+ * SG_EUNSUPPORTED (quantized ggml files, other activations), SG_ENOMEM.
+ * Word timestamps' alignment heads (models/whisper_timing.h): a Hugging Face directory's
+ * generation_config.json "alignment_heads" when present (malformed: SG_EINVAL), otherwise every
+ * head of the last half of the decoder layers (openai's default; always for ggml files). */
 sg_whisper *sg_whisper_load(const char *path, sg_precision prec, sg_pool *pool, sg_error *err);
 void sg_whisper_free(sg_whisper *m);
 const sg_whisper_info *sg_whisper_get_info(const sg_whisper *m);
