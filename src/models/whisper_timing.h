@@ -6,7 +6,18 @@
  * positions, normalised per head (mean / std over tokens), median-filtered (width 7), averaged
  * over heads; dynamic time warping on the negated matrix gives token boundaries; tokens become
  * words (split at spaces, or per character for languages without spaces), punctuation is merged
- * into neighbours, and add_word_timestamps's rules fix the segment boundaries. */
+ * into neighbours, and add_word_timestamps's rules fix the segment boundaries.
+ *
+ * At f32 the words, times and probabilities equal openai's algorithm on the same weights
+ * (tests/test_whisper_timing.c against py/whisper_timing_reference.py); at Q8 the scores come
+ * from the int8 cross-attention keys, so times can move by a frame or two. Segment times are the
+ * segments' floats (openai keeps float64), which matters only at exact ties of its comparisons.
+ * A whisper.cpp file's vocabulary lost the bytes of tokens that are pieces of characters
+ * (sg_whisper_detokenize): such tokens decode to U+FFFD, so words made of them (per-character
+ * splitting of CJK text) differ from openai's; Hugging Face directories with their tokenizer do
+ * not have that limit. Cost: one decoder pass over the window's tokens with their logits (a
+ * batched pass: about +10% (f32) to +15..22% (int8) of greedy decoding on a base-size model),
+ * the per-head statistics and the DTW. */
 #ifndef SG_MODELS_WHISPER_TIMING_H
 #define SG_MODELS_WHISPER_TIMING_H
 
