@@ -1152,6 +1152,8 @@ static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, flo
 
 int sg_whisper_encoded_positions(const sg_whisper *m) { return m ? m->n_src : 0; }
 
+sg_pool *sg_whisper_pool(const sg_whisper *m) { return m ? m->pool : NULL; }
+
 /* Rows of logits computed at once in the alignment pass (a GEMM over the tied embedding instead of
  * one pass over it per token) */
 #define QK_LOGIT_ROWS 16

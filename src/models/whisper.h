@@ -112,6 +112,9 @@ const int32_t *sg_whisper_non_speech_tokens(bool multilingual, int *n);
  * filters are sg_mel_filters'). */
 const float *sg_whisper_mel_filters(const sg_whisper *m);
 
+/* The pool given at load (NULL: none), for work on the model's results between its calls. */
+sg_pool *sg_whisper_pool(const sg_whisper *m);
+
 /* Positions of the last encoded window (frames / 2), 0 when nothing is encoded. */
 int sg_whisper_encoded_positions(const sg_whisper *m);
 

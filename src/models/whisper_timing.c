@@ -466,6 +466,62 @@ static int dcmp(const void *a, const void *b)
 
 /* ---- find_alignment ----------------------------------------------------------------------- */
 
+/* One head's scores W [n][cols] (rows: the sot sequence, <|notimestamps|>, the nt text tokens,
+ * <|endoftext|>): softmax over the frames, (w - mean) / std over the tokens (unbiased=False) and
+ * the median filter, for the rows n_sot .. n_sot + nt that the mean over heads keeps
+ * (matrix[len(sot_sequence):-1]); the statistics a row at a time, so the loops over columns
+ * vectorise. Scratch: sum, sum2 [cols] doubles, fmean, fstd [cols] floats. */
+static sg_status head_weights(float *W, int n, int cols, int n_sot, int nt, double *sum,
+                              double *sum2, float *fmean, float *fstd)
+{
+    sg_softmax_rows(W, n, cols);
+    for (int j = 0; j < cols; j++)
+        sum[j] = sum2[j] = 0;
+    for (int i = 0; i < n; i++) {
+        const float *r = W + (size_t)i * cols;
+        for (int j = 0; j < cols; j++)
+            sum[j] += r[j];
+    }
+    for (int j = 0; j < cols; j++)
+        sum[j] /= n;
+    for (int i = 0; i < n; i++) {
+        const float *r = W + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) {
+            const double d = r[j] - sum[j];
+            sum2[j] += d * d;
+        }
+    }
+    for (int j = 0; j < cols; j++) {
+        fmean[j] = (float)sum[j];
+        fstd[j] = (float)sqrt(sum2[j] / n);
+    }
+    for (int i = n_sot; i <= n_sot + nt; i++) {
+        float *r = W + (size_t)i * cols;
+        for (int j = 0; j < cols; j++)
+            r[j] = (r[j] - fmean[j]) / fstd[j];
+    }
+    return sg_whisper_median_filter(W + (size_t)n_sot * cols, nt + 1, cols, MEDFILT_WIDTH, NULL);
+}
+
+typedef struct heads_job {
+    float *qk;
+    int n, cols, n_sot, nt, H;
+    double *sum;  /* per task: 2 * cols */
+    float *fmean; /* per task: 2 * cols */
+    int *fail;    /* per task */
+} heads_job;
+
+static void heads_task(void *ctx, int task, int ntasks)
+{
+    const heads_job *J = ctx;
+    double *sum = J->sum + (size_t)task * 2 * J->cols;
+    float *fm = J->fmean + (size_t)task * 2 * J->cols;
+    for (int h = task; h < J->H; h += ntasks)
+        if (head_weights(J->qk + (size_t)h * J->n * J->cols, J->n, J->cols, J->n_sot, J->nt, sum,
+                         sum + J->cols, fm, fm + J->cols) != SG_OK)
+            J->fail[task] = 1;
+}
+
 /* alignment words (the <|endoftext|> word dropped) of text[0..nt) */
 static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, const int32_t *text,
                                 int nt, int cols, wt **out, int *nout, sg_error *err)
@@ -489,12 +545,12 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     int *tj = malloc(((size_t)nt + 1 + cols) * sizeof(int));
     double *acc = malloc((size_t)(nt + 1) * cols * sizeof(double));
     double *jt = malloc(((size_t)nt + 2 + cols) * sizeof(double));
-    double *sum = malloc((size_t)cols * 2 * sizeof(double)), *sum2 = sum ? sum + cols : NULL;
-    float *fmean = malloc((size_t)cols * 2 * sizeof(float)), *fstd = fmean ? fmean + cols : NULL;
+    double *sum = NULL;
+    float *fmean = NULL;
     wt *w = NULL;
     int nw = 0;
     sg_status st = SG_OK;
-    if (!seq || !qk || !probs || !mat || !ti || !tj || !acc || !jt || !sum || !fmean) {
+    if (!seq || !qk || !probs || !mat || !ti || !tj || !acc || !jt) {
         st = sg_error_set(err, SG_ENOMEM, "out of memory");
         goto done;
     }
@@ -511,43 +567,30 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
      * the mean over heads of rows n_sot .. n - 2 (matrix[len(sot_sequence):-1]) */
     for (size_t i = 0; i < (size_t)(nt + 1) * cols; i++)
         acc[i] = 0;
-    for (int h = 0; h < H; h++) {
-        float *W = qk + (size_t)h * n * cols;
-        sg_softmax_rows(W, n, cols);
-        /* mean and (biased) std over the tokens, a row at a time (the loops over columns
-         * vectorise); only the rows the mean over heads keeps are normalised and filtered */
-        for (int j = 0; j < cols; j++)
-            sum[j] = sum2[j] = 0;
-        for (int i = 0; i < n; i++) {
-            const float *r = W + (size_t)i * cols;
-            for (int j = 0; j < cols; j++)
-                sum[j] += r[j];
-        }
-        for (int j = 0; j < cols; j++)
-            sum[j] /= n;
-        for (int i = 0; i < n; i++) {
-            const float *r = W + (size_t)i * cols;
-            for (int j = 0; j < cols; j++) {
-                const double d = r[j] - sum[j];
-                sum2[j] += d * d;
-            }
-        }
-        for (int j = 0; j < cols; j++) {
-            fmean[j] = (float)sum[j];
-            fstd[j] = (float)sqrt(sum2[j] / n);
-        }
-        for (int i = n_sot; i <= n_sot + nt; i++) {
-            float *r = W + (size_t)i * cols;
-            for (int j = 0; j < cols; j++)
-                r[j] = (r[j] - fmean[j]) / fstd[j];
-        }
-        st = sg_whisper_median_filter(W + (size_t)n_sot * cols, nt + 1, cols, MEDFILT_WIDTH, err);
-        if (st != SG_OK)
-            goto done;
-        for (int i = 0; i <= nt; i++)
-            for (int j = 0; j < cols; j++)
-                acc[(size_t)i * cols + j] += W[(size_t)(n_sot + i) * cols + j];
+    const int ntasks = H < sg_pool_size(sg_whisper_pool(m)) ? H : sg_pool_size(sg_whisper_pool(m));
+    sum = malloc((size_t)ntasks * cols * 2 * sizeof(double));
+    fmean = malloc((size_t)ntasks * cols * 2 * sizeof(float));
+    int *fail = calloc((size_t)ntasks, sizeof *fail);
+    if (!sum || !fmean || !fail) {
+        free(fail);
+        st = sg_error_set(err, SG_ENOMEM, "out of memory");
+        goto done;
     }
+    heads_job J = {qk, n, cols, n_sot, nt, H, sum, fmean, fail};
+    sg_pool_run(sg_whisper_pool(m), heads_task, &J, ntasks);
+    for (int t = 0; t < ntasks; t++)
+        if (fail[t])
+            st = sg_error_set(err, SG_ENOMEM, "out of memory");
+    free(fail);
+    if (st != SG_OK)
+        goto done;
+    for (int h = 0; h < H; h++) /* in head order, whatever the threads */
+        for (int i = 0; i <= nt; i++) {
+            const float *r = qk + ((size_t)h * n + n_sot + i) * cols;
+            double *a = acc + (size_t)i * cols;
+            for (int j = 0; j < cols; j++)
+                a[j] += r[j];
+        }
     for (size_t i = 0; i < (size_t)(nt + 1) * cols; i++)
         mat[i] = -(float)(acc[i] / H);
     int len = 0;
