@@ -278,6 +278,13 @@ static void cost(sg_whisper *m, json_t *c, const char *what)
     segs_free(&S);
 }
 
+static void count_qk(void *ctx, int layer, const int *k, float *const *qk, int count, int n,
+                     int cols)
+{
+    (void)layer, (void)k, (void)qk, (void)n, (void)cols;
+    *(int *)ctx += count;
+}
+
 static void test_errors(sg_whisper *m, json_t *c, const float *mel, int frames, sg_pool *pool)
 {
     segs S;
@@ -306,13 +313,19 @@ static void test_errors(sg_whisper *m, json_t *c, const float *mel, int frames, 
     CHECK_EQ_INT(only_ts.n_words, 0);
     CHECK(only_ts.start == S.s[S.n - 1].start && only_ts.end == S.s[S.n - 1].end);
     /* cross_qk's own checks */
-    sg_whisper_head h = {7, 0};
-    float qk[4];
-    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 4, 0, 0, NULL, NULL, &err) == SG_EINVAL);
-    h.layer = 0;
-    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 0, 0, 0, NULL, NULL, &err) == SG_EINVAL);
-    CHECK(sg_whisper_cross_qk(m, S.sot, 0, &h, 1, qk, 4, 0, 0, NULL, NULL, &err) == SG_EINVAL);
-    CHECK(sg_whisper_cross_qk(m, S.sot, 1, &h, 1, qk, 4, 0, 0, NULL, NULL, &err) == SG_OK);
+    sg_whisper_head h[2] = {{7, 0}, {0, 0}};
+    int calls = 0;
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, h, 1, 4, count_qk, 0, 0, NULL, &calls, &err) == SG_EINVAL);
+    h[0].layer = 0;
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, h, 1, 0, count_qk, 0, 0, NULL, &calls, &err) == SG_EINVAL);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 0, h, 1, 4, count_qk, 0, 0, NULL, &calls, &err) == SG_EINVAL);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, h, 2, 4, count_qk, 0, 0, NULL, &calls, &err) == SG_EINVAL);
+    CHECK(strstr(err.msg, "twice") != NULL);
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, h, 1, 4, NULL, 0, 0, NULL, &calls, &err) == SG_EINVAL);
+    CHECK_EQ_INT(calls, 0);
+    h[1].layer = 1;
+    CHECK(sg_whisper_cross_qk(m, S.sot, 1, h, 2, 4, count_qk, 0, 0, NULL, &calls, &err) == SG_OK);
+    CHECK_EQ_INT(calls, 2); /* once per layer with an asked head */
     /* nothing encoded yet */
     sg_whisper *fresh = sg_whisper_load("tests/fixtures/whisper_en/ggml-model.bin", SG_PREC_F32, pool, &err);
     CHECK(fresh != NULL);

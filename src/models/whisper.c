@@ -1081,25 +1081,32 @@ sg_status sg_whisper_encode(sg_whisper *m, const float *mel, int frames, float *
  * (base.en int8: 25 MB of decoder weights, 26.5 MB of logits layer, 9.4 MB of cross keys/values),
  * so the self-attention projections share one parallel region and the cross-attention reads
  * the packed int8 cache (nn/kv.h). */
-static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, float *const *qk,
-                          int ldqk);
+/* Cross-attention scores wanted from a pass: ptr[layer * dec_heads + head] is NULL or the
+ * [n][ld] destination of that head's scores; done(ctx, layer) runs after each layer's
+ * cross-attention. */
+typedef struct layer_qk {
+    float *const *ptr;
+    int ld;
+    void (*done)(void *ctx, int layer);
+    void *ctx;
+} layer_qk;
+
+static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, const layer_qk *lq);
 
 static void decode_step(sg_whisper *m, const int32_t *tok, int n, int pos, float *logits)
 {
     const sg_whisper_info *I = &m->info;
     const int d = I->d_model;
-    float *x = decode_rows(m, tok, n, pos, NULL, 0);
+    float *x = decode_rows(m, tok, n, pos, NULL);
     float *last = x + (size_t)(n - 1) * d;
     sg_layernorm(last, last, 1, d, m->dec_ln_g, m->dec_ln_b, LN_EPS);
     sg_linear_forward(&m->logits, last, 1, d, logits, I->vocab, m->pool, &m->arena);
 }
 
 /* The decoder blocks over tok[0..n) at positions pos..: returns the residual stream [n][d] (the
- * arena's first allocation, before the final LayerNorm). qk (NULL: none) holds dec_layers *
- * dec_heads pointers (layer-major), each NULL or the [n][ldqk] destination of that head's
- * cross-attention scores (sg_kv_attend_qk). */
-static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, float *const *qk,
-                          int ldqk)
+ * arena's first allocation, before the final LayerNorm). lq (NULL: none): the cross-attention
+ * scores to keep (sg_kv_attend_qk). */
+static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, const layer_qk *lq)
 {
     const sg_whisper_info *I = &m->info;
     const int d = I->d_model, heads = I->dec_heads;
@@ -1136,8 +1143,10 @@ static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, flo
         /* cross-attention to the encoded window */
         sg_layernorm(x, h, n, d, L->lnx_g, L->lnx_b, LN_EPS);
         sg_linear_forward(&L->cross.q, h, n, d, q, d, m->pool, a);
-        sg_kv_attend_qk(&m->xkv[l], q, n, d, scale, att, d, qk ? qk + (size_t)l * heads : NULL,
-                        ldqk, m->pool, a);
+        sg_kv_attend_qk(&m->xkv[l], q, n, d, scale, att, d,
+                        lq ? lq->ptr + (size_t)l * heads : NULL, lq ? lq->ld : 0, m->pool, a);
+        if (lq && lq->done)
+            lq->done(lq->ctx, l);
         sg_linear_forward(&L->cross.out, att, n, d, h, d, m->pool, a);
         sg_add(x, h, (long)n * d);
         /* MLP */
@@ -1158,8 +1167,25 @@ sg_pool *sg_whisper_pool(const sg_whisper *m) { return m ? m->pool : NULL; }
  * one pass over it per token) */
 #define QK_LOGIT_ROWS 16
 
+typedef struct qk_pass {
+    const int *first, *count; /* per layer: its heads' run in k / qk */
+    const int *k;             /* head indices grouped by layer */
+    float *const *qk;         /* their buffers, grouped the same way */
+    int n, cols;
+    sg_whisper_qk_fn fn;
+    void *ctx;
+} qk_pass;
+
+static void qk_layer_done(void *ctx, int layer)
+{
+    const qk_pass *P = ctx;
+    if (P->count[layer] > 0)
+        P->fn(P->ctx, layer, P->k + P->first[layer], P->qk + P->first[layer], P->count[layer], P->n,
+              P->cols);
+}
+
 sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n, const sg_whisper_head *heads,
-                              int nheads, float *qk, int cols, int row0, int row1,
+                              int nheads, int cols, sg_whisper_qk_fn qk_fn, int row0, int row1,
                               sg_whisper_row_fn row_fn, void *ctx, sg_error *err)
 {
     if (!m || !tok)
@@ -1171,34 +1197,70 @@ sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n, const sg
         if (tok[i] < 0 || tok[i] >= I->vocab)
             return sg_error_set(err, SG_EINVAL, "cross_qk: token %d outside the vocabulary",
                                 (int)tok[i]);
-    if (nheads < 0 || (nheads > 0 && (!heads || !qk)))
+    if (nheads < 0 || nheads > I->dec_layers * I->dec_heads || (nheads > 0 && (!heads || !qk_fn)))
         return sg_error_set(err, SG_EINVAL, "cross_qk: bad heads");
-    for (int k = 0; k < nheads; k++)
+    for (int k = 0; k < nheads; k++) {
         if (heads[k].layer < 0 || heads[k].layer >= I->dec_layers || heads[k].head < 0 ||
             heads[k].head >= I->dec_heads)
             return sg_error_set(err, SG_EINVAL, "cross_qk: head [%d, %d] outside the decoder",
                                 heads[k].layer, heads[k].head);
+        for (int j = 0; j < k; j++)
+            if (heads[j].layer == heads[k].layer && heads[j].head == heads[k].head)
+                return sg_error_set(err, SG_EINVAL, "cross_qk: head [%d, %d] named twice",
+                                    heads[k].layer, heads[k].head);
+    }
     if (m->n_src <= 0)
         return sg_error_set(err, SG_EINVAL, "no encoded audio: call sg_whisper_encode first");
     if (nheads > 0 && (cols < 1 || cols > m->n_src))
         return sg_error_set(err, SG_EINVAL, "cross_qk: %d source positions (1..%d)", cols, m->n_src);
-    const size_t nptr = (size_t)I->dec_layers * I->dec_heads;
-    float **ptr = calloc(nptr, sizeof *ptr);
+    const int L = I->dec_layers, H = I->dec_heads;
+    /* one layer's heads at a time: the buffers are reused from layer to layer */
+    int maxc = 0;
+    int *first = calloc((size_t)L * 2 + (size_t)nheads + 1, sizeof(int));
+    float **ptr = calloc((size_t)L * H + (size_t)nheads + 1, sizeof *ptr);
     float *logits = row_fn ? malloc((size_t)QK_LOGIT_ROWS * I->vocab * sizeof(float)) : NULL;
-    if (!ptr || (row_fn && !logits)) {
+    float *buf = NULL;
+    if (first && ptr) {
+        int *count = first + L;
+        for (int k = 0; k < nheads; k++)
+            count[heads[k].layer]++;
+        for (int l = 0; l < L; l++) {
+            first[l] = l ? first[l - 1] + count[l - 1] : 0;
+            maxc = count[l] > maxc ? count[l] : maxc;
+        }
+        if (maxc > 0)
+            buf = malloc((size_t)maxc * n * cols * sizeof(float));
+    }
+    if (!first || !ptr || (row_fn && !logits) || (maxc > 0 && !buf)) {
+        free(first);
         free(ptr);
         free(logits);
+        free(buf);
         return sg_error_set(err, SG_ENOMEM, "out of memory");
     }
-    /* a head asked for twice gets the copy of the first, after the pass */
-    for (int k = 0; k < nheads; k++) {
-        float **p = &ptr[(size_t)heads[k].layer * I->dec_heads + heads[k].head];
-        if (!*p)
-            *p = qk + (size_t)k * n * cols;
+    int *count = first + L, *kidx = first + 2 * L;
+    float **qk = ptr + (size_t)L * H;
+    int *fill = calloc((size_t)L + 1, sizeof(int));
+    if (!fill) {
+        free(first);
+        free(ptr);
+        free(logits);
+        free(buf);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
     }
+    for (int k = 0; k < nheads; k++) {
+        const int l = heads[k].layer, slot = fill[l]++;
+        float *b = buf + (size_t)slot * n * cols;
+        ptr[(size_t)l * H + heads[k].head] = b;
+        kidx[first[l] + slot] = k;
+        qk[first[l] + slot] = b;
+    }
+    free(fill);
+    qk_pass P = {first, count, kidx, qk, n, cols, qk_fn, ctx};
+    layer_qk lq = {ptr, cols, qk_layer_done, &P};
     const int d = I->d_model;
     pthread_mutex_lock(&m->lock);
-    float *x = decode_rows(m, tok, n, 0, nheads > 0 ? ptr : NULL, cols);
+    float *x = decode_rows(m, tok, n, 0, nheads > 0 ? &lq : NULL);
     sg_arena *a = &m->arena;
     a->used = 0; /* keep only x (the first allocation) */
     sg_arena_alloc(a, (size_t)n * d * sizeof(float));
@@ -1216,14 +1278,10 @@ sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n, const sg
             row_fn(ctx, r0 + i, logits + (size_t)i * I->vocab, I->vocab);
     }
     pthread_mutex_unlock(&m->lock);
-    for (int k = 0; k < nheads; k++) {
-        const float *src = ptr[(size_t)heads[k].layer * I->dec_heads + heads[k].head];
-        float *dst = qk + (size_t)k * n * cols;
-        if (src != dst)
-            memcpy(dst, src, (size_t)n * cols * sizeof(float));
-    }
+    free(first);
     free(ptr);
     free(logits);
+    free(buf);
     return SG_OK;
 }
 

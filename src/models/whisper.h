@@ -120,22 +120,28 @@ int sg_whisper_encoded_positions(const sg_whisper *m);
 
 /* The logits of one row of a teacher-forced pass (vocab floats). */
 typedef void (*sg_whisper_row_fn)(void *ctx, int row, const float *logits, int vocab);
+/* The cross-attention scores of the asked heads of one decoder layer: qk[i] ([n][cols], writable,
+ * valid during the call only) is the head heads[k[i]], i < count (in the order asked). */
+typedef void (*sg_whisper_qk_fn)(void *ctx, int layer, const int *k, float *const *qk, int count,
+                                 int n, int cols);
 
 struct sg_whisper_head;
 
 /* The decoder over a whole token sequence tok[0..n) (positions 0.., n <= n_text_ctx) on the last
  * encoded window, as openai's model(mel, tokens) with its cross-attention hooks (timing.py's
- * find_alignment): for each of the nheads (layer, head) pairs, qk[k][i][j] (k-major, [n][cols]
- * each) = the cross-attention logits q.k / sqrt(head_dim) before the softmax (openai's
- * qk = (q * scale) @ (k * scale)^T, scale = head_dim^-0.25) of token row i at source position
- * j < cols (cols: 1..encoded positions); row_fn (may be NULL) gets the logits of each row
- * row0 <= i < row1 (clipped to n), in order, computed a few rows at a time. At Q8 the scores are those of the
- * int8 keys. The self-attention cache is overwritten. Errors: SG_EINVAL (nothing encoded, bad
- * tokens, sizes or heads), SG_ENOMEM. */
+ * find_alignment). For the nheads distinct (layer, head) pairs, qk_fn gets after each layer the
+ * cross-attention logits q.k / sqrt(head_dim) before the softmax (openai's
+ * qk = (q * scale) @ (k * scale)^T, scale = head_dim^-0.25) of every token row at the source
+ * positions j < cols (1..encoded positions): memory for one layer's asked heads, not all. row_fn
+ * (may be NULL) then gets the logits of each row row0 <= i < row1 (clipped to n), in order,
+ * computed a few rows at a time. Both run on the calling thread under the model's lock (they may
+ * use sg_whisper_pool, not the model). At Q8 the scores are those of the int8 keys. The
+ * self-attention cache is overwritten. Errors: SG_EINVAL (nothing encoded, bad tokens, sizes or
+ * heads, a head named twice), SG_ENOMEM. */
 sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n,
-                              const struct sg_whisper_head *heads, int nheads, float *qk, int cols,
-                              int row0, int row1, sg_whisper_row_fn row_fn, void *ctx,
-                              sg_error *err);
+                              const struct sg_whisper_head *heads, int nheads, int cols,
+                              sg_whisper_qk_fn qk_fn, int row0, int row1, sg_whisper_row_fn row_fn,
+                              void *ctx, sg_error *err);
 
 /* encode + decode_greedy; *tokens malloc'ed (the caller frees it). */
 sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int frames,

@@ -4,7 +4,8 @@
  * tests ("x in s", true for an empty x) are strstr on UTF-8 (the same for valid UTF-8); str.strip()
  * removes Python's whitespace characters. Times are doubles as numpy's float64 until they are
  * stored in the segments' floats; round(x, 2) is Python's (the double nearest the correctly
- * rounded decimal). Memory: the alignment heads' scores (heads x tokens x num_frames / 2 floats),
+ * rounded decimal). Memory: the scores of one decoder layer's alignment heads (heads x tokens x
+ * num_frames / 2 floats; a layer at a time), their sum (doubles),
  * the DTW tables ((tokens + 1) x (num_frames / 2 + 1) floats and bytes) and the words. */
 #include "models/whisper_timing.h"
 
@@ -503,12 +504,17 @@ static sg_status head_weights(float *W, int n, int cols, int n_sot, int nt, doub
     return sg_whisper_median_filter(W + (size_t)n_sot * cols, nt + 1, cols, MEDFILT_WIDTH, NULL);
 }
 
+/* The alignment pass's state: the heads of each layer are processed as the decoder gives them
+ * (sg_whisper_cross_qk's qk_fn), over the model's pool, and summed into acc in the order of the
+ * model's heads (sorted by layer, head), whatever the threads. */
 typedef struct heads_job {
-    float *qk;
-    int n, cols, n_sot, nt, H;
+    sg_pool *pool;
+    float *const *qk; /* the current layer's heads */
+    int count, n, cols, n_sot, nt, ntasks;
     double *sum;  /* per task: 2 * cols */
     float *fmean; /* per task: 2 * cols */
     int *fail;    /* per task */
+    double *acc;  /* [nt + 1][cols] */
 } heads_job;
 
 static void heads_task(void *ctx, int task, int ntasks)
@@ -516,10 +522,44 @@ static void heads_task(void *ctx, int task, int ntasks)
     const heads_job *J = ctx;
     double *sum = J->sum + (size_t)task * 2 * J->cols;
     float *fm = J->fmean + (size_t)task * 2 * J->cols;
-    for (int h = task; h < J->H; h += ntasks)
-        if (head_weights(J->qk + (size_t)h * J->n * J->cols, J->n, J->cols, J->n_sot, J->nt, sum,
-                         sum + J->cols, fm, fm + J->cols) != SG_OK)
+    for (int h = task; h < J->count; h += ntasks)
+        if (head_weights(J->qk[h], J->n, J->cols, J->n_sot, J->nt, sum, sum + J->cols, fm,
+                         fm + J->cols) != SG_OK)
             J->fail[task] = 1;
+}
+
+static void heads_layer(void *ctx, int layer, const int *k, float *const *qk, int count, int n,
+                        int cols)
+{
+    (void)layer, (void)k, (void)n, (void)cols;
+    heads_job *J = ctx;
+    J->qk = qk;
+    J->count = count;
+    sg_pool_run(J->pool, heads_task, J, count < J->ntasks ? count : J->ntasks);
+    for (int h = 0; h < count; h++)
+        for (int i = 0; i <= J->nt; i++) {
+            const float *r = qk[h] + (size_t)(J->n_sot + i) * J->cols;
+            double *a = J->acc + (size_t)i * J->cols;
+            for (int j = 0; j < J->cols; j++)
+                a[j] += r[j];
+        }
+}
+
+/* the alignment pass's two callbacks share one context */
+typedef struct pass_ctx {
+    heads_job heads;
+    tctx probs;
+} pass_ctx;
+
+static void pass_heads(void *ctx, int layer, const int *k, float *const *qk, int count, int n,
+                       int cols)
+{
+    heads_layer(&((pass_ctx *)ctx)->heads, layer, k, qk, count, n, cols);
+}
+
+static void pass_row(void *ctx, int row, const float *logits, int vocab)
+{
+    prob_row(&((pass_ctx *)ctx)->probs, row, logits, vocab);
 }
 
 /* alignment words (the <|endoftext|> word dropped) of text[0..nt) */
@@ -538,7 +578,6 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
         return sg_error_set(err, SG_EINVAL, "word timestamps: %d tokens exceed the decoder's %d",
                             n, I->n_text_ctx);
     int32_t *seq = malloc((size_t)n * sizeof *seq);
-    float *qk = malloc((size_t)H * n * cols * sizeof(float));
     float *probs = malloc((size_t)nt * sizeof(float));
     float *mat = malloc((size_t)(nt + 1) * cols * sizeof(float));
     int *ti = malloc(((size_t)nt + 1 + cols) * sizeof(int));
@@ -550,7 +589,13 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     wt *w = NULL;
     int nw = 0;
     sg_status st = SG_OK;
-    if (!seq || !qk || !probs || !mat || !ti || !tj || !acc || !jt) {
+    sg_pool *pool = sg_whisper_pool(m);
+    const int ntasks = H < sg_pool_size(pool) ? H : sg_pool_size(pool);
+    sum = malloc((size_t)ntasks * cols * 2 * sizeof(double));
+    fmean = malloc((size_t)ntasks * cols * 2 * sizeof(float));
+    int *fail = calloc((size_t)ntasks, sizeof *fail);
+    if (!seq || !probs || !mat || !ti || !tj || !acc || !jt || !sum || !fmean || !fail) {
+        free(fail);
         st = sg_error_set(err, SG_ENOMEM, "out of memory");
         goto done;
     }
@@ -558,39 +603,20 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     seq[n_sot] = I->no_timestamps;
     memcpy(seq + n_sot + 1, text, (size_t)nt * sizeof *seq);
     seq[n - 1] = I->eot;
-    tctx c = {m, text, nt, n_sot, probs};
-    st = sg_whisper_cross_qk(m, seq, n, heads, H, qk, cols, n_sot, n_sot + nt, prob_row, &c,
-                             err);
-    if (st != SG_OK)
-        goto done;
-    /* per head: softmax over the frames, (w - mean) / std over the tokens, median filter; then
-     * the mean over heads of rows n_sot .. n - 2 (matrix[len(sot_sequence):-1]) */
+    /* per head: softmax over the frames, (w - mean) / std over the tokens, median filter; the
+     * sum over heads of rows n_sot .. n - 2 (matrix[len(sot_sequence):-1]) */
     for (size_t i = 0; i < (size_t)(nt + 1) * cols; i++)
         acc[i] = 0;
-    const int ntasks = H < sg_pool_size(sg_whisper_pool(m)) ? H : sg_pool_size(sg_whisper_pool(m));
-    sum = malloc((size_t)ntasks * cols * 2 * sizeof(double));
-    fmean = malloc((size_t)ntasks * cols * 2 * sizeof(float));
-    int *fail = calloc((size_t)ntasks, sizeof *fail);
-    if (!sum || !fmean || !fail) {
-        free(fail);
-        st = sg_error_set(err, SG_ENOMEM, "out of memory");
-        goto done;
-    }
-    heads_job J = {qk, n, cols, n_sot, nt, H, sum, fmean, fail};
-    sg_pool_run(sg_whisper_pool(m), heads_task, &J, ntasks);
-    for (int t = 0; t < ntasks; t++)
+    pass_ctx P = {{pool, NULL, 0, n, cols, n_sot, nt, ntasks, sum, fmean, fail, acc},
+                  {m, text, nt, n_sot, probs}};
+    st = sg_whisper_cross_qk(m, seq, n, heads, H, cols, pass_heads, n_sot, n_sot + nt, pass_row,
+                             &P, err);
+    for (int t = 0; st == SG_OK && t < ntasks; t++)
         if (fail[t])
             st = sg_error_set(err, SG_ENOMEM, "out of memory");
     free(fail);
     if (st != SG_OK)
         goto done;
-    for (int h = 0; h < H; h++) /* in head order, whatever the threads */
-        for (int i = 0; i <= nt; i++) {
-            const float *r = qk + ((size_t)h * n + n_sot + i) * cols;
-            double *a = acc + (size_t)i * cols;
-            for (int j = 0; j < cols; j++)
-                a[j] += r[j];
-        }
     for (size_t i = 0; i < (size_t)(nt + 1) * cols; i++)
         mat[i] = -(float)(acc[i] / H);
     int len = 0;
@@ -632,7 +658,6 @@ static sg_status find_alignment(sg_whisper *m, const int32_t *sot, int n_sot, co
     nw--;
 done:
     free(seq);
-    free(qk);
     free(probs);
     free(mat);
     free(ti);

@@ -53,7 +53,8 @@ const sg_whisper_head *sg_whisper_alignment_heads(const sg_whisper *m, int *n);
  * logits below <|endoftext|>, as find_alignment takes them). *last_speech_timestamp is read
  * (openai's parameter, updated segment by segment inside the call) and, when any word was
  * made, set to the end of the last word, as transcribe() does after the call.
- * Memory: heads x (n_sot + text + 2) x num_frames / 2 floats of scores, the DTW tables
+ * Memory: one decoder layer's alignment heads x (n_sot + text + 2) x num_frames / 2 floats of
+ * scores (sg_whisper_cross_qk hands them over a layer at a time), the sum over heads, the DTW tables
  * ((text + 1) x (num_frames / 2 + 1) floats and bytes) and one row block of logits.
  * Errors: SG_EINVAL (bad arguments, tokens outside the vocabulary, more tokens than the
  * decoder's context, nothing encoded, no vocabulary), SG_ENOMEM; segments keep no words then. */
