@@ -34,6 +34,8 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, d, bias=False)
         self.v_proj = nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
+        self.capture = False  # keep the scores of the last call (timing's find_alignment)
+        self.qk = None
 
     def forward(self, x, kv, causal):
         n, d = x.shape
@@ -43,6 +45,8 @@ class Attention(nn.Module):
         k = self.k_proj(kv).view(m, self.heads, hd).transpose(0, 1)
         v = self.v_proj(kv).view(m, self.heads, hd).transpose(0, 1)
         s = (q @ k.transpose(1, 2)) * hd ** -0.5
+        if self.capture:  # openai's cross-attention hook: qk before the softmax, [heads, n, m]
+            self.qk = s.float().detach()
         if causal:
             s = s + torch.full((n, m), float("-inf")).triu(1 + m - n)
         w = torch.softmax(s.float(), dim=-1)

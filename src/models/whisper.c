@@ -19,6 +19,7 @@
 #include "base/utf8.h"
 #include "models/gpt2_tokenizer.h"
 #include "models/whisper_ggml.h"
+#include "models/whisper_timing.h"
 #include "nn/arena.h"
 #include "nn/kv.h"
 #include "nn/ops.h"
@@ -65,6 +66,9 @@ struct sg_whisper {
     sg_wggml ggml;            /* a whisper.cpp file: tensors point into its mapping */
     sg_st_tensor tok_emb_own; /* tok_emb of a ggml file */
     sg_bpe *bpe;              /* a Hugging Face directory's tokenizer, or NULL */
+    /* word timestamps' alignment heads (sorted by layer, head; no duplicates) */
+    sg_whisper_head *align;
+    int n_align;
 };
 
 /* ---- config ------------------------------------------------------------------------------- */
@@ -393,6 +397,7 @@ void sg_whisper_free(sg_whisper *m)
     sg_st_close(m->file);
     sg_wggml_free(&m->ggml);
     sg_bpe_free(m->bpe);
+    free(m->align);
     sg_arena_free(&m->arena);
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -486,6 +491,95 @@ static sg_status check_config(sg_whisper *m, const char *what, sg_error *err)
     return SG_OK;
 }
 
+/* Word timestamps' alignment heads. A Hugging Face directory's generation_config.json may name
+ * them ("alignment_heads": [[layer, head], ...], as the converted openai checkpoints do); without
+ * the file, the key, or with null, openai's default is used: every head of the last half of the
+ * decoder layers (model.py: layers n_text_layer // 2 ..). A value that is present but malformed
+ * (not a non-empty array of two-integer arrays, or a layer / head outside the decoder's) fails the
+ * load with SG_EINVAL naming the file: word times from other heads than the file asks for would be
+ * silently different, and a broken generation_config.json is better reported than guessed at
+ * (a file that is not JSON at all stays ignored, as for the suppress lists). The list is kept
+ * sorted by (layer, head) without duplicates, as openai's boolean mask -> sparse indices makes it.
+ * The pairs are checked against the sizes by check_alignment_heads once config.json is read. */
+static int head_cmp(const void *a, const void *b)
+{
+    const sg_whisper_head *x = a, *y = b;
+    return x->layer != y->layer ? (x->layer > y->layer) - (x->layer < y->layer)
+                                : (x->head > y->head) - (x->head < y->head);
+}
+
+static void sort_heads(sg_whisper *m)
+{
+    qsort(m->align, (size_t)m->n_align, sizeof *m->align, head_cmp);
+    int k = 0;
+    for (int i = 0; i < m->n_align; i++)
+        if (k == 0 || head_cmp(&m->align[k - 1], &m->align[i]) != 0)
+            m->align[k++] = m->align[i];
+    m->n_align = k;
+}
+
+static sg_status hf_alignment_heads(sg_whisper *m, const char *path, sg_error *err)
+{
+    json_t *gc = json_load_file(path, 0, NULL);
+    if (!gc)
+        return SG_OK;
+    json_t *a = json_object_get(gc, "alignment_heads");
+    sg_status st = SG_OK;
+    if (a && !json_is_null(a)) {
+        const size_t n = json_is_array(a) ? json_array_size(a) : 0;
+        if (n == 0 || n > 65536)
+            st = sg_error_set(err, SG_EINVAL, "%s: alignment_heads must be a non-empty array of "
+                              "[layer, head] pairs", path);
+        else if (!(m->align = malloc(n * sizeof *m->align)))
+            st = sg_error_set(err, SG_ENOMEM, "out of memory");
+        for (size_t i = 0; st == SG_OK && i < n; i++) {
+            json_t *p = json_array_get(a, i);
+            json_t *l = json_array_get(p, 0), *h = json_array_get(p, 1);
+            if (!json_is_array(p) || json_array_size(p) != 2 || !json_is_integer(l) ||
+                !json_is_integer(h) || json_integer_value(l) < 0 || json_integer_value(h) < 0 ||
+                json_integer_value(l) > 4096 || json_integer_value(h) > 65536) {
+                st = sg_error_set(err, SG_EINVAL, "%s: alignment_heads[%zu] is not a [layer, head] "
+                                  "pair of non-negative integers", path, i);
+                break;
+            }
+            m->align[i] = (sg_whisper_head){(int)json_integer_value(l), (int)json_integer_value(h)};
+            m->n_align = (int)i + 1;
+        }
+        if (st == SG_OK)
+            sort_heads(m);
+    }
+    json_decref(gc);
+    return st;
+}
+
+/* The file's heads within the decoder's sizes, or openai's default when it names none. */
+static sg_status check_alignment_heads(sg_whisper *m, const char *what, sg_error *err)
+{
+    const sg_whisper_info *I = &m->info;
+    for (int i = 0; i < m->n_align; i++)
+        if (m->align[i].layer >= I->dec_layers || m->align[i].head >= I->dec_heads)
+            return sg_error_set(err, SG_EINVAL, "%s: alignment head [%d, %d] outside the decoder's "
+                                "%d layers of %d heads", what, m->align[i].layer, m->align[i].head,
+                                I->dec_layers, I->dec_heads);
+    if (m->align)
+        return SG_OK;
+    const int first = I->dec_layers / 2;
+    m->n_align = (I->dec_layers - first) * I->dec_heads;
+    if (!(m->align = malloc((size_t)m->n_align * sizeof *m->align)))
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    for (int l = first, k = 0; l < I->dec_layers; l++)
+        for (int h = 0; h < I->dec_heads; h++)
+            m->align[k++] = (sg_whisper_head){l, h};
+    return SG_OK;
+}
+
+const sg_whisper_head *sg_whisper_alignment_heads(const sg_whisper *m, int *n)
+{
+    if (n)
+        *n = m ? m->n_align : 0;
+    return m ? m->align : NULL;
+}
+
 /* config.json of a Hugging Face directory (suppress lists from generation_config.json when
  * config.json has none, as newer checkpoints keep them there). */
 static sg_status config_hf(sg_whisper *m, const char *dir, sg_error *err)
@@ -525,6 +619,10 @@ static sg_status config_hf(sg_whisper *m, const char *dir, sg_error *err)
             m->begin_suppress = cfg_ids(gc, "begin_suppress_tokens", &m->n_begin_suppress);
         json_decref(gc);
     }
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    sg_status ast = hf_alignment_heads(m, path, err);
+    if (ast != SG_OK)
+        return ast;
     if (I->no_timestamps < 0) /* not in older configs: 1501 timestamps follow it */
         I->no_timestamps = I->vocab >= 51864 ? I->vocab - 1502 : -1;
     set_languages(I);
@@ -548,7 +646,10 @@ static sg_status config_hf(sg_whisper *m, const char *dir, sg_error *err)
     I->no_speech = I->no_timestamps - 1;
     if (!gelu)
         return sg_error_set(err, SG_EUNSUPPORTED, "config.json: activation_function must be gelu");
-    return check_config(m, "config.json", err);
+    sg_status st = check_config(m, "config.json", err);
+    if (st == SG_OK)
+        st = check_alignment_heads(m, path, err);
+    return st;
 }
 
 /* whisper.cpp's hparams; the special ids follow from n_vocab as in openai's tokenizer */
@@ -587,7 +688,10 @@ static sg_status config_ggml(sg_whisper *m, const char *what, sg_error *err)
     m->begin_suppress[0] = 220;
     m->begin_suppress[1] = I->eot;
     m->n_begin_suppress = 2;
-    return check_config(m, what, err);
+    sg_status st = check_config(m, what, err);
+    if (st == SG_OK)
+        st = check_alignment_heads(m, what, err); /* ggml files name none: openai's default */
+    return st;
 }
 
 /* Rows of the token embedding for the tied logits layer, converted from the file's bytes a panel at
@@ -977,7 +1081,32 @@ sg_status sg_whisper_encode(sg_whisper *m, const float *mel, int frames, float *
  * (base.en int8: 25 MB of decoder weights, 26.5 MB of logits layer, 9.4 MB of cross keys/values),
  * so the self-attention projections share one parallel region and the cross-attention reads
  * the packed int8 cache (nn/kv.h). */
+/* Cross-attention scores wanted from a pass: ptr[layer * dec_heads + head] is NULL or the
+ * [n][ld] destination of that head's scores; done(ctx, layer) runs after each layer's
+ * cross-attention. */
+typedef struct layer_qk {
+    float *const *ptr;
+    int ld;
+    void (*done)(void *ctx, int layer);
+    void *ctx;
+} layer_qk;
+
+static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, const layer_qk *lq);
+
 static void decode_step(sg_whisper *m, const int32_t *tok, int n, int pos, float *logits)
+{
+    const sg_whisper_info *I = &m->info;
+    const int d = I->d_model;
+    float *x = decode_rows(m, tok, n, pos, NULL);
+    float *last = x + (size_t)(n - 1) * d;
+    sg_layernorm(last, last, 1, d, m->dec_ln_g, m->dec_ln_b, LN_EPS);
+    sg_linear_forward(&m->logits, last, 1, d, logits, I->vocab, m->pool, &m->arena);
+}
+
+/* The decoder blocks over tok[0..n) at positions pos..: returns the residual stream [n][d] (the
+ * arena's first allocation, before the final LayerNorm). lq (NULL: none): the cross-attention
+ * scores to keep (sg_kv_attend_qk). */
+static float *decode_rows(sg_whisper *m, const int32_t *tok, int n, int pos, const layer_qk *lq)
 {
     const sg_whisper_info *I = &m->info;
     const int d = I->d_model, heads = I->dec_heads;
@@ -1014,7 +1143,10 @@ static void decode_step(sg_whisper *m, const int32_t *tok, int n, int pos, float
         /* cross-attention to the encoded window */
         sg_layernorm(x, h, n, d, L->lnx_g, L->lnx_b, LN_EPS);
         sg_linear_forward(&L->cross.q, h, n, d, q, d, m->pool, a);
-        sg_kv_attend(&m->xkv[l], q, n, d, scale, att, d, m->pool, a);
+        sg_kv_attend_qk(&m->xkv[l], q, n, d, scale, att, d,
+                        lq ? lq->ptr + (size_t)l * heads : NULL, lq ? lq->ld : 0, m->pool, a);
+        if (lq && lq->done)
+            lq->done(lq->ctx, l);
         sg_linear_forward(&L->cross.out, att, n, d, h, d, m->pool, a);
         sg_add(x, h, (long)n * d);
         /* MLP */
@@ -1024,9 +1156,133 @@ static void decode_step(sg_whisper *m, const int32_t *tok, int n, int pos, float
         sg_linear_forward(&L->fc2, mlp, n, I->dec_ffn, h, d, m->pool, a);
         sg_add(x, h, (long)n * d);
     }
-    float *last = x + (size_t)(n - 1) * d;
-    sg_layernorm(last, last, 1, d, m->dec_ln_g, m->dec_ln_b, LN_EPS);
-    sg_linear_forward(&m->logits, last, 1, d, logits, I->vocab, m->pool, a);
+    return x;
+}
+
+int sg_whisper_encoded_positions(const sg_whisper *m) { return m ? m->n_src : 0; }
+
+sg_pool *sg_whisper_pool(const sg_whisper *m) { return m ? m->pool : NULL; }
+
+/* Rows of logits computed at once in the alignment pass (a GEMM over the tied embedding instead of
+ * one pass over it per token) */
+#define QK_LOGIT_ROWS 16
+
+typedef struct qk_pass {
+    const int *first, *count; /* per layer: its heads' run in k / qk */
+    const int *k;             /* head indices grouped by layer */
+    float *const *qk;         /* their buffers, grouped the same way */
+    int n, cols;
+    sg_whisper_qk_fn fn;
+    void *ctx;
+} qk_pass;
+
+static void qk_layer_done(void *ctx, int layer)
+{
+    const qk_pass *P = ctx;
+    if (P->count[layer] > 0)
+        P->fn(P->ctx, layer, P->k + P->first[layer], P->qk + P->first[layer], P->count[layer], P->n,
+              P->cols);
+}
+
+sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n, const sg_whisper_head *heads,
+                              int nheads, int cols, sg_whisper_qk_fn qk_fn, int row0, int row1,
+                              sg_whisper_row_fn row_fn, void *ctx, sg_error *err)
+{
+    if (!m || !tok)
+        return sg_error_set(err, SG_EINVAL, "cross_qk: NULL model or tokens");
+    const sg_whisper_info *I = &m->info;
+    if (n < 1 || n > I->n_text_ctx)
+        return sg_error_set(err, SG_EINVAL, "cross_qk: %d tokens (1..%d)", n, I->n_text_ctx);
+    for (int i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= I->vocab)
+            return sg_error_set(err, SG_EINVAL, "cross_qk: token %d outside the vocabulary",
+                                (int)tok[i]);
+    if (nheads < 0 || nheads > I->dec_layers * I->dec_heads || (nheads > 0 && (!heads || !qk_fn)))
+        return sg_error_set(err, SG_EINVAL, "cross_qk: bad heads");
+    for (int k = 0; k < nheads; k++) {
+        if (heads[k].layer < 0 || heads[k].layer >= I->dec_layers || heads[k].head < 0 ||
+            heads[k].head >= I->dec_heads)
+            return sg_error_set(err, SG_EINVAL, "cross_qk: head [%d, %d] outside the decoder",
+                                heads[k].layer, heads[k].head);
+        for (int j = 0; j < k; j++)
+            if (heads[j].layer == heads[k].layer && heads[j].head == heads[k].head)
+                return sg_error_set(err, SG_EINVAL, "cross_qk: head [%d, %d] named twice",
+                                    heads[k].layer, heads[k].head);
+    }
+    if (m->n_src <= 0)
+        return sg_error_set(err, SG_EINVAL, "no encoded audio: call sg_whisper_encode first");
+    if (nheads > 0 && (cols < 1 || cols > m->n_src))
+        return sg_error_set(err, SG_EINVAL, "cross_qk: %d source positions (1..%d)", cols, m->n_src);
+    const int L = I->dec_layers, H = I->dec_heads;
+    /* one layer's heads at a time: the buffers are reused from layer to layer */
+    int maxc = 0;
+    int *first = calloc((size_t)L * 2 + (size_t)nheads + 1, sizeof(int));
+    float **ptr = calloc((size_t)L * H + (size_t)nheads + 1, sizeof *ptr);
+    float *logits = row_fn ? malloc((size_t)QK_LOGIT_ROWS * I->vocab * sizeof(float)) : NULL;
+    float *buf = NULL;
+    if (first && ptr) {
+        int *count = first + L;
+        for (int k = 0; k < nheads; k++)
+            count[heads[k].layer]++;
+        for (int l = 0; l < L; l++) {
+            first[l] = l ? first[l - 1] + count[l - 1] : 0;
+            maxc = count[l] > maxc ? count[l] : maxc;
+        }
+        if (maxc > 0)
+            buf = malloc((size_t)maxc * n * cols * sizeof(float));
+    }
+    if (!first || !ptr || (row_fn && !logits) || (maxc > 0 && !buf)) {
+        free(first);
+        free(ptr);
+        free(logits);
+        free(buf);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    int *count = first + L, *kidx = first + 2 * L;
+    float **qk = ptr + (size_t)L * H;
+    int *fill = calloc((size_t)L + 1, sizeof(int));
+    if (!fill) {
+        free(first);
+        free(ptr);
+        free(logits);
+        free(buf);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    for (int k = 0; k < nheads; k++) {
+        const int l = heads[k].layer, slot = fill[l]++;
+        float *b = buf + (size_t)slot * n * cols;
+        ptr[(size_t)l * H + heads[k].head] = b;
+        kidx[first[l] + slot] = k;
+        qk[first[l] + slot] = b;
+    }
+    free(fill);
+    qk_pass P = {first, count, kidx, qk, n, cols, qk_fn, ctx};
+    layer_qk lq = {ptr, cols, qk_layer_done, &P};
+    const int d = I->d_model;
+    pthread_mutex_lock(&m->lock);
+    float *x = decode_rows(m, tok, n, 0, nheads > 0 ? &lq : NULL);
+    sg_arena *a = &m->arena;
+    a->used = 0; /* keep only x (the first allocation) */
+    sg_arena_alloc(a, (size_t)n * d * sizeof(float));
+    int R = QK_LOGIT_ROWS;
+    while (R > 1 && a->cap - a->used < sg_linear_scratch_bytes(&m->logits, R) + 64 * 4)
+        R /= 2;
+    if (row1 > n)
+        row1 = n;
+    for (int r0 = row0 < 0 ? 0 : row0; row_fn && r0 < row1; r0 += R) {
+        const int rows = row1 - r0 < R ? row1 - r0 : R;
+        float *xr = x + (size_t)r0 * d;
+        sg_layernorm(xr, xr, rows, d, m->dec_ln_g, m->dec_ln_b, LN_EPS);
+        sg_linear_forward(&m->logits, xr, rows, d, logits, I->vocab, m->pool, a);
+        for (int i = 0; i < rows; i++)
+            row_fn(ctx, r0 + i, logits + (size_t)i * I->vocab, I->vocab);
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(first);
+    free(ptr);
+    free(logits);
+    free(buf);
+    return SG_OK;
 }
 
 /* ---- languages ------------------------------------------------------------------------------ */

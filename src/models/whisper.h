@@ -39,7 +39,10 @@ typedef struct sg_whisper_info {
  * vocab.json + merges.txt or a *.tiktoken) or a whisper.cpp ggml-*.bin file (magic "ggml"); the
  * format is chosen by what path is. pool may be NULL and must outlive the model. Errors name the
  * file and tensor: SG_EIO, SG_EINVAL (bad config or file, missing tensor, wrong shape),
- * SG_EUNSUPPORTED (quantized ggml files, other activations), SG_ENOMEM. */
+ * SG_EUNSUPPORTED (quantized ggml files, other activations), SG_ENOMEM.
+ * Word timestamps' alignment heads (models/whisper_timing.h): a Hugging Face directory's
+ * generation_config.json "alignment_heads" when present (malformed: SG_EINVAL), otherwise every
+ * head of the last half of the decoder layers (openai's default; always for ggml files). */
 sg_whisper *sg_whisper_load(const char *path, sg_precision prec, sg_pool *pool, sg_error *err);
 void sg_whisper_free(sg_whisper *m);
 const sg_whisper_info *sg_whisper_get_info(const sg_whisper *m);
@@ -108,6 +111,37 @@ const int32_t *sg_whisper_non_speech_tokens(bool multilingual, int *n);
 /* The mel filters of a ggml file (n_mels rows of 201 floats), NULL for HF directories (whose
  * filters are sg_mel_filters'). */
 const float *sg_whisper_mel_filters(const sg_whisper *m);
+
+/* The pool given at load (NULL: none), for work on the model's results between its calls. */
+sg_pool *sg_whisper_pool(const sg_whisper *m);
+
+/* Positions of the last encoded window (frames / 2), 0 when nothing is encoded. */
+int sg_whisper_encoded_positions(const sg_whisper *m);
+
+/* The logits of one row of a teacher-forced pass (vocab floats). */
+typedef void (*sg_whisper_row_fn)(void *ctx, int row, const float *logits, int vocab);
+/* The cross-attention scores of the asked heads of one decoder layer: qk[i] ([n][cols], writable,
+ * valid during the call only) is the head heads[k[i]], i < count (in the order asked). */
+typedef void (*sg_whisper_qk_fn)(void *ctx, int layer, const int *k, float *const *qk, int count,
+                                 int n, int cols);
+
+struct sg_whisper_head;
+
+/* The decoder over a whole token sequence tok[0..n) (positions 0.., n <= n_text_ctx) on the last
+ * encoded window, as openai's model(mel, tokens) with its cross-attention hooks (timing.py's
+ * find_alignment). For the nheads distinct (layer, head) pairs, qk_fn gets after each layer the
+ * cross-attention logits q.k / sqrt(head_dim) before the softmax (openai's
+ * qk = (q * scale) @ (k * scale)^T, scale = head_dim^-0.25) of every token row at the source
+ * positions j < cols (1..encoded positions): memory for one layer's asked heads, not all. row_fn
+ * (may be NULL) then gets the logits of each row row0 <= i < row1 (clipped to n), in order,
+ * computed a few rows at a time. Both run on the calling thread under the model's lock (they may
+ * use sg_whisper_pool, not the model). At Q8 the scores are those of the int8 keys. The
+ * self-attention cache is overwritten. Errors: SG_EINVAL (nothing encoded, bad tokens, sizes or
+ * heads, a head named twice), SG_ENOMEM. */
+sg_status sg_whisper_cross_qk(sg_whisper *m, const int32_t *tok, int n,
+                              const struct sg_whisper_head *heads, int nheads, int cols,
+                              sg_whisper_qk_fn qk_fn, int row0, int row1, sg_whisper_row_fn row_fn,
+                              void *ctx, sg_error *err);
 
 /* encode + decode_greedy; *tokens malloc'ed (the caller frees it). */
 sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int frames,

@@ -212,6 +212,8 @@ typedef struct attend_job {
     size_t per_task;
     sg_gemm_f32_fn gemm;
     sg_w8_panel_fn w8;
+    float *const *qk; /* NULL, or per head NULL / [m][ldqk] for the scaled scores */
+    int ldqk;
 } attend_job;
 
 static void attend_head(const attend_job *J, int h, char *scratch)
@@ -238,6 +240,9 @@ static void attend_head(const attend_job *J, int h, char *scratch)
         float *row = s + (size_t)i * lds;
         for (int j = 0; j < n; j++)
             row[j] *= J->scale;
+        if (J->qk && J->qk[h])
+            memcpy(J->qk[h] + (size_t)i * J->ldqk, row,
+                   (size_t)(n < J->ldqk ? n : J->ldqk) * sizeof(float));
         sg_softmax_rows(row, 1, n);
     }
     for (int p = 0; p < panels(hd); p++) {
@@ -261,12 +266,18 @@ static void attend_task(void *ctx, int task, int ntasks)
 void sg_kv_attend(const sg_kv *kv, const float *q, int m, int ldq, float scale, float *out,
                   int ldo, sg_pool *pool, sg_arena *scratch)
 {
+    sg_kv_attend_qk(kv, q, m, ldq, scale, out, ldo, NULL, 0, pool, scratch);
+}
+
+void sg_kv_attend_qk(const sg_kv *kv, const float *q, int m, int ldq, float scale, float *out,
+                     int ldo, float *const *qk, int ldqk, sg_pool *pool, sg_arena *scratch)
+{
     if (m < 1)
         return;
     const int ntasks = kv_tasks(kv, sg_pool_size(pool));
     const size_t mark = scratch ? scratch->used : 0;
     attend_job J = {.kv = kv, .q = q, .out = out, .m = m, .ldq = ldq, .ldo = ldo, .scale = scale,
-                    .per_task = attend_task_bytes(m, kv->n)};
+                    .per_task = attend_task_bytes(m, kv->n), .qk = qk, .ldqk = ldqk};
     J.scratch = kv->n > 0 && scratch ? sg_arena_alloc(scratch, J.per_task * (size_t)ntasks) : NULL;
     if (!J.scratch) {
         for (int i = 0; i < m; i++)

@@ -50,4 +50,11 @@ void sg_kv_attend(const sg_kv *kv, const float *q, int m, int ldq, float scale, 
                   int ldo, sg_pool *pool, sg_arena *scratch);
 size_t sg_kv_attend_scratch_bytes(const sg_kv *kv, int m, int nthreads);
 
+/* sg_kv_attend that also copies, for every head h with qk[h] != NULL, the scaled scores
+ * q K^T * scale before the softmax (openai's cross-attention "qk" with scale = hd^-0.5) to
+ * qk[h][i * ldqk + j] for the m rows i and the first min(ldqk, kv->n) stored positions j. At Q8
+ * they are the scores of the int8 keys. qk NULL is sg_kv_attend. */
+void sg_kv_attend_qk(const sg_kv *kv, const float *q, int m, int ldq, float scale, float *out,
+                     int ldo, float *const *qk, int ldqk, sg_pool *pool, sg_arena *scratch);
+
 #endif
