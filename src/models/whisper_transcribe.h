@@ -43,7 +43,8 @@ typedef struct sg_whisper_segment {
 } sg_whisper_segment;
 
 typedef struct sg_whisper_transcript {
-    char *text;                /* all segments' texts concatenated; malloc'ed */
+    char *text;                /* openai's result["text"]: the decode of every kept segment's
+                                * tokens after the initial prompt (timestamps dropped); malloc'ed */
     int32_t language;          /* language token (-1: .en model) */
     float duration;            /* seconds of audio (content frames * 0.01) */
     sg_whisper_segment *segments; /* malloc'ed */
@@ -85,8 +86,16 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
                                 sg_whisper_transcript *out, sg_error *err);
 void sg_whisper_transcript_free(sg_whisper_transcript *t);
 
-/* The sampling generator shared with the reference: splitmix64 seeded by seed; uniform floats in
- * [0, 1) from the top 24 bits. */
+/* openai/whisper's get_compression_ratio: len(utf8) / len(zlib.compress(utf8)) at zlib's default
+ * level. 0 for "" or NULL; -1 when out of memory. */
+float sg_whisper_compression_ratio(const char *text);
+
+/* The sampling generator shared with the reference: splitmix64 (state += 0x9E3779B97F4A7C15, then
+ * the xor-shift-multiply finaliser) seeded by seed; uniform floats in [0, 1) from the top 24
+ * bits. One generator per transcription, seeded by opts->seed, draws for every sampled token of
+ * every window and temperature in order. A draw at temperature T (models/whisper_priv.h):
+ * x_i = logits_i / T in float32, p_i = exp(x_i - max x) in double, cumulative sums in order,
+ * the first token whose sum exceeds u * total. */
 typedef struct sg_whisper_rng {
     uint64_t state;
 } sg_whisper_rng;

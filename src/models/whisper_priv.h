@@ -1,0 +1,52 @@
+/* Private to models/whisper*.c: the general decoder behind sg_whisper_transcribe. */
+#ifndef SG_MODELS_WHISPER_PRIV_H
+#define SG_MODELS_WHISPER_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "models/whisper.h"
+#include "models/whisper_transcribe.h"
+
+/* One openai DecodingTask.run with beam 1 (GreedyDecoder, best_of 1) on the last encoded window.
+ * The initial tokens are [<|startofprev|>, prompt[-(n_text_ctx / 2 - 1):]] when n_prompt > 0,
+ * then the sot sequence (<|sot|> [<|lang|> <|task|>] on multilingual models), then
+ * <|notimestamps|> only when without_timestamps. Logit filters in openai's order: SuppressBlanks
+ * (begin_suppress_tokens at the first sampled step), SuppressTokens (suppress_tokens and the
+ * task/special tokens), ApplyTimestampRules unless without_timestamps (max_initial_timestamp > 0:
+ * index round(max_initial_timestamp / 0.02)). temperature 0: argmax (first maximum); > 0: one
+ * draw of sg_whisper_sample. res->tokens: sampled tokens up to <|endoftext|> (timestamps kept);
+ * res->avg_logprob = sum of the sampled log-probs (of the filtered logits, before <|endoftext|>
+ * included) / (n + 1); no_speech_prob at the <|startoftranscript|> position. */
+typedef struct sg_whisper_decode_req {
+    const int32_t *prompt;
+    size_t n_prompt;
+    int32_t language; /* multilingual: a language token; ignored by .en models */
+    bool translate, without_timestamps;
+    float temperature;
+    sg_whisper_rng *rng; /* used when temperature > 0 */
+    int sample_len;      /* 0: n_text_ctx / 2 */
+    float max_initial_timestamp;
+} sg_whisper_decode_req;
+
+sg_status sg_whisper_decode_ex(sg_whisper *m, const sg_whisper_decode_req *q,
+                               sg_whisper_result *res, sg_error *err);
+
+/* The sampling procedure shared with py/whisper_reference.py: x_i = logits_i / T in float32,
+ * p_i = exp(x_i - max x) in double (0 for -inf), c_i = p_0 + .. + p_i summed in order in double;
+ * u = sg_whisper_rng_uniform; the token is the first i with c_i > u * c_{n-1} (the last finite
+ * one if rounding leaves none). */
+int32_t sg_whisper_sample(const float *logits, int n, float temperature, sg_whisper_rng *rng);
+
+/* The UTF-8 bytes openai's tokenizer.decode gives for one special id in [eot, timestamp_begin)
+ * ("<|endoftext|>", "<|de|>", "<|notimestamps|>", ...): static, NULL for other ids. */
+const char *sg_whisper_special_text(const sg_whisper *m, int32_t id, char *buf, size_t cap);
+
+/* Text tokens -> ids with the model's BPE (Hugging Face directories with a tokenizer). SG_EUNSUPPORTED
+ * without one (ggml files hold no merges). */
+sg_status sg_whisper_encode_text(const sg_whisper *m, const char *text, int32_t **ids, size_t *n,
+                                 sg_error *err);
+
+#endif

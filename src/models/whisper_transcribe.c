@@ -1,0 +1,597 @@
+/* openai/whisper's transcribe() (transcribe.py) over sg_whisper_decode_ex (whisper.c): see
+ * models/whisper_transcribe.h. Written from openai's source; the comments name its variables.
+ * Not implemented (openai's defaults are used): clip_timestamps ("0": the whole audio),
+ * hallucination_silence_threshold (None), carry_initial_prompt (False), beam search and
+ * best_of (transcribe() uses GreedyDecoder with one sample at every temperature here). */
+#include "models/whisper_transcribe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "base/clock.h"
+#include "models/whisper_priv.h"
+#include "models/whisper_timing.h"
+
+/* ---- generator ------------------------------------------------------------------------------ */
+
+void sg_whisper_rng_seed(sg_whisper_rng *r, uint64_t seed) { r->state = seed; }
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float sg_whisper_rng_uniform(sg_whisper_rng *r)
+{
+    return (float)(splitmix64(&r->state) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* ---- text helpers ----------------------------------------------------------------------------- */
+
+float sg_whisper_compression_ratio(const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0)
+        return 0.0f;
+    uLongf cap = compressBound((uLong)n);
+    Bytef *buf = malloc(cap);
+    if (!buf)
+        return -1.0f;
+    int rc = compress2(buf, &cap, (const Bytef *)text, (uLong)n, Z_DEFAULT_COMPRESSION);
+    free(buf);
+    if (rc != Z_OK || cap == 0)
+        return -1.0f;
+    return (float)((double)n / (double)cap);
+}
+
+/* Length of the UTF-8 whitespace character (Python's str.isspace) at s, 0 if none. */
+static size_t space_at(const unsigned char *s, size_t n)
+{
+    if (n >= 1 && ((s[0] >= 0x09 && s[0] <= 0x0D) || (s[0] >= 0x1C && s[0] <= 0x20)))
+        return 1;
+    if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0))
+        return 2;
+    if (n >= 3 && s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80)
+        return 3;
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
+        (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+        return 3;
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F)
+        return 3;
+    if (n >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80)
+        return 3;
+    return 0;
+}
+
+/* Python's str.strip() on UTF-8: *len of the stripped text starting at the return value. */
+static const char *strip(const char *s, size_t *len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), b = 0;
+    for (size_t k; b < n && (k = space_at(u + b, n - b));)
+        b += k;
+    size_t e = n;
+    while (e > b) {
+        size_t k = 0;
+        for (size_t back = 1; back <= 3 && back <= e - b; back++)
+            if (space_at(u + e - back, back) == back) {
+                k = back;
+                break;
+            }
+        if (!k)
+            break;
+        e -= k;
+    }
+    *len = e - b;
+    return s + b;
+}
+
+static bool blank(const char *s)
+{
+    size_t n;
+    strip(s, &n);
+    return n == 0;
+}
+
+/* openai's tokenizer.decode: tokens below timestamp_begin, specials spelled out. malloc'ed ("" with
+ * no vocabulary), NULL when out of memory. */
+static char *decode_openai(const sg_whisper *m, const int32_t *t, size_t n)
+{
+    const sg_whisper_info *I = sg_whisper_get_info(m);
+    if (!sg_whisper_has_vocab(m))
+        return strdup("");
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && t[j] < I->eot)
+            j++;
+        const char *piece = NULL;
+        char *text = NULL, buf[32];
+        if (j > i) {
+            text = sg_whisper_detokenize(m, t + i, j - i);
+            if (!text) {
+                free(out);
+                return NULL;
+            }
+            piece = text;
+            i = j;
+        } else {
+            if (t[i] <= I->no_timestamps)
+                piece = sg_whisper_special_text(m, t[i], buf, sizeof buf);
+            i++;
+        }
+        size_t pl = piece ? strlen(piece) : 0;
+        if (len + pl + 1 > cap) {
+            while (len + pl + 1 > cap)
+                cap *= 2;
+            char *o = realloc(out, cap);
+            if (!o) {
+                free(text);
+                free(out);
+                return NULL;
+            }
+            out = o;
+        }
+        memcpy(out + len, piece ? piece : "", pl);
+        len += pl;
+        out[len] = 0;
+        free(text);
+    }
+    return out;
+}
+
+/* ---- options, results ---------------------------------------------------------------------- */
+
+void sg_whisper_transcribe_opts_default(sg_whisper_transcribe_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->language = -1;
+    static const float temps[6] = {0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f};
+    memcpy(o->temperatures, temps, sizeof temps);
+    o->n_temperatures = 6;
+    o->compression_ratio_threshold = 2.4f;
+    o->logprob_threshold = -1.0f;
+    o->no_speech_threshold = 0.6f;
+    o->condition_on_previous_text = true;
+    o->max_initial_timestamp = 1.0f;
+}
+
+static void segment_free(sg_whisper_segment *s)
+{
+    free(s->text);
+    free(s->tokens);
+    for (size_t i = 0; i < s->n_words; i++)
+        free(s->words[i].word);
+    free(s->words);
+    memset(s, 0, sizeof *s);
+}
+
+void sg_whisper_transcript_free(sg_whisper_transcript *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_segments; i++)
+        segment_free(&t->segments[i]);
+    free(t->segments);
+    free(t->text);
+    memset(t, 0, sizeof *t);
+    t->language = -1;
+}
+
+/* ---- transcribe ----------------------------------------------------------------------------- */
+
+typedef struct tokbuf {
+    int32_t *v;
+    size_t n, cap;
+} tokbuf;
+
+static bool tb_push(tokbuf *b, const int32_t *t, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n)
+            c *= 2;
+        int32_t *v = realloc(b->v, c * sizeof *v);
+        if (!v)
+            return false;
+        b->v = v;
+        b->cap = c;
+    }
+    if (n)
+        memcpy(b->v + b->n, t, n * sizeof *t);
+    b->n += n;
+    return true;
+}
+
+/* One decode and its statistics (openai's DecodingResult). */
+typedef struct dres {
+    sg_whisper_result r;
+    float temperature, compression_ratio;
+} dres;
+
+static sg_status decode_once(sg_whisper *m, sg_whisper_decode_req *q, float t, dres *d,
+                             double *decode_ms, sg_error *err)
+{
+    q->temperature = t;
+    const double t0 = sg_now_ms();
+    sg_status st = sg_whisper_decode_ex(m, q, &d->r, err);
+    *decode_ms += sg_now_ms() - t0;
+    if (st != SG_OK)
+        return st;
+    d->temperature = t;
+    char *text = decode_openai(m, d->r.tokens, d->r.n);
+    if (!text) {
+        sg_whisper_result_free(&d->r);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    size_t len;
+    const char *s = strip(text, &len);
+    char *stripped = strndup(s, len);
+    free(text);
+    if (!stripped) {
+        sg_whisper_result_free(&d->r);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    d->compression_ratio = sg_whisper_compression_ratio(stripped);
+    free(stripped);
+    if (d->compression_ratio < 0) {
+        sg_whisper_result_free(&d->r);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    return SG_OK;
+}
+
+static bool needs_fallback(const sg_whisper_transcribe_opts *o, const dres *d)
+{
+    const bool crt = o->compression_ratio_threshold > 0, lpt = o->logprob_threshold != -INFINITY;
+    bool need = false;
+    if (crt && d->compression_ratio > o->compression_ratio_threshold)
+        need = true; /* too repetitive */
+    if (lpt && d->r.avg_logprob < o->logprob_threshold)
+        need = true; /* average log probability too low */
+    if (d->r.no_speech_prob > o->no_speech_threshold && lpt &&
+        d->r.avg_logprob < o->logprob_threshold)
+        need = false; /* silence */
+    return need;
+}
+
+/* openai's get_end: the end of the last word of the window's segments, else of the last segment. */
+static bool get_end(const sg_whisper_segment *s, size_t n, float *end)
+{
+    for (size_t i = n; i-- > 0;)
+        if (s[i].n_words) {
+            *end = s[i].words[s[i].n_words - 1].end;
+            return true;
+        }
+    if (n) {
+        *end = s[n - 1].end;
+        return true;
+    }
+    return false;
+}
+
+static sg_status check_opts(const sg_whisper *m, const float *mel, int frames, int content_frames,
+                            const sg_whisper_transcribe_opts *o, sg_error *err)
+{
+    const sg_whisper_info *I = sg_whisper_get_info(m);
+    const int nf = 2 * I->n_audio_ctx;
+    if (!mel)
+        return sg_error_set(err, SG_EINVAL, "transcribe: mel is NULL");
+    if (frames < nf || content_frames < 0 || content_frames > frames)
+        return sg_error_set(err, SG_EINVAL,
+                            "transcribe: %d mel frames with %d of content (the mel needs %d "
+                            "frames of appended silence: sg_log_mel_padded)",
+                            frames, content_frames, nf);
+    if (o->n_temperatures < 0 || o->n_temperatures > SG_WHISPER_MAX_TEMPERATURES)
+        return sg_error_set(err, SG_EINVAL, "transcribe: %d temperatures (0..%d)",
+                            o->n_temperatures, SG_WHISPER_MAX_TEMPERATURES);
+    for (int i = 0; i < o->n_temperatures; i++)
+        if (!(o->temperatures[i] >= 0) || !isfinite(o->temperatures[i]))
+            return sg_error_set(err, SG_EINVAL, "transcribe: temperature %g", (double)o->temperatures[i]);
+    if (isnan(o->compression_ratio_threshold) || isnan(o->logprob_threshold) ||
+        isnan(o->no_speech_threshold) || isnan(o->max_initial_timestamp))
+        return sg_error_set(err, SG_EINVAL, "transcribe: a threshold is NaN");
+    if (o->sample_len < 0 || o->sample_len > I->n_text_ctx)
+        return sg_error_set(err, SG_EINVAL, "transcribe: sample_len %d (0..%d)", o->sample_len,
+                            I->n_text_ctx);
+    if (!I->multilingual && o->translate)
+        return sg_error_set(err, SG_EINVAL, "transcribe: translate needs a multilingual model");
+    if (I->multilingual && o->language != -1 && !sg_whisper_language_code(m, o->language))
+        return sg_error_set(err, SG_EINVAL, "transcribe: token %d is not a language token",
+                            (int)o->language);
+    if (!o->without_timestamps && I->no_timestamps + 1 >= I->vocab)
+        return sg_error_set(err, SG_EINVAL, "transcribe: this vocabulary has no timestamp tokens");
+    return SG_OK;
+}
+
+/* mel[:, seek:seek + size] zero-padded to nf frames (pad_or_trim). */
+static void window(const float *mel, int frames, int n_mels, int seek, int size, int nf, float *w)
+{
+    for (int r = 0; r < n_mels; r++) {
+        memcpy(w + (size_t)r * nf, mel + (size_t)r * frames + seek, (size_t)size * sizeof *w);
+        memset(w + (size_t)r * nf + size, 0, (size_t)(nf - size) * sizeof *w);
+    }
+}
+
+static sg_status add_segment(sg_whisper_transcript *t, size_t *cap, const sg_whisper *m, int seek,
+                             double start, double end, const int32_t *tok, size_t n,
+                             const dres *d, sg_error *err)
+{
+    if (t->n_segments == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        sg_whisper_segment *s = realloc(t->segments, c * sizeof *s);
+        if (!s)
+            return sg_error_set(err, SG_ENOMEM, "out of memory");
+        t->segments = s;
+        *cap = c;
+    }
+    sg_whisper_segment *s = &t->segments[t->n_segments];
+    memset(s, 0, sizeof *s);
+    s->seek = seek;
+    s->start = (float)start;
+    s->end = (float)end;
+    s->temperature = d->temperature;
+    s->avg_logprob = d->r.avg_logprob;
+    s->compression_ratio = d->compression_ratio;
+    s->no_speech_prob = d->r.no_speech_prob;
+    s->tokens = malloc((n ? n : 1) * sizeof *s->tokens);
+    if (!s->tokens) {
+        segment_free(s);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    /* text: openai decodes the tokens below <|endoftext|> */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tok[i] < sg_whisper_get_info(m)->eot)
+            s->tokens[k++] = tok[i];
+    s->text = sg_whisper_has_vocab(m) ? sg_whisper_detokenize(m, s->tokens, k) : strdup("");
+    if (!s->text) {
+        segment_free(s);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    if (n)
+        memcpy(s->tokens, tok, n * sizeof *tok);
+    s->n_tokens = n;
+    t->n_segments++;
+    return SG_OK;
+}
+
+sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int content_frames,
+                                const sg_whisper_transcribe_opts *opts,
+                                sg_whisper_transcript *out, sg_error *err)
+{
+    if (!out)
+        return sg_error_set(err, SG_EINVAL, "transcribe: out is NULL");
+    memset(out, 0, sizeof *out);
+    out->language = -1;
+    if (!m)
+        return sg_error_set(err, SG_EINVAL, "transcribe: model is NULL");
+    sg_whisper_transcribe_opts defaults;
+    if (!opts) {
+        sg_whisper_transcribe_opts_default(&defaults);
+        opts = &defaults;
+    }
+    sg_status st = check_opts(m, mel, frames, content_frames, opts, err);
+    if (st != SG_OK)
+        return st;
+    const sg_whisper_info *I = sg_whisper_get_info(m);
+    const int nf = 2 * I->n_audio_ctx, input_stride = 2, tb = I->no_timestamps + 1;
+    const double hop_s = 160.0 / 16000.0, time_precision = input_stride * hop_s;
+    float temps[SG_WHISPER_MAX_TEMPERATURES];
+    int n_temps = opts->n_temperatures;
+    if (n_temps == 0) {
+        sg_whisper_transcribe_opts d;
+        sg_whisper_transcribe_opts_default(&d);
+        n_temps = d.n_temperatures;
+        memcpy(temps, d.temperatures, sizeof temps);
+    } else
+        memcpy(temps, opts->temperatures, sizeof temps);
+    out->duration = (float)(content_frames * hop_s);
+
+    float *win = malloc((size_t)I->n_mels * nf * sizeof *win);
+    tokbuf all = {0};
+    int32_t *init_tokens = NULL;
+    size_t n_init = 0, seg_cap = 0;
+    dres d = {0};
+    if (!win) {
+        st = sg_error_set(err, SG_ENOMEM, "out of memory");
+        goto done;
+    }
+    sg_whisper_rng rng;
+    sg_whisper_rng_seed(&rng, opts->seed);
+
+    /* language: detect_language on pad_or_trim(mel, N_FRAMES), the padded mel's first frames */
+    int32_t lang = I->multilingual ? opts->language : -1;
+    int encoded_seek = -1, encoded_size = -1; /* the window the model holds */
+    if (I->multilingual && lang == -1) {
+        window(mel, frames, I->n_mels, 0, nf, nf, win);
+        const double t0 = sg_now_ms();
+        st = sg_whisper_encode(m, win, nf, NULL, err);
+        out->encode_ms += sg_now_ms() - t0;
+        if (st == SG_OK)
+            st = sg_whisper_detect_language(m, &lang, NULL, err);
+        if (st != SG_OK)
+            goto done;
+        encoded_seek = 0;
+        encoded_size = nf;
+    }
+    out->language = lang;
+
+    if (opts->initial_prompt) {
+        size_t len;
+        const char *p = strip(opts->initial_prompt, &len);
+        char *text = malloc(len + 2);
+        if (!text) {
+            st = sg_error_set(err, SG_ENOMEM, "out of memory");
+            goto done;
+        }
+        text[0] = ' ';
+        memcpy(text + 1, p, len);
+        text[len + 1] = 0;
+        st = sg_whisper_encode_text(m, text, &init_tokens, &n_init, err);
+        free(text);
+        if (st != SG_OK)
+            goto done;
+        if (!tb_push(&all, init_tokens, n_init)) {
+            st = sg_error_set(err, SG_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+
+    sg_whisper_decode_req q = {0};
+    q.language = lang;
+    q.translate = opts->translate;
+    q.without_timestamps = opts->without_timestamps;
+    q.rng = &rng;
+    q.sample_len = opts->sample_len;
+    q.max_initial_timestamp = opts->max_initial_timestamp;
+    const int32_t sot_seq[3] = {I->sot, lang, opts->translate ? I->translate : I->transcribe};
+    const int n_sot = I->multilingual ? 3 : 1;
+    size_t prompt_reset_since = 0;
+    float last_speech_timestamp = 0.0f;
+    int seek = 0;
+    while (seek < content_frames) {
+        const double time_offset = seek * hop_s;
+        const int segment_size = content_frames - seek < nf ? content_frames - seek : nf;
+        const double segment_duration = segment_size * hop_s;
+        if (!(encoded_seek == seek && encoded_size == segment_size)) {
+            window(mel, frames, I->n_mels, seek, segment_size, nf, win);
+            const double t0 = sg_now_ms();
+            st = sg_whisper_encode(m, win, nf, NULL, err);
+            out->encode_ms += sg_now_ms() - t0;
+            if (st != SG_OK)
+                goto done;
+            encoded_seek = seek;
+            encoded_size = segment_size;
+        }
+        out->n_windows++;
+        q.prompt = all.v + prompt_reset_since;
+        q.n_prompt = all.n - prompt_reset_since;
+
+        /* decode_with_fallback */
+        for (int ti = 0; ti < n_temps; ti++) {
+            sg_whisper_result_free(&d.r);
+            if (ti > 0)
+                out->n_fallbacks++;
+            st = decode_once(m, &q, temps[ti], &d, &out->decode_ms, err);
+            if (st != SG_OK)
+                goto done;
+            if (!needs_fallback(opts, &d))
+                break;
+        }
+        const int32_t *tokens = d.r.tokens;
+        const size_t nt = d.r.n;
+
+        /* no voice activity: skip the window unless the log-prob is high enough */
+        bool skip = d.r.no_speech_prob > opts->no_speech_threshold;
+        if (opts->logprob_threshold != -INFINITY && d.r.avg_logprob > opts->logprob_threshold)
+            skip = false;
+        if (skip) {
+            seek += segment_size;
+            continue;
+        }
+
+        const size_t first_seg = out->n_segments;
+        const bool single_timestamp_ending =
+            nt >= 2 && tokens[nt - 2] < tb && tokens[nt - 1] >= tb;
+        size_t n_consecutive = 0;
+        for (size_t i = 1; i < nt; i++)
+            if (tokens[i - 1] >= tb && tokens[i] >= tb)
+                n_consecutive++;
+        if (n_consecutive > 0) {
+            size_t last_slice = 0;
+            for (size_t i = 1; i <= nt; i++) {
+                const bool cut = i < nt ? tokens[i - 1] >= tb && tokens[i] >= tb
+                                        : single_timestamp_ending;
+                if (!cut)
+                    continue;
+                const int32_t *sl = tokens + last_slice;
+                const size_t sn = i - last_slice;
+                st = add_segment(out, &seg_cap, m, seek,
+                                 time_offset + (sl[0] - tb) * time_precision,
+                                 time_offset + (sl[sn - 1] - tb) * time_precision, sl, sn, &d, err);
+                if (st != SG_OK)
+                    goto done;
+                last_slice = i;
+            }
+            if (single_timestamp_ending)
+                seek += segment_size; /* no speech after the last timestamp */
+            else /* ignore the unfinished segment and seek to the last timestamp */
+                seek += (tokens[last_slice - 1] - tb) * input_stride;
+        } else {
+            double duration = segment_duration;
+            int32_t last_ts = -1;
+            for (size_t i = 0; i < nt; i++)
+                if (tokens[i] >= tb)
+                    last_ts = tokens[i];
+            if (last_ts >= 0 && last_ts != tb)
+                duration = (last_ts - tb) * time_precision;
+            st = add_segment(out, &seg_cap, m, seek, time_offset, time_offset + duration, tokens,
+                             nt, &d, err);
+            if (st != SG_OK)
+                goto done;
+            seek += segment_size;
+        }
+        sg_whisper_segment *cur = out->segments + first_seg;
+        const size_t ncur = out->n_segments - first_seg;
+
+        if (opts->word_timestamps) {
+            const double t0 = sg_now_ms();
+            st = sg_whisper_add_word_timestamps(m, cur, ncur, sot_seq, n_sot, segment_size,
+                                                &last_speech_timestamp, err);
+            out->align_ms += sg_now_ms() - t0;
+            if (st != SG_OK)
+                goto done;
+            float last_word_end;
+            if (!single_timestamp_ending && get_end(cur, ncur, &last_word_end) &&
+                last_word_end > time_offset) {
+                const int s = (int)nearbyint((double)last_word_end * 100.0);
+                /* openai would loop forever on a word ending within 5 ms of the window start */
+                if (s > encoded_seek)
+                    seek = s;
+            }
+            if (get_end(cur, ncur, &last_word_end))
+                last_speech_timestamp = last_word_end;
+        }
+
+        /* an instantaneous segment or one without text is cleared */
+        for (size_t i = 0; i < ncur; i++) {
+            sg_whisper_segment *s = &cur[i];
+            s->id = (int)(first_seg + i);
+            if (s->start == s->end || (sg_whisper_has_vocab(m) && blank(s->text))) {
+                s->text[0] = 0;
+                s->n_tokens = 0;
+                for (size_t w = 0; w < s->n_words; w++)
+                    free(s->words[w].word);
+                free(s->words);
+                s->words = NULL;
+                s->n_words = 0;
+            }
+            if (!tb_push(&all, s->tokens, s->n_tokens)) {
+                st = sg_error_set(err, SG_ENOMEM, "out of memory");
+                goto done;
+            }
+        }
+        if (!opts->condition_on_previous_text || d.temperature > 0.5f)
+            prompt_reset_since = all.n; /* no prompt after a high temperature */
+    }
+    out->text = decode_openai(m, all.v + n_init, all.n - n_init);
+    if (!out->text)
+        st = sg_error_set(err, SG_ENOMEM, "out of memory");
+done:
+    sg_whisper_result_free(&d.r);
+    free(win);
+    free(all.v);
+    free(init_tokens);
+    return st;
+}
