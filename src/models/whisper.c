@@ -1231,32 +1231,25 @@ sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int fram
 
 int32_t sg_whisper_sample(const float *logits, int n, float temperature, sg_whisper_rng *rng)
 {
-    float mx = -INFINITY;
+    /* Gumbel-max: argmax of x_i + G_i, G_i = -log(-log(u_i)) with one 53-bit uniform per id */
+    int32_t best = -1;
+    double best_score = -INFINITY;
     for (int i = 0; i < n; i++) {
+        const double u = sg_whisper_rng_uniform53(rng);
         const float x = logits[i] / temperature;
-        if (x > mx)
-            mx = x;
-    }
-    double total = 0;
-    int last = 0;
-    for (int i = 0; i < n; i++) {
-        const float x = logits[i] / temperature;
-        if (x != -INFINITY) {
-            total += exp((double)x - (double)mx);
-            last = i;
+        if (x == -INFINITY || u <= 0.0)
+            continue;
+        const double score = (double)x - log(-log(u));
+        if (best < 0 || score > best_score) {
+            best = i;
+            best_score = score;
         }
     }
-    const double target = (double)sg_whisper_rng_uniform(rng) * total;
-    double c = 0;
-    for (int i = 0; i < n; i++) {
-        const float x = logits[i] / temperature;
-        if (x == -INFINITY)
-            continue;
-        c += exp((double)x - (double)mx);
-        if (c > target)
-            return i;
-    }
-    return last;
+    if (best < 0) /* every token masked (cannot happen with openai's filters) */
+        for (int i = 0; i < n && best < 0; i++)
+            if (logits[i] != -INFINITY)
+                best = i;
+    return best < 0 ? 0 : best;
 }
 
 /* openai's ApplyTimestampRules.apply on one row: sampled = the tokens since sample_begin. */

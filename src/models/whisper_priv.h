@@ -34,11 +34,16 @@ typedef struct sg_whisper_decode_req {
 sg_status sg_whisper_decode_ex(sg_whisper *m, const sg_whisper_decode_req *q,
                                sg_whisper_result *res, sg_error *err);
 
-/* The sampling procedure shared with py/whisper_reference.py: x_i = logits_i / T in float32,
- * p_i = exp(x_i - max x) in double (0 for -inf), c_i = p_0 + .. + p_i summed in order in double;
- * u = sg_whisper_rng_uniform; the token is the first i with c_i > u * c_{n-1} (the last finite
- * one if rounding leaves none). */
+/* The sampling procedure shared with py/whisper_reference.py: the Gumbel-max trick, an exact
+ * draw from softmax(logits / T). Each draw takes n outputs of the generator, one per id in order
+ * (masked ids too): u_i = sg_whisper_rng_uniform53, x_i = logits_i / T in float32, the token is
+ * the first i maximising x_i - log(-log(u_i)) (in double) over the ids with finite x_i and
+ * u_i > 0. (An inverse-CDF draw over a near-uniform 51865-token distribution flips on the
+ * 1e-6 differences between our logits and PyTorch's; Gumbel-max flips only when the top two
+ * perturbed scores are that close.) */
 int32_t sg_whisper_sample(const float *logits, int n, float temperature, sg_whisper_rng *rng);
+/* The next generator output as a double in [0, 1) from its top 53 bits. */
+double sg_whisper_rng_uniform53(sg_whisper_rng *r);
 
 /* The UTF-8 bytes openai's tokenizer.decode gives for one special id in [eot, timestamp_begin)
  * ("<|endoftext|>", "<|de|>", "<|notimestamps|>", ...): static, NULL for other ids. */

@@ -32,6 +32,11 @@ float sg_whisper_rng_uniform(sg_whisper_rng *r)
     return (float)(splitmix64(&r->state) >> 40) * (1.0f / 16777216.0f);
 }
 
+double sg_whisper_rng_uniform53(sg_whisper_rng *r)
+{
+    return (double)(splitmix64(&r->state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 /* ---- text helpers ----------------------------------------------------------------------------- */
 
 float sg_whisper_compression_ratio(const char *text)

@@ -93,9 +93,8 @@ float sg_whisper_compression_ratio(const char *text);
 /* The sampling generator shared with the reference: splitmix64 (state += 0x9E3779B97F4A7C15, then
  * the xor-shift-multiply finaliser) seeded by seed; uniform floats in [0, 1) from the top 24
  * bits. One generator per transcription, seeded by opts->seed, draws for every sampled token of
- * every window and temperature in order. A draw at temperature T (models/whisper_priv.h):
- * x_i = logits_i / T in float32, p_i = exp(x_i - max x) in double, cumulative sums in order,
- * the first token whose sum exceeds u * total. */
+ * every window and temperature in order; a draw at temperature T is Gumbel-max over the
+ * vocabulary, one 53-bit uniform per id (models/whisper_priv.h, sg_whisper_sample). */
 typedef struct sg_whisper_rng {
     uint64_t state;
 } sg_whisper_rng;
