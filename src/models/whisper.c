@@ -66,6 +66,7 @@ struct sg_whisper {
     sg_wggml ggml;            /* a whisper.cpp file: tensors point into its mapping */
     sg_st_tensor tok_emb_own; /* tok_emb of a ggml file */
     sg_bpe *bpe;              /* a Hugging Face directory's tokenizer, or NULL */
+    sg_bpe *ggml_bpe;         /* an encoder from a ggml file's vocabulary, made on first use */
 };
 
 /* ---- config ------------------------------------------------------------------------------- */
@@ -394,6 +395,7 @@ void sg_whisper_free(sg_whisper *m)
     sg_st_close(m->file);
     sg_wggml_free(&m->ggml);
     sg_bpe_free(m->bpe);
+    sg_bpe_free(m->ggml_bpe);
     sg_arena_free(&m->arena);
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -1451,16 +1453,59 @@ const char *sg_whisper_special_text(const sg_whisper *m, int32_t id, char *buf, 
     return NULL;
 }
 
-sg_status sg_whisper_encode_text(const sg_whisper *m, const char *text, int32_t **ids, size_t *n,
+static uint8_t rank_byte(int r);
+
+/* A whisper.cpp file's vocabulary as tiktoken ranks: the single bytes restored, the entries
+ * whisper.cpp stored as U+FFFD (pieces of characters) unknown. */
+static sg_bpe *ggml_encoder(const sg_whisper *m, sg_error *err)
+{
+    const int32_t n = m->info.eot < m->ggml.n_tokens ? m->info.eot : m->ggml.n_tokens;
+    const uint8_t **tok = calloc((size_t)(n > 0 ? n : 1), sizeof *tok);
+    size_t *len = calloc((size_t)(n > 0 ? n : 1), sizeof *len);
+    uint8_t bytes[256];
+    sg_bpe *b = NULL;
+    if (!tok || !len)
+        sg_error_set(err, SG_ENOMEM, "out of memory");
+    else {
+        for (int32_t id = 0; id < n; id++) {
+            size_t l = 0;
+            const char *t = sg_wggml_token(&m->ggml, id, &l);
+            if (id < 256) {
+                bytes[id] = rank_byte(id);
+                tok[id] = bytes + id;
+                len[id] = 1;
+            } else if (t && !(l == 3 && memcmp(t, "\xEF\xBF\xBD", 3) == 0)) {
+                tok[id] = (const uint8_t *)t;
+                len[id] = l;
+            }
+        }
+        b = sg_bpe_load_ranks(tok, len, n, err);
+    }
+    free(tok);
+    free(len);
+    return b;
+}
+
+sg_status sg_whisper_encode_text(sg_whisper *m, const char *text, int32_t **ids, size_t *n,
                                  sg_error *err)
 {
     *ids = NULL;
     *n = 0;
-    if (!m->bpe)
+    if (m->bpe)
+        return sg_bpe_encode(m->bpe, text, strlen(text), ids, n, err);
+    if (m->ggml.n_tokens <= 0)
         return sg_error_set(err, SG_EUNSUPPORTED,
-                            "this model has no BPE merges to encode text (a ggml file or a "
-                            "directory without tokenizer files)");
-    return sg_bpe_encode(m->bpe, text, strlen(text), ids, n, err);
+                            "this model has no vocabulary to encode text (a directory without "
+                            "tokenizer files)");
+    sg_error e = {0};
+    pthread_mutex_lock(&m->lock);
+    if (!m->ggml_bpe)
+        m->ggml_bpe = ggml_encoder(m, &e);
+    sg_bpe *b = m->ggml_bpe;
+    pthread_mutex_unlock(&m->lock);
+    if (!b)
+        return sg_error_set(err, e.code ? e.code : SG_ENOMEM, "%s", e.msg);
+    return sg_bpe_encode(b, text, strlen(text), ids, n, err);
 }
 
 /* ---- vocabulary ----------------------------------------------------------------------------- */

@@ -49,9 +49,11 @@ double sg_whisper_rng_uniform53(sg_whisper_rng *r);
  * ("<|endoftext|>", "<|de|>", "<|notimestamps|>", ...): static, NULL for other ids. */
 const char *sg_whisper_special_text(const sg_whisper *m, int32_t id, char *buf, size_t cap);
 
-/* Text tokens -> ids with the model's BPE (Hugging Face directories with a tokenizer). SG_EUNSUPPORTED
- * without one (ggml files hold no merges). */
-sg_status sg_whisper_encode_text(const sg_whisper *m, const char *text, int32_t **ids, size_t *n,
+/* Text -> ids (tiktoken's encode_ordinary) with the model's vocabulary: a Hugging Face
+ * directory's tokenizer, or a ggml file's token texts as ranks (its U+FFFD entries unknown, so
+ * text made of whole-character tokens encodes as with the real .tiktoken; made on first use).
+ * SG_EUNSUPPORTED without a vocabulary. */
+sg_status sg_whisper_encode_text(sg_whisper *m, const char *text, int32_t **ids, size_t *n,
                                  sg_error *err);
 
 #endif
