@@ -11,6 +11,7 @@
  *  - int8 runs without error;
  *  - sg_whisper_decode_ex without timestamps at T = 0 gives sg_whisper_decode's tokens, and the
  *    time of both is printed (the fallback loop costs nothing when the first pass is accepted);
+ *  - word timestamps run (or give SG_EUNSUPPORTED while models/whisper_timing.c is a stub);
  *  - argument errors: SG_EINVAL with a message.
  */
 #include <jansson.h>
@@ -333,6 +334,20 @@ static void check_errors(sg_pool *pool, const input *jfk)
     memset(&err, 0, sizeof err);
     CHECK_MSG(sg_whisper_transcribe(en, jfk->mel, jfk->frames, jfk->content, NULL, &t, &err) ==
               SG_OK, "%s", err.msg);
+    sg_whisper_transcript_free(&t);
+    /* word timestamps: models/whisper_timing.c (SG_EUNSUPPORTED from this branch's stub) */
+    sg_whisper_transcribe_opts_default(&o);
+    o.word_timestamps = true;
+    o.logprob_threshold = -INFINITY;
+    memset(&err, 0, sizeof err);
+    sg_status st = sg_whisper_transcribe(en, jfk->mel, jfk->frames, jfk->content, &o, &t, &err);
+    CHECK_MSG(st == SG_OK || (st == SG_EUNSUPPORTED && err.msg[0]), "word timestamps: %d %s", st,
+              err.msg);
+    for (size_t i = 0; st == SG_OK && i < t.n_segments; i++)
+        for (size_t w = 0; w < t.segments[i].n_words; w++)
+            CHECK(t.segments[i].words[w].word && t.segments[i].words[w].start <=
+                                                     t.segments[i].words[w].end);
+    printf("word timestamps: %s\n", st == SG_OK ? "ok" : err.msg);
     sg_whisper_transcript_free(&t);
     /* empty audio: no window */
     CHECK(sg_whisper_transcribe(en, jfk->mel, jfk->frames, 0, NULL, &t, &err) == SG_OK);

@@ -391,7 +391,7 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
         return st;
     const sg_whisper_info *I = sg_whisper_get_info(m);
     const int nf = 2 * I->n_audio_ctx, input_stride = 2, tb = I->no_timestamps + 1;
-    const double hop_s = 160.0 / 16000.0, time_precision = input_stride * hop_s;
+    const double time_precision = input_stride * 160.0 / 16000.0; /* 0.02 s per position */
     float temps[SG_WHISPER_MAX_TEMPERATURES];
     int n_temps = opts->n_temperatures;
     if (n_temps == 0) {
@@ -401,7 +401,7 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
         memcpy(temps, d.temperatures, sizeof temps);
     } else
         memcpy(temps, opts->temperatures, sizeof temps);
-    out->duration = (float)(content_frames * hop_s);
+    out->duration = (float)(content_frames * 160.0 / 16000.0);
 
     float *win = malloc((size_t)I->n_mels * nf * sizeof *win);
     tokbuf all = {0};
@@ -466,9 +466,9 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
     float last_speech_timestamp = 0.0f;
     int seek = 0;
     while (seek < content_frames) {
-        const double time_offset = seek * hop_s;
+        const double time_offset = seek * 160.0 / 16000.0; /* float(seek * HOP_LENGTH / SAMPLE_RATE) */
         const int segment_size = content_frames - seek < nf ? content_frames - seek : nf;
-        const double segment_duration = segment_size * hop_s;
+        const double segment_duration = segment_size * 160.0 / 16000.0;
         if (!(encoded_seek == seek && encoded_size == segment_size)) {
             window(mel, frames, I->n_mels, seek, segment_size, nf, win);
             const double t0 = sg_now_ms();
@@ -480,8 +480,8 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
             encoded_size = segment_size;
         }
         out->n_windows++;
-        q.prompt = all.v + prompt_reset_since;
         q.n_prompt = all.n - prompt_reset_since;
+        q.prompt = q.n_prompt ? all.v + prompt_reset_since : NULL;
 
         /* decode_with_fallback */
         for (int ti = 0; ti < n_temps; ti++) {
@@ -590,7 +590,7 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
         if (!opts->condition_on_previous_text || d.temperature > 0.5f)
             prompt_reset_since = all.n; /* no prompt after a high temperature */
     }
-    out->text = decode_openai(m, all.v + n_init, all.n - n_init);
+    out->text = decode_openai(m, all.n > n_init ? all.v + n_init : NULL, all.n - n_init);
     if (!out->text)
         st = sg_error_set(err, SG_ENOMEM, "out of memory");
 done:
