@@ -13,7 +13,7 @@ ranks of ../shared/tokenizers (what a Hugging Face directory with that *.tiktoke
 encoded with the tiktoken ranks (GPT-2's pattern + BPE); the C code encodes them for a ggml file
 with the file's token texts as ranks, the same ids for this ASCII prompt.
 
-Run from the project root:  /usr/bin/python3 py/gen_whisper_transcribe_fixture.py
+Run from the project root:  /usr/bin/python3 py/gen_whisper_transcribe_fixture.py [en] [ml]
 """
 import json
 import os
@@ -42,6 +42,8 @@ CASES = {  # name: (audio, options; None = the threshold disabled)
         ("notimestamps", "jfk", dict(GREEDY, without_timestamps=True)),
         ("noprev", "jfk3", dict(GREEDY, condition_on_previous_text=False)),
         ("seeded", "jfk", {"seed": 1234, "temperature": [0.0, 0.5]}),
+        # sampled at 0.8: the second window ends in a single timestamp (single_timestamp_ending)
+        ("single_ending", "jfk3", {"seed": 0, "temperature": [0.8], "logprob_threshold": None}),
         ("skip", "jfk", {"no_speech_threshold": 0.0, "logprob_threshold": 0.0,
                          "temperature": [0.0]}),
     ],
@@ -97,9 +99,11 @@ def run(model, c, mel, content, vocab, opts, enc):
     return r
 
 
-def main():
+def main(argv):
     ms = mels()
     for kind, cases in CASES.items():
+        if argv and kind not in argv:
+            continue
         d, _, tiktoken, _, _ = gen.REAL[kind]
         model, c = load_model(d)
         sp = ref.special_ids(c)
@@ -127,4 +131,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
