@@ -275,6 +275,21 @@ static void bench(sg_pool *pool, const input *jfk)
            I->d_model, I->vocab, t_old, a.n_logprobs, t_old / (double)a.n_logprobs, t_new,
            b.n_logprobs, t_new / (double)b.n_logprobs, t_ts, c.n_logprobs,
            t_ts / (double)c.n_logprobs);
+    /* one draw at T > 0 (Gumbel-max over the vocabulary) */
+    float *logits = malloc((size_t)I->vocab * sizeof *logits);
+    sg_whisper_rng rng;
+    sg_whisper_rng_seed(&rng, 1);
+    for (int i = 0; i < I->vocab; i++)
+        logits[i] = 4.0f * (sg_whisper_rng_uniform(&rng) - 0.5f);
+    const int draws = 50;
+    int32_t last = -1;
+    t0 = sg_now_ms();
+    for (int i = 0; i < draws; i++)
+        last = sg_whisper_sample(logits, I->vocab, 1.0f, &rng);
+    CHECK(last >= 0 && last < I->vocab);
+    printf("bench: one sampled token at T = 1 over %d ids: %.3f ms\n", I->vocab,
+           (sg_now_ms() - t0) / draws);
+    free(logits);
     sg_whisper_result_free(&a);
     sg_whisper_result_free(&b);
     sg_whisper_result_free(&c);

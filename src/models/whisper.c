@@ -1239,7 +1239,8 @@ int32_t sg_whisper_sample(const float *logits, int n, float temperature, sg_whis
     for (int i = 0; i < n; i++) {
         const double u = sg_whisper_rng_uniform53(rng);
         const float x = logits[i] / temperature;
-        if (x == -INFINITY || u <= 0.0)
+        /* the noise is below 37 (u < 1 - 2^-53): ids that cannot win skip the two logs */
+        if (x == -INFINITY || u <= 0.0 || (best >= 0 && (double)x + 37.0 < best_score))
             continue;
         const double score = (double)x - log(-log(u));
         if (best < 0 || score > best_score) {

@@ -37,7 +37,7 @@ double sg_whisper_rng_uniform53(sg_whisper_rng *r)
     return (double)(splitmix64(&r->state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* ---- text helpers ----------------------------------------------------------------------------- */
+/* ---- text helpers ------------------------------------------------------------------------- */
 
 float sg_whisper_compression_ratio(const char *text)
 {
@@ -302,7 +302,8 @@ static sg_status check_opts(const sg_whisper *m, const float *mel, int frames, i
                             o->n_temperatures, SG_WHISPER_MAX_TEMPERATURES);
     for (int i = 0; i < o->n_temperatures; i++)
         if (!(o->temperatures[i] >= 0) || !isfinite(o->temperatures[i]))
-            return sg_error_set(err, SG_EINVAL, "transcribe: temperature %g", (double)o->temperatures[i]);
+            return sg_error_set(err, SG_EINVAL, "transcribe: temperature %g",
+                                (double)o->temperatures[i]);
     if (isnan(o->compression_ratio_threshold) || isnan(o->logprob_threshold) ||
         isnan(o->no_speech_threshold) || isnan(o->max_initial_timestamp))
         return sg_error_set(err, SG_EINVAL, "transcribe: a threshold is NaN");
@@ -371,6 +372,239 @@ static sg_status add_segment(sg_whisper_transcript *t, size_t *cap, const sg_whi
     return SG_OK;
 }
 
+/* The loop's state: openai's transcribe() locals. */
+typedef struct run {
+    sg_whisper *m;
+    const sg_whisper_info *I;
+    const sg_whisper_transcribe_opts *o;
+    sg_whisper_transcript *out;
+    size_t seg_cap;
+    tokbuf all;                /* all_tokens (the initial prompt first) */
+    size_t n_init;             /* len(initial_prompt_tokens) */
+    size_t prompt_reset_since;
+    float last_speech_timestamp;
+    float temps[SG_WHISPER_MAX_TEMPERATURES];
+    int n_temps;
+    sg_whisper_decode_req q;
+    sg_whisper_rng rng;
+    int32_t sot_seq[3];        /* the window's sot sequence for word timestamps */
+    int n_sot;
+} run;
+
+/* decode_with_fallback: the temperatures in order until a result passes (or the last one). */
+static sg_status decode_with_fallback(run *r, dres *d, sg_error *err)
+{
+    for (int ti = 0; ti < r->n_temps; ti++) {
+        sg_whisper_result_free(&d->r);
+        if (ti > 0)
+            r->out->n_fallbacks++;
+        sg_status st = decode_once(r->m, &r->q, r->temps[ti], d, &r->out->decode_ms, err);
+        if (st != SG_OK)
+            return st;
+        if (!needs_fallback(r->o, d))
+            break;
+    }
+    return SG_OK;
+}
+
+/* The window's segments from its tokens (consecutive timestamps end a segment; a single
+ * timestamp at the end closes the last one) and the next seek, as transcribe() does. */
+static sg_status split_window(run *r, const dres *d, int seek, int segment_size, int *next_seek,
+                              bool *single_timestamp_ending, sg_error *err)
+{
+    const int32_t tb = r->I->no_timestamps + 1, *tokens = d->r.tokens;
+    const size_t nt = d->r.n;
+    const int input_stride = 2;                                   /* mel frames per position */
+    const double time_precision = input_stride * 160.0 / 16000.0; /* 0.02 s per position */
+    const double time_offset = seek * 160.0 / 16000.0; /* float(seek * HOP_LENGTH / SAMPLE_RATE) */
+    const bool single = nt >= 2 && tokens[nt - 2] < tb && tokens[nt - 1] >= tb;
+    *single_timestamp_ending = single;
+    size_t n_consecutive = 0;
+    for (size_t i = 1; i < nt; i++)
+        if (tokens[i - 1] >= tb && tokens[i] >= tb)
+            n_consecutive++;
+    if (n_consecutive == 0) {
+        /* one segment; it ends at its last timestamp, if any, or with the window */
+        double duration = segment_size * 160.0 / 16000.0;
+        int32_t last_ts = -1;
+        for (size_t i = 0; i < nt; i++)
+            if (tokens[i] >= tb)
+                last_ts = tokens[i];
+        if (last_ts >= 0 && last_ts != tb)
+            duration = (last_ts - tb) * time_precision;
+        *next_seek = seek + segment_size;
+        return add_segment(r->out, &r->seg_cap, r->m, seek, time_offset, time_offset + duration,
+                           tokens, nt, d, err);
+    }
+    size_t last_slice = 0;
+    for (size_t i = 1; i <= nt; i++) {
+        const bool cut = i < nt ? tokens[i - 1] >= tb && tokens[i] >= tb : single;
+        if (!cut)
+            continue;
+        const int32_t *sl = tokens + last_slice;
+        const size_t sn = i - last_slice;
+        sg_status st = add_segment(r->out, &r->seg_cap, r->m, seek,
+                                   time_offset + (sl[0] - tb) * time_precision,
+                                   time_offset + (sl[sn - 1] - tb) * time_precision, sl, sn, d,
+                                   err);
+        if (st != SG_OK)
+            return st;
+        last_slice = i;
+    }
+    if (single) /* no speech after the last timestamp */
+        *next_seek = seek + segment_size;
+    else /* ignore the unfinished segment and seek to the last timestamp */
+        *next_seek = seek + (tokens[last_slice - 1] - tb) * input_stride;
+    return SG_OK;
+}
+
+/* add_word_timestamps on the window's segments, then transcribe()'s seek to the last word's end
+ * (unless the window ended with a single timestamp) and last_speech_timestamp. */
+static sg_status word_timestamps(run *r, sg_whisper_segment *cur, size_t ncur, int seek,
+                                 int segment_size, bool single_timestamp_ending, int *next_seek,
+                                 sg_error *err)
+{
+    const double t0 = sg_now_ms();
+    sg_status st = sg_whisper_add_word_timestamps(r->m, cur, ncur, r->sot_seq, r->n_sot,
+                                                  segment_size, &r->last_speech_timestamp, err);
+    r->out->align_ms += sg_now_ms() - t0;
+    if (st != SG_OK)
+        return st;
+    float last_word_end;
+    if (!single_timestamp_ending && get_end(cur, ncur, &last_word_end) &&
+        last_word_end > seek * 160.0 / 16000.0) {
+        const int s = (int)nearbyint((double)last_word_end * 100.0);
+        /* openai would loop forever on a word ending within 5 ms of the window start */
+        if (s > seek)
+            *next_seek = s;
+    }
+    if (get_end(cur, ncur, &last_word_end))
+        r->last_speech_timestamp = last_word_end;
+    return SG_OK;
+}
+
+/* Clears instantaneous segments and those without text, numbers them and adds their tokens to
+ * all_tokens. */
+static sg_status keep_segments(run *r, size_t first, sg_error *err)
+{
+    for (size_t i = first; i < r->out->n_segments; i++) {
+        sg_whisper_segment *s = &r->out->segments[i];
+        s->id = (int)i;
+        if (s->start == s->end || (sg_whisper_has_vocab(r->m) && blank(s->text))) {
+            s->text[0] = 0;
+            s->n_tokens = 0;
+            for (size_t w = 0; w < s->n_words; w++)
+                free(s->words[w].word);
+            free(s->words);
+            s->words = NULL;
+            s->n_words = 0;
+        }
+        if (!tb_push(&r->all, s->tokens, s->n_tokens))
+            return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    return SG_OK;
+}
+
+/* tokenizer.encode(" " + initial_prompt.strip()) into all_tokens. */
+static sg_status initial_prompt(run *r, sg_error *err)
+{
+    size_t len;
+    const char *p = strip(r->o->initial_prompt, &len);
+    char *text = malloc(len + 2);
+    if (!text)
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    text[0] = ' ';
+    memcpy(text + 1, p, len);
+    text[len + 1] = 0;
+    int32_t *ids = NULL;
+    sg_status st = sg_whisper_encode_text(r->m, text, &ids, &r->n_init, err);
+    free(text);
+    if (st == SG_OK && !tb_push(&r->all, ids, r->n_init))
+        st = sg_error_set(err, SG_ENOMEM, "out of memory");
+    free(ids);
+    return st;
+}
+
+static sg_status encode_window(run *r, const float *win, sg_error *err)
+{
+    const double t0 = sg_now_ms();
+    sg_status st = sg_whisper_encode(r->m, win, 2 * r->I->n_audio_ctx, NULL, err);
+    r->out->encode_ms += sg_now_ms() - t0;
+    return st;
+}
+
+static sg_status transcribe_run(run *r, const float *mel, int frames, int content_frames,
+                                float *win, dres *d, sg_error *err)
+{
+    const sg_whisper_info *I = r->I;
+    const sg_whisper_transcribe_opts *o = r->o;
+    const int nf = 2 * I->n_audio_ctx; /* N_FRAMES */
+    sg_status st;
+    /* language: detect_language on pad_or_trim(mel, N_FRAMES), the padded mel's first frames */
+    int32_t lang = I->multilingual ? o->language : -1;
+    int encoded_seek = -1, encoded_size = -1; /* the window the model holds */
+    if (I->multilingual && lang == -1) {
+        window(mel, frames, I->n_mels, 0, nf, nf, win);
+        if ((st = encode_window(r, win, err)) != SG_OK ||
+            (st = sg_whisper_detect_language(r->m, &lang, NULL, err)) != SG_OK)
+            return st;
+        encoded_seek = 0;
+        encoded_size = nf;
+    }
+    r->out->language = lang;
+    if (o->initial_prompt && (st = initial_prompt(r, err)) != SG_OK)
+        return st;
+    r->q.language = lang;
+    r->sot_seq[0] = I->sot;
+    r->sot_seq[1] = lang;
+    r->sot_seq[2] = o->translate ? I->translate : I->transcribe;
+    r->n_sot = I->multilingual ? 3 : 1;
+
+    int seek = 0;
+    while (seek < content_frames) {
+        const int segment_size = content_frames - seek < nf ? content_frames - seek : nf;
+        if (!(encoded_seek == seek && encoded_size == segment_size)) {
+            window(mel, frames, I->n_mels, seek, segment_size, nf, win);
+            if ((st = encode_window(r, win, err)) != SG_OK)
+                return st;
+            encoded_seek = seek;
+            encoded_size = segment_size;
+        }
+        r->out->n_windows++;
+        r->q.n_prompt = r->all.n - r->prompt_reset_since;
+        r->q.prompt = r->q.n_prompt ? r->all.v + r->prompt_reset_since : NULL;
+        if ((st = decode_with_fallback(r, d, err)) != SG_OK)
+            return st;
+
+        /* no voice activity: skip the window unless the log-prob is high enough */
+        bool skip = d->r.no_speech_prob > o->no_speech_threshold;
+        if (o->logprob_threshold != -INFINITY && d->r.avg_logprob > o->logprob_threshold)
+            skip = false;
+        if (skip) {
+            seek += segment_size;
+            continue;
+        }
+        const size_t first = r->out->n_segments;
+        int next_seek = seek;
+        bool single_ending = false;
+        if ((st = split_window(r, d, seek, segment_size, &next_seek, &single_ending, err)) !=
+            SG_OK)
+            return st;
+        if (o->word_timestamps &&
+            (st = word_timestamps(r, r->out->segments + first, r->out->n_segments - first, seek,
+                                  segment_size, single_ending, &next_seek, err)) != SG_OK)
+            return st;
+        if ((st = keep_segments(r, first, err)) != SG_OK)
+            return st;
+        if (!o->condition_on_previous_text || d->temperature > 0.5f)
+            r->prompt_reset_since = r->all.n; /* no prompt after a high temperature */
+        seek = next_seek;
+    }
+    const size_t n = r->all.n - r->n_init;
+    r->out->text = decode_openai(r->m, n ? r->all.v + r->n_init : NULL, n);
+    return r->out->text ? SG_OK : sg_error_set(err, SG_ENOMEM, "out of memory");
+}
+
 sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int content_frames,
                                 const sg_whisper_transcribe_opts *opts,
                                 sg_whisper_transcript *out, sg_error *err)
@@ -382,221 +616,35 @@ sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int
     if (!m)
         return sg_error_set(err, SG_EINVAL, "transcribe: model is NULL");
     sg_whisper_transcribe_opts defaults;
-    if (!opts) {
-        sg_whisper_transcribe_opts_default(&defaults);
+    sg_whisper_transcribe_opts_default(&defaults);
+    if (!opts)
         opts = &defaults;
-    }
     sg_status st = check_opts(m, mel, frames, content_frames, opts, err);
     if (st != SG_OK)
         return st;
-    const sg_whisper_info *I = sg_whisper_get_info(m);
-    const int nf = 2 * I->n_audio_ctx, input_stride = 2, tb = I->no_timestamps + 1;
-    const double time_precision = input_stride * 160.0 / 16000.0; /* 0.02 s per position */
-    float temps[SG_WHISPER_MAX_TEMPERATURES];
-    int n_temps = opts->n_temperatures;
-    if (n_temps == 0) {
-        sg_whisper_transcribe_opts d;
-        sg_whisper_transcribe_opts_default(&d);
-        n_temps = d.n_temperatures;
-        memcpy(temps, d.temperatures, sizeof temps);
-    } else
-        memcpy(temps, opts->temperatures, sizeof temps);
+    run r = {0};
+    r.m = m;
+    r.I = sg_whisper_get_info(m);
+    r.o = opts;
+    r.out = out;
+    const sg_whisper_transcribe_opts *t = opts->n_temperatures ? opts : &defaults;
+    r.n_temps = t->n_temperatures;
+    memcpy(r.temps, t->temperatures, sizeof r.temps);
+    sg_whisper_rng_seed(&r.rng, opts->seed);
+    r.q.translate = opts->translate;
+    r.q.without_timestamps = opts->without_timestamps;
+    r.q.rng = &r.rng;
+    r.q.sample_len = opts->sample_len;
+    r.q.max_initial_timestamp = opts->max_initial_timestamp;
     out->duration = (float)(content_frames * 160.0 / 16000.0);
 
-    float *win = malloc((size_t)I->n_mels * nf * sizeof *win);
-    tokbuf all = {0};
-    int32_t *init_tokens = NULL;
-    size_t n_init = 0, seg_cap = 0;
+    const int nf = 2 * r.I->n_audio_ctx;
+    float *win = malloc((size_t)r.I->n_mels * nf * sizeof *win);
     dres d = {0};
-    if (!win) {
-        st = sg_error_set(err, SG_ENOMEM, "out of memory");
-        goto done;
-    }
-    sg_whisper_rng rng;
-    sg_whisper_rng_seed(&rng, opts->seed);
-
-    /* language: detect_language on pad_or_trim(mel, N_FRAMES), the padded mel's first frames */
-    int32_t lang = I->multilingual ? opts->language : -1;
-    int encoded_seek = -1, encoded_size = -1; /* the window the model holds */
-    if (I->multilingual && lang == -1) {
-        window(mel, frames, I->n_mels, 0, nf, nf, win);
-        const double t0 = sg_now_ms();
-        st = sg_whisper_encode(m, win, nf, NULL, err);
-        out->encode_ms += sg_now_ms() - t0;
-        if (st == SG_OK)
-            st = sg_whisper_detect_language(m, &lang, NULL, err);
-        if (st != SG_OK)
-            goto done;
-        encoded_seek = 0;
-        encoded_size = nf;
-    }
-    out->language = lang;
-
-    if (opts->initial_prompt) {
-        size_t len;
-        const char *p = strip(opts->initial_prompt, &len);
-        char *text = malloc(len + 2);
-        if (!text) {
-            st = sg_error_set(err, SG_ENOMEM, "out of memory");
-            goto done;
-        }
-        text[0] = ' ';
-        memcpy(text + 1, p, len);
-        text[len + 1] = 0;
-        st = sg_whisper_encode_text(m, text, &init_tokens, &n_init, err);
-        free(text);
-        if (st != SG_OK)
-            goto done;
-        if (!tb_push(&all, init_tokens, n_init)) {
-            st = sg_error_set(err, SG_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-
-    sg_whisper_decode_req q = {0};
-    q.language = lang;
-    q.translate = opts->translate;
-    q.without_timestamps = opts->without_timestamps;
-    q.rng = &rng;
-    q.sample_len = opts->sample_len;
-    q.max_initial_timestamp = opts->max_initial_timestamp;
-    const int32_t sot_seq[3] = {I->sot, lang, opts->translate ? I->translate : I->transcribe};
-    const int n_sot = I->multilingual ? 3 : 1;
-    size_t prompt_reset_since = 0;
-    float last_speech_timestamp = 0.0f;
-    int seek = 0;
-    while (seek < content_frames) {
-        const double time_offset = seek * 160.0 / 16000.0; /* float(seek * HOP_LENGTH / SAMPLE_RATE) */
-        const int segment_size = content_frames - seek < nf ? content_frames - seek : nf;
-        const double segment_duration = segment_size * 160.0 / 16000.0;
-        if (!(encoded_seek == seek && encoded_size == segment_size)) {
-            window(mel, frames, I->n_mels, seek, segment_size, nf, win);
-            const double t0 = sg_now_ms();
-            st = sg_whisper_encode(m, win, nf, NULL, err);
-            out->encode_ms += sg_now_ms() - t0;
-            if (st != SG_OK)
-                goto done;
-            encoded_seek = seek;
-            encoded_size = segment_size;
-        }
-        out->n_windows++;
-        q.n_prompt = all.n - prompt_reset_since;
-        q.prompt = q.n_prompt ? all.v + prompt_reset_since : NULL;
-
-        /* decode_with_fallback */
-        for (int ti = 0; ti < n_temps; ti++) {
-            sg_whisper_result_free(&d.r);
-            if (ti > 0)
-                out->n_fallbacks++;
-            st = decode_once(m, &q, temps[ti], &d, &out->decode_ms, err);
-            if (st != SG_OK)
-                goto done;
-            if (!needs_fallback(opts, &d))
-                break;
-        }
-        const int32_t *tokens = d.r.tokens;
-        const size_t nt = d.r.n;
-
-        /* no voice activity: skip the window unless the log-prob is high enough */
-        bool skip = d.r.no_speech_prob > opts->no_speech_threshold;
-        if (opts->logprob_threshold != -INFINITY && d.r.avg_logprob > opts->logprob_threshold)
-            skip = false;
-        if (skip) {
-            seek += segment_size;
-            continue;
-        }
-
-        const size_t first_seg = out->n_segments;
-        const bool single_timestamp_ending =
-            nt >= 2 && tokens[nt - 2] < tb && tokens[nt - 1] >= tb;
-        size_t n_consecutive = 0;
-        for (size_t i = 1; i < nt; i++)
-            if (tokens[i - 1] >= tb && tokens[i] >= tb)
-                n_consecutive++;
-        if (n_consecutive > 0) {
-            size_t last_slice = 0;
-            for (size_t i = 1; i <= nt; i++) {
-                const bool cut = i < nt ? tokens[i - 1] >= tb && tokens[i] >= tb
-                                        : single_timestamp_ending;
-                if (!cut)
-                    continue;
-                const int32_t *sl = tokens + last_slice;
-                const size_t sn = i - last_slice;
-                st = add_segment(out, &seg_cap, m, seek,
-                                 time_offset + (sl[0] - tb) * time_precision,
-                                 time_offset + (sl[sn - 1] - tb) * time_precision, sl, sn, &d, err);
-                if (st != SG_OK)
-                    goto done;
-                last_slice = i;
-            }
-            if (single_timestamp_ending)
-                seek += segment_size; /* no speech after the last timestamp */
-            else /* ignore the unfinished segment and seek to the last timestamp */
-                seek += (tokens[last_slice - 1] - tb) * input_stride;
-        } else {
-            double duration = segment_duration;
-            int32_t last_ts = -1;
-            for (size_t i = 0; i < nt; i++)
-                if (tokens[i] >= tb)
-                    last_ts = tokens[i];
-            if (last_ts >= 0 && last_ts != tb)
-                duration = (last_ts - tb) * time_precision;
-            st = add_segment(out, &seg_cap, m, seek, time_offset, time_offset + duration, tokens,
-                             nt, &d, err);
-            if (st != SG_OK)
-                goto done;
-            seek += segment_size;
-        }
-        sg_whisper_segment *cur = out->segments + first_seg;
-        const size_t ncur = out->n_segments - first_seg;
-
-        if (opts->word_timestamps) {
-            const double t0 = sg_now_ms();
-            st = sg_whisper_add_word_timestamps(m, cur, ncur, sot_seq, n_sot, segment_size,
-                                                &last_speech_timestamp, err);
-            out->align_ms += sg_now_ms() - t0;
-            if (st != SG_OK)
-                goto done;
-            float last_word_end;
-            if (!single_timestamp_ending && get_end(cur, ncur, &last_word_end) &&
-                last_word_end > time_offset) {
-                const int s = (int)nearbyint((double)last_word_end * 100.0);
-                /* openai would loop forever on a word ending within 5 ms of the window start */
-                if (s > encoded_seek)
-                    seek = s;
-            }
-            if (get_end(cur, ncur, &last_word_end))
-                last_speech_timestamp = last_word_end;
-        }
-
-        /* an instantaneous segment or one without text is cleared */
-        for (size_t i = 0; i < ncur; i++) {
-            sg_whisper_segment *s = &cur[i];
-            s->id = (int)(first_seg + i);
-            if (s->start == s->end || (sg_whisper_has_vocab(m) && blank(s->text))) {
-                s->text[0] = 0;
-                s->n_tokens = 0;
-                for (size_t w = 0; w < s->n_words; w++)
-                    free(s->words[w].word);
-                free(s->words);
-                s->words = NULL;
-                s->n_words = 0;
-            }
-            if (!tb_push(&all, s->tokens, s->n_tokens)) {
-                st = sg_error_set(err, SG_ENOMEM, "out of memory");
-                goto done;
-            }
-        }
-        if (!opts->condition_on_previous_text || d.temperature > 0.5f)
-            prompt_reset_since = all.n; /* no prompt after a high temperature */
-    }
-    out->text = decode_openai(m, all.n > n_init ? all.v + n_init : NULL, all.n - n_init);
-    if (!out->text)
-        st = sg_error_set(err, SG_ENOMEM, "out of memory");
-done:
+    st = win ? transcribe_run(&r, mel, frames, content_frames, win, &d, err)
+             : sg_error_set(err, SG_ENOMEM, "out of memory");
     sg_whisper_result_free(&d.r);
     free(win);
-    free(all.v);
-    free(init_tokens);
+    free(r.all.v);
     return st;
 }
