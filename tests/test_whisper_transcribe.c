@@ -379,6 +379,27 @@ static void check_errors(sg_pool *pool, const input *jfk)
     CHECK_NEAR(sg_whisper_rng_uniform(&r), (double)(0xE220A8397B1DCDAFull >> 40) / 16777216.0, 0);
     sg_whisper_free(en);
     sg_whisper_free(ml);
+
+    /* a Hugging Face directory without tokenizer files: runs, texts "", no initial prompt */
+    sg_whisper *nov = sg_whisper_load("tests/fixtures/whisper_en", SG_PREC_F32, pool, &err);
+    CHECK_MSG(nov != NULL, "%s", err.msg);
+    if (nov) {
+        CHECK(!sg_whisper_has_vocab(nov));
+        sg_whisper_transcribe_opts_default(&o);
+        o.logprob_threshold = -INFINITY;
+        CHECK_MSG(sg_whisper_transcribe(nov, jfk->mel, jfk->frames, jfk->content, &o, &t, &err) ==
+                      SG_OK, "%s", err.msg);
+        CHECK(t.n_segments > 0 && t.text && t.text[0] == 0);
+        for (size_t i = 0; i < t.n_segments; i++)
+            CHECK(t.segments[i].text && t.segments[i].text[0] == 0 && t.segments[i].n_tokens > 0);
+        sg_whisper_transcript_free(&t);
+        o.initial_prompt = "hello";
+        memset(&err, 0, sizeof err);
+        CHECK(sg_whisper_transcribe(nov, jfk->mel, jfk->frames, jfk->content, &o, &t, &err) ==
+                  SG_EUNSUPPORTED && err.msg[0]);
+        sg_whisper_transcript_free(&t);
+        sg_whisper_free(nov);
+    }
 }
 
 int main(void)
