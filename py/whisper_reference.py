@@ -291,3 +291,267 @@ def greedy(model, mel, sample_len=None, language=None, translate=False, xa=None)
     avg = sum_lp / (len(out) + 1)
     return dict(tokens=out, logprobs=lps, avg_logprob=avg, no_speech_prob=no_speech_prob,
                 language=language, min_margin=min(margins), encoder=xa.numpy())
+
+
+# ---- transcribe(): openai/whisper transcribe.py + decoding.py (timestamps, temperature) ---------
+
+MASK64 = (1 << 64) - 1
+
+
+class Rng:
+    """The sampling generator the C code shares (models/whisper_transcribe.h): splitmix64, uniform
+    floats in [0, 1) from the top 24 bits."""
+
+    def __init__(self, seed):
+        self.state = seed & MASK64
+
+    def uniform(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        z ^= z >> 31
+        return float(np.float32(z >> 40) * np.float32(1.0 / 16777216.0))
+
+    def uniform53_block(self, n):
+        """The next n outputs as doubles in [0, 1) from their top 53 bits (vectorised: the k-th
+        output mixes state + k * gamma)."""
+        with np.errstate(over="ignore"):
+            k = np.arange(1, n + 1, dtype=np.uint64)
+            z = np.uint64(self.state) + k * np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z ^= z >> np.uint64(31)
+        self.state = (self.state + n * 0x9E3779B97F4A7C15) & MASK64
+        return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+def sample(logits, temperature, rng):
+    """One draw from softmax(logits / T), as models/whisper_priv.h defines it: Gumbel-max with one
+    53-bit uniform per id (V generator outputs per draw), x = logits / T in float32, the first
+    argmax of x - log(-log(u)) over finite x and u > 0."""
+    n = logits.shape[0]
+    u = rng.uniform53_block(n)
+    x = logits.numpy().astype(np.float32) / np.float32(temperature)
+    ok = np.isfinite(x) & (u > 0)
+    with np.errstate(divide="ignore"):
+        score = np.where(ok, x.astype(np.float64) - np.log(-np.log(np.where(ok, u, 0.5))),
+                         -np.inf)
+    return int(np.argmax(score))
+
+
+def apply_timestamp_rules(logits, sampled, sp, vocab_size, max_initial_index):
+    """openai's ApplyTimestampRules.apply on one row (logits [V], sampled = tokens since
+    sample_begin)."""
+    tb = sp["no_timestamps"] + 1
+    logits[sp["no_timestamps"]] = float("-inf")
+    last_ts = len(sampled) >= 1 and sampled[-1] >= tb
+    penult_ts = len(sampled) < 2 or sampled[-2] >= tb
+    if last_ts:
+        if penult_ts:
+            logits[tb:] = float("-inf")
+        else:
+            logits[: sp["eot"]] = float("-inf")
+    stamps = [t for t in sampled if t >= tb]
+    if stamps:
+        last = stamps[-1] if (last_ts and not penult_ts) else stamps[-1] + 1
+        logits[tb:last] = float("-inf")
+    if len(sampled) == 0:
+        logits[:tb] = float("-inf")
+        if max_initial_index is not None:
+            logits[tb + max_initial_index + 1:] = float("-inf")
+    lp = torch.log_softmax(logits.float(), -1)
+    if lp[tb:].logsumexp(-1) > lp[:tb].max():
+        logits[:tb] = float("-inf")
+
+
+@torch.no_grad()
+def decode_window(model, xa, prompt, language, translate=False, without_timestamps=False,
+                  temperature=0.0, rng=None, sample_len=None, max_initial_timestamp=1.0):
+    """DecodingTask.run, beam 1 (GreedyDecoder), on an encoded window: initial tokens
+    [<|startofprev|>, prompt[-(n_ctx // 2 - 1):]] + sot sequence (+ <|notimestamps|>), filters
+    SuppressBlanks, SuppressTokens, ApplyTimestampRules; returns tokens up to eot, avg_logprob
+    (sum / (len + 1)), no_speech_prob at the sot index."""
+    c = model.config
+    sp = special_ids(c)
+    n_ctx = c["max_target_positions"]
+    sample_len = sample_len or n_ctx // 2
+    suppress = set(c["suppress_tokens"]) | {sp["transcribe"], sp["translate"], sp["sot"],
+                                            sp["sot_prev"], sp["sot_lm"], sp["no_speech"]}
+    suppress = sorted(t for t in suppress if t >= 0)
+    begin = list(c["begin_suppress_tokens"])
+    tokens = []
+    if prompt:
+        tokens = [sp["sot_prev"]] + list(prompt)[-(n_ctx // 2 - 1):]
+    sot_index = len(tokens)
+    tokens.append(sp["sot"])
+    if sp["multilingual"]:
+        tokens += [language, sp["translate"] if translate else sp["transcribe"]]
+    if without_timestamps:
+        tokens.append(sp["no_timestamps"])
+    sample_begin = len(tokens)
+    max_initial_index = None
+    if not without_timestamps and max_initial_timestamp:
+        max_initial_index = round(max_initial_timestamp / (30.0 / c["max_source_positions"]))
+    emb = model.model.decoder.embed_tokens.weight
+    sum_lp = 0.0
+    no_speech_prob = None
+    for i in range(sample_len):
+        h = model.model.decoder.hidden(torch.tensor(tokens), xa)
+        if i == 0:
+            no_speech_prob = torch.softmax((h[sot_index] @ emb.T).float(), -1)[sp["no_speech"]].item()
+        lg = (h[-1] @ emb.T).float().clone()
+        if len(tokens) == sample_begin:
+            lg[begin] = float("-inf")
+        lg[suppress] = float("-inf")
+        if not without_timestamps:
+            apply_timestamp_rules(lg, tokens[sample_begin:], sp, c["vocab_size"], max_initial_index)
+        nxt = int(lg.argmax()) if temperature == 0 else sample(lg, temperature, rng)
+        lp = float(torch.log_softmax(lg, -1)[nxt])
+        if tokens[-1] != sp["eot"]:
+            sum_lp += lp
+        tokens.append(nxt)
+        if nxt == sp["eot"] or len(tokens) > n_ctx:
+            break
+    out = tokens[sample_begin:]
+    if sp["eot"] in out:
+        out = out[: out.index(sp["eot"])]
+    return dict(tokens=out, avg_logprob=sum_lp / (len(out) + 1), no_speech_prob=no_speech_prob,
+                temperature=temperature)
+
+
+def decode_openai(tokens, vocab, sp):
+    """tokenizer.decode: tokens below timestamp_begin, special tokens spelled out."""
+    tb = sp["no_timestamps"] + 1
+    names = {sp["eot"]: "<|endoftext|>", sp["sot"]: "<|startoftranscript|>",
+             sp["translate"]: "<|translate|>", sp["transcribe"]: "<|transcribe|>",
+             sp["sot_lm"]: "<|startoflm|>", sp["sot_prev"]: "<|startofprev|>",
+             sp["no_speech"]: "<|nospeech|>", sp["no_timestamps"]: "<|notimestamps|>"}
+    for i in range(sp["translate"] - sp["sot"] - 1):
+        names[sp["sot"] + 1 + i] = "<|%s|>" % LANGUAGES[i]
+    out = b""
+    for t in tokens:
+        if t < sp["eot"]:
+            out += vocab[t]
+        elif t < tb:
+            out += names[t].encode()
+    return out.decode("utf-8", errors="replace")
+
+
+def compression_ratio(text):
+    import zlib
+    b = text.encode("utf-8")
+    return len(b) / len(zlib.compress(b)) if b else 0.0
+
+
+@torch.no_grad()
+def transcribe(model, mel, content_frames, vocab, temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+               compression_ratio_threshold=2.4, logprob_threshold=-1.0, no_speech_threshold=0.6,
+               condition_on_previous_text=True, initial_prompt_tokens=None, language=None,
+               translate=False, without_timestamps=False, max_initial_timestamp=1.0, seed=0,
+               sample_len=None):
+    """openai/whisper transcribe() (greedy at every temperature, no word timestamps, default
+    clip_timestamps, no hallucination_silence_threshold) on mel [n_mels, content + 3000] (the
+    log-mel with 30 s of appended silence). vocab: token bytes by id (below eot). initial_prompt
+    is passed already encoded (tokenizer.encode(" " + prompt.strip())). Thresholds None disable."""
+    c = model.config
+    sp = special_ids(c)
+    nf = 2 * c["max_source_positions"]
+    tb = sp["no_timestamps"] + 1
+    rng = Rng(seed)
+    mel = torch.as_tensor(mel)
+    if sp["multilingual"] and language is None:
+        xa = model.model.encoder(mel[:, :nf])
+        language = detect_language(model, xa)[0]
+    input_stride = 2
+    time_precision = input_stride * 160 / 16000
+    all_tokens = []
+    all_segments = []
+    prompt_reset_since = 0
+    init = list(initial_prompt_tokens or [])
+    all_tokens.extend(init)
+    windows = []
+    seek = 0
+    while seek < content_frames:
+        time_offset = float(seek * 160 / 16000)
+        segment_size = min(nf, content_frames - seek)
+        seg = mel[:, seek:seek + segment_size]
+        seg = F.pad(seg, (0, nf - segment_size))
+        segment_duration = segment_size * 160 / 16000
+        xa = model.model.encoder(seg)
+        prompt = all_tokens[prompt_reset_since:]
+        result = None
+        tried = []
+        for t in temperature:
+            result = decode_window(model, xa, prompt, language, translate, without_timestamps, t,
+                                   rng, sample_len, max_initial_timestamp)
+            text = decode_openai(result["tokens"], vocab, sp).strip()
+            result["compression_ratio"] = compression_ratio(text)
+            tried.append(t)
+            needs = False
+            if compression_ratio_threshold is not None and \
+                    result["compression_ratio"] > compression_ratio_threshold:
+                needs = True
+            if logprob_threshold is not None and result["avg_logprob"] < logprob_threshold:
+                needs = True
+            if no_speech_threshold is not None and result["no_speech_prob"] > no_speech_threshold \
+                    and logprob_threshold is not None and result["avg_logprob"] < logprob_threshold:
+                needs = False
+            if not needs:
+                break
+        windows.append(dict(seek=seek, temperatures=tried))
+        tokens = result["tokens"]
+        if no_speech_threshold is not None:
+            should_skip = result["no_speech_prob"] > no_speech_threshold
+            if logprob_threshold is not None and result["avg_logprob"] > logprob_threshold:
+                should_skip = False
+            if should_skip:
+                windows[-1]["skipped"] = True
+                seek += segment_size
+                continue
+        current = []
+
+        def new_segment(start, end, toks):
+            text_tokens = [t for t in toks if t < sp["eot"]]
+            return dict(seek=seek, start=start, end=end,
+                        text=b"".join(vocab[t] for t in text_tokens).decode("utf-8", "replace"),
+                        tokens=list(toks), temperature=result["temperature"],
+                        avg_logprob=result["avg_logprob"],
+                        compression_ratio=result["compression_ratio"],
+                        no_speech_prob=result["no_speech_prob"])
+        is_ts = [t >= tb for t in tokens]
+        single_timestamp_ending = is_ts[-2:] == [False, True]
+        consecutive = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
+        if consecutive:
+            slices = list(consecutive)
+            if single_timestamp_ending:
+                slices.append(len(tokens))
+            last_slice = 0
+            for cur in slices:
+                sl = tokens[last_slice:cur]
+                current.append(new_segment(time_offset + (sl[0] - tb) * time_precision,
+                                           time_offset + (sl[-1] - tb) * time_precision, sl))
+                last_slice = cur
+            if single_timestamp_ending:
+                seek += segment_size
+            else:
+                seek += (tokens[last_slice - 1] - tb) * input_stride
+        else:
+            duration = segment_duration
+            stamps = [t for t in tokens if t >= tb]
+            if stamps and stamps[-1] != tb:
+                duration = (stamps[-1] - tb) * time_precision
+            current.append(new_segment(time_offset, time_offset + duration, tokens))
+            seek += segment_size
+        for s in current:
+            if s["start"] == s["end"] or s["text"].strip() == "":
+                s["text"] = ""
+                s["tokens"] = []
+        for s in current:
+            s["id"] = len(all_segments)
+            all_segments.append(s)
+            all_tokens.extend(s["tokens"])
+        if not condition_on_previous_text or result["temperature"] > 0.5:
+            prompt_reset_since = len(all_tokens)
+    return dict(text=decode_openai(all_tokens[len(init):], vocab, sp), segments=all_segments,
+                language=language if sp["multilingual"] else None, windows=windows)

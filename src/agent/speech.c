@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "base/clock.h"
 #include "media/audio.h"
 #include "media/mel.h"
+#include "models/whisper_transcribe.h"
 
 #define CUT_FRAME 320 /* 20 ms: the energy frame for cutting a long segment */
 #define CUT_HOP 160   /* 10 ms between candidate frames */
@@ -127,21 +127,7 @@ sg_status sg_speech_windows(const float *pcm, size_t n, bool have_vad,
 
 /* ---- statistics --------------------------------------------------------------------------- */
 
-float sg_speech_compression_ratio(const char *text)
-{
-    size_t n = text ? strlen(text) : 0;
-    if (n == 0)
-        return 0.0f;
-    uLongf cap = compressBound((uLong)n);
-    Bytef *buf = malloc(cap);
-    if (!buf)
-        return -1.0f;
-    int rc = compress2(buf, &cap, (const Bytef *)text, (uLong)n, Z_DEFAULT_COMPRESSION);
-    free(buf);
-    if (rc != Z_OK || cap == 0)
-        return -1.0f;
-    return (float)((double)n / (double)cap);
-}
+float sg_speech_compression_ratio(const char *text) { return sg_whisper_compression_ratio(text); }
 
 /* ---- the pipeline ------------------------------------------------------------------------- */
 

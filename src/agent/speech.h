@@ -95,7 +95,8 @@ sg_status sg_speech_windows(const float *pcm, size_t n, bool have_vad,
                             sg_speech_window **out, size_t *nout, sg_error *err);
 
 /* openai/whisper's get_compression_ratio: len(utf8) / len(zlib.compress(utf8)) at zlib's default
- * level. 0 for "" (openai would give 0/8 = 0 too); -1 when out of memory. */
+ * level. 0 for "" (openai would give 0/8 = 0 too); -1 when out of memory. Now
+ * sg_whisper_compression_ratio (models/whisper_transcribe.h), which this calls. */
 float sg_speech_compression_ratio(const char *text);
 
 /* The whole pipeline. vad may be NULL (no VAD: plain windows). opts NULL = defaults. With a VAD

@@ -290,6 +290,67 @@ sg_bpe *sg_bpe_load_tiktoken(const char *path, sg_error *err)
     return t;
 }
 
+sg_bpe *sg_bpe_load_ranks(const uint8_t *const *tok, const size_t *len, int32_t n, sg_error *err)
+{
+    if (!tok || !len || n < 256 || n > INT32_MAX - 2) {
+        sg_error_set(err, SG_EINVAL, "bpe: bad ranks (%d tokens)", (int)n);
+        return NULL;
+    }
+    sg_bpe *t = bpe_new(err);
+    if (!t)
+        return NULL;
+    size_t blob = sizeof EOT_TEXT + 1;
+    for (int32_t i = 0; i < n; i++)
+        blob += (tok[i] ? len[i] : 0) + 1;
+    t->blob = malloc(blob);
+    t->tokens = malloc(((size_t)n + 1) * sizeof *t->tokens);
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    t->map = malloc(cap * sizeof *t->map);
+    if (!t->blob || !t->tokens || !t->map) {
+        sg_bpe_free(t);
+        sg_error_set(err, SG_ENOMEM, "out of memory building a BPE vocabulary");
+        return NULL;
+    }
+    for (size_t i = 0; i < cap; i++)
+        t->map[i].id = -1;
+    t->map_mask = cap - 1;
+    size_t o = 0;
+    for (int32_t id = 0; id < n; id++) {
+        const size_t l = tok[id] ? len[id] : 0;
+        if (l)
+            memcpy(t->blob + o, tok[id], l);
+        t->tokens[id] = (token_ref){(uint32_t)o, (uint32_t)l};
+        o += l;
+        t->blob[o++] = '\0';
+        if (!l)
+            continue; /* unknown: decodes to nothing, never produced */
+        const uint8_t *b = token_data(t, id);
+        const uint32_t h = bytes_hash(b, l);
+        token_slot *e = map_slot(t, b, l, h);
+        if (e->id < 0) /* a repeated token keeps its lowest rank */
+            *e = (token_slot){h, id};
+    }
+    t->eot = n;
+    t->tokens[n] = (token_ref){(uint32_t)o, (uint32_t)strlen(EOT_TEXT)};
+    memcpy(t->blob + o, EOT_TEXT, sizeof EOT_TEXT);
+    t->n_ids = n + 1;
+    sg_status st = SG_OK;
+    for (int b = 0; b < 256 && st == SG_OK; b++) {
+        uint8_t byte = (uint8_t)b;
+        if ((t->rules.byte_id[b] = map_find(t, &byte, 1)) < 0)
+            st = sg_error_set(err, SG_EINVAL, "bpe: no token for the byte 0x%02X", b);
+    }
+    if (st == SG_OK)
+        st = pairs_from_splits(t, t->eot, "ranks", err);
+    if (st != SG_OK) {
+        sg_bpe_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Loading Hugging Face's vocab.json + merges.txt */
 

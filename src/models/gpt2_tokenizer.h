@@ -38,6 +38,11 @@ sg_bpe *sg_bpe_load_hf(const char *vocab_json, const char *merges_txt, sg_error 
 /* dir/vocab.json + dir/merges.txt if both are present, else the first dir/ *.tiktoken in byte
  * order of the names. SG_EIO if there is neither. */
 sg_bpe *sg_bpe_load_dir(const char *dir, sg_error *err);
+/* A tiktoken vocabulary from memory: tok[id] (len[id] bytes) is the token of rank id, NULL (or
+ * empty) for a token whose bytes are unknown (it decodes to nothing and is never produced: a
+ * whisper.cpp file's pieces of characters); a repeated token keeps its lowest rank; every
+ * single byte must be present; <|endoftext|> gets id n. Errors: SG_EINVAL, SG_ENOMEM. */
+sg_bpe *sg_bpe_load_ranks(const uint8_t *const *tok, const size_t *len, int32_t n, sg_error *err);
 void sg_bpe_free(sg_bpe *t);
 
 /* Number of ids, special tokens included: 50257 for gpt2.tiktoken. */

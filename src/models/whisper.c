@@ -20,6 +20,7 @@
 #include "models/gpt2_tokenizer.h"
 #include "models/whisper_ggml.h"
 #include "models/whisper_timing.h"
+#include "models/whisper_priv.h"
 #include "nn/arena.h"
 #include "nn/kv.h"
 #include "nn/ops.h"
@@ -69,6 +70,7 @@ struct sg_whisper {
     /* word timestamps' alignment heads (sorted by layer, head; no duplicates) */
     sg_whisper_head *align;
     int n_align;
+    sg_bpe *ggml_bpe;         /* an encoder from a ggml file's vocabulary, made on first use */
 };
 
 /* ---- config ------------------------------------------------------------------------------- */
@@ -398,6 +400,7 @@ void sg_whisper_free(sg_whisper *m)
     sg_wggml_free(&m->ggml);
     sg_bpe_free(m->bpe);
     free(m->align);
+    sg_bpe_free(m->ggml_bpe);
     sg_arena_free(&m->arena);
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -1480,6 +1483,286 @@ sg_status sg_whisper_transcribe_tokens(sg_whisper *m, const float *mel, int fram
         *avg_logprob = r.avg_logprob;
     free(r.logprobs);
     return SG_OK;
+}
+
+/* ---- general decoding (transcribe): prompt, timestamps, temperature ---------------------------- */
+
+int32_t sg_whisper_sample(const float *logits, int n, float temperature, sg_whisper_rng *rng)
+{
+    /* Gumbel-max: argmax of x_i + G_i, G_i = -log(-log(u_i)) with one 53-bit uniform per id */
+    int32_t best = -1;
+    double best_score = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        const double u = sg_whisper_rng_uniform53(rng);
+        const float x = logits[i] / temperature;
+        /* the noise is below 37 (u < 1 - 2^-53): ids that cannot win skip the two logs */
+        if (x == -INFINITY || u <= 0.0 || (best >= 0 && (double)x + 37.0 < best_score))
+            continue;
+        const double score = (double)x - log(-log(u));
+        if (best < 0 || score > best_score) {
+            best = i;
+            best_score = score;
+        }
+    }
+    if (best < 0) /* every token masked (cannot happen with openai's filters) */
+        for (int i = 0; i < n && best < 0; i++)
+            if (logits[i] != -INFINITY)
+                best = i;
+    return best < 0 ? 0 : best;
+}
+
+/* openai's ApplyTimestampRules.apply on one row: sampled = the tokens since sample_begin. */
+static void timestamp_rules(const sg_whisper_info *I, float *logits, const int32_t *sampled,
+                            int ns, int max_initial_index)
+{
+    const int V = I->vocab, tb = I->no_timestamps + 1;
+    logits[I->no_timestamps] = -INFINITY;
+    const bool last_ts = ns >= 1 && sampled[ns - 1] >= tb;
+    const bool penult_ts = ns < 2 || sampled[ns - 2] >= tb;
+    if (last_ts) {
+        if (penult_ts)
+            for (int j = tb; j < V; j++)
+                logits[j] = -INFINITY;
+        else
+            for (int j = 0; j < I->eot; j++)
+                logits[j] = -INFINITY;
+    }
+    int last_stamp = -1;
+    for (int i = 0; i < ns; i++)
+        if (sampled[i] >= tb)
+            last_stamp = sampled[i];
+    if (last_stamp >= 0) {
+        /* timestamps do not decrease, and a segment has a nonzero length */
+        const int end = last_ts && !penult_ts ? last_stamp : last_stamp + 1;
+        for (int j = tb; j < end && j < V; j++)
+            logits[j] = -INFINITY;
+    }
+    if (ns == 0) {
+        for (int j = 0; j < tb; j++)
+            logits[j] = -INFINITY;
+        if (max_initial_index >= 0)
+            for (int j = tb + max_initial_index + 1; j < V; j++)
+                logits[j] = -INFINITY;
+    }
+    /* when the timestamps together are more probable than any text token, sample a timestamp */
+    float mx_ts = -INFINITY, mx_text = -INFINITY;
+    for (int j = tb; j < V; j++)
+        if (logits[j] > mx_ts)
+            mx_ts = logits[j];
+    for (int j = 0; j < tb; j++)
+        if (logits[j] > mx_text)
+            mx_text = logits[j];
+    if (mx_ts == -INFINITY)
+        return;
+    double s = 0;
+    for (int j = tb; j < V; j++)
+        s += exp((double)logits[j] - (double)mx_ts);
+    const double lse_ts = (double)mx_ts + log(s);
+    /* both sides are log-probs with the same normaliser: compare the raw values */
+    if (lse_ts > (double)mx_text)
+        for (int j = 0; j < tb; j++)
+            logits[j] = -INFINITY;
+}
+
+sg_status sg_whisper_decode_ex(sg_whisper *m, const sg_whisper_decode_req *q,
+                               sg_whisper_result *res, sg_error *err)
+{
+    const sg_whisper_info *I = &m->info;
+    memset(res, 0, sizeof *res);
+    res->language = -1;
+    if (!q)
+        return sg_error_set(err, SG_EINVAL, "whisper decode: no request");
+    if (m->n_src <= 0)
+        return sg_error_set(err, SG_EINVAL, "no encoded audio: call sg_whisper_encode first");
+    if (q->n_prompt && !q->prompt)
+        return sg_error_set(err, SG_EINVAL, "whisper decode: prompt is NULL");
+    if (!(q->temperature >= 0) || (q->temperature > 0 && !q->rng))
+        return sg_error_set(err, SG_EINVAL, "whisper decode: bad temperature or no generator");
+    if (!q->without_timestamps && I->no_timestamps + 1 >= I->vocab)
+        return sg_error_set(err, SG_EINVAL, "this vocabulary has no timestamp tokens");
+    int32_t lang = -1;
+    if (I->multilingual) {
+        lang = q->language;
+        if (!sg_whisper_language_code(m, lang))
+            return sg_error_set(err, SG_EINVAL, "token %d is not a language token of this model",
+                                (int)lang);
+    }
+    const int n_ctx = I->n_text_ctx, V = I->vocab;
+    int sample_len = q->sample_len > 0 ? q->sample_len : n_ctx / 2;
+    size_t np = q->n_prompt;
+    const size_t keep = (size_t)(n_ctx / 2 - 1);
+    if (np > keep)
+        np = keep;
+    const size_t cap = np + 8 + (size_t)sample_len + 1;
+    int32_t *seq = malloc(cap * sizeof *seq);
+    float *logits = malloc((size_t)V * sizeof(float));
+    res->logprobs = malloc((size_t)sample_len * sizeof(float));
+    if (!seq || !logits || !res->logprobs) {
+        free(seq);
+        free(logits);
+        sg_whisper_result_free(res);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    int n = 0;
+    if (np > 0) {
+        seq[n++] = I->sot_prev;
+        memcpy(seq + n, q->prompt + (q->n_prompt - np), np * sizeof *seq);
+        n += (int)np;
+    }
+    const int sot_index = n;
+    seq[n++] = I->sot;
+    if (I->multilingual) {
+        seq[n++] = lang;
+        seq[n++] = q->translate ? I->translate : I->transcribe;
+    }
+    if (q->without_timestamps)
+        seq[n++] = I->no_timestamps;
+    res->language = lang;
+    const int sample_begin = n;
+    int max_initial = -1;
+    if (!q->without_timestamps && q->max_initial_timestamp > 0) {
+        const double precision = 30.0 / (double)I->n_audio_ctx;
+        max_initial = (int)nearbyint((double)q->max_initial_timestamp / precision);
+    }
+    const int32_t specials[6] = {I->transcribe, I->translate, I->sot, I->sot_prev, I->sot_lm,
+                                 I->no_speech};
+    pthread_mutex_lock(&m->lock);
+    /* up to <|startoftranscript|> first: its logits give no_speech_prob (openai's sot_index row
+     * of the first forward pass; the causal mask makes it the same) */
+    decode_step(m, seq, sot_index + 1, 0, logits);
+    res->no_speech_prob = expf(log_softmax_at(logits, V, I->no_speech));
+    int fed = sot_index + 1;
+    double sum_lp = 0;
+    for (int step = 0; step < sample_len; step++) {
+        if (n > fed) {
+            decode_step(m, seq + fed, n - fed, fed, logits);
+            fed = n;
+        }
+        if (n == sample_begin)
+            for (int i = 0; i < m->n_begin_suppress; i++)
+                logits[m->begin_suppress[i]] = -INFINITY;
+        for (int i = 0; i < m->n_suppress; i++)
+            if (m->suppress[i] >= 0)
+                logits[m->suppress[i]] = -INFINITY;
+        for (int i = 0; i < 6; i++)
+            if (specials[i] >= 0 && specials[i] < V)
+                logits[specials[i]] = -INFINITY;
+        if (!q->without_timestamps)
+            timestamp_rules(I, logits, seq + sample_begin, n - sample_begin, max_initial);
+        int best = 0;
+        if (q->temperature > 0)
+            best = sg_whisper_sample(logits, V, q->temperature, q->rng);
+        else
+            for (int j = 1; j < V; j++)
+                if (logits[j] > logits[best])
+                    best = j;
+        const float lp = log_softmax_at(logits, V, best);
+        if (seq[n - 1] != I->eot)
+            sum_lp += lp;
+        res->logprobs[res->n_logprobs++] = lp;
+        seq[n++] = best;
+        if (best == I->eot || n > n_ctx)
+            break;
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(logits);
+    size_t count = 0;
+    while (sample_begin + (int)count < n && seq[sample_begin + count] != I->eot)
+        count++;
+    res->tokens = malloc((count ? count : 1) * sizeof *res->tokens);
+    if (!res->tokens) {
+        free(seq);
+        sg_whisper_result_free(res);
+        return sg_error_set(err, SG_ENOMEM, "out of memory");
+    }
+    memcpy(res->tokens, seq + sample_begin, count * sizeof *res->tokens);
+    res->n = count;
+    res->avg_logprob = (float)(sum_lp / (double)(count + 1));
+    free(seq);
+    return SG_OK;
+}
+
+const char *sg_whisper_special_text(const sg_whisper *m, int32_t id, char *buf, size_t cap)
+{
+    const sg_whisper_info *I = &m->info;
+    if (id == I->eot)
+        return "<|endoftext|>";
+    if (id == I->sot)
+        return "<|startoftranscript|>";
+    if (id == I->translate)
+        return "<|translate|>";
+    if (id == I->transcribe)
+        return "<|transcribe|>";
+    if (id == I->sot_lm)
+        return "<|startoflm|>";
+    if (id == I->sot_prev)
+        return "<|startofprev|>";
+    if (id == I->no_speech)
+        return "<|nospeech|>";
+    if (id == I->no_timestamps)
+        return "<|notimestamps|>";
+    /* language slots between <|startoftranscript|> and <|translate|> (.en vocabularies keep 99) */
+    const int i = id - I->sot - 1;
+    if (i >= 0 && id < I->translate && i < N_LANGS) {
+        snprintf(buf, cap, "<|%s|>", LANGS[i]);
+        return buf;
+    }
+    return NULL;
+}
+
+static uint8_t rank_byte(int r);
+
+/* A whisper.cpp file's vocabulary as tiktoken ranks: the single bytes restored, the entries
+ * whisper.cpp stored as U+FFFD (pieces of characters) unknown. */
+static sg_bpe *ggml_encoder(const sg_whisper *m, sg_error *err)
+{
+    const int32_t n = m->info.eot < m->ggml.n_tokens ? m->info.eot : m->ggml.n_tokens;
+    const uint8_t **tok = calloc((size_t)(n > 0 ? n : 1), sizeof *tok);
+    size_t *len = calloc((size_t)(n > 0 ? n : 1), sizeof *len);
+    uint8_t bytes[256];
+    sg_bpe *b = NULL;
+    if (!tok || !len)
+        sg_error_set(err, SG_ENOMEM, "out of memory");
+    else {
+        for (int32_t id = 0; id < n; id++) {
+            size_t l = 0;
+            const char *t = sg_wggml_token(&m->ggml, id, &l);
+            if (id < 256) {
+                bytes[id] = rank_byte(id);
+                tok[id] = bytes + id;
+                len[id] = 1;
+            } else if (t && !(l == 3 && memcmp(t, "\xEF\xBF\xBD", 3) == 0)) {
+                tok[id] = (const uint8_t *)t;
+                len[id] = l;
+            }
+        }
+        b = sg_bpe_load_ranks(tok, len, n, err);
+    }
+    free(tok);
+    free(len);
+    return b;
+}
+
+sg_status sg_whisper_encode_text(sg_whisper *m, const char *text, int32_t **ids, size_t *n,
+                                 sg_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (m->bpe)
+        return sg_bpe_encode(m->bpe, text, strlen(text), ids, n, err);
+    if (m->ggml.n_tokens <= 0)
+        return sg_error_set(err, SG_EUNSUPPORTED,
+                            "this model has no vocabulary to encode text (a directory without "
+                            "tokenizer files)");
+    sg_error e = {0};
+    pthread_mutex_lock(&m->lock);
+    if (!m->ggml_bpe)
+        m->ggml_bpe = ggml_encoder(m, &e);
+    sg_bpe *b = m->ggml_bpe;
+    pthread_mutex_unlock(&m->lock);
+    if (!b)
+        return sg_error_set(err, e.code ? e.code : SG_ENOMEM, "%s", e.msg);
+    return sg_bpe_encode(b, text, strlen(text), ids, n, err);
 }
 
 /* ---- vocabulary ----------------------------------------------------------------------------- */

@@ -43,7 +43,8 @@ typedef struct sg_whisper_segment {
 } sg_whisper_segment;
 
 typedef struct sg_whisper_transcript {
-    char *text;                /* all segments' texts concatenated; malloc'ed */
+    char *text;                /* openai's result["text"]: the decode of every kept segment's
+                                * tokens after the initial prompt (timestamps dropped); malloc'ed */
     int32_t language;          /* language token (-1: .en model) */
     float duration;            /* seconds of audio (content frames * 0.01) */
     sg_whisper_segment *segments; /* malloc'ed */
@@ -78,15 +79,33 @@ void sg_whisper_transcribe_opts_default(sg_whisper_transcribe_opts *o);
 /* mel: n_mels rows x frames (sg_log_mel_padded(pcm, n, ..., 480000) gives it: the audio's own
  * frames followed by 30 s of appended silence); content_frames = frames - 3000 is the audio's
  * length in frames. out is zeroed first and freed with sg_whisper_transcript_free even on error.
- * Errors: SG_EINVAL (bad arguments, a language token of no language, translate on an .en model),
- * SG_ENOMEM, and the model's own. */
+ * opts NULL = the defaults. Segments are openai's: those cleared by its "instantaneous or no text"
+ * rule stay, with text "" and no tokens (a model without a vocabulary clears only instantaneous
+ * ones). The language is detected on mel[:, :3000] (pad_or_trim of the padded mel), then every
+ * window is mel[:, seek:seek + min(3000, content_frames - seek)] zero-padded to 3000 frames.
+ * Initial prompts are encoded with the model's vocabulary (a ggml file's token texts serve as
+ * ranks). With word_timestamps, models/whisper_timing.h's sg_whisper_add_word_timestamps runs on
+ * each window's segments and transcribe()'s seek rule follows (seek to the last word's end unless
+ * the window ended with a single timestamp; never backwards, where openai could loop forever).
+ * Not implemented (openai's defaults hold): clip_timestamps, hallucination_silence_threshold,
+ * carry_initial_prompt, beam search / best_of.
+ * Errors: SG_EINVAL (bad arguments, a language token of no language, translate on an .en model,
+ * too few frames), SG_EUNSUPPORTED (an initial prompt without a vocabulary), SG_ENOMEM, and the
+ * model's own. */
 sg_status sg_whisper_transcribe(sg_whisper *m, const float *mel, int frames, int content_frames,
                                 const sg_whisper_transcribe_opts *opts,
                                 sg_whisper_transcript *out, sg_error *err);
 void sg_whisper_transcript_free(sg_whisper_transcript *t);
 
-/* The sampling generator shared with the reference: splitmix64 seeded by seed; uniform floats in
- * [0, 1) from the top 24 bits. */
+/* openai/whisper's get_compression_ratio: len(utf8) / len(zlib.compress(utf8)) at zlib's default
+ * level. 0 for "" or NULL; -1 when out of memory. */
+float sg_whisper_compression_ratio(const char *text);
+
+/* The sampling generator shared with the reference: splitmix64 (state += 0x9E3779B97F4A7C15, then
+ * the xor-shift-multiply finaliser) seeded by seed; uniform floats in [0, 1) from the top 24
+ * bits. One generator per transcription, seeded by opts->seed, draws for every sampled token of
+ * every window and temperature in order; a draw at temperature T is Gumbel-max over the
+ * vocabulary, one 53-bit uniform per id (models/whisper_priv.h, sg_whisper_sample). */
 typedef struct sg_whisper_rng {
     uint64_t state;
 } sg_whisper_rng;
