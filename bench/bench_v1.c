@@ -97,8 +97,13 @@ int main(int argc, char **argv)
     int runs = argc > 3 ? atoi(argv[3]) : 10, threads = argc > 4 ? atoi(argv[4]) : 2;
     const char *edge = getenv("SG_EDGE_BIN") ? getenv("SG_EDGE_BIN") : "build/sg-edge";
     size_t len = 0;
-    uint8_t *file = (uint8_t *)sg_tool_read_file(audio, &len);
+    char *bytes = NULL;
     sg_error err = {0};
+    if (sg_file_read(audio, (size_t)1 << 30, &bytes, &len, &err) != SG_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    uint8_t *file = (uint8_t *)bytes;
     sg_pool *pool = sg_pool_new(threads);
     sg_whisper *m = file && pool ? sg_whisper_load(model, SG_PREC_Q8, pool, &err) : NULL;
     if (!m) {

@@ -194,7 +194,7 @@ static void audio_routes(const sgt_server *s)
     expect_openai_error(&r, 400, NULL, "temperature");
     sgt_resp_free(&r);
     r = post_form(s, "/v1/audio/transcriptions", JFK, NULL, 0,
-                  (field[]){{"model", "tts-1"}, {NULL, NULL}});
+                  (field[]){{"model", "flite-2.2-cmu_us_slt"}, {NULL, NULL}});
     expect_openai_error(&r, 400, NULL, "a speech model for transcription");
     sgt_resp_free(&r);
     const char *h[] = {"Content-Type: multipart/form-data", NULL};
@@ -275,6 +275,7 @@ int main(void)
     sgt_stop(&s, SIGTERM);
 
     CHECK(sgt_start(&s, NULL, args) == 0);
+    CHECK(sgt_wait_ready(&s));
     r = sgt_get(&s, "/v1/models");
     CHECK_EQ_INT(r.status, 200);
     CHECK(json_array_size(json_object_get(r.json, "data")) == 5); /* snn, responder, whisper, flite, clip */

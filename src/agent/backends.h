@@ -73,6 +73,9 @@ typedef struct sg_vad_backend {
     void *self;
 } sg_vad_backend;
 
+struct sg_whisper;
+struct sg_whisper_transcribe_opts;
+struct sg_whisper_transcript;
 typedef struct sg_asr_backend {
     const char *name;
     /* Transcribes 16 kHz mono audio; *text is malloc'ed. language may be NULL (auto). */

@@ -37,6 +37,7 @@
 #include "base/error.h"
 #include "models/silero_vad.h"
 #include "models/whisper.h"
+#include "models/whisper_transcribe.h"
 
 #define SG_SPEECH_MAX_WINDOW_S 30
 #define SG_SPEECH_AUDIO_CTX_AUTO (-1)

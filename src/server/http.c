@@ -38,6 +38,8 @@ void sg_req_error(sg_req *r, int status, const char *code, const char *fmt, ...)
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     if (sg_req_is_openai(r)) {
+        if (status == 422) /* OpenAI has no 422: a value of the wrong type or range is a 400 */
+            status = 400;
         json_t *e = sg_openai_error_json(status, code, raw);
         sg_req_json(r, status, e ? e : json_pack("{s:{s:s}}", "error", "message", "error"));
         return;
