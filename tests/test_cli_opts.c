@@ -54,8 +54,11 @@ static void try_range(const char *cmd, const char *name, const char *word, long 
         else
             snprintf(value, sizeof value, "%lldx", hi);
         snprintf(args, sizeof args, "%s --%s %s", cmd, name, value);
-        snprintf(want, sizeof want, "sg %s: --%s must be %s%san integer in %lld..%lld (got '%s')",
-                 cmd, name, word ? word : "", word ? " or " : "", lo, hi, value);
+        /* "an integer in" for integers, "a number in" for numbers (--temperature) */
+        snprintf(want, sizeof want, "sg %s: --%s must be %s%s", cmd, name, word ? word : "",
+                 word ? " or an integer in" : "");
+        expect(args, 2, want);
+        snprintf(want, sizeof want, " in %lld..%lld (got '%s')", lo, hi, value);
         expect(args, 2, want);
     }
     snprintf(args, sizeof args, "%s --%s", cmd, name);
@@ -103,7 +106,7 @@ int main(void)
     } commands[] = {
         {"describe", 0},   {"clip embed", 2}, {"clip text", 2},  {"clip classify", 2},
         {"bench clip", 2}, {"generate", 3},   {"quantize", 0},   {"vad", 1},
-        {"transcribe", 4}, {"bench whisper", 5}, {"version", 0},
+        {"transcribe", 5}, {"bench whisper", 5}, {"version", 0},
     };
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         CHECK_MSG(try_ranges(commands[i].cmd) == commands[i].numeric, "sg %s --help",
