@@ -361,8 +361,10 @@ static bool parse_messages(sg_req *r, json_t *messages)
         }
         char *text = NULL;
         if (!message_content(r, json_object_get(msg, "content"), (int)i, user, &text,
-                             &in->image, &in->image_len))
+                             &in->image, &in->image_len)) {
+            free(text); /* what the parts before the bad one made */
             return false;
+        }
         bool ok = true;
         if ((int)i == last_user) {
             in->text = text;
@@ -414,11 +416,11 @@ static bool parse_sampling(sg_req *r, json_t *body)
     return true;
 }
 
-void sg_handle_v1_chat(sg_req *r)
+bool sg_v1_chat_parse(sg_req *r)
 {
     json_t *body;
     if (!sg_req_body(r, &body))
-        return;
+        return false;
     sg_work_input *in = &r->in;
     const void *backend = NULL;
     bool ok = sg_v1_pick_model(r, json_object_get(body, "model"), SG_V1_CHAT, &backend);
@@ -446,9 +448,14 @@ void sg_handle_v1_chat(sg_req *r)
         in->v1_backend = backend;
     }
     json_decref(body);
-    if (!ok)
+    return ok;
+}
+
+void sg_handle_v1_chat(sg_req *r)
+{
+    if (!sg_v1_chat_parse(r))
         return;
-    if (in->v1_stream &&
+    if (r->in.v1_stream &&
         !(r->sse = sg_sse_new(r->conn, r->srv->cfg->sse_buffer_bytes, r->srv->cfg->sse_stall_ms))) {
         sg_req_error(r, 503, "OVERLOADED", "out of memory");
         return;
@@ -543,11 +550,11 @@ static void work_embeddings(sg_req *r)
                                   r->in.v1_model, "usage", usage));
 }
 
-void sg_handle_v1_embeddings(sg_req *r)
+bool sg_v1_embeddings_parse(sg_req *r)
 {
     json_t *body;
     if (!sg_req_body(r, &body))
-        return;
+        return false;
     sg_work_input *in = &r->in;
     const void *backend = NULL;
     bool ok = sg_v1_pick_model(r, json_object_get(body, "model"), SG_V1_EMBED, &backend);
@@ -600,11 +607,17 @@ void sg_handle_v1_embeddings(sg_req *r)
     json_decref(body);
     if (!ok) {
         json_decref(list);
-        return;
+        return false;
     }
     in->v1_inputs = list;
     in->v1_backend = backend;
-    sg_req_submit(r, work_embeddings);
+    return true;
+}
+
+void sg_handle_v1_embeddings(sg_req *r)
+{
+    if (sg_v1_embeddings_parse(r))
+        sg_req_submit(r, work_embeddings);
 }
 
 /* ---- speech ---------------------------------------------------------------------------------- */
@@ -633,11 +646,11 @@ static void work_speech(sg_req *r)
     sg_tts_audio_free(&a);
 }
 
-void sg_handle_v1_speech(sg_req *r)
+bool sg_v1_speech_parse(sg_req *r)
 {
     json_t *body;
     if (!sg_req_body(r, &body))
-        return;
+        return false;
     sg_work_input *in = &r->in;
     const void *backend = NULL;
     const char *input = NULL, *voice = NULL, *fmt = NULL;
@@ -689,8 +702,14 @@ void sg_handle_v1_speech(sg_req *r)
     }
     json_decref(body);
     if (!ok)
-        return;
+        return false;
     in->speak_format = (int)f;
     in->v1_backend = tts;
-    sg_req_submit(r, work_speech);
+    return true;
+}
+
+void sg_handle_v1_speech(sg_req *r)
+{
+    if (sg_v1_speech_parse(r))
+        sg_req_submit(r, work_speech);
 }

@@ -22,6 +22,13 @@ typedef enum sg_v1_kind { SG_V1_CHAT, SG_V1_TRANSCRIBE, SG_V1_SPEECH, SG_V1_EMBE
  * has no model loaded. */
 bool sg_v1_pick_model(sg_req *r, json_t *model, sg_v1_kind kind, const void **backend);
 
+/* Each route's request parsing, on the HTTP thread (also what fuzz/fuzz_v1.c drives): fills r->in
+ * and returns true, or sets the error response and returns false. */
+bool sg_v1_chat_parse(sg_req *r);
+bool sg_v1_embeddings_parse(sg_req *r);
+bool sg_v1_speech_parse(sg_req *r);
+bool sg_v1_transcription_parse(sg_req *r);
+
 /* The chat completion's work on the queue (openai_chat.c). */
 void sg_v1_work_chat(sg_req *r);
 

@@ -98,13 +98,13 @@ static void temperatures(sg_whisper_transcribe_opts *o, double t)
     }
 }
 
-void sg_handle_v1_transcriptions(sg_req *r)
+bool sg_v1_transcription_parse(sg_req *r)
 {
     const bool translate = strstr(r->route->path, "translations") != NULL;
     v1_audio *a = calloc(1, sizeof *a);
     if (!a) {
         sg_req_error(r, 503, "OVERLOADED", "out of memory");
-        return;
+        return false;
     }
     r->in.v1_audio = a;
     r->in.v1_audio_free = v1_audio_free;
@@ -115,12 +115,12 @@ void sg_handle_v1_transcriptions(sg_req *r)
     if (st != SG_OK) {
         sg_req_error(r, st == SG_ENOMEM ? 503 : 400, st == SG_ENOMEM ? "OVERLOADED" : "INVALID_REQUEST",
                      "%s (send multipart/form-data with a \"file\" part)", err.msg);
-        return;
+        return false;
     }
     a->file = sg_multipart_find(&a->mp, "file");
     if (!a->file || a->file->len == 0) {
         sg_req_error(r, 400, "INVALID_REQUEST", "the form has no \"file\" part with the audio");
-        return;
+        return false;
     }
     char model[128], language[64], fmt[32], temp[32];
     char *prompt = NULL;
@@ -129,17 +129,17 @@ void sg_handle_v1_transcriptions(sg_req *r)
         !field(r, sg_multipart_find(&a->mp, "language"), language, sizeof language) ||
         !field(r, sg_multipart_find(&a->mp, "response_format"), fmt, sizeof fmt) ||
         !field(r, sg_multipart_find(&a->mp, "temperature"), temp, sizeof temp))
-        return;
+        return false;
     json_t *mj = model[0] ? json_string(model) : NULL;
     const void *backend = NULL;
     bool ok = sg_v1_pick_model(r, mj, SG_V1_TRANSCRIBE, &backend);
     json_decref(mj);
     if (!ok)
-        return;
+        return false;
     a->asr = backend;
     if (!a->asr->transcribe_full || !a->asr->whisper) {
         sg_req_error(r, 503, "MODEL_UNAVAILABLE", "this speech model has no transcribe()");
-        return;
+        return false;
     }
     sg_whisper *m = a->asr->whisper(a->asr->self);
     const sg_whisper_info *I = sg_whisper_get_info(m);
@@ -148,7 +148,7 @@ void sg_handle_v1_transcriptions(sg_req *r)
     if (translate && !I->multilingual) {
         sg_req_error(r, 400, "INVALID_REQUEST", "translation needs a multilingual model; '%s' is "
                      "English-only", r->in.v1_model);
-        return;
+        return false;
     }
     if (language[0] && I->multilingual) {
         const char *code = sg_whisper_language_lookup(language);
@@ -156,12 +156,12 @@ void sg_handle_v1_transcriptions(sg_req *r)
         if (a->opts.language < 0) {
             sg_req_error(r, 400, "INVALID_REQUEST", "unknown language '%s' (an ISO-639-1 code such "
                          "as en, de, fr)", language);
-            return;
+            return false;
         }
     }
     if (fmt[0] && sg_transcript_format_parse(fmt, &a->format, &err) != SG_OK) {
         sg_req_error(r, 400, "INVALID_REQUEST", "%s", err.msg);
-        return;
+        return false;
     }
     if (!fmt[0])
         a->format = SG_TRANSCRIPT_JSON;
@@ -170,7 +170,7 @@ void sg_handle_v1_transcriptions(sg_req *r)
         double t = strtod(temp, &end);
         if (*end || !(t >= 0 && t <= 1)) {
             sg_req_error(r, 400, "INVALID_REQUEST", "\"temperature\" must be a number in 0..1");
-            return;
+            return false;
         }
         temperatures(&a->opts, t);
     }
@@ -179,28 +179,28 @@ void sg_handle_v1_transcriptions(sg_req *r)
         char v[16];
         unsigned bit;
         if (!field(r, g, v, sizeof v))
-            return;
+            return false;
         if (sg_transcript_granularity_parse(v, &bit, &err) != SG_OK) {
             sg_req_error(r, 400, "INVALID_REQUEST", "%s", err.msg);
-            return;
+            return false;
         }
         a->fopts.granularities |= bit;
     }
     if (a->fopts.granularities && a->format != SG_TRANSCRIPT_VERBOSE_JSON) {
         sg_req_error(r, 400, "INVALID_REQUEST", "timestamp_granularities[] needs response_format "
                      "verbose_json");
-        return;
+        return false;
     }
     a->opts.word_timestamps = (a->fopts.granularities & SG_TRANSCRIPT_GRAN_WORD) != 0;
     a->fopts.translate = translate;
     if (pp) {
         if (pp->filename || pp->len > 4096 || memchr(pp->data, 0, pp->len)) {
             sg_req_error(r, 400, "INVALID_REQUEST", "\"prompt\" must be text of at most 4096 bytes");
-            return;
+            return false;
         }
         if (!(prompt = malloc(pp->len + 1))) {
             sg_req_error(r, 503, "OVERLOADED", "out of memory");
-            return;
+            return false;
         }
         memcpy(prompt, pp->data, pp->len);
         prompt[pp->len] = 0;
@@ -208,5 +208,11 @@ void sg_handle_v1_transcriptions(sg_req *r)
         r->in.system = prompt;
         a->opts.initial_prompt = prompt;
     }
-    sg_req_submit(r, work_transcribe);
+    return true;
+}
+
+void sg_handle_v1_transcriptions(sg_req *r)
+{
+    if (sg_v1_transcription_parse(r))
+        sg_req_submit(r, work_transcribe);
 }
