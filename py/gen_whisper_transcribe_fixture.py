@@ -32,6 +32,7 @@ from safetensors_io import load_safetensors  # noqa: E402
 
 PROMPT = "  Ask not what your country can do.  "
 GREEDY = {"logprob_threshold": None}  # the random models' avg_logprob is below -1: no fallback
+WORDS = {"word_timestamps": True}
 CASES = {  # name: (audio, options; None = the threshold disabled)
     "en": [
         ("default", "jfk", {}),
@@ -46,6 +47,10 @@ CASES = {  # name: (audio, options; None = the threshold disabled)
         ("single_ending", "jfk3", {"seed": 0, "temperature": [0.8], "logprob_threshold": None}),
         ("skip", "jfk", {"no_speech_threshold": 0.0, "logprob_threshold": 0.0,
                          "temperature": [0.0]}),
+        # word timestamps: transcribe()'s seek to the last word's end and last_speech_timestamp
+        ("words", "jfk", WORDS),
+        ("long_words", "jfk3", WORDS),
+        ("long_greedy_words", "jfk3", dict(GREEDY, **WORDS)),
     ],
     "ml": [
         ("default", "jfk", {}),
@@ -57,6 +62,9 @@ CASES = {  # name: (audio, options; None = the threshold disabled)
         ("fallback", "jfk3", {"seed": 99}),
         ("skip", "jfk", {"no_speech_threshold": 0.0, "logprob_threshold": 0.0,
                          "temperature": [0.0]}),
+        ("words", "jfk", WORDS),
+        ("long_words", "jfk3", WORDS),
+        ("long_greedy_words", "jfk3", dict(GREEDY, **WORDS)),
     ],
 }
 

@@ -444,16 +444,26 @@ def compression_ratio(text):
     return len(b) / len(zlib.compress(b)) if b else 0.0
 
 
+def get_end(segments):
+    """transcribe.py's get_end: the end of the last word, else of the last segment, else None."""
+    return next((w["end"] for s in reversed(segments) for w in reversed(s["words"])),
+                segments[-1]["end"] if segments else None)
+
+
 @torch.no_grad()
 def transcribe(model, mel, content_frames, vocab, temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
                compression_ratio_threshold=2.4, logprob_threshold=-1.0, no_speech_threshold=0.6,
                condition_on_previous_text=True, initial_prompt_tokens=None, language=None,
                translate=False, without_timestamps=False, max_initial_timestamp=1.0, seed=0,
-               sample_len=None):
-    """openai/whisper transcribe() (greedy at every temperature, no word timestamps, default
-    clip_timestamps, no hallucination_silence_threshold) on mel [n_mels, content + 3000] (the
-    log-mel with 30 s of appended silence). vocab: token bytes by id (below eot). initial_prompt
-    is passed already encoded (tokenizer.encode(" " + prompt.strip())). Thresholds None disable."""
+               sample_len=None, word_timestamps=False):
+    """openai/whisper transcribe() (greedy at every temperature, default clip_timestamps, no
+    hallucination_silence_threshold) on mel [n_mels, content + 3000] (the log-mel with 30 s of
+    appended silence). vocab: token bytes by id (below eot). initial_prompt is passed already
+    encoded (tokenizer.encode(" " + prompt.strip())). Thresholds None disable. word_timestamps:
+    py/whisper_timing_reference.py's add_word_timestamps (openai's timing.py, default
+    punctuations and alignment heads) on each window's segments with the window's encoder output
+    and num_frames = segment_size, then transcribe.py's seek to the last word's end (unless the
+    window ended with a single timestamp) and last_speech_timestamp = get_end(segments)."""
     c = model.config
     sp = special_ids(c)
     nf = 2 * c["max_source_positions"]
@@ -471,6 +481,15 @@ def transcribe(model, mel, content_frames, vocab, temperature=(0.0, 0.2, 0.4, 0.
     init = list(initial_prompt_tokens or [])
     all_tokens.extend(init)
     windows = []
+    if word_timestamps:
+        import whisper_timing_reference as timing
+        code = LANGUAGES[language - sp["sot"] - 1] if sp["multilingual"] else "en"
+        tok = timing.Tok(c, vocab, code)
+        sot_sequence = [sp["sot"]]
+        if sp["multilingual"]:
+            sot_sequence += [language, sp["translate"] if translate else sp["transcribe"]]
+        heads = timing.alignment_heads(c)
+    last_speech_timestamp = 0.0
     seek = 0
     while seek < content_frames:
         time_offset = float(seek * 160 / 16000)
@@ -543,10 +562,22 @@ def transcribe(model, mel, content_frames, vocab, temperature=(0.0, 0.2, 0.4, 0.
                 duration = (stamps[-1] - tb) * time_precision
             current.append(new_segment(time_offset, time_offset + duration, tokens))
             seek += segment_size
+        if word_timestamps:
+            timing.add_word_timestamps(current, model, tok, sot_sequence, xa, segment_size, heads,
+                                       last_speech_timestamp)
+            if not single_timestamp_ending:
+                last_word_end = get_end(current)
+                if last_word_end is not None and last_word_end > time_offset:
+                    seek = round(last_word_end * 100)  # FRAMES_PER_SECOND
+            last_word_end = get_end(current)
+            if last_word_end is not None:
+                last_speech_timestamp = last_word_end
         for s in current:
             if s["start"] == s["end"] or s["text"].strip() == "":
                 s["text"] = ""
                 s["tokens"] = []
+                if word_timestamps:
+                    s["words"] = []
         for s in current:
             s["id"] = len(all_segments)
             all_segments.append(s)

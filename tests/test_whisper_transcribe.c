@@ -11,7 +11,9 @@
  *  - int8 runs without error;
  *  - sg_whisper_decode_ex without timestamps at T = 0 gives sg_whisper_decode's tokens, and the
  *    time of both is printed (the fallback loop costs nothing when the first pass is accepted);
- *  - word timestamps run (or give SG_EUNSUPPORTED while models/whisper_timing.c is a stub);
+ *  - word timestamps (models/whisper_timing.c inside transcribe(): jfk, and jfk x 3 sampled and
+ *    greedy, where the next window starts at the last word's end): every word's text, start, end
+ *    and probability (1e-4) and the segments' seek / start / end / tokens equal the reference's;
  *  - argument errors: SG_EINVAL with a message.
  */
 #include <jansson.h>
@@ -110,10 +112,33 @@ static void opts_from(const sg_whisper *m, json_t *o, sg_whisper_transcribe_opts
     op->initial_prompt = json_string_value(json_object_get(o, "initial_prompt"));
     op->without_timestamps = json_is_true(json_object_get(o, "without_timestamps"));
     op->translate = json_is_true(json_object_get(o, "translate"));
+    op->word_timestamps = json_is_true(json_object_get(o, "word_timestamps"));
     if ((v = json_object_get(o, "condition_on_previous_text")))
         op->condition_on_previous_text = json_is_true(v);
     if ((v = json_object_get(o, "language")))
         op->language = sg_whisper_language_token(m, json_string_value(v));
+}
+
+/* The segment's words (word_timestamps cases; none otherwise): texts equal, times and
+ * probabilities within 1e-4. */
+static void compare_words(const char *what, size_t seg, const sg_whisper_segment *s,
+                          json_t *words)
+{
+    CHECK_MSG(s->n_words == json_array_size(words), "%s: segment %zu has %zu words, want %zu",
+              what, seg, s->n_words, json_array_size(words));
+    for (size_t k = 0; k < s->n_words && k < json_array_size(words); k++) {
+        const sg_whisper_word *w = &s->words[k];
+        json_t *x = json_array_get(words, k);
+        const char *text = json_string_value(json_object_get(x, "word"));
+        CHECK_MSG(text && w->word && strcmp(w->word, text) == 0,
+                  "%s: segment %zu word %zu '%s' vs '%s'", what, seg, k, w->word, text);
+        CHECK_MSG(fabs(w->start - num(x, "start")) <= 1e-4 && fabs(w->end - num(x, "end")) <= 1e-4,
+                  "%s: segment %zu word %zu '%s' %.4f..%.4f vs %.4f..%.4f", what, seg, k, text,
+                  w->start, w->end, num(x, "start"), num(x, "end"));
+        CHECK_MSG(fabs(w->probability - num(x, "probability")) <= 1e-4,
+                  "%s: segment %zu word %zu '%s' probability %.6f vs %.6f", what, seg, k, text,
+                  w->probability, num(x, "probability"));
+    }
 }
 
 static void compare(const char *what, const sg_whisper_transcript *t, json_t *want)
@@ -141,6 +166,7 @@ static void compare(const char *what, const sg_whisper_transcript *t, json_t *wa
         CHECK_NEAR(s->avg_logprob, num(w, "avg_logprob"), 1e-3);
         CHECK_NEAR(s->no_speech_prob, num(w, "no_speech_prob"), 1e-3);
         CHECK_NEAR(s->compression_ratio, num(w, "compression_ratio"), 1e-3);
+        compare_words(what, i, s, json_object_get(w, "words"));
     }
     const char *text = json_string_value(json_object_get(want, "text"));
     CHECK_MSG(text && t->text && strcmp(t->text, text) == 0, "%s: text '%s' vs '%s'", what,
@@ -350,19 +376,19 @@ static void check_errors(sg_pool *pool, const input *jfk)
     CHECK_MSG(sg_whisper_transcribe(en, jfk->mel, jfk->frames, jfk->content, NULL, &t, &err) ==
               SG_OK, "%s", err.msg);
     sg_whisper_transcript_free(&t);
-    /* word timestamps: models/whisper_timing.c (SG_EUNSUPPORTED from this branch's stub) */
+    /* word timestamps (compared with the reference in run_kind): they run, words are ordered */
     sg_whisper_transcribe_opts_default(&o);
     o.word_timestamps = true;
     o.logprob_threshold = -INFINITY;
     memset(&err, 0, sizeof err);
     sg_status st = sg_whisper_transcribe(en, jfk->mel, jfk->frames, jfk->content, &o, &t, &err);
-    CHECK_MSG(st == SG_OK || (st == SG_EUNSUPPORTED && err.msg[0]), "word timestamps: %d %s", st,
-              err.msg);
+    CHECK_MSG(st == SG_OK, "word timestamps: %d %s", st, err.msg);
+    size_t n_words = 0;
     for (size_t i = 0; st == SG_OK && i < t.n_segments; i++)
-        for (size_t w = 0; w < t.segments[i].n_words; w++)
+        for (size_t w = 0; w < t.segments[i].n_words; w++, n_words++)
             CHECK(t.segments[i].words[w].word && t.segments[i].words[w].start <=
                                                      t.segments[i].words[w].end);
-    printf("word timestamps: %s\n", st == SG_OK ? "ok" : err.msg);
+    CHECK(n_words > 0);
     sg_whisper_transcript_free(&t);
     /* empty audio: no window */
     CHECK(sg_whisper_transcribe(en, jfk->mel, jfk->frames, 0, NULL, &t, &err) == SG_OK);
