@@ -1368,95 +1368,17 @@ void sg_whisper_result_free(sg_whisper_result *res)
 sg_status sg_whisper_decode(sg_whisper *m, const sg_whisper_decode_opts *opts,
                             sg_whisper_result *res, sg_error *err)
 {
-    const sg_whisper_info *I = &m->info;
     const sg_whisper_decode_opts defaults = {-1, false, 0};
     if (!opts)
         opts = &defaults;
-    memset(res, 0, sizeof *res);
-    res->language = -1;
-    if (m->n_src <= 0)
-        return sg_error_set(err, SG_EINVAL, "no encoded audio: call sg_whisper_encode first");
-    int32_t lang = -1;
-    if (I->multilingual) {
-        lang = opts->language;
-        if (lang != -1 && !sg_whisper_language_code(m, lang))
-            return sg_error_set(err, SG_EINVAL, "token %d is not a language token of this model",
-                                (int)lang);
-    }
-    int sample_len = I->n_text_ctx / 2;
+    int sample_len = m->info.n_text_ctx / 2;
     if (opts->max_tokens > 0 && opts->max_tokens < sample_len)
         sample_len = opts->max_tokens;
-    const int V = I->vocab;
-    int32_t *seq = malloc((size_t)(I->n_text_ctx + 1) * sizeof *seq);
-    float *logits = malloc((size_t)V * sizeof(float));
-    res->logprobs = malloc((size_t)sample_len * sizeof(float));
-    if (!seq || !logits || !res->logprobs) {
-        free(seq);
-        free(logits);
-        sg_whisper_result_free(res);
-        return sg_error_set(err, SG_ENOMEM, "out of memory");
-    }
-    const int32_t specials[6] = {I->transcribe, I->translate, I->sot, I->sot_prev, I->sot_lm,
-                                 I->no_speech};
-    pthread_mutex_lock(&m->lock);
-    /* <|startoftranscript|> alone first: its logits give no_speech_prob (openai takes them at
-     * the sot position of the prompt's forward pass, which the causal mask makes the same) and,
-     * when asked, the language (detect_language runs the same step) */
-    int n = 0;
-    seq[n++] = I->sot;
-    decode_step(m, seq, 1, 0, logits);
-    res->no_speech_prob = expf(log_softmax_at(logits, V, I->no_speech));
-    if (I->multilingual) {
-        if (lang < 0)
-            lang = best_language(m, logits, NULL);
-        seq[n++] = lang;
-        seq[n++] = opts->translate ? I->translate : I->transcribe;
-    }
-    seq[n++] = I->no_timestamps;
-    res->language = lang;
-    const int sample_begin = n;
-    double sum_lp = 0;
-    int fed = 1; /* tokens already in the cache */
-    for (int step = 0; step < sample_len; step++) {
-        decode_step(m, seq + fed, n - fed, fed, logits);
-        fed = n;
-        if (n == sample_begin)
-            for (int i = 0; i < m->n_begin_suppress; i++)
-                logits[m->begin_suppress[i]] = -INFINITY;
-        for (int i = 0; i < m->n_suppress; i++)
-            if (m->suppress[i] >= 0)
-                logits[m->suppress[i]] = -INFINITY;
-        for (int i = 0; i < 6; i++)
-            if (specials[i] >= 0 && specials[i] < V)
-                logits[specials[i]] = -INFINITY;
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (logits[j] > logits[best])
-                best = j;
-        float lp = log_softmax_at(logits, V, best);
-        if (seq[n - 1] != I->eot)
-            sum_lp += lp;
-        res->logprobs[res->n_logprobs++] = lp;
-        seq[n++] = best;
-        if (best == I->eot || n > I->n_text_ctx)
-            break;
-    }
-    pthread_mutex_unlock(&m->lock);
-    free(logits);
-    size_t count = 0;
-    while (sample_begin + (int)count < n && seq[sample_begin + count] != I->eot)
-        count++;
-    res->tokens = malloc((count ? count : 1) * sizeof *res->tokens);
-    if (!res->tokens) {
-        free(seq);
-        sg_whisper_result_free(res);
-        return sg_error_set(err, SG_ENOMEM, "out of memory");
-    }
-    memcpy(res->tokens, seq + sample_begin, count * sizeof *res->tokens);
-    res->n = count;
-    res->avg_logprob = (float)(sum_lp / (double)(count + 1));
-    free(seq);
-    return SG_OK;
+    /* decoding.py's task without timestamps at temperature 0: sg_whisper_decode_ex's greedy path */
+    const sg_whisper_decode_req q = {.language = m->info.multilingual ? opts->language : -1,
+                                     .translate = opts->translate, .without_timestamps = true,
+                                     .sample_len = sample_len};
+    return sg_whisper_decode_ex(m, &q, res, err);
 }
 
 sg_status sg_whisper_decode_greedy(sg_whisper *m, int max_tokens, sg_whisper_result *res,
@@ -1583,7 +1505,8 @@ sg_status sg_whisper_decode_ex(sg_whisper *m, const sg_whisper_decode_req *q,
     int32_t lang = -1;
     if (I->multilingual) {
         lang = q->language;
-        if (!sg_whisper_language_code(m, lang))
+        /* -1 without a prompt: detected from the <|startoftranscript|> step below */
+        if (!(lang == -1 && q->n_prompt == 0) && !sg_whisper_language_code(m, lang))
             return sg_error_set(err, SG_EINVAL, "token %d is not a language token of this model",
                                 (int)lang);
     }
@@ -1628,9 +1551,15 @@ sg_status sg_whisper_decode_ex(sg_whisper *m, const sg_whisper_decode_req *q,
                                  I->no_speech};
     pthread_mutex_lock(&m->lock);
     /* up to <|startoftranscript|> first: its logits give no_speech_prob (openai's sot_index row
-     * of the first forward pass; the causal mask makes it the same) */
+     * of the first forward pass; the causal mask makes it the same) and, without a prompt, the
+     * language when it is to be detected (detect_language runs this very step) */
     decode_step(m, seq, sot_index + 1, 0, logits);
     res->no_speech_prob = expf(log_softmax_at(logits, V, I->no_speech));
+    if (I->multilingual && lang < 0) {
+        lang = best_language(m, logits, NULL);
+        seq[sot_index + 1] = lang;
+        res->language = lang;
+    }
     int fed = sot_index + 1;
     double sum_lp = 0;
     for (int step = 0; step < sample_len; step++) {

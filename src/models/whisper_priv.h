@@ -23,7 +23,8 @@
 typedef struct sg_whisper_decode_req {
     const int32_t *prompt;
     size_t n_prompt;
-    int32_t language; /* multilingual: a language token; ignored by .en models */
+    int32_t language; /* multilingual: a language token, or -1 without a prompt: detected from the
+                         <|startoftranscript|> step (detect_language); ignored by .en models */
     bool translate, without_timestamps;
     float temperature;
     sg_whisper_rng *rng; /* used when temperature > 0 */
