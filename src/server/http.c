@@ -262,6 +262,12 @@ static enum MHD_Result send_response(sg_req *r)
     }
     if (r->allow[0])
         MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->route && (r->route->flags & SG_ROUTE_OPENAI)) {
+        /* as OpenAI's API: the server's time on the request, arrival to answer */
+        char pm[24];
+        snprintf(pm, sizeof pm, "%.0f", sg_now_ms() - r->t_start);
+        MHD_add_response_header(resp, "openai-processing-ms", pm);
+    }
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
