@@ -27,9 +27,9 @@
 #include <stdint.h>
 
 #define SGCLIENT_VERSION_MAJOR 1
-#define SGCLIENT_VERSION_MINOR 2
+#define SGCLIENT_VERSION_MINOR 3
 #define SGCLIENT_VERSION_PATCH 0
-#define SGCLIENT_VERSION "1.2.0"
+#define SGCLIENT_VERSION "1.3.0"
 /* 0xMMmmpp, for #if comparisons (like LIBCURL_VERSION_NUM) */
 #define SGCLIENT_VERSION_NUM \
     ((SGCLIENT_VERSION_MAJOR << 16) | (SGCLIENT_VERSION_MINOR << 8) | SGCLIENT_VERSION_PATCH)
@@ -64,7 +64,8 @@ typedef enum sg_client_status {
     SG_CLIENT_ECODEC,          /* an encoder failed (TurboJPEG, libsndfile) */
     SG_CLIENT_DROPPED_OLDEST,  /* upload queue: stored; the oldest frame was evicted */
     SG_CLIENT_DROPPED_NEW,     /* upload queue: a frame that could not be stored */
-    SG_CLIENT_FULL             /* upload queue: audio or a query that does not fit: not stored */
+    SG_CLIENT_FULL,            /* upload queue: audio or a query that does not fit: not stored */
+    SG_CLIENT_CANCELLED        /* local model: sg_local_llm_cancel stopped the generation (1.3) */
 } sg_client_status;
 
 /* Bytes of the error buffers the library writes ("char err[SG_CLIENT_ERROR_SIZE]"). */
