@@ -309,6 +309,29 @@ SGCLIENT_API void sg_local_llm_cancel(sg_local_llm *h);
 /* Frees the model (no generation may be running: cancel it and let it return first). */
 SGCLIENT_API void sg_local_llm_close(sg_local_llm *h);
 
+/* ==== offline answers (libsgclient 1.3) ======================================================== */
+
+/* Where an offline answer came from. */
+typedef enum sg_offline_source {
+    SG_OFFLINE_RULES = 0,    /* the server's rule-based responder (src/agent/responder.c, compiled
+                                in): keyword intents over the remembered scene */
+    SG_OFFLINE_LOCAL_LLM     /* the on-device model, the remembered scene in its system prompt */
+} sg_offline_source;
+SGCLIENT_API const char *sg_offline_source_name(sg_offline_source s); /* "rules", "local-llm" */
+
+/* A question answered on the phone while the server cannot be reached. scene: the last scene the
+ * server described (a turn result's "visual_context"), NULL or "" when none. llm (may be NULL):
+ * answers questions about the scene and open questions with max_tokens tokens (on_token hears
+ * them); the time, help, reminder and navigation intents always get the rule-based answer (the
+ * phone's clock and skills know better), as does everything when llm is NULL. text gets the
+ * answer (malloc'ed), source (may be NULL) where it came from. SG_CLIENT_OK, EINVAL, ENOMEM, or
+ * what sg_local_llm_generate returned (CANCELLED, ABANDONED: text holds what was made). */
+SGCLIENT_API sg_client_status sg_offline_answer(sg_local_llm *llm, const char *scene,
+                                                const char *question, int max_tokens,
+                                                sg_local_llm_token_fn on_token, void *ud,
+                                                char **text, sg_offline_source *source,
+                                                char err[SG_CLIENT_ERROR_SIZE]);
+
 #ifdef __cplusplus
 }
 #endif

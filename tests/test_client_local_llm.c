@@ -192,6 +192,35 @@ static void test_errors(void)
     CHECK(strcmp(sg_client_status_name(SG_CLIENT_CANCELLED), "cancelled") == 0);
 }
 
+/* sg_offline_answer: rules without a model or for the time; the model for a scene question. */
+static void test_offline(const char *dir)
+{
+    char *text = NULL, err[SG_CLIENT_ERROR_SIZE] = "";
+    sg_offline_source src = SG_OFFLINE_LOCAL_LLM;
+    const char *scene = "A desk with a laptop and a red mug.";
+    CHECK(sg_offline_answer(NULL, scene, "What am I looking at?", 16, NULL, NULL, &text, &src, err) ==
+          SG_CLIENT_OK);
+    CHECK_MSG(src == SG_OFFLINE_RULES && text && strstr(text, "laptop"), "%s", text ? text : "");
+    printf("offline, rules: %s\n", text ? text : "");
+    free(text);
+    sg_local_llm *h = NULL;
+    CHECK(sg_local_llm_open(dir, NULL, &h, err) == SG_CLIENT_OK);
+    pieces p = {.len = 0};
+    CHECK(sg_offline_answer(h, scene, "What am I looking at?", 16, collect, &p, &text, &src, err) ==
+          SG_CLIENT_OK);
+    CHECK(src == SG_OFFLINE_LOCAL_LLM && text && *text && strcmp(text, p.buf) == 0);
+    CHECK_EQ_INT(sg_local_llm_last_tokens(h, NULL, 0), 16);
+    printf("offline, local-llm: %s\n", text ? text : "");
+    free(text);
+    CHECK(sg_offline_answer(h, NULL, "What time is it?", 16, NULL, NULL, &text, &src, err) ==
+          SG_CLIENT_OK);
+    CHECK(src == SG_OFFLINE_RULES && text && *text);
+    free(text);
+    CHECK(sg_offline_answer(h, NULL, NULL, 16, NULL, NULL, &text, &src, err) == SG_CLIENT_EINVAL);
+    CHECK(strcmp(sg_offline_source_name(SG_OFFLINE_LOCAL_LLM), "local-llm") == 0);
+    sg_local_llm_close(h);
+}
+
 /* --measure DIR: load the int8 model, generate 64 tokens, print the figures. */
 static long status_kb(const char *key)
 {
@@ -252,6 +281,7 @@ int main(int argc, char **argv)
     check_same(qdir, SG_PREC_Q8, SG_LOCAL_LLM_AUTO, "Answer briefly.", "What am I looking at?");
     test_cancel(qdir);
     test_errors();
+    test_offline(qdir);
 
     /* the figures, from a process that holds nothing else */
     char *args[] = {argv[0], (char *)"--measure", qdir, NULL};
