@@ -172,6 +172,9 @@ sg_client_status sg_local_llm_generate(sg_local_llm *h, const char *system, cons
                               SG_SNN_MAX_CONTEXT - 1);
     pthread_mutex_lock(&h->mu);
     atomic_store(&h->cancel, false);
+    free(h->last);
+    h->last = NULL;
+    h->nlast = 0;
     gen_ctx g = {.h = h, .fn = on_token, .ud = ud};
     sg_snn_result r = {0};
     sg_error e = {0};
@@ -181,9 +184,6 @@ sg_client_status sg_local_llm_generate(sg_local_llm *h, const char *system, cons
     if (st != SG_OK) {
         sg_client_fail(err, cs, "%s", e.msg[0] ? e.msg : "generation failed");
     } else {
-        free(h->last);
-        h->last = NULL;
-        h->nlast = 0;
         if (r.n_tokens > 0 && (h->last = malloc((size_t)r.n_tokens * sizeof *h->last))) {
             memcpy(h->last, r.tokens, (size_t)r.n_tokens * sizeof *h->last);
             h->nlast = r.n_tokens;
@@ -208,7 +208,7 @@ int sg_local_llm_last_tokens(sg_local_llm *h, int32_t *ids, int cap)
         return 0;
     pthread_mutex_lock(&h->mu);
     int n = h->nlast;
-    if (ids && cap > 0)
+    if (ids && cap > 0 && n > 0)
         memcpy(ids, h->last, (size_t)(n < cap ? n : cap) * sizeof *ids);
     pthread_mutex_unlock(&h->mu);
     return n;

@@ -694,7 +694,9 @@ static bool upload_one(stream *s, const sg_upload_item *it)
         s->offline = false;
         s->link_back++;
     }
-    if (!down && st == SG_CLIENT_OK && s->link_back > 0) {
+    bool delivered = st == SG_CLIENT_OK || (it->kind == SG_UPLOAD_AUDIO && r.status == 503 &&
+                                            strcmp(r.error, "MODEL_UNAVAILABLE") == 0);
+    if (delivered && s->link_back > 0) {
         s->resumed_frames += it->kind == SG_UPLOAD_FRAME;
         s->resumed_audio += it->kind == SG_UPLOAD_AUDIO;
     }
@@ -742,21 +744,18 @@ static bool upload_one(stream *s, const sg_upload_item *it)
 }
 
 /* Under s->mu: an item that was not delivered goes back to the queue (or, when newer frames
- * have taken its place, is dropped). */
+ * have taken its place, is dropped: the queue counts those frames as dropped). */
 static void requeue(stream *s, sg_upload_item *it)
 {
     sg_upload_item ev;
     sg_client_status st = sg_upload_queue_requeue(s->q, *it, &ev);
     if (st == SG_CLIENT_DROPPED_OLDEST) {
         refund(s, &ev);
-        s->frames_unsent++;
         free(ev.data);
     } else if (st != SG_CLIENT_OK) {
         refund(s, it);
-        if (it->kind == SG_UPLOAD_FRAME)
-            s->frames_unsent++;
-        else
-            s->audio_unsent++;
+        if (it->kind == SG_UPLOAD_AUDIO)
+            s->audio_unsent++; /* a queue full of questions and audio: SG_CLIENT_FULL */
         free(it->data);
     }
 }

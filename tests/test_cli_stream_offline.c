@@ -1,7 +1,8 @@
 /* The offline path of `sg stream` (issue 16): against a real sg-edge, the server is stopped in the
  * middle of the run and started again on the same port. While it is down, questions keep getting
  * answers, printed with "offline": true by the on-device model (--local-llm, the tiny SNN fixture's
- * int8 directory as `sg quantize` writes it); frames wait in the queue; when it is back, the client
+ * int8 directory as `sg quantize` writes it); frames and audio wait in the queue (audio is never
+ * lost: every chunk is sent in the end); when it is back, the client
  * makes a new session (the new server does not know the old one), answers come from the server
  * again and frames are sent. Every step waits for what the previous one should have caused (the
  * answers file, read as it grows), with generous limits that only ever fail a broken run: nothing
@@ -82,7 +83,7 @@ static bool wait_for(const char *path, bool (*pred)(const counts *), counts *out
 
 static bool one_online(const counts *c) { return c->online >= 1; }
 static bool two_offline(const counts *c) { return c->offline >= 2; }
-static bool back_online(const counts *c) { return c->online_after_offline >= 2; }
+static bool back_online(const counts *c) { return c->online_after_offline >= 6; }
 
 int main(void)
 {
@@ -101,7 +102,7 @@ int main(void)
     /* a long run, ended with SIGINT once the link has come back */
     snprintf(cmd, sizeof cmd,
              "exec " SG_CLI_BIN " stream --server %s --frames ../shared/data/images --speed 10 "
-             "--duration 3000 --question-every 1 --offline-probe 1 --timeout 5 --local-llm %s "
+             "--audio ../shared/data/audio/jfk.wav --duration 3000 --question-every 1 --queue 64 --offline-probe 1 --timeout 5 --local-llm %s "
              "--offline-tokens 8 --answers %s --json >%s 2>%s/stderr",
              srv.base, q8, answers, report, tmp);
     pid_t pid = fork();
@@ -144,12 +145,35 @@ int main(void)
     CHECK_MSG(failed == 0 && answered + n_off + json_integer_value(json_object_get(q, "unsent")) == asked,
               "asked %lld = answered %lld + offline %lld + unsent? (failed %lld)", asked, answered,
               n_off, failed);
+    json_t *fr = json_object_get(j, "frames");
+    long long enc = json_integer_value(json_object_get(fr, "encoded"));
+    long long parts = json_integer_value(json_object_get(fr, "sent")) +
+                      json_integer_value(json_object_get(fr, "failed")) +
+                      json_integer_value(json_object_get(fr, "abandoned")) +
+                      json_integer_value(json_object_get(fr, "dropped")) +
+                      json_integer_value(json_object_get(fr, "unsent"));
+    CHECK_MSG(enc == parts && enc > 0, "frames encoded %lld != sent + failed + abandoned + dropped + "
+              "unsent %lld", enc, parts);
+    /* audio is never dropped: every chunk went up (transcribed or not), none failed */
+    json_t *au = json_object_get(j, "audio");
+    long long chunks = json_integer_value(json_object_get(au, "chunks"));
+    long long asent = json_integer_value(json_object_get(au, "sent"));
+    long long aunsent = json_integer_value(json_object_get(au, "unsent"));
+    CHECK_MSG(chunks > 0 && asent + aunsent == chunks &&
+                  json_integer_value(json_object_get(au, "failed")) == 0,
+              "audio chunks %lld, sent %lld, unsent %lld", chunks, asent, aunsent);
+    long long audio_after = json_integer_value(json_object_get(off, "audio_after_reconnect"));
+    long long requeued = json_integer_value(json_object_get(off, "requeued"));
+    CHECK_MSG(audio_after >= 1 && requeued >= 1, "audio after the reconnect %lld, requeued %lld",
+              audio_after, requeued);
     counts fin = read_answers(answers);
     CHECK_EQ_INT(fin.lines, answered + n_off);
-    printf("link lost %lld, back %lld; %lld offline answers (local model %lld); %lld frames held at "
-           "most; %lld frames after the reconnect; %lld new session(s); %d answer lines\n",
-           lost, back, n_off, llm, json_integer_value(json_object_get(off, "held_frames_max")),
-           frames_after, renewed, fin.lines);
+    printf("link lost %lld, back %lld; %lld offline answers (local model %lld); %lld uploads put "
+           "back, %lld frames held at most; %lld frames and %lld audio chunks after the reconnect; "
+           "%lld new session(s); %d answer lines\n",
+           lost, back, n_off, llm, requeued,
+           json_integer_value(json_object_get(off, "held_frames_max")), frames_after, audio_after,
+           renewed, fin.lines);
     json_decref(j);
     sgt_stop(&srv, SIGTERM);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
