@@ -246,6 +246,92 @@ SGCLIENT_API sg_client_status sg_client_request(sg_client *c, sg_upload_kind kin
                                                 const char *content_type, const void *body,
                                                 size_t len, sg_client_result *res);
 
+/* ==== on-device language model (libsgclient 1.3) ============================================== */
+
+/* The SNN student (src/models/snn.h: the server's own model code, compiled into the library) on
+ * the phone: the int8 directory `sg quantize` writes (model.safetensors in format sg-snn-int8 +
+ * metadata.json + the tokenizer's vocab.json/merges.txt), or an f32 one (student.pt or
+ * model.safetensors). Greedy decoding, exactly the tokens sg_snn_generate gives on the server for
+ * the same file and precision. A handle's calls are serialised (one generation at a time);
+ * sg_local_llm_cancel may be called from any thread at any time. */
+typedef struct sg_local_llm sg_local_llm;
+
+typedef enum sg_local_llm_precision {
+    SG_LOCAL_LLM_AUTO = 0, /* the file's: int8 for an sg-snn-int8 file, else f32 */
+    SG_LOCAL_LLM_F32,      /* f32 weights (an int8 file is dequantised) */
+    SG_LOCAL_LLM_INT8      /* int8 weights (an f32 file is quantised at load) */
+} sg_local_llm_precision;
+
+/* Part of the ABI: fields are only ever added in place of reserved ones. */
+typedef struct sg_local_llm_options {
+    int precision;   /* sg_local_llm_precision */
+    int threads;     /* threads, the caller's included; 0 = one per core (at most 4); 1 = the caller's */
+    int stop_at_eos; /* nonzero: stop at <|endoftext|> (not included) instead of max_tokens */
+    int reserved[5]; /* zero */
+} sg_local_llm_options;
+SGCLIENT_API void sg_local_llm_options_default(sg_local_llm_options *o);
+
+/* What a loaded model is (sg_local_llm_get_info). */
+typedef struct sg_local_llm_info {
+    int vocab, dim, depth, heads;
+    int int8;                 /* 1: int8 weights, 0: f32 */
+    int prequantized;         /* 1: loaded from an int8 file */
+    unsigned long long weight_bytes; /* memory the weights hold */
+    int reserved[4];
+} sg_local_llm_info;
+
+/* Loads dir (opts NULL = defaults). SG_CLIENT_OK, or EINVAL (NULL arguments, bad options),
+ * EFORMAT (no model there, or one that does not load: the reason names the file) or ENOMEM, with
+ * the reason in err. */
+SGCLIENT_API sg_client_status sg_local_llm_open(const char *dir, const sg_local_llm_options *opts,
+                                                sg_local_llm **out, char err[SG_CLIENT_ERROR_SIZE]);
+SGCLIENT_API void sg_local_llm_get_info(const sg_local_llm *h, sg_local_llm_info *out);
+
+/* Hears each piece of the answer as it is made (valid UTF-8; the pieces make the text). Return
+ * false to stop: generate then returns SG_CLIENT_ABANDONED with what was made so far. */
+typedef bool (*sg_local_llm_token_fn)(void *ud, const char *piece, size_t len);
+
+/* The prompt "{system}\n\n{prompt}" (system NULL: prompt alone), then max_tokens tokens (1..2047,
+ * fewer at end-of-text when stop_at_eos). on_token (may be NULL) runs on the calling thread.
+ * text (may be NULL) gets the answer, malloc'ed (free() it), also when stopped early.
+ * SG_CLIENT_OK; SG_CLIENT_CANCELLED when sg_local_llm_cancel stopped it, ABANDONED when on_token
+ * did (text: what was made so far); EINVAL; ENOMEM. */
+SGCLIENT_API sg_client_status sg_local_llm_generate(sg_local_llm *h, const char *system,
+                                                    const char *prompt, int max_tokens,
+                                                    sg_local_llm_token_fn on_token, void *ud,
+                                                    char **text, char err[SG_CLIENT_ERROR_SIZE]);
+/* Token ids of the last generation (at most cap of them into ids, which may be NULL); returns how
+ * many there were. */
+SGCLIENT_API int sg_local_llm_last_tokens(sg_local_llm *h, int32_t *ids, int cap);
+/* Makes the generation running now return SG_CLIENT_CANCELLED after the token it is computing
+ * (a generation started later is not affected). Thread-safe, async-signal-unsafe, never blocks. */
+SGCLIENT_API void sg_local_llm_cancel(sg_local_llm *h);
+/* Frees the model (no generation may be running: cancel it and let it return first). */
+SGCLIENT_API void sg_local_llm_close(sg_local_llm *h);
+
+/* ==== offline answers (libsgclient 1.3) ======================================================== */
+
+/* Where an offline answer came from. */
+typedef enum sg_offline_source {
+    SG_OFFLINE_RULES = 0,    /* the server's rule-based responder (src/agent/responder.c, compiled
+                                in): keyword intents over the remembered scene */
+    SG_OFFLINE_LOCAL_LLM     /* the on-device model, the remembered scene in its system prompt */
+} sg_offline_source;
+SGCLIENT_API const char *sg_offline_source_name(sg_offline_source s); /* "rules", "local-llm" */
+
+/* A question answered on the phone while the server cannot be reached. scene: the last scene the
+ * server described (a turn result's "visual_context"), NULL or "" when none. llm (may be NULL):
+ * answers questions about the scene and open questions with max_tokens tokens (on_token hears
+ * them); the time, help, reminder and navigation intents always get the rule-based answer (the
+ * phone's clock and skills know better), as does everything when llm is NULL. text gets the
+ * answer (malloc'ed), source (may be NULL) where it came from. SG_CLIENT_OK, EINVAL, ENOMEM, or
+ * what sg_local_llm_generate returned (CANCELLED, ABANDONED: text holds what was made). */
+SGCLIENT_API sg_client_status sg_offline_answer(sg_local_llm *llm, const char *scene,
+                                                const char *question, int max_tokens,
+                                                sg_local_llm_token_fn on_token, void *ud,
+                                                char **text, sg_offline_source *source,
+                                                char err[SG_CLIENT_ERROR_SIZE]);
+
 #ifdef __cplusplus
 }
 #endif

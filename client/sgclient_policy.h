@@ -27,9 +27,9 @@
 #include <stdint.h>
 
 #define SGCLIENT_VERSION_MAJOR 1
-#define SGCLIENT_VERSION_MINOR 2
+#define SGCLIENT_VERSION_MINOR 3
 #define SGCLIENT_VERSION_PATCH 0
-#define SGCLIENT_VERSION "1.2.0"
+#define SGCLIENT_VERSION "1.3.0"
 /* 0xMMmmpp, for #if comparisons (like LIBCURL_VERSION_NUM) */
 #define SGCLIENT_VERSION_NUM \
     ((SGCLIENT_VERSION_MAJOR << 16) | (SGCLIENT_VERSION_MINOR << 8) | SGCLIENT_VERSION_PATCH)
@@ -64,7 +64,8 @@ typedef enum sg_client_status {
     SG_CLIENT_ECODEC,          /* an encoder failed (TurboJPEG, libsndfile) */
     SG_CLIENT_DROPPED_OLDEST,  /* upload queue: stored; the oldest frame was evicted */
     SG_CLIENT_DROPPED_NEW,     /* upload queue: a frame that could not be stored */
-    SG_CLIENT_FULL             /* upload queue: audio or a query that does not fit: not stored */
+    SG_CLIENT_FULL,            /* upload queue: audio or a query that does not fit: not stored */
+    SG_CLIENT_CANCELLED        /* local model: sg_local_llm_cancel stopped the generation (1.3) */
 } sg_client_status;
 
 /* Bytes of the error buffers the library writes ("char err[SG_CLIENT_ERROR_SIZE]"). */
@@ -258,6 +259,13 @@ SGCLIENT_API void sg_upload_queue_free(sg_upload_queue *q);
  * it and pushes it again later. SG_CLIENT_EINVAL: a kind that is never queued. */
 SGCLIENT_API sg_client_status sg_upload_queue_push(sg_upload_queue *q, sg_upload_item item,
                                                    sg_upload_item *evicted);
+/* Puts back an item that was popped but not delivered (the link is down): it keeps its seq and
+ * its place in the pop order, ahead of anything pushed after it (libsgclient 1.3). Room is made as
+ * sg_upload_queue_push makes it, except that a frame older than every queued frame is the one
+ * dropped (SG_CLIENT_DROPPED_NEW: the caller frees it). SG_CLIENT_OK, DROPPED_OLDEST (*evicted,
+ * if not NULL, is the frame that went), DROPPED_NEW, FULL or EINVAL, as push. */
+SGCLIENT_API sg_client_status sg_upload_queue_requeue(sg_upload_queue *q, sg_upload_item item,
+                                                      sg_upload_item *evicted);
 /* The next item by the pop order into *out; false when the queue is empty. */
 SGCLIENT_API bool sg_upload_queue_pop(sg_upload_queue *q, sg_upload_item *out);
 /* Items of a kind queued now; SG_UPLOAD_KINDS = all. */

@@ -19,6 +19,7 @@ static const struct {
     [SG_CLIENT_DROPPED_OLDEST] = {"dropped_oldest", "queued; the oldest frame was dropped"},
     [SG_CLIENT_DROPPED_NEW] = {"dropped_new", "the frame was dropped: the queue is full"},
     [SG_CLIENT_FULL] = {"full", "the queue is full: push it again later"},
+    [SG_CLIENT_CANCELLED] = {"cancelled", "cancelled by the caller"},
 };
 
 static int known(sg_client_status s)

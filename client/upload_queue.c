@@ -109,6 +109,38 @@ sg_client_status sg_upload_queue_push(sg_upload_queue *q, sg_upload_item item, s
     return st;
 }
 
+sg_client_status sg_upload_queue_requeue(sg_upload_queue *q, sg_upload_item item,
+                                         sg_upload_item *evicted)
+{
+    if (!q || item.kind < 0 || item.kind >= SG_UPLOAD_CONTROL)
+        return SG_CLIENT_EINVAL;
+    bool frame = item.kind == SG_UPLOAD_FRAME;
+    sg_client_status st = SG_CLIENT_OK;
+    if (q->n >= q->capacity || (frame && sg_upload_queue_count(q, SG_UPLOAD_FRAME) >= q->max_frames)) {
+        int old = oldest_of(q, SG_UPLOAD_FRAME);
+        if (frame && (old < 0 || q->items[old].seq > item.seq)) {
+            q->stats.dropped_new_frames++; /* it is the oldest frame: it goes */
+            return SG_CLIENT_DROPPED_NEW;
+        }
+        if (old < 0) {
+            q->stats.refused[item.kind]++;
+            return SG_CLIENT_FULL;
+        }
+        if (evicted)
+            *evicted = q->items[old];
+        remove_at(q, old);
+        q->stats.evicted_frames++;
+        st = SG_CLIENT_DROPPED_OLDEST;
+    }
+    int i = 0;
+    while (i < q->n && q->items[i].seq < item.seq)
+        i++;
+    memmove(q->items + i + 1, q->items + i, (size_t)(q->n - i) * sizeof *q->items);
+    q->items[i] = item;
+    q->n++;
+    return st;
+}
+
 bool sg_upload_queue_pop(sg_upload_queue *q, sg_upload_item *out)
 {
     static const sg_upload_kind order[] = {SG_UPLOAD_QUERY, SG_UPLOAD_AUDIO, SG_UPLOAD_FRAME};

@@ -71,6 +71,10 @@ typedef struct opts {
     bool stream_answers;   /* --stream-answers: questions answered as events (SSE) */
     bool speak;            /* --speak: ... with their speech */
     const char *answer_dir;/* --answer-audio DIR: each answer's speech written there */
+    const char *local_llm; /* --local-llm DIR: the on-device model for offline answers */
+    const char *answers;   /* --answers FILE|-: every answer as a JSON line */
+    double offline_probe_s;/* --offline-probe: simulated s between tries while the link is down */
+    int offline_tokens;    /* --offline-tokens: the local model's answer length */
     unsigned long long seed;
 } opts;
 
@@ -392,6 +396,17 @@ typedef struct stream {
     uint64_t *minute_bytes; /* [minute][kind] */
     int nminutes;
     char last_error[384];
+    /* the offline path (under mu): the link is down after an upload got no response at all;
+     * questions are then answered on the phone (the local model or the rule-based responder over
+     * the scene the server last described), frames and audio stay queued and one is tried again
+     * every offline_probe_s; the first response brings the link back */
+    bool offline;
+    double probe_at_real;
+    char *scene;            /* the last turn result's visual_context */
+    sg_local_llm *llm;
+    FILE *answers;
+    long long answers_n, link_lost, link_back, offline_answers, offline_llm, offline_rules;
+    long long requeued, resumed_frames, resumed_audio, sessions_renewed, held_frames_max;
 } stream;
 
 static double sim_now(const stream *s) { return (real_ms() - s->t0_real) * s->o.speed; }
@@ -546,27 +561,160 @@ static bool on_answer(void *ud, const sg_answer_event *ev)
     return true;
 }
 
-static void upload_one(stream *s, const sg_upload_item *it)
+/* Under s->mu: one answer as a JSON line on --answers. */
+static void print_answer(stream *s, const char *question, const char *text, bool offline,
+                         const char *from)
 {
+    s->answers_n++;
+    if (!s->answers)
+        return;
+    json_t *j = json_pack("{s:I,s:f,s:s,s:s,s:b,s:s}", "answer", (json_int_t)s->answers_n, "t_s",
+                          round(sim_now(s) / 10.0) / 100.0, "question", question, "text",
+                          text ? text : "", "offline", offline, "source", from);
+    if (j && json_dumpf(j, s->answers, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0) {
+        fputc('\n', s->answers);
+        fflush(s->answers);
+    }
+    json_decref(j);
+}
+
+/* A question answered on the phone (the link is down). */
+static void answer_offline(stream *s, const char *question)
+{
+    pthread_mutex_lock(&s->mu);
+    char *scene = s->scene ? strdup(s->scene) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    char *text = NULL, err[SG_CLIENT_ERROR_SIZE] = "";
+    sg_offline_source src = SG_OFFLINE_RULES;
+    sg_client_status st = sg_offline_answer(s->llm, scene, question, s->o.offline_tokens, NULL, NULL,
+                                            &text, &src, err);
+    pthread_mutex_lock(&s->mu);
+    if (st == SG_CLIENT_OK) {
+        s->offline_answers++;
+        if (src == SG_OFFLINE_LOCAL_LLM)
+            s->offline_llm++;
+        else
+            s->offline_rules++;
+        print_answer(s, question, text, true, sg_offline_source_name(src));
+    } else {
+        s->queries_failed++;
+        snprintf(s->last_error, sizeof s->last_error, "offline answer: %s", err);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(text);
+    free(scene);
+}
+
+/* No response at all (refused, unreachable, timed out): the link is down. */
+static bool link_down(sg_client_status st, const sg_client_result *r)
+{
+    return st != SG_CLIENT_OK && r->status == 0 && r->network_errors > 0;
+}
+
+/* Under s->mu: the turn result of an answered question: its scene is remembered, its answer
+ * printed. */
+static void remember_answer(stream *s, const char *question, const sg_client_result *r)
+{
+    json_t *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    const char *scene = json_string_value(json_object_get(j, "visual_context"));
+    if (scene && *scene) {
+        free(s->scene);
+        s->scene = strdup(scene);
+    }
+    print_answer(s, question, json_string_value(json_object_get(j, "response")), false, "server");
+    json_decref(j);
+}
+
+/* The server forgot the session (it restarted, or the session expired): a new one. */
+static bool renew_session(stream *s)
+{
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    if (sg_client_create_session(s->client, sid, NULL) != SG_CLIENT_OK)
+        return false;
+    pthread_mutex_lock(&s->mu);
+    memcpy(s->sid, sid, sizeof sid);
+    s->sessions_renewed++;
+    pthread_mutex_unlock(&s->mu);
+    return true;
+}
+
+static sg_client_status send_one(stream *s, const sg_upload_item *it, answer_cb *ans,
+                                 sg_client_result *r)
+{
+    if (it->kind == SG_UPLOAD_FRAME)
+        return sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,
+                                           (it->tag & TAG_HINT) != 0, r);
+    if (it->kind == SG_UPLOAD_AUDIO)
+        return sg_client_upload_audio(s->client, s->sid, it->data, it->len, r);
+    if (s->o.stream_answers)
+        return sg_client_query_stream(s->client, s->sid, (const char *)it->data, NULL, 0,
+                                      s->o.speak, on_answer, ans, r);
+    return sg_client_query(s->client, s->sid, (const char *)it->data, NULL, 0, r);
+}
+
+/* Sends an item, or answers a question on the phone while the link is down. Returns true when
+ * the item was not delivered and goes back to the queue (the link is down). */
+static bool upload_one(stream *s, const sg_upload_item *it)
+{
+    pthread_mutex_lock(&s->mu);
+    bool offline = s->offline;
+    pthread_mutex_unlock(&s->mu);
+    if (it->kind == SG_UPLOAD_QUERY && offline) {
+        answer_offline(s, (const char *)it->data);
+        pthread_mutex_lock(&s->mu);
+        refund(s, it); /* nothing went up */
+        pthread_mutex_unlock(&s->mu);
+        return false;
+    }
     sg_client_result r;
-    sg_client_status st;
     answer_cb ans = {s, 0, -1, -1, 0, 0, 0};
-    if (it->kind == SG_UPLOAD_FRAME) {
-        st = sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,
-                                         (it->tag & TAG_HINT) != 0, &r);
-    } else if (it->kind == SG_UPLOAD_AUDIO) {
-        st = sg_client_upload_audio(s->client, s->sid, it->data, it->len, &r);
-    } else if (s->o.stream_answers) {
+    if (it->kind == SG_UPLOAD_QUERY && s->o.stream_answers) {
         pthread_mutex_lock(&s->mu);
         ans.n = ++s->answers_streamed;
         pthread_mutex_unlock(&s->mu);
-        st = sg_client_query_stream(s->client, s->sid, (const char *)it->data, NULL, 0, s->o.speak,
-                                    on_answer, &ans, &r);
-    } else {
-        st = sg_client_query(s->client, s->sid, (const char *)it->data, NULL, 0, &r);
+    }
+    sg_client_status st = send_one(s, it, &ans, &r);
+    if (st == SG_CLIENT_FAILED && r.status == 404 && strcmp(r.error, "INVALID_SESSION") == 0 &&
+        renew_session(s)) {
+        sg_client_result_clear(&r);
+        st = send_one(s, it, &ans, &r);
     }
     double done_real = real_ms();
+    bool down = link_down(st, &r);
+    /* frames and audio wait for the link (a frame that a newer one made stale is dropped) */
+    bool keep = down && it->kind != SG_UPLOAD_QUERY && st != SG_CLIENT_ABANDONED;
     pthread_mutex_lock(&s->mu);
+    if (down) {
+        if (!s->offline) {
+            s->offline = true;
+            s->link_lost++;
+        }
+        s->probe_at_real = real_ms() + s->o.offline_probe_s * 1000.0 / s->o.speed;
+    } else if (r.status != 0 && s->offline) {
+        s->offline = false;
+        s->link_back++;
+    }
+    bool delivered = st == SG_CLIENT_OK || (it->kind == SG_UPLOAD_AUDIO && r.status == 503 &&
+                                            strcmp(r.error, "MODEL_UNAVAILABLE") == 0);
+    if (delivered && s->link_back > 0) {
+        s->resumed_frames += it->kind == SG_UPLOAD_FRAME;
+        s->resumed_audio += it->kind == SG_UPLOAD_AUDIO;
+    }
+    if (keep) {
+        s->requeued++;
+        pthread_mutex_unlock(&s->mu);
+        sg_client_result_clear(&r);
+        return true;
+    }
+    if (down && it->kind == SG_UPLOAD_QUERY) {
+        refund(s, it);
+        pthread_mutex_unlock(&s->mu);
+        sg_client_result_clear(&r);
+        answer_offline(s, (const char *)it->data);
+        return false;
+    }
+    if (st == SG_CLIENT_OK && it->kind == SG_UPLOAD_QUERY)
+        remember_answer(s, (const char *)it->data, &r);
     account_bytes(s, it->kind, r.bytes_up);
     /* the budget charged len + overhead when it was queued; now it knows what it really cost */
     sg_budget_spend(s->budget, s->tick_ms, it->kind, (double)r.bytes_up - charged_bytes(it));
@@ -592,6 +740,47 @@ static void upload_one(stream *s, const sg_upload_item *it)
     s->answer_audio_bytes += ans.bytes;
     pthread_mutex_unlock(&s->mu);
     sg_client_result_clear(&r);
+    return false;
+}
+
+/* Under s->mu: an item that was not delivered goes back to the queue (or, when newer frames
+ * have taken its place, is dropped: the queue counts those frames as dropped). */
+static void requeue(stream *s, sg_upload_item *it)
+{
+    sg_upload_item ev;
+    sg_client_status st = sg_upload_queue_requeue(s->q, *it, &ev);
+    if (st == SG_CLIENT_DROPPED_OLDEST) {
+        refund(s, &ev);
+        free(ev.data);
+    } else if (st != SG_CLIENT_OK) {
+        refund(s, it);
+        if (it->kind == SG_UPLOAD_AUDIO)
+            s->audio_unsent++; /* a queue full of questions and audio: SG_CLIENT_FULL */
+        free(it->data);
+    }
+}
+
+/* Under s->mu: waits while the link is down and nothing may go yet (no question to answer on the
+ * phone, the next try not due, the drain deadline not reached). */
+static void wait_for_probe(stream *s)
+{
+    while (s->offline && sg_upload_queue_count(s->q, SG_UPLOAD_QUERY) == 0) {
+        double now = real_ms(), until = s->probe_at_real;
+        if (s->done && s->drain_deadline_real < until)
+            until = s->drain_deadline_real;
+        if (now >= until)
+            return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double wake = (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6 + (until - now);
+        ts.tv_sec = (time_t)(wake / 1000.0);
+        ts.tv_nsec = (long)((wake - (double)ts.tv_sec * 1000.0) * 1e6);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
 }
 
 static void *uploader(void *arg)
@@ -604,14 +793,26 @@ static void *uploader(void *arg)
         if (sg_upload_queue_count(s->q, SG_UPLOAD_KINDS) == 0 ||
             (s->done && real_ms() > s->drain_deadline_real))
             break;
+        wait_for_probe(s);
+        if (s->offline) {
+            int held = sg_upload_queue_count(s->q, SG_UPLOAD_FRAME);
+            if (held > s->held_frames_max)
+                s->held_frames_max = held;
+        }
+        if (s->done && real_ms() > s->drain_deadline_real)
+            break;
         sg_upload_item it;
-        sg_upload_queue_pop(s->q, &it);
+        if (!sg_upload_queue_pop(s->q, &it))
+            continue;
         s->uploading_seq = it.seq;
         pthread_cond_broadcast(&s->cv); /* room for a waiting producer */
         pthread_mutex_unlock(&s->mu);
-        upload_one(s, &it);
-        free(it.data);
+        bool back = upload_one(s, &it);
         pthread_mutex_lock(&s->mu);
+        if (back)
+            requeue(s, &it);
+        else
+            free(it.data);
     }
     /* whatever is left after the drain deadline was never sent */
     sg_upload_item it;
@@ -673,6 +874,8 @@ static void stream_usage(FILE *f)
             "                 [--upload-budget KB] [--cacert FILE] [--insecure] [--http1.1]\n"
             "                 [--charging] [--telemetry-every S]\n"
             "                 [--stream-answers] [--speak] [--answer-audio DIR]\n"
+            "                 [--answers FILE|-] [--local-llm DIR] [--offline-probe S]\n"
+            "                 [--offline-tokens N]\n"
             "  Simulates glasses + phone against sg-edge: a 30 fps camera through the adaptive\n"
             "  frame-rate controller, the keyframe pre-filter and the JPEG quality policy, 1 s audio\n"
             "  chunks (looped), a question every S seconds; prints upload KB/min, effective fps,\n"
@@ -695,7 +898,14 @@ static void stream_usage(FILE *f)
             "  the memory go to the server on an upload every --telemetry-every 30 s (0 = never)\n"
             "  Answers: --stream-answers asks with Accept: text/event-stream and reports time to\n"
             "  the first token; --speak also asks for speech (time to the first audio);\n"
-            "  --answer-audio DIR writes each spoken sentence to DIR/answer-NNN-SS.ogg (implies both)\n");
+            "  --answer-audio DIR writes each spoken sentence to DIR/answer-NNN-SS.ogg (implies both)\n"
+            "  --answers FILE (- = stdout) gets every answer as a JSON line {\"answer\", \"t_s\",\n"
+            "  \"question\", \"text\", \"offline\", \"source\": \"server\"|\"local-llm\"|\"rules\"}\n"
+            "  Offline: when an upload gets no response the link is down: questions are answered on\n"
+            "  the phone (--local-llm DIR: the SNN student, e.g. the int8 directory `sg quantize`\n"
+            "  writes, --offline-tokens 32; else the rule-based responder) over the scene the server\n"
+            "  last described; frames and audio stay queued and one is tried every --offline-probe\n"
+            "  2 (simulated s) until the server answers again (a new session if it forgot ours)\n");
 }
 
 static int parse_size(const char *v, int *w, int *h)
@@ -757,13 +967,16 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"charging", no_argument, 0, 'G'},            {"telemetry-every", required_argument, 0, 'T'},
         {"stream-answers", no_argument, 0, 'E'},      {"speak", no_argument, 0, 'W'},
         {"answer-audio", required_argument, 0, 'O'},
+        {"local-llm", required_argument, 0, 'L'},     {"answers", required_argument, 0, 'R'},
+        {"offline-probe", required_argument, 0, 'o'}, {"offline-tokens", required_argument, 0, 'N'},
         {0, 0, 0, 0}};
     static const opts defaults = {
         .battery = 100, .duration_s = 60, .speed = 1, .question_every_s = 15, .hold_s = 4, .pan = 10,
         .timeout_s = 10, .cam_w = 640, .cam_h = 480, .up_w = 640, .up_h = 480, .queue_cap = 16,
         .prefilter = PREFILTER_ON, .seed = 0 /* jitter seeded from the clock */,
         .audio_codec = SG_AUDIO_CODEC_OPUS, .audio_bitrate = SG_OPUS_DEFAULT_BITRATE,
-        .upload_budget = -1, .telemetry_every_s = SG_CLIENT_TELEMETRY_INTERVAL_MS / 1000.0};
+        .upload_budget = -1, .telemetry_every_s = SG_CLIENT_TELEMETRY_INTERVAL_MS / 1000.0,
+        .offline_probe_s = 2, .offline_tokens = 32};
     *o = defaults;
     double v;
     optind = 1;
@@ -781,6 +994,10 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'E': o->stream_answers = true; break;
         case 'W': o->speak = o->stream_answers = true; break;
         case 'O': o->answer_dir = optarg; o->speak = o->stream_answers = true; break;
+        case 'L': o->local_llm = optarg; break;
+        case 'R': o->answers = optarg; break;
+        case 'o': if (parse_num("--offline-probe", optarg, 0.01, 3600, &o->offline_probe_s)) return 2; break;
+        case 'N': if (parse_int("--offline-tokens", optarg, 1, 1024, &o->offline_tokens)) return 2; break;
         case 'T': if (parse_num("--telemetry-every", optarg, 0, 86400, &o->telemetry_every_s)) return 2; break;
         case '1': o->http1 = true; break;
         case 'j': o->json = true; break;
@@ -1012,6 +1229,20 @@ static int stream_open(stream *s, const opts *o)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->mu_ready = true;
+    if (o->answers) {
+        s->answers = strcmp(o->answers, "-") == 0 ? stdout : fopen(o->answers, "w");
+        if (!s->answers) {
+            fprintf(stderr, "sg stream: cannot write %s\n", o->answers);
+            return 2;
+        }
+    }
+    if (o->local_llm) {
+        char lerr[SG_CLIENT_ERROR_SIZE];
+        if (sg_local_llm_open(o->local_llm, NULL, &s->llm, lerr) != SG_CLIENT_OK) {
+            fprintf(stderr, "sg stream: --local-llm %s: %s\n", o->local_llm, lerr);
+            return 2;
+        }
+    }
     sg_budget_config bc;
     sg_budget_config_default(&bc, o->battery);
     if (o->upload_budget >= 0)
@@ -1096,6 +1327,10 @@ static void stream_free(stream *s)
     }
     sg_uplink_free(s->uplink);
     sg_budget_free(s->budget);
+    sg_local_llm_close(s->llm);
+    free(s->scene);
+    if (s->answers && s->answers != stdout)
+        fclose(s->answers);
     if (s->mu_ready) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
@@ -1489,6 +1724,17 @@ static json_t *report_json(const report *R)
                                       (json_int_t)s->answer_sentences, "audio_files",
                                       (json_int_t)s->answer_files, "audio_bytes",
                                       (json_int_t)s->answer_audio_bytes));
+    json_object_set_new(out, "offline",
+                        json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "offline_at_end",
+                                  s->offline, "link_lost", (json_int_t)s->link_lost, "link_back",
+                                  (json_int_t)s->link_back, "answers", (json_int_t)s->offline_answers,
+                                  "local_llm", (json_int_t)s->offline_llm, "rules",
+                                  (json_int_t)s->offline_rules, "requeued", (json_int_t)s->requeued,
+                                  "held_frames_max", (json_int_t)s->held_frames_max,
+                                  "frames_after_reconnect", (json_int_t)s->resumed_frames,
+                                  "audio_after_reconnect", (json_int_t)s->resumed_audio,
+                                  "sessions_renewed", (json_int_t)s->sessions_renewed,
+                                  "local_llm_dir", o->local_llm));
     json_object_set_new(out, "upload", report_upload(R));
     json_object_set_new(out, "http", report_http(R));
     /* which HTTP the server spoke ("2" through nginx over TLS) and over how many connections */
@@ -1566,6 +1812,12 @@ static void report_text(const report *R, json_t *out)
                json_real_value(json_object_get(pm, "frames_kb")),
                json_real_value(json_object_get(pm, "audio_kb")),
                json_real_value(json_object_get(pm, "seconds")));
+    if (s->link_lost > 0 || s->o.local_llm)
+        printf("offline  link lost %lld, back %lld; %lld questions answered on the phone (%lld local "
+               "model, %lld rules); %lld uploads held back, %lld frames and %lld audio chunks sent "
+               "after the link came back; %lld new sessions\n",
+               s->link_lost, s->link_back, s->offline_answers, s->offline_llm, s->offline_rules,
+               s->requeued, s->resumed_frames, s->resumed_audio, s->sessions_renewed);
     if (s->last_error[0])
         printf("last error: %s\n", s->last_error);
 }

@@ -25,6 +25,8 @@ PACKAGES=(
   prometheus                                  # promtool: deploy/prometheus/check.sh (also installs the Prometheus service)
   linux-perf                                  # perf: scripts/flamegraph.sh (profiling a running sg-edge)
   nodejs                                      # runs OpenAI's official Node SDK against /v1 (tests/openai)
+  openjdk-17-jdk-headless                     # JNI headers, javac and java: the Android binding's
+                                              # Java test (client/android)
   ca-certificates
 )
 

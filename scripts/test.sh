@@ -16,7 +16,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSG_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 echo "== model tests again with the scalar reference kernels only (SG_CPU=scalar)"
-SG_CPU=scalar ctest --test-dir build --output-on-failure -R 'test_(nn|clip|clip_b32|server_vision|snn|silero_vad|mel|whisper|whisper_ggml|whisper_timing|whisper_transcribe|speech|cli_transcribe)$'
+SG_CPU=scalar ctest --test-dir build --output-on-failure -R 'test_(nn|clip|clip_b32|server_vision|snn|silero_vad|mel|whisper|whisper_ggml|whisper_timing|whisper_transcribe|speech|cli_transcribe|client_local_llm)$'
 
 echo "== AddressSanitizer + UBSan build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSG_WERROR=ON -DSG_SANITIZE=ON >/dev/null

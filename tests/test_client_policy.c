@@ -623,6 +623,39 @@ static double fake_uniform(void *ud)
     return r->seq[r->i++ % r->n];
 }
 
+/* sg_upload_queue_requeue: an undelivered item goes back to its place (the link was down). */
+static void test_queue_requeue(void)
+{
+    sg_upload_queue *q;
+    CHECK(sg_upload_queue_new(4, 2, &q) == SG_CLIENT_OK);
+    sg_upload_item ev, out;
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 1), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 2), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 1);
+    long long seq1 = out.seq;
+    CHECK(sg_upload_queue_requeue(q, out, &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 1 && out.seq == seq1); /* first again */
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_FRAME, 3), &ev) == SG_CLIENT_OK);
+    /* two newer frames queued, max 2 frames: the requeued oldest is the one that goes */
+    CHECK(sg_upload_queue_requeue(q, out, &ev) == SG_CLIENT_DROPPED_NEW);
+    CHECK_EQ_INT(sg_upload_queue_count(q, SG_UPLOAD_FRAME), 2);
+    /* audio goes back ahead of later audio; a full queue evicts the oldest frame for it */
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, 10), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_AUDIO, 11), &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 10);
+    CHECK(sg_upload_queue_requeue(q, out, &ev) == SG_CLIENT_OK);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 10);
+    CHECK(sg_upload_queue_push(q, item(SG_UPLOAD_QUERY, 20), &ev) == SG_CLIENT_OK); /* 4 queued */
+    CHECK(sg_upload_queue_requeue(q, out, &ev) == SG_CLIENT_DROPPED_OLDEST && ev.tag == 2);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 20);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 10);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 11);
+    CHECK(sg_upload_queue_pop(q, &out) && out.tag == 3);
+    CHECK(!sg_upload_queue_pop(q, &out));
+    CHECK(sg_upload_queue_requeue(q, item(SG_UPLOAD_CONTROL, 0), &ev) == SG_CLIENT_EINVAL);
+    sg_upload_queue_free(q);
+}
+
 static void test_retry(void)
 {
     static const struct {
@@ -1117,7 +1150,7 @@ static void test_budget_simulation(void)
 
 static void test_status_and_version(void)
 {
-    for (int st = SG_CLIENT_OK; st <= SG_CLIENT_FULL; st++) {
+    for (int st = SG_CLIENT_OK; st <= SG_CLIENT_CANCELLED; st++) {
         CHECK_MSG(strcmp(sg_client_status_name((sg_client_status)st), "?") != 0, "status %d", st);
         CHECK_MSG(strcmp(sg_client_strerror((sg_client_status)st), "unknown status") != 0, "status %d", st);
     }
@@ -1142,6 +1175,7 @@ int main(void)
     test_thumb_and_prefilter();
     test_fit();
     test_queue();
+    test_queue_requeue();
     test_retry();
     test_y4m();
     test_stats();

@@ -177,7 +177,8 @@ static sg_status linear_check(int n, int k, sg_precision prec, sg_error *err)
         return sg_error_set(err, SG_EINVAL, "linear: unknown precision %d", (int)prec);
     if (prec == SG_PREC_Q8 && k > Q8_MAX_K)
         return sg_error_set(err, SG_EUNSUPPORTED, "linear: q8 needs k <= %d (k=%d)", Q8_MAX_K, k);
-    if ((size_t)linear_panels(n) * NR * (size_t)linear_k4(k) > ((size_t)1 << 40))
+    /* in 64 bits: size_t is 32 on armv7, where 1 << 40 would not fit */
+    if ((uint64_t)linear_panels(n) * NR * (uint64_t)linear_k4(k) > ((uint64_t)1 << 40))
         return sg_error_set(err, SG_ETOOBIG, "linear: %d x %d is too large", n, k);
     return SG_OK;
 }
