@@ -25,7 +25,7 @@ aarch64-linux-gnu-gcc $FLAGS $SRC -o "$tmp/arm64" $LIBS
 # shellcheck disable=SC2086
 arm-linux-gnueabihf-gcc $FLAGS $SRC -o "$tmp/armhf" $LIBS
 build/sg quantize --model tests/fixtures/snn_tiny --out "$tmp/tiny_q8" >/dev/null
-python3 scripts/snn_synthetic.py "$tmp/full_f32" ../shared/tokenizers/gpt2.tiktoken >/dev/null
+python3 py/gen_snn_synthetic.py "$tmp/full_f32" ../shared/tokenizers/gpt2.tiktoken >/dev/null
 build/sg quantize --model "$tmp/full_f32" --out "$tmp/full_q8" >/dev/null
 rc=0
 for m in tiny_q8 full_q8; do

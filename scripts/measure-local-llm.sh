@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-python3 scripts/snn_synthetic.py "$tmp/f32" ../shared/tokenizers/gpt2.tiktoken
+python3 py/gen_snn_synthetic.py "$tmp/f32" ../shared/tokenizers/gpt2.tiktoken
 build/sg quantize --model "$tmp/f32" --out "$tmp/q8" >/dev/null
 for d in "$tmp/q8" "$tmp/f32"; do
   build/tests/test_client_local_llm --measure "$d"
