@@ -164,8 +164,11 @@ int main(void)
               "audio chunks %lld, sent %lld, unsent %lld", chunks, asent, aunsent);
     long long audio_after = json_integer_value(json_object_get(off, "audio_after_reconnect"));
     long long requeued = json_integer_value(json_object_get(off, "requeued"));
-    CHECK_MSG(audio_after >= 1 && requeued >= 1, "audio after the reconnect %lld, requeued %lld",
-              audio_after, requeued);
+    /* uploads resume after the reconnect; whether one was in flight when the server went down
+     * (and so put back: requeued) depends on timing and is only reported (test_client_policy
+     * checks sg_upload_queue_requeue itself) */
+    CHECK_MSG(audio_after >= 1 && frames_after >= 1, "audio %lld, frames %lld after the reconnect",
+              audio_after, frames_after);
     counts fin = read_answers(answers);
     CHECK_EQ_INT(fin.lines, answered + n_off);
     printf("link lost %lld, back %lld; %lld offline answers (local model %lld); %lld uploads put "
