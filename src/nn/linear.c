@@ -135,8 +135,28 @@ sg_gemm_f32_fn sg_gemm_f32_get(void)
 
 typedef sg_q8_quantize_fn q8_quantize_fn;
 
-/* Bytes per quantised activation at a level (AVX2 keeps them as int16 for vpmaddwd). */
-static int q8_act_bytes(sg_cpu_level level) { return level == SG_CPU_AVX2 ? 2 : 1; }
+/* Bytes per quantised activation at a level (AVX2 keeps them as int16 for vpmaddwd). The ARM
+ * levels share the x86 levels' numbers and keep plain int8. */
+static int q8_act_bytes(sg_cpu_level level)
+{
+#ifdef SG_X86
+    return level == SG_CPU_AVX2 ? 2 : 1;
+#else
+    (void)level;
+    return 1;
+#endif
+}
+
+/* Whether a level's quantiser stores uint8 q + 128 (AVX-512 VNNI's vpdpbusd is unsigned x signed). */
+static int q8_act_offset(sg_cpu_level level)
+{
+#ifdef SG_X86
+    return level == SG_CPU_AVX512;
+#else
+    (void)level;
+    return 0;
+#endif
+}
 
 static void q8_kernels(sg_cpu_level level, q8_quantize_fn *quantize, sg_q8_panel_fn *panel)
 {
@@ -241,7 +261,7 @@ void sg_q8_pack_rows(const float *w, long ldw, int n, int k, int8_t *dst, float 
     for (int r0 = 0; r0 < n; r0 += NR) {
         const int rows = n - r0 < NR ? n - r0 : NR;
         quantize(w + (long)r0 * ldw, ldw, rows, k, k4, tmp, ldq, scale + r0);
-        q8_pack_panel(tmp, ldq, act, level == SG_CPU_AVX512, rows, k, k4, dst + (size_t)r0 * k4,
+        q8_pack_panel(tmp, ldq, act, q8_act_offset(level), rows, k, k4, dst + (size_t)r0 * k4,
                       qsum + r0);
     }
 }
@@ -253,7 +273,7 @@ void sg_q8_rows(const float *w, long ldw, int n, int k, int8_t *q, long ldq, flo
     q8_quantize_fn quantize;
     sg_q8_panel_fn panel_fn;
     q8_kernels(level, &quantize, &panel_fn);
-    const int act = q8_act_bytes(level), offset = level == SG_CPU_AVX512;
+    const int act = q8_act_bytes(level), offset = q8_act_offset(level);
     const long ldt = q8_ldq(k);
     for (int r0 = 0; r0 < n; r0 += NR) {
         const int rows = n - r0 < NR ? n - r0 : NR;
