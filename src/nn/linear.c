@@ -170,6 +170,14 @@ static void q8_kernels(sg_cpu_level level, q8_quantize_fn *quantize, sg_q8_panel
         *quantize = sg_q8_quantize_avx2;
         *panel = sg_q8_panel_avx2;
     }
+#elif defined SG_ARM
+    /* the quantiser stays the scalar one (int8 rows): only the panels differ */
+    if (level >= SG_CPU_NEON)
+        *panel = sg_q8_panel_neon;
+#ifdef __aarch64__
+    if (level >= SG_CPU_DOTPROD)
+        *panel = sg_q8_panel_dotprod;
+#endif
 #else
     (void)level;
 #endif
@@ -197,7 +205,8 @@ static sg_status linear_check(int n, int k, sg_precision prec, sg_error *err)
         return sg_error_set(err, SG_EINVAL, "linear: unknown precision %d", (int)prec);
     if (prec == SG_PREC_Q8 && k > Q8_MAX_K)
         return sg_error_set(err, SG_EUNSUPPORTED, "linear: q8 needs k <= %d (k=%d)", Q8_MAX_K, k);
-    if ((size_t)linear_panels(n) * NR * (size_t)linear_k4(k) > ((size_t)1 << 40))
+    if ((uint64_t)linear_panels(n) * NR * (uint64_t)linear_k4(k) >
+        (UINT64_C(1) << 40 < SIZE_MAX / 4 ? UINT64_C(1) << 40 : SIZE_MAX / 4))
         return sg_error_set(err, SG_ETOOBIG, "linear: %d x %d is too large", n, k);
     return SG_OK;
 }
