@@ -129,6 +129,9 @@ sg_gemm_f32_fn sg_gemm_f32_get(void)
     case SG_CPU_AVX2: return sg_gemm_f32_avx2;
     case SG_CPU_SCALAR: break;
     }
+#elif defined SG_ARM
+    if (sg_cpu_level_get() >= SG_CPU_NEON)
+        return sg_gemm_f32_neon;
 #endif
     return sg_gemm_f32_scalar;
 }

@@ -88,6 +88,8 @@ void sg_gemm_f32_avx2(int m, int n, int k, const float *a, long lda, const float
                       float *c, long ldc, const float *bias, int accumulate);
 void sg_gemm_f32_avx512(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
                         float *c, long ldc, const float *bias, int accumulate);
+void sg_gemm_f32_neon(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
+                      float *c, long ldc, const float *bias, int accumulate);
 /* The f32 GEMM of the current level. */
 sg_gemm_f32_fn sg_gemm_f32_get(void);
 

@@ -33,3 +33,55 @@ void sg_q8_panel_neon(int m, int ncols, int k4, const void *xq, long ldq, const 
         sg_q8_panel_store_row(ncols, sums, xscale[i], wscale, bias, y + i * ldy);
     }
 }
+
+/* F32 GEMM (the dense panels and attention's products): c[m, n] = a[m, k] b[k, n] (+ c) (+ bias),
+ * a row of 4 rows x 8 columns of c in registers, k-major b loaded 8 columns at a time. Multiply-
+ * add is fused on aarch64 (vfmaq_f32) and not on armv7 (vmlaq_f32): equal to the scalar twin up to
+ * rounding order, as the x86 kernels are. */
+#ifdef __aarch64__
+#define F32_MLA(acc, x, y) vfmaq_f32((acc), (x), (y))
+#else
+#define F32_MLA(acc, x, y) vmlaq_f32((acc), (x), (y))
+#endif
+
+/* c[mr (<= 4), 8] for columns j..j+7 */
+static void f32_tile(int mr, int k, const float *a, long lda, const float *b, long ldb, float *c,
+                     long ldc, const float *bias, int accumulate)
+{
+    float32x4_t acc[4][2];
+    for (int r = 0; r < 4; r++)
+        acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+    for (int kk = 0; kk < k; kk++) {
+        const float32x4_t b0 = vld1q_f32(b + kk * ldb), b1 = vld1q_f32(b + kk * ldb + 4);
+        for (int r = 0; r < mr; r++) {
+            const float32x4_t x = vdupq_n_f32(a[r * lda + kk]);
+            acc[r][0] = F32_MLA(acc[r][0], x, b0);
+            acc[r][1] = F32_MLA(acc[r][1], x, b1);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int h = 0; h < 2; h++) {
+            float32x4_t v = acc[r][h];
+            float *dst = c + r * ldc + 4 * h;
+            if (accumulate)
+                v = vaddq_f32(v, vld1q_f32(dst));
+            if (bias)
+                v = vaddq_f32(v, vld1q_f32(bias + 4 * h));
+            vst1q_f32(dst, v);
+        }
+}
+
+void sg_gemm_f32_neon(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
+                      float *c, long ldc, const float *bias, int accumulate)
+{
+    const int n8 = n / 8 * 8;
+    for (int i = 0; i < m; i += 4) {
+        const int mr = m - i < 4 ? m - i : 4;
+        for (int j = 0; j < n8; j += 8)
+            f32_tile(mr, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc,
+                     bias ? bias + j : NULL, accumulate);
+    }
+    if (n8 < n) /* the last < 8 columns: the scalar twin */
+        sg_gemm_f32_scalar(m, n - n8, k, a, lda, b + n8, ldb, c + n8, ldc, bias ? bias + n8 : NULL,
+                           accumulate);
+}
