@@ -61,12 +61,21 @@ static void test_cpu(void)
 {
     sg_cpu_level l = SG_CPU_AVX512;
     CHECK(sg_cpu_parse("scalar", &l) == 0 && l == SG_CPU_SCALAR);
+#if defined SG_ARM
+    CHECK(sg_cpu_parse("NEON", &l) == 0 && l == SG_CPU_NEON);
+    CHECK(sg_cpu_parse("dotprod", &l) == 0 && l == SG_CPU_DOTPROD);
+    CHECK(sg_cpu_parse("avx2", &l) == -1); /* another architecture's level */
+    CHECK(strcmp(sg_cpu_level_name(SG_CPU_NEON), "neon") == 0);
+    CHECK(strcmp(sg_cpu_level_name(SG_CPU_DOTPROD), "dotprod") == 0);
+#else
     CHECK(sg_cpu_parse("AVX2", &l) == 0 && l == SG_CPU_AVX2);
     CHECK(sg_cpu_parse("avx512", &l) == 0 && l == SG_CPU_AVX512);
+    CHECK(sg_cpu_parse("neon", &l) == -1);
+    CHECK(strcmp(sg_cpu_level_name(SG_CPU_AVX2), "avx2") == 0);
+#endif
     CHECK(sg_cpu_parse("avx1024", &l) == -1);
     CHECK(sg_cpu_parse("", &l) == -1);
     CHECK(sg_cpu_parse(NULL, &l) == -1);
-    CHECK(strcmp(sg_cpu_level_name(SG_CPU_AVX2), "avx2") == 0);
 
     /* the level in effect at start is min(supported, SG_CPU) */
     const sg_cpu_level sup = sg_cpu_supported();
@@ -76,9 +85,17 @@ static void test_cpu(void)
     CHECK_EQ_INT(sg_cpu_level_get(), want);
     printf("test_nn: cpu supports %s, SG_CPU=%s -> %s\n", sg_cpu_level_name(sup),
            getenv("SG_CPU") ? getenv("SG_CPU") : "(unset)", sg_cpu_level_name(want));
-#ifndef SG_X86
+#if !defined SG_X86 && !defined SG_ARM
     CHECK_EQ_INT(sup, SG_CPU_SCALAR);
 #endif
+#if defined SG_ARM && defined __aarch64__
+    CHECK(sup >= SG_CPU_NEON); /* Advanced SIMD is part of ARMv8-A */
+#endif
+    /* scripts/test-arm.sh says which level the emulated CPU must be detected as */
+    sg_cpu_level expect;
+    if (sg_cpu_parse(getenv("SG_TEST_CPU_EXPECT"), &expect) == 0)
+        CHECK_MSG(sup == expect, "cpu detected as %s, SG_TEST_CPU_EXPECT=%s", sg_cpu_level_name(sup),
+                  getenv("SG_TEST_CPU_EXPECT"));
     /* set clamps to what the machine has */
     CHECK_EQ_INT(sg_cpu_level_set(SG_CPU_AVX512), sup);
     CHECK_EQ_INT(sg_cpu_level_get(), sup);

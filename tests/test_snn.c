@@ -248,6 +248,54 @@ static void check_int8(sg_snn *q8, int32_t (*q8_tokens)[64], const sg_snn *f32)
     free(lf);
 }
 
+/* int8 greedy tokens are the same at every kernel level and on every architecture: the int8
+ * GEMMs are exact and the f32 steps between them give the same spikes. q8_tokens.json pins
+ * them (written on x86-64 by SG_TEST_SNN_Q8_WRITE=<path>), so the ARM runs under qemu compare
+ * with x86's tokens from the same student.pt. */
+static void check_int8_pinned(sg_snn *q8, int32_t (*q8_tokens)[64])
+{
+    const char *out = getenv("SG_TEST_SNN_Q8_WRITE");
+    if (out) {
+        json_t *all = json_array();
+        for (int c = 0; c < ncases; c++) {
+            json_t *row = json_array();
+            for (int k = 0; k < max_tokens; k++)
+                json_array_append_new(row, json_integer(q8_tokens[c][k]));
+            json_array_append_new(all, row);
+        }
+        json_t *doc = json_pack("{s:s, s:i, s:o}", "source", PT_DIR "/student.pt, int8 on the fly",
+                                "max_tokens", max_tokens, "tokens", all);
+        CHECK(json_dump_file(doc, out, JSON_COMPACT) == 0);
+        json_decref(doc);
+    }
+    json_error_t je;
+    json_t *pin = json_load_file(PT_DIR "/q8_tokens.json", 0, &je);
+    CHECK_MSG(pin != NULL, "q8_tokens.json: %s", je.text);
+    json_t *rows = json_object_get(pin, "tokens");
+    CHECK_EQ_INT((int)json_array_size(rows), ncases);
+    for (int c = 0; c < ncases && c < (int)json_array_size(rows); c++) {
+        int32_t want[64];
+        int n = 0;
+        ints(json_array_get(rows, (size_t)c), want, &n, 64);
+        CHECK_MSG(same(q8_tokens[c], max_tokens, want, n), "int8 case %d: tokens differ from x86-64's", c);
+    }
+    json_decref(pin);
+    /* and at every level */
+    const sg_cpu_level top = sg_cpu_level_get();
+    for (int lvl = SG_CPU_SCALAR; lvl < (int)top; lvl++) {
+        sg_cpu_level_set((sg_cpu_level)lvl);
+        for (int c = 0; c < ncases; c++) {
+            int32_t got[64];
+            int n;
+            sg_error err;
+            CHECK(sg_snn_generate_ids(q8, cases[c].ids, cases[c].nids, max_tokens, false, got, &n, &err) == SG_OK);
+            CHECK_MSG(same(got, n, q8_tokens[c], max_tokens), "int8 case %d at level %s differs", c,
+                      sg_cpu_level_name((sg_cpu_level)lvl));
+        }
+    }
+    sg_cpu_level_set(top);
+}
+
 /* ---- files for the error cases ---- */
 
 static char tmp_root[256];
@@ -494,6 +542,7 @@ int main(void)
 
     static int32_t q8_tokens[NCASE_MAX][64];
     check_int8(q8, q8_tokens, f32);
+    check_int8_pinned(q8, q8_tokens);
     /* one thread gives the same tokens as two */
     sg_snn *q8one = load(PT_DIR, SG_PREC_Q8, NULL, NULL);
     for (int c = 0; q8one && c < ncases; c++) {

@@ -456,7 +456,12 @@ static sg_bpe *load_tokenizer(const char *dir, const char *path, sg_error *err, 
         return sg_bpe_load_dir(path, err);
     if (ends_with(path, ".json")) { /* vocab.json with merges.txt beside it */
         char merges[4096];
-        snprintf(merges, sizeof merges, "%s", path);
+        const size_t len = strlen(path);
+        if (len >= sizeof merges) { /* (a copy, not snprintf: 32-bit gcc warns it may truncate) */
+            sg_error_set(err, SG_EINVAL, "tokenizer %s: path too long", path);
+            return NULL;
+        }
+        memcpy(merges, path, len + 1);
         char *slash = strrchr(merges, '/');
         snprintf(slash ? slash + 1 : merges, sizeof merges - (size_t)(slash ? slash + 1 - merges : 0),
                  "merges.txt");

@@ -228,8 +228,11 @@ static sg_status parse_tensors(rd *r, sg_wggml *g, sg_error *err)
                                 sg_utf8_quote(q, 64, t->name, (size_t)nl, false), (int)tt,
                                 ggml_type_name(tt));
         size_t count = 1;
+        /* 2^40 elements at most (SIZE_MAX / 4 where size_t is 32-bit) */
+        const size_t max_count =
+            (size_t)(UINT64_C(1) << 40 < SIZE_MAX ? UINT64_C(1) << 40 : SIZE_MAX / 4);
         for (int i = 0; i < nd; i++) {
-            if (count > ((size_t)1 << 40) / (size_t)ne[i])
+            if (count > max_count / (size_t)ne[i])
                 return sg_error_set(err, SG_EINVAL, "whisper ggml: tensor '%s' is too large",
                                     sg_utf8_quote(q, 64, t->name, (size_t)nl, false));
             count *= (size_t)ne[i];

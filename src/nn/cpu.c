@@ -1,6 +1,6 @@
 /* CPU feature detection for kernel dispatch. On x86-64 the level comes from cpuid plus XCR0 (the
- * OS must save the YMM/ZMM state, not just the CPU implement the instructions); elsewhere it is
- * always scalar. Detection runs once under pthread_once; SG_CPU can lower the level. */
+ * OS must save the YMM/ZMM state, not just the CPU implement the instructions); on ARM from the
+ * kernel's hardware capabilities (getauxval(AT_HWCAP)); elsewhere it is always scalar. Detection runs once under pthread_once; SG_CPU can lower the level. */
 #include "nn/cpu.h"
 
 #include <pthread.h>
@@ -11,6 +11,9 @@
 
 #ifdef SG_X86
 #include <cpuid.h>
+#endif
+#ifdef SG_ARM
+#include <sys/auxv.h>
 #endif
 
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
@@ -49,6 +52,24 @@ static sg_cpu_level cpu_detect(void)
         return SG_CPU_AVX512;
     return SG_CPU_AVX2;
 }
+#elif defined SG_ARM && defined __aarch64__
+/* HWCAP bits of arm64 (asm/hwcap.h), spelled out so older headers do: ASIMD is bit 1, ASIMDDP 20 */
+#define SG_HWCAP_ASIMD (1UL << 1)
+#define SG_HWCAP_ASIMDDP (1UL << 20)
+static sg_cpu_level cpu_detect(void)
+{
+    const unsigned long hw = getauxval(AT_HWCAP);
+    if (!(hw & SG_HWCAP_ASIMD))
+        return SG_CPU_SCALAR;
+    return (hw & SG_HWCAP_ASIMDDP) ? SG_CPU_DOTPROD : SG_CPU_NEON;
+}
+#elif defined SG_ARM
+/* 32-bit ARM (asm/hwcap.h): NEON is bit 12; the dot-product kernels are aarch64 only */
+#define SG_HWCAP_NEON (1UL << 12)
+static sg_cpu_level cpu_detect(void)
+{
+    return (getauxval(AT_HWCAP) & SG_HWCAP_NEON) ? SG_CPU_NEON : SG_CPU_SCALAR;
+}
 #else
 static sg_cpu_level cpu_detect(void) { return SG_CPU_SCALAR; }
 #endif
@@ -56,8 +77,13 @@ static sg_cpu_level cpu_detect(void) { return SG_CPU_SCALAR; }
 int sg_cpu_parse(const char *s, sg_cpu_level *out)
 {
     static const struct { const char *name; sg_cpu_level level; } names[] = {
-        {"scalar", SG_CPU_SCALAR}, {"none", SG_CPU_SCALAR}, {"avx2", SG_CPU_AVX2},
-        {"avx512", SG_CPU_AVX512}};
+        {"scalar", SG_CPU_SCALAR}, {"none", SG_CPU_SCALAR},
+#if defined SG_X86
+        {"avx2", SG_CPU_AVX2}, {"avx512", SG_CPU_AVX512},
+#elif defined SG_ARM
+        {"neon", SG_CPU_NEON}, {"dotprod", SG_CPU_DOTPROD},
+#endif
+    };
     if (!s)
         return -1;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -105,10 +131,16 @@ sg_cpu_level sg_cpu_level_set(sg_cpu_level level)
 
 const char *sg_cpu_level_name(sg_cpu_level level)
 {
-    switch (level) {
+    switch ((int)level) {
     case SG_CPU_SCALAR: return "scalar";
+#if defined SG_X86
     case SG_CPU_AVX2: return "avx2";
     case SG_CPU_AVX512: return "avx512";
+#elif defined SG_ARM
+    case SG_CPU_NEON: return "neon";
+    case SG_CPU_DOTPROD: return "dotprod";
+#endif
+    default: break;
     }
     return "unknown";
 }

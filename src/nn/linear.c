@@ -129,14 +129,37 @@ sg_gemm_f32_fn sg_gemm_f32_get(void)
     case SG_CPU_AVX2: return sg_gemm_f32_avx2;
     case SG_CPU_SCALAR: break;
     }
+#elif defined SG_ARM
+    if (sg_cpu_level_get() >= SG_CPU_NEON)
+        return sg_gemm_f32_neon;
 #endif
     return sg_gemm_f32_scalar;
 }
 
 typedef sg_q8_quantize_fn q8_quantize_fn;
 
-/* Bytes per quantised activation at a level (AVX2 keeps them as int16 for vpmaddwd). */
-static int q8_act_bytes(sg_cpu_level level) { return level == SG_CPU_AVX2 ? 2 : 1; }
+/* Bytes per quantised activation at a level (AVX2 keeps them as int16 for vpmaddwd). The ARM
+ * levels share the x86 levels' numbers and keep plain int8. */
+static int q8_act_bytes(sg_cpu_level level)
+{
+#ifdef SG_X86
+    return level == SG_CPU_AVX2 ? 2 : 1;
+#else
+    (void)level;
+    return 1;
+#endif
+}
+
+/* Whether a level's quantiser stores uint8 q + 128 (AVX-512 VNNI's vpdpbusd is unsigned x signed). */
+static int q8_act_offset(sg_cpu_level level)
+{
+#ifdef SG_X86
+    return level == SG_CPU_AVX512;
+#else
+    (void)level;
+    return 0;
+#endif
+}
 
 static void q8_kernels(sg_cpu_level level, q8_quantize_fn *quantize, sg_q8_panel_fn *panel)
 {
@@ -150,6 +173,14 @@ static void q8_kernels(sg_cpu_level level, q8_quantize_fn *quantize, sg_q8_panel
         *quantize = sg_q8_quantize_avx2;
         *panel = sg_q8_panel_avx2;
     }
+#elif defined SG_ARM
+    /* the quantiser stays the scalar one (int8 rows): only the panels differ */
+    if (level >= SG_CPU_NEON)
+        *panel = sg_q8_panel_neon;
+#ifdef __aarch64__
+    if (level >= SG_CPU_DOTPROD)
+        *panel = sg_q8_panel_dotprod;
+#endif
 #else
     (void)level;
 #endif
@@ -177,8 +208,9 @@ static sg_status linear_check(int n, int k, sg_precision prec, sg_error *err)
         return sg_error_set(err, SG_EINVAL, "linear: unknown precision %d", (int)prec);
     if (prec == SG_PREC_Q8 && k > Q8_MAX_K)
         return sg_error_set(err, SG_EUNSUPPORTED, "linear: q8 needs k <= %d (k=%d)", Q8_MAX_K, k);
-    /* in 64 bits: size_t is 32 on armv7, where 1 << 40 would not fit */
-    if ((uint64_t)linear_panels(n) * NR * (uint64_t)linear_k4(k) > ((uint64_t)1 << 40))
+    /* in 64 bits, and within a 32-bit size_t's reach on armv7 */
+    if ((uint64_t)linear_panels(n) * NR * (uint64_t)linear_k4(k) >
+        (UINT64_C(1) << 40 < SIZE_MAX / 4 ? UINT64_C(1) << 40 : SIZE_MAX / 4))
         return sg_error_set(err, SG_ETOOBIG, "linear: %d x %d is too large", n, k);
     return SG_OK;
 }
@@ -242,7 +274,7 @@ void sg_q8_pack_rows(const float *w, long ldw, int n, int k, int8_t *dst, float 
     for (int r0 = 0; r0 < n; r0 += NR) {
         const int rows = n - r0 < NR ? n - r0 : NR;
         quantize(w + (long)r0 * ldw, ldw, rows, k, k4, tmp, ldq, scale + r0);
-        q8_pack_panel(tmp, ldq, act, level == SG_CPU_AVX512, rows, k, k4, dst + (size_t)r0 * k4,
+        q8_pack_panel(tmp, ldq, act, q8_act_offset(level), rows, k, k4, dst + (size_t)r0 * k4,
                       qsum + r0);
     }
 }
@@ -254,7 +286,7 @@ void sg_q8_rows(const float *w, long ldw, int n, int k, int8_t *q, long ldq, flo
     q8_quantize_fn quantize;
     sg_q8_panel_fn panel_fn;
     q8_kernels(level, &quantize, &panel_fn);
-    const int act = q8_act_bytes(level), offset = level == SG_CPU_AVX512;
+    const int act = q8_act_bytes(level), offset = q8_act_offset(level);
     const long ldt = q8_ldq(k);
     for (int r0 = 0; r0 < n; r0 += NR) {
         const int rows = n - r0 < NR ? n - r0 : NR;

@@ -88,6 +88,8 @@ void sg_gemm_f32_avx2(int m, int n, int k, const float *a, long lda, const float
                       float *c, long ldc, const float *bias, int accumulate);
 void sg_gemm_f32_avx512(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
                         float *c, long ldc, const float *bias, int accumulate);
+void sg_gemm_f32_neon(int m, int n, int k, const float *a, long lda, const float *b, long ldb,
+                      float *c, long ldc, const float *bias, int accumulate);
 /* The f32 GEMM of the current level. */
 sg_gemm_f32_fn sg_gemm_f32_get(void);
 
@@ -125,6 +127,25 @@ void sg_q8_panel_avx2(int m, int ncols, int k4, const void *xq, long ldq, const 
 void sg_q8_panel_avx512(int m, int ncols, int k4, const void *xq, long ldq, const float *xscale,
                         const int8_t *panel, const int32_t *qsum, const float *wscale,
                         const float *bias, float *y, long ldy);
+/* ARM (int8 activations, the scalar quantiser's format): widening multiplies (linear_neon.c) and
+ * SDOT (linear_dotprod.c, aarch64 with the dot-product extension) */
+void sg_q8_panel_neon(int m, int ncols, int k4, const void *xq, long ldq, const float *xscale,
+                      const int8_t *panel, const int32_t *qsum, const float *wscale,
+                      const float *bias, float *y, long ldy);
+void sg_q8_panel_dotprod(int m, int ncols, int k4, const void *xq, long ldq, const float *xscale,
+                         const int8_t *panel, const int32_t *qsum, const float *wscale,
+                         const float *bias, float *y, long ldy);
+/* The Q8 panel epilogue shared by the ARM kernels: y from the int32 sums of one row, written as
+ * the scalar twin computes it (so every level rounds alike). */
+static inline void sg_q8_panel_store_row(int ncols, const int32_t *acc, float xs,
+                                         const float *wscale, const float *bias, float *yrow)
+{
+    for (int j = 0; j < ncols; j++) {
+        const float s = xs * wscale[j];
+        const float v = (float)acc[j] * s;
+        yrow[j] = bias ? v + bias[j] : v;
+    }
+}
 
 /* W8 panel: y[m, ncols] (row stride ldy) = (x[m, k] (stride ldx) . panel[k][SG_LINEAR_NR]) *
  * wscale[j], with f32 activations, int8 weights held k-major in a panel of SG_LINEAR_NR columns

@@ -106,6 +106,11 @@ static const sg_ops_kernels *ops_get(void)
     case SG_CPU_AVX2: return &sg_ops_avx2;
     case SG_CPU_SCALAR: break;
     }
+#elif defined SG_ARM
+    static const sg_ops_kernels ops_neon = {sg_layernorm_neon, softmax_scalar, gelu_erf_scalar,
+                                            quick_gelu_scalar, sg_add_neon, logsumexp_scalar};
+    if (sg_cpu_level_get() >= SG_CPU_NEON)
+        return &ops_neon;
 #endif
     return &sg_ops_scalar;
 }

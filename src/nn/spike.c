@@ -1,5 +1,5 @@
 /* The spike layer (spike.h): building it from PyTorch's row-major weights, the scalar reference
- * kernels and the dispatch to the SIMD ones (spike_avx2.c, spike_avx512.c). */
+ * kernels and the dispatch to the SIMD ones (spike_avx2.c, spike_avx512.c, spike_neon.c). */
 #include "nn/spike.h"
 
 #include <stdbool.h>
@@ -44,6 +44,9 @@ void sg_spike_linear_row(const sg_spike_linear *L, const uint16_t *idx, int nidx
     case SG_CPU_AVX2: row = f32 ? sg_spike_f32_avx2 : sg_spike_q8_avx2; break;
     case SG_CPU_SCALAR: break;
     }
+#elif defined SG_ARM
+    if (sg_cpu_level_get() >= SG_CPU_NEON)
+        row = f32 ? sg_spike_f32_neon : sg_spike_q8_neon;
 #endif
     row(L, idx, nidx, y);
 }

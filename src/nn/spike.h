@@ -54,6 +54,8 @@ void sg_spike_f32_avx512(const sg_spike_linear *L, const uint16_t *idx, int nidx
 void sg_spike_q8_scalar(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y);
 void sg_spike_q8_avx2(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y);
 void sg_spike_q8_avx512(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y);
+void sg_spike_f32_neon(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y);
+void sg_spike_q8_neon(const sg_spike_linear *L, const uint16_t *idx, int nidx, float *y);
 
 /* Output j alone, as the scalar kernels compute it (for the SIMD kernels' tails). F32: the bias,
  * then the fired inputs' weights in input order. Q8: the dense Q8 layer quantises a 0/1 row to
