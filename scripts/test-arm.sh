@@ -8,15 +8,12 @@
 #   aarch64 -cpu cortex-a53  (ARMv8.0, no SDOT: levels scalar, neon)
 #   armhf   -cpu max         (ARMv7 + NEON: levels scalar, neon)
 # test_nn asserts the detected level (SG_TEST_CPU_EXPECT) and compares every level with the
-# scalar twin. Build trees: build-arm/<target>. Not part of scripts/test.sh or .ci/run (yet).
+# scalar twin. Build trees: build-arm/<target>. scripts/test.sh (so .ci/run) runs it.
 # SG_ARM_TARGETS="aarch64 armhf" picks targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 targets=${SG_ARM_TARGETS:-aarch64 armhf}
-
-# ../shared (tokenizers, models) resolves from the project root as the tests expect
-[ -e ../shared ] || { [ -d /work/shared ] && ln -s /work/shared ../shared; } || true
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()

@@ -38,6 +38,9 @@ netem_rc=0
 tests/netem/run.sh build || netem_rc=$?
 [ "$netem_rc" -eq 0 ] || [ "$netem_rc" -eq 77 ] || exit "$netem_rc"
 
+echo "== ARM: aarch64 (with and without the dot-product extension) and armhf cross builds under qemu-user"
+scripts/test-arm.sh
+
 secs=${SG_FUZZ_SECONDS:-10}
 if [ "$secs" -gt 0 ]; then
   echo "== libFuzzer targets, ${secs}s each"
