@@ -51,4 +51,10 @@ for t in $targets; do
     armhf) run armhf max neon ;;
   esac
 done
+# the phone's model through libsgclient's sg_local_llm: 64 int8 tokens on aarch64 and armhf equal
+# x86's, on the tiny fixture and on a full-size (13.2 M-parameter) model (needs build/sg)
+if [ -x build/sg ]; then
+  echo "== libsgclient's local model: 64 int8 tokens, x86 vs aarch64 vs armhf"
+  sh scripts/local-llm-arm.sh
+fi
 echo "== ARM tests passed in $SECONDS s"
