@@ -66,6 +66,16 @@ static void remove_at(sg_upload_queue *q, int i)
     q->n--;
 }
 
+/* Drops the frame at old for a newer item (handed to *evicted when asked). */
+static sg_client_status evict_frame(sg_upload_queue *q, int old, sg_upload_item *evicted)
+{
+    if (evicted)
+        *evicted = q->items[old];
+    remove_at(q, old);
+    q->stats.evicted_frames++;
+    return SG_CLIENT_DROPPED_OLDEST;
+}
+
 static int oldest_of(const sg_upload_queue *q, sg_upload_kind kind)
 {
     for (int i = 0; i < q->n; i++)
@@ -97,11 +107,7 @@ sg_client_status sg_upload_queue_push(sg_upload_queue *q, sg_upload_item item, s
             q->stats.refused[item.kind]++;
             return SG_CLIENT_FULL;
         }
-        if (evicted)
-            *evicted = q->items[old];
-        remove_at(q, old);
-        q->stats.evicted_frames++;
-        st = SG_CLIENT_DROPPED_OLDEST;
+        st = evict_frame(q, old, evicted);
     }
     item.seq = ++q->seq;
     q->items[q->n++] = item;
@@ -126,11 +132,7 @@ sg_client_status sg_upload_queue_requeue(sg_upload_queue *q, sg_upload_item item
             q->stats.refused[item.kind]++;
             return SG_CLIENT_FULL;
         }
-        if (evicted)
-            *evicted = q->items[old];
-        remove_at(q, old);
-        q->stats.evicted_frames++;
-        st = SG_CLIENT_DROPPED_OLDEST;
+        st = evict_frame(q, old, evicted);
     }
     int i = 0;
     while (i < q->n && q->items[i].seq < item.seq)

@@ -13,22 +13,29 @@
 
 /* Two passes with double sums: mean, then the variance of the centred values (what PyTorch's
  * biased var computes), so rows with a large mean lose nothing. */
+void sg_layernorm_row_stats(const float *xr, int dim, float eps, float *meanf, float *rstd)
+{
+    double sum = 0.0;
+    for (int i = 0; i < dim; i++)
+        sum += xr[i];
+    const double mean = sum / dim;
+    double ss = 0.0;
+    for (int i = 0; i < dim; i++) {
+        const double d = xr[i] - mean;
+        ss += d * d;
+    }
+    *meanf = (float)mean;
+    *rstd = (float)(1.0 / sqrt(ss / dim + eps));
+}
+
 static void layernorm_scalar(const float *x, float *y, int rows, int dim, const float *g,
                              const float *b, float eps)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * dim;
         float *yr = y + (long)r * dim;
-        double sum = 0.0;
-        for (int i = 0; i < dim; i++)
-            sum += xr[i];
-        const double mean = sum / dim;
-        double ss = 0.0;
-        for (int i = 0; i < dim; i++) {
-            const double d = xr[i] - mean;
-            ss += d * d;
-        }
-        const float meanf = (float)mean, rstd = (float)(1.0 / sqrt(ss / dim + eps));
+        float meanf, rstd;
+        sg_layernorm_row_stats(xr, dim, eps, &meanf, &rstd);
         for (int i = 0; i < dim; i++) {
             const float v = (xr[i] - meanf) * rstd;
             yr[i] = v * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);

@@ -46,6 +46,9 @@ typedef struct sg_ops_kernels {
     double (*logsumexp)(const float *x, long n); /* n >= 1 */
 } sg_ops_kernels;
 extern const sg_ops_kernels sg_ops_scalar, sg_ops_avx2, sg_ops_avx512;
+/* A layernorm row's mean and 1 / sqrt(var + eps), summed in double (the scalar reference's; the
+ * NEON kernel shares it, so its rows are bit-identical) */
+void sg_layernorm_row_stats(const float *xr, int dim, float eps, float *meanf, float *rstd);
 /* ARM (ops_neon.c): the NEON table is these with the scalar softmax, GELU and logsumexp */
 void sg_layernorm_neon(const float *x, float *y, int rows, int dim, const float *g, const float *b,
                        float eps);

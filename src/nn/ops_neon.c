@@ -4,7 +4,6 @@
  * GELU and logsumexp from the scalar references for now (their exp/erf want vector
  * approximations, as ops_avx2.c has). */
 #include <arm_neon.h>
-#include <math.h>
 
 #include "nn/ops.h"
 
@@ -14,16 +13,8 @@ void sg_layernorm_neon(const float *x, float *y, int rows, int dim, const float 
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * dim;
         float *yr = y + (long)r * dim;
-        double sum = 0.0;
-        for (int i = 0; i < dim; i++)
-            sum += xr[i];
-        const double mean = sum / dim;
-        double ss = 0.0;
-        for (int i = 0; i < dim; i++) {
-            const double d = xr[i] - mean;
-            ss += d * d;
-        }
-        const float meanf = (float)mean, rstd = (float)(1.0 / sqrt(ss / dim + eps));
+        float meanf, rstd;
+        sg_layernorm_row_stats(xr, dim, eps, &meanf, &rstd); /* the scalar twin's, in double */
         const float32x4_t vm = vdupq_n_f32(meanf), vr = vdupq_n_f32(rstd);
         int i = 0;
         for (; i + 4 <= dim; i += 4) {
