@@ -160,9 +160,13 @@ bool sg_v1_pick_model(sg_req *r, json_t *model, sg_v1_kind kind, const void **ba
             sg_req_error(r, 503, "MODEL_UNAVAILABLE", "%s", need[kind]);
             return false;
         }
-        char id[96] = SG_V1_RULE_BASED;
-        if (*backend) /* every backend struct starts with its name */
-            model_id(*(const char *const *)*backend, id, sizeof id);
+        /* answered as the id GET /v1/models lists for that backend (the responder's for NULL) */
+        model_row rows[MAX_MODELS];
+        const int n = list_models(b, rows);
+        const char *id = SG_V1_RULE_BASED;
+        for (int i = 0; i < n; i++)
+            if (rows[i].kind == kind && rows[i].backend == *backend)
+                id = rows[i].id;
         if (!(r->in.v1_model = strdup(name && name[0] ? name : id))) {
             sg_req_error(r, 503, "OVERLOADED", "out of memory");
             return false;

@@ -19,6 +19,7 @@ typedef struct v1_audio {
     uint8_t *body;              /* the request body the parts point into (owned) */
     sg_multipart mp;
     const sg_multipart_part *file;
+    char *prompt;               /* the "prompt" field, NUL-terminated (opts.initial_prompt) */
     const sg_asr_backend *asr;
     sg_whisper_transcribe_opts opts;
     sg_transcript_format format;
@@ -31,6 +32,7 @@ static void v1_audio_free(void *p)
     if (!a)
         return;
     sg_multipart_free(&a->mp);
+    free(a->prompt);
     free(a->body);
     free(a);
 }
@@ -204,8 +206,7 @@ bool sg_v1_transcription_parse(sg_req *r)
         }
         memcpy(prompt, pp->data, pp->len);
         prompt[pp->len] = 0;
-        free(r->in.system); /* owned there, freed with the request */
-        r->in.system = prompt;
+        a->prompt = prompt;
         a->opts.initial_prompt = prompt;
     }
     return true;
