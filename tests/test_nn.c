@@ -1195,6 +1195,8 @@ static void test_vec(void)
         const sg_vec_kernels *vk = sg_vec_kernels_get();
 #ifdef SG_X86
         CHECK(vk == (lv == SG_CPU_AVX512 ? &sg_vec_avx512 : &sg_vec_scalar));
+#elif defined SG_AARCH64
+        CHECK(vk == (lv >= SG_CPU_NEON ? &sg_vec_neon : &sg_vec_scalar));
 #else
         CHECK(vk == &sg_vec_scalar);
 #endif

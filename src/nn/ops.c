@@ -1,5 +1,5 @@
 /* Transformer element-wise and row-wise operations in FP32: the scalar references, the dispatch
- * to the SIMD versions (ops_avx2.c, ops_avx512.c) by sg_cpu_level_get(), and multi-head attention,
+ * to the SIMD versions (ops_avx2.c, ops_avx512.c, ops_neon.c) by sg_cpu_level_get(), and multi-head attention,
  * which is built from the f32 GEMM of nn/linear and the per-level softmax. */
 #include "nn/ops.h"
 
@@ -114,10 +114,8 @@ static const sg_ops_kernels *ops_get(void)
     case SG_CPU_SCALAR: break;
     }
 #elif defined SG_ARM
-    static const sg_ops_kernels ops_neon = {sg_layernorm_neon, softmax_scalar, gelu_erf_scalar,
-                                            quick_gelu_scalar, sg_add_neon, logsumexp_scalar};
     if (sg_cpu_level_get() >= SG_CPU_NEON)
-        return &ops_neon;
+        return &sg_ops_neon;
 #endif
     return &sg_ops_scalar;
 }

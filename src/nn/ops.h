@@ -35,7 +35,7 @@ void sg_attention(const float *qkv, float *out, int seq, int d, int heads, bool 
 unsigned long sg_attention_scratch_bytes(int seq, int d, int heads, int nthreads);
 
 /* ---- Internal to nn/: per-level kernels behind the functions above (ops.c holds the scalar
- * references and the dispatch, ops_avx2.c / ops_avx512.c the SIMD versions). ---- */
+ * references and the dispatch, ops_avx2.c / ops_avx512.c / ops_neon.c the SIMD versions). ---- */
 typedef struct sg_ops_kernels {
     void (*layernorm)(const float *x, float *y, int rows, int dim, const float *g, const float *b,
                       float eps);
@@ -49,9 +49,7 @@ extern const sg_ops_kernels sg_ops_scalar, sg_ops_avx2, sg_ops_avx512;
 /* A layernorm row's mean and 1 / sqrt(var + eps), summed in double (the scalar reference's; the
  * NEON kernel shares it, so its rows are bit-identical) */
 void sg_layernorm_row_stats(const float *xr, int dim, float eps, float *meanf, float *rstd);
-/* ARM (ops_neon.c): the NEON table is these with the scalar softmax, GELU and logsumexp */
-void sg_layernorm_neon(const float *x, float *y, int rows, int dim, const float *g, const float *b,
-                       float eps);
-void sg_add_neon(float *x, const float *y, long n);
+/* ARM (ops_neon.c), for NEON and dot-product machines alike */
+extern const sg_ops_kernels sg_ops_neon;
 
 #endif

@@ -1,5 +1,5 @@
 /* The row kernels of vec.h: the scalar references and the dispatch to the AVX-512 table
- * (vec_avx512.c). */
+ * (vec_avx512.c) and, on aarch64, the NEON one (vec_neon.c). */
 #include "nn/vec.h"
 
 #include <float.h>
@@ -71,6 +71,9 @@ const sg_vec_kernels *sg_vec_kernels_get(void)
 #ifdef SG_X86
     if (sg_cpu_level_get() == SG_CPU_AVX512)
         return &sg_vec_avx512;
+#elif defined SG_AARCH64
+    if (sg_cpu_level_get() >= SG_CPU_NEON)
+        return &sg_vec_neon;
 #endif
     return &sg_vec_scalar;
 }

@@ -1,7 +1,8 @@
 /* Kernels on single rows that a token-by-token decoder calls many times on short lengths: dot
  * product, y += a x, argmax, threshold selection, and the int8 quantisation of a weight row with
  * bounds on its error. One table per level (vec.c: the scalar references and the dispatch;
- * vec_avx512.c); AVX2 machines use the references, these being a small part of a decoder step.
+ * vec_avx512.c, vec_neon.c); AVX2 and armv7 machines use the references, these being a small
+ * part of a decoder step.
  * A caller takes the table once (sg_vec_kernels_get) and calls through it in its loops. */
 #ifndef SG_NN_VEC_H
 #define SG_NN_VEC_H
@@ -30,6 +31,6 @@ typedef struct sg_vec_kernels {
 const sg_vec_kernels *sg_vec_kernels_get(void);
 
 /* Internal to nn/ (and for tests): the tables per level. */
-extern const sg_vec_kernels sg_vec_scalar, sg_vec_avx512;
+extern const sg_vec_kernels sg_vec_scalar, sg_vec_avx512, sg_vec_neon; /* neon: aarch64 only */
 
 #endif
