@@ -407,6 +407,8 @@ typedef struct stream {
     FILE *answers;
     long long answers_n, link_lost, link_back, offline_answers, offline_llm, offline_rules;
     long long requeued, resumed_frames, resumed_audio, sessions_renewed, held_frames_max;
+    bool started_offline;   /* no answer at start (with --local-llm): no session yet */
+    long long sessions_late; /* sessions opened when the link first came up (0 or 1) */
 } stream;
 
 static double sim_now(const stream *s) { return (real_ms() - s->t0_real) * s->o.speed; }
@@ -641,6 +643,18 @@ static bool renew_session(stream *s)
 static sg_client_status send_one(stream *s, const sg_upload_item *it, answer_cb *ans,
                                  sg_client_result *r)
 {
+    if (!s->sid[0]) {
+        /* started offline: the first upload the server can take opens the session */
+        char sid[SG_CLIENT_SESSION_ID_SIZE];
+        sg_client_status st = sg_client_create_session(s->client, sid, r);
+        if (st != SG_CLIENT_OK)
+            return st;
+        sg_client_result_clear(r);
+        pthread_mutex_lock(&s->mu);
+        memcpy(s->sid, sid, sizeof sid);
+        s->sessions_late++;
+        pthread_mutex_unlock(&s->mu);
+    }
     if (it->kind == SG_UPLOAD_FRAME)
         return sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,
                                            (it->tag & TAG_HINT) != 0, r);
@@ -905,7 +919,9 @@ static void stream_usage(FILE *f)
             "  the phone (--local-llm DIR: the SNN student, e.g. the int8 directory `sg quantize`\n"
             "  writes, --offline-tokens 32; else the rule-based responder) over the scene the server\n"
             "  last described; frames and audio stay queued and one is tried every --offline-probe\n"
-            "  2 (simulated s) until the server answers again (a new session if it forgot ours)\n");
+            "  2 (simulated s) until the server answers again (a new session if it forgot ours);\n"
+            "  with --local-llm, a server that does not answer at the start is the same: the\n"
+            "  stream starts offline and opens its session when the server first answers\n");
 }
 
 static int parse_size(const char *v, int *w, int *h)
@@ -1280,6 +1296,18 @@ static int stream_open(stream *s, const opts *o)
     sg_client_set_telemetry_interval(s->client, o->telemetry_every_s * 1000.0);
     sg_client_result r;
     sg_client_status st = sg_client_create_session(s->client, s->sid, &r);
+    if (st != SG_CLIENT_OK && o->local_llm && link_down(st, &r)) {
+        /* the wearer is offline from the start: questions are answered on the phone and the
+         * session is opened when the server first answers (send_one) */
+        fprintf(stderr, "sg stream: no answer from %s (%s): starting offline\n", o->server,
+                r.detail[0] ? r.detail : "no response");
+        s->sid[0] = '\0';
+        s->offline = true;
+        s->link_lost++;
+        s->started_offline = true;
+        sg_client_result_clear(&r);
+        return 0;
+    }
     if (st != SG_CLIENT_OK)
         fprintf(stderr, "sg stream: cannot create a session at %s: HTTP %d %s%s\n", o->server, r.status,
                 r.detail[0] ? r.detail : "(no answer)",
@@ -1725,8 +1753,9 @@ static json_t *report_json(const report *R)
                                       (json_int_t)s->answer_files, "audio_bytes",
                                       (json_int_t)s->answer_audio_bytes));
     json_object_set_new(out, "offline",
-                        json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "offline_at_end",
-                                  s->offline, "link_lost", (json_int_t)s->link_lost, "link_back",
+                        json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}",
+                                  "offline_at_end", s->offline, "started_offline",
+                                  s->started_offline, "link_lost", (json_int_t)s->link_lost, "link_back",
                                   (json_int_t)s->link_back, "answers", (json_int_t)s->offline_answers,
                                   "local_llm", (json_int_t)s->offline_llm, "rules",
                                   (json_int_t)s->offline_rules, "requeued", (json_int_t)s->requeued,
@@ -1734,6 +1763,7 @@ static json_t *report_json(const report *R)
                                   "frames_after_reconnect", (json_int_t)s->resumed_frames,
                                   "audio_after_reconnect", (json_int_t)s->resumed_audio,
                                   "sessions_renewed", (json_int_t)s->sessions_renewed,
+                                  "sessions_opened_late", (json_int_t)s->sessions_late,
                                   "local_llm_dir", o->local_llm));
     json_object_set_new(out, "upload", report_upload(R));
     json_object_set_new(out, "http", report_http(R));
@@ -1815,9 +1845,12 @@ static void report_text(const report *R, json_t *out)
     if (s->link_lost > 0 || s->o.local_llm)
         printf("offline  link lost %lld, back %lld; %lld questions answered on the phone (%lld local "
                "model, %lld rules); %lld uploads held back, %lld frames and %lld audio chunks sent "
-               "after the link came back; %lld new sessions\n",
+               "after the link came back; %lld new sessions%s\n",
                s->link_lost, s->link_back, s->offline_answers, s->offline_llm, s->offline_rules,
-               s->requeued, s->resumed_frames, s->resumed_audio, s->sessions_renewed);
+               s->requeued, s->resumed_frames, s->resumed_audio, s->sessions_renewed,
+               !s->started_offline ? ""
+               : s->sessions_late ? "; started offline, session opened when the link came up"
+                                  : "; started offline, the server never answered");
     if (s->last_error[0])
         printf("last error: %s\n", s->last_error);
 }
@@ -1853,7 +1886,7 @@ static double stream_run(stream *s, glasses *g)
     stream_drain(s, 30000.0);
     sigaction(SIGINT, &old_sa, NULL);
     double elapsed_real_ms = real_ms() - s->t0_real;
-    if (!s->o.keep_session)
+    if (!s->o.keep_session && s->sid[0])
         sg_client_delete_session(s->client, s->sid, NULL);
     return elapsed_real_ms;
 }

@@ -4,7 +4,8 @@
  * int8 directory as `sg quantize` writes it); frames and audio wait in the queue (audio is never
  * lost: every chunk is sent in the end); when it is back, the client
  * makes a new session (the new server does not know the old one), answers come from the server
- * again and frames are sent. Every step waits for what the previous one should have caused (the
+ * again and frames are sent. A second run starts with the server down: the stream starts offline
+ * and opens its session when the server first answers. Every step waits for what the previous one should have caused (the
  * answers file, read as it grows), with generous limits that only ever fail a broken run: nothing
  * is gated on how fast this machine is. */
 #include <fcntl.h>
@@ -85,20 +86,18 @@ static bool one_online(const counts *c) { return c->online >= 1; }
 static bool two_offline(const counts *c) { return c->offline >= 2; }
 static bool back_online(const counts *c) { return c->online_after_offline >= 6; }
 
-int main(void)
+/* One run: start_down makes the server unreachable when the stream starts (it is started later
+ * on that port); else it is stopped after the first answer and started again. */
+static void run(const char *tmp, const char *q8, bool start_down)
 {
-    char tmp[] = "/tmp/sg-test-offline-XXXXXX";
-    CHECK(mkdtemp(tmp) != NULL);
-    char q8[128], answers[128], report[128], cmd[2048];
-    snprintf(q8, sizeof q8, "%s/q8", tmp);
-    snprintf(answers, sizeof answers, "%s/answers.jsonl", tmp);
-    snprintf(report, sizeof report, "%s/report.json", tmp);
-    snprintf(cmd, sizeof cmd, SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny --out %s >/dev/null", q8);
-    CHECK(system(cmd) == 0);
-
+    char answers[128], report[128], cmd[2048];
+    snprintf(answers, sizeof answers, "%s/answers-%d.jsonl", tmp, start_down);
+    snprintf(report, sizeof report, "%s/report-%d.json", tmp, start_down);
     sgt_server srv;
     CHECK(sgt_start(&srv, NULL, NULL) == 0);
     int port = srv.port;
+    if (start_down)
+        CHECK(sgt_stop(&srv, SIGTERM) == 0); /* a port where nothing answers, for now */
     /* a long run, ended with SIGINT once the link has come back */
     snprintf(cmd, sizeof cmd,
              "exec " SG_CLI_BIN " stream --server %s --frames ../shared/data/images --speed 10 "
@@ -111,10 +110,14 @@ int main(void)
         _exit(127);
     }
     counts c;
-    CHECK_MSG(wait_for(answers, one_online, &c), "no answer from the server (%d lines)", c.lines);
-    CHECK_EQ_INT(c.offline, 0);
-    CHECK(sgt_stop(&srv, SIGTERM) == 0); /* the link goes down */
+    if (!start_down) {
+        CHECK_MSG(wait_for(answers, one_online, &c), "no answer from the server (%d lines)", c.lines);
+        CHECK_EQ_INT(c.offline, 0);
+        CHECK(sgt_stop(&srv, SIGTERM) == 0); /* the link goes down */
+    }
     CHECK_MSG(wait_for(answers, two_offline, &c), "no offline answers (%d lines)", c.lines);
+    if (start_down)
+        CHECK_EQ_INT(c.online, 0);
     CHECK_MSG(c.llm >= 2, "offline answers not from the local model: %d of %d", c.llm, c.offline);
     CHECK(start_at(&srv, port) == 0);    /* and comes back */
     CHECK_MSG(wait_for(answers, back_online, &c), "no answers after the restart (%d lines, %d offline)",
@@ -136,8 +139,17 @@ int main(void)
     CHECK_MSG(lost >= 1 && back >= 1 && back <= lost, "link lost %lld, back %lld", lost, back);
     CHECK(json_is_false(json_object_get(off, "offline_at_end")));
     CHECK_MSG(n_off >= 2 && llm == n_off, "offline answers %lld, local model %lld", n_off, llm);
+    long long late = json_integer_value(json_object_get(off, "sessions_opened_late"));
     CHECK_MSG(frames_after >= 1, "no frames sent after the link came back");
-    CHECK_MSG(renewed >= 1, "no new session after the restart");
+    CHECK(json_is_boolean(json_object_get(off, "started_offline")) &&
+          json_is_true(json_object_get(off, "started_offline")) == start_down);
+    if (start_down) /* the session is opened once, when the server first answers */
+        CHECK_MSG(late == 1 && renewed == 0, "sessions opened late %lld, renewed %lld", late, renewed);
+    else
+        CHECK_MSG(renewed >= 1 && late == 0, "no new session after the restart (%lld, late %lld)",
+                  renewed, late);
+    const char *sid = json_string_value(json_object_get(j, "session_id"));
+    CHECK(sid && strlen(sid) > 0);
     json_t *q = json_object_get(j, "queries");
     long long asked = json_integer_value(json_object_get(q, "asked"));
     long long answered = json_integer_value(json_object_get(q, "answered"));
@@ -171,14 +183,26 @@ int main(void)
               audio_after, frames_after);
     counts fin = read_answers(answers);
     CHECK_EQ_INT(fin.lines, answered + n_off);
-    printf("link lost %lld, back %lld; %lld offline answers (local model %lld); %lld uploads put "
-           "back, %lld frames held at most; %lld frames and %lld audio chunks after the reconnect; "
-           "%lld new session(s); %d answer lines\n",
-           lost, back, n_off, llm, requeued,
-           json_integer_value(json_object_get(off, "held_frames_max")), frames_after, audio_after,
-           renewed, fin.lines);
+    printf("%s: link lost %lld, back %lld; %lld offline answers (local model %lld); %lld uploads "
+           "put back, %lld frames held at most; %lld frames and %lld audio chunks after the "
+           "reconnect; %lld new session(s), %lld opened late; %d answer lines\n",
+           start_down ? "server down at the start" : "server stopped mid-run", lost, back, n_off,
+           llm, requeued, json_integer_value(json_object_get(off, "held_frames_max")), frames_after,
+           audio_after, renewed, late, fin.lines);
     json_decref(j);
     sgt_stop(&srv, SIGTERM);
+}
+
+int main(void)
+{
+    char tmp[] = "/tmp/sg-test-offline-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL);
+    char q8[128], cmd[256];
+    snprintf(q8, sizeof q8, "%s/q8", tmp);
+    snprintf(cmd, sizeof cmd, SG_CLI_BIN " quantize --model tests/fixtures/snn_tiny --out %s >/dev/null", q8);
+    CHECK(system(cmd) == 0);
+    run(tmp, q8, false);
+    run(tmp, q8, true);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     CHECK(system(cmd) == 0);
     return check_report("test_cli_stream_offline");
