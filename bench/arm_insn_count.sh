@@ -6,7 +6,8 @@
 # count says). A measurement tool, not a test: CI does not run it. docs/PERFORMANCE.md has the
 # figures ("The on-device model on ARM: instructions per token").
 #
-# usage: bench/arm_insn_count.sh        (int8; F32=1 also the f32 model; N1, N2, TOP below)
+# usage: bench/arm_insn_count.sh        (int8; F32=1 also the f32 model; N1, N2, TOP below;
+#        RUNS="arm64 neon,arm64 dotprod" measures only those arch-level pairs)
 #
 # Builds the binaries scripts/local-llm-arm.sh builds (scripts/local-llm-build.sh) and the model the
 # same way, then for each architecture and level runs scripts/local_llm_tokens.c's program three
@@ -24,6 +25,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 N1=${N1:-1} N2=${N2:-17} TOP=${TOP:-8} F32=${F32:-0}
+RUNS=${RUNS:-arm64 scalar,arm64 neon,arm64 dotprod,armhf scalar,armhf neon,x86 scalar,x86 avx2}
+wanted() { case ",$RUNS," in *",$1 $2,"*) return 0 ;; esac; return 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . scripts/local-llm-build.sh
@@ -70,12 +73,13 @@ for m in $models; do
     "x86 avx2"; do
     # shellcheck disable=SC2086
     set -- $run
+    wanted "$1" "$2" || continue
     c0=$(count "$1" "$2" "$m" 0)
     c1=$(count "$1" "$2" "$m" "$N1")
     c2=$(count "$1" "$2" "$m" "$N2")
     # int8 tokens are equal on every level (scripts/local-llm-arm.sh); a level whose tokens
     # differ would do different work
-    if ! cmp -s "$tmp/prof.$1.$2.$m.$N2.out" "$tmp/prof.arm64.scalar.$m.$N2.out"; then
+    if wanted arm64 scalar && ! cmp -s "$tmp/prof.$1.$2.$m.$N2.out" "$tmp/prof.arm64.scalar.$m.$N2.out"; then
       echo "note: $1 $2 $m: tokens differ from arm64 scalar's" >&2
     fi
     printf '%-9s %-8s %-8s %15d %18d %15d\n' "$m" "$1" "$2" "$c0" $((c1 - c0)) $(((c2 - c1) / (N2 - N1)))
@@ -92,6 +96,7 @@ for m in $models; do
     "x86 scalar nm /lib/x86_64-linux-gnu" "x86 avx2 nm /lib/x86_64-linux-gnu"; do
     # shellcheck disable=SC2086
     set -- $run
+    wanted "$1" "$2" || continue
     echo "$m $1 $2:"
     python3 bench/qemu_insn_profile.py "$3" "$4" "$tmp/prof.$1.$2.$m.$N1" "$tmp/prof.$1.$2.$m.$N2" \
       "$N1" "$N2" "$TOP"
@@ -100,6 +105,7 @@ done
 echo
 echo "load by function (top $TOP; the 0-token run; instructions, % of the load)"
 for m in $models; do
+  wanted arm64 neon || continue
   echo "$m arm64 neon:"
   python3 bench/qemu_insn_profile.py aarch64-linux-gnu-nm /lib/aarch64-linux-gnu /dev/null \
     "$tmp/prof.arm64.neon.$m.0" 0 1 "$TOP"

@@ -8,6 +8,7 @@
 #include "nn/linear.h"
 
 #define NR SG_LINEAR_NR
+_Static_assert(NR % 8 == 0, "a Q8 pass is 8 columns");
 
 void sg_q8_panel_neon(int m, int ncols, int k4, const void *xq, long ldq, const float *xscale,
                       const int8_t *panel, const int32_t *qsum, const float *wscale,
@@ -16,20 +17,27 @@ void sg_q8_panel_neon(int m, int ncols, int k4, const void *xq, long ldq, const 
     (void)qsum;
     for (int i = 0; i < m; i++) {
         const int8_t *q = (const int8_t *)xq + i * ldq;
-        int32x4_t acc[NR / 2]; /* acc[c]: column 2c as lanes 0+1, column 2c+1 as lanes 2+3 */
-        for (int c = 0; c < NR / 2; c++)
-            acc[c] = vdupq_n_s32(0);
-        for (int g = 0; g < k4 / 4; g++) {
-            int32_t q4;
-            memcpy(&q4, q + 4 * g, sizeof q4);
-            const int8x8_t qv = vreinterpret_s8_s32(vdup_n_s32(q4));
-            const int8_t *pg = panel + (size_t)g * 4 * NR;
-            for (int c = 0; c < NR / 2; c++)
-                acc[c] = vpadalq_s16(acc[c], vmull_s8(vld1_s8(pg + 8 * c), qv));
-        }
         int32_t sums[NR];
-        for (int c = 0; c < NR / 2; c++)
-            vst1_s32(sums + 2 * c, vpadd_s32(vget_low_s32(acc[c]), vget_high_s32(acc[c])));
+        /* 8 columns a pass, their 4 accumulators named so they stay in registers (armv7 has 16
+         * quad registers; an array of NR / 2 went through the stack at every step). a<c>: column
+         * c0 + 2c as lanes 0+1, column c0 + 2c + 1 as lanes 2+3 */
+        for (int c0 = 0; c0 < NR; c0 += 8) {
+            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+            const int8_t *pg = panel + 4 * c0;
+            for (int g = 0; g < k4 / 4; g++, pg += 4 * NR) {
+                int32_t q4;
+                memcpy(&q4, q + 4 * g, sizeof q4);
+                const int8x8_t qv = vreinterpret_s8_s32(vdup_n_s32(q4));
+                a0 = vpadalq_s16(a0, vmull_s8(vld1_s8(pg), qv));
+                a1 = vpadalq_s16(a1, vmull_s8(vld1_s8(pg + 8), qv));
+                a2 = vpadalq_s16(a2, vmull_s8(vld1_s8(pg + 16), qv));
+                a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(pg + 24), qv));
+            }
+            vst1_s32(sums + c0, vpadd_s32(vget_low_s32(a0), vget_high_s32(a0)));
+            vst1_s32(sums + c0 + 2, vpadd_s32(vget_low_s32(a1), vget_high_s32(a1)));
+            vst1_s32(sums + c0 + 4, vpadd_s32(vget_low_s32(a2), vget_high_s32(a2)));
+            vst1_s32(sums + c0 + 6, vpadd_s32(vget_low_s32(a3), vget_high_s32(a3)));
+        }
         sg_q8_panel_store_row(ncols, sums, xscale[i], wscale, bias, y + i * ldy);
     }
 }
