@@ -12,11 +12,12 @@
 #   aarch64 -cpu cortex-a53  the tests labelled "levels" (ARMv8.0, no SDOT: levels scalar, neon)
 #   armhf   -cpu max         every test                  (ARMv7 + NEON: levels scalar, neon)
 # The tests: the kernels and models (test_nn, test_snn, test_clip, test_clip_b32, test_whisper*,
-# test_silero_vad, the tokenizers and file formats), the media code they read (test_mel,
-# test_audio, test_sfmem, test_image, test_preprocess) and libsgclient (test_client_policy,
-# test_client_local_llm, and test_client_http/_stream/_telemetry against the host's sg-edge: the
-# phone's client and the server as in use). Model tests at every level up to the CPU's compare with
-# the same x86/PyTorch references as natively. "levels" (tests/CMakeLists.txt) are the tests whose
+# test_silero_vad, the tokenizers and file formats, test_json, test_file, test_base64), the media
+# code they read (test_mel, test_audio, test_sfmem, test_image, test_preprocess) and libsgclient
+# (test_client_policy, test_client_local_llm, test_keyframe, and test_client_http, _stream,
+# _telemetry, _h2 against the host's sg-edge, _h2 through the host's nginx over HTTP/2 and TLS: the
+# phone's client and the server as in use). Model tests at every level up to the CPU's compare
+# with the same x86/PyTorch references as natively. "levels" (tests/CMakeLists.txt) are the tests whose
 # checks differ between two CPUs of one architecture: the detection (test_nn asserts it,
 # SG_TEST_CPU_EXPECT), the kernels against the scalar ones, int8 results compared exactly (SDOT
 # changes only the int8 GEMM panel); the f32 and media paths are the same code without SDOT.
@@ -47,6 +48,8 @@ for t in $targets; do
   for p in "${target_dev[@]}"; do want "$p:$arch"; done
 done
 want qemu-user; want cmake; want pkg-config
+# test_client_h2 starts the cluster (scripts/cluster.sh): nginx with TLS and HTTP/2, redis-server
+want nginx; want redis-server; want openssl
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   as_root "${apt[@]}" update -q
