@@ -28,9 +28,12 @@ build() {
 }
 # the three binaries: $tmp/x86 (scalar, AVX2, AVX-512), $tmp/arm64 (scalar, NEON, SDOT), $tmp/armhf
 # (scalar, NEON)
-build_all() {
+build_x86() {
   build x86 gcc "-DSG_X86=1" "src/nn/*_avx2.c" "-mavx2 -mfma -mf16c" \
     "src/nn/*_avx512.c" "-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c"
+}
+build_all() {
+  build_x86
   build arm64 aarch64-linux-gnu-gcc "-DSG_ARM=1 -DSG_AARCH64=1" "src/nn/*_neon.c" "" \
     "src/nn/*_dotprod.c" "-march=armv8.2-a+dotprod"
   build armhf arm-linux-gnueabihf-gcc "-DSG_ARM=1" "src/nn/*_neon.c" "-mfpu=neon"

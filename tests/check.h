@@ -13,6 +13,15 @@
 
 static int check_passed, check_failed;
 
+/* SG_TEST_REDUCED=1 (scripts/test-arm.sh sets it for the runs under qemu, 20-100x slower than
+ * native): the heavy model tests run a reduced set of their cases, still compared with the same
+ * references; each test's header says what it leaves out. Unset, empty or "0": everything. */
+__attribute__((unused)) static int check_reduced(void)
+{
+    const char *v = getenv("SG_TEST_REDUCED");
+    return v && *v && !(v[0] == '0' && v[1] == 0);
+}
+
 /* Cosine similarity of two vectors in double precision, the second as floats or as doubles. */
 __attribute__((unused)) static double check_cosine(const float *a, const float *b, long n)
 {
