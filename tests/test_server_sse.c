@@ -325,10 +325,13 @@ static void check_llm(void)
     s = post_stream(&srv, a, "{\"text_query\":\"describe the scene\",\"max_tokens\":4000}");
     CHECK_EQ_INT(s.status, 200);
     json_t *e = last(&s, "error");
+    char *last_data = s.n > 0 ? json_dumps(s.v[s.n - 1].data, JSON_COMPACT) : NULL;
     CHECK_MSG(e && json_integer_value(json_object_get(e, "status")) >= 400 &&
                   json_is_string(json_object_get(e, "error")) &&
                   json_is_string(json_object_get(e, "detail")),
-              "no error event (%d events)", s.n);
+              "no error event (%d events, the last %s: %.300s)", s.n,
+              s.n > 0 ? s.v[s.n - 1].name : "-", last_data ? last_data : "-");
+    free(last_data);
     CHECK_EQ_INT(count(&s, "done"), 0);
     CHECK(s.n >= 2 && strcmp(s.v[0].name, "vision") == 0);
     stream_free(&s);
