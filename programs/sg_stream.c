@@ -627,17 +627,24 @@ static void remember_answer(stream *s, const char *question, const sg_client_res
     json_decref(j);
 }
 
+/* A new session for the stream (r may be NULL), counted in *count (under mu). */
+static sg_client_status open_session(stream *s, long long *count, sg_client_result *r)
+{
+    char sid[SG_CLIENT_SESSION_ID_SIZE];
+    sg_client_status st = sg_client_create_session(s->client, sid, r);
+    if (st != SG_CLIENT_OK)
+        return st;
+    pthread_mutex_lock(&s->mu);
+    memcpy(s->sid, sid, sizeof sid);
+    (*count)++;
+    pthread_mutex_unlock(&s->mu);
+    return SG_CLIENT_OK;
+}
+
 /* The server forgot the session (it restarted, or the session expired): a new one. */
 static bool renew_session(stream *s)
 {
-    char sid[SG_CLIENT_SESSION_ID_SIZE];
-    if (sg_client_create_session(s->client, sid, NULL) != SG_CLIENT_OK)
-        return false;
-    pthread_mutex_lock(&s->mu);
-    memcpy(s->sid, sid, sizeof sid);
-    s->sessions_renewed++;
-    pthread_mutex_unlock(&s->mu);
-    return true;
+    return open_session(s, &s->sessions_renewed, NULL) == SG_CLIENT_OK;
 }
 
 static sg_client_status send_one(stream *s, const sg_upload_item *it, answer_cb *ans,
@@ -645,15 +652,10 @@ static sg_client_status send_one(stream *s, const sg_upload_item *it, answer_cb 
 {
     if (!s->sid[0]) {
         /* started offline: the first upload the server can take opens the session */
-        char sid[SG_CLIENT_SESSION_ID_SIZE];
-        sg_client_status st = sg_client_create_session(s->client, sid, r);
+        sg_client_status st = open_session(s, &s->sessions_late, r);
         if (st != SG_CLIENT_OK)
             return st;
         sg_client_result_clear(r);
-        pthread_mutex_lock(&s->mu);
-        memcpy(s->sid, sid, sizeof sid);
-        s->sessions_late++;
-        pthread_mutex_unlock(&s->mu);
     }
     if (it->kind == SG_UPLOAD_FRAME)
         return sg_client_upload_frame_hint(s->client, s->sid, it->data, it->len,

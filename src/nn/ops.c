@@ -28,18 +28,23 @@ void sg_layernorm_row_stats(const float *xr, int dim, float eps, float *meanf, f
     *rstd = (float)(1.0 / sqrt(ss / dim + eps));
 }
 
+void sg_layernorm_row_apply(const float *xr, float *yr, int from, int dim, float meanf, float rstd,
+                            const float *g, const float *b)
+{
+    for (int i = from; i < dim; i++) {
+        const float v = (xr[i] - meanf) * rstd;
+        yr[i] = v * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
+    }
+}
+
 static void layernorm_scalar(const float *x, float *y, int rows, int dim, const float *g,
                              const float *b, float eps)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * dim;
-        float *yr = y + (long)r * dim;
         float meanf, rstd;
         sg_layernorm_row_stats(xr, dim, eps, &meanf, &rstd);
-        for (int i = 0; i < dim; i++) {
-            const float v = (xr[i] - meanf) * rstd;
-            yr[i] = v * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
-        }
+        sg_layernorm_row_apply(xr, y + (long)r * dim, 0, dim, meanf, rstd, g, b);
     }
 }
 

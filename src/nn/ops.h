@@ -49,6 +49,10 @@ extern const sg_ops_kernels sg_ops_scalar, sg_ops_avx2, sg_ops_avx512;
 /* A layernorm row's mean and 1 / sqrt(var + eps), summed in double (the scalar reference's; the
  * NEON kernel shares it, so its rows are bit-identical) */
 void sg_layernorm_row_stats(const float *xr, int dim, float eps, float *meanf, float *rstd);
+/* The reference's normalising pass over a row's elements [from, dim): (x - mean) * rstd * g + b,
+ * multiply then add (the scalar level, and the tail of a SIMD row) */
+void sg_layernorm_row_apply(const float *xr, float *yr, int from, int dim, float meanf, float rstd,
+                            const float *g, const float *b);
 /* ARM (ops_neon.c), for NEON and dot-product machines alike */
 extern const sg_ops_kernels sg_ops_neon;
 

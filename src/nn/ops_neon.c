@@ -119,7 +119,7 @@ static inline void store_tail(float *p, long n, float32x4_t v)
 }
 
 static void layernorm_neon(const float *x, float *y, int rows, int dim, const float *g,
-                       const float *b, float eps)
+                           const float *b, float eps)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * dim;
@@ -133,10 +133,7 @@ static void layernorm_neon(const float *x, float *y, int rows, int dim, const fl
             v = vmulq_f32(v, g ? vld1q_f32(g + i) : vdupq_n_f32(1.0f));
             vst1q_f32(yr + i, vaddq_f32(v, b ? vld1q_f32(b + i) : vdupq_n_f32(0.0f)));
         }
-        for (; i < dim; i++) {
-            const float v = (xr[i] - meanf) * rstd;
-            yr[i] = v * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
-        }
+        sg_layernorm_row_apply(xr, yr, i, dim, meanf, rstd, g, b);
     }
 }
 
